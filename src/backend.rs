@@ -1,0 +1,101 @@
+//! The one seam: everything that reads or changes queues goes through `Backend`.
+//! The SQLite store implements it now; PostgreSQL and the HTTP client will too.
+
+use crate::model::*;
+use async_trait::async_trait;
+use tokio::sync::{broadcast, mpsc};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// An unknown queue, item or action.
+    #[error("unknown {what} '{name}'")]
+    NotFound { what: &'static str, name: String },
+    /// Bad input from the caller; the message says what and where.
+    #[error("{0}")]
+    Invalid(String),
+    /// A transition the rules refuse; the message names both statuses.
+    #[error("{0}")]
+    Transition(String),
+    /// The request clashes with the current state: stale lease, duplicate key, item on hold.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database is locked by someone else for longer than we wait.
+    #[error("{0}")]
+    Busy(String),
+    /// The database cannot be used: read-only, not a workq file, newer schema, I/O.
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl Error {
+    pub fn not_found(what: &'static str, name: impl Into<String>) -> Self {
+        Error::NotFound {
+            what,
+            name: name.into(),
+        }
+    }
+    /// A short, stable name for the kind, for `--json` errors and HTTP bodies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NotFound { .. } => "not_found",
+            Error::Invalid(_) => "invalid",
+            Error::Transition(_) => "transition",
+            Error::Conflict(_) => "conflict",
+            Error::Busy(_) => "busy",
+            Error::Storage(_) => "storage",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Batches of parsed import rows, streamed so that a million-row file never sits in memory.
+/// A row the parser refused travels as its error, so the store alone decides all-or-nothing.
+pub type ImportRows = mpsc::Receiver<Vec<std::result::Result<ImportRow, RowError>>>;
+
+#[async_trait]
+pub trait Backend: Send + Sync {
+    // Queues.
+    async fn create_queue(&self, name: &str, settings: QueueSettings) -> Result<Queue>;
+    async fn update_queue(&self, name: &str, settings: QueueSettings) -> Result<Queue>;
+    async fn set_queue_state(&self, name: &str, state: QueueState) -> Result<Queue>;
+    /// Deleting a queue that still has items needs `force`.
+    async fn delete_queue(&self, name: &str, force: bool) -> Result<u64>;
+    async fn queues(&self) -> Result<Vec<QueueSummary>>;
+    async fn queue(&self, name: &str) -> Result<QueueSummary>;
+
+    // Getting work in.
+    async fn add_items(&self, queue: &str, items: Vec<NewItem>, actor: &str) -> Result<Vec<Item>>;
+    /// All-or-nothing unless `skip_bad`; duplicate keys and oversize values are reported per row.
+    async fn import(
+        &self,
+        queue: &str,
+        opts: ImportOptions,
+        rows: ImportRows,
+        actor: &str,
+    ) -> Result<ImportReport>;
+
+    // Reading.
+    async fn items(&self, filter: Filter, page: PageRequest) -> Result<Page>;
+    async fn item(&self, id: &str) -> Result<ItemDetail>;
+    async fn groups(&self, queue: Option<String>) -> Result<Vec<ExceptionGroup>>;
+    async fn workers(&self) -> Result<Vec<WorkerInfo>>;
+
+    // Taking work.
+    async fn dequeue(&self, req: DequeueRequest) -> Result<Dequeued>;
+    /// Extends the lease; returns the new deadline.
+    async fn heartbeat(&self, id: &str, lease: &str) -> Result<Time>;
+    /// Reports outcomes; each is applied or refused on its own, in order.
+    async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Item>>>;
+
+    // The human side.
+    async fn preview(&self, target: Target, sample: u32) -> Result<Preview>;
+    async fn act(&self, req: ActionRequest) -> Result<ActionResult>;
+    async fn undo(&self, action_id: i64, actor: &str) -> Result<UndoResult>;
+
+    /// Times out expired leases now (the engine also does it by itself).
+    async fn sweep(&self) -> Result<u64>;
+
+    /// The change feed.
+    fn subscribe(&self) -> broadcast::Receiver<Event>;
+}

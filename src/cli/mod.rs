@@ -1,0 +1,284 @@
+//! The `workq` command line: argument definitions and dispatch. One file per command group.
+
+mod bench;
+mod item;
+mod output;
+mod queue;
+mod work;
+
+use crate::backend::Backend;
+use crate::clock;
+use crate::store::sqlite::SqliteStore;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use output::Failure;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "workq",
+    version,
+    about = "A durable work-queue engine with a keyboard-driven console",
+    long_about = "A durable work-queue engine. Bots push work items into queues and take them out; \
+                  people triage exceptions. Durations are written like 30s, 30m, 5h, 7d; times as \
+                  RFC 3339 (2026-11-22T23:00:00Z) or local YYYY-MM-DD HH:MM."
+)]
+pub struct Cli {
+    /// The database file (default: workq.db in the user's data directory).
+    #[arg(long, global = true, env = "WORKQ_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Print JSON instead of text (errors too, on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create, change, list and delete queues.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// Add, list, show and act on items.
+    #[command(subcommand)]
+    Item(ItemCmd),
+    /// Import items from a CSV or JSON Lines file.
+    Import(ImportArgs),
+    /// Take items to work on (prints lease tokens and items).
+    Dequeue(DequeueArgs),
+    /// Report a leased item processed.
+    Complete(CompleteArgs),
+    /// Report a leased item failed: an exception (retried automatically when allowed).
+    Fail(FailArgs),
+    /// Extend a lease.
+    Heartbeat(HeartbeatArgs),
+    /// Exceptions grouped by queue, reason and masked note signature.
+    Groups(GroupsArgs),
+    /// Undo a human action while its items are unchanged.
+    Undo(UndoArgs),
+    /// Measure the engine against a bare-SQLite baseline.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct QueueFlags {
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Items added without an expiry expire this long after enqueue.
+    #[arg(long, value_name = "DUR")]
+    pub ttl: Option<String>,
+    /// How long after enqueue an item must be finished.
+    #[arg(long, value_name = "DUR")]
+    pub sla: Option<String>,
+    /// Share of the SLA after which an item is at risk (default 80).
+    #[arg(long, value_name = "PCT")]
+    pub sla_risk: Option<u8>,
+    /// Time of day by which the backlog must be done, e.g. 23:00.
+    #[arg(long, value_name = "HH:MM")]
+    pub deadline: Option<String>,
+    /// Time zone of the deadline (IANA name, default UTC).
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// Automatic retries of IT exceptions and lease timeouts (0 = off).
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u32>,
+    /// How long a worker may hold an item without a heartbeat (default 5m).
+    #[arg(long, value_name = "DUR")]
+    pub lease: Option<String>,
+    /// Most items in processing at once.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
+    /// Queues polled together are drained highest priority first.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCmd {
+    /// Create a queue.
+    Create {
+        name: String,
+        #[command(flatten)]
+        flags: QueueFlags,
+    },
+    /// Change a queue's settings.
+    Update {
+        name: String,
+        #[command(flatten)]
+        flags: QueueFlags,
+    },
+    /// List queues with counts and health.
+    Ls,
+    /// Show one queue's settings and health.
+    Inspect { name: String },
+    /// Stop handing out items (enqueue still works).
+    Pause { name: String },
+    /// Hand out items again.
+    Resume { name: String },
+    /// Delete a queue; with items left it needs --force.
+    Delete {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct FilterArgs {
+    /// Only items in this status.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only exceptions with this reason.
+    #[arg(long, value_name = "REASON")]
+    pub reason: Option<String>,
+    #[arg(long, value_name = "PRIORITY")]
+    pub priority: Option<String>,
+    /// Only items with this SLA status: in, at-risk, out (met, missed for finished items).
+    #[arg(long, value_name = "SLA")]
+    pub sla: Option<String>,
+    /// Only expired items.
+    #[arg(long)]
+    pub expired: bool,
+    /// Free text in name, key, value or notes.
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ItemCmd {
+    /// Add one item.
+    Add(item::AddArgs),
+    /// List items.
+    Ls(item::LsArgs),
+    /// Show an item: all fields, notes and history.
+    Show { id: String },
+    /// Put items back in the queue (exception, on-hold or processed items).
+    Requeue(item::ActArgs),
+    /// Park items so that no worker takes them.
+    Hold(item::ActArgs),
+    /// Take on-hold items back to the queue.
+    Release(item::ActArgs),
+    /// Mark items processed.
+    Processed(item::ActArgs),
+    /// Delete items.
+    Delete(item::ActArgs),
+    /// Change items' priority.
+    Priority(item::ActArgs),
+    /// Set or clear items' expiry.
+    Extend(item::ActArgs),
+    /// Add a note to items.
+    Note(item::ActArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    pub queue: String,
+    pub file: PathBuf,
+    /// csv or jsonl (default: from the file name).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Import the good rows; report the bad (default: nothing is imported when any row is bad).
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// With --skip-bad: write the bad rows here, in the input's format, to fix and import again.
+    #[arg(long, value_name = "FILE", requires = "skip_bad")]
+    pub rejects: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DequeueArgs {
+    #[arg(required = true)]
+    pub queues: Vec<String>,
+    /// Who takes the items (default: cli:USER).
+    #[arg(long)]
+    pub worker: Option<String>,
+    /// Take up to N items (prints a list).
+    #[arg(long)]
+    pub count: Option<u32>,
+    /// Wait up to this long for an item.
+    #[arg(long, value_name = "DUR")]
+    pub wait: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompleteArgs {
+    pub id: String,
+    #[arg(long, value_name = "TOKEN")]
+    pub lease: String,
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct FailArgs {
+    pub id: String,
+    #[arg(long, value_name = "TOKEN")]
+    pub lease: String,
+    /// generic, it or business.
+    #[arg(long)]
+    pub reason: String,
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct HeartbeatArgs {
+    pub id: String,
+    #[arg(long, value_name = "TOKEN")]
+    pub lease: String,
+}
+
+#[derive(Args, Debug)]
+pub struct GroupsArgs {
+    pub queue: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct UndoArgs {
+    pub action_id: i64,
+}
+
+/// The default database: `workq.db` in the user's data directory.
+pub fn default_db() -> PathBuf {
+    directories::ProjectDirs::from("", "", "workq")
+        .map(|d| d.data_dir().join("workq.db"))
+        .unwrap_or_else(|| PathBuf::from("workq.db"))
+}
+
+/// Who a person is in item history: the OS user.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+pub fn open_store(db: Option<PathBuf>) -> Result<Arc<dyn Backend>, Failure> {
+    let path = db.unwrap_or_else(default_db);
+    Ok(Arc::new(SqliteStore::open(&path, clock::system())?))
+}
+
+/// Runs a scripting command; `Err` carries what to print and the exit code.
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let json = cli.json;
+    let Some(command) = cli.command else {
+        return Err(Failure::usage("no command given; see workq --help"));
+    };
+    if let Command::Bench(args) = command {
+        return bench::run(args).await;
+    }
+    let store = open_store(cli.db)?;
+    let out = output::Out { json };
+    match command {
+        Command::Queue(c) => queue::run(&*store, c, &out).await,
+        Command::Item(c) => item::run(&*store, c, &out).await,
+        Command::Import(a) => item::import(&*store, a, &out).await,
+        Command::Dequeue(a) => work::dequeue(&*store, a, &out).await,
+        Command::Complete(a) => work::complete(&*store, a, &out).await,
+        Command::Fail(a) => work::fail(&*store, a, &out).await,
+        Command::Heartbeat(a) => work::heartbeat(&*store, a, &out).await,
+        Command::Groups(a) => item::groups(&*store, a, &out).await,
+        Command::Undo(a) => item::undo(&*store, a, &out).await,
+        Command::Bench(_) => unreachable!("handled above"),
+    }
+}

@@ -1,0 +1,171 @@
+//! `workq queue …`
+
+use super::output::{self, age_secs, dur, thousands, Failure, Out};
+use super::{QueueCmd, QueueFlags};
+use crate::backend::Backend;
+use crate::model::*;
+use crate::rules::parse_duration;
+
+fn settings(f: QueueFlags) -> Result<QueueSettings, Failure> {
+    let d = |flag: &str, v: Option<String>| {
+        v.map(|s| parse_duration(&s).map_err(|e| Failure::invalid(format!("--{flag}: {e}"))))
+            .transpose()
+    };
+    Ok(QueueSettings {
+        description: f.description,
+        ttl: d("ttl", f.ttl)?,
+        sla: d("sla", f.sla)?,
+        sla_risk_pct: f.sla_risk,
+        deadline: f.deadline,
+        tz: f.tz,
+        max_retries: f.max_retries,
+        lease: d("lease", f.lease)?,
+        concurrency: f.concurrency,
+        priority: f.priority,
+    })
+}
+
+pub async fn run(store: &dyn Backend, cmd: QueueCmd, out: &Out) -> Result<(), Failure> {
+    match cmd {
+        QueueCmd::Create { name, flags } => {
+            let q = store.create_queue(&name, settings(flags)?).await?;
+            if out.json {
+                out.json(&q);
+            } else {
+                println!("created queue '{}'", q.name);
+            }
+        }
+        QueueCmd::Update { name, flags } => {
+            let q = store.update_queue(&name, settings(flags)?).await?;
+            if out.json {
+                out.json(&q);
+            } else {
+                println!("updated queue '{}'", q.name);
+            }
+        }
+        QueueCmd::Pause { name } => state(store, &name, QueueState::Paused, out).await?,
+        QueueCmd::Resume { name } => state(store, &name, QueueState::Active, out).await?,
+        QueueCmd::Ls => {
+            let qs = store.queues().await?;
+            if out.json {
+                out.json(&qs);
+            } else if qs.is_empty() {
+                println!("no queues yet: create one with  workq queue create NAME");
+            } else {
+                ls(&qs);
+            }
+        }
+        QueueCmd::Inspect { name } => {
+            let s = store.queue(&name).await?;
+            if out.json {
+                out.json(&s);
+            } else {
+                inspect(&s);
+            }
+        }
+        QueueCmd::Delete { name, force } => {
+            let n = store.delete_queue(&name, force).await?;
+            if out.json {
+                out.json(&serde_json::json!({"deleted": name, "items": n}));
+            } else {
+                println!("deleted queue '{name}' and its {} items", thousands(n));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn state(store: &dyn Backend, name: &str, st: QueueState, out: &Out) -> Result<(), Failure> {
+    let q = store.set_queue_state(name, st).await?;
+    if out.json {
+        out.json(&q);
+    } else if st == QueueState::Paused {
+        println!("paused queue '{name}': items are still accepted but none are handed out");
+    } else {
+        println!("resumed queue '{name}'");
+    }
+    Ok(())
+}
+
+fn ls(qs: &[QueueSummary]) {
+    let rows: Vec<Vec<String>> = qs
+        .iter()
+        .map(|s| {
+            let c = &s.counts;
+            let name = if s.queue.state == QueueState::Paused {
+                format!("{} (paused)", s.queue.name)
+            } else {
+                s.queue.name.clone()
+            };
+            let inflight = match s.queue.concurrency {
+                Some(l) => format!("{}/{}", c.processing, l),
+                None => thousands(c.processing),
+            };
+            vec![
+                name,
+                thousands(c.queued),
+                inflight,
+                thousands(c.processed),
+                thousands(c.on_hold),
+                thousands(c.exception),
+                thousands(s.expired),
+                thousands(s.at_risk),
+                thousands(s.out_of_sla),
+                s.oldest_queued_secs.map(age_secs).unwrap_or_else(|| "-".into()),
+                format!("{:.1}", s.throughput_per_min),
+                s.projection
+                    .as_ref()
+                    .map(|p| output::projection(p, &s.queue.tz))
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "QUEUE", "QUEUED", "PROCESSING", "PROCESSED", "ON-HOLD", "EXCEPTION", "EXPIRED",
+            "AT-RISK", "OUT-SLA", "OLDEST", "PER-MIN", "DEADLINE",
+        ],
+        &rows,
+    );
+}
+
+fn inspect(s: &QueueSummary) {
+    let q = &s.queue;
+    let c = &s.counts;
+    let pct = |v: Option<f64>| v.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_else(|| "-".into());
+    let lines: Vec<(&str, String)> = vec![
+        ("queue", q.name.clone()),
+        ("description", if q.description.is_empty() { "-".into() } else { q.description.clone() }),
+        ("state", q.state.to_string()),
+        ("priority", q.priority.to_string()),
+        ("default TTL", dur(q.ttl)),
+        ("SLA target", dur(q.sla)),
+        ("SLA at-risk", format!("{}%", q.sla_risk_pct)),
+        ("deadline", q.deadline.as_ref().map(|d| format!("{d} {}", q.tz)).unwrap_or_else(|| "-".into())),
+        ("max retries", q.max_retries.to_string()),
+        ("lease timeout", dur(Some(q.lease))),
+        ("concurrency", q.concurrency.map(|c| c.to_string()).unwrap_or_else(|| "unlimited".into())),
+        ("created", output::time(q.created_at)),
+        ("", String::new()),
+        ("queued", thousands(c.queued)),
+        ("processing", thousands(c.processing)),
+        ("processed", thousands(c.processed)),
+        ("on-hold", thousands(c.on_hold)),
+        ("exception", thousands(c.exception)),
+        ("expired", thousands(s.expired)),
+        ("at risk", thousands(s.at_risk)),
+        ("out of SLA", thousands(s.out_of_sla)),
+        ("oldest queued", s.oldest_queued_secs.map(age_secs).unwrap_or_else(|| "-".into())),
+        ("throughput", format!("{:.1}/min (last {THROUGHPUT_WINDOW_MIN} min)", s.throughput_per_min)),
+        ("avg handling", s.avg_handling_ms.map(|m| dur(Some(std::time::Duration::from_millis(m)))).unwrap_or_else(|| "-".into())),
+        ("error rate", pct(s.error_rate)),
+        ("projection", s.projection.as_ref().map(|p| output::projection(p, &s.queue.tz)).unwrap_or_else(|| "-".into())),
+    ];
+    for (k, v) in lines {
+        if k.is_empty() {
+            println!();
+        } else {
+            println!("{k:<14} {v}");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! workq: a durable work-queue engine. The library face: the model, the `Backend` seam,
+//! the rules, and the stores behind it.
+
+pub mod backend;
+pub mod cli;
+pub mod clock;
+pub mod import;
+pub mod model;
+pub mod rules;
+pub mod store;
+
+pub use backend::{Backend, Error, Result};
+pub use store::sqlite::SqliteStore;

@@ -1,0 +1,3 @@
+//! Storage engines behind the `Backend` trait.
+
+pub mod sqlite;

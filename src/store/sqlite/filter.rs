@@ -1,0 +1,159 @@
+//! A `Filter` as SQL: one `WHERE` for listings, previews and bulk actions alike.
+//! The SLA conditions mirror `rules::item_sla` (same integer maths).
+
+use super::rows::{queue_by_name, sql};
+use crate::backend::Result;
+use crate::model::*;
+use rusqlite::types::Value;
+use rusqlite::Connection;
+
+pub struct Where {
+    /// Conditions over `items i JOIN queues q`, joined with AND.
+    pub sql: String,
+    pub params: Vec<Value>,
+    /// The filter only names a queue and statuses: counters can give the total.
+    pub counter_only: bool,
+    pub queue_id: Option<i64>,
+}
+
+pub fn build(conn: &Connection, f: &Filter, now: Time) -> Result<Where> {
+    let now = now.timestamp_millis();
+    let mut conds: Vec<String> = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    let mut push = |c: String, p: Vec<Value>, conds: &mut Vec<String>| {
+        conds.push(c);
+        params.extend(p);
+    };
+    let queue_id = match &f.queue {
+        Some(name) => {
+            let q = queue_by_name(conn, name)?;
+            push("i.queue_id = ?".into(), vec![q.id.into()], &mut conds);
+            Some(q.id)
+        }
+        None => None,
+    };
+    if !f.statuses.is_empty() {
+        let marks = vec!["?"; f.statuses.len()].join(", ");
+        let vals = f
+            .statuses
+            .iter()
+            .map(|s| Value::from(s.as_str().to_string()))
+            .collect();
+        push(format!("i.status IN ({marks})"), vals, &mut conds);
+    }
+    if let Some(r) = f.reason {
+        push(
+            "i.reason = ?".into(),
+            vec![r.as_str().to_string().into()],
+            &mut conds,
+        );
+    }
+    if let Some(p) = f.priority {
+        push("i.priority = ?".into(), vec![p.rank().into()], &mut conds);
+    }
+    if let Some(sla) = f.sla {
+        let risk = "(q.sla_ms * q.sla_risk_pct / 100)";
+        let c = match sla {
+            Sla::Out => "i.status <> 'processed' AND i.enqueued_at < ? - q.sla_ms".to_string(),
+            Sla::AtRisk => format!(
+                "i.status <> 'processed' AND i.enqueued_at >= ? - q.sla_ms AND i.enqueued_at <= ? - {risk}"
+            ),
+            Sla::In => format!("i.status <> 'processed' AND i.enqueued_at > ? - {risk}"),
+            Sla::Met => "i.status = 'processed' AND i.finished_at - i.enqueued_at <= q.sla_ms"
+                .to_string(),
+            Sla::Missed => {
+                "i.status = 'processed' AND i.finished_at - i.enqueued_at > q.sla_ms".to_string()
+            }
+        };
+        let n = c.matches('?').count();
+        push(
+            format!("q.sla_ms IS NOT NULL AND {c}"),
+            vec![now.into(); n],
+            &mut conds,
+        );
+    }
+    match f.expired {
+        Some(true) => push(
+            "i.status = 'queued' AND i.expires_at IS NOT NULL AND i.expires_at <= ?".into(),
+            vec![now.into()],
+            &mut conds,
+        ),
+        Some(false) => push(
+            "NOT (i.status = 'queued' AND i.expires_at IS NOT NULL AND i.expires_at <= ?)".into(),
+            vec![now.into()],
+            &mut conds,
+        ),
+        None => {}
+    }
+    if let Some(text) = f.search.as_deref().filter(|t| !t.is_empty()) {
+        let like = format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        push(
+            "(i.id = ? OR i.name LIKE ? ESCAPE '\\' OR i.key LIKE ? ESCAPE '\\' \
+             OR i.value LIKE ? ESCAPE '\\' OR i.notes LIKE ? ESCAPE '\\')"
+                .into(),
+            vec![
+                text.to_string().into(),
+                like.clone().into(),
+                like.clone().into(),
+                like.clone().into(),
+                like.into(),
+            ],
+            &mut conds,
+        );
+    }
+    if let Some(sig) = &f.signature {
+        push(
+            "i.signature = ?".into(),
+            vec![sig.clone().into()],
+            &mut conds,
+        );
+    }
+    let counter_only = f.reason.is_none()
+        && f.priority.is_none()
+        && f.sla.is_none()
+        && f.expired.is_none()
+        && f.search.as_deref().is_none_or(str::is_empty)
+        && f.signature.is_none();
+    let sql = if conds.is_empty() {
+        "1".to_string()
+    } else {
+        conds.join(" AND ")
+    };
+    Ok(Where {
+        sql,
+        params,
+        counter_only,
+        queue_id,
+    })
+}
+
+/// The total an unrefined filter matches, from the maintained counters.
+pub fn counted_total(conn: &Connection, w: &Where, statuses: &[Status]) -> Result<u64> {
+    let statuses: Vec<Status> = if statuses.is_empty() {
+        Status::ALL.to_vec()
+    } else {
+        statuses.to_vec()
+    };
+    let cols: Vec<&str> = statuses
+        .iter()
+        .map(|s| super::rows::status_column(*s))
+        .collect();
+    let sum = cols.join(" + ");
+    let (cond, p): (&str, Vec<Value>) = match w.queue_id {
+        Some(id) => ("WHERE id = ?", vec![id.into()]),
+        None => ("", vec![]),
+    };
+    let total: i64 = conn
+        .query_row(
+            &format!("SELECT COALESCE(SUM({sum}), 0) FROM queues {cond}"),
+            rusqlite::params_from_iter(p),
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
+    Ok(total.max(0) as u64)
+}

@@ -1,0 +1,237 @@
+//! The embedded store: one SQLite file in WAL mode. Writes go through one writer thread
+//! with group commit; reads run on a small pool of reader connections.
+
+mod filter;
+mod read;
+mod rows;
+mod schema;
+mod write;
+mod writer;
+
+pub use schema::schema_version;
+
+use crate::backend::{Backend, Error, ImportRows, Result};
+use crate::clock::Clock;
+use crate::model::*;
+use async_trait::async_trait;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, Notify};
+use writer::Writer;
+
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    clock: Arc<dyn Clock>,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+    events: broadcast::Sender<Event>,
+    /// Woken after every commit that changed items, for long-polling dequeues.
+    wake: Arc<Notify>,
+}
+
+/// Other processes on the same file do not wake us: a long poll also looks this often.
+const POLL_EVERY: Duration = Duration::from_millis(200);
+
+impl SqliteStore {
+    /// Opens or creates the database at `path` and migrates its schema.
+    pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let conn = schema::open(&path, true)?;
+        let (events, _) = broadcast::channel(1024);
+        let wake = Arc::new(Notify::new());
+        let writer = Writer::start(
+            conn,
+            path.clone(),
+            clock.clone(),
+            events.clone(),
+            wake.clone(),
+            write::sweep,
+        );
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                clock,
+                writer,
+                readers: Mutex::new(Vec::new()),
+                events,
+                wake,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn now(&self) -> Time {
+        self.inner.clock.now()
+    }
+
+    /// Runs `f` on a reader connection, in one read transaction, off the async threads.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, Time) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let now = self.now();
+        tokio::task::spawn_blocking(move || {
+            let conn = match inner.readers.lock().expect("reader pool").pop() {
+                Some(c) => c,
+                None => schema::open_reader(&inner.path)?,
+            };
+            let out = conn
+                .execute_batch("BEGIN")
+                .map_err(|e| schema::storage(&inner.path, e))
+                .and_then(|_| f(&conn, now));
+            conn.execute_batch("COMMIT").ok();
+            let mut pool = inner.readers.lock().expect("reader pool");
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| Error::Storage(format!("read task failed: {e}")))?
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut writer::Ctx) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.write(false, f).await
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    async fn create_queue(&self, name: &str, settings: QueueSettings) -> Result<Queue> {
+        let name = name.to_string();
+        self.write(move |ctx| write::create_queue(ctx, &name, settings))
+            .await
+    }
+
+    async fn update_queue(&self, name: &str, settings: QueueSettings) -> Result<Queue> {
+        let name = name.to_string();
+        self.write(move |ctx| write::update_queue(ctx, &name, settings))
+            .await
+    }
+
+    async fn set_queue_state(&self, name: &str, state: QueueState) -> Result<Queue> {
+        let name = name.to_string();
+        self.write(move |ctx| write::set_queue_state(ctx, &name, state))
+            .await
+    }
+
+    async fn delete_queue(&self, name: &str, force: bool) -> Result<u64> {
+        let name = name.to_string();
+        self.write(move |ctx| write::delete_queue(ctx, &name, force))
+            .await
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueSummary>> {
+        self.read(read::queues).await
+    }
+
+    async fn queue(&self, name: &str) -> Result<QueueSummary> {
+        let name = name.to_string();
+        self.read(move |c, now| read::summary(c, rows::queue_by_name(c, &name)?, now))
+            .await
+    }
+
+    async fn add_items(&self, queue: &str, items: Vec<NewItem>, actor: &str) -> Result<Vec<Item>> {
+        let (queue, actor) = (queue.to_string(), actor.to_string());
+        self.write(move |ctx| write::add_items(ctx, &queue, items, &actor))
+            .await
+    }
+
+    async fn import(
+        &self,
+        queue: &str,
+        opts: ImportOptions,
+        rows: ImportRows,
+        actor: &str,
+    ) -> Result<ImportReport> {
+        let (queue, actor) = (queue.to_string(), actor.to_string());
+        self.inner
+            .writer
+            .write(true, move |ctx| write::import(ctx, &queue, opts, rows, &actor))
+            .await
+    }
+
+    async fn items(&self, filter: Filter, page: PageRequest) -> Result<Page> {
+        self.read(move |c, now| read::items(c, &filter, &page, now))
+            .await
+    }
+
+    async fn item(&self, id: &str) -> Result<ItemDetail> {
+        let id = id.to_string();
+        self.read(move |c, now| read::item(c, &id, now)).await
+    }
+
+    async fn groups(&self, queue: Option<String>) -> Result<Vec<ExceptionGroup>> {
+        self.read(move |c, _| read::groups(c, queue.as_deref()))
+            .await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        self.read(read::workers).await
+    }
+
+    async fn dequeue(&self, req: DequeueRequest) -> Result<Dequeued> {
+        let deadline = tokio::time::Instant::now() + req.wait;
+        loop {
+            // Register for the wake-up before looking, so a commit in between is not missed.
+            let woken = self.inner.wake.notified();
+            let r = req.clone();
+            let got = self.write(move |ctx| write::dequeue(ctx, &r)).await?;
+            let now = tokio::time::Instant::now();
+            if !got.leases.is_empty() || now >= deadline {
+                return Ok(got);
+            }
+            let _ = tokio::time::timeout(POLL_EVERY.min(deadline - now), woken).await;
+        }
+    }
+
+    async fn heartbeat(&self, id: &str, lease: &str) -> Result<Time> {
+        let (id, lease) = (id.to_string(), lease.to_string());
+        self.write(move |ctx| write::heartbeat(ctx, &id, &lease))
+            .await
+    }
+
+    async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Item>>> {
+        let worker = worker.to_string();
+        self.write(move |ctx| write::finish(ctx, &outcomes, &worker))
+            .await
+    }
+
+    async fn preview(&self, target: Target, sample: u32) -> Result<Preview> {
+        self.read(move |c, now| read::preview(c, &target, sample, now))
+            .await
+    }
+
+    async fn act(&self, req: ActionRequest) -> Result<ActionResult> {
+        self.write(move |ctx| write::act(ctx, &req)).await
+    }
+
+    async fn undo(&self, action_id: i64, actor: &str) -> Result<UndoResult> {
+        let actor = actor.to_string();
+        self.write(move |ctx| write::undo(ctx, action_id, &actor))
+            .await
+    }
+
+    async fn sweep(&self) -> Result<u64> {
+        self.write(write::sweep).await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+}

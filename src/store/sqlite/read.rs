@@ -1,0 +1,336 @@
+//! Reads, on reader connections: queue health, item pages, item detail, groups, workers.
+
+use super::filter;
+use super::rows::*;
+use crate::backend::Result;
+use crate::clock::from_ms;
+use crate::model::*;
+use crate::rules;
+use rusqlite::{params, Connection};
+
+pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary> {
+    let now_ms = now.timestamp_millis();
+    let count = |sql_text: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64> {
+        conn.prepare_cached(sql_text)
+            .and_then(|mut st| st.query_row(p, |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as u64)
+            .map_err(sql)
+    };
+    let expired = count(
+        "SELECT count(*) FROM items WHERE queue_id = ?1 AND status = 'queued'
+           AND expires_at IS NOT NULL AND expires_at <= ?2",
+        &[&q.id, &now_ms],
+    )?;
+    let (mut at_risk, mut out_of_sla) = (0, 0);
+    if let Some(sla) = q.queue.sla {
+        let sla_ms = sla.as_millis() as i64;
+        let risk = rules::risk_ms(sla_ms, q.queue.sla_risk_pct);
+        let open = "SELECT count(*) FROM items WHERE queue_id = ?1 AND status <> 'processed'
+                      AND enqueued_at >= ?2 AND enqueued_at < ?3";
+        out_of_sla = count(open, &[&q.id, &i64::MIN, &(now_ms - sla_ms)])?;
+        at_risk = count(open, &[&q.id, &(now_ms - sla_ms), &(now_ms - risk + 1)])?;
+    }
+    // The head of each priority's FIFO; the oldest of those is the oldest queued item.
+    let oldest: Option<i64> = conn
+        .prepare_cached(
+            "SELECT min(e) FROM (
+               SELECT (SELECT enqueued_at FROM items WHERE queue_id = ?1 AND status = 'queued'
+                       AND priority = p ORDER BY seq LIMIT 1) AS e
+               FROM (SELECT 0 AS p UNION ALL SELECT 1 UNION ALL SELECT 2))",
+        )
+        .and_then(|mut st| st.query_row([q.id], |r| r.get(0)))
+        .map_err(sql)?;
+    let this_min = now_ms / 60_000;
+    let since = this_min - SPARKLINE_MIN + 1;
+    let mut per_min = vec![0u64; SPARKLINE_MIN as usize];
+    let (mut processed, mut failed, mut handling) = (0i64, 0i64, 0i64);
+    {
+        let mut st = conn
+            .prepare_cached(
+                "SELECT minute, processed, failed, handling_ms FROM stats
+                 WHERE queue_id = ?1 AND minute >= ?2 AND minute <= ?3",
+            )
+            .map_err(sql)?;
+        let rows = st
+            .query_map(params![q.id, since, this_min], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(sql)?;
+        for r in rows {
+            let (minute, p, f, h) = r.map_err(sql)?;
+            per_min[(minute - since) as usize] = p.max(0) as u64;
+            if minute > this_min - THROUGHPUT_WINDOW_MIN {
+                processed += p;
+                failed += f;
+                handling += h;
+            }
+        }
+    }
+    // The current minute is partial: count the elapsed part of it, not a full minute.
+    let window_min = (THROUGHPUT_WINDOW_MIN - 1) as f64 + (now_ms % 60_000) as f64 / 60_000.0;
+    let throughput = processed as f64 / window_min.max(1.0 / 60.0);
+    let attempts = processed + failed;
+    let projection = match &q.queue.deadline {
+        Some(d) => {
+            let at = rules::next_deadline(d, &q.queue.tz, now).ok();
+            at.map(|at| rules::project(at, q.counts.queued + q.counts.processing, throughput, now))
+        }
+        None => None,
+    };
+    Ok(QueueSummary {
+        counts: q.counts,
+        queue: q.queue,
+        expired,
+        at_risk,
+        out_of_sla,
+        oldest_queued_secs: oldest.map(|e| (now_ms - e).max(0) / 1000),
+        throughput_per_min: throughput,
+        throughput_history: per_min,
+        avg_handling_ms: (attempts > 0).then(|| (handling / attempts).max(0) as u64),
+        error_rate: (attempts > 0).then(|| failed as f64 / attempts as f64),
+        projection,
+    })
+}
+
+pub fn queues(conn: &Connection, now: Time) -> Result<Vec<QueueSummary>> {
+    let mut qs: Vec<QueueRow> = all_queues(conn)?.into_values().collect();
+    qs.sort_by(|a, b| {
+        b.queue
+            .priority
+            .cmp(&a.queue.priority)
+            .then_with(|| a.queue.name.cmp(&b.queue.name))
+    });
+    qs.into_iter().map(|q| summary(conn, q, now)).collect()
+}
+
+pub fn items(conn: &Connection, f: &Filter, page: &PageRequest, now: Time) -> Result<Page> {
+    let w = filter::build(conn, f, now)?;
+    let dir = if page.descending { "DESC" } else { "ASC" };
+    let order = match page.sort {
+        SortBy::Enqueued => format!("i.seq {dir}"),
+        SortBy::Priority => format!("i.priority {dir}, i.seq"),
+        SortBy::Name => format!("i.name {dir}, i.seq"),
+        SortBy::Status => format!("i.status {dir}, i.seq"),
+    };
+    let queues = all_queues(conn)?;
+    let mut params = w.params.clone();
+    params.push((page.limit.min(10_000) as i64).into());
+    params.push((page.offset as i64).into());
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {ITEM_COLS} FROM items i JOIN queues q ON q.id = i.queue_id
+             WHERE {} ORDER BY {order} LIMIT ? OFFSET ?",
+            w.sql
+        ))
+        .and_then(|mut st| {
+            st.query_map(rusqlite::params_from_iter(params), ItemRow::from_sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(sql)?;
+    let total = if w.counter_only {
+        filter::counted_total(conn, &w, &f.statuses)?
+    } else {
+        conn.prepare_cached(&format!(
+            "SELECT count(*) FROM items i JOIN queues q ON q.id = i.queue_id WHERE {}",
+            w.sql
+        ))
+        .and_then(|mut st| {
+            st.query_row(rusqlite::params_from_iter(w.params), |r| r.get::<_, i64>(0))
+        })
+        .map_err(sql)?
+        .max(0) as u64
+    };
+    let items = rows
+        .iter()
+        .filter_map(|r| queues.get(&r.queue_id).map(|q| r.to_item(q, now)))
+        .collect();
+    Ok(Page { items, total })
+}
+
+pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
+    let row = item_by_id(conn, id)?;
+    let queues = all_queues(conn)?;
+    let q = &queues[&row.queue_id];
+    let mut history = vec![HistoryEntry {
+        at: from_ms(row.enqueued_at),
+        by: row.created_by.clone(),
+        action: "enqueue".into(),
+        from: None,
+        to: Some(Status::Queued),
+        reason: None,
+        note: None,
+        action_id: None,
+    }];
+    let mut st = conn
+        .prepare_cached(
+            "SELECT at, by, action, from_status, to_status, reason, note, detail, action_id
+             FROM history WHERE item_id = ?1 ORDER BY id",
+        )
+        .map_err(sql)?;
+    let rows = st
+        .query_map([id], |r| {
+            let status = |i: usize| -> rusqlite::Result<Option<Status>> {
+                Ok(r.get::<_, Option<String>>(i)?.and_then(|s| s.parse().ok()))
+            };
+            let note: Option<String> = r.get(6)?;
+            let detail: Option<String> = r.get(7)?;
+            Ok(HistoryEntry {
+                at: from_ms(r.get(0)?),
+                by: r.get(1)?,
+                action: r.get(2)?,
+                from: status(3)?,
+                to: status(4)?,
+                reason: r.get::<_, Option<String>>(5)?.and_then(|s| s.parse().ok()),
+                note: match (note, detail) {
+                    (Some(n), Some(d)) => Some(format!("{n} {d}")),
+                    (n, d) => n.or(d),
+                },
+                action_id: r.get(8)?,
+            })
+        })
+        .map_err(sql)?;
+    for r in rows {
+        history.push(r.map_err(sql)?);
+    }
+    Ok(ItemDetail {
+        item: row.to_item(q, now),
+        history,
+    })
+}
+
+pub fn groups(conn: &Connection, queue: Option<&str>) -> Result<Vec<ExceptionGroup>> {
+    let queues = all_queues(conn)?;
+    let qid = match queue {
+        Some(name) => Some(queue_by_name(conn, name)?.id),
+        None => None,
+    };
+    // SQLite takes the bare columns of a max() aggregate from the row holding the max,
+    // so the example note is a real note of the group.
+    let mut st = conn
+        .prepare_cached(
+            "SELECT queue_id, reason, COALESCE(signature, ''), count(*),
+                    min(COALESCE(finished_at, enqueued_at)), max(COALESCE(finished_at, enqueued_at)),
+                    json_extract(notes, '$[#-1].text'), max(seq)
+             FROM items WHERE status = 'exception' AND (?1 IS NULL OR queue_id = ?1)
+             GROUP BY queue_id, reason, signature
+             ORDER BY count(*) DESC, queue_id, reason, signature",
+        )
+        .map_err(sql)?;
+    let rows = st
+        .query_map([qid], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })
+        .map_err(sql)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (qid, reason, signature, count, oldest, newest, example) = r.map_err(sql)?;
+        let Some(q) = queues.get(&qid) else { continue };
+        out.push(ExceptionGroup {
+            queue: q.queue.name.clone(),
+            reason: reason.and_then(|s| s.parse().ok()),
+            signature,
+            count: count as u64,
+            example,
+            oldest: from_ms(oldest),
+            newest: from_ms(newest),
+        });
+    }
+    Ok(out)
+}
+
+/// Workers seen in the last hour, newest first, with what each holds now.
+pub fn workers(conn: &Connection, now: Time) -> Result<Vec<WorkerInfo>> {
+    let since = now.timestamp_millis() - 3_600_000;
+    let mut st = conn
+        .prepare_cached(
+            "SELECT name, last_seen, processed, failed FROM workers
+             WHERE last_seen >= ?1 ORDER BY last_seen DESC, name",
+        )
+        .map_err(sql)?;
+    let mut out: Vec<WorkerInfo> = st
+        .query_map([since], |r| {
+            Ok(WorkerInfo {
+                name: r.get(0)?,
+                last_seen: from_ms(r.get(1)?),
+                holding: 0,
+                holding_ids: vec![],
+                processed: r.get::<_, i64>(2)?.max(0) as u64,
+                failed: r.get::<_, i64>(3)?.max(0) as u64,
+            })
+        })
+        .map_err(sql)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(sql)?;
+    let mut st = conn
+        .prepare_cached(
+            "SELECT worker, id FROM items WHERE status = 'processing' ORDER BY worker, seq",
+        )
+        .map_err(sql)?;
+    let held = st
+        .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?)))
+        .map_err(sql)?;
+    for h in held {
+        let (w, id) = h.map_err(sql)?;
+        if let Some(info) = out.iter_mut().find(|i| Some(&i.name) == w.as_ref()) {
+            info.holding += 1;
+            if info.holding_ids.len() < 20 {
+                info.holding_ids.push(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How many items a target covers, and the first few of them.
+pub fn preview(conn: &Connection, target: &Target, sample: u32, now: Time) -> Result<Preview> {
+    match target {
+        Target::Filter(f) => {
+            let page = items(
+                conn,
+                f,
+                &PageRequest {
+                    limit: sample,
+                    ..Default::default()
+                },
+                now,
+            )?;
+            Ok(Preview {
+                count: page.total,
+                sample: page.items,
+            })
+        }
+        Target::Ids(ids) => {
+            let queues = all_queues(conn)?;
+            let mut sample_items = Vec::new();
+            let mut unique = std::collections::HashSet::new();
+            for id in ids {
+                if !unique.insert(id) {
+                    continue;
+                }
+                let row = item_by_id(conn, id)?;
+                if sample_items.len() < sample as usize {
+                    if let Some(q) = queues.get(&row.queue_id) {
+                        sample_items.push(row.to_item(q, now));
+                    }
+                }
+            }
+            Ok(Preview {
+                count: unique.len() as u64,
+                sample: sample_items,
+            })
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Rows as stored, and their conversion to the model.
+
+use crate::backend::{Error, Result};
+use crate::clock::from_ms;
+use crate::model::*;
+use crate::rules;
+use rusqlite::{Connection, OptionalExtension, Row as SqlRow};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub const ITEM_COLS: &str = "i.seq, i.id, i.queue_id, i.name, i.key, i.value, i.priority, \
+    i.status, i.reason, i.notes, i.signature, i.retry_count, i.requeue_count, i.enqueued_at, \
+    i.started_at, i.finished_at, i.expires_at, i.delay_until, i.worker, i.lease_token, \
+    i.lease_until, i.version, i.created_by";
+
+/// The same columns without the table alias, for `RETURNING`.
+pub fn returning_cols() -> String {
+    ITEM_COLS.replace("i.", "")
+}
+
+/// An item row. Serialized whole into `action_items.before` for undo.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemRow {
+    pub seq: i64,
+    pub id: String,
+    pub queue_id: i64,
+    pub name: Option<String>,
+    pub key: Option<String>,
+    /// `None` only in undo snapshots of actions that leave the value alone.
+    pub value: Option<String>,
+    pub priority: i64,
+    pub status: Status,
+    pub reason: Option<Reason>,
+    pub notes: Option<String>,
+    pub signature: Option<String>,
+    pub retry_count: i64,
+    pub requeue_count: i64,
+    pub enqueued_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub delay_until: Option<i64>,
+    pub worker: Option<String>,
+    pub lease_token: Option<String>,
+    pub lease_until: Option<i64>,
+    pub version: i64,
+    pub created_by: String,
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(idx: usize, s: String) -> rusqlite::Result<T> {
+    s.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+impl ItemRow {
+    pub fn from_sql(r: &SqlRow) -> rusqlite::Result<ItemRow> {
+        Ok(ItemRow {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            queue_id: r.get(2)?,
+            name: r.get(3)?,
+            key: r.get(4)?,
+            value: r.get(5)?,
+            priority: r.get(6)?,
+            status: parse(7, r.get(7)?)?,
+            reason: r
+                .get::<_, Option<String>>(8)?
+                .map(|s| parse(8, s))
+                .transpose()?,
+            notes: r.get(9)?,
+            signature: r.get(10)?,
+            retry_count: r.get(11)?,
+            requeue_count: r.get(12)?,
+            enqueued_at: r.get(13)?,
+            started_at: r.get(14)?,
+            finished_at: r.get(15)?,
+            expires_at: r.get(16)?,
+            delay_until: r.get(17)?,
+            worker: r.get(18)?,
+            lease_token: r.get(19)?,
+            lease_until: r.get(20)?,
+            version: r.get(21)?,
+            created_by: r.get(22)?,
+        })
+    }
+
+    pub fn notes(&self) -> Vec<Note> {
+        self.notes
+            .as_deref()
+            .and_then(|n| serde_json::from_str(n).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn to_item(&self, q: &QueueRow, now: Time) -> Item {
+        let status = self.status;
+        let finished_at = self.finished_at.map(from_ms);
+        let expires_at = self.expires_at.map(from_ms);
+        Item {
+            id: self.id.clone(),
+            queue: q.queue.name.clone(),
+            name: self.name.clone(),
+            key: self.key.clone(),
+            value: self.value.clone().unwrap_or_default(),
+            priority: Priority::from_rank(self.priority),
+            status,
+            reason: self.reason,
+            notes: self.notes(),
+            retry_count: self.retry_count as u32,
+            requeue_count: self.requeue_count as u32,
+            enqueued_at: from_ms(self.enqueued_at),
+            started_at: self.started_at.map(from_ms),
+            finished_at,
+            expires_at,
+            delay_until: self.delay_until.map(from_ms),
+            worker: self.worker.clone(),
+            sla: rules::item_sla(
+                q.queue.sla,
+                q.queue.sla_risk_pct,
+                status,
+                from_ms(self.enqueued_at),
+                finished_at,
+                now,
+            ),
+            expired: rules::is_expired(status, expires_at, now),
+            version: self.version as u64,
+        }
+    }
+}
+
+/// A queue row: the queue, its counters and its id.
+#[derive(Debug, Clone)]
+pub struct QueueRow {
+    pub id: i64,
+    pub queue: Queue,
+    pub counts: StatusCounts,
+}
+
+pub const QUEUE_COLS: &str = "id, name, description, state, ttl_ms, sla_ms, sla_risk_pct, \
+    deadline, tz, max_retries, lease_ms, concurrency, priority, created_at, \
+    n_queued, n_processing, n_processed, n_on_hold, n_exception";
+
+fn ms(v: Option<i64>) -> Option<Duration> {
+    v.map(|m| Duration::from_millis(m.max(0) as u64))
+}
+
+impl QueueRow {
+    pub fn from_sql(r: &SqlRow) -> rusqlite::Result<QueueRow> {
+        Ok(QueueRow {
+            id: r.get(0)?,
+            queue: Queue {
+                name: r.get(1)?,
+                description: r.get(2)?,
+                state: parse(3, r.get(3)?)?,
+                ttl: ms(r.get(4)?),
+                sla: ms(r.get(5)?),
+                sla_risk_pct: r.get(6)?,
+                deadline: r.get(7)?,
+                tz: r.get(8)?,
+                max_retries: r.get(9)?,
+                lease: ms(Some(r.get(10)?)).unwrap_or(DEFAULT_LEASE),
+                concurrency: r.get(11)?,
+                priority: r.get(12)?,
+                created_at: from_ms(r.get(13)?),
+            },
+            counts: StatusCounts {
+                queued: r.get::<_, i64>(14)?.max(0) as u64,
+                processing: r.get::<_, i64>(15)?.max(0) as u64,
+                processed: r.get::<_, i64>(16)?.max(0) as u64,
+                on_hold: r.get::<_, i64>(17)?.max(0) as u64,
+                exception: r.get::<_, i64>(18)?.max(0) as u64,
+            },
+        })
+    }
+}
+
+pub fn queue_by_name(conn: &Connection, name: &str) -> Result<QueueRow> {
+    conn.prepare_cached(&format!("SELECT {QUEUE_COLS} FROM queues WHERE name = ?1"))
+        .and_then(|mut st| st.query_row([name], QueueRow::from_sql).optional())
+        .map_err(sql)?
+        .ok_or_else(|| Error::not_found("queue", name))
+}
+
+pub fn all_queues(conn: &Connection) -> Result<HashMap<i64, QueueRow>> {
+    let mut st = conn
+        .prepare_cached(&format!("SELECT {QUEUE_COLS} FROM queues"))
+        .map_err(sql)?;
+    let rows = st.query_map([], QueueRow::from_sql).map_err(sql)?;
+    let mut out = HashMap::new();
+    for r in rows {
+        let r = r.map_err(sql)?;
+        out.insert(r.id, r);
+    }
+    Ok(out)
+}
+
+pub fn item_by_id(conn: &Connection, id: &str) -> Result<ItemRow> {
+    conn.prepare_cached(&format!("SELECT {ITEM_COLS} FROM items i WHERE i.id = ?1"))
+        .and_then(|mut st| st.query_row([id], ItemRow::from_sql).optional())
+        .map_err(sql)?
+        .ok_or_else(|| Error::not_found("item", id))
+}
+
+/// An SQL error inside a job; the file-level ones are mapped by `schema::storage`.
+pub fn sql(e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => {
+            Error::Busy("database is locked by another process; try again".into())
+        }
+        Some(ReadOnly) => Error::Storage("database is read-only".into()),
+        _ => Error::Storage(format!("database error: {e}")),
+    }
+}
+
+pub fn status_column(s: Status) -> &'static str {
+    match s {
+        Status::Queued => "n_queued",
+        Status::Processing => "n_processing",
+        Status::Processed => "n_processed",
+        Status::OnHold => "n_on_hold",
+        Status::Exception => "n_exception",
+    }
+}

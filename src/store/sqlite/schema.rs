@@ -1,0 +1,247 @@
+//! Opening a workq SQLite file: pragmas, the schema and its migrations, and turning
+//! SQLite's errors into ones that say what is wrong with the file.
+
+use crate::backend::Error;
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+use std::time::Duration;
+
+/// Marks a file as ours (`PRAGMA application_id`), so a foreign SQLite file is refused.
+const APPLICATION_ID: i32 = 0x776b_7131; // "wkq1"
+
+/// How long a writer waits for another process's lock before saying the file is locked.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Each entry moves the schema one version up; `user_version` records how far a file is.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE queues (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    description   TEXT NOT NULL DEFAULT '',
+    state         TEXT NOT NULL DEFAULT 'active',
+    ttl_ms        INTEGER,
+    sla_ms        INTEGER,
+    sla_risk_pct  INTEGER NOT NULL,
+    deadline      TEXT,
+    tz            TEXT NOT NULL,
+    max_retries   INTEGER NOT NULL,
+    lease_ms      INTEGER NOT NULL,
+    concurrency   INTEGER,
+    priority      INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL,
+    -- Maintained counters: `queue ls` must not count a million rows.
+    n_queued      INTEGER NOT NULL DEFAULT 0,
+    n_processing  INTEGER NOT NULL DEFAULT 0,
+    n_processed   INTEGER NOT NULL DEFAULT 0,
+    n_on_hold     INTEGER NOT NULL DEFAULT 0,
+    n_exception   INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE items (
+    seq           INTEGER PRIMARY KEY,      -- insertion order: FIFO within a priority
+    id            TEXT NOT NULL UNIQUE,     -- ULID, what people and APIs see
+    queue_id      INTEGER NOT NULL,
+    name          TEXT,
+    key           TEXT,
+    value         TEXT NOT NULL,
+    priority      INTEGER NOT NULL,         -- 0 high, 1 normal, 2 low
+    status        TEXT NOT NULL,
+    reason        TEXT,
+    notes         TEXT,                     -- JSON array of {at, by, text}
+    signature     TEXT,                     -- masked latest note of an exception
+    retry_count   INTEGER NOT NULL DEFAULT 0,
+    requeue_count INTEGER NOT NULL DEFAULT 0,
+    enqueued_at   INTEGER NOT NULL,
+    started_at    INTEGER,
+    finished_at   INTEGER,
+    expires_at    INTEGER,
+    delay_until   INTEGER,
+    worker        TEXT,
+    lease_token   TEXT,
+    lease_until   INTEGER,
+    version       INTEGER NOT NULL DEFAULT 1,
+    created_by    TEXT NOT NULL
+);
+CREATE UNIQUE INDEX items_key ON items(queue_id, key) WHERE key IS NOT NULL;
+CREATE INDEX items_ready ON items(queue_id, priority, seq) WHERE status = 'queued';
+CREATE INDEX items_status ON items(queue_id, status, seq);
+CREATE INDEX items_lease ON items(lease_until) WHERE status = 'processing';
+CREATE INDEX items_open ON items(queue_id, enqueued_at) WHERE status <> 'processed';
+CREATE INDEX items_expiring ON items(queue_id, expires_at)
+    WHERE status = 'queued' AND expires_at IS NOT NULL;
+CREATE INDEX items_groups ON items(queue_id, reason, signature) WHERE status = 'exception';
+
+-- Every change to an item. Kept when an item is deleted (it is the audit trail),
+-- removed with its queue.
+CREATE TABLE history (
+    id          INTEGER PRIMARY KEY,
+    item_id     TEXT NOT NULL,
+    queue_id    INTEGER NOT NULL,
+    at          INTEGER NOT NULL,
+    by          TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    from_status TEXT,
+    to_status   TEXT,
+    reason      TEXT,
+    note        TEXT,
+    detail      TEXT,
+    action_id   INTEGER
+);
+CREATE INDEX history_item ON history(item_id);
+CREATE INDEX history_queue ON history(queue_id);
+
+-- Human actions, for undo.
+CREATE TABLE actions (
+    id        INTEGER PRIMARY KEY,
+    at        INTEGER NOT NULL,
+    by        TEXT NOT NULL,
+    verb      TEXT NOT NULL,
+    note      TEXT,
+    touched   INTEGER NOT NULL,
+    undone_at INTEGER
+);
+CREATE TABLE action_items (
+    action_id     INTEGER NOT NULL,
+    item_seq      INTEGER NOT NULL,
+    version_after INTEGER,                  -- NULL: the action deleted the item
+    before        TEXT NOT NULL,            -- the row as it was, JSON
+    PRIMARY KEY (action_id, item_seq)
+) WITHOUT ROWID;
+
+-- Per queue and minute: finished attempts, for throughput, handling time and error rate.
+CREATE TABLE stats (
+    queue_id    INTEGER NOT NULL,
+    minute      INTEGER NOT NULL,
+    processed   INTEGER NOT NULL DEFAULT 0,
+    failed      INTEGER NOT NULL DEFAULT 0,
+    handling_ms INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (queue_id, minute)
+) WITHOUT ROWID;
+
+CREATE TABLE workers (
+    name      TEXT PRIMARY KEY,
+    last_seen INTEGER NOT NULL,
+    processed INTEGER NOT NULL DEFAULT 0,
+    failed    INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+"#];
+
+pub fn schema_version() -> i32 {
+    MIGRATIONS.len() as i32
+}
+
+/// Opens (creating if need be) a workq database and brings its schema up to date.
+pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
+    if write {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::Storage(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
+    }
+    let flags = if write {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| storage(path, e))?;
+    if write && conn.is_readonly("main").unwrap_or(false) {
+        return Err(Error::Storage(format!(
+            "database {} is read-only (check the file's permissions)",
+            path.display()
+        )));
+    }
+    let (app_id, version, tables) = identify(&conn).map_err(|e| storage(path, e))?;
+    if app_id != APPLICATION_ID && tables > 0 {
+        return Err(Error::Storage(format!(
+            "{} is an SQLite database but not a workq one",
+            path.display()
+        )));
+    }
+    if version > schema_version() {
+        return Err(Error::Storage(format!(
+            "database {} has schema version {version}, newer than this workq knows ({}): upgrade workq",
+            path.display(),
+            schema_version()
+        )));
+    }
+    if write {
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
+        )
+        .map_err(|e| storage(path, e))?;
+        migrate(&conn, version).map_err(|e| storage(path, e))?;
+    } else {
+        conn.execute_batch("PRAGMA cache_size = -32768;")
+            .map_err(|e| storage(path, e))?;
+        if version < schema_version() {
+            return Err(Error::Storage(format!(
+                "database {} needs a schema upgrade that a read-only open cannot make",
+                path.display()
+            )));
+        }
+    }
+    Ok(conn)
+}
+
+/// A connection for reads only, on a file the writer has already opened and migrated.
+pub fn open_reader(path: &Path) -> Result<Connection, Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .and_then(|_| conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA query_only = ON;"))
+        .map_err(|e| storage(path, e))?;
+    Ok(conn)
+}
+
+fn identify(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
+    let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok((app_id, version, tables))
+}
+
+fn migrate(conn: &Connection, from: i32) -> rusqlite::Result<()> {
+    if from >= schema_version() {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    // Another process may have migrated while we waited for the lock.
+    let (_, now_at, _) = identify(conn)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(now_at as usize) {
+        if let Err(e) = conn.execute_batch(sql) {
+            conn.execute_batch("ROLLBACK").ok();
+            return Err(e);
+        }
+        conn.pragma_update(None, "user_version", i as i32 + 1)?;
+    }
+    conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+    conn.execute_batch("COMMIT")
+}
+
+/// Turns an SQLite error into one that says what is wrong and with which file.
+pub fn storage(path: &Path, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode::*;
+    let p = path.display();
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => Error::Busy(format!(
+            "database {p} is locked by another process (waited {}s); try again",
+            BUSY_TIMEOUT.as_secs()
+        )),
+        Some(ReadOnly) => Error::Storage(format!(
+            "database {p} is read-only (check the file's and its directory's permissions)"
+        )),
+        Some(NotADatabase) => Error::Storage(format!("{p} is not a workq database")),
+        Some(CannotOpen) => Error::Storage(format!("cannot open database {p}: {e}")),
+        Some(DiskFull) => Error::Storage(format!("disk full writing {p}")),
+        _ => Error::Storage(format!("database {p}: {e}")),
+    }
+}

@@ -1,0 +1,1185 @@
+//! Every change, as a job for the writer: queues, enqueue and import, dequeue, outcomes,
+//! human actions and their undo, and the lease sweep. The rules come from `crate::rules`.
+
+use super::filter;
+use super::rows::*;
+use super::writer::Ctx;
+use crate::backend::{Error, ImportRows, Result};
+use crate::clock::from_ms;
+use crate::model::*;
+use crate::rules::{self, To};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+thread_local! {
+    /// Monotonic ULIDs: ids made in one millisecond still sort in creation order.
+    static IDS: RefCell<ulid::Generator> = RefCell::new(ulid::Generator::new());
+}
+
+fn new_id() -> String {
+    IDS.with(|g| {
+        g.borrow_mut()
+            .generate()
+            .unwrap_or_else(|_| ulid::Ulid::new())
+            .to_string()
+    })
+}
+
+fn ms(t: Time) -> i64 {
+    t.timestamp_millis()
+}
+
+fn dur_ms(d: Option<std::time::Duration>) -> Option<i64> {
+    d.map(|d| d.as_millis() as i64)
+}
+
+// ---------------------------------------------------------------- queues
+
+pub fn create_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue> {
+    rules::check_queue_name(name).map_err(Error::Invalid)?;
+    rules::check_settings(&s).map_err(Error::Invalid)?;
+    if queue_by_name(ctx.conn, name).is_ok() {
+        return Err(Error::Conflict(format!("queue '{name}' already exists")));
+    }
+    ctx.conn
+        .execute(
+            "INSERT INTO queues (name, description, ttl_ms, sla_ms, sla_risk_pct, deadline, tz,
+                max_retries, lease_ms, concurrency, priority, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                name,
+                s.description.unwrap_or_default(),
+                dur_ms(s.ttl),
+                dur_ms(s.sla),
+                s.sla_risk_pct.unwrap_or(DEFAULT_SLA_RISK_PCT),
+                s.deadline,
+                s.tz.unwrap_or_else(|| "UTC".into()),
+                s.max_retries.unwrap_or(0),
+                dur_ms(s.lease).unwrap_or(DEFAULT_LEASE.as_millis() as i64),
+                s.concurrency,
+                s.priority.unwrap_or(0),
+                ms(ctx.now),
+            ],
+        )
+        .map_err(sql)?;
+    ctx.events.push(Event::Queue {
+        queue: name.to_string(),
+    });
+    Ok(queue_by_name(ctx.conn, name)?.queue)
+}
+
+pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue> {
+    rules::check_settings(&s).map_err(Error::Invalid)?;
+    let q = queue_by_name(ctx.conn, name)?;
+    let c = ctx.conn;
+    let set = |col: &str, v: rusqlite::types::Value| -> Result<()> {
+        c.execute(&format!("UPDATE queues SET {col} = ?1 WHERE id = ?2"), params![v, q.id])
+            .map(|_| ())
+            .map_err(sql)
+    };
+    use rusqlite::types::Value as V;
+    if let Some(v) = s.description {
+        set("description", V::Text(v))?;
+    }
+    if let Some(v) = s.ttl {
+        set("ttl_ms", V::Integer(v.as_millis() as i64))?;
+    }
+    if let Some(v) = s.sla {
+        set("sla_ms", V::Integer(v.as_millis() as i64))?;
+    }
+    if let Some(v) = s.sla_risk_pct {
+        set("sla_risk_pct", V::Integer(v as i64))?;
+    }
+    if let Some(v) = s.deadline {
+        set("deadline", V::Text(v))?;
+    }
+    if let Some(v) = s.tz {
+        set("tz", V::Text(v))?;
+    }
+    if let Some(v) = s.max_retries {
+        set("max_retries", V::Integer(v as i64))?;
+    }
+    if let Some(v) = s.lease {
+        set("lease_ms", V::Integer(v.as_millis() as i64))?;
+    }
+    if let Some(v) = s.concurrency {
+        set("concurrency", V::Integer(v as i64))?;
+    }
+    if let Some(v) = s.priority {
+        set("priority", V::Integer(v as i64))?;
+    }
+    ctx.events.push(Event::Queue {
+        queue: name.to_string(),
+    });
+    Ok(queue_by_name(ctx.conn, name)?.queue)
+}
+
+pub fn set_queue_state(ctx: &mut Ctx, name: &str, state: QueueState) -> Result<Queue> {
+    let q = queue_by_name(ctx.conn, name)?;
+    ctx.conn
+        .execute(
+            "UPDATE queues SET state = ?1 WHERE id = ?2",
+            params![state.as_str(), q.id],
+        )
+        .map_err(sql)?;
+    ctx.events.push(Event::Queue {
+        queue: name.to_string(),
+    });
+    Ok(queue_by_name(ctx.conn, name)?.queue)
+}
+
+pub fn delete_queue(ctx: &mut Ctx, name: &str, force: bool) -> Result<u64> {
+    let q = queue_by_name(ctx.conn, name)?;
+    let n = q.counts.total();
+    if n > 0 && !force {
+        return Err(Error::Conflict(format!(
+            "queue '{name}' still has {n} items; delete it with --force to delete them too"
+        )));
+    }
+    for table in ["items", "history", "stats"] {
+        ctx.conn
+            .execute(&format!("DELETE FROM {table} WHERE queue_id = ?1"), [q.id])
+            .map_err(sql)?;
+    }
+    ctx.conn
+        .execute("DELETE FROM queues WHERE id = ?1", [q.id])
+        .map_err(sql)?;
+    ctx.events.push(Event::Queue {
+        queue: name.to_string(),
+    });
+    Ok(n)
+}
+
+// ---------------------------------------------------------------- bookkeeping
+
+/// Counter changes of one job, written once at its end.
+#[derive(Default)]
+struct Deltas(HashMap<(i64, Status), i64>);
+
+impl Deltas {
+    fn moved(&mut self, queue_id: i64, from: Option<Status>, to: Option<Status>) {
+        if from == to {
+            return;
+        }
+        if let Some(f) = from {
+            *self.0.entry((queue_id, f)).or_default() -= 1;
+        }
+        if let Some(t) = to {
+            *self.0.entry((queue_id, t)).or_default() += 1;
+        }
+    }
+    fn add(&mut self, queue_id: i64, s: Status, n: i64) {
+        *self.0.entry((queue_id, s)).or_default() += n;
+    }
+    fn flush(self, conn: &Connection) -> Result<()> {
+        for ((qid, s), n) in self.0 {
+            if n != 0 {
+                let col = status_column(s);
+                conn.prepare_cached(&format!(
+                    "UPDATE queues SET {col} = {col} + ?1 WHERE id = ?2"
+                ))
+                .and_then(|mut st| st.execute(params![n, qid]))
+                .map_err(sql)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One history row.
+struct Hist<'a> {
+    by: &'a str,
+    action: &'a str,
+    from: Option<Status>,
+    to: Option<Status>,
+    reason: Option<Reason>,
+    note: Option<&'a str>,
+    detail: Option<String>,
+    action_id: Option<i64>,
+}
+
+fn history(ctx: &Ctx, row: &ItemRow, h: Hist) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO history (item_id, queue_id, at, by, action, from_status, to_status,
+                reason, note, detail, action_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                row.id,
+                row.queue_id,
+                ms(ctx.now),
+                h.by,
+                h.action,
+                h.from.map(|s| s.as_str()),
+                h.to.map(|s| s.as_str()),
+                h.reason.map(|r| r.as_str()),
+                h.note,
+                h.detail,
+                h.action_id,
+            ])
+        })
+        .map(|_| ())
+        .map_err(sql)
+}
+
+fn append_note(row: &mut ItemRow, now: Time, by: &str, text: &str) {
+    let mut notes = row.notes();
+    notes.push(Note {
+        at: now,
+        by: by.to_string(),
+        text: text.to_string(),
+    });
+    row.notes = Some(serde_json::to_string(&notes).expect("notes serialize"));
+}
+
+/// Writes every changeable column of a row back, with its version bumped.
+fn save(conn: &Connection, row: &mut ItemRow) -> Result<()> {
+    row.version += 1;
+    conn.prepare_cached(
+        "UPDATE items SET value = COALESCE(?1, value), priority = ?2, status = ?3, reason = ?4,
+            notes = ?5, signature = ?6, retry_count = ?7, requeue_count = ?8, started_at = ?9,
+            finished_at = ?10, expires_at = ?11, delay_until = ?12, worker = ?13,
+            lease_token = ?14, lease_until = ?15, version = ?16
+         WHERE seq = ?17",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            row.value,
+            row.priority,
+            row.status.as_str(),
+            row.reason.map(|r| r.as_str()),
+            row.notes,
+            row.signature,
+            row.retry_count,
+            row.requeue_count,
+            row.started_at,
+            row.finished_at,
+            row.expires_at,
+            row.delay_until,
+            row.worker,
+            row.lease_token,
+            row.lease_until,
+            row.version,
+            row.seq,
+        ])
+    })
+    .map(|_| ())
+    .map_err(sql)
+}
+
+fn stats(ctx: &Ctx, queue_id: i64, processed: i64, failed: i64, handling_ms: i64) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO stats (queue_id, minute, processed, failed, handling_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (queue_id, minute) DO UPDATE SET processed = processed + excluded.processed,
+                failed = failed + excluded.failed, handling_ms = handling_ms + excluded.handling_ms",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                queue_id,
+                ms(ctx.now) / 60_000,
+                processed,
+                failed,
+                handling_ms
+            ])
+        })
+        .map(|_| ())
+        .map_err(sql)
+}
+
+fn seen_worker(ctx: &Ctx, name: &str, processed: i64, failed: i64) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO workers (name, last_seen, processed, failed) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen,
+                processed = processed + excluded.processed, failed = failed + excluded.failed",
+        )
+        .and_then(|mut st| st.execute(params![name, ms(ctx.now), processed, failed]))
+        .map(|_| ())
+        .map_err(sql)
+}
+
+/// Queue rows looked up once per job.
+#[derive(Default)]
+struct Queues(HashMap<i64, QueueRow>);
+
+impl Queues {
+    fn get(&mut self, conn: &Connection, id: i64) -> Result<&QueueRow> {
+        if !self.0.contains_key(&id) {
+            let q = conn
+                .query_row(
+                    &format!("SELECT {QUEUE_COLS} FROM queues WHERE id = ?1"),
+                    [id],
+                    QueueRow::from_sql,
+                )
+                .map_err(sql)?;
+            self.0.insert(id, q);
+        }
+        Ok(&self.0[&id])
+    }
+}
+
+// ---------------------------------------------------------------- getting work in
+
+/// Inserts one checked item; `Ok(None)` when its key is already taken in the queue.
+fn insert(ctx: &Ctx, q: &QueueRow, it: &NewItem, actor: &str) -> Result<Option<ItemRow>> {
+    let now = ms(ctx.now);
+    let expires_at = it
+        .expires_at
+        .map(ms)
+        .or_else(|| it.expires_in.map(|d| now + d.as_millis() as i64))
+        .or_else(|| q.queue.ttl.map(|d| now + d.as_millis() as i64));
+    let status = if it.hold {
+        Status::OnHold
+    } else {
+        Status::Queued
+    };
+    let notes = it.note.as_ref().map(|text| {
+        serde_json::to_string(&[Note {
+            at: ctx.now,
+            by: actor.to_string(),
+            text: text.clone(),
+        }])
+        .expect("notes serialize")
+    });
+    let id = new_id();
+    let mut st = ctx
+        .conn
+        .prepare_cached(&format!(
+            "INSERT INTO items (id, queue_id, name, key, value, priority, status, notes,
+                enqueued_at, expires_at, delay_until, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (queue_id, key) WHERE key IS NOT NULL DO NOTHING
+             RETURNING {}",
+            returning_cols()
+        ))
+        .map_err(sql)?;
+    st.query_row(
+        params![
+            id,
+            q.id,
+            it.name,
+            it.key,
+            it.value,
+            it.priority.rank(),
+            status.as_str(),
+            notes,
+            now,
+            expires_at,
+            it.delay_until.map(ms),
+            actor,
+        ],
+        ItemRow::from_sql,
+    )
+    .optional()
+    .map_err(sql)
+}
+
+fn duplicate_key(queue: &str, key: &str) -> String {
+    format!("duplicate key '{key}': queue '{queue}' already has an item with this key")
+}
+
+pub fn add_items(ctx: &mut Ctx, queue: &str, items: Vec<NewItem>, actor: &str) -> Result<Vec<Item>> {
+    let q = queue_by_name(ctx.conn, queue)?;
+    let mut out = Vec::with_capacity(items.len());
+    let mut deltas = Deltas::default();
+    for (i, it) in items.iter().enumerate() {
+        let at = if items.len() > 1 {
+            format!("item {}: ", i + 1)
+        } else {
+            String::new()
+        };
+        rules::check_new_item(it).map_err(|(_, m)| Error::Invalid(format!("{at}{m}")))?;
+        let row = insert(ctx, &q, it, actor)?.ok_or_else(|| {
+            Error::Conflict(format!(
+                "{at}{}",
+                duplicate_key(queue, it.key.as_deref().unwrap_or(""))
+            ))
+        })?;
+        if row.status == Status::OnHold {
+            history(ctx, &row, Hist {
+                by: actor,
+                action: "hold",
+                from: Some(Status::Queued),
+                to: Some(Status::OnHold),
+                reason: None,
+                note: Some("created on hold for review"),
+                detail: None,
+                action_id: None,
+            })?;
+        }
+        deltas.add(q.id, row.status, 1);
+        out.push(row.to_item(&q, ctx.now));
+    }
+    deltas.flush(ctx.conn)?;
+    ctx.events.push(Event::Items {
+        queue: queue.to_string(),
+        count: out.len() as u64,
+    });
+    Ok(out)
+}
+
+/// Streams batches of rows into one transaction: all-or-nothing unless `skip_bad`.
+pub fn import(
+    ctx: &mut Ctx,
+    queue: &str,
+    opts: ImportOptions,
+    mut rows: ImportRows,
+    actor: &str,
+) -> Result<ImportReport> {
+    let q = queue_by_name(ctx.conn, queue)?;
+    let mut report = ImportReport::default();
+    let mut counts = StatusCounts::default();
+    while let Some(batch) = rows.blocking_recv() {
+        for r in batch {
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    report.rejected.push(e);
+                    continue;
+                }
+            };
+            let reject = |m: String, col: &str| RowError {
+                line: r.line,
+                column: Some(col.to_string()),
+                message: m,
+            };
+            if let Err((col, m)) = rules::check_new_item(&r.item) {
+                report.rejected.push(reject(m, col));
+                continue;
+            }
+            // Once all-or-nothing has failed, keep checking keys to report every bad row,
+            // but stop writing: the whole import rolls back.
+            if !opts.skip_bad && !report.rejected.is_empty() {
+                if let Some(key) = &r.item.key {
+                    if key_taken(ctx.conn, q.id, key)? {
+                        report.rejected.push(reject(duplicate_key(queue, key), "key"));
+                    }
+                }
+                continue;
+            }
+            match insert(ctx, &q, &r.item, actor)? {
+                Some(row) => {
+                    *counts.get_mut(row.status) += 1;
+                    report.imported += 1;
+                }
+                None => report.rejected.push(reject(
+                    duplicate_key(queue, r.item.key.as_deref().unwrap_or("")),
+                    "key",
+                )),
+            }
+        }
+    }
+    if !opts.skip_bad && !report.rejected.is_empty() {
+        report.imported = 0;
+        return Err(Error::Invalid(import_failure(&report.rejected)));
+    }
+    let mut deltas = Deltas::default();
+    for s in Status::ALL {
+        deltas.add(q.id, *s, counts.get(*s) as i64);
+    }
+    deltas.flush(ctx.conn)?;
+    ctx.events.push(Event::Items {
+        queue: queue.to_string(),
+        count: report.imported,
+    });
+    Ok(report)
+}
+
+fn key_taken(conn: &Connection, queue_id: i64, key: &str) -> Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM items WHERE queue_id = ?1 AND key = ?2")
+        .and_then(|mut st| st.exists(params![queue_id, key]))
+        .map_err(sql)
+}
+
+/// The message of an all-or-nothing import that failed: every bad row, up to a limit.
+pub fn import_failure(rejected: &[RowError]) -> String {
+    const SHOWN: usize = 20;
+    let mut m = format!(
+        "import refused, nothing imported: {} bad row{}",
+        rejected.len(),
+        if rejected.len() == 1 { "" } else { "s" }
+    );
+    for r in rejected.iter().take(SHOWN) {
+        m.push_str(&format!("\n  {r}"));
+    }
+    if rejected.len() > SHOWN {
+        m.push_str(&format!(
+            "\n  … and {} more (use --skip-bad --rejects FILE to import the good rows and keep the bad)",
+            rejected.len() - SHOWN
+        ));
+    }
+    m
+}
+
+// ---------------------------------------------------------------- taking work
+
+pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
+    if req.queues.is_empty() {
+        return Err(Error::Invalid("name at least one queue to dequeue from".into()));
+    }
+    if req.worker.trim().is_empty() {
+        return Err(Error::Invalid("worker name must not be empty".into()));
+    }
+    let mut queues = req
+        .queues
+        .iter()
+        .map(|n| queue_by_name(ctx.conn, n))
+        .collect::<Result<Vec<_>>>()?;
+    // Higher queue priority first; among equals, the order the worker gave.
+    queues.sort_by_key(|q| std::cmp::Reverse(q.queue.priority));
+    let now = ms(ctx.now);
+    let token = ulid::Ulid::new().to_string().to_ascii_lowercase();
+    let mut left = req.count.max(1) as i64;
+    let mut leases = Vec::new();
+    let mut why: Vec<String> = Vec::new();
+    let mut deltas = Deltas::default();
+    for q in &queues {
+        if left == 0 {
+            break;
+        }
+        if q.queue.state == QueueState::Paused {
+            why.push(format!("queue '{}' is paused", q.queue.name));
+            continue;
+        }
+        let mut take = left;
+        if let Some(limit) = q.queue.concurrency {
+            let room = limit as i64 - q.counts.processing as i64;
+            if room <= 0 {
+                why.push(format!(
+                    "queue '{}' is at its concurrency limit ({}/{} processing)",
+                    q.queue.name, q.counts.processing, limit
+                ));
+                continue;
+            }
+            take = take.min(room);
+        }
+        let lease_until = now + q.queue.lease.as_millis() as i64;
+        let mut st = ctx
+            .conn
+            .prepare_cached(&format!(
+                "UPDATE items SET status = 'processing', started_at = ?1, worker = ?2,
+                    lease_token = ?3 || '.' || seq, lease_until = ?4, delay_until = NULL,
+                    version = version + 1
+                 WHERE seq IN (SELECT seq FROM items
+                    WHERE queue_id = ?5 AND status = 'queued'
+                      AND (delay_until IS NULL OR delay_until <= ?1)
+                      AND (expires_at IS NULL OR expires_at > ?1)
+                    ORDER BY priority, seq LIMIT ?6)
+                 RETURNING {}",
+                returning_cols()
+            ))
+            .map_err(sql)?;
+        let mut rows = st
+            .query_map(
+                params![now, req.worker, token, lease_until, q.id, take],
+                ItemRow::from_sql,
+            )
+            .map_err(sql)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql)?;
+        drop(st);
+        rows.sort_by_key(|r| (r.priority, r.seq));
+        for row in rows {
+            history(ctx, &row, Hist {
+                by: &req.worker,
+                action: "dequeue",
+                from: Some(Status::Queued),
+                to: Some(Status::Processing),
+                reason: None,
+                note: None,
+                detail: None,
+                action_id: None,
+            })?;
+            deltas.moved(q.id, Some(Status::Queued), Some(Status::Processing));
+            left -= 1;
+            leases.push(Lease {
+                lease: row.lease_token.clone().unwrap_or_default(),
+                lease_until: from_ms(lease_until),
+                item: row.to_item(q, ctx.now),
+            });
+        }
+        if !leases.is_empty() {
+            ctx.events.push(Event::Items {
+                queue: q.queue.name.clone(),
+                count: leases.len() as u64,
+            });
+        }
+    }
+    deltas.flush(ctx.conn)?;
+    seen_worker(ctx, &req.worker, 0, 0)?;
+    // Only say why when the queues themselves are the reason for every one of them.
+    let why_empty = (leases.is_empty() && why.len() == queues.len()).then(|| why.join("; "));
+    Ok(Dequeued { leases, why_empty })
+}
+
+/// Loads a leased item and checks the token: the fencing that makes stale workers harmless.
+fn leased(conn: &Connection, id: &str, token: &str) -> Result<ItemRow> {
+    let row = item_by_id(conn, id)?;
+    match row.status {
+        Status::Processing if row.lease_token.as_deref() == Some(token) => Ok(row),
+        Status::Processing => Err(Error::Conflict(format!(
+            "stale lease for item {id}: it was leased again after yours expired; your result was not recorded"
+        ))),
+        Status::OnHold => Err(Error::Conflict(format!(
+            "item {id} is on hold: a person held it while it was being processed; your result was not recorded"
+        ))),
+        other => Err(Error::Conflict(format!(
+            "item {id} is {other}, not processing under your lease (it timed out or was handled by someone else); your result was not recorded"
+        ))),
+    }
+}
+
+pub fn heartbeat(ctx: &mut Ctx, id: &str, token: &str) -> Result<Time> {
+    let mut row = leased(ctx.conn, id, token)?;
+    let q = Queues::default().get(ctx.conn, row.queue_id)?.clone();
+    let until = ms(ctx.now) + q.queue.lease.as_millis() as i64;
+    row.lease_until = Some(until);
+    save(ctx.conn, &mut row)?;
+    if let Some(w) = &row.worker {
+        seen_worker(ctx, w, 0, 0)?;
+    }
+    Ok(from_ms(until))
+}
+
+/// A failed attempt: an exception, or back to the queue when the retry policy says so.
+fn fail(
+    ctx: &Ctx,
+    deltas: &mut Deltas,
+    q: &QueueRow,
+    row: &mut ItemRow,
+    reason: Reason,
+    note: Option<&str>,
+    by: &str,
+) -> Result<()> {
+    let from = row.status;
+    let started = row.started_at.unwrap_or(ms(ctx.now));
+    if let Some(n) = note {
+        append_note(row, ctx.now, by, n);
+    }
+    let latest = row.notes().last().map(|n| n.text.clone()).unwrap_or_default();
+    history(ctx, row, Hist {
+        by,
+        action: "fail",
+        from: Some(from),
+        to: Some(Status::Exception),
+        reason: Some(reason),
+        note,
+        detail: None,
+        action_id: None,
+    })?;
+    stats(ctx, q.id, 0, 1, ms(ctx.now) - started)?;
+    row.lease_token = None;
+    row.lease_until = None;
+    if rules::retries_again(reason, row.retry_count as u32, q.queue.max_retries) {
+        row.retry_count += 1;
+        row.status = Status::Queued;
+        row.reason = None;
+        row.signature = None;
+        row.finished_at = None;
+        let text = format!(
+            "automatic retry {} of {}",
+            row.retry_count, q.queue.max_retries
+        );
+        history(ctx, row, Hist {
+            by: "system",
+            action: "retry",
+            from: Some(Status::Exception),
+            to: Some(Status::Queued),
+            reason: Some(reason),
+            note: Some(&text),
+            detail: None,
+            action_id: None,
+        })?;
+    } else {
+        row.status = Status::Exception;
+        row.reason = Some(reason);
+        row.signature = Some(rules::signature(&latest));
+        row.finished_at = Some(ms(ctx.now));
+    }
+    deltas.moved(q.id, Some(from), Some(row.status));
+    save(ctx.conn, row)
+}
+
+pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<Result<Item>>> {
+    let mut queues = Queues::default();
+    let mut deltas = Deltas::default();
+    let mut out = Vec::with_capacity(outcomes.len());
+    let (mut done, mut failed) = (0i64, 0i64);
+    let mut touched: HashMap<i64, u64> = HashMap::new();
+    for o in outcomes {
+        let r = (|| -> Result<Item> {
+            let mut row = leased(ctx.conn, &o.id, &o.lease)?;
+            let q = queues.get(ctx.conn, row.queue_id)?.clone();
+            let by = row.worker.clone().unwrap_or_else(|| worker.to_string());
+            match o.reason {
+                None => {
+                    let started = row.started_at.unwrap_or(ms(ctx.now));
+                    if let Some(n) = &o.note {
+                        append_note(&mut row, ctx.now, &by, n);
+                    }
+                    history(ctx, &row, Hist {
+                        by: &by,
+                        action: "complete",
+                        from: Some(Status::Processing),
+                        to: Some(Status::Processed),
+                        reason: None,
+                        note: o.note.as_deref(),
+                        detail: None,
+                        action_id: None,
+                    })?;
+                    stats(ctx, q.id, 1, 0, ms(ctx.now) - started)?;
+                    row.status = Status::Processed;
+                    row.reason = None;
+                    row.finished_at = Some(ms(ctx.now));
+                    row.lease_token = None;
+                    row.lease_until = None;
+                    deltas.moved(q.id, Some(Status::Processing), Some(Status::Processed));
+                    save(ctx.conn, &mut row)?;
+                    done += 1;
+                }
+                Some(reason) => {
+                    fail(ctx, &mut deltas, &q, &mut row, reason, o.note.as_deref(), &by)?;
+                    failed += 1;
+                }
+            }
+            *touched.entry(q.id).or_default() += 1;
+            Ok(row.to_item(&q, ctx.now))
+        })();
+        out.push(r);
+    }
+    deltas.flush(ctx.conn)?;
+    seen_worker(ctx, worker, done, failed)?;
+    for (qid, n) in touched {
+        let name = queues.get(ctx.conn, qid)?.queue.name.clone();
+        ctx.events.push(Event::Items {
+            queue: name,
+            count: n,
+        });
+    }
+    Ok(out)
+}
+
+/// Times out leases nobody renewed: each becomes a `timeout` failure (retried if allowed).
+pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
+    let rows = ctx
+        .conn
+        .prepare_cached(&format!(
+            "SELECT {ITEM_COLS} FROM items i WHERE i.status = 'processing' AND i.lease_until < ?1 LIMIT 1000"
+        ))
+        .and_then(|mut st| {
+            st.query_map([ms(ctx.now)], ItemRow::from_sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(sql)?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut queues = Queues::default();
+    let mut deltas = Deltas::default();
+    let n = rows.len() as u64;
+    for mut row in rows {
+        let q = queues.get(ctx.conn, row.queue_id)?.clone();
+        let note = format!(
+            "lease expired: no heartbeat from {} within {}",
+            row.worker.as_deref().unwrap_or("the worker"),
+            rules::format_duration(q.queue.lease)
+        );
+        fail(ctx, &mut deltas, &q, &mut row, Reason::Timeout, Some(&note), "system")?;
+        ctx.events.push(Event::Items {
+            queue: q.queue.name.clone(),
+            count: 1,
+        });
+    }
+    deltas.flush(ctx.conn)?;
+    Ok(n)
+}
+
+// ---------------------------------------------------------------- the human side
+
+/// The rows a target names, checked to exist.
+pub fn target_rows(ctx: &Ctx, target: &Target) -> Result<Vec<ItemRow>> {
+    match target {
+        Target::Ids(ids) => {
+            if ids.is_empty() {
+                return Err(Error::Invalid("no items named".into()));
+            }
+            let mut seen = std::collections::HashSet::new();
+            ids.iter()
+                .filter(|id| seen.insert(id.as_str()))
+                .map(|id| item_by_id(ctx.conn, id))
+                .collect()
+        }
+        Target::Filter(f) => {
+            let w = filter::build(ctx.conn, f, ctx.now)?;
+            let mut st = ctx
+                .conn
+                .prepare(&format!(
+                    "SELECT {ITEM_COLS} FROM items i JOIN queues q ON q.id = i.queue_id
+                     WHERE {} ORDER BY i.seq",
+                    w.sql
+                ))
+                .map_err(sql)?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(w.params), ItemRow::from_sql)
+                .map_err(sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql);
+            rows
+        }
+    }
+}
+
+pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
+    if let ActionKind::AddNote = req.action {
+        if req.note.as_deref().is_none_or(|n| n.trim().is_empty()) {
+            return Err(Error::Invalid("a note action needs the note's text".into()));
+        }
+    }
+    if let ActionKind::Requeue { value: Some(v), .. } = &req.action {
+        rules::check_new_item(&NewItem {
+            value: v.clone(),
+            ..Default::default()
+        })
+        .map_err(|(_, m)| Error::Invalid(m))?;
+    }
+    let rows = target_rows(ctx, &req.target)?;
+    if rows.is_empty() {
+        return Err(Error::Invalid("no items match; nothing changed".into()));
+    }
+    let refused: Vec<String> = rows
+        .iter()
+        .filter_map(|r| rules::check_action(&r.id, r.status, &req.action).err())
+        .collect();
+    if !refused.is_empty() {
+        let mut m = format!(
+            "{} of {} items cannot be {}; nothing changed:",
+            refused.len(),
+            rows.len(),
+            past_tense(&req.action)
+        );
+        for r in refused.iter().take(5) {
+            m.push_str(&format!("\n  {r}"));
+        }
+        if refused.len() > 5 {
+            m.push_str(&format!("\n  … and {} more", refused.len() - 5));
+        }
+        return Err(Error::Transition(m));
+    }
+    let verb = req.action.verb();
+    ctx.conn
+        .execute(
+            "INSERT INTO actions (at, by, verb, note, touched) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![ms(ctx.now), req.actor, verb, req.note, rows.len() as i64],
+        )
+        .map_err(sql)?;
+    let action_id = ctx.conn.last_insert_rowid();
+    let mut queues = Queues::default();
+    let mut deltas = Deltas::default();
+    let mut per_queue: HashMap<i64, u64> = HashMap::new();
+    let keeps_value = !matches!(
+        req.action,
+        ActionKind::Delete | ActionKind::Requeue { value: Some(_), .. }
+    );
+    for mut row in rows {
+        let before = row.clone();
+        let mut snapshot = before.clone();
+        if keeps_value {
+            snapshot.value = None;
+        }
+        let now = ms(ctx.now);
+        let to = rules::action_target(&req.action);
+        let mut detail = None;
+        match &req.action {
+            ActionKind::Requeue { delay, value } => {
+                row.status = Status::Queued;
+                row.requeue_count += 1;
+                row.delay_until = delay.map(|d| now + d.as_millis() as i64);
+                if let Some(v) = value {
+                    detail = Some(
+                        serde_json::json!({"old_value": row.value, "new_value": v}).to_string(),
+                    );
+                    row.value = Some(v.clone());
+                }
+            }
+            ActionKind::Release => {
+                row.status = Status::Queued;
+                row.delay_until = None;
+            }
+            ActionKind::Hold => row.status = Status::OnHold,
+            ActionKind::Processed => {
+                row.status = Status::Processed;
+                row.finished_at = Some(now);
+            }
+            ActionKind::SetPriority { priority } => {
+                detail = Some(
+                    serde_json::json!({"old_priority": Priority::from_rank(row.priority), "new_priority": priority})
+                        .to_string(),
+                );
+                row.priority = priority.rank();
+            }
+            ActionKind::ExtendExpiry { expires_at } => {
+                detail = Some(
+                    serde_json::json!({"old_expires_at": row.expires_at.map(from_ms), "new_expires_at": expires_at})
+                        .to_string(),
+                );
+                row.expires_at = expires_at.map(ms);
+            }
+            ActionKind::Delete | ActionKind::AddNote => {}
+        }
+        if matches!(to, Some(To::Status(_))) {
+            // A person took it over: no lease survives, and a revived item is no longer expired.
+            row.lease_token = None;
+            row.lease_until = None;
+            if row.status != Status::Exception {
+                row.reason = None;
+                row.signature = None;
+            }
+            if row.status == Status::Queued {
+                row.finished_at = None;
+                if row.expires_at.is_some_and(|e| e <= now) {
+                    row.expires_at = None;
+                }
+            }
+        }
+        if let Some(n) = req.note.as_deref().filter(|n| !n.trim().is_empty()) {
+            append_note(&mut row, ctx.now, &req.actor, n);
+        }
+        history(ctx, &row, Hist {
+            by: &req.actor,
+            action: verb,
+            from: Some(before.status),
+            to: match to {
+                Some(To::Status(s)) => Some(s),
+                Some(To::Deleted) => None,
+                None => Some(before.status),
+            },
+            reason: None,
+            note: req.note.as_deref(),
+            detail,
+            action_id: Some(action_id),
+        })?;
+        let version_after = if to == Some(To::Deleted) {
+            ctx.conn
+                .prepare_cached("DELETE FROM items WHERE seq = ?1")
+                .and_then(|mut st| st.execute([row.seq]))
+                .map_err(sql)?;
+            deltas.moved(row.queue_id, Some(before.status), None);
+            None
+        } else {
+            deltas.moved(row.queue_id, Some(before.status), Some(row.status));
+            save(ctx.conn, &mut row)?;
+            Some(row.version)
+        };
+        ctx.conn
+            .prepare_cached(
+                "INSERT INTO action_items (action_id, item_seq, version_after, before)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    action_id,
+                    row.seq,
+                    version_after,
+                    serde_json::to_string(&snapshot).expect("row serializes")
+                ])
+            })
+            .map_err(sql)?;
+        *per_queue.entry(row.queue_id).or_default() += 1;
+    }
+    deltas.flush(ctx.conn)?;
+    let touched = per_queue.values().sum();
+    for (qid, n) in per_queue {
+        let name = queues.get(ctx.conn, qid)?.queue.name.clone();
+        ctx.events.push(Event::Items {
+            queue: name,
+            count: n,
+        });
+    }
+    Ok(ActionResult {
+        action_id,
+        verb: verb.to_string(),
+        touched,
+    })
+}
+
+fn past_tense(a: &ActionKind) -> &'static str {
+    match a {
+        ActionKind::Requeue { .. } => "requeued",
+        ActionKind::Hold => "held",
+        ActionKind::Release => "released",
+        ActionKind::Processed => "marked processed",
+        ActionKind::Delete => "deleted",
+        ActionKind::SetPriority { .. } => "reprioritised",
+        ActionKind::ExtendExpiry { .. } => "given a new expiry",
+        ActionKind::AddNote => "noted",
+    }
+}
+
+pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
+    let (verb, undone): (String, Option<i64>) = ctx
+        .conn
+        .query_row(
+            "SELECT verb, undone_at FROM actions WHERE id = ?1",
+            [action_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(sql)?
+        .ok_or_else(|| Error::not_found("action", action_id.to_string()))?;
+    if let Some(at) = undone {
+        return Err(Error::Conflict(format!(
+            "action {action_id} ({verb}) was already undone at {}",
+            from_ms(at).to_rfc3339()
+        )));
+    }
+    let entries: Vec<(i64, Option<i64>, String)> = ctx
+        .conn
+        .prepare("SELECT item_seq, version_after, before FROM action_items WHERE action_id = ?1")
+        .and_then(|mut st| {
+            st.query_map([action_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .map_err(sql)?;
+    let mut changed = Vec::new();
+    let mut plan = Vec::with_capacity(entries.len());
+    for (seq, version_after, before) in entries {
+        let before: ItemRow = serde_json::from_str(&before)
+            .map_err(|e| Error::Storage(format!("undo record of action {action_id}: {e}")))?;
+        let current = ctx
+            .conn
+            .prepare_cached(&format!("SELECT {ITEM_COLS} FROM items i WHERE i.seq = ?1"))
+            .and_then(|mut st| st.query_row([seq], ItemRow::from_sql).optional())
+            .map_err(sql)?;
+        let unchanged = match (&current, version_after) {
+            (None, None) => true,
+            (Some(c), Some(v)) => c.version == v,
+            _ => false,
+        };
+        if !unchanged {
+            changed.push(match &current {
+                Some(c) => format!("item {} is now {} (changed since)", c.id, c.status),
+                None => format!("item {} was deleted since", before.id),
+            });
+        }
+        plan.push((before, current));
+    }
+    if !changed.is_empty() {
+        let mut m = format!(
+            "cannot undo action {action_id} ({verb}): {} of its {} items changed since; nothing undone:",
+            changed.len(),
+            plan.len()
+        );
+        for c in changed.iter().take(5) {
+            m.push_str(&format!("\n  {c}"));
+        }
+        return Err(Error::Conflict(m));
+    }
+    let mut queues = Queues::default();
+    let mut deltas = Deltas::default();
+    let mut per_queue: HashMap<i64, u64> = HashMap::new();
+    for (mut before, current) in plan {
+        let q = queues.get(ctx.conn, before.queue_id).map_err(|_| {
+            Error::Conflict(format!(
+                "cannot undo action {action_id}: the queue of item {} was deleted",
+                before.id
+            ))
+        })?;
+        let qid = q.id;
+        match current {
+            Some(cur) => {
+                before.value = before.value.or(cur.value);
+                before.version = cur.version;
+                deltas.moved(qid, Some(cur.status), Some(before.status));
+                save(ctx.conn, &mut before)?;
+                history(ctx, &before, Hist {
+                    by: actor,
+                    action: "undo",
+                    from: Some(cur.status),
+                    to: Some(before.status),
+                    reason: None,
+                    note: Some(&format!("undo of action {action_id} ({verb})")),
+                    detail: None,
+                    action_id: Some(action_id),
+                })?;
+            }
+            None => {
+                before.version += 1;
+                ctx.conn
+                    .execute(
+                        &format!(
+                            "INSERT INTO items ({}) VALUES ({})",
+                            returning_cols(),
+                            vec!["?"; 23].join(", ")
+                        ),
+                        params![
+                            before.seq,
+                            before.id,
+                            before.queue_id,
+                            before.name,
+                            before.key,
+                            before.value,
+                            before.priority,
+                            before.status.as_str(),
+                            before.reason.map(|r| r.as_str()),
+                            before.notes,
+                            before.signature,
+                            before.retry_count,
+                            before.requeue_count,
+                            before.enqueued_at,
+                            before.started_at,
+                            before.finished_at,
+                            before.expires_at,
+                            before.delay_until,
+                            before.worker,
+                            before.lease_token,
+                            before.lease_until,
+                            before.version,
+                            before.created_by,
+                        ],
+                    )
+                    .map_err(|e| match e.sqlite_error_code() {
+                        Some(rusqlite::ErrorCode::ConstraintViolation) => Error::Conflict(format!(
+                            "cannot undo action {action_id}: item {}'s key is taken by a newer item",
+                            before.id
+                        )),
+                        _ => sql(e),
+                    })?;
+                deltas.moved(qid, None, Some(before.status));
+                history(ctx, &before, Hist {
+                    by: actor,
+                    action: "undo",
+                    from: None,
+                    to: Some(before.status),
+                    reason: None,
+                    note: Some(&format!("undo of action {action_id} ({verb}): restored")),
+                    detail: None,
+                    action_id: Some(action_id),
+                })?;
+            }
+        }
+        *per_queue.entry(qid).or_default() += 1;
+    }
+    deltas.flush(ctx.conn)?;
+    ctx.conn
+        .execute(
+            "UPDATE actions SET undone_at = ?1 WHERE id = ?2",
+            params![ms(ctx.now), action_id],
+        )
+        .map_err(sql)?;
+    let restored = per_queue.values().sum();
+    for (qid, n) in per_queue {
+        let name = queues.get(ctx.conn, qid)?.queue.name.clone();
+        ctx.events.push(Event::Items {
+            queue: name,
+            count: n,
+        });
+    }
+    Ok(UndoResult {
+        action_id,
+        restored,
+    })
+}

@@ -1,0 +1,215 @@
+//! The one writer: a thread that owns the write connection and drains a channel of jobs,
+//! committing many jobs in one transaction (group commit). Each job runs inside its own
+//! savepoint, so a job that fails rolls back alone; answers go out only after the commit,
+//! so an acknowledged write is on disk.
+
+use super::schema::storage;
+use crate::backend::{Error, Result};
+use crate::clock::Clock;
+use crate::model::{Event, Time};
+use rusqlite::Connection;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, oneshot, Notify};
+
+/// What a job sees: the connection inside the open transaction, the time of the batch,
+/// and where to put the events it causes.
+pub struct Ctx<'a> {
+    pub conn: &'a Connection,
+    pub now: Time,
+    pub events: Vec<Event>,
+}
+
+type Reply = Box<dyn FnOnce(Result<()>) + Send>;
+/// A job runs against the open transaction, or is told why there is none.
+type JobFn = Box<dyn FnOnce(Result<&mut Ctx, Error>) -> (bool, Reply) + Send>;
+
+pub struct Job {
+    run: JobFn,
+    /// Runs in a transaction of its own (imports: long, and must not hold others' answers).
+    exclusive: bool,
+}
+
+/// Most jobs in one transaction.
+const GROUP_MAX: usize = 512;
+/// How often an idle writer sweeps expired leases.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct Writer {
+    tx: SyncSender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread. `sweep` runs when the writer is idle, once per `SWEEP_EVERY`.
+    pub fn start(
+        conn: Connection,
+        path: PathBuf,
+        clock: Arc<dyn Clock>,
+        events: broadcast::Sender<Event>,
+        wake: Arc<Notify>,
+        sweep: fn(&mut Ctx) -> Result<u64>,
+    ) -> Writer {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4096);
+        std::thread::Builder::new()
+            .name("workq-writer".into())
+            .spawn(move || run(conn, path, clock, events, wake, rx, sweep))
+            .expect("spawn writer thread");
+        Writer { tx }
+    }
+
+    /// Runs `f` in the writer and answers once its transaction is committed.
+    pub async fn write<T, F>(&self, exclusive: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ctx) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let run: JobFn = Box::new(move |ctx| {
+            let out = ctx.and_then(f);
+            let ok = out.is_ok();
+            let reply: Reply = Box::new(move |commit| {
+                let _ = tx.send(commit.and(out));
+            });
+            (ok, reply)
+        });
+        let mut job = Job { run, exclusive };
+        // A full channel means the writer is far behind: wait without blocking the runtime.
+        loop {
+            match self.tx.try_send(job) {
+                Ok(()) => break,
+                Err(TrySendError::Full(j)) => {
+                    job = j;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(Error::Storage("the database writer has stopped".into()))
+                }
+            }
+        }
+        rx.await
+            .map_err(|_| Error::Storage("the database writer stopped mid-write".into()))?
+    }
+}
+
+fn run(
+    conn: Connection,
+    path: PathBuf,
+    clock: Arc<dyn Clock>,
+    events: broadcast::Sender<Event>,
+    wake: Arc<Notify>,
+    rx: Receiver<Job>,
+    sweep: fn(&mut Ctx) -> Result<u64>,
+) {
+    // Leases that ran out while no workq had the file open are swept before anything else.
+    idle_sweep(&conn, &path, &*clock, &events, &wake, sweep);
+    let mut last_sweep = Instant::now();
+    let mut pending: Option<Job> = None;
+    loop {
+        let first = match pending.take() {
+            Some(j) => j,
+            None => match rx.recv_timeout(SWEEP_EVERY) {
+                Ok(j) => j,
+                Err(RecvTimeoutError::Timeout) => {
+                    last_sweep = Instant::now();
+                    idle_sweep(&conn, &path, &*clock, &events, &wake, sweep);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        let mut batch = vec![first];
+        if !batch[0].exclusive {
+            while batch.len() < GROUP_MAX {
+                match rx.try_recv() {
+                    Ok(j) if j.exclusive => {
+                        pending = Some(j);
+                        break;
+                    }
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+        }
+        commit_batch(&conn, &path, &*clock, &events, &wake, batch);
+        // A busy writer still sweeps.
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = Instant::now();
+            idle_sweep(&conn, &path, &*clock, &events, &wake, sweep);
+        }
+    }
+}
+
+fn idle_sweep(
+    conn: &Connection,
+    path: &std::path::Path,
+    clock: &dyn Clock,
+    events: &broadcast::Sender<Event>,
+    wake: &Notify,
+    sweep: fn(&mut Ctx) -> Result<u64>,
+) {
+    let job = Job {
+        // Nobody waits for a sweep; one that fails (a locked file) is tried again next time.
+        run: Box::new(move |ctx| (ctx.and_then(sweep).is_ok(), Box::new(|_| {}))),
+        exclusive: false,
+    };
+    commit_batch(conn, path, clock, events, wake, vec![job]);
+}
+
+fn commit_batch(
+    conn: &Connection,
+    path: &std::path::Path,
+    clock: &dyn Clock,
+    events: &broadcast::Sender<Event>,
+    wake: &Notify,
+    batch: Vec<Job>,
+) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let err = storage(path, e);
+        for job in batch {
+            let (_, reply) = (job.run)(Err(err.clone()));
+            reply(Ok(()));
+        }
+        return;
+    }
+    let mut ctx = Ctx {
+        conn,
+        now: clock.now(),
+        events: Vec::new(),
+    };
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch {
+        let mark = ctx.events.len();
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            let (_, reply) = (job.run)(Err(storage(path, e)));
+            replies.push(reply);
+            continue;
+        }
+        let (ok, reply) = (job.run)(Ok(&mut ctx));
+        let end = if ok {
+            "RELEASE job"
+        } else {
+            ctx.events.truncate(mark);
+            "ROLLBACK TO job; RELEASE job"
+        };
+        conn.execute_batch(end).ok();
+        replies.push(reply);
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(|e| storage(path, e));
+    if commit.is_err() {
+        conn.execute_batch("ROLLBACK").ok();
+    }
+    let committed = commit.is_ok();
+    for reply in replies {
+        reply(commit.clone());
+    }
+    if committed && !ctx.events.is_empty() {
+        ctx.events.dedup();
+        for e in ctx.events.drain(..) {
+            let _ = events.send(e);
+        }
+        wake.notify_waiters();
+    }
+}
