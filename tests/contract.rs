@@ -1,0 +1,1049 @@
+//! The contract suite: one set of behaviours every `Backend` must show. Each test takes an
+//! `Env` (a backend and the clock it runs on); the `contract!` list at the bottom runs them
+//! all against each implementation (today SQLite on a real file).
+
+use chrono::TimeZone;
+use std::sync::Arc;
+use std::time::Duration;
+use workq::backend::{Backend, Error};
+use workq::clock::ManualClock;
+use workq::model::*;
+
+pub struct Env {
+    pub store: Arc<dyn Backend>,
+    pub clock: ManualClock,
+    _dir: tempfile::TempDir,
+}
+
+fn start() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()
+}
+
+async fn sqlite() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(start());
+    let store = workq::SqliteStore::open(dir.path().join("t.db"), Arc::new(clock.clone())).unwrap();
+    Env {
+        store: Arc::new(store),
+        clock,
+        _dir: dir,
+    }
+}
+
+const ME: &str = "user:tester";
+
+fn item(value: &str) -> NewItem {
+    NewItem {
+        value: value.to_string(),
+        ..Default::default()
+    }
+}
+
+async fn queue(env: &Env, name: &str, s: QueueSettings) {
+    env.store.create_queue(name, s).await.unwrap();
+}
+
+async fn add(env: &Env, q: &str, values: &[&str]) -> Vec<Item> {
+    env.store
+        .add_items(q, values.iter().map(|v| item(v)).collect(), "bot")
+        .await
+        .unwrap()
+}
+
+async fn take(env: &Env, queues: &[&str], count: u32) -> Dequeued {
+    env.store
+        .dequeue(DequeueRequest {
+            queues: queues.iter().map(|s| s.to_string()).collect(),
+            worker: "w1".into(),
+            count,
+            wait: Duration::ZERO,
+        })
+        .await
+        .unwrap()
+}
+
+fn done(l: &Lease) -> Outcome {
+    Outcome {
+        id: l.item.id.clone(),
+        lease: l.lease.clone(),
+        reason: None,
+        note: None,
+    }
+}
+
+fn failed(l: &Lease, reason: Reason, note: &str) -> Outcome {
+    Outcome {
+        id: l.item.id.clone(),
+        lease: l.lease.clone(),
+        reason: Some(reason),
+        note: Some(note.into()),
+    }
+}
+
+async fn finish_one(env: &Env, o: Outcome) -> Result<Item, Error> {
+    env.store.finish(vec![o], "w1").await.unwrap().remove(0)
+}
+
+async fn status(env: &Env, id: &str) -> Status {
+    env.store.item(id).await.unwrap().item.status
+}
+
+async fn act(env: &Env, target: Target, action: ActionKind) -> Result<ActionResult, Error> {
+    env.store
+        .act(ActionRequest {
+            target,
+            action,
+            note: Some("checked with vendor".into()),
+            actor: ME.into(),
+        })
+        .await
+}
+
+fn ids(items: &[Item]) -> Target {
+    Target::Ids(items.iter().map(|i| i.id.clone()).collect())
+}
+
+fn requeue() -> ActionKind {
+    ActionKind::Requeue {
+        delay: None,
+        value: None,
+    }
+}
+
+async fn counts(env: &Env, q: &str) -> StatusCounts {
+    env.store.queue(q).await.unwrap().counts
+}
+
+// ------------------------------------------------------------------ queues
+
+pub async fn queue_lifecycle(env: Env) {
+    let s = &env.store;
+    let q = s
+        .create_queue(
+            "invoices",
+            QueueSettings {
+                description: Some("vendor invoices".into()),
+                sla: Some(Duration::from_secs(3600)),
+                max_retries: Some(2),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(q.sla_risk_pct, 80);
+    assert_eq!(q.lease, DEFAULT_LEASE);
+    let e = s
+        .create_queue("invoices", Default::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)) && e.to_string().contains("already exists"), "{e}");
+    let q = s
+        .update_queue(
+            "invoices",
+            QueueSettings {
+                concurrency: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((q.concurrency, q.max_retries), (Some(3), 2), "update keeps what it does not name");
+    assert_eq!(
+        s.set_queue_state("invoices", QueueState::Paused).await.unwrap().state,
+        QueueState::Paused
+    );
+    add(&env, "invoices", &["a"]).await;
+    let e = s.delete_queue("invoices", false).await.unwrap_err();
+    assert!(e.to_string().contains("--force"), "{e}");
+    assert_eq!(s.queues().await.unwrap().len(), 1, "refused delete changed nothing");
+    assert_eq!(s.delete_queue("invoices", true).await.unwrap(), 1);
+    assert!(s.queues().await.unwrap().is_empty());
+    for e in [
+        s.queue("nope").await.unwrap_err(),
+        s.add_items("nope", vec![item("x")], ME).await.unwrap_err(),
+        s.set_queue_state("nope", QueueState::Active).await.unwrap_err(),
+    ] {
+        assert_eq!(e.to_string(), "unknown queue 'nope'");
+    }
+    let e = s
+        .create_queue(
+            "bad",
+            QueueSettings {
+                tz: Some("Mars/Olympus".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)) && e.to_string().contains("Mars/Olympus"), "{e}");
+    assert!(s.queues().await.unwrap().is_empty(), "a refused create created nothing");
+}
+
+// ------------------------------------------------------------------ dequeue
+
+pub async fn dequeue_takes_priority_then_fifo(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let mk = |v: &str, p: Priority| NewItem {
+        value: v.into(),
+        priority: p,
+        ..Default::default()
+    };
+    env.store
+        .add_items(
+            "q",
+            vec![
+                mk("n1", Priority::Normal),
+                mk("l1", Priority::Low),
+                mk("h1", Priority::High),
+                mk("n2", Priority::Normal),
+                mk("h2", Priority::High),
+            ],
+            "bot",
+        )
+        .await
+        .unwrap();
+    let got = take(&env, &["q"], 3).await;
+    let values: Vec<&str> = got.leases.iter().map(|l| l.item.value.as_str()).collect();
+    assert_eq!(values, ["h1", "h2", "n1"]);
+    let got = take(&env, &["q"], 10).await;
+    let values: Vec<&str> = got.leases.iter().map(|l| l.item.value.as_str()).collect();
+    assert_eq!(values, ["n2", "l1"]);
+    let empty = take(&env, &["q"], 1).await;
+    assert!(empty.leases.is_empty());
+    assert_eq!(empty.why_empty, None, "an empty queue is just empty");
+    let tokens: std::collections::HashSet<_> = got.leases.iter().map(|l| &l.lease).collect();
+    assert_eq!(tokens.len(), 2, "every item gets its own lease token");
+}
+
+pub async fn dequeue_drains_queues_by_priority(env: Env) {
+    queue(&env, "low", QueueSettings::default()).await;
+    queue(
+        &env,
+        "urgent",
+        QueueSettings {
+            priority: Some(10),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "low", &["l1"]).await;
+    add(&env, "urgent", &["u1", "u2"]).await;
+    let got = take(&env, &["low", "urgent"], 2).await;
+    let values: Vec<&str> = got.leases.iter().map(|l| l.item.value.as_str()).collect();
+    assert_eq!(values, ["u1", "u2"]);
+    assert_eq!(take(&env, &["low", "urgent"], 5).await.leases[0].item.value, "l1");
+}
+
+pub async fn dequeue_says_why_when_the_queue_is_the_reason(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            concurrency: Some(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "q", &["a", "b", "c"]).await;
+    let got = take(&env, &["q"], 5).await;
+    assert_eq!(got.leases.len(), 2, "the concurrency limit caps a batch");
+    let none = take(&env, &["q"], 1).await;
+    assert!(none.leases.is_empty());
+    assert!(
+        none.why_empty.as_deref().unwrap().contains("concurrency limit (2/2"),
+        "{:?}",
+        none.why_empty
+    );
+    env.store.set_queue_state("q", QueueState::Paused).await.unwrap();
+    env.store.finish(vec![done(&got.leases[0])], "w1").await.unwrap();
+    let none = take(&env, &["q"], 1).await;
+    assert!(none.leases.is_empty());
+    assert_eq!(none.why_empty.as_deref(), Some("queue 'q' is paused"));
+    // Paused still accepts work.
+    add(&env, "q", &["d"]).await;
+    env.store.set_queue_state("q", QueueState::Active).await.unwrap();
+    assert_eq!(take(&env, &["q"], 1).await.leases.len(), 1);
+    let e = env
+        .store
+        .dequeue(DequeueRequest {
+            queues: vec!["q".into(), "ghost".into()],
+            worker: "w".into(),
+            count: 1,
+            wait: Duration::ZERO,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "unknown queue 'ghost'");
+}
+
+pub async fn delayed_and_expired_items_are_not_taken(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let now = env.clock.now_for_test();
+    env.store
+        .add_items(
+            "q",
+            vec![
+                NewItem {
+                    value: "later".into(),
+                    delay_until: Some(now + chrono::Duration::minutes(10)),
+                    ..Default::default()
+                },
+                NewItem {
+                    value: "short-lived".into(),
+                    expires_in: Some(Duration::from_secs(60)),
+                    ..Default::default()
+                },
+            ],
+            "bot",
+        )
+        .await
+        .unwrap();
+    env.clock.advance(Duration::from_secs(61));
+    assert!(take(&env, &["q"], 5).await.leases.is_empty());
+    let s = env.store.queue("q").await.unwrap();
+    assert_eq!(s.expired, 1);
+    let page = env
+        .store
+        .items(
+            Filter {
+                expired: Some(true),
+                ..Default::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+    assert!(page.items[0].expired && page.items[0].value == "short-lived");
+    env.clock.advance(Duration::from_secs(600));
+    let got = take(&env, &["q"], 5).await;
+    assert_eq!(got.leases.len(), 1);
+    assert_eq!(got.leases[0].item.value, "later");
+    // Extending the expiry revives the expired item.
+    let expired = page.items[0].id.clone();
+    act(
+        &env,
+        Target::Ids(vec![expired.clone()]),
+        ActionKind::ExtendExpiry { expires_at: None },
+    )
+    .await
+    .unwrap();
+    assert_eq!(take(&env, &["q"], 5).await.leases[0].item.id, expired);
+}
+
+pub async fn ttl_gives_a_default_expiry(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            ttl: Some(Duration::from_secs(3600)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let it = &add(&env, "q", &["a"]).await[0];
+    assert_eq!(
+        it.expires_at,
+        Some(env.clock.now_for_test() + chrono::Duration::hours(1))
+    );
+}
+
+// ------------------------------------------------------------------ leases
+
+pub async fn leases_are_fenced(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            lease: Some(Duration::from_secs(60)),
+            max_retries: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "q", &["a"]).await;
+    let first = take(&env, &["q"], 1).await.leases.remove(0);
+    assert_eq!(first.lease_until, env.clock.now_for_test() + chrono::Duration::seconds(60));
+    // A heartbeat moves the deadline.
+    env.clock.advance(Duration::from_secs(30));
+    let until = env.store.heartbeat(&first.item.id, &first.lease).await.unwrap();
+    assert_eq!(until, env.clock.now_for_test() + chrono::Duration::seconds(60));
+    // A wrong token changes nothing.
+    let e = env.store.heartbeat(&first.item.id, "forged").await.unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)) && e.to_string().contains("stale lease"), "{e}");
+    // The lease runs out: swept into an automatic retry, then leased to someone else.
+    env.clock.advance(Duration::from_secs(61));
+    assert_eq!(env.store.sweep().await.unwrap(), 1);
+    let second = take(&env, &["q"], 1).await.leases.remove(0);
+    assert_eq!(second.item.id, first.item.id);
+    assert_eq!(second.item.retry_count, 1);
+    assert_ne!(second.lease, first.lease);
+    // The first worker comes back late: refused, and the item stays with the second.
+    let e = finish_one(&env, done(&first)).await.unwrap_err();
+    assert!(e.to_string().contains("stale lease"), "{e}");
+    assert_eq!(status(&env, &first.item.id).await, Status::Processing);
+    finish_one(&env, done(&second)).await.unwrap();
+    assert_eq!(status(&env, &first.item.id).await, Status::Processed);
+    // Finishing twice is refused.
+    let e = finish_one(&env, done(&second)).await.unwrap_err();
+    assert!(e.to_string().contains("is processed"), "{e}");
+}
+
+pub async fn a_timed_out_lease_without_retries_is_a_timeout_exception(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            lease: Some(Duration::from_secs(10)),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "q", &["a"]).await;
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    env.clock.advance(Duration::from_secs(11));
+    env.store.sweep().await.unwrap();
+    let d = env.store.item(&l.item.id).await.unwrap();
+    assert_eq!((d.item.status, d.item.reason), (Status::Exception, Some(Reason::Timeout)));
+    assert!(d.item.notes.last().unwrap().text.contains("lease expired"));
+    assert!(d.history.iter().any(|h| h.by == "system" && h.reason == Some(Reason::Timeout)));
+}
+
+pub async fn a_held_item_refuses_its_workers_result(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["a"]).await;
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    act(&env, Target::Ids(vec![l.item.id.clone()]), ActionKind::Hold)
+        .await
+        .unwrap();
+    let e = finish_one(&env, done(&l)).await.unwrap_err();
+    assert!(e.to_string().contains("is on hold"), "{e}");
+    assert_eq!(status(&env, &l.item.id).await, Status::OnHold);
+}
+
+// ------------------------------------------------------------------ outcomes and retries
+
+pub async fn it_exceptions_retry_and_business_ones_do_not(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            max_retries: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "q", &["it", "biz"]).await;
+    let ls = take(&env, &["q"], 2).await.leases;
+    let r = env
+        .store
+        .finish(
+            vec![
+                failed(&ls[0], Reason::It, "SAP timeout after 30s"),
+                failed(&ls[1], Reason::Business, "Amount 7,200.00 needs approval"),
+            ],
+            "w1",
+        )
+        .await
+        .unwrap();
+    let (it, biz) = (r[0].as_ref().unwrap(), r[1].as_ref().unwrap());
+    assert_eq!((it.status, it.retry_count), (Status::Queued, 1));
+    assert_eq!((biz.status, biz.reason), (Status::Exception, Some(Reason::Business)));
+    // The retried item fails again: no retries left.
+    let again = take(&env, &["q"], 1).await.leases.remove(0);
+    let it = finish_one(&env, failed(&again, Reason::It, "SAP timeout after 31s"))
+        .await
+        .unwrap();
+    assert_eq!((it.status, it.reason), (Status::Exception, Some(Reason::It)));
+    let h = env.store.item(&it.id).await.unwrap().history;
+    let fails = h.iter().filter(|e| e.action == "fail").count();
+    let retries = h.iter().filter(|e| e.action == "retry").count();
+    assert_eq!((fails, retries), (2, 1), "history keeps every failure");
+    let s = env.store.queue("q").await.unwrap();
+    assert_eq!(s.error_rate, Some(1.0));
+}
+
+pub async fn notes_are_appended_never_overwritten(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let it = env
+        .store
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "v".into(),
+                note: Some("from the mailbox".into()),
+                ..Default::default()
+            }],
+            "bot",
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    finish_one(&env, failed(&l, Reason::Business, "vendor missing"))
+        .await
+        .unwrap();
+    act(&env, Target::Ids(vec![it.id.clone()]), ActionKind::AddNote)
+        .await
+        .unwrap();
+    let notes: Vec<(String, String)> = env
+        .store
+        .item(&it.id)
+        .await
+        .unwrap()
+        .item
+        .notes
+        .into_iter()
+        .map(|n| (n.by, n.text))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            ("bot".to_string(), "from the mailbox".to_string()),
+            ("w1".to_string(), "vendor missing".to_string()),
+            (ME.to_string(), "checked with vendor".to_string())
+        ]
+    );
+}
+
+// ------------------------------------------------------------------ human actions
+
+pub async fn human_actions_follow_the_transition_table(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let items = add(&env, "q", &["a", "b"]).await;
+    // Requeue of a queued item is refused, naming both statuses, and changes nothing.
+    let e = act(&env, ids(&items), requeue()).await.unwrap_err();
+    assert!(matches!(e, Error::Transition(_)), "{e}");
+    assert!(e.to_string().contains("from queued to queued"), "{e}");
+    assert_eq!(counts(&env, "q").await.queued, 2);
+    // Hold both, release one, process the other from hold.
+    act(&env, ids(&items), ActionKind::Hold).await.unwrap();
+    assert_eq!(counts(&env, "q").await.on_hold, 2);
+    act(&env, ids(&items[..1]), ActionKind::Release).await.unwrap();
+    act(&env, ids(&items[1..]), ActionKind::Processed).await.unwrap();
+    assert_eq!(status(&env, &items[0].id).await, Status::Queued);
+    assert_eq!(status(&env, &items[1].id).await, Status::Processed);
+    // A mixed set where one is refused: nothing changes at all.
+    act(&env, ids(&items[..1]), ActionKind::Hold).await.unwrap();
+    let e = act(&env, ids(&items), ActionKind::Release).await.unwrap_err();
+    assert!(e.to_string().contains("1 of 2 items cannot be released"), "{e}");
+    assert!(e.to_string().contains(&items[1].id), "{e}");
+    assert_eq!(status(&env, &items[0].id).await, Status::OnHold);
+    assert_eq!(status(&env, &items[1].id).await, Status::Processed);
+    // Reprocess a processed item, delete one; unknown ids are named.
+    act(&env, ids(&items[1..]), requeue()).await.unwrap();
+    act(&env, ids(&items[..1]), ActionKind::Delete).await.unwrap();
+    let e = env.store.item(&items[0].id).await.unwrap_err();
+    assert_eq!(e.to_string(), format!("unknown item '{}'", items[0].id));
+    let e = act(&env, Target::Ids(vec!["01NOPE".into()]), ActionKind::Hold)
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "unknown item '01NOPE'");
+    let c = counts(&env, "q").await;
+    assert_eq!((c.queued, c.total()), (1, 1));
+    // Every action is in the history with who did it.
+    let h = env.store.item(&items[1].id).await.unwrap().history;
+    let mine: Vec<&str> = h
+        .iter()
+        .filter(|e| e.by == ME)
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(mine, ["hold", "processed", "requeue"]);
+    let h = env.store.item(&items[0].id).await;
+    assert!(h.is_err(), "deleted");
+}
+
+pub async fn requeue_with_an_edited_value_keeps_the_old_one(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &[r#"{"Amount": 9000}"#]).await;
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    finish_one(&env, failed(&l, Reason::Business, "needs approval"))
+        .await
+        .unwrap();
+    act(
+        &env,
+        Target::Ids(vec![l.item.id.clone()]),
+        ActionKind::Requeue {
+            delay: Some(Duration::from_secs(300)),
+            value: Some(r#"{"Amount": 900}"#.into()),
+        },
+    )
+    .await
+    .unwrap();
+    let d = env.store.item(&l.item.id).await.unwrap();
+    assert_eq!(d.item.value, r#"{"Amount": 900}"#);
+    assert_eq!(d.item.requeue_count, 1);
+    assert_eq!(d.item.reason, None);
+    assert_eq!(
+        d.item.delay_until,
+        Some(env.clock.now_for_test() + chrono::Duration::seconds(300))
+    );
+    let last = d.history.last().unwrap();
+    let note = last.note.as_deref().unwrap();
+    assert!(note.contains("9000") && note.contains("900"), "{note}");
+    assert!(take(&env, &["q"], 1).await.leases.is_empty(), "delayed");
+}
+
+pub async fn bulk_actions_by_filter_and_undo(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["a", "b", "c", "d"]).await;
+    let ls = take(&env, &["q"], 4).await.leases;
+    let outcomes = vec![
+        failed(&ls[0], Reason::Business, "Vendor 'Contoso' not found"),
+        failed(&ls[1], Reason::Business, "Vendor 'Fabrikam' not found"),
+        failed(&ls[2], Reason::Business, "Amount 9,100.00 needs approval"),
+        done(&ls[3]),
+    ];
+    env.store.finish(outcomes, "w1").await.unwrap();
+    let groups = env.store.groups(None).await.unwrap();
+    assert_eq!(groups.len(), 2);
+    assert_eq!((groups[0].count, groups[0].signature.as_str()), (2, "Vendor * not found"));
+    assert!(groups[0].example.as_deref().unwrap().starts_with("Vendor '"));
+    let group = Filter {
+        queue: Some("q".into()),
+        statuses: vec![Status::Exception],
+        reason: Some(Reason::Business),
+        signature: Some(groups[0].signature.clone()),
+        ..Default::default()
+    };
+    let p = env
+        .store
+        .preview(Target::Filter(group.clone()), 1)
+        .await
+        .unwrap();
+    assert_eq!((p.count, p.sample.len()), (2, 1));
+    let r = act(&env, Target::Filter(group.clone()), requeue()).await.unwrap();
+    assert_eq!(r.touched, 2);
+    assert_eq!(counts(&env, "q").await.exception, 1);
+    // Undo puts both back as they were.
+    let u = env.store.undo(r.action_id, ME).await.unwrap();
+    assert_eq!(u.restored, 2);
+    let c = counts(&env, "q").await;
+    assert_eq!((c.exception, c.queued), (3, 0));
+    let d = env.store.item(&ls[0].item.id).await.unwrap();
+    assert_eq!((d.item.status, d.item.reason), (Status::Exception, Some(Reason::Business)));
+    assert_eq!(d.history.last().unwrap().action, "undo");
+    let e = env.store.undo(r.action_id, ME).await.unwrap_err();
+    assert!(e.to_string().contains("already undone"), "{e}");
+    // An undo is refused once any item changed since.
+    let r = act(&env, Target::Filter(group), requeue()).await.unwrap();
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    let e = env.store.undo(r.action_id, ME).await.unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "{e}");
+    assert!(e.to_string().contains(&l.item.id) && e.to_string().contains("nothing undone"), "{e}");
+    assert_eq!(counts(&env, "q").await.processing, 1, "the refused undo changed nothing");
+    let e = env.store.undo(9999, ME).await.unwrap_err();
+    assert_eq!(e.to_string(), "unknown action '9999'");
+}
+
+pub async fn undo_of_a_delete_restores_the_items(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let items = env
+        .store
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "precious".into(),
+                key: Some("K-1".into()),
+                ..Default::default()
+            }],
+            "bot",
+        )
+        .await
+        .unwrap();
+    let r = act(&env, ids(&items), ActionKind::Delete).await.unwrap();
+    assert_eq!(counts(&env, "q").await.total(), 0);
+    env.store.undo(r.action_id, ME).await.unwrap();
+    let d = env.store.item(&items[0].id).await.unwrap();
+    assert_eq!((d.item.value.as_str(), d.item.key.as_deref()), ("precious", Some("K-1")));
+    assert_eq!(counts(&env, "q").await.queued, 1);
+    assert!(d.history.iter().any(|h| h.action == "delete"), "history survives a delete");
+}
+
+pub async fn bulk_filter_covers_statuses_and_search(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["alpha invoice", "beta invoice", "gamma"]).await;
+    let f = Filter {
+        queue: Some("q".into()),
+        statuses: vec![Status::Queued],
+        search: Some("invoice".into()),
+        ..Default::default()
+    };
+    let r = act(&env, Target::Filter(f), ActionKind::Hold).await.unwrap();
+    assert_eq!(r.touched, 2);
+    let c = counts(&env, "q").await;
+    assert_eq!((c.on_hold, c.queued), (2, 1));
+    let none = Filter {
+        queue: Some("q".into()),
+        search: Some("zzz".into()),
+        ..Default::default()
+    };
+    let e = act(&env, Target::Filter(none), ActionKind::Hold).await.unwrap_err();
+    assert!(e.to_string().contains("no items match"), "{e}");
+}
+
+// ------------------------------------------------------------------ getting work in
+
+pub async fn keys_and_sizes_are_checked(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    queue(&env, "other", Default::default()).await;
+    let keyed = |k: &str| NewItem {
+        value: "v".into(),
+        key: Some(k.into()),
+        ..Default::default()
+    };
+    env.store.add_items("q", vec![keyed("INV-1")], ME).await.unwrap();
+    let e = env
+        .store
+        .add_items("q", vec![keyed("INV-1")], ME)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)) && e.to_string().contains("duplicate key 'INV-1'"), "{e}");
+    env.store
+        .add_items("other", vec![keyed("INV-1")], ME)
+        .await
+        .expect("keys are unique per queue");
+    // A batch with a bad item lands nothing.
+    let e = env
+        .store
+        .add_items("q", vec![keyed("INV-2"), keyed("INV-2")], ME)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().starts_with("item 2: duplicate key"), "{e}");
+    let big = NewItem {
+        value: "x".repeat(MAX_VALUE_BYTES + 1),
+        ..Default::default()
+    };
+    let e = env.store.add_items("q", vec![big], ME).await.unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)) && e.to_string().contains("1 MiB"), "{e}");
+    assert_eq!(counts(&env, "q").await.queued, 1);
+}
+
+pub async fn items_created_on_hold_are_not_taken(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let it = env
+        .store
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "review me".into(),
+                hold: true,
+                ..Default::default()
+            }],
+            ME,
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(it.status, Status::OnHold);
+    assert!(take(&env, &["q"], 1).await.leases.is_empty());
+    act(&env, Target::Ids(vec![it.id.clone()]), ActionKind::Release)
+        .await
+        .unwrap();
+    assert_eq!(take(&env, &["q"], 1).await.leases.len(), 1);
+}
+
+async fn import_rows(env: &Env, skip_bad: bool, rows: Vec<Result<ImportRow, RowError>>) -> Result<ImportReport, Error> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let send = tokio::spawn(async move {
+        for chunk in rows.chunks(2) {
+            tx.send(chunk.to_vec()).await.unwrap();
+        }
+    });
+    let r = env
+        .store
+        .import("q", ImportOptions { skip_bad }, rx, ME)
+        .await;
+    send.await.unwrap();
+    r
+}
+
+fn row(line: u64, key: &str) -> Result<ImportRow, RowError> {
+    Ok(ImportRow {
+        line,
+        item: NewItem {
+            value: format!("v{line}"),
+            key: Some(key.into()),
+            ..Default::default()
+        },
+    })
+}
+
+pub async fn import_is_all_or_nothing_unless_told(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    env.store
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "old".into(),
+                key: Some("K-9".into()),
+                ..Default::default()
+            }],
+            ME,
+        )
+        .await
+        .unwrap();
+    let parse_error = Err(RowError {
+        line: 4,
+        column: Some("priority".into()),
+        message: "unknown priority 'urgent'".into(),
+    });
+    let rows = vec![row(2, "K-1"), row(3, "K-9"), parse_error, row(5, "K-1"), row(6, "K-2")];
+    let e = import_rows(&env, false, rows.clone()).await.unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("nothing imported: 3 bad rows"), "{m}");
+    assert!(m.contains("line 3, column 'key': duplicate key 'K-9'"), "{m}");
+    assert!(m.contains("line 4, column 'priority': unknown priority"), "{m}");
+    assert!(m.contains("line 5, column 'key': duplicate key 'K-1'"), "{m}");
+    assert_eq!(counts(&env, "q").await.queued, 1, "nothing landed");
+    let r = import_rows(&env, true, rows).await.unwrap();
+    assert_eq!(r.imported, 2);
+    let lines: Vec<u64> = r.rejected.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [3, 4, 5]);
+    assert_eq!(counts(&env, "q").await.queued, 3);
+}
+
+// ------------------------------------------------------------------ health
+
+pub async fn sla_counts_and_filters(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            sla: Some(Duration::from_secs(100)),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "q", &["oldest"]).await;
+    env.clock.advance(Duration::from_secs(30));
+    add(&env, "q", &["middle"]).await;
+    env.clock.advance(Duration::from_secs(30));
+    add(&env, "q", &["newest"]).await;
+    // Ages now 60, 30, 0 → advance 45: 105 (out), 75 (in: under 80), 45 (in).
+    env.clock.advance(Duration::from_secs(45));
+    let s = env.store.queue("q").await.unwrap();
+    assert_eq!((s.out_of_sla, s.at_risk), (1, 0));
+    // +10: 115 out, 85 at-risk, 55 in.
+    env.clock.advance(Duration::from_secs(10));
+    let s = env.store.queue("q").await.unwrap();
+    assert_eq!((s.out_of_sla, s.at_risk), (1, 1));
+    assert_eq!(s.oldest_queued_secs, Some(115));
+    for (sla, want) in [(Sla::Out, "oldest"), (Sla::AtRisk, "middle"), (Sla::In, "newest")] {
+        let page = env
+            .store
+            .items(
+                Filter {
+                    sla: Some(sla),
+                    ..Default::default()
+                },
+                PageRequest::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.total, 1, "{sla}");
+        assert_eq!((page.items[0].value.as_str(), page.items[0].sla), (want, Some(sla)));
+    }
+}
+
+pub async fn throughput_handling_time_and_projection(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            deadline: Some("23:00".into()),
+            tz: Some("UTC".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let values: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    add(&env, "q", &refs).await;
+    // Process 10 items a minute for 3 minutes, each taking 2 s.
+    for _ in 0..3 {
+        let ls = take(&env, &["q"], 10).await.leases;
+        env.clock.advance(Duration::from_secs(2));
+        env.store.finish(ls.iter().map(done).collect(), "w1").await.unwrap();
+        env.clock.advance(Duration::from_secs(58));
+    }
+    let s = env.store.queue("q").await.unwrap();
+    assert_eq!(s.counts.processed, 30);
+    assert_eq!(s.avg_handling_ms, Some(2000));
+    assert_eq!(s.error_rate, Some(0.0));
+    assert!(s.throughput_per_min > 1.5 && s.throughput_per_min < 3.0, "{}", s.throughput_per_min);
+    assert_eq!(s.throughput_history.iter().sum::<u64>(), 30);
+    let p = s.projection.unwrap();
+    assert_eq!(p.deadline, chrono::Utc.with_ymd_and_hms(2026, 11, 22, 23, 0, 0).unwrap());
+    assert!(p.margin_secs.unwrap() > 0, "10 items left drain well before 23:00");
+}
+
+pub async fn counters_match_the_items(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            max_retries: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let values: Vec<String> = (0..30).map(|i| format!("v{i}")).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    add(&env, "q", &refs).await;
+    let ls = take(&env, &["q"], 20).await.leases;
+    let mut outcomes = Vec::new();
+    for (i, l) in ls.iter().enumerate() {
+        outcomes.push(match i % 4 {
+            0 => done(l),
+            1 => failed(l, Reason::It, "flaky"),
+            2 => failed(l, Reason::Business, "bad"),
+            _ => continue,
+        });
+    }
+    env.store.finish(outcomes, "w1").await.unwrap();
+    let f = Filter {
+        queue: Some("q".into()),
+        statuses: vec![Status::Exception],
+        ..Default::default()
+    };
+    act(&env, Target::Filter(f), ActionKind::Hold).await.unwrap();
+    let want = counts(&env, "q").await;
+    let mut real = StatusCounts::default();
+    for s in Status::ALL {
+        let p = env
+            .store
+            .items(
+                Filter {
+                    queue: Some("q".into()),
+                    statuses: vec![*s],
+                    search: Some("v".into()), // forces a real count, not the counters
+                    ..Default::default()
+                },
+                PageRequest {
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        *real.get_mut(*s) = p.total;
+    }
+    assert_eq!(want, real);
+    assert_eq!(want.total(), 30);
+    assert_eq!((want.processed, want.on_hold, want.processing), (5, 5, 5));
+}
+
+pub async fn workers_are_seen_with_what_they_hold(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["a", "b", "c"]).await;
+    let ls = take(&env, &["q"], 2).await.leases;
+    env.store.finish(vec![done(&ls[0])], "w1").await.unwrap();
+    let ws = env.store.workers().await.unwrap();
+    assert_eq!(ws.len(), 1);
+    assert_eq!((ws[0].name.as_str(), ws[0].holding, ws[0].processed), ("w1", 1, 1));
+    assert_eq!(ws[0].holding_ids, [ls[1].item.id.clone()]);
+}
+
+// ------------------------------------------------------------------ live
+
+pub async fn the_change_feed_reports_changes(env: Env) {
+    let mut feed = env.store.subscribe();
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["a", "b"]).await;
+    let e1 = feed.recv().await.unwrap();
+    let e2 = feed.recv().await.unwrap();
+    assert_eq!(e1, Event::Queue { queue: "q".into() });
+    assert_eq!(
+        e2,
+        Event::Items {
+            queue: "q".into(),
+            count: 2
+        }
+    );
+    // A refused write sends nothing.
+    let _ = env.store.add_items("q", vec![item(&"x".repeat(MAX_VALUE_BYTES + 1))], ME).await;
+    add(&env, "q", &["c"]).await;
+    assert_eq!(
+        feed.recv().await.unwrap(),
+        Event::Items {
+            queue: "q".into(),
+            count: 1
+        }
+    );
+}
+
+pub async fn a_long_poll_wakes_when_work_arrives(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let store = env.store.clone();
+    let waiter = tokio::spawn(async move {
+        store
+            .dequeue(DequeueRequest {
+                queues: vec!["q".into()],
+                worker: "w".into(),
+                count: 1,
+                wait: Duration::from_secs(10),
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    add(&env, "q", &["late"]).await;
+    let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("woken well before the 10 s wait ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.leases[0].item.value, "late");
+}
+
+/// A clock accessor for the tests.
+trait NowForTest {
+    fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+impl NowForTest for ManualClock {
+    fn now_for_test(&self) -> chrono::DateTime<chrono::Utc> {
+        workq::clock::Clock::now(self)
+    }
+}
+
+macro_rules! contract {
+    ($backend:ident: $($name:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::$backend().await).await
+                }
+            )*
+        }
+    };
+}
+
+contract!(sqlite:
+    queue_lifecycle,
+    dequeue_takes_priority_then_fifo,
+    dequeue_drains_queues_by_priority,
+    dequeue_says_why_when_the_queue_is_the_reason,
+    delayed_and_expired_items_are_not_taken,
+    ttl_gives_a_default_expiry,
+    leases_are_fenced,
+    a_timed_out_lease_without_retries_is_a_timeout_exception,
+    a_held_item_refuses_its_workers_result,
+    it_exceptions_retry_and_business_ones_do_not,
+    notes_are_appended_never_overwritten,
+    human_actions_follow_the_transition_table,
+    requeue_with_an_edited_value_keeps_the_old_one,
+    bulk_actions_by_filter_and_undo,
+    undo_of_a_delete_restores_the_items,
+    bulk_filter_covers_statuses_and_search,
+    keys_and_sizes_are_checked,
+    items_created_on_hold_are_not_taken,
+    import_is_all_or_nothing_unless_told,
+    sla_counts_and_filters,
+    throughput_handling_time_and_projection,
+    counters_match_the_items,
+    workers_are_seen_with_what_they_hold,
+    the_change_feed_reports_changes,
+    a_long_poll_wakes_when_work_arrives,
+);
