@@ -350,7 +350,7 @@ pub fn write_rejects(src: &Path, format: Format, lines: &HashSet<u64>, dest: &Pa
             let mut rdr = csv::ReaderBuilder::new()
                 .flexible(true)
                 .from_reader(BufReader::new(input));
-            let mut w = csv::Writer::from_writer(&mut out);
+            let mut w = csv::WriterBuilder::new().flexible(true).from_writer(&mut out);
             let header = rdr.byte_headers().map_err(|e| e.to_string())?.clone();
             w.write_byte_record(&header).map_err(|e| e.to_string())?;
             let mut rec = csv::ByteRecord::new();
