@@ -2,6 +2,7 @@
 //! the rules, and the stores behind it.
 
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod import;

@@ -1,15 +1,292 @@
-//! `workq bench`: the engine against a bare-SQLite baseline, measured in the same run.
+//! `workq bench`: runs each benchmark stage in a child process and prints the engine's
+//! figures beside the bare-SQLite baselines measured in the same run.
 
 use super::output::Failure;
+use crate::backend::Backend;
+use crate::bench::{self, Figure};
+use crate::model::*;
 use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Rows in the import benchmark.
+    /// Rows in the import benchmark (the read benchmarks run on the imported queue).
     #[arg(long, default_value_t = 1_000_000)]
     pub rows: u64,
+    /// Items in each full-cycle benchmark.
+    #[arg(long, default_value_t = 100_000)]
+    pub items: u64,
+    /// Items per dequeue, completion and enqueue call in the cycle benchmarks.
+    #[arg(long, default_value_t = 100)]
+    pub batch: u32,
+    /// Work in this directory (kept) instead of a temporary one.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    pub stage: Option<String>,
+    #[arg(long, hide = true, default_value_t = 1)]
+    pub workers: usize,
 }
 
-pub async fn run(_a: BenchArgs) -> Result<(), Failure> {
-    Err(Failure::invalid("bench: not yet"))
+fn fail(e: impl std::fmt::Display) -> Failure {
+    Failure::invalid(format!("bench: {e}"))
+}
+
+pub async fn run(a: BenchArgs) -> Result<(), Failure> {
+    if let Some(stage) = a.stage.clone() {
+        let dir = a.dir.clone().ok_or_else(|| fail("--stage needs --dir"))?;
+        let figs = stage_run(&stage, &dir, &a).await.map_err(fail)?;
+        println!(
+            "{}",
+            serde_json::to_string(&figs).expect("figures serialize")
+        );
+        return Ok(());
+    }
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(fail)?;
+            d.clone()
+        }
+        None => {
+            tmp = tempdir()?;
+            tmp.clone()
+        }
+    };
+    eprintln!("workq bench in {} ({} cores)", dir.display(), cores());
+    let csv = dir.join("bench.csv");
+    eprintln!("writing a {}-row CSV…", a.rows);
+    bench::write_csv(&csv, a.rows).map_err(fail)?;
+    let mut figs = Vec::new();
+    for (stage, workers) in [("import", 1), ("reads", 1), ("cycle", 1), ("cycle", 16)] {
+        eprintln!("running {stage} (workers {workers})…");
+        let exe = std::env::current_exe().map_err(fail)?;
+        let out = Command::new(exe)
+            .args(["bench", "--stage", stage, "--dir"])
+            .arg(&dir)
+            .args([
+                "--rows",
+                &a.rows.to_string(),
+                "--items",
+                &a.items.to_string(),
+            ])
+            .args([
+                "--batch",
+                &a.batch.to_string(),
+                "--workers",
+                &workers.to_string(),
+            ])
+            .output()
+            .map_err(fail)?;
+        if !out.status.success() {
+            return Err(fail(format!(
+                "stage {stage} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let f: Vec<Figure> = serde_json::from_slice(&out.stdout).map_err(fail)?;
+        figs.extend(f);
+    }
+    print_table(&figs);
+    if a.dir.is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    Ok(())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn tempdir() -> Result<PathBuf, Failure> {
+    let d = std::env::temp_dir().join(format!("workq-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).map_err(fail)?;
+    Ok(d)
+}
+
+fn fresh(path: &Path) {
+    for ext in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{ext}", path.display())).ok();
+    }
+}
+
+async fn stage_run(stage: &str, dir: &Path, a: &BenchArgs) -> Result<Vec<Figure>, String> {
+    match stage {
+        "import" => {
+            // Baseline first, in this process; its memory is reported separately below.
+            let base_db = dir.join("baseline.db");
+            fresh(&base_db);
+            let (bsecs, brows) = bench::import_baseline(&dir.join("bench.csv"), &base_db)?;
+            let base_mb = bench::peak_rss_mb();
+            let db = dir.join("engine.db");
+            fresh(&db);
+            let (secs, rows) = bench::import_engine(&dir.join("bench.csv"), &db).await?;
+            Ok(vec![
+                Figure {
+                    what: format!("import {rows} CSV rows"),
+                    engine: rows as f64 / secs,
+                    baseline: brows as f64 / bsecs,
+                    unit: "rows/s".into(),
+                    goal: "≥ 300,000".into(),
+                    note: "baseline: csv crate + one prepared INSERT, one transaction".into(),
+                },
+                Figure {
+                    what: "import peak memory (process)".into(),
+                    engine: bench::peak_rss_mb(),
+                    baseline: base_mb,
+                    unit: "MB".into(),
+                    goal: "≤ 200".into(),
+                    note: "VmHWM; the engine figure includes the baseline run before it".into(),
+                },
+            ])
+        }
+        "reads" => reads(dir).await,
+        "cycle" => {
+            let base_db = dir.join("cycle-baseline.db");
+            fresh(&base_db);
+            let base = bench::cycle_baseline(&base_db, a.items, a.batch)?;
+            let db = dir.join(format!("cycle-{}.db", a.workers));
+            fresh(&db);
+            let rate = bench::cycle_engine(&db, a.items, a.workers, a.batch).await?;
+            Ok(vec![Figure {
+                what: format!(
+                    "full cycle, {} worker{}, batches of {}",
+                    a.workers,
+                    if a.workers == 1 { "" } else { "s" },
+                    a.batch
+                ),
+                engine: rate,
+                baseline: base,
+                unit: "items/s".into(),
+                goal: if a.workers == 1 {
+                    "≥ 25,000"
+                } else {
+                    "≥ 60,000"
+                }
+                .into(),
+                note: "baseline: same SQL, one thread, no engine".into(),
+            }])
+        }
+        other => Err(format!("unknown stage '{other}'")),
+    }
+}
+
+async fn reads(dir: &Path) -> Result<Vec<Figure>, String> {
+    let db = dir.join("engine.db");
+    let store = crate::SqliteStore::open(&db, crate::clock::system()).map_err(|e| e.to_string())?;
+    let raw = rusqlite::Connection::open(&db).map_err(|e| e.to_string())?;
+    let n = store
+        .queue("invoices")
+        .await
+        .map_err(|e| e.to_string())?
+        .counts
+        .total();
+    let runs = 30;
+    let ls = bench::median_ms(runs, || async {
+        store.queues().await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await?;
+    let ls_base = bench::median_ms_sync(runs, || {
+        raw.prepare_cached("SELECT status, count(*) FROM items WHERE queue_id = 1 GROUP BY status")
+            .and_then(|mut st| {
+                st.query_map([], |r| r.get::<_, i64>(1))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })?;
+    let filter = Filter {
+        queue: Some("invoices".into()),
+        statuses: vec![Status::Queued],
+        priority: Some(Priority::High),
+        ..Default::default()
+    };
+    let page = bench::median_ms(runs, || {
+        let f = filter.clone();
+        let store = &store;
+        async move {
+            store
+                .items(
+                    f,
+                    PageRequest {
+                        offset: 5_000,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await?;
+    let page_base = bench::median_ms_sync(runs, || {
+        raw.prepare_cached(
+            "SELECT * FROM items WHERE queue_id = 1 AND status = 'queued' AND priority = 0
+             ORDER BY seq LIMIT 50 OFFSET 5000",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, i64>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    })?;
+    Ok(vec![
+        Figure {
+            what: format!("queue ls on {n} items"),
+            engine: ls,
+            baseline: ls_base,
+            unit: "ms".into(),
+            goal: "≤ 5".into(),
+            note: "median of 30; baseline: GROUP BY status count (no counters)".into(),
+        },
+        Figure {
+            what: "page of 50, status + priority filter, offset 5,000".into(),
+            engine: page,
+            baseline: page_base,
+            unit: "ms".into(),
+            goal: "≤ 5".into(),
+            note: "median of 30, with the matching total; baseline: the bare SELECT".into(),
+        },
+    ])
+}
+
+fn print_table(figs: &[Figure]) {
+    let rows: Vec<Vec<String>> = figs
+        .iter()
+        .map(|f| {
+            let fmt = |v: f64| {
+                if f.unit == "ms" {
+                    format!("{v:.2}")
+                } else if f.unit == "MB" {
+                    format!("{v:.0}")
+                } else {
+                    super::output::thousands(v.round() as u64)
+                }
+            };
+            let ratio = f.engine / f.baseline;
+            vec![
+                f.what.clone(),
+                format!("{} {}", fmt(f.engine), f.unit),
+                format!("{} {}", fmt(f.baseline), f.unit),
+                format!("{ratio:.2}×"),
+                f.goal.clone(),
+                f.note.clone(),
+            ]
+        })
+        .collect();
+    super::output::table(
+        &[
+            "BENCHMARK",
+            "WORKQ",
+            "BASELINE",
+            "WORKQ/BASE",
+            "GOAL",
+            "NOTE",
+        ],
+        &rows,
+    );
 }
