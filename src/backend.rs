@@ -86,7 +86,7 @@ pub trait Backend: Send + Sync {
     /// Extends the lease; returns the new deadline.
     async fn heartbeat(&self, id: &str, lease: &str) -> Result<Time>;
     /// Reports outcomes; each is applied or refused on its own, in order.
-    async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Item>>>;
+    async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Finished>>>;
 
     // The human side.
     async fn preview(&self, target: Target, sample: u32) -> Result<Preview>;

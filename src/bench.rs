@@ -287,13 +287,13 @@ pub fn cycle_baseline(db: &Path, items: u64, batch: u32) -> Result<f64, String> 
                 .map_err(e)?;
             let mut hist = tx
                 .prepare_cached(
-                    "INSERT INTO history (item_id, queue_id, at, by, action, from_status, to_status)
+                    "INSERT INTO history (item_seq, queue_id, at, by, action, from_status, to_status)
                      VALUES (?1, 1, ?2, 'w', 'complete', 'processing', 'processed')",
                 )
                 .map_err(e)?;
-            for (seq, id) in &claimed {
+            for (seq, _id) in &claimed {
                 done.execute(params![now, seq]).map_err(e)?;
-                hist.execute(params![id, now]).map_err(e)?;
+                hist.execute(params![seq, now]).map_err(e)?;
             }
         }
         tx.commit().map_err(e)?;

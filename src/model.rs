@@ -338,6 +338,15 @@ pub struct Outcome {
     pub note: Option<String>,
 }
 
+/// Where a reported outcome left the item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finished {
+    pub id: String,
+    pub status: Status,
+    pub reason: Option<Reason>,
+    pub retry_count: u32,
+}
+
 /// Which items a listing or a bulk action covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filter {
@@ -391,9 +400,15 @@ impl Default for PageRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page {
     pub items: Vec<Item>,
-    /// Items matching the filter.
+    /// Items matching the filter; at most `COUNT_CAP` unless `exact`.
     pub total: u64,
+    /// False when `total` stopped at `COUNT_CAP`: "10,000+" matching.
+    pub exact: bool,
 }
+
+/// Past this many matches a listing stops counting: a refined filter over a million items
+/// must not cost a full count per page. Counter-backed totals and previews are always exact.
+pub const COUNT_CAP: u64 = 10_000;
 
 /// What a human does to items (SPEC §7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -95,7 +95,12 @@ async fn every_item_is_processed_exactly_once() {
         store.add_items("q", items, "seed").await.unwrap();
     }
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_worker", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "child_process_worker",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, &db)
         .spawn()
         .expect("start the second process");

@@ -80,7 +80,7 @@ fn failed(l: &Lease, reason: Reason, note: &str) -> Outcome {
     }
 }
 
-async fn finish_one(env: &Env, o: Outcome) -> Result<Item, Error> {
+async fn finish_one(env: &Env, o: Outcome) -> Result<Finished, Error> {
     env.store.finish(vec![o], "w1").await.unwrap().remove(0)
 }
 
@@ -136,7 +136,10 @@ pub async fn queue_lifecycle(env: Env) {
         .create_queue("invoices", Default::default())
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Conflict(_)) && e.to_string().contains("already exists"), "{e}");
+    assert!(
+        matches!(e, Error::Conflict(_)) && e.to_string().contains("already exists"),
+        "{e}"
+    );
     let q = s
         .update_queue(
             "invoices",
@@ -147,21 +150,34 @@ pub async fn queue_lifecycle(env: Env) {
         )
         .await
         .unwrap();
-    assert_eq!((q.concurrency, q.max_retries), (Some(3), 2), "update keeps what it does not name");
     assert_eq!(
-        s.set_queue_state("invoices", QueueState::Paused).await.unwrap().state,
+        (q.concurrency, q.max_retries),
+        (Some(3), 2),
+        "update keeps what it does not name"
+    );
+    assert_eq!(
+        s.set_queue_state("invoices", QueueState::Paused)
+            .await
+            .unwrap()
+            .state,
         QueueState::Paused
     );
     add(&env, "invoices", &["a"]).await;
     let e = s.delete_queue("invoices", false).await.unwrap_err();
     assert!(e.to_string().contains("--force"), "{e}");
-    assert_eq!(s.queues().await.unwrap().len(), 1, "refused delete changed nothing");
+    assert_eq!(
+        s.queues().await.unwrap().len(),
+        1,
+        "refused delete changed nothing"
+    );
     assert_eq!(s.delete_queue("invoices", true).await.unwrap(), 1);
     assert!(s.queues().await.unwrap().is_empty());
     for e in [
         s.queue("nope").await.unwrap_err(),
         s.add_items("nope", vec![item("x")], ME).await.unwrap_err(),
-        s.set_queue_state("nope", QueueState::Active).await.unwrap_err(),
+        s.set_queue_state("nope", QueueState::Active)
+            .await
+            .unwrap_err(),
     ] {
         assert_eq!(e.to_string(), "unknown queue 'nope'");
     }
@@ -175,8 +191,14 @@ pub async fn queue_lifecycle(env: Env) {
         )
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Invalid(_)) && e.to_string().contains("Mars/Olympus"), "{e}");
-    assert!(s.queues().await.unwrap().is_empty(), "a refused create created nothing");
+    assert!(
+        matches!(e, Error::Invalid(_)) && e.to_string().contains("Mars/Olympus"),
+        "{e}"
+    );
+    assert!(
+        s.queues().await.unwrap().is_empty(),
+        "a refused create created nothing"
+    );
 }
 
 // ------------------------------------------------------------------ dequeue
@@ -231,7 +253,10 @@ pub async fn dequeue_drains_queues_by_priority(env: Env) {
     let got = take(&env, &["low", "urgent"], 2).await;
     let values: Vec<&str> = got.leases.iter().map(|l| l.item.value.as_str()).collect();
     assert_eq!(values, ["u1", "u2"]);
-    assert_eq!(take(&env, &["low", "urgent"], 5).await.leases[0].item.value, "l1");
+    assert_eq!(
+        take(&env, &["low", "urgent"], 5).await.leases[0].item.value,
+        "l1"
+    );
 }
 
 pub async fn dequeue_says_why_when_the_queue_is_the_reason(env: Env) {
@@ -250,18 +275,30 @@ pub async fn dequeue_says_why_when_the_queue_is_the_reason(env: Env) {
     let none = take(&env, &["q"], 1).await;
     assert!(none.leases.is_empty());
     assert!(
-        none.why_empty.as_deref().unwrap().contains("concurrency limit (2/2"),
+        none.why_empty
+            .as_deref()
+            .unwrap()
+            .contains("concurrency limit (2/2"),
         "{:?}",
         none.why_empty
     );
-    env.store.set_queue_state("q", QueueState::Paused).await.unwrap();
-    env.store.finish(vec![done(&got.leases[0])], "w1").await.unwrap();
+    env.store
+        .set_queue_state("q", QueueState::Paused)
+        .await
+        .unwrap();
+    env.store
+        .finish(vec![done(&got.leases[0])], "w1")
+        .await
+        .unwrap();
     let none = take(&env, &["q"], 1).await;
     assert!(none.leases.is_empty());
     assert_eq!(none.why_empty.as_deref(), Some("queue 'q' is paused"));
     // Paused still accepts work.
     add(&env, "q", &["d"]).await;
-    env.store.set_queue_state("q", QueueState::Active).await.unwrap();
+    env.store
+        .set_queue_state("q", QueueState::Active)
+        .await
+        .unwrap();
     assert_eq!(take(&env, &["q"], 1).await.leases.len(), 1);
     let e = env
         .store
@@ -363,14 +400,31 @@ pub async fn leases_are_fenced(env: Env) {
     .await;
     add(&env, "q", &["a"]).await;
     let first = take(&env, &["q"], 1).await.leases.remove(0);
-    assert_eq!(first.lease_until, env.clock.now_for_test() + chrono::Duration::seconds(60));
+    assert_eq!(
+        first.lease_until,
+        env.clock.now_for_test() + chrono::Duration::seconds(60)
+    );
     // A heartbeat moves the deadline.
     env.clock.advance(Duration::from_secs(30));
-    let until = env.store.heartbeat(&first.item.id, &first.lease).await.unwrap();
-    assert_eq!(until, env.clock.now_for_test() + chrono::Duration::seconds(60));
+    let until = env
+        .store
+        .heartbeat(&first.item.id, &first.lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        until,
+        env.clock.now_for_test() + chrono::Duration::seconds(60)
+    );
     // A wrong token changes nothing.
-    let e = env.store.heartbeat(&first.item.id, "forged").await.unwrap_err();
-    assert!(matches!(e, Error::Conflict(_)) && e.to_string().contains("stale lease"), "{e}");
+    let e = env
+        .store
+        .heartbeat(&first.item.id, "forged")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Conflict(_)) && e.to_string().contains("stale lease"),
+        "{e}"
+    );
     // The lease runs out: swept into an automatic retry, then leased to someone else.
     env.clock.advance(Duration::from_secs(61));
     assert_eq!(env.store.sweep().await.unwrap(), 1);
@@ -404,9 +458,15 @@ pub async fn a_timed_out_lease_without_retries_is_a_timeout_exception(env: Env) 
     env.clock.advance(Duration::from_secs(11));
     env.store.sweep().await.unwrap();
     let d = env.store.item(&l.item.id).await.unwrap();
-    assert_eq!((d.item.status, d.item.reason), (Status::Exception, Some(Reason::Timeout)));
+    assert_eq!(
+        (d.item.status, d.item.reason),
+        (Status::Exception, Some(Reason::Timeout))
+    );
     assert!(d.item.notes.last().unwrap().text.contains("lease expired"));
-    assert!(d.history.iter().any(|h| h.by == "system" && h.reason == Some(Reason::Timeout)));
+    assert!(d
+        .history
+        .iter()
+        .any(|h| h.by == "system" && h.reason == Some(Reason::Timeout)));
 }
 
 pub async fn a_held_item_refuses_its_workers_result(env: Env) {
@@ -448,13 +508,19 @@ pub async fn it_exceptions_retry_and_business_ones_do_not(env: Env) {
         .unwrap();
     let (it, biz) = (r[0].as_ref().unwrap(), r[1].as_ref().unwrap());
     assert_eq!((it.status, it.retry_count), (Status::Queued, 1));
-    assert_eq!((biz.status, biz.reason), (Status::Exception, Some(Reason::Business)));
+    assert_eq!(
+        (biz.status, biz.reason),
+        (Status::Exception, Some(Reason::Business))
+    );
     // The retried item fails again: no retries left.
     let again = take(&env, &["q"], 1).await.leases.remove(0);
     let it = finish_one(&env, failed(&again, Reason::It, "SAP timeout after 31s"))
         .await
         .unwrap();
-    assert_eq!((it.status, it.reason), (Status::Exception, Some(Reason::It)));
+    assert_eq!(
+        (it.status, it.reason),
+        (Status::Exception, Some(Reason::It))
+    );
     let h = env.store.item(&it.id).await.unwrap().history;
     let fails = h.iter().filter(|e| e.action == "fail").count();
     let retries = h.iter().filter(|e| e.action == "retry").count();
@@ -519,20 +585,31 @@ pub async fn human_actions_follow_the_transition_table(env: Env) {
     // Hold both, release one, process the other from hold.
     act(&env, ids(&items), ActionKind::Hold).await.unwrap();
     assert_eq!(counts(&env, "q").await.on_hold, 2);
-    act(&env, ids(&items[..1]), ActionKind::Release).await.unwrap();
-    act(&env, ids(&items[1..]), ActionKind::Processed).await.unwrap();
+    act(&env, ids(&items[..1]), ActionKind::Release)
+        .await
+        .unwrap();
+    act(&env, ids(&items[1..]), ActionKind::Processed)
+        .await
+        .unwrap();
     assert_eq!(status(&env, &items[0].id).await, Status::Queued);
     assert_eq!(status(&env, &items[1].id).await, Status::Processed);
     // A mixed set where one is refused: nothing changes at all.
     act(&env, ids(&items[..1]), ActionKind::Hold).await.unwrap();
-    let e = act(&env, ids(&items), ActionKind::Release).await.unwrap_err();
-    assert!(e.to_string().contains("1 of 2 items cannot be released"), "{e}");
+    let e = act(&env, ids(&items), ActionKind::Release)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("1 of 2 items cannot be released"),
+        "{e}"
+    );
     assert!(e.to_string().contains(&items[1].id), "{e}");
     assert_eq!(status(&env, &items[0].id).await, Status::OnHold);
     assert_eq!(status(&env, &items[1].id).await, Status::Processed);
     // Reprocess a processed item, delete one; unknown ids are named.
     act(&env, ids(&items[1..]), requeue()).await.unwrap();
-    act(&env, ids(&items[..1]), ActionKind::Delete).await.unwrap();
+    act(&env, ids(&items[..1]), ActionKind::Delete)
+        .await
+        .unwrap();
     let e = env.store.item(&items[0].id).await.unwrap_err();
     assert_eq!(e.to_string(), format!("unknown item '{}'", items[0].id));
     let e = act(&env, Target::Ids(vec!["01NOPE".into()]), ActionKind::Hold)
@@ -597,8 +674,15 @@ pub async fn bulk_actions_by_filter_and_undo(env: Env) {
     env.store.finish(outcomes, "w1").await.unwrap();
     let groups = env.store.groups(None).await.unwrap();
     assert_eq!(groups.len(), 2);
-    assert_eq!((groups[0].count, groups[0].signature.as_str()), (2, "Vendor * not found"));
-    assert!(groups[0].example.as_deref().unwrap().starts_with("Vendor '"));
+    assert_eq!(
+        (groups[0].count, groups[0].signature.as_str()),
+        (2, "Vendor * not found")
+    );
+    assert!(groups[0]
+        .example
+        .as_deref()
+        .unwrap()
+        .starts_with("Vendor '"));
     let group = Filter {
         queue: Some("q".into()),
         statuses: vec![Status::Exception],
@@ -612,7 +696,9 @@ pub async fn bulk_actions_by_filter_and_undo(env: Env) {
         .await
         .unwrap();
     assert_eq!((p.count, p.sample.len()), (2, 1));
-    let r = act(&env, Target::Filter(group.clone()), requeue()).await.unwrap();
+    let r = act(&env, Target::Filter(group.clone()), requeue())
+        .await
+        .unwrap();
     assert_eq!(r.touched, 2);
     assert_eq!(counts(&env, "q").await.exception, 1);
     // Undo puts both back as they were.
@@ -621,7 +707,10 @@ pub async fn bulk_actions_by_filter_and_undo(env: Env) {
     let c = counts(&env, "q").await;
     assert_eq!((c.exception, c.queued), (3, 0));
     let d = env.store.item(&ls[0].item.id).await.unwrap();
-    assert_eq!((d.item.status, d.item.reason), (Status::Exception, Some(Reason::Business)));
+    assert_eq!(
+        (d.item.status, d.item.reason),
+        (Status::Exception, Some(Reason::Business))
+    );
     assert_eq!(d.history.last().unwrap().action, "undo");
     let e = env.store.undo(r.action_id, ME).await.unwrap_err();
     assert!(e.to_string().contains("already undone"), "{e}");
@@ -630,8 +719,15 @@ pub async fn bulk_actions_by_filter_and_undo(env: Env) {
     let l = take(&env, &["q"], 1).await.leases.remove(0);
     let e = env.store.undo(r.action_id, ME).await.unwrap_err();
     assert!(matches!(e, Error::Conflict(_)), "{e}");
-    assert!(e.to_string().contains(&l.item.id) && e.to_string().contains("nothing undone"), "{e}");
-    assert_eq!(counts(&env, "q").await.processing, 1, "the refused undo changed nothing");
+    assert!(
+        e.to_string().contains(&l.item.id) && e.to_string().contains("nothing undone"),
+        "{e}"
+    );
+    assert_eq!(
+        counts(&env, "q").await.processing,
+        1,
+        "the refused undo changed nothing"
+    );
     let e = env.store.undo(9999, ME).await.unwrap_err();
     assert_eq!(e.to_string(), "unknown action '9999'");
 }
@@ -655,9 +751,15 @@ pub async fn undo_of_a_delete_restores_the_items(env: Env) {
     assert_eq!(counts(&env, "q").await.total(), 0);
     env.store.undo(r.action_id, ME).await.unwrap();
     let d = env.store.item(&items[0].id).await.unwrap();
-    assert_eq!((d.item.value.as_str(), d.item.key.as_deref()), ("precious", Some("K-1")));
+    assert_eq!(
+        (d.item.value.as_str(), d.item.key.as_deref()),
+        ("precious", Some("K-1"))
+    );
     assert_eq!(counts(&env, "q").await.queued, 1);
-    assert!(d.history.iter().any(|h| h.action == "delete"), "history survives a delete");
+    assert!(
+        d.history.iter().any(|h| h.action == "delete"),
+        "history survives a delete"
+    );
 }
 
 pub async fn bulk_filter_covers_statuses_and_search(env: Env) {
@@ -669,7 +771,9 @@ pub async fn bulk_filter_covers_statuses_and_search(env: Env) {
         search: Some("invoice".into()),
         ..Default::default()
     };
-    let r = act(&env, Target::Filter(f), ActionKind::Hold).await.unwrap();
+    let r = act(&env, Target::Filter(f), ActionKind::Hold)
+        .await
+        .unwrap();
     assert_eq!(r.touched, 2);
     let c = counts(&env, "q").await;
     assert_eq!((c.on_hold, c.queued), (2, 1));
@@ -678,7 +782,9 @@ pub async fn bulk_filter_covers_statuses_and_search(env: Env) {
         search: Some("zzz".into()),
         ..Default::default()
     };
-    let e = act(&env, Target::Filter(none), ActionKind::Hold).await.unwrap_err();
+    let e = act(&env, Target::Filter(none), ActionKind::Hold)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("no items match"), "{e}");
 }
 
@@ -692,13 +798,19 @@ pub async fn keys_and_sizes_are_checked(env: Env) {
         key: Some(k.into()),
         ..Default::default()
     };
-    env.store.add_items("q", vec![keyed("INV-1")], ME).await.unwrap();
+    env.store
+        .add_items("q", vec![keyed("INV-1")], ME)
+        .await
+        .unwrap();
     let e = env
         .store
         .add_items("q", vec![keyed("INV-1")], ME)
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Conflict(_)) && e.to_string().contains("duplicate key 'INV-1'"), "{e}");
+    assert!(
+        matches!(e, Error::Conflict(_)) && e.to_string().contains("duplicate key 'INV-1'"),
+        "{e}"
+    );
     env.store
         .add_items("other", vec![keyed("INV-1")], ME)
         .await
@@ -715,7 +827,10 @@ pub async fn keys_and_sizes_are_checked(env: Env) {
         ..Default::default()
     };
     let e = env.store.add_items("q", vec![big], ME).await.unwrap_err();
-    assert!(matches!(e, Error::Invalid(_)) && e.to_string().contains("1 MiB"), "{e}");
+    assert!(
+        matches!(e, Error::Invalid(_)) && e.to_string().contains("1 MiB"),
+        "{e}"
+    );
     assert_eq!(counts(&env, "q").await.queued, 1);
 }
 
@@ -743,7 +858,11 @@ pub async fn items_created_on_hold_are_not_taken(env: Env) {
     assert_eq!(take(&env, &["q"], 1).await.leases.len(), 1);
 }
 
-async fn import_rows(env: &Env, skip_bad: bool, rows: Vec<Result<ImportRow, RowError>>) -> Result<ImportReport, Error> {
+async fn import_rows(
+    env: &Env,
+    skip_bad: bool,
+    rows: Vec<Result<ImportRow, RowError>>,
+) -> Result<ImportReport, Error> {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let send = tokio::spawn(async move {
         for chunk in rows.chunks(2) {
@@ -788,13 +907,28 @@ pub async fn import_is_all_or_nothing_unless_told(env: Env) {
         column: Some("priority".into()),
         message: "unknown priority 'urgent'".into(),
     });
-    let rows = vec![row(2, "K-1"), row(3, "K-9"), parse_error, row(5, "K-1"), row(6, "K-2")];
+    let rows = vec![
+        row(2, "K-1"),
+        row(3, "K-9"),
+        parse_error,
+        row(5, "K-1"),
+        row(6, "K-2"),
+    ];
     let e = import_rows(&env, false, rows.clone()).await.unwrap_err();
     let m = e.to_string();
     assert!(m.contains("nothing imported: 3 bad rows"), "{m}");
-    assert!(m.contains("line 3, column 'key': duplicate key 'K-9'"), "{m}");
-    assert!(m.contains("line 4, column 'priority': unknown priority"), "{m}");
-    assert!(m.contains("line 5, column 'key': duplicate key 'K-1'"), "{m}");
+    assert!(
+        m.contains("line 3, column 'key': duplicate key 'K-9'"),
+        "{m}"
+    );
+    assert!(
+        m.contains("line 4, column 'priority': unknown priority"),
+        "{m}"
+    );
+    assert!(
+        m.contains("line 5, column 'key': duplicate key 'K-1'"),
+        "{m}"
+    );
     assert_eq!(counts(&env, "q").await.queued, 1, "nothing landed");
     let r = import_rows(&env, true, rows).await.unwrap();
     assert_eq!(r.imported, 2);
@@ -829,7 +963,11 @@ pub async fn sla_counts_and_filters(env: Env) {
     let s = env.store.queue("q").await.unwrap();
     assert_eq!((s.out_of_sla, s.at_risk), (1, 1));
     assert_eq!(s.oldest_queued_secs, Some(115));
-    for (sla, want) in [(Sla::Out, "oldest"), (Sla::AtRisk, "middle"), (Sla::In, "newest")] {
+    for (sla, want) in [
+        (Sla::Out, "oldest"),
+        (Sla::AtRisk, "middle"),
+        (Sla::In, "newest"),
+    ] {
         let page = env
             .store
             .items(
@@ -842,7 +980,10 @@ pub async fn sla_counts_and_filters(env: Env) {
             .await
             .unwrap();
         assert_eq!(page.total, 1, "{sla}");
-        assert_eq!((page.items[0].value.as_str(), page.items[0].sla), (want, Some(sla)));
+        assert_eq!(
+            (page.items[0].value.as_str(), page.items[0].sla),
+            (want, Some(sla))
+        );
     }
 }
 
@@ -864,18 +1005,33 @@ pub async fn throughput_handling_time_and_projection(env: Env) {
     for _ in 0..3 {
         let ls = take(&env, &["q"], 10).await.leases;
         env.clock.advance(Duration::from_secs(2));
-        env.store.finish(ls.iter().map(done).collect(), "w1").await.unwrap();
+        env.store
+            .finish(ls.iter().map(done).collect(), "w1")
+            .await
+            .unwrap();
         env.clock.advance(Duration::from_secs(58));
     }
     let s = env.store.queue("q").await.unwrap();
     assert_eq!(s.counts.processed, 30);
     assert_eq!(s.avg_handling_ms, Some(2000));
     assert_eq!(s.error_rate, Some(0.0));
-    assert!(s.throughput_per_min > 1.5 && s.throughput_per_min < 3.0, "{}", s.throughput_per_min);
+    assert!(
+        s.throughput_per_min > 1.5 && s.throughput_per_min < 3.0,
+        "{}",
+        s.throughput_per_min
+    );
     assert_eq!(s.throughput_history.iter().sum::<u64>(), 30);
     let p = s.projection.unwrap();
-    assert_eq!(p.deadline, chrono::Utc.with_ymd_and_hms(2026, 11, 22, 23, 0, 0).unwrap());
-    assert!(p.margin_secs.unwrap() > 0, "10 items left drain well before 23:00");
+    assert_eq!(
+        p.deadline,
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 22, 23, 0, 0)
+            .unwrap()
+    );
+    assert!(
+        p.margin_secs.unwrap() > 0,
+        "10 items left drain well before 23:00"
+    );
 }
 
 pub async fn counters_match_the_items(env: Env) {
@@ -907,7 +1063,9 @@ pub async fn counters_match_the_items(env: Env) {
         statuses: vec![Status::Exception],
         ..Default::default()
     };
-    act(&env, Target::Filter(f), ActionKind::Hold).await.unwrap();
+    act(&env, Target::Filter(f), ActionKind::Hold)
+        .await
+        .unwrap();
     let want = counts(&env, "q").await;
     let mut real = StatusCounts::default();
     for s in Status::ALL {
@@ -941,7 +1099,10 @@ pub async fn workers_are_seen_with_what_they_hold(env: Env) {
     env.store.finish(vec![done(&ls[0])], "w1").await.unwrap();
     let ws = env.store.workers().await.unwrap();
     assert_eq!(ws.len(), 1);
-    assert_eq!((ws[0].name.as_str(), ws[0].holding, ws[0].processed), ("w1", 1, 1));
+    assert_eq!(
+        (ws[0].name.as_str(), ws[0].holding, ws[0].processed),
+        ("w1", 1, 1)
+    );
     assert_eq!(ws[0].holding_ids, [ls[1].item.id.clone()]);
 }
 
@@ -962,7 +1123,10 @@ pub async fn the_change_feed_reports_changes(env: Env) {
         }
     );
     // A refused write sends nothing.
-    let _ = env.store.add_items("q", vec![item(&"x".repeat(MAX_VALUE_BYTES + 1))], ME).await;
+    let _ = env
+        .store
+        .add_items("q", vec![item(&"x".repeat(MAX_VALUE_BYTES + 1))], ME)
+        .await;
     add(&env, "q", &["c"]).await;
     assert_eq!(
         feed.recv().await.unwrap(),

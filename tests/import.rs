@@ -70,7 +70,10 @@ async fn csv_with_a_value_column_maps_headers() {
     assert_eq!(items[0].priority, Priority::High);
     assert_eq!(items[0].key.as_deref(), Some("INV-1"));
     assert!(items[0].expires_at.is_some());
-    assert_eq!(items[0].notes[0].text, "first line\nsecond line", "embedded newline");
+    assert_eq!(
+        items[0].notes[0].text, "first line\nsecond line",
+        "embedded newline"
+    );
     assert_eq!(items[1].value, "Müller GmbH ✓", "UTF-8");
     assert_eq!(items[1].status, Status::OnHold);
     assert_eq!(items[1].priority, Priority::Low);
@@ -88,17 +91,25 @@ async fn csv_without_a_value_column_makes_json_values() {
         v,
         serde_json::json!({"InvoiceId": "I-1006", "AccountName": "Fabrikam", "Amount": 1253.78,
                            "PostCode": "00123", "key": "I-1006"})
-            .as_object()
-            .map(|o| o
-                .iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-                .collect::<serde_json::Map<_, _>>())
-            .map(serde_json::Value::Object)
-            .unwrap()
+        .as_object()
+        .map(|o| o
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect::<serde_json::Map<_, _>>())
+        .map(serde_json::Value::Object)
+        .unwrap()
     );
-    assert_eq!(items[0].key.as_deref(), Some("I-1006"), "known columns still apply");
+    assert_eq!(
+        items[0].key.as_deref(),
+        Some("I-1006"),
+        "known columns still apply"
+    );
     let v: serde_json::Value = serde_json::from_str(&items[1].value).unwrap();
-    assert_eq!(v["amount"], serde_json::Value::Null, "an empty cell is null");
+    assert_eq!(
+        v["amount"],
+        serde_json::Value::Null,
+        "an empty cell is null"
+    );
     assert_eq!(v["postcode"], serde_json::json!(4711));
 }
 
@@ -115,9 +126,18 @@ async fn bad_rows_are_reported_by_line_and_column_and_nothing_lands() {
     let p = f.file("bad.csv", csv.as_bytes());
     let e = f.import(&p, false).await.unwrap_err();
     assert!(e.contains("nothing imported: 4 bad rows"), "{e}");
-    assert!(e.contains("line 3, column 'priority': unknown priority 'urgent'"), "{e}");
-    assert!(e.contains("line 4, column 'expires_at': bad time '32/13/2026'"), "{e}");
-    assert!(e.contains("line 5, column 'key': duplicate key 'K1'"), "{e}");
+    assert!(
+        e.contains("line 3, column 'priority': unknown priority 'urgent'"),
+        "{e}"
+    );
+    assert!(
+        e.contains("line 4, column 'expires_at': bad time '32/13/2026'"),
+        "{e}"
+    );
+    assert!(
+        e.contains("line 5, column 'key': duplicate key 'K1'"),
+        "{e}"
+    );
     assert!(e.contains("line 6: has 2 fields, the header has 5"), "{e}");
     assert!(f.all().await.is_empty(), "all-or-nothing");
 
@@ -128,7 +148,10 @@ async fn bad_rows_are_reported_by_line_and_column_and_nothing_lands() {
     // The reject file holds the bad rows in the input's format, ready to fix.
     let dest = f.dir.path().join("rejects.csv");
     let set: HashSet<u64> = lines.into_iter().collect();
-    assert_eq!(import::write_rejects(&p, Format::Csv, &set, &dest).unwrap(), 4);
+    assert_eq!(
+        import::write_rejects(&p, Format::Csv, &set, &dest).unwrap(),
+        4
+    );
     let text = std::fs::read_to_string(&dest).unwrap();
     assert_eq!(
         text,
@@ -146,25 +169,43 @@ async fn oversize_values_and_bad_utf8_are_row_errors() {
     let r = f.import(&p, true).await.unwrap();
     assert_eq!(r.imported, 1);
     assert_eq!(r.rejected.len(), 2);
-    assert_eq!((r.rejected[0].line, r.rejected[0].column.as_deref()), (2, Some("value")));
+    assert_eq!(
+        (r.rejected[0].line, r.rejected[0].column.as_deref()),
+        (2, Some("value"))
+    );
     assert!(r.rejected[0].message.contains("1 MiB"));
-    assert_eq!((r.rejected[1].line, r.rejected[1].message.as_str()), (3, "not valid UTF-8"));
+    assert_eq!(
+        (r.rejected[1].line, r.rejected[1].message.as_str()),
+        (3, "not valid UTF-8")
+    );
 }
 
 #[tokio::test]
 async fn header_problems_stop_the_import_before_it_starts() {
     let f = fixture().await;
     for (content, want) in [
-        ("value,prority\nx,high\n", "line 1, column 'prority': unknown column"),
-        ("value,name,name\nx,a,b\n", "line 1, column 'name': the column appears twice"),
+        (
+            "value,prority\nx,high\n",
+            "line 1, column 'prority': unknown column",
+        ),
+        (
+            "value,name,name\nx,a,b\n",
+            "line 1, column 'name': the column appears twice",
+        ),
         ("", "no header row"),
     ] {
         let p = f.file("h.csv", content.as_bytes());
         let e = f.import(&p, false).await.unwrap_err();
         assert!(e.contains(want), "{content:?}: {e}");
     }
-    let e = f.import(&f.dir.path().join("missing.csv"), false).await.unwrap_err();
-    assert!(e.contains("cannot read") && e.contains("missing.csv"), "{e}");
+    let e = f
+        .import(&f.dir.path().join("missing.csv"), false)
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("cannot read") && e.contains("missing.csv"),
+        "{e}"
+    );
     assert!(f.all().await.is_empty());
 }
 
@@ -185,15 +226,24 @@ async fn json_lines() {
     assert_eq!(r.imported, 3);
     let errs: Vec<String> = r.rejected.iter().map(|e| e.to_string()).collect();
     assert_eq!(errs.len(), 3, "{errs:?}");
-    assert!(errs[0].starts_with("line 5, column 'priority': unknown priority 'asap'"), "{errs:?}");
-    assert!(errs[1].starts_with("line 6, column 'char ") && errs[1].contains("bad JSON"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("line 5, column 'priority': unknown priority 'asap'"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with("line 6, column 'char ") && errs[1].contains("bad JSON"),
+        "{errs:?}"
+    );
     assert_eq!(errs[2], "line 7: expected a JSON object");
     let items = f.all().await;
     assert_eq!(items[0].value, r#"{"Amount":10,"InvoiceId":"I-1"}"#);
     assert_eq!(items[0].priority, Priority::High);
     let v: serde_json::Value = serde_json::from_str(&items[1].value).unwrap();
     assert_eq!(v["InvoiceId"], "I-2", "a line without value is the value");
-    assert_eq!((items[2].value.as_str(), items[2].status), ("plain text", Status::OnHold));
+    assert_eq!(
+        (items[2].value.as_str(), items[2].status),
+        ("plain text", Status::OnHold)
+    );
 }
 
 #[tokio::test]

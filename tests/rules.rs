@@ -60,9 +60,15 @@ fn every_transition_is_allowed_or_refused_as_the_spec_says() {
 #[test]
 fn a_refusal_names_both_statuses() {
     let m = refusal("01ABC", Processed, To::Status(Processed));
-    assert!(m.contains("01ABC") && m.contains("from processed to processed"), "{m}");
+    assert!(
+        m.contains("01ABC") && m.contains("from processed to processed"),
+        "{m}"
+    );
     let m = refusal("X", Processing, To::Deleted);
-    assert!(m.contains("from processing to deleted") && m.contains("hold it first"), "{m}");
+    assert!(
+        m.contains("from processing to deleted") && m.contains("hold it first"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -121,7 +127,11 @@ fn retry_policy() {
         (It, 0, 0, false),
     ];
     for (reason, count, max, again) in cases {
-        assert_eq!(retries_again(reason, count, max), again, "{reason} {count}/{max}");
+        assert_eq!(
+            retries_again(reason, count, max),
+            again,
+            "{reason} {count}/{max}"
+        );
     }
 }
 
@@ -145,9 +155,18 @@ fn sla_edges() {
             "elapsed {elapsed}s"
         );
     }
-    assert_eq!(item_sla(sla, 50, Exception, t0, None, at(50)), Some(Sla::AtRisk));
-    assert_eq!(item_sla(sla, 80, Processed, t0, Some(at(100)), at(900)), Some(Sla::Met));
-    assert_eq!(item_sla(sla, 80, Processed, t0, Some(at(101)), at(101)), Some(Sla::Missed));
+    assert_eq!(
+        item_sla(sla, 50, Exception, t0, None, at(50)),
+        Some(Sla::AtRisk)
+    );
+    assert_eq!(
+        item_sla(sla, 80, Processed, t0, Some(at(100)), at(900)),
+        Some(Sla::Met)
+    );
+    assert_eq!(
+        item_sla(sla, 80, Processed, t0, Some(at(101)), at(101)),
+        Some(Sla::Missed)
+    );
     assert_eq!(item_sla(None, 80, Queued, t0, None, at(1_000_000)), None);
 }
 
@@ -157,7 +176,11 @@ fn expiry_applies_to_queued_items_only() {
     let past = Some(now - chrono::Duration::seconds(1));
     assert!(is_expired(Queued, past, now));
     assert!(is_expired(Queued, Some(now), now));
-    assert!(!is_expired(Queued, Some(now + chrono::Duration::seconds(1)), now));
+    assert!(!is_expired(
+        Queued,
+        Some(now + chrono::Duration::seconds(1)),
+        now
+    ));
     assert!(!is_expired(Exception, past, now));
     assert!(!is_expired(Queued, None, now));
 }
@@ -171,8 +194,14 @@ fn signatures_mask_what_varies() {
             "Amount 5,253.78 exceeds approval limit of 5,000",
             "Amount * exceeds approval limit of *",
         ),
-        ("Invoice I-1006 failed on 2026-11-22 10:22:01", "Invoice * failed on *"),
-        ("Timeout after 30s calling SAP (attempt 3)", "Timeout after * calling SAP (attempt *)"),
+        (
+            "Invoice I-1006 failed on 2026-11-22 10:22:01",
+            "Invoice * failed on *",
+        ),
+        (
+            "Timeout after 30s calling SAP (attempt 3)",
+            "Timeout after * calling SAP (attempt *)",
+        ),
         ("Mail to john.doe@contoso.com bounced", "Mail to * bounced"),
         (
             "Order 9f1c2e4a-77b1-4c55-9a51-1e3f0c8d2b10 missing",
@@ -203,7 +232,11 @@ fn durations_parse_and_print() {
         (" 2m ", 120),
     ];
     for (text, secs) in ok {
-        assert_eq!(parse_duration(text).unwrap(), Duration::from_secs(secs), "{text}");
+        assert_eq!(
+            parse_duration(text).unwrap(),
+            Duration::from_secs(secs),
+            "{text}"
+        );
     }
     for bad in ["", "5", "abc", "5 parsecs", "-5m"] {
         let e = parse_duration(bad).unwrap_err();
@@ -232,7 +265,10 @@ fn times_parse_or_say_what_is_expected() {
     assert!(parse_time("2026-11-22").is_ok());
     for bad in ["tomorrow", "2026-13-01", "22/11/2026", ""] {
         let e = parse_time(bad).unwrap_err();
-        assert!(e.contains("bad time") && e.contains("RFC 3339"), "{bad}: {e}");
+        assert!(
+            e.contains("bad time") && e.contains("RFC 3339"),
+            "{bad}: {e}"
+        );
     }
 }
 
@@ -246,8 +282,12 @@ fn deadlines_roll_to_the_next_day_in_their_zone() {
     let later = Utc.with_ymd_and_hms(2026, 11, 22, 22, 30, 0).unwrap();
     let d = next_deadline("23:00", "Europe/Berlin", later).unwrap();
     assert_eq!(d, Utc.with_ymd_and_hms(2026, 11, 23, 22, 0, 0).unwrap());
-    assert!(next_deadline("25:00", "UTC", now).unwrap_err().contains("HH:MM"));
-    assert!(next_deadline("23:00", "Mars/Base", now).unwrap_err().contains("time zone"));
+    assert!(next_deadline("25:00", "UTC", now)
+        .unwrap_err()
+        .contains("HH:MM"));
+    assert!(next_deadline("23:00", "Mars/Base", now)
+        .unwrap_err()
+        .contains("time zone"));
 }
 
 #[test]
@@ -256,10 +296,16 @@ fn projection_says_drain_time_and_margin() {
     let deadline = Utc.with_ymd_and_hms(2026, 11, 22, 23, 0, 0).unwrap();
     // 410 items at 10/min: 41 minutes, drains 22:41, 19 minutes early.
     let p = project(deadline, 410, 10.0, now);
-    assert_eq!(p.drains_at, Some(Utc.with_ymd_and_hms(2026, 11, 22, 22, 41, 0).unwrap()));
+    assert_eq!(
+        p.drains_at,
+        Some(Utc.with_ymd_and_hms(2026, 11, 22, 22, 41, 0).unwrap())
+    );
     assert_eq!(p.margin_secs, Some(19 * 60));
     // 1000 items at 10/min: misses by 40 minutes.
-    assert_eq!(project(deadline, 1000, 10.0, now).margin_secs, Some(-40 * 60));
+    assert_eq!(
+        project(deadline, 1000, 10.0, now).margin_secs,
+        Some(-40 * 60)
+    );
     // Nothing moving: no drain time.
     assert_eq!(project(deadline, 5, 0.0, now).drains_at, None);
     // Empty backlog: drained now.

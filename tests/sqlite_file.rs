@@ -43,7 +43,11 @@ fn a_foreign_sqlite_file_is_refused() {
 fn a_file_that_is_not_a_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notes.txt");
-    std::fs::write(&path, "these are my notes, not a database, and long enough to matter\n".repeat(50)).unwrap();
+    std::fs::write(
+        &path,
+        "these are my notes, not a database, and long enough to matter\n".repeat(50),
+    )
+    .unwrap();
     let e = open(&path).err().unwrap();
     assert!(e.to_string().contains("not a workq database"), "{e}");
     assert!(e.to_string().contains("notes.txt"), "names the file: {e}");
@@ -75,9 +79,18 @@ async fn a_locked_file_says_so_and_changes_nothing() {
     let e = s.create_queue("r", Default::default()).await.unwrap_err();
     assert!(matches!(e, Error::Busy(_)), "{e:?}");
     assert!(e.to_string().contains("locked by another process"), "{e}");
-    assert!(started.elapsed() >= Duration::from_secs(4), "it waited before giving up");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "it waited before giving up"
+    );
     locker.execute_batch("ROLLBACK").unwrap();
-    let names: Vec<String> = s.queues().await.unwrap().into_iter().map(|q| q.queue.name).collect();
+    let names: Vec<String> = s
+        .queues()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.queue.name)
+        .collect();
     assert_eq!(names, ["q"]);
     // Once the lock is gone, writes work again.
     s.create_queue("r", Default::default()).await.unwrap();
@@ -102,7 +115,11 @@ fn a_read_only_file_says_so() {
     }
     let r = open(&path);
     if immutable {
-        Command::new("chattr").arg("-i").arg(&path).status().unwrap();
+        Command::new("chattr")
+            .arg("-i")
+            .arg(&path)
+            .status()
+            .unwrap();
     }
     let e = r.err().expect("a read-only file is refused for writing");
     assert!(e.to_string().contains("read-only"), "{e}");

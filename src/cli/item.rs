@@ -149,12 +149,13 @@ pub async fn run(store: &dyn Backend, cmd: ItemCmd, out: &Out) -> Result<(), Fai
         ItemCmd::Processed(a) => act(store, a, ActionKind::Processed, out).await,
         ItemCmd::Delete(a) => act(store, a, ActionKind::Delete, out).await,
         ItemCmd::Priority(a) => {
-            let p = a
-                .to
-                .as_deref()
-                .ok_or_else(|| Failure::invalid("priority: give the new one with --to high|normal|low"))?
-                .parse()
-                .map_err(bad("--to"))?;
+            let p =
+                a.to.as_deref()
+                    .ok_or_else(|| {
+                        Failure::invalid("priority: give the new one with --to high|normal|low")
+                    })?
+                    .parse()
+                    .map_err(bad("--to"))?;
             act(store, a, ActionKind::SetPriority { priority: p }, out).await
         }
         ItemCmd::Extend(a) => {
@@ -246,16 +247,26 @@ async fn ls(store: &dyn Backend, a: LsArgs, out: &Out) -> Result<(), Failure> {
         })
         .collect();
     output::table(
-        &["ID", "QUEUE", "NAME", "STATUS", "PRIORITY", "AGE", "SLA", "LATEST NOTE"],
+        &[
+            "ID",
+            "QUEUE",
+            "NAME",
+            "STATUS",
+            "PRIORITY",
+            "AGE",
+            "SLA",
+            "LATEST NOTE",
+        ],
         &rows,
     );
     let shown = page.items.len() as u64;
-    if a.offset > 0 || shown < page.total {
+    if a.offset > 0 || shown < page.total || !page.exact {
         println!(
-            "{}–{} of {}",
+            "{}–{} of {}{}",
             thousands(a.offset + shown.min(1)),
             thousands(a.offset + shown),
-            thousands(page.total)
+            thousands(page.total),
+            if page.exact { "" } else { "+" }
         );
     }
     Ok(())
@@ -275,7 +286,10 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
         ("key", i.key.clone().unwrap_or_else(|| "-".into())),
         ("status", status_of(i)),
         ("priority", i.priority.to_string()),
-        ("sla", i.sla.map(|s| s.to_string()).unwrap_or_else(|| "-".into())),
+        (
+            "sla",
+            i.sla.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        ),
         ("retries", i.retry_count.to_string()),
         ("requeues", i.requeue_count.to_string()),
         ("enqueued", output::time(i.enqueued_at)),
@@ -332,12 +346,23 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn act(store: &dyn Backend, a: ActArgs, action: ActionKind, out: &Out) -> Result<(), Failure> {
+async fn act(
+    store: &dyn Backend,
+    a: ActArgs,
+    action: ActionKind,
+    out: &Out,
+) -> Result<(), Failure> {
     let verb = action.verb();
-    let cmd = if verb == "extend-expiry" { "extend" } else { verb };
+    let cmd = if verb == "extend-expiry" {
+        "extend"
+    } else {
+        verb
+    };
     let only = |flag: &str, set: bool, for_cmd: &str| -> Result<(), Failure> {
         if set && cmd != for_cmd {
-            return Err(Failure::invalid(format!("{flag} only goes with `item {for_cmd}`")));
+            return Err(Failure::invalid(format!(
+                "{flag} only goes with `item {for_cmd}`"
+            )));
         }
         Ok(())
     };
@@ -358,8 +383,8 @@ async fn act(store: &dyn Backend, a: ActArgs, action: ActionKind, out: &Out) -> 
         }
         (true, false) => {
             return Err(Failure::invalid(format!(
-                "name the items: `workq item {cmd} ID...` or `workq item {cmd} --queue Q --status S`"
-            )))
+            "name the items: `workq item {cmd} ID...` or `workq item {cmd} --queue Q --status S`"
+        )))
         }
         (false, false) => Target::Ids(a.ids.clone()),
         (true, true) => {
@@ -438,8 +463,17 @@ pub async fn groups(store: &dyn Backend, a: GroupsArgs, out: &Out) -> Result<(),
                 vec![
                     thousands(g.count),
                     cell(&g.queue, 24),
-                    g.reason.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
-                    cell(if g.signature.is_empty() { "(no note)" } else { &g.signature }, 60),
+                    g.reason
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    cell(
+                        if g.signature.is_empty() {
+                            "(no note)"
+                        } else {
+                            &g.signature
+                        },
+                        60,
+                    ),
                     cell(g.example.as_deref().unwrap_or(""), 50),
                 ]
             })
@@ -466,6 +500,34 @@ pub async fn undo(store: &dyn Backend, a: UndoArgs, out: &Out) -> Result<(), Fai
     Ok(())
 }
 
+/// The reject file is checked before anything is imported: one that cannot be written
+/// would fail the command after the good rows landed, and one that is the input file
+/// would be emptied before it is read.
+fn check_rejects(input: &std::path::Path, dest: &std::path::Path) -> Result<(), Failure> {
+    let same = match (std::fs::canonicalize(input), std::fs::canonicalize(dest)) {
+        (Ok(i), Ok(d)) => i == d,
+        _ => false,
+    };
+    if same {
+        return Err(Failure::invalid(format!(
+            "--rejects: {} is the file being imported; name another file",
+            dest.display()
+        )));
+    }
+    let existed = dest.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(dest)
+        .map_err(|e| {
+            Failure::invalid(format!("--rejects: cannot write {}: {e}", dest.display()))
+        })?;
+    if !existed {
+        let _ = std::fs::remove_file(dest);
+    }
+    Ok(())
+}
+
 pub async fn import(store: &dyn Backend, a: ImportArgs, out: &Out) -> Result<(), Failure> {
     let format = match &a.format {
         Some(f) => f.parse().map_err(bad("--format"))?,
@@ -474,6 +536,9 @@ pub async fn import(store: &dyn Backend, a: ImportArgs, out: &Out) -> Result<(),
     let size = std::fs::metadata(&a.file)
         .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", a.file.display())))?
         .len();
+    if let Some(dest) = &a.rejects {
+        check_rejects(&a.file, dest)?;
+    }
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(size),
         indicatif::ProgressDrawTarget::stderr(),
@@ -510,17 +575,23 @@ pub async fn import(store: &dyn Backend, a: ImportArgs, out: &Out) -> Result<(),
     let mut written = None;
     if let Some(dest) = &a.rejects {
         let lines: HashSet<u64> = report.rejected.iter().map(|r| r.line).collect();
-        written = Some(
-            import::write_rejects(&a.file, format, &lines, dest).map_err(Failure::invalid)?,
-        );
+        written =
+            Some(import::write_rejects(&a.file, format, &lines, dest).map_err(Failure::invalid)?);
     }
     if out.json {
         out.json(&report);
         return Ok(());
     }
-    println!("imported {} items into '{}'", thousands(report.imported), a.queue);
+    println!(
+        "imported {} into '{}'",
+        output::count(report.imported, "item"),
+        a.queue
+    );
     if !report.rejected.is_empty() {
-        eprintln!("skipped {} bad rows:", thousands(report.rejected.len() as u64));
+        eprintln!(
+            "skipped {}:",
+            output::count(report.rejected.len() as u64, "bad row")
+        );
         for r in report.rejected.iter().take(20) {
             eprintln!("  {r}");
         }
@@ -528,7 +599,11 @@ pub async fn import(store: &dyn Backend, a: ImportArgs, out: &Out) -> Result<(),
             eprintln!("  … and {} more", report.rejected.len() - 20);
         }
         if let (Some(dest), Some(n)) = (&a.rejects, written) {
-            eprintln!("wrote {n} bad rows to {}", dest.display());
+            eprintln!(
+                "wrote {} to {}",
+                output::count(n, "bad row"),
+                dest.display()
+            );
         }
     }
     Ok(())

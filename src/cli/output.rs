@@ -132,6 +132,11 @@ pub fn cell(s: &str, max: usize) -> String {
     }
 }
 
+/// "1 item", "2 items", "1,240 items".
+pub fn count(n: u64, noun: &str) -> String {
+    format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
 /// 1234567 → "1,234,567".
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();

@@ -40,9 +40,13 @@ pub async fn dequeue(store: &dyn Backend, a: DequeueArgs, out: &Out) -> Result<(
     } else {
         for l in &got.leases {
             println!("{} {}", l.item.id, l.lease);
-            println!("  queue {}  name {}  priority {}  lease until {}", l.item.queue,
-                l.item.name.as_deref().unwrap_or("-"), l.item.priority,
-                super::output::time(l.lease_until));
+            println!(
+                "  queue {}  name {}  priority {}  lease until {}",
+                l.item.queue,
+                l.item.name.as_deref().unwrap_or("-"),
+                l.item.priority,
+                super::output::time(l.lease_until)
+            );
             println!("  value {}", l.item.value);
         }
     }
@@ -68,21 +72,34 @@ async fn report(store: &dyn Backend, o: Outcome, out: &Out) -> Result<(), Failur
 }
 
 pub async fn complete(store: &dyn Backend, a: CompleteArgs, out: &Out) -> Result<(), Failure> {
-    let o = Outcome { id: a.id, lease: a.lease, reason: None, note: a.note };
+    let o = Outcome {
+        id: a.id,
+        lease: a.lease,
+        reason: None,
+        note: a.note,
+    };
     report(store, o, out).await
 }
 
 pub async fn fail(store: &dyn Backend, a: FailArgs, out: &Out) -> Result<(), Failure> {
-    let reason: Reason = a
-        .reason
-        .parse()
-        .map_err(|e| Failure::invalid(format!("--reason: {e}")))?;
+    // Timeout is a reason but not one a worker may give: do not offer it.
+    let reason: Reason = a.reason.parse().map_err(|_| {
+        Failure::invalid(format!(
+            "--reason: unknown reason '{}' (expected generic, it or business)",
+            a.reason
+        ))
+    })?;
     if reason == Reason::Timeout {
         return Err(Failure::invalid(
             "--reason: timeout is for leases that ran out; use generic, it or business",
         ));
     }
-    let o = Outcome { id: a.id, lease: a.lease, reason: Some(reason), note: a.note };
+    let o = Outcome {
+        id: a.id,
+        lease: a.lease,
+        reason: Some(reason),
+        note: a.note,
+    };
     report(store, o, out).await
 }
 
@@ -91,7 +108,11 @@ pub async fn heartbeat(store: &dyn Backend, a: HeartbeatArgs, out: &Out) -> Resu
     if out.json {
         out.json(&serde_json::json!({"id": a.id, "lease_until": until}));
     } else {
-        println!("{}: lease extended until {}", a.id, super::output::time(until));
+        println!(
+            "{}: lease extended until {}",
+            a.id,
+            super::output::time(until)
+        );
     }
     Ok(())
 }

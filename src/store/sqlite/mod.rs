@@ -162,12 +162,14 @@ impl Backend for SqliteStore {
         let (queue, actor) = (queue.to_string(), actor.to_string());
         self.inner
             .writer
-            .write(true, move |ctx| write::import(ctx, &queue, opts, rows, &actor))
+            .write(true, move |ctx| {
+                write::import(ctx, &queue, opts, rows, &actor)
+            })
             .await
     }
 
     async fn items(&self, filter: Filter, page: PageRequest) -> Result<Page> {
-        self.read(move |c, now| read::items(c, &filter, &page, now))
+        self.read(move |c, now| read::items(c, &filter, &page, now, false))
             .await
     }
 
@@ -206,7 +208,7 @@ impl Backend for SqliteStore {
             .await
     }
 
-    async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Item>>> {
+    async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Finished>>> {
         let worker = worker.to_string();
         self.write(move |ctx| write::finish(ctx, &outcomes, &worker))
             .await

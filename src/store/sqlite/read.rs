@@ -108,7 +108,14 @@ pub fn queues(conn: &Connection, now: Time) -> Result<Vec<QueueSummary>> {
     qs.into_iter().map(|q| summary(conn, q, now)).collect()
 }
 
-pub fn items(conn: &Connection, f: &Filter, page: &PageRequest, now: Time) -> Result<Page> {
+/// A page of items; `exact` asks for the full count of a refined filter (previews).
+pub fn items(
+    conn: &Connection,
+    f: &Filter,
+    page: &PageRequest,
+    now: Time,
+    exact: bool,
+) -> Result<Page> {
     let w = filter::build(conn, f, now)?;
     let dir = if page.descending { "DESC" } else { "ASC" };
     let order = match page.sort {
@@ -132,24 +139,40 @@ pub fn items(conn: &Connection, f: &Filter, page: &PageRequest, now: Time) -> Re
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(sql)?;
-    let total = if w.counter_only {
-        filter::counted_total(conn, &w, &f.statuses)?
+    let (total, exact) = if w.counter_only {
+        (filter::counted_total(conn, &w, &f.statuses)?, true)
     } else {
-        conn.prepare_cached(&format!(
-            "SELECT count(*) FROM items i JOIN queues q ON q.id = i.queue_id WHERE {}",
-            w.sql
-        ))
-        .and_then(|mut st| {
-            st.query_row(rusqlite::params_from_iter(w.params), |r| r.get::<_, i64>(0))
-        })
-        .map_err(sql)?
-        .max(0) as u64
+        let cap = if exact {
+            i64::MAX
+        } else {
+            COUNT_CAP as i64 + 1
+        };
+        let mut p = w.params;
+        p.push(cap.into());
+        let n = conn
+            .prepare_cached(&format!(
+                "SELECT count(*) FROM (SELECT 1 FROM items i JOIN queues q ON q.id = i.queue_id
+                 WHERE {} LIMIT ?)",
+                w.sql
+            ))
+            .and_then(|mut st| st.query_row(rusqlite::params_from_iter(p), |r| r.get::<_, i64>(0)))
+            .map_err(sql)?
+            .max(0) as u64;
+        if exact || n <= COUNT_CAP {
+            (n, true)
+        } else {
+            (COUNT_CAP, false)
+        }
     };
     let items = rows
         .iter()
         .filter_map(|r| queues.get(&r.queue_id).map(|q| r.to_item(q, now)))
         .collect();
-    Ok(Page { items, total })
+    Ok(Page {
+        items,
+        total,
+        exact,
+    })
 }
 
 pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
@@ -168,34 +191,61 @@ pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
     }];
     let mut st = conn
         .prepare_cached(
-            "SELECT at, by, action, from_status, to_status, reason, note, detail, action_id
-             FROM history WHERE item_id = ?1 ORDER BY id",
+            "SELECT at, by, action, from_status, to_status, reason, note, detail, action_id,
+                    attempt_started, attempt_worker
+             FROM history WHERE item_seq = ?1 ORDER BY id",
         )
         .map_err(sql)?;
+    // A row that ends an attempt also tells when it began: that was the dequeue.
+    let dequeue = |at: i64, by: String| HistoryEntry {
+        at: from_ms(at),
+        by,
+        action: "dequeue".into(),
+        from: Some(Status::Queued),
+        to: Some(Status::Processing),
+        reason: None,
+        note: None,
+        action_id: None,
+    };
+    let mut last_attempt = None;
     let rows = st
-        .query_map([id], |r| {
+        .query_map([row.seq], |r| {
             let status = |i: usize| -> rusqlite::Result<Option<Status>> {
                 Ok(r.get::<_, Option<String>>(i)?.and_then(|s| s.parse().ok()))
             };
             let note: Option<String> = r.get(6)?;
             let detail: Option<String> = r.get(7)?;
-            Ok(HistoryEntry {
-                at: from_ms(r.get(0)?),
-                by: r.get(1)?,
-                action: r.get(2)?,
-                from: status(3)?,
-                to: status(4)?,
-                reason: r.get::<_, Option<String>>(5)?.and_then(|s| s.parse().ok()),
-                note: match (note, detail) {
-                    (Some(n), Some(d)) => Some(format!("{n} {d}")),
-                    (n, d) => n.or(d),
+            Ok((
+                HistoryEntry {
+                    at: from_ms(r.get(0)?),
+                    by: r.get(1)?,
+                    action: r.get(2)?,
+                    from: status(3)?,
+                    to: status(4)?,
+                    reason: r.get::<_, Option<String>>(5)?.and_then(|s| s.parse().ok()),
+                    note: match (note, detail) {
+                        (Some(n), Some(d)) => Some(format!("{n} {d}")),
+                        (n, d) => n.or(d),
+                    },
+                    action_id: r.get(8)?,
                 },
-                action_id: r.get(8)?,
-            })
+                r.get::<_, Option<i64>>(9)?,
+                r.get::<_, Option<String>>(10)?,
+            ))
         })
         .map_err(sql)?;
     for r in rows {
-        history.push(r.map_err(sql)?);
+        let (entry, started, worker) = r.map_err(sql)?;
+        if let Some(s) = started.filter(|s| last_attempt != Some(*s)) {
+            last_attempt = Some(s);
+            history.push(dequeue(s, worker.unwrap_or_default()));
+        }
+        history.push(entry);
+    }
+    if row.status == Status::Processing {
+        if let Some(s) = row.started_at.filter(|s| last_attempt != Some(*s)) {
+            history.push(dequeue(s, row.worker.clone().unwrap_or_default()));
+        }
     }
     Ok(ItemDetail {
         item: row.to_item(q, now),
@@ -280,7 +330,9 @@ pub fn workers(conn: &Connection, now: Time) -> Result<Vec<WorkerInfo>> {
         )
         .map_err(sql)?;
     let held = st
-        .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?)))
+        .query_map([], |r| {
+            Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
+        })
         .map_err(sql)?;
     for h in held {
         let (w, id) = h.map_err(sql)?;
@@ -306,6 +358,7 @@ pub fn preview(conn: &Connection, target: &Target, sample: u32, now: Time) -> Re
                     ..Default::default()
                 },
                 now,
+                true,
             )?;
             Ok(Preview {
                 count: page.total,

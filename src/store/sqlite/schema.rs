@@ -72,10 +72,12 @@ CREATE INDEX items_expiring ON items(queue_id, expires_at)
 CREATE INDEX items_groups ON items(queue_id, reason, signature) WHERE status = 'exception';
 
 -- Every change to an item. Kept when an item is deleted (it is the audit trail),
--- removed with its queue.
+-- removed with its queue. A row that ends a processing attempt (complete, fail, timeout,
+-- hold) records when the attempt started and who held it: the dequeue itself is not a row
+-- of its own, so the hot path writes one history row per attempt, not two.
 CREATE TABLE history (
     id          INTEGER PRIMARY KEY,
-    item_id     TEXT NOT NULL,
+    item_seq    INTEGER NOT NULL,
     queue_id    INTEGER NOT NULL,
     at          INTEGER NOT NULL,
     by          TEXT NOT NULL,
@@ -85,10 +87,11 @@ CREATE TABLE history (
     reason      TEXT,
     note        TEXT,
     detail      TEXT,
-    action_id   INTEGER
+    action_id   INTEGER,
+    attempt_started INTEGER,
+    attempt_worker  TEXT
 );
-CREATE INDEX history_item ON history(item_id);
-CREATE INDEX history_queue ON history(queue_id);
+CREATE INDEX history_item ON history(item_seq);
 
 -- Human actions, for undo.
 CREATE TABLE actions (
@@ -132,6 +135,12 @@ pub fn schema_version() -> i32 {
 
 /// Opens (creating if need be) a workq database and brings its schema up to date.
 pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
+    if path.is_dir() {
+        return Err(Error::Storage(format!(
+            "{} is a directory; give the path of a database file",
+            path.display()
+        )));
+    }
     if write {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {

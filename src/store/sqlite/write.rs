@@ -72,11 +72,15 @@ pub fn create_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
 pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue> {
     rules::check_settings(&s).map_err(Error::Invalid)?;
     let q = queue_by_name(ctx.conn, name)?;
+    ctx.ready = true;
     let c = ctx.conn;
     let set = |col: &str, v: rusqlite::types::Value| -> Result<()> {
-        c.execute(&format!("UPDATE queues SET {col} = ?1 WHERE id = ?2"), params![v, q.id])
-            .map(|_| ())
-            .map_err(sql)
+        c.execute(
+            &format!("UPDATE queues SET {col} = ?1 WHERE id = ?2"),
+            params![v, q.id],
+        )
+        .map(|_| ())
+        .map_err(sql)
     };
     use rusqlite::types::Value as V;
     if let Some(v) = s.description {
@@ -117,6 +121,7 @@ pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
 
 pub fn set_queue_state(ctx: &mut Ctx, name: &str, state: QueueState) -> Result<Queue> {
     let q = queue_by_name(ctx.conn, name)?;
+    ctx.ready = true;
     ctx.conn
         .execute(
             "UPDATE queues SET state = ?1 WHERE id = ?2",
@@ -153,9 +158,13 @@ pub fn delete_queue(ctx: &mut Ctx, name: &str, force: bool) -> Result<u64> {
 
 // ---------------------------------------------------------------- bookkeeping
 
-/// Counter changes of one job, written once at its end.
+/// Counter changes and finished-attempt stats of one job, written once at its end.
 #[derive(Default)]
-struct Deltas(HashMap<(i64, Status), i64>);
+struct Deltas {
+    counts: HashMap<(i64, Status), i64>,
+    /// (queue, minute) → (processed, failed, handling ms).
+    stats: HashMap<(i64, i64), (i64, i64, i64)>,
+}
 
 impl Deltas {
     fn moved(&mut self, queue_id: i64, from: Option<Status>, to: Option<Status>) {
@@ -163,17 +172,47 @@ impl Deltas {
             return;
         }
         if let Some(f) = from {
-            *self.0.entry((queue_id, f)).or_default() -= 1;
+            *self.counts.entry((queue_id, f)).or_default() -= 1;
         }
         if let Some(t) = to {
-            *self.0.entry((queue_id, t)).or_default() += 1;
+            *self.counts.entry((queue_id, t)).or_default() += 1;
         }
     }
     fn add(&mut self, queue_id: i64, s: Status, n: i64) {
-        *self.0.entry((queue_id, s)).or_default() += n;
+        *self.counts.entry((queue_id, s)).or_default() += n;
     }
-    fn flush(self, conn: &Connection) -> Result<()> {
-        for ((qid, s), n) in self.0 {
+    /// A finished attempt: processed or failed, and how long it was handled.
+    fn attempt(&mut self, queue_id: i64, now: Time, processed: bool, handling_ms: i64) {
+        let e = self.stats.entry((queue_id, ms(now) / 60_000)).or_default();
+        if processed {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+        e.2 += handling_ms.max(0);
+    }
+    /// Writes the tallies, and tells long-polling workers when this job made work takeable:
+    /// an item became queued, or a slot freed up on a queue with a concurrency limit.
+    fn flush(self, ctx: &mut Ctx) -> Result<()> {
+        let conn = ctx.conn;
+        for (&(qid, s), &n) in &self.counts {
+            if (s == Status::Queued && n > 0)
+                || (s == Status::Processing && n < 0 && limited(conn, qid)?)
+            {
+                ctx.ready = true;
+            }
+        }
+        for ((qid, minute), (p, f, h)) in self.stats {
+            conn.prepare_cached(
+                "INSERT INTO stats (queue_id, minute, processed, failed, handling_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (queue_id, minute) DO UPDATE SET processed = processed + excluded.processed,
+                    failed = failed + excluded.failed, handling_ms = handling_ms + excluded.handling_ms",
+            )
+            .and_then(|mut st| st.execute(params![qid, minute, p, f, h]))
+            .map_err(sql)?;
+        }
+        for ((qid, s), n) in self.counts {
             if n != 0 {
                 let col = status_column(s);
                 conn.prepare_cached(&format!(
@@ -185,6 +224,12 @@ impl Deltas {
         }
         Ok(())
     }
+}
+
+fn limited(conn: &Connection, queue_id: i64) -> Result<bool> {
+    conn.prepare_cached("SELECT concurrency IS NOT NULL FROM queues WHERE id = ?1")
+        .and_then(|mut st| st.query_row([queue_id], |r| r.get(0)))
+        .map_err(sql)
 }
 
 /// One history row.
@@ -200,14 +245,17 @@ struct Hist<'a> {
 }
 
 fn history(ctx: &Ctx, row: &ItemRow, h: Hist) -> Result<()> {
+    // Leaving processing ends an attempt: record its start and holder (see the schema).
+    let ends_attempt = h.from == Some(Status::Processing);
     ctx.conn
         .prepare_cached(
-            "INSERT INTO history (item_id, queue_id, at, by, action, from_status, to_status,
-                reason, note, detail, action_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+            "INSERT INTO history (item_seq, queue_id, at, by, action, from_status, to_status,
+                reason, note, detail, action_id, attempt_started, attempt_worker)
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
         )
         .and_then(|mut st| {
             st.execute(params![
-                row.id,
+                row.seq,
                 row.queue_id,
                 ms(ctx.now),
                 h.by,
@@ -218,10 +266,49 @@ fn history(ctx: &Ctx, row: &ItemRow, h: Hist) -> Result<()> {
                 h.note,
                 h.detail,
                 h.action_id,
+                row.started_at.filter(|_| ends_attempt),
+                row.worker.as_deref().filter(|_| ends_attempt),
             ])
         })
         .map(|_| ())
         .map_err(sql)
+}
+
+/// The history rows of completions, the hot path, written in one statement per job.
+#[derive(Default)]
+struct HistoryBatch(Vec<serde_json::Value>);
+
+impl HistoryBatch {
+    fn complete(&mut self, d: &Done, by: &str, note: Option<&str>) {
+        self.0.push(serde_json::json!([
+            d.seq,
+            d.queue_id,
+            by,
+            note,
+            d.started_at
+        ]));
+    }
+    fn flush(self, ctx: &Ctx) -> Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        ctx.conn
+            .prepare_cached(
+                "INSERT INTO history (item_seq, queue_id, at, by, action, from_status, to_status,
+                    note, attempt_started, attempt_worker)
+                 SELECT value ->> 0, value ->> 1, ?1, value ->> 2, 'complete', 'processing',
+                        'processed', value ->> 3, value ->> 4, value ->> 2
+                 FROM json_each(?2)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    ms(ctx.now),
+                    serde_json::Value::Array(self.0).to_string()
+                ])
+            })
+            .map(|_| ())
+            .map_err(sql)
+    }
 }
 
 fn append_note(row: &mut ItemRow, now: Time, by: &str, text: &str) {
@@ -234,8 +321,9 @@ fn append_note(row: &mut ItemRow, now: Time, by: &str, text: &str) {
     row.notes = Some(serde_json::to_string(&notes).expect("notes serialize"));
 }
 
-/// Writes every changeable column of a row back, with its version bumped.
-fn save(conn: &Connection, row: &mut ItemRow) -> Result<()> {
+/// Writes every changeable column of a row back, with its version bumped. The value, up to
+/// a MiB, is only written when `value_changed`.
+fn save(conn: &Connection, row: &mut ItemRow, value_changed: bool) -> Result<()> {
     row.version += 1;
     conn.prepare_cached(
         "UPDATE items SET value = COALESCE(?1, value), priority = ?2, status = ?3, reason = ?4,
@@ -246,7 +334,7 @@ fn save(conn: &Connection, row: &mut ItemRow) -> Result<()> {
     )
     .and_then(|mut st| {
         st.execute(params![
-            row.value,
+            row.value.as_deref().filter(|_| value_changed),
             row.priority,
             row.status.as_str(),
             row.reason.map(|r| r.as_str()),
@@ -269,28 +357,25 @@ fn save(conn: &Connection, row: &mut ItemRow) -> Result<()> {
     .map_err(sql)
 }
 
-fn stats(ctx: &Ctx, queue_id: i64, processed: i64, failed: i64, handling_ms: i64) -> Result<()> {
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO stats (queue_id, minute, processed, failed, handling_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (queue_id, minute) DO UPDATE SET processed = processed + excluded.processed,
-                failed = failed + excluded.failed, handling_ms = handling_ms + excluded.handling_ms",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                queue_id,
-                ms(ctx.now) / 60_000,
-                processed,
-                failed,
-                handling_ms
-            ])
-        })
-        .map(|_| ())
-        .map_err(sql)
+thread_local! {
+    /// When each worker's row was last written by this writer: a polling worker is not
+    /// worth a write per poll, a second's precision is enough for "last seen".
+    static SEEN: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
 }
 
 fn seen_worker(ctx: &Ctx, name: &str, processed: i64, failed: i64) -> Result<()> {
+    let now = ms(ctx.now);
+    let fresh = SEEN.with(|s| {
+        let mut s = s.borrow_mut();
+        let recent = s.get(name).is_some_and(|t| now - t < 1000);
+        if !recent {
+            s.insert(name.to_string(), now);
+        }
+        recent
+    });
+    if fresh && processed == 0 && failed == 0 {
+        return Ok(());
+    }
     ctx.conn
         .prepare_cached(
             "INSERT INTO workers (name, last_seen, processed, failed) VALUES (?1, ?2, ?3, ?4)
@@ -324,97 +409,132 @@ impl Queues {
 
 // ---------------------------------------------------------------- getting work in
 
-/// Inserts one checked item; `Ok(None)` when its key is already taken in the queue.
-fn insert(ctx: &Ctx, q: &QueueRow, it: &NewItem, actor: &str) -> Result<Option<ItemRow>> {
+/// The row a new item becomes, before it is stored (`seq` is set by the insert).
+fn new_row(ctx: &Ctx, q: &QueueRow, it: NewItem, actor: &str) -> ItemRow {
     let now = ms(ctx.now);
     let expires_at = it
         .expires_at
         .map(ms)
         .or_else(|| it.expires_in.map(|d| now + d.as_millis() as i64))
         .or_else(|| q.queue.ttl.map(|d| now + d.as_millis() as i64));
-    let status = if it.hold {
-        Status::OnHold
-    } else {
-        Status::Queued
-    };
-    let notes = it.note.as_ref().map(|text| {
+    let notes = it.note.map(|text| {
         serde_json::to_string(&[Note {
             at: ctx.now,
             by: actor.to_string(),
-            text: text.clone(),
+            text,
         }])
         .expect("notes serialize")
     });
-    let id = new_id();
-    let mut st = ctx
+    ItemRow {
+        seq: 0,
+        id: new_id(),
+        queue_id: q.id,
+        name: it.name,
+        key: it.key,
+        value: Some(it.value),
+        priority: it.priority.rank(),
+        status: if it.hold {
+            Status::OnHold
+        } else {
+            Status::Queued
+        },
+        reason: None,
+        notes,
+        signature: None,
+        retry_count: 0,
+        requeue_count: 0,
+        enqueued_at: now,
+        started_at: None,
+        finished_at: None,
+        expires_at,
+        delay_until: it.delay_until.map(ms),
+        worker: None,
+        lease_token: None,
+        lease_until: None,
+        version: 1,
+        created_by: actor.to_string(),
+    }
+}
+
+/// Stores a new row; `Ok(false)` when its key is already taken in the queue.
+fn insert(ctx: &Ctx, row: &mut ItemRow) -> Result<bool> {
+    let n = ctx
         .conn
-        .prepare_cached(&format!(
+        .prepare_cached(
             "INSERT INTO items (id, queue_id, name, key, value, priority, status, notes,
                 enqueued_at, expires_at, delay_until, created_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT (queue_id, key) WHERE key IS NOT NULL DO NOTHING
-             RETURNING {}",
-            returning_cols()
-        ))
+             ON CONFLICT (queue_id, key) WHERE key IS NOT NULL DO NOTHING",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                row.id,
+                row.queue_id,
+                row.name,
+                row.key,
+                row.value,
+                row.priority,
+                row.status.as_str(),
+                row.notes,
+                row.enqueued_at,
+                row.expires_at,
+                row.delay_until,
+                row.created_by,
+            ])
+        })
         .map_err(sql)?;
-    st.query_row(
-        params![
-            id,
-            q.id,
-            it.name,
-            it.key,
-            it.value,
-            it.priority.rank(),
-            status.as_str(),
-            notes,
-            now,
-            expires_at,
-            it.delay_until.map(ms),
-            actor,
-        ],
-        ItemRow::from_sql,
-    )
-    .optional()
-    .map_err(sql)
+    row.seq = ctx.conn.last_insert_rowid();
+    Ok(n == 1)
 }
 
 fn duplicate_key(queue: &str, key: &str) -> String {
     format!("duplicate key '{key}': queue '{queue}' already has an item with this key")
 }
 
-pub fn add_items(ctx: &mut Ctx, queue: &str, items: Vec<NewItem>, actor: &str) -> Result<Vec<Item>> {
+pub fn add_items(
+    ctx: &mut Ctx,
+    queue: &str,
+    items: Vec<NewItem>,
+    actor: &str,
+) -> Result<Vec<Item>> {
     let q = queue_by_name(ctx.conn, queue)?;
     let mut out = Vec::with_capacity(items.len());
     let mut deltas = Deltas::default();
-    for (i, it) in items.iter().enumerate() {
-        let at = if items.len() > 1 {
+    let many = items.len() > 1;
+    for (i, it) in items.into_iter().enumerate() {
+        let at = if many {
             format!("item {}: ", i + 1)
         } else {
             String::new()
         };
-        rules::check_new_item(it).map_err(|(_, m)| Error::Invalid(format!("{at}{m}")))?;
-        let row = insert(ctx, &q, it, actor)?.ok_or_else(|| {
-            Error::Conflict(format!(
+        rules::check_new_item(&it).map_err(|(_, m)| Error::Invalid(format!("{at}{m}")))?;
+        let mut row = new_row(ctx, &q, it, actor);
+        if !insert(ctx, &mut row)? {
+            return Err(Error::Conflict(format!(
                 "{at}{}",
-                duplicate_key(queue, it.key.as_deref().unwrap_or(""))
-            ))
-        })?;
+                duplicate_key(queue, row.key.as_deref().unwrap_or(""))
+            )));
+        }
         if row.status == Status::OnHold {
-            history(ctx, &row, Hist {
-                by: actor,
-                action: "hold",
-                from: Some(Status::Queued),
-                to: Some(Status::OnHold),
-                reason: None,
-                note: Some("created on hold for review"),
-                detail: None,
-                action_id: None,
-            })?;
+            history(
+                ctx,
+                &row,
+                Hist {
+                    by: actor,
+                    action: "hold",
+                    from: Some(Status::Queued),
+                    to: Some(Status::OnHold),
+                    reason: None,
+                    note: Some("created on hold for review"),
+                    detail: None,
+                    action_id: None,
+                },
+            )?;
         }
         deltas.add(q.id, row.status, 1);
         out.push(row.to_item(&q, ctx.now));
     }
-    deltas.flush(ctx.conn)?;
+    deltas.flush(ctx)?;
     ctx.events.push(Event::Items {
         queue: queue.to_string(),
         count: out.len() as u64,
@@ -456,20 +576,24 @@ pub fn import(
             if !opts.skip_bad && !report.rejected.is_empty() {
                 if let Some(key) = &r.item.key {
                     if key_taken(ctx.conn, q.id, key)? {
-                        report.rejected.push(reject(duplicate_key(queue, key), "key"));
+                        report
+                            .rejected
+                            .push(reject(duplicate_key(queue, key), "key"));
                     }
                 }
                 continue;
             }
-            match insert(ctx, &q, &r.item, actor)? {
-                Some(row) => {
-                    *counts.get_mut(row.status) += 1;
-                    report.imported += 1;
-                }
-                None => report.rejected.push(reject(
-                    duplicate_key(queue, r.item.key.as_deref().unwrap_or("")),
-                    "key",
-                )),
+            let (line, column) = (r.line, "key");
+            let mut row = new_row(ctx, &q, r.item, actor);
+            if insert(ctx, &mut row)? {
+                *counts.get_mut(row.status) += 1;
+                report.imported += 1;
+            } else {
+                report.rejected.push(RowError {
+                    line,
+                    column: Some(column.into()),
+                    message: duplicate_key(queue, row.key.as_deref().unwrap_or("")),
+                });
             }
         }
     }
@@ -481,7 +605,7 @@ pub fn import(
     for s in Status::ALL {
         deltas.add(q.id, *s, counts.get(*s) as i64);
     }
-    deltas.flush(ctx.conn)?;
+    deltas.flush(ctx)?;
     ctx.events.push(Event::Items {
         queue: queue.to_string(),
         count: report.imported,
@@ -519,7 +643,9 @@ pub fn import_failure(rejected: &[RowError]) -> String {
 
 pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
     if req.queues.is_empty() {
-        return Err(Error::Invalid("name at least one queue to dequeue from".into()));
+        return Err(Error::Invalid(
+            "name at least one queue to dequeue from".into(),
+        ));
     }
     if req.worker.trim().is_empty() {
         return Err(Error::Invalid("worker name must not be empty".into()));
@@ -584,16 +710,6 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
         drop(st);
         rows.sort_by_key(|r| (r.priority, r.seq));
         for row in rows {
-            history(ctx, &row, Hist {
-                by: &req.worker,
-                action: "dequeue",
-                from: Some(Status::Queued),
-                to: Some(Status::Processing),
-                reason: None,
-                note: None,
-                detail: None,
-                action_id: None,
-            })?;
             deltas.moved(q.id, Some(Status::Queued), Some(Status::Processing));
             left -= 1;
             leases.push(Lease {
@@ -609,7 +725,7 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
             });
         }
     }
-    deltas.flush(ctx.conn)?;
+    deltas.flush(ctx)?;
     seen_worker(ctx, &req.worker, 0, 0)?;
     // Only say why when the queues themselves are the reason for every one of them.
     let why_empty = (leases.is_empty() && why.len() == queues.len()).then(|| why.join("; "));
@@ -622,7 +738,8 @@ fn leased(conn: &Connection, id: &str, token: &str) -> Result<ItemRow> {
     match row.status {
         Status::Processing if row.lease_token.as_deref() == Some(token) => Ok(row),
         Status::Processing => Err(Error::Conflict(format!(
-            "stale lease for item {id}: it was leased again after yours expired; your result was not recorded"
+            "stale lease for item {id}: the token does not match its current lease (yours expired \
+             and it was leased again, or the token is wrong); your result was not recorded"
         ))),
         Status::OnHold => Err(Error::Conflict(format!(
             "item {id} is on hold: a person held it while it was being processed; your result was not recorded"
@@ -638,7 +755,7 @@ pub fn heartbeat(ctx: &mut Ctx, id: &str, token: &str) -> Result<Time> {
     let q = Queues::default().get(ctx.conn, row.queue_id)?.clone();
     let until = ms(ctx.now) + q.queue.lease.as_millis() as i64;
     row.lease_until = Some(until);
-    save(ctx.conn, &mut row)?;
+    save(ctx.conn, &mut row, false)?;
     if let Some(w) = &row.worker {
         seen_worker(ctx, w, 0, 0)?;
     }
@@ -660,18 +777,26 @@ fn fail(
     if let Some(n) = note {
         append_note(row, ctx.now, by, n);
     }
-    let latest = row.notes().last().map(|n| n.text.clone()).unwrap_or_default();
-    history(ctx, row, Hist {
-        by,
-        action: "fail",
-        from: Some(from),
-        to: Some(Status::Exception),
-        reason: Some(reason),
-        note,
-        detail: None,
-        action_id: None,
-    })?;
-    stats(ctx, q.id, 0, 1, ms(ctx.now) - started)?;
+    let latest = row
+        .notes()
+        .last()
+        .map(|n| n.text.clone())
+        .unwrap_or_default();
+    history(
+        ctx,
+        row,
+        Hist {
+            by,
+            action: "fail",
+            from: Some(from),
+            to: Some(Status::Exception),
+            reason: Some(reason),
+            note,
+            detail: None,
+            action_id: None,
+        },
+    )?;
+    deltas.attempt(q.id, ctx.now, false, ms(ctx.now) - started);
     row.lease_token = None;
     row.lease_until = None;
     if rules::retries_again(reason, row.retry_count as u32, q.queue.max_retries) {
@@ -684,16 +809,20 @@ fn fail(
             "automatic retry {} of {}",
             row.retry_count, q.queue.max_retries
         );
-        history(ctx, row, Hist {
-            by: "system",
-            action: "retry",
-            from: Some(Status::Exception),
-            to: Some(Status::Queued),
-            reason: Some(reason),
-            note: Some(&text),
-            detail: None,
-            action_id: None,
-        })?;
+        history(
+            ctx,
+            row,
+            Hist {
+                by: "system",
+                action: "retry",
+                from: Some(Status::Exception),
+                to: Some(Status::Queued),
+                reason: Some(reason),
+                note: Some(&text),
+                detail: None,
+                action_id: None,
+            },
+        )?;
     } else {
         row.status = Status::Exception;
         row.reason = Some(reason);
@@ -701,57 +830,140 @@ fn fail(
         row.finished_at = Some(ms(ctx.now));
     }
     deltas.moved(q.id, Some(from), Some(row.status));
-    save(ctx.conn, row)
+    save(ctx.conn, row, false)
 }
 
-pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<Result<Item>>> {
+/// Completes a leased item in one statement; `None` when the lease does not match.
+fn complete(ctx: &Ctx, o: &Outcome, worker: &str) -> Result<Option<Done>> {
+    let note = o
+        .note
+        .as_ref()
+        .map(|text| serde_json::json!({"at": ctx.now, "by": worker, "text": text}).to_string());
+    ctx.conn
+        .prepare_cached(&format!(
+            "UPDATE items SET status = 'processed', reason = NULL, finished_at = ?1,
+                lease_token = NULL, lease_until = NULL, version = version + 1,
+                notes = CASE WHEN ?2 IS NULL THEN notes
+                    ELSE json_insert(COALESCE(notes, '[]'), '$[#]',
+                         json_set(json(?2), '$.by', COALESCE(worker, ?3))) END
+             WHERE seq = ?6 AND id = ?4 AND status = 'processing' AND lease_token = ?5
+             RETURNING queue_id, worker, started_at, retry_count, seq"
+        ))
+        .and_then(|mut st| {
+            // The token ends in the row's seq (see `dequeue`): a rowid lookup, not the id index.
+            let seq: i64 = lease_seq(&o.lease).unwrap_or(-1);
+            st.query_row(
+                params![ms(ctx.now), note, worker, o.id, o.lease, seq],
+                |r| {
+                    Ok(Done {
+                        id: o.id.clone(),
+                        queue_id: r.get(0)?,
+                        worker: r.get(1)?,
+                        started_at: r.get(2)?,
+                        retry_count: r.get(3)?,
+                        seq: r.get(4)?,
+                        status: Status::Processed,
+                        reason: None,
+                    })
+                },
+            )
+            .optional()
+        })
+        .map_err(sql)
+}
+
+/// The row a lease token names: tokens are `{random}.{seq}`.
+fn lease_seq(token: &str) -> Option<i64> {
+    token.rsplit_once('.')?.1.parse().ok()
+}
+
+/// What `finish` needs of an item it finished.
+struct Done {
+    id: String,
+    seq: i64,
+    queue_id: i64,
+    worker: Option<String>,
+    started_at: Option<i64>,
+    retry_count: i64,
+    status: Status,
+    reason: Option<Reason>,
+}
+
+impl From<ItemRow> for Done {
+    fn from(r: ItemRow) -> Done {
+        Done {
+            id: r.id,
+            seq: r.seq,
+            queue_id: r.queue_id,
+            worker: r.worker,
+            started_at: r.started_at,
+            retry_count: r.retry_count,
+            status: r.status,
+            reason: r.reason,
+        }
+    }
+}
+
+pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<Result<Finished>>> {
     let mut queues = Queues::default();
     let mut deltas = Deltas::default();
+    let mut hist = HistoryBatch::default();
     let mut out = Vec::with_capacity(outcomes.len());
     let (mut done, mut failed) = (0i64, 0i64);
     let mut touched: HashMap<i64, u64> = HashMap::new();
     for o in outcomes {
-        let r = (|| -> Result<Item> {
-            let mut row = leased(ctx.conn, &o.id, &o.lease)?;
-            let q = queues.get(ctx.conn, row.queue_id)?.clone();
-            let by = row.worker.clone().unwrap_or_else(|| worker.to_string());
-            match o.reason {
+        let r = (|| -> Result<Finished> {
+            let row = match o.reason {
                 None => {
+                    // The common case in one statement; a miss is explained by `leased`.
+                    let Some(row) = complete(ctx, o, worker)? else {
+                        leased(ctx.conn, &o.id, &o.lease)?;
+                        return Err(Error::Conflict(format!(
+                            "item {} changed meanwhile; try again",
+                            o.id
+                        )));
+                    };
+                    let by = row.worker.as_deref().unwrap_or(worker);
+                    hist.complete(&row, by, o.note.as_deref());
                     let started = row.started_at.unwrap_or(ms(ctx.now));
-                    if let Some(n) = &o.note {
-                        append_note(&mut row, ctx.now, &by, n);
-                    }
-                    history(ctx, &row, Hist {
-                        by: &by,
-                        action: "complete",
-                        from: Some(Status::Processing),
-                        to: Some(Status::Processed),
-                        reason: None,
-                        note: o.note.as_deref(),
-                        detail: None,
-                        action_id: None,
-                    })?;
-                    stats(ctx, q.id, 1, 0, ms(ctx.now) - started)?;
-                    row.status = Status::Processed;
-                    row.reason = None;
-                    row.finished_at = Some(ms(ctx.now));
-                    row.lease_token = None;
-                    row.lease_until = None;
-                    deltas.moved(q.id, Some(Status::Processing), Some(Status::Processed));
-                    save(ctx.conn, &mut row)?;
+                    deltas.attempt(row.queue_id, ctx.now, true, ms(ctx.now) - started);
+                    deltas.moved(
+                        row.queue_id,
+                        Some(Status::Processing),
+                        Some(Status::Processed),
+                    );
                     done += 1;
+                    row
                 }
                 Some(reason) => {
-                    fail(ctx, &mut deltas, &q, &mut row, reason, o.note.as_deref(), &by)?;
+                    let mut row = leased(ctx.conn, &o.id, &o.lease)?;
+                    let q = queues.get(ctx.conn, row.queue_id)?.clone();
+                    let by = row.worker.clone().unwrap_or_else(|| worker.to_string());
+                    fail(
+                        ctx,
+                        &mut deltas,
+                        &q,
+                        &mut row,
+                        reason,
+                        o.note.as_deref(),
+                        &by,
+                    )?;
                     failed += 1;
+                    Done::from(row)
                 }
-            }
-            *touched.entry(q.id).or_default() += 1;
-            Ok(row.to_item(&q, ctx.now))
+            };
+            *touched.entry(row.queue_id).or_default() += 1;
+            Ok(Finished {
+                id: row.id,
+                status: row.status,
+                reason: row.reason,
+                retry_count: row.retry_count as u32,
+            })
         })();
         out.push(r);
     }
-    deltas.flush(ctx.conn)?;
+    deltas.flush(ctx)?;
+    hist.flush(ctx)?;
     seen_worker(ctx, worker, done, failed)?;
     for (qid, n) in touched {
         let name = queues.get(ctx.conn, qid)?.queue.name.clone();
@@ -788,13 +1000,21 @@ pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
             row.worker.as_deref().unwrap_or("the worker"),
             rules::format_duration(q.queue.lease)
         );
-        fail(ctx, &mut deltas, &q, &mut row, Reason::Timeout, Some(&note), "system")?;
+        fail(
+            ctx,
+            &mut deltas,
+            &q,
+            &mut row,
+            Reason::Timeout,
+            Some(&note),
+            "system",
+        )?;
         ctx.events.push(Event::Items {
             queue: q.queue.name.clone(),
             count: 1,
         });
     }
-    deltas.flush(ctx.conn)?;
+    deltas.flush(ctx)?;
     Ok(n)
 }
 
@@ -948,20 +1168,24 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
         if let Some(n) = req.note.as_deref().filter(|n| !n.trim().is_empty()) {
             append_note(&mut row, ctx.now, &req.actor, n);
         }
-        history(ctx, &row, Hist {
-            by: &req.actor,
-            action: verb,
-            from: Some(before.status),
-            to: match to {
-                Some(To::Status(s)) => Some(s),
-                Some(To::Deleted) => None,
-                None => Some(before.status),
+        history(
+            ctx,
+            &row,
+            Hist {
+                by: &req.actor,
+                action: verb,
+                from: Some(before.status),
+                to: match to {
+                    Some(To::Status(s)) => Some(s),
+                    Some(To::Deleted) => None,
+                    None => Some(before.status),
+                },
+                reason: None,
+                note: req.note.as_deref(),
+                detail,
+                action_id: Some(action_id),
             },
-            reason: None,
-            note: req.note.as_deref(),
-            detail,
-            action_id: Some(action_id),
-        })?;
+        )?;
         let version_after = if to == Some(To::Deleted) {
             ctx.conn
                 .prepare_cached("DELETE FROM items WHERE seq = ?1")
@@ -971,7 +1195,7 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
             None
         } else {
             deltas.moved(row.queue_id, Some(before.status), Some(row.status));
-            save(ctx.conn, &mut row)?;
+            save(ctx.conn, &mut row, !keeps_value)?;
             Some(row.version)
         };
         ctx.conn
@@ -990,7 +1214,7 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
             .map_err(sql)?;
         *per_queue.entry(row.queue_id).or_default() += 1;
     }
-    deltas.flush(ctx.conn)?;
+    deltas.flush(ctx)?;
     let touched = per_queue.values().sum();
     for (qid, n) in per_queue {
         let name = queues.get(ctx.conn, qid)?.queue.name.clone();
@@ -1094,17 +1318,21 @@ pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
                 before.value = before.value.or(cur.value);
                 before.version = cur.version;
                 deltas.moved(qid, Some(cur.status), Some(before.status));
-                save(ctx.conn, &mut before)?;
-                history(ctx, &before, Hist {
-                    by: actor,
-                    action: "undo",
-                    from: Some(cur.status),
-                    to: Some(before.status),
-                    reason: None,
-                    note: Some(&format!("undo of action {action_id} ({verb})")),
-                    detail: None,
-                    action_id: Some(action_id),
-                })?;
+                save(ctx.conn, &mut before, true)?;
+                history(
+                    ctx,
+                    &before,
+                    Hist {
+                        by: actor,
+                        action: "undo",
+                        from: Some(cur.status),
+                        to: Some(before.status),
+                        reason: None,
+                        note: Some(&format!("undo of action {action_id} ({verb})")),
+                        detail: None,
+                        action_id: Some(action_id),
+                    },
+                )?;
             }
             None => {
                 before.version += 1;
@@ -1149,21 +1377,25 @@ pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
                         _ => sql(e),
                     })?;
                 deltas.moved(qid, None, Some(before.status));
-                history(ctx, &before, Hist {
-                    by: actor,
-                    action: "undo",
-                    from: None,
-                    to: Some(before.status),
-                    reason: None,
-                    note: Some(&format!("undo of action {action_id} ({verb}): restored")),
-                    detail: None,
-                    action_id: Some(action_id),
-                })?;
+                history(
+                    ctx,
+                    &before,
+                    Hist {
+                        by: actor,
+                        action: "undo",
+                        from: None,
+                        to: Some(before.status),
+                        reason: None,
+                        note: Some(&format!("undo of action {action_id} ({verb}): restored")),
+                        detail: None,
+                        action_id: Some(action_id),
+                    },
+                )?;
             }
         }
         *per_queue.entry(qid).or_default() += 1;
     }
-    deltas.flush(ctx.conn)?;
+    deltas.flush(ctx)?;
     ctx.conn
         .execute(
             "UPDATE actions SET undone_at = ?1 WHERE id = ?2",

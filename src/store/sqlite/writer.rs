@@ -20,6 +20,8 @@ pub struct Ctx<'a> {
     pub conn: &'a Connection,
     pub now: Time,
     pub events: Vec<Event>,
+    /// Set by a job that made work takeable; wakes long-polling dequeues after the commit.
+    pub ready: bool,
 }
 
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
@@ -53,6 +55,9 @@ impl Writer {
         sweep: fn(&mut Ctx) -> Result<u64>,
     ) -> Writer {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4096);
+        // Leases that ran out while no workq had the file open are swept before the store is
+        // handed out, so the first read already shows them timed out.
+        idle_sweep(&conn, &path, &*clock, &events, &wake, sweep);
         std::thread::Builder::new()
             .name("workq-writer".into())
             .spawn(move || run(conn, path, clock, events, wake, rx, sweep))
@@ -103,8 +108,6 @@ fn run(
     rx: Receiver<Job>,
     sweep: fn(&mut Ctx) -> Result<u64>,
 ) {
-    // Leases that ran out while no workq had the file open are swept before anything else.
-    idle_sweep(&conn, &path, &*clock, &events, &wake, sweep);
     let mut last_sweep = Instant::now();
     let mut pending: Option<Job> = None;
     loop {
@@ -166,7 +169,7 @@ fn commit_batch(
     wake: &Notify,
     batch: Vec<Job>,
 ) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let err = storage(path, e);
         for job in batch {
             let (_, reply) = (job.run)(Err(err.clone()));
@@ -178,26 +181,25 @@ fn commit_batch(
         conn,
         now: clock.now(),
         events: Vec::new(),
+        ready: false,
     };
     let mut replies = Vec::with_capacity(batch.len());
     for job in batch {
         let mark = ctx.events.len();
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
             let (_, reply) = (job.run)(Err(storage(path, e)));
             replies.push(reply);
             continue;
         }
         let (ok, reply) = (job.run)(Ok(&mut ctx));
-        let end = if ok {
-            "RELEASE job"
-        } else {
+        if !ok {
             ctx.events.truncate(mark);
-            "ROLLBACK TO job; RELEASE job"
-        };
-        conn.execute_batch(end).ok();
+            exec(conn, "ROLLBACK TO job").ok();
+        }
+        exec(conn, "RELEASE job").ok();
         replies.push(reply);
     }
-    let commit = conn.execute_batch("COMMIT").map_err(|e| storage(path, e));
+    let commit = exec(conn, "COMMIT").map_err(|e| storage(path, e));
     if commit.is_err() {
         conn.execute_batch("ROLLBACK").ok();
     }
@@ -205,11 +207,18 @@ fn commit_batch(
     for reply in replies {
         reply(commit.clone());
     }
-    if committed && !ctx.events.is_empty() {
+    if committed {
         ctx.events.dedup();
         for e in ctx.events.drain(..) {
             let _ = events.send(e);
         }
-        wake.notify_waiters();
+        if ctx.ready {
+            wake.notify_waiters();
+        }
     }
+}
+
+/// Transaction control through the statement cache: parsed once, not once per job.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
