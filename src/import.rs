@@ -173,7 +173,7 @@ fn parse_csv(file: File, sink: &mut Sink, progress: &dyn Fn(u64)) -> Result<(), 
             }
         }
         n += 1;
-        if n % 8192 == 0 {
+        if n.is_multiple_of(8192) {
             progress(rdr.position().byte());
         }
     }
@@ -292,7 +292,7 @@ fn parse_jsonl(file: File, sink: &mut Sink, progress: &dyn Fn(u64)) -> Result<()
             continue;
         }
         sink.push(json_row(text, line));
-        if line % 8192 == 0 {
+        if line.is_multiple_of(8192) {
             progress(bytes);
         }
     }

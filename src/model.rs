@@ -89,6 +89,14 @@ string_enum!(
     }
 );
 
+// The enum comes from `string_enum!`, which has no place for `#[default]`.
+#[allow(clippy::derivable_impls)]
+impl Default for Priority {
+    fn default() -> Self {
+        Priority::Normal
+    }
+}
+
 impl Priority {
     /// Dequeue order: lower rank first.
     pub fn rank(self) -> i64 {
@@ -104,12 +112,6 @@ impl Priority {
             2 => Priority::Low,
             _ => Priority::Normal,
         }
-    }
-}
-
-impl Default for Priority {
-    fn default() -> Self {
-        Priority::Normal
     }
 }
 

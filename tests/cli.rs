@@ -1283,11 +1283,11 @@ fn item_ls_sla_and_expired() {
     assert_eq!(t, fine);
     db.ok(&["complete", &fine, "--lease", &l]);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(db.ids(&["--sla", "at-risk"]), [risky.clone()]);
-    assert_eq!(db.ids(&["--sla", "out"]), [late.clone()]);
-    assert_eq!(db.ids(&["--sla", "in"]), [done.clone()]);
-    assert_eq!(db.ids(&["--sla", "met"]), [fine.clone()]);
-    assert_eq!(db.ids(&["--expired"]), [expired.clone()]);
+    assert_eq!(db.ids(&["--sla", "at-risk"]), std::slice::from_ref(&risky));
+    assert_eq!(db.ids(&["--sla", "out"]), std::slice::from_ref(&late));
+    assert_eq!(db.ids(&["--sla", "in"]), std::slice::from_ref(&done));
+    assert_eq!(db.ids(&["--sla", "met"]), std::slice::from_ref(&fine));
+    assert_eq!(db.ids(&["--expired"]), std::slice::from_ref(&expired));
     assert_eq!(db.item(&risky)["sla"], "at-risk");
     assert_eq!(db.item(&late)["sla"], "out");
     assert_eq!(db.item(&fine)["sla"], "met");

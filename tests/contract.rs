@@ -1092,6 +1092,69 @@ pub async fn counters_match_the_items(env: Env) {
     assert_eq!((want.processed, want.on_hold, want.processing), (5, 5, 5));
 }
 
+/// The SLA counts of a queue summary come from per-minute tallies; they must agree with an
+/// exact count after every kind of change, at every moment.
+pub async fn sla_counts_agree_with_an_exact_count(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            sla: Some(Duration::from_secs(150)),
+            ..Default::default()
+        },
+    )
+    .await;
+    // Items enqueued over several minutes, some mid-minute.
+    let mut all = Vec::new();
+    for i in 0..12 {
+        all.extend(add(&env, "q", &[&format!("v{i}"), &format!("w{i}")]).await);
+        env.clock.advance(Duration::from_secs(37));
+    }
+    let ls = take(&env, &["q"], 8).await.leases;
+    let mut outcomes: Vec<Outcome> = ls[..5].iter().map(done).collect();
+    outcomes.push(failed(&ls[5], Reason::Business, "no"));
+    env.store.finish(outcomes, "w1").await.unwrap();
+    let deleted = act(&env, ids(&all[10..13]), ActionKind::Delete)
+        .await
+        .unwrap();
+    act(&env, ids(&all[..2]), requeue()).await.unwrap(); // reprocess two processed items
+    env.store.undo(deleted.action_id, ME).await.unwrap();
+    act(&env, ids(&all[14..15]), ActionKind::Processed)
+        .await
+        .unwrap();
+    let exact = |sla: Sla| {
+        let store = env.store.clone();
+        async move {
+            store
+                .items(
+                    Filter {
+                        sla: Some(sla),
+                        ..Default::default()
+                    },
+                    PageRequest::default(),
+                )
+                .await
+                .unwrap()
+                .total
+        }
+    };
+    for _ in 0..16 {
+        let s = env.store.queue("q").await.unwrap();
+        let (out, risk) = (exact(Sla::Out).await, exact(Sla::AtRisk).await);
+        assert_eq!(
+            (s.out_of_sla, s.at_risk),
+            (out, risk),
+            "at {:?}",
+            env.clock.now_for_test()
+        );
+        env.clock.advance(Duration::from_secs(23));
+    }
+    assert!(
+        env.store.queue("q").await.unwrap().out_of_sla > 10,
+        "the walk reached past the SLA"
+    );
+}
+
 pub async fn workers_are_seen_with_what_they_hold(env: Env) {
     queue(&env, "q", Default::default()).await;
     add(&env, "q", &["a", "b", "c"]).await;
@@ -1207,6 +1270,7 @@ contract!(sqlite:
     sla_counts_and_filters,
     throughput_handling_time_and_projection,
     counters_match_the_items,
+    sla_counts_agree_with_an_exact_count,
     workers_are_seen_with_what_they_hold,
     the_change_feed_reports_changes,
     a_long_poll_wakes_when_work_arrives,

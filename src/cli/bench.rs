@@ -234,7 +234,33 @@ async fn reads(dir: &Path) -> Result<Vec<Figure>, String> {
         .map(|_| ())
         .map_err(|e| e.to_string())
     })?;
-    // Worst case for the health counts: every item out of its SLA.
+    // Steady state with every item out of its SLA: the store's clock a day ahead.
+    let later = crate::clock::ManualClock::new(chrono::Utc::now() + chrono::Duration::days(1));
+    let ahead =
+        crate::SqliteStore::open(&db, std::sync::Arc::new(later)).map_err(|e| e.to_string())?;
+    let ls_late = bench::median_ms(runs, || async {
+        ahead.queues().await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await?;
+    let late_out = ahead
+        .queue("invoices")
+        .await
+        .map_err(|e| e.to_string())?
+        .out_of_sla;
+    if late_out != n {
+        return Err(format!("expected all {n} items out of SLA, got {late_out}"));
+    }
+    drop(ahead);
+    let ls_late_base = bench::median_ms_sync(runs, || {
+        raw.prepare_cached(
+            "SELECT count(*) FROM items WHERE queue_id = 1 AND status <> 'processed'
+             AND enqueued_at < strftime('%s', 'now') * 1000 + 86400000 - 4 * 3600000",
+        )
+        .and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    })?;
+    // Worst case: the SLA boundary inside the one minute that holds the whole import.
     store
         .update_queue(
             "invoices",
@@ -287,11 +313,19 @@ async fn reads(dir: &Path) -> Result<Vec<Figure>, String> {
     Ok(vec![
         Figure {
             what: format!("queue ls, all {n} items out of SLA"),
+            engine: ls_late,
+            baseline: ls_late_base,
+            unit: "ms".into(),
+            goal: "≤ 5".into(),
+            note: "median of 30; a day later; baseline: the out-of-SLA count alone".into(),
+        },
+        Figure {
+            what: "queue ls, SLA boundary inside the import's minute".into(),
             engine: ls_out,
             baseline: ls_out_base,
             unit: "ms".into(),
             goal: "≤ 5".into(),
-            note: "median of 30; baseline: the one out-of-SLA count alone".into(),
+            note: "median of 30; worst case, lasts one minute; baseline: the count alone".into(),
         },
         Figure {
             what: "page of 50, free-text search".into(),

@@ -33,13 +33,19 @@ pub fn build(conn: &Connection, f: &Filter, now: Time) -> Result<Where> {
         None => None,
     };
     if !f.statuses.is_empty() {
-        let marks = vec!["?"; f.statuses.len()].join(", ");
-        let vals = f
-            .statuses
-            .iter()
-            .map(|s| Value::from(s.as_str().to_string()))
-            .collect();
-        push(format!("i.status IN ({marks})"), vals, &mut conds);
+        // Literals, not parameters (they come from an enum): SQLite picks a partial index
+        // only when the query names its condition, e.g. `status = 'queued'` for items_ready.
+        let c = match f.statuses.as_slice() {
+            [one] => format!("i.status = '{one}'"),
+            many => {
+                let list: Vec<String> = many.iter().map(|s| format!("'{s}'")).collect();
+                format!("i.status IN ({})", list.join(", "))
+            }
+        };
+        push(c, vec![], &mut conds);
+        if !f.statuses.contains(&Status::Processed) {
+            push("i.status <> 'processed'".into(), vec![], &mut conds);
+        }
     }
     if let Some(r) = f.reason {
         push(

@@ -25,10 +25,11 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
     if let Some(sla) = q.queue.sla {
         let sla_ms = sla.as_millis() as i64;
         let risk = rules::risk_ms(sla_ms, q.queue.sla_risk_pct);
-        let open = "SELECT count(*) FROM items WHERE queue_id = ?1 AND status <> 'processed'
-                      AND enqueued_at >= ?2 AND enqueued_at < ?3";
-        out_of_sla = count(open, &[&q.id, &i64::MIN, &(now_ms - sla_ms)])?;
-        at_risk = count(open, &[&q.id, &(now_ms - sla_ms), &(now_ms - risk + 1)])?;
+        // Same edges as rules::item_sla: out when enqueued before now − SLA, at risk up to
+        // and including now − risk threshold.
+        let [out, upto_risk] = open_before(conn, q.id, [now_ms - sla_ms, now_ms - risk + 1])?;
+        out_of_sla = out;
+        at_risk = upto_risk - out;
     }
     // The head of each priority's FIFO; the oldest of those is the oldest queued item.
     let oldest: Option<i64> = conn
@@ -95,6 +96,46 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
         error_rate: (attempts > 0).then(|| failed as f64 / attempts as f64),
         projection,
     })
+}
+
+/// Open (not processed) items of a queue enqueued before each of two instants: whole minutes
+/// from the tallies, the minute an instant falls in counted exactly (one pass when both fall
+/// in the same minute). Only that minute costs a scan, so only a minute holding a bulk
+/// import is slow, and only while a boundary crosses it.
+fn open_before(conn: &Connection, queue_id: i64, t: [i64; 2]) -> Result<[u64; 2]> {
+    let minutes = t.map(|t| t.div_euclid(60_000));
+    let mut out = [0i64; 2];
+    for i in 0..2 {
+        out[i] = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(n), 0) FROM open_minutes WHERE queue_id = ?1 AND minute < ?2",
+            )
+            .and_then(|mut st| st.query_row(params![queue_id, minutes[i]], |r| r.get(0)))
+            .map_err(sql)?;
+    }
+    let part = |lo: i64, hi: i64, a: i64, b: i64| -> Result<(i64, i64)> {
+        conn.prepare_cached(
+            "SELECT COALESCE(sum(enqueued_at < ?4), 0), COALESCE(sum(enqueued_at < ?5), 0)
+             FROM items WHERE queue_id = ?1 AND status <> 'processed'
+               AND enqueued_at >= ?2 AND enqueued_at < ?3",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![queue_id, lo, hi, a, b], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+        })
+        .map_err(sql)
+    };
+    if minutes[0] == minutes[1] {
+        let (a, b) = part(minutes[0] * 60_000, t[0].max(t[1]), t[0], t[1])?;
+        out[0] += a;
+        out[1] += b;
+    } else {
+        for i in 0..2 {
+            out[i] += part(minutes[i] * 60_000, t[i], t[i], t[i])?.0;
+        }
+    }
+    Ok(out.map(|n| n.max(0) as u64))
 }
 
 pub fn queues(conn: &Connection, now: Time) -> Result<Vec<QueueSummary>> {

@@ -63,8 +63,11 @@ CREATE TABLE items (
     created_by    TEXT NOT NULL
 );
 CREATE UNIQUE INDEX items_key ON items(queue_id, key) WHERE key IS NOT NULL;
+CREATE INDEX items_queue ON items(queue_id, seq);
 CREATE INDEX items_ready ON items(queue_id, priority, seq) WHERE status = 'queued';
-CREATE INDEX items_status ON items(queue_id, status, seq);
+-- Open items only: a completion leaves it instead of moving inside it, and processed items
+-- (usually the most) are listed through items_queue.
+CREATE INDEX items_status ON items(queue_id, status, seq) WHERE status <> 'processed';
 CREATE INDEX items_lease ON items(lease_until) WHERE status = 'processing';
 CREATE INDEX items_open ON items(queue_id, enqueued_at) WHERE status <> 'processed';
 CREATE INDEX items_expiring ON items(queue_id, expires_at)
@@ -109,6 +112,15 @@ CREATE TABLE action_items (
     version_after INTEGER,                  -- NULL: the action deleted the item
     before        TEXT NOT NULL,            -- the row as it was, JSON
     PRIMARY KEY (action_id, item_seq)
+) WITHOUT ROWID;
+
+-- Per queue and minute of enqueue: how many items are still open (not processed). SLA counts
+-- add these up and count exactly only the minute the SLA boundary falls in.
+CREATE TABLE open_minutes (
+    queue_id INTEGER NOT NULL,
+    minute   INTEGER NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, minute)
 ) WITHOUT ROWID;
 
 -- Per queue and minute: finished attempts, for throughput, handling time and error rate.

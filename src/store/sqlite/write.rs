@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 thread_local! {
     /// Monotonic ULIDs: ids made in one millisecond still sort in creation order.
-    static IDS: RefCell<ulid::Generator> = RefCell::new(ulid::Generator::new());
+    static IDS: RefCell<ulid::Generator> = const { RefCell::new(ulid::Generator::new()) };
 }
 
 fn new_id() -> String {
@@ -142,7 +142,7 @@ pub fn delete_queue(ctx: &mut Ctx, name: &str, force: bool) -> Result<u64> {
             "queue '{name}' still has {n} items; delete it with --force to delete them too"
         )));
     }
-    for table in ["items", "history", "stats"] {
+    for table in ["items", "history", "stats", "open_minutes"] {
         ctx.conn
             .execute(&format!("DELETE FROM {table} WHERE queue_id = ?1"), [q.id])
             .map_err(sql)?;
@@ -158,18 +158,31 @@ pub fn delete_queue(ctx: &mut Ctx, name: &str, force: bool) -> Result<u64> {
 
 // ---------------------------------------------------------------- bookkeeping
 
-/// Counter changes and finished-attempt stats of one job, written once at its end.
+/// Counter changes, open-item tallies and finished-attempt stats of one job, written once at
+/// its end. Every status change goes through here, so the counters cannot drift apart.
 #[derive(Default)]
 struct Deltas {
     counts: HashMap<(i64, Status), i64>,
+    /// (queue, minute of enqueue) → change in open items.
+    open: HashMap<(i64, i64), i64>,
     /// (queue, minute) → (processed, failed, handling ms).
     stats: HashMap<(i64, i64), (i64, i64, i64)>,
 }
 
 impl Deltas {
-    fn moved(&mut self, queue_id: i64, from: Option<Status>, to: Option<Status>) {
+    /// An item enqueued at `enqueued_at` went from one status to another (`None`: did not
+    /// exist, or no longer does).
+    fn moved(&mut self, queue_id: i64, from: Option<Status>, to: Option<Status>, enqueued_at: i64) {
         if from == to {
             return;
+        }
+        let open = |s: Option<Status>| matches!(s, Some(s) if s != Status::Processed) as i64;
+        let d = open(to) - open(from);
+        if d != 0 {
+            *self
+                .open
+                .entry((queue_id, enqueued_at.div_euclid(60_000)))
+                .or_default() += d;
         }
         if let Some(f) = from {
             *self.counts.entry((queue_id, f)).or_default() -= 1;
@@ -178,8 +191,15 @@ impl Deltas {
             *self.counts.entry((queue_id, t)).or_default() += 1;
         }
     }
-    fn add(&mut self, queue_id: i64, s: Status, n: i64) {
+    /// `n` new items in status `s`, enqueued at `enqueued_at`.
+    fn add(&mut self, queue_id: i64, s: Status, n: i64, enqueued_at: i64) {
         *self.counts.entry((queue_id, s)).or_default() += n;
+        if s != Status::Processed {
+            *self
+                .open
+                .entry((queue_id, enqueued_at.div_euclid(60_000)))
+                .or_default() += n;
+        }
     }
     /// A finished attempt: processed or failed, and how long it was handled.
     fn attempt(&mut self, queue_id: i64, now: Time, processed: bool, handling_ms: i64) {
@@ -200,6 +220,22 @@ impl Deltas {
                 || (s == Status::Processing && n < 0 && limited(conn, qid)?)
             {
                 ctx.ready = true;
+            }
+        }
+        for ((qid, minute), n) in self.open {
+            if n != 0 {
+                conn.prepare_cached(
+                    "INSERT INTO open_minutes (queue_id, minute, n) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (queue_id, minute) DO UPDATE SET n = n + excluded.n",
+                )
+                .and_then(|mut st| st.execute(params![qid, minute, n]))
+                .and_then(|_| {
+                    conn.prepare_cached(
+                        "DELETE FROM open_minutes WHERE queue_id = ?1 AND minute = ?2 AND n = 0",
+                    )?
+                    .execute(params![qid, minute])
+                })
+                .map_err(sql)?;
             }
         }
         for ((qid, minute), (p, f, h)) in self.stats {
@@ -393,15 +429,12 @@ struct Queues(HashMap<i64, QueueRow>);
 
 impl Queues {
     fn get(&mut self, conn: &Connection, id: i64) -> Result<&QueueRow> {
-        if !self.0.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.0.entry(id) {
             let q = conn
-                .query_row(
-                    &format!("SELECT {QUEUE_COLS} FROM queues WHERE id = ?1"),
-                    [id],
-                    QueueRow::from_sql,
-                )
+                .prepare_cached(&format!("SELECT {QUEUE_COLS} FROM queues WHERE id = ?1"))
+                .and_then(|mut st| st.query_row([id], QueueRow::from_sql))
                 .map_err(sql)?;
-            self.0.insert(id, q);
+            e.insert(q);
         }
         Ok(&self.0[&id])
     }
@@ -531,7 +564,7 @@ pub fn add_items(
                 },
             )?;
         }
-        deltas.add(q.id, row.status, 1);
+        deltas.add(q.id, row.status, 1, row.enqueued_at);
         out.push(row.to_item(&q, ctx.now));
     }
     deltas.flush(ctx)?;
@@ -603,7 +636,7 @@ pub fn import(
     }
     let mut deltas = Deltas::default();
     for s in Status::ALL {
-        deltas.add(q.id, *s, counts.get(*s) as i64);
+        deltas.add(q.id, *s, counts.get(*s) as i64, ms(ctx.now));
     }
     deltas.flush(ctx)?;
     ctx.events.push(Event::Items {
@@ -710,7 +743,12 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
         drop(st);
         rows.sort_by_key(|r| (r.priority, r.seq));
         for row in rows {
-            deltas.moved(q.id, Some(Status::Queued), Some(Status::Processing));
+            deltas.moved(
+                q.id,
+                Some(Status::Queued),
+                Some(Status::Processing),
+                row.enqueued_at,
+            );
             left -= 1;
             leases.push(Lease {
                 lease: row.lease_token.clone().unwrap_or_default(),
@@ -829,7 +867,7 @@ fn fail(
         row.signature = Some(rules::signature(&latest));
         row.finished_at = Some(ms(ctx.now));
     }
-    deltas.moved(q.id, Some(from), Some(row.status));
+    deltas.moved(q.id, Some(from), Some(row.status), row.enqueued_at);
     save(ctx.conn, row, false)
 }
 
@@ -840,15 +878,15 @@ fn complete(ctx: &Ctx, o: &Outcome, worker: &str) -> Result<Option<Done>> {
         .as_ref()
         .map(|text| serde_json::json!({"at": ctx.now, "by": worker, "text": text}).to_string());
     ctx.conn
-        .prepare_cached(&format!(
+        .prepare_cached(
             "UPDATE items SET status = 'processed', reason = NULL, finished_at = ?1,
                 lease_token = NULL, lease_until = NULL, version = version + 1,
                 notes = CASE WHEN ?2 IS NULL THEN notes
                     ELSE json_insert(COALESCE(notes, '[]'), '$[#]',
                          json_set(json(?2), '$.by', COALESCE(worker, ?3))) END
              WHERE seq = ?6 AND id = ?4 AND status = 'processing' AND lease_token = ?5
-             RETURNING queue_id, worker, started_at, retry_count, seq"
-        ))
+             RETURNING queue_id, worker, started_at, retry_count, seq, enqueued_at",
+        )
         .and_then(|mut st| {
             // The token ends in the row's seq (see `dequeue`): a rowid lookup, not the id index.
             let seq: i64 = lease_seq(&o.lease).unwrap_or(-1);
@@ -862,6 +900,7 @@ fn complete(ctx: &Ctx, o: &Outcome, worker: &str) -> Result<Option<Done>> {
                         started_at: r.get(2)?,
                         retry_count: r.get(3)?,
                         seq: r.get(4)?,
+                        enqueued_at: r.get(5)?,
                         status: Status::Processed,
                         reason: None,
                     })
@@ -881,6 +920,7 @@ fn lease_seq(token: &str) -> Option<i64> {
 struct Done {
     id: String,
     seq: i64,
+    enqueued_at: i64,
     queue_id: i64,
     worker: Option<String>,
     started_at: Option<i64>,
@@ -894,6 +934,7 @@ impl From<ItemRow> for Done {
         Done {
             id: r.id,
             seq: r.seq,
+            enqueued_at: r.enqueued_at,
             queue_id: r.queue_id,
             worker: r.worker,
             started_at: r.started_at,
@@ -931,6 +972,7 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
                         row.queue_id,
                         Some(Status::Processing),
                         Some(Status::Processed),
+                        row.enqueued_at,
                     );
                     done += 1;
                     row
@@ -1191,10 +1233,15 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
                 .prepare_cached("DELETE FROM items WHERE seq = ?1")
                 .and_then(|mut st| st.execute([row.seq]))
                 .map_err(sql)?;
-            deltas.moved(row.queue_id, Some(before.status), None);
+            deltas.moved(row.queue_id, Some(before.status), None, before.enqueued_at);
             None
         } else {
-            deltas.moved(row.queue_id, Some(before.status), Some(row.status));
+            deltas.moved(
+                row.queue_id,
+                Some(before.status),
+                Some(row.status),
+                row.enqueued_at,
+            );
             save(ctx.conn, &mut row, !keeps_value)?;
             Some(row.version)
         };
@@ -1317,7 +1364,12 @@ pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
             Some(cur) => {
                 before.value = before.value.or(cur.value);
                 before.version = cur.version;
-                deltas.moved(qid, Some(cur.status), Some(before.status));
+                deltas.moved(
+                    qid,
+                    Some(cur.status),
+                    Some(before.status),
+                    before.enqueued_at,
+                );
                 save(ctx.conn, &mut before, true)?;
                 history(
                     ctx,
@@ -1376,7 +1428,7 @@ pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
                         )),
                         _ => sql(e),
                     })?;
-                deltas.moved(qid, None, Some(before.status));
+                deltas.moved(qid, None, Some(before.status), before.enqueued_at);
                 history(
                     ctx,
                     &before,
