@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 pub struct Figure {
     pub what: String,
     pub engine: f64,
-    pub baseline: f64,
+    /// `None` where a baseline has no meaning (the engine's own peak memory).
+    pub baseline: Option<f64>,
     /// "rows/s", "items/s", "ms", "MB".
     pub unit: String,
     pub goal: String,
