@@ -59,7 +59,13 @@ pub async fn run(a: BenchArgs) -> Result<(), Failure> {
     eprintln!("writing a {}-row CSV…", a.rows);
     bench::write_csv(&csv, a.rows).map_err(fail)?;
     let mut figs = Vec::new();
-    for (stage, workers) in [("import", 1), ("reads", 1), ("cycle", 1), ("cycle", 16)] {
+    for (stage, workers) in [
+        ("import", 1),
+        ("reads", 1),
+        ("bulk", 1),
+        ("cycle", 1),
+        ("cycle", 16),
+    ] {
         eprintln!("running {stage} (workers {workers})…");
         let exe = std::env::current_exe().map_err(fail)?;
         let out = Command::new(exe)
@@ -144,6 +150,7 @@ async fn stage_run(stage: &str, dir: &Path, a: &BenchArgs) -> Result<Vec<Figure>
             ])
         }
         "reads" => reads(dir).await,
+        "bulk" => bulk(dir, a.items).await,
         "cycle" => {
             let base_db = dir.join("cycle-baseline.db");
             fresh(&base_db);
@@ -172,6 +179,101 @@ async fn stage_run(stage: &str, dir: &Path, a: &BenchArgs) -> Result<Vec<Figure>
         }
         other => Err(format!("unknown stage '{other}'")),
     }
+}
+
+/// A person requeues `n` items at once (they were imported on hold), and undoes it.
+async fn bulk(dir: &Path, n: u64) -> Result<Vec<Figure>, String> {
+    let e = |e: crate::Error| e.to_string();
+    let db = dir.join("bulk.db");
+    fresh(&db);
+    let csv = dir.join("bulk.csv");
+    {
+        use std::io::Write;
+        let mut w =
+            std::io::BufWriter::new(std::fs::File::create(&csv).map_err(|e| e.to_string())?);
+        writeln!(w, "name,value,status").map_err(|e| e.to_string())?;
+        for i in 0..n {
+            writeln!(w, "I-{i},\"{{\"\"InvoiceId\"\":\"\"I-{i}\"\"}}\",on-hold")
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let store = crate::SqliteStore::open(&db, crate::clock::system()).map_err(e)?;
+    store
+        .create_queue("invoices", Default::default())
+        .await
+        .map_err(e)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let parser = tokio::task::spawn_blocking(move || {
+        crate::import::parse(&csv, crate::import::Format::Csv, tx, &|_| {})
+    });
+    store
+        .import("invoices", ImportOptions { skip_bad: false }, rx, "bench")
+        .await
+        .map_err(e)?;
+    parser.await.map_err(|e| e.to_string())??;
+    let held = Filter {
+        queue: Some("invoices".into()),
+        statuses: vec![Status::OnHold],
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let preview = store
+        .preview(Target::Filter(held.clone()), 5)
+        .await
+        .map_err(e)?;
+    let r = store
+        .act(ActionRequest {
+            target: Target::Filter(held),
+            action: ActionKind::Requeue {
+                delay: None,
+                value: None,
+            },
+            note: Some("vendor master fixed".into()),
+            actor: "user:bench".into(),
+        })
+        .await
+        .map_err(e)?;
+    let engine_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if preview.count != n || r.touched != n {
+        return Err(format!("bulk touched {} of {n}", r.touched));
+    }
+    let started = std::time::Instant::now();
+    store.undo(r.action_id, "user:bench").await.map_err(e)?;
+    let undo_ms = started.elapsed().as_secs_f64() * 1000.0;
+    drop(store);
+    // Baseline: the bare statements a hand-written bulk requeue needs (status + history).
+    let raw = rusqlite::Connection::open(&db).map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    raw.execute_batch(
+        "BEGIN IMMEDIATE;
+         INSERT INTO history (item_seq, queue_id, at, by, action, from_status, to_status, note)
+           SELECT seq, queue_id, 0, 'user:bench', 'requeue', 'on-hold', 'queued', 'vendor master fixed'
+           FROM items WHERE queue_id = 1 AND status = 'on-hold';
+         UPDATE items SET status = 'queued', requeue_count = requeue_count + 1, version = version + 1
+           WHERE queue_id = 1 AND status = 'on-hold';
+         COMMIT;",
+    )
+    .map_err(|e| e.to_string())?;
+    let base_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(vec![
+        Figure {
+            what: format!("bulk requeue of {n} items (preview + apply)"),
+            engine: engine_ms,
+            baseline: Some(base_ms),
+            unit: "ms".into(),
+            goal: "≤ 2,000".into(),
+            note: "with undo records and notes; baseline: bare UPDATE + history INSERT…SELECT"
+                .into(),
+        },
+        Figure {
+            what: format!("undo of that bulk requeue ({n} items)"),
+            engine: undo_ms,
+            baseline: None,
+            unit: "ms".into(),
+            goal: "-".into(),
+            note: "checks every item is unchanged, then restores".into(),
+        },
+    ])
 }
 
 async fn reads(dir: &Path) -> Result<Vec<Figure>, String> {
