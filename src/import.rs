@@ -22,7 +22,9 @@ impl std::str::FromStr for Format {
         match s.to_ascii_lowercase().as_str() {
             "csv" => Ok(Format::Csv),
             "jsonl" | "ndjson" | "json" => Ok(Format::Jsonl),
-            _ => Err(format!("unknown import format '{s}' (expected csv or jsonl)")),
+            _ => Err(format!(
+                "unknown import format '{s}' (expected csv or jsonl)"
+            )),
         }
     }
 }
@@ -30,7 +32,11 @@ impl std::str::FromStr for Format {
 impl Format {
     /// From the file name: `.jsonl`, `.ndjson` and `.json` are JSON Lines, all else CSV.
     pub fn from_path(p: &Path) -> Format {
-        match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
+        match p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+        {
             Some(e) if e == "jsonl" || e == "ndjson" || e == "json" => Format::Jsonl,
             _ => Format::Csv,
         }
@@ -236,7 +242,11 @@ fn set_field(item: &mut NewItem, name: &str, v: &str) -> Result<(), String> {
             item.hold = match t.parse::<Status>()? {
                 Status::Queued => false,
                 Status::OnHold => true,
-                s => return Err(format!("status '{s}' cannot be imported (use queued or on-hold)")),
+                s => {
+                    return Err(format!(
+                        "status '{s}' cannot be imported (use queued or on-hold)"
+                    ))
+                }
             }
         }
         _ => {}
@@ -339,7 +349,12 @@ fn json_row(text: &str, line: u64) -> Row {
 
 /// Copies the rows at `lines` (their first lines, as reported) from `src` to `dest` in the
 /// same format, CSV with its header, so that they can be fixed and imported again.
-pub fn write_rejects(src: &Path, format: Format, lines: &HashSet<u64>, dest: &Path) -> Result<u64, String> {
+pub fn write_rejects(
+    src: &Path,
+    format: Format,
+    lines: &HashSet<u64>,
+    dest: &Path,
+) -> Result<u64, String> {
     let input = File::open(src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
     let out = File::create(dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
     let mut out = std::io::BufWriter::new(out);
@@ -375,7 +390,9 @@ pub fn write_rejects(src: &Path, format: Format, lines: &HashSet<u64>, dest: &Pa
             for (i, l) in rdr.split(b'\n').enumerate() {
                 let l = l.map_err(|e| e.to_string())?;
                 if lines.contains(&(i as u64 + 1)) {
-                    out.write_all(&l).and_then(|_| out.write_all(b"\n")).map_err(werr)?;
+                    out.write_all(&l)
+                        .and_then(|_| out.write_all(b"\n"))
+                        .map_err(werr)?;
                     n += 1;
                 }
             }

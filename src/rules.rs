@@ -120,7 +120,11 @@ pub fn item_sla(
     let sla_ms = sla?.as_millis() as i64;
     if status == Status::Processed {
         let took = (finished_at.unwrap_or(now) - enqueued_at).num_milliseconds();
-        return Some(if took <= sla_ms { Sla::Met } else { Sla::Missed });
+        return Some(if took <= sla_ms {
+            Sla::Met
+        } else {
+            Sla::Missed
+        });
     }
     let elapsed = (now - enqueued_at).num_milliseconds();
     Some(if elapsed > sla_ms {
@@ -260,14 +264,19 @@ pub fn parse_time(s: &str) -> Result<Time, String> {
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
         return Ok(dt.with_timezone(&chrono::Utc));
     }
-    let naive = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(t, "%Y-%m-%d")
-                .ok()
-                .map(|d| d.and_time(NaiveTime::MIN))
-        });
+    let naive = [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .ok()
+            .map(|d| d.and_time(NaiveTime::MIN))
+    });
     match naive {
         Some(n) => Local
             .from_local_datetime(&n)
@@ -284,7 +293,9 @@ pub fn parse_time(s: &str) -> Result<Time, String> {
 pub fn check_queue_name(name: &str) -> Result<(), String> {
     let n = name.chars().count();
     if n == 0 || n > MAX_NAME_CHARS {
-        return Err(format!("queue name must be 1–{MAX_NAME_CHARS} characters, got {n}"));
+        return Err(format!(
+            "queue name must be 1–{MAX_NAME_CHARS} characters, got {n}"
+        ));
     }
     if name.chars().any(|c| c.is_control()) || name.trim() != name {
         return Err(format!(

@@ -149,12 +149,13 @@ pub async fn run(store: &dyn Backend, cmd: ItemCmd, out: &Out) -> Result<(), Fai
         ItemCmd::Processed(a) => act(store, a, ActionKind::Processed, out).await,
         ItemCmd::Delete(a) => act(store, a, ActionKind::Delete, out).await,
         ItemCmd::Priority(a) => {
-            let p = a
-                .to
-                .as_deref()
-                .ok_or_else(|| Failure::invalid("priority: give the new one with --to high|normal|low"))?
-                .parse()
-                .map_err(bad("--to"))?;
+            let p =
+                a.to.as_deref()
+                    .ok_or_else(|| {
+                        Failure::invalid("priority: give the new one with --to high|normal|low")
+                    })?
+                    .parse()
+                    .map_err(bad("--to"))?;
             act(store, a, ActionKind::SetPriority { priority: p }, out).await
         }
         ItemCmd::Extend(a) => {
@@ -246,7 +247,16 @@ async fn ls(store: &dyn Backend, a: LsArgs, out: &Out) -> Result<(), Failure> {
         })
         .collect();
     output::table(
-        &["ID", "QUEUE", "NAME", "STATUS", "PRIORITY", "AGE", "SLA", "LATEST NOTE"],
+        &[
+            "ID",
+            "QUEUE",
+            "NAME",
+            "STATUS",
+            "PRIORITY",
+            "AGE",
+            "SLA",
+            "LATEST NOTE",
+        ],
         &rows,
     );
     let shown = page.items.len() as u64;
@@ -275,7 +285,10 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
         ("key", i.key.clone().unwrap_or_else(|| "-".into())),
         ("status", status_of(i)),
         ("priority", i.priority.to_string()),
-        ("sla", i.sla.map(|s| s.to_string()).unwrap_or_else(|| "-".into())),
+        (
+            "sla",
+            i.sla.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        ),
         ("retries", i.retry_count.to_string()),
         ("requeues", i.requeue_count.to_string()),
         ("enqueued", output::time(i.enqueued_at)),
@@ -332,12 +345,23 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn act(store: &dyn Backend, a: ActArgs, action: ActionKind, out: &Out) -> Result<(), Failure> {
+async fn act(
+    store: &dyn Backend,
+    a: ActArgs,
+    action: ActionKind,
+    out: &Out,
+) -> Result<(), Failure> {
     let verb = action.verb();
-    let cmd = if verb == "extend-expiry" { "extend" } else { verb };
+    let cmd = if verb == "extend-expiry" {
+        "extend"
+    } else {
+        verb
+    };
     let only = |flag: &str, set: bool, for_cmd: &str| -> Result<(), Failure> {
         if set && cmd != for_cmd {
-            return Err(Failure::invalid(format!("{flag} only goes with `item {for_cmd}`")));
+            return Err(Failure::invalid(format!(
+                "{flag} only goes with `item {for_cmd}`"
+            )));
         }
         Ok(())
     };
@@ -358,8 +382,8 @@ async fn act(store: &dyn Backend, a: ActArgs, action: ActionKind, out: &Out) -> 
         }
         (true, false) => {
             return Err(Failure::invalid(format!(
-                "name the items: `workq item {cmd} ID...` or `workq item {cmd} --queue Q --status S`"
-            )))
+            "name the items: `workq item {cmd} ID...` or `workq item {cmd} --queue Q --status S`"
+        )))
         }
         (false, false) => Target::Ids(a.ids.clone()),
         (true, true) => {
@@ -438,8 +462,17 @@ pub async fn groups(store: &dyn Backend, a: GroupsArgs, out: &Out) -> Result<(),
                 vec![
                     thousands(g.count),
                     cell(&g.queue, 24),
-                    g.reason.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
-                    cell(if g.signature.is_empty() { "(no note)" } else { &g.signature }, 60),
+                    g.reason
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    cell(
+                        if g.signature.is_empty() {
+                            "(no note)"
+                        } else {
+                            &g.signature
+                        },
+                        60,
+                    ),
                     cell(g.example.as_deref().unwrap_or(""), 50),
                 ]
             })
@@ -510,17 +543,23 @@ pub async fn import(store: &dyn Backend, a: ImportArgs, out: &Out) -> Result<(),
     let mut written = None;
     if let Some(dest) = &a.rejects {
         let lines: HashSet<u64> = report.rejected.iter().map(|r| r.line).collect();
-        written = Some(
-            import::write_rejects(&a.file, format, &lines, dest).map_err(Failure::invalid)?,
-        );
+        written =
+            Some(import::write_rejects(&a.file, format, &lines, dest).map_err(Failure::invalid)?);
     }
     if out.json {
         out.json(&report);
         return Ok(());
     }
-    println!("imported {} items into '{}'", thousands(report.imported), a.queue);
+    println!(
+        "imported {} items into '{}'",
+        thousands(report.imported),
+        a.queue
+    );
     if !report.rejected.is_empty() {
-        eprintln!("skipped {} bad rows:", thousands(report.rejected.len() as u64));
+        eprintln!(
+            "skipped {} bad rows:",
+            thousands(report.rejected.len() as u64)
+        );
         for r in report.rejected.iter().take(20) {
             eprintln!("  {r}");
         }

@@ -111,7 +111,9 @@ fn ls(qs: &[QueueSummary]) {
                 thousands(s.expired),
                 thousands(s.at_risk),
                 thousands(s.out_of_sla),
-                s.oldest_queued_secs.map(age_secs).unwrap_or_else(|| "-".into()),
+                s.oldest_queued_secs
+                    .map(age_secs)
+                    .unwrap_or_else(|| "-".into()),
                 format!("{:.1}", s.throughput_per_min),
                 s.projection
                     .as_ref()
@@ -122,8 +124,18 @@ fn ls(qs: &[QueueSummary]) {
         .collect();
     output::table(
         &[
-            "QUEUE", "QUEUED", "PROCESSING", "PROCESSED", "ON-HOLD", "EXCEPTION", "EXPIRED",
-            "AT-RISK", "OUT-SLA", "OLDEST", "PER-MIN", "DEADLINE",
+            "QUEUE",
+            "QUEUED",
+            "PROCESSING",
+            "PROCESSED",
+            "ON-HOLD",
+            "EXCEPTION",
+            "EXPIRED",
+            "AT-RISK",
+            "OUT-SLA",
+            "OLDEST",
+            "PER-MIN",
+            "DEADLINE",
         ],
         &rows,
     );
@@ -132,19 +144,40 @@ fn ls(qs: &[QueueSummary]) {
 fn inspect(s: &QueueSummary) {
     let q = &s.queue;
     let c = &s.counts;
-    let pct = |v: Option<f64>| v.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_else(|| "-".into());
+    let pct = |v: Option<f64>| {
+        v.map(|r| format!("{:.1}%", r * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
     let lines: Vec<(&str, String)> = vec![
         ("queue", q.name.clone()),
-        ("description", if q.description.is_empty() { "-".into() } else { q.description.clone() }),
+        (
+            "description",
+            if q.description.is_empty() {
+                "-".into()
+            } else {
+                q.description.clone()
+            },
+        ),
         ("state", q.state.to_string()),
         ("priority", q.priority.to_string()),
         ("default TTL", dur(q.ttl)),
         ("SLA target", dur(q.sla)),
         ("SLA at-risk", format!("{}%", q.sla_risk_pct)),
-        ("deadline", q.deadline.as_ref().map(|d| format!("{d} {}", q.tz)).unwrap_or_else(|| "-".into())),
+        (
+            "deadline",
+            q.deadline
+                .as_ref()
+                .map(|d| format!("{d} {}", q.tz))
+                .unwrap_or_else(|| "-".into()),
+        ),
         ("max retries", q.max_retries.to_string()),
         ("lease timeout", dur(Some(q.lease))),
-        ("concurrency", q.concurrency.map(|c| c.to_string()).unwrap_or_else(|| "unlimited".into())),
+        (
+            "concurrency",
+            q.concurrency
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "unlimited".into()),
+        ),
         ("created", output::time(q.created_at)),
         ("", String::new()),
         ("queued", thousands(c.queued)),
@@ -155,11 +188,33 @@ fn inspect(s: &QueueSummary) {
         ("expired", thousands(s.expired)),
         ("at risk", thousands(s.at_risk)),
         ("out of SLA", thousands(s.out_of_sla)),
-        ("oldest queued", s.oldest_queued_secs.map(age_secs).unwrap_or_else(|| "-".into())),
-        ("throughput", format!("{:.1}/min (last {THROUGHPUT_WINDOW_MIN} min)", s.throughput_per_min)),
-        ("avg handling", s.avg_handling_ms.map(|m| dur(Some(std::time::Duration::from_millis(m)))).unwrap_or_else(|| "-".into())),
+        (
+            "oldest queued",
+            s.oldest_queued_secs
+                .map(age_secs)
+                .unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "throughput",
+            format!(
+                "{:.1}/min (last {THROUGHPUT_WINDOW_MIN} min)",
+                s.throughput_per_min
+            ),
+        ),
+        (
+            "avg handling",
+            s.avg_handling_ms
+                .map(|m| dur(Some(std::time::Duration::from_millis(m))))
+                .unwrap_or_else(|| "-".into()),
+        ),
         ("error rate", pct(s.error_rate)),
-        ("projection", s.projection.as_ref().map(|p| output::projection(p, &s.queue.tz)).unwrap_or_else(|| "-".into())),
+        (
+            "projection",
+            s.projection
+                .as_ref()
+                .map(|p| output::projection(p, &s.queue.tz))
+                .unwrap_or_else(|| "-".into()),
+        ),
     ];
     for (k, v) in lines {
         if k.is_empty() {

@@ -40,9 +40,13 @@ pub async fn dequeue(store: &dyn Backend, a: DequeueArgs, out: &Out) -> Result<(
     } else {
         for l in &got.leases {
             println!("{} {}", l.item.id, l.lease);
-            println!("  queue {}  name {}  priority {}  lease until {}", l.item.queue,
-                l.item.name.as_deref().unwrap_or("-"), l.item.priority,
-                super::output::time(l.lease_until));
+            println!(
+                "  queue {}  name {}  priority {}  lease until {}",
+                l.item.queue,
+                l.item.name.as_deref().unwrap_or("-"),
+                l.item.priority,
+                super::output::time(l.lease_until)
+            );
             println!("  value {}", l.item.value);
         }
     }
@@ -68,7 +72,12 @@ async fn report(store: &dyn Backend, o: Outcome, out: &Out) -> Result<(), Failur
 }
 
 pub async fn complete(store: &dyn Backend, a: CompleteArgs, out: &Out) -> Result<(), Failure> {
-    let o = Outcome { id: a.id, lease: a.lease, reason: None, note: a.note };
+    let o = Outcome {
+        id: a.id,
+        lease: a.lease,
+        reason: None,
+        note: a.note,
+    };
     report(store, o, out).await
 }
 
@@ -82,7 +91,12 @@ pub async fn fail(store: &dyn Backend, a: FailArgs, out: &Out) -> Result<(), Fai
             "--reason: timeout is for leases that ran out; use generic, it or business",
         ));
     }
-    let o = Outcome { id: a.id, lease: a.lease, reason: Some(reason), note: a.note };
+    let o = Outcome {
+        id: a.id,
+        lease: a.lease,
+        reason: Some(reason),
+        note: a.note,
+    };
     report(store, o, out).await
 }
 
@@ -91,7 +105,11 @@ pub async fn heartbeat(store: &dyn Backend, a: HeartbeatArgs, out: &Out) -> Resu
     if out.json {
         out.json(&serde_json::json!({"id": a.id, "lease_until": until}));
     } else {
-        println!("{}: lease extended until {}", a.id, super::output::time(until));
+        println!(
+            "{}: lease extended until {}",
+            a.id,
+            super::output::time(until)
+        );
     }
     Ok(())
 }

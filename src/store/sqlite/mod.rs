@@ -162,7 +162,9 @@ impl Backend for SqliteStore {
         let (queue, actor) = (queue.to_string(), actor.to_string());
         self.inner
             .writer
-            .write(true, move |ctx| write::import(ctx, &queue, opts, rows, &actor))
+            .write(true, move |ctx| {
+                write::import(ctx, &queue, opts, rows, &actor)
+            })
             .await
     }
 

@@ -280,7 +280,9 @@ pub fn workers(conn: &Connection, now: Time) -> Result<Vec<WorkerInfo>> {
         )
         .map_err(sql)?;
     let held = st
-        .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?)))
+        .query_map([], |r| {
+            Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
+        })
         .map_err(sql)?;
     for h in held {
         let (w, id) = h.map_err(sql)?;

@@ -74,9 +74,12 @@ pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
     let q = queue_by_name(ctx.conn, name)?;
     let c = ctx.conn;
     let set = |col: &str, v: rusqlite::types::Value| -> Result<()> {
-        c.execute(&format!("UPDATE queues SET {col} = ?1 WHERE id = ?2"), params![v, q.id])
-            .map(|_| ())
-            .map_err(sql)
+        c.execute(
+            &format!("UPDATE queues SET {col} = ?1 WHERE id = ?2"),
+            params![v, q.id],
+        )
+        .map(|_| ())
+        .map_err(sql)
     };
     use rusqlite::types::Value as V;
     if let Some(v) = s.description {
@@ -382,7 +385,12 @@ fn duplicate_key(queue: &str, key: &str) -> String {
     format!("duplicate key '{key}': queue '{queue}' already has an item with this key")
 }
 
-pub fn add_items(ctx: &mut Ctx, queue: &str, items: Vec<NewItem>, actor: &str) -> Result<Vec<Item>> {
+pub fn add_items(
+    ctx: &mut Ctx,
+    queue: &str,
+    items: Vec<NewItem>,
+    actor: &str,
+) -> Result<Vec<Item>> {
     let q = queue_by_name(ctx.conn, queue)?;
     let mut out = Vec::with_capacity(items.len());
     let mut deltas = Deltas::default();
@@ -400,16 +408,20 @@ pub fn add_items(ctx: &mut Ctx, queue: &str, items: Vec<NewItem>, actor: &str) -
             ))
         })?;
         if row.status == Status::OnHold {
-            history(ctx, &row, Hist {
-                by: actor,
-                action: "hold",
-                from: Some(Status::Queued),
-                to: Some(Status::OnHold),
-                reason: None,
-                note: Some("created on hold for review"),
-                detail: None,
-                action_id: None,
-            })?;
+            history(
+                ctx,
+                &row,
+                Hist {
+                    by: actor,
+                    action: "hold",
+                    from: Some(Status::Queued),
+                    to: Some(Status::OnHold),
+                    reason: None,
+                    note: Some("created on hold for review"),
+                    detail: None,
+                    action_id: None,
+                },
+            )?;
         }
         deltas.add(q.id, row.status, 1);
         out.push(row.to_item(&q, ctx.now));
@@ -456,7 +468,9 @@ pub fn import(
             if !opts.skip_bad && !report.rejected.is_empty() {
                 if let Some(key) = &r.item.key {
                     if key_taken(ctx.conn, q.id, key)? {
-                        report.rejected.push(reject(duplicate_key(queue, key), "key"));
+                        report
+                            .rejected
+                            .push(reject(duplicate_key(queue, key), "key"));
                     }
                 }
                 continue;
@@ -519,7 +533,9 @@ pub fn import_failure(rejected: &[RowError]) -> String {
 
 pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
     if req.queues.is_empty() {
-        return Err(Error::Invalid("name at least one queue to dequeue from".into()));
+        return Err(Error::Invalid(
+            "name at least one queue to dequeue from".into(),
+        ));
     }
     if req.worker.trim().is_empty() {
         return Err(Error::Invalid("worker name must not be empty".into()));
@@ -584,16 +600,20 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
         drop(st);
         rows.sort_by_key(|r| (r.priority, r.seq));
         for row in rows {
-            history(ctx, &row, Hist {
-                by: &req.worker,
-                action: "dequeue",
-                from: Some(Status::Queued),
-                to: Some(Status::Processing),
-                reason: None,
-                note: None,
-                detail: None,
-                action_id: None,
-            })?;
+            history(
+                ctx,
+                &row,
+                Hist {
+                    by: &req.worker,
+                    action: "dequeue",
+                    from: Some(Status::Queued),
+                    to: Some(Status::Processing),
+                    reason: None,
+                    note: None,
+                    detail: None,
+                    action_id: None,
+                },
+            )?;
             deltas.moved(q.id, Some(Status::Queued), Some(Status::Processing));
             left -= 1;
             leases.push(Lease {
@@ -660,17 +680,25 @@ fn fail(
     if let Some(n) = note {
         append_note(row, ctx.now, by, n);
     }
-    let latest = row.notes().last().map(|n| n.text.clone()).unwrap_or_default();
-    history(ctx, row, Hist {
-        by,
-        action: "fail",
-        from: Some(from),
-        to: Some(Status::Exception),
-        reason: Some(reason),
-        note,
-        detail: None,
-        action_id: None,
-    })?;
+    let latest = row
+        .notes()
+        .last()
+        .map(|n| n.text.clone())
+        .unwrap_or_default();
+    history(
+        ctx,
+        row,
+        Hist {
+            by,
+            action: "fail",
+            from: Some(from),
+            to: Some(Status::Exception),
+            reason: Some(reason),
+            note,
+            detail: None,
+            action_id: None,
+        },
+    )?;
     stats(ctx, q.id, 0, 1, ms(ctx.now) - started)?;
     row.lease_token = None;
     row.lease_until = None;
@@ -684,16 +712,20 @@ fn fail(
             "automatic retry {} of {}",
             row.retry_count, q.queue.max_retries
         );
-        history(ctx, row, Hist {
-            by: "system",
-            action: "retry",
-            from: Some(Status::Exception),
-            to: Some(Status::Queued),
-            reason: Some(reason),
-            note: Some(&text),
-            detail: None,
-            action_id: None,
-        })?;
+        history(
+            ctx,
+            row,
+            Hist {
+                by: "system",
+                action: "retry",
+                from: Some(Status::Exception),
+                to: Some(Status::Queued),
+                reason: Some(reason),
+                note: Some(&text),
+                detail: None,
+                action_id: None,
+            },
+        )?;
     } else {
         row.status = Status::Exception;
         row.reason = Some(reason);
@@ -721,16 +753,20 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
                     if let Some(n) = &o.note {
                         append_note(&mut row, ctx.now, &by, n);
                     }
-                    history(ctx, &row, Hist {
-                        by: &by,
-                        action: "complete",
-                        from: Some(Status::Processing),
-                        to: Some(Status::Processed),
-                        reason: None,
-                        note: o.note.as_deref(),
-                        detail: None,
-                        action_id: None,
-                    })?;
+                    history(
+                        ctx,
+                        &row,
+                        Hist {
+                            by: &by,
+                            action: "complete",
+                            from: Some(Status::Processing),
+                            to: Some(Status::Processed),
+                            reason: None,
+                            note: o.note.as_deref(),
+                            detail: None,
+                            action_id: None,
+                        },
+                    )?;
                     stats(ctx, q.id, 1, 0, ms(ctx.now) - started)?;
                     row.status = Status::Processed;
                     row.reason = None;
@@ -742,7 +778,15 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
                     done += 1;
                 }
                 Some(reason) => {
-                    fail(ctx, &mut deltas, &q, &mut row, reason, o.note.as_deref(), &by)?;
+                    fail(
+                        ctx,
+                        &mut deltas,
+                        &q,
+                        &mut row,
+                        reason,
+                        o.note.as_deref(),
+                        &by,
+                    )?;
                     failed += 1;
                 }
             }
@@ -788,7 +832,15 @@ pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
             row.worker.as_deref().unwrap_or("the worker"),
             rules::format_duration(q.queue.lease)
         );
-        fail(ctx, &mut deltas, &q, &mut row, Reason::Timeout, Some(&note), "system")?;
+        fail(
+            ctx,
+            &mut deltas,
+            &q,
+            &mut row,
+            Reason::Timeout,
+            Some(&note),
+            "system",
+        )?;
         ctx.events.push(Event::Items {
             queue: q.queue.name.clone(),
             count: 1,
@@ -948,20 +1000,24 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
         if let Some(n) = req.note.as_deref().filter(|n| !n.trim().is_empty()) {
             append_note(&mut row, ctx.now, &req.actor, n);
         }
-        history(ctx, &row, Hist {
-            by: &req.actor,
-            action: verb,
-            from: Some(before.status),
-            to: match to {
-                Some(To::Status(s)) => Some(s),
-                Some(To::Deleted) => None,
-                None => Some(before.status),
+        history(
+            ctx,
+            &row,
+            Hist {
+                by: &req.actor,
+                action: verb,
+                from: Some(before.status),
+                to: match to {
+                    Some(To::Status(s)) => Some(s),
+                    Some(To::Deleted) => None,
+                    None => Some(before.status),
+                },
+                reason: None,
+                note: req.note.as_deref(),
+                detail,
+                action_id: Some(action_id),
             },
-            reason: None,
-            note: req.note.as_deref(),
-            detail,
-            action_id: Some(action_id),
-        })?;
+        )?;
         let version_after = if to == Some(To::Deleted) {
             ctx.conn
                 .prepare_cached("DELETE FROM items WHERE seq = ?1")
@@ -1095,16 +1151,20 @@ pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
                 before.version = cur.version;
                 deltas.moved(qid, Some(cur.status), Some(before.status));
                 save(ctx.conn, &mut before)?;
-                history(ctx, &before, Hist {
-                    by: actor,
-                    action: "undo",
-                    from: Some(cur.status),
-                    to: Some(before.status),
-                    reason: None,
-                    note: Some(&format!("undo of action {action_id} ({verb})")),
-                    detail: None,
-                    action_id: Some(action_id),
-                })?;
+                history(
+                    ctx,
+                    &before,
+                    Hist {
+                        by: actor,
+                        action: "undo",
+                        from: Some(cur.status),
+                        to: Some(before.status),
+                        reason: None,
+                        note: Some(&format!("undo of action {action_id} ({verb})")),
+                        detail: None,
+                        action_id: Some(action_id),
+                    },
+                )?;
             }
             None => {
                 before.version += 1;
@@ -1149,16 +1209,20 @@ pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
                         _ => sql(e),
                     })?;
                 deltas.moved(qid, None, Some(before.status));
-                history(ctx, &before, Hist {
-                    by: actor,
-                    action: "undo",
-                    from: None,
-                    to: Some(before.status),
-                    reason: None,
-                    note: Some(&format!("undo of action {action_id} ({verb}): restored")),
-                    detail: None,
-                    action_id: Some(action_id),
-                })?;
+                history(
+                    ctx,
+                    &before,
+                    Hist {
+                        by: actor,
+                        action: "undo",
+                        from: None,
+                        to: Some(before.status),
+                        reason: None,
+                        note: Some(&format!("undo of action {action_id} ({verb}): restored")),
+                        detail: None,
+                        action_id: Some(action_id),
+                    },
+                )?;
             }
         }
         *per_queue.entry(qid).or_default() += 1;
