@@ -11,6 +11,9 @@ pub mod theme;
 pub mod update;
 pub mod views;
 
+#[cfg(test)]
+mod tests;
+
 use crate::backend::Backend;
 use crate::cli::output::Failure;
 use crate::demo::{self, DemoOptions};

@@ -103,6 +103,13 @@ pub struct ItemsState {
 }
 
 impl ItemsState {
+    /// Newest first: what arrived last is what people ask about.
+    pub fn new() -> ItemsState {
+        ItemsState {
+            descending: true,
+            ..Default::default()
+        }
+    }
     /// The engine filter of what the table shows.
     pub fn effective_filter(&self) -> Filter {
         Filter {
@@ -401,7 +408,7 @@ impl State {
             keymap: Keymap::default(),
             actor: actor.to_string(),
             queues: QueuesState::default(),
-            items: ItemsState::default(),
+            items: ItemsState::new(),
             detail: DetailState::default(),
             inbox: InboxState::default(),
             workers: WorkersState::default(),

@@ -209,7 +209,10 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
                     s.items.mark_all = false;
                     s.items.anchor = None;
                 }
-                Err(e) => s.popup = Some(error_popup("action refused", &e.to_string())),
+                Err(e) => {
+                    set_status(s, Level::Error, "action refused: nothing changed".into());
+                    s.popup = Some(error_popup("action refused", &e.to_string()));
+                }
             }
             refresh(s)
         }
@@ -442,7 +445,7 @@ fn page_landed(s: &mut State, offset: u64, p: Page) {
 pub fn refresh(s: &mut State) -> Vec<Effect> {
     let mut fx = fetch_queues(s, false);
     fx.extend(match s.view {
-        View::Queues => vec![],
+        View::Queues => fetch_groups(s, false),
         View::Items => fetch_page(s, false),
         View::Detail => fetch_detail(s, false),
         View::Exceptions => fetch_groups(s, false),
@@ -1288,7 +1291,7 @@ pub fn target(s: &State) -> Option<(Target, String)> {
             let row = rows.get(s.inbox_cursor(&rows))?;
             Some((
                 Target::Filter(row.filter()),
-                format!("{} in {}: {}", thousands(row.count), row.queue, row.what()),
+                format!("{} × {} in {}", thousands(row.count), row.what(), row.queue),
             ))
         }
         View::Queues | View::Workers => None,

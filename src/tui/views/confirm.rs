@@ -45,7 +45,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
         f,
         t,
         90.min(area.width - 2),
-        9 + sample_rows,
+        7 + sample_rows,
         &format!("{}?", describe(&c.action, s.now)),
         border,
     );
@@ -83,9 +83,8 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
             },
             t.warn,
         ));
-    } else {
-        lines.push(Line::raw(""));
     }
+    lines.push(Line::raw(""));
     let h = lines.len() as u16;
     f.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: true }),

@@ -96,7 +96,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
         .collect();
     let mut header = vec!["QUEUE", "COUNT", "WHAT"];
     let mut widths = vec![
-        Constraint::Length(if wide { 24 } else { 14 }),
+        Constraint::Length(if wide { 24 } else { 22 }),
         Constraint::Length(6),
         Constraint::Fill(1),
     ];

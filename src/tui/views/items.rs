@@ -12,7 +12,17 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-fn tab_name(t: Option<Status>) -> &'static str {
+fn tab_name(t: Option<Status>, short: bool) -> &'static str {
+    if short {
+        return match t {
+            None => "All",
+            Some(Status::Queued) => "Queued",
+            Some(Status::Processing) => "Proc",
+            Some(Status::Exception) => "Exc",
+            Some(Status::OnHold) => "Hold",
+            Some(Status::Processed) => "Done",
+        };
+    }
     match t {
         None => "All",
         Some(Status::Queued) => "Queued",
@@ -28,25 +38,38 @@ fn tab_name(t: Option<Status>) -> &'static str {
 pub fn tab_labels(s: &State) -> Vec<(Option<Status>, String)> {
     let it = &s.items;
     let counts = s.counts_for(it.queue.as_deref());
-    TABS.iter()
-        .map(|tab| {
-            let n = if !it.plain() {
-                (*tab == it.tab && it.loaded).then_some(it.total)
-            } else if !s.queues.loaded {
-                None
-            } else {
-                Some(match tab {
-                    None => counts.total(),
-                    Some(st) => counts.get(*st),
-                })
-            };
-            let label = match n {
-                Some(n) => format!(" {} {} ", tab_name(*tab), compact(n)),
-                None => format!(" {} ", tab_name(*tab)),
-            };
-            (*tab, label)
-        })
-        .collect()
+    let labels = |short: bool| -> Vec<(Option<Status>, String)> {
+        TABS.iter()
+            .map(|tab| {
+                let n = if !it.plain() {
+                    (*tab == it.tab && it.loaded).then_some(it.total)
+                } else if !s.queues.loaded {
+                    None
+                } else {
+                    Some(match tab {
+                        None => counts.total(),
+                        Some(st) => counts.get(*st),
+                    })
+                };
+                let label = match n {
+                    Some(n) => format!(" {} {} ", tab_name(*tab, short), compact(n)),
+                    None => format!(" {} ", tab_name(*tab, short)),
+                };
+                (*tab, label)
+            })
+            .collect()
+    };
+    let long = labels(false);
+    let width: usize = long
+        .iter()
+        .map(|(_, l)| l.chars().count() + 1)
+        .sum::<usize>()
+        + 1;
+    if width <= s.size.0 as usize {
+        long
+    } else {
+        labels(true)
+    }
 }
 
 /// The tab under a click.
@@ -165,7 +188,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     let mut header = vec!["", "NAME"];
     let mut widths = vec![
         Constraint::Length(1),
-        Constraint::Length(if wide { 24 } else { 18 }),
+        Constraint::Length(if wide { 24 } else { 21 }),
     ];
     if wide {
         header.insert(1, "ID");
@@ -175,12 +198,12 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
         header.push("QUEUE");
         widths.push(Constraint::Length(22));
     }
-    header.extend(["STATUS", "PRI", "AGE", "SLA"]);
+    header.extend(["STATUS", if w >= 100 { "PRI" } else { "P" }, "AGE", "SLA"]);
     widths.extend([
-        Constraint::Length(if w >= 100 { 19 } else { 14 }),
-        Constraint::Length(6),
+        Constraint::Length(if w >= 100 { 19 } else { 13 }),
+        Constraint::Length(if w >= 100 { 6 } else { 1 }),
+        Constraint::Length(if w >= 100 { 7 } else { 6 }),
         Constraint::Length(7),
-        Constraint::Length(6),
     ]);
     if w >= 100 {
         header.push("TRIES");
@@ -212,13 +235,27 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
                 cells.push(Cell::from(i.queue.clone()));
             }
             let st_style = if i.expired { t.bad } else { t.status(i.status) };
-            cells.push(Cell::from(Span::styled(status_text(i), st_style)));
+            let mut st_text = status_text(i);
+            if w < 100 {
+                st_text = st_text
+                    .replace("exception/", "exc/")
+                    .replace(" (expired)", " expired")
+                    .replace(" (delayed)", " later");
+            }
+            cells.push(Cell::from(Span::styled(st_text, st_style)));
             let pri_style = match i.priority {
                 Priority::High => t.warn,
                 Priority::Normal => t.base,
                 Priority::Low => t.dim,
             };
-            cells.push(Cell::from(Span::styled(i.priority.as_str(), pri_style)));
+            // Narrow screens keep one column for priority: ↑ high, ↓ low.
+            let pri = match (w >= 100, i.priority) {
+                (true, p) => p.as_str(),
+                (false, Priority::High) => "↑",
+                (false, Priority::Low) => "↓",
+                (false, Priority::Normal) => "",
+            };
+            cells.push(Cell::from(Span::styled(pri, pri_style)));
             cells.push(Cell::from(
                 Line::raw(age(s.now, i.enqueued_at)).right_aligned(),
             ));

@@ -15,6 +15,9 @@ use std::time::Duration;
 
 /// The queue table on top, as tall as its rows (leaving the panel at least 8 lines).
 pub fn table_area(s: &State, body: Rect) -> Rect {
+    if s.queues.loaded && s.queues.list.is_empty() {
+        return body;
+    }
     let want = s.queues.list.len().max(1) as u16 + 3;
     let room = body.height.saturating_sub(8).max(4);
     Rect::new(body.x, body.y, body.width, want.min(room))
@@ -52,12 +55,18 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     }
     let wide = body.width >= 140;
     let mid = body.width >= 100;
-    let spark_w = if wide { 30 } else { 12 };
+    let spark_w = if wide {
+        30
+    } else if mid {
+        12
+    } else {
+        10
+    };
     let mut header = vec!["QUEUE", "QUEUED", "FLIGHT", "EXCEPT", "HOLD"];
     if mid {
-        header.extend(["DONE", "EXPIRED"]);
+        header.extend(["DONE", "EXPIRED", "RISK"]);
     }
-    header.extend(["RISK", "OUT"]);
+    header.push("OUT");
     header.extend(["OLDEST", "THROUGHPUT"]);
     if mid {
         header.push("/MIN");
@@ -80,11 +89,11 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             let paused = q.queue.state == QueueState::Paused;
             let name = if paused {
                 Line::from(vec![
+                    Span::styled("⏸ ", t.warn),
                     Span::raw(q.queue.name.clone()),
-                    Span::styled(" ⏸ paused", t.warn),
                 ])
             } else {
-                Line::raw(q.queue.name.clone())
+                Line::from(vec![Span::raw("  "), Span::raw(q.queue.name.clone())])
             };
             let n = |v: u64, style| {
                 Cell::from(
@@ -111,8 +120,8 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             if mid {
                 cells.push(n(c.processed, t.processed));
                 cells.push(n(q.expired, t.bad));
+                cells.push(n(q.at_risk, t.warn));
             }
-            cells.push(n(q.at_risk, t.warn));
             cells.push(n(q.out_of_sla, t.bad));
             cells.push(Cell::from(
                 Line::raw(
@@ -142,23 +151,36 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             }
         })
         .collect();
+    // The names are what people read first: never cut them when there is room.
+    let name_w = s
+        .queues
+        .list
+        .iter()
+        .map(|q| q.queue.name.chars().count() + 2)
+        .max()
+        .unwrap_or(10)
+        .clamp(10, 34) as u16;
     let mut widths = vec![
-        Constraint::Fill(1),
+        Constraint::Min(name_w),
         Constraint::Length(7),
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(5),
     ];
     if mid {
-        widths.extend([Constraint::Length(7), Constraint::Length(7)]);
+        widths.extend([
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(5),
+        ]);
     }
-    widths.extend([Constraint::Length(5), Constraint::Length(5)]);
+    widths.push(Constraint::Length(5));
     widths.extend([Constraint::Length(7), Constraint::Length(spark_w as u16)]);
     if mid {
         widths.push(Constraint::Length(6));
     }
     if wide {
-        widths.push(Constraint::Length(34));
+        widths.push(Constraint::Fill(1));
     }
     let header = Row::new(
         header
@@ -238,17 +260,11 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
         ),
         Span::raw(" · "),
         Span::styled(format!("{} on hold", thousands(c.on_hold)), t.on_hold),
-        Span::raw(" · "),
-        Span::styled(format!("{} processed", thousands(c.processed)), t.processed),
     ]));
     lines.push(Line::from(vec![
         label("SLA"),
         Span::raw(match qq.sla {
-            Some(sla) => format!(
-                "{} (at risk after {}%)",
-                format_duration(sla),
-                qq.sla_risk_pct
-            ),
+            Some(sla) => format!("{} (risk {}%)", format_duration(sla), qq.sla_risk_pct),
             None => "none".into(),
         }),
         Span::raw(" · "),
@@ -267,7 +283,7 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
             if q.expired > 0 { t.bad } else { t.base },
         ),
         Span::raw(format!(
-            " · oldest queued {}",
+            " · oldest {}",
             q.oldest_queued_secs
                 .map(age_secs)
                 .unwrap_or_else(|| "-".into())
@@ -275,8 +291,9 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
     ]));
     lines.push(Line::from(vec![
         label("throughput"),
+        Span::styled(format!("{} processed", thousands(c.processed)), t.processed),
         Span::raw(format!(
-            "{:.1}/min (last {THROUGHPUT_WINDOW_MIN}m) · avg handling {} · error rate {}",
+            " · {:.1}/min (last {THROUGHPUT_WINDOW_MIN}m) · handling {} · errors {}",
             q.throughput_per_min,
             q.avg_handling_ms
                 .map(|m| format_duration(Duration::from_millis(m)))
@@ -303,7 +320,7 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
     lines.push(Line::from(vec![
         label("settings"),
         Span::raw(format!(
-            "lease {} · retries {} · concurrency {} · ttl {} · priority {}",
+            "lease {} · retries {} · limit {} · ttl {} · priority {}",
             format_duration(qq.lease),
             qq.max_retries,
             qq.concurrency
@@ -314,10 +331,30 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
         )),
     ]));
     let text_h = (lines.len() as u16).min(inner.height);
+    // Wide screens show the queue's biggest exception groups beside its health.
+    let split = inner.width >= 130;
+    let text_w = if split {
+        inner.width * 3 / 5
+    } else {
+        inner.width
+    };
     f.render_widget(
         Paragraph::new(lines),
-        Rect::new(inner.x + 1, inner.y, inner.width.saturating_sub(2), text_h),
+        Rect::new(inner.x + 1, inner.y, text_w.saturating_sub(2), text_h),
     );
+    if split {
+        let x = inner.x + text_w + 1;
+        let area = Rect::new(
+            x,
+            inner.y,
+            inner.width.saturating_sub(text_w + 2),
+            inner.height,
+        );
+        f.render_widget(
+            Paragraph::new(top_groups(s, t, &qq.name, area.height as usize)),
+            area,
+        );
+    }
     // The throughput of the last 30 minutes, as large as the room allows.
     let room = inner.height.saturating_sub(text_h + 1);
     if room >= 2 {
@@ -352,5 +389,37 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
             f.render_widget(Sparkline::default().data(&data).style(t.processed), bars);
         }
     }
-    let _ = s;
+}
+
+/// The biggest exception groups of a queue, for the panel.
+fn top_groups<'a>(s: &State, t: &Theme, queue: &str, room: usize) -> Vec<Line<'a>> {
+    let mut groups: Vec<&ExceptionGroup> =
+        s.inbox.groups.iter().filter(|g| g.queue == queue).collect();
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    let mut out = vec![Line::styled(
+        "top exception groups (3 opens the inbox)",
+        t.dim,
+    )];
+    if groups.is_empty() {
+        out.push(Line::styled(
+            if s.inbox.loaded { "none" } else { "…" },
+            t.dim,
+        ));
+    }
+    for g in groups.iter().take(room.saturating_sub(1)) {
+        let sig = if g.signature.is_empty() {
+            "(no note)"
+        } else {
+            &g.signature
+        };
+        out.push(Line::from(vec![
+            Span::styled(format!("{:>6} ", compact(g.count)), t.exception),
+            Span::styled(
+                format!("{}: ", g.reason.map(|r| r.as_str()).unwrap_or("exception")),
+                t.dim,
+            ),
+            Span::raw(sig.to_string()),
+        ]));
+    }
+    out
 }
