@@ -15,9 +15,18 @@ pub fn spawn(backend: &Arc<dyn Backend>, fx: Effect, tx: &UnboundedSender<Msg>) 
         let label = format!("{fx:?}").chars().take(80).collect::<String>();
         let msg = match fx {
             Effect::LoadQueues(seq) => Msg::Queues(seq, b.queues().await),
-            Effect::LoadPage { seq, filter, page } => {
-                let offset = page.offset;
-                Msg::Page(seq, offset, b.items(filter, page).await)
+            Effect::LoadPage {
+                seq,
+                filter,
+                page,
+                flip,
+                offset,
+            } => {
+                let mut r = b.items(filter, page).await;
+                if let (true, Ok(p)) = (flip, r.as_mut()) {
+                    p.items.reverse();
+                }
+                Msg::Page(seq, offset, r)
             }
             Effect::LoadDetail(seq, id) => Msg::Detail(seq, b.item(&id).await),
             Effect::LoadGroups(seq) => Msg::Groups(seq, b.groups(None).await),

@@ -43,6 +43,10 @@ pub enum Effect {
         seq: u64,
         filter: Filter,
         page: PageRequest,
+        /// The page is asked for in the opposite order (deep offsets are cheap from the
+        /// other end); its rows must be reversed. `offset` is where they go in the list.
+        flip: bool,
+        offset: u64,
     },
     LoadDetail(u64, String),
     LoadGroups(u64),
@@ -372,15 +376,28 @@ fn fetch_page(s: &mut State, changed: bool) -> Vec<Effect> {
     let Some(seq) = want(&mut s.items.fetch, changed) else {
         return vec![];
     };
+    let it = &s.items;
+    let mut page = PageRequest {
+        offset,
+        limit: WINDOW,
+        sort: it.sort,
+        descending: it.descending,
+    };
+    // Past the middle of a long list, read from the far end: OFFSET walks every row it
+    // skips, so the bottom of a million rows would otherwise take seconds.
+    let flip = it.loaded && it.sort == SortBy::Enqueued && offset > it.total / 2;
+    if flip {
+        let end = (offset + WINDOW as u64).min(it.total);
+        page.offset = it.total - end;
+        page.limit = (end - offset) as u32;
+        page.descending = !it.descending;
+    }
     vec![Effect::LoadPage {
         seq,
-        filter: s.items.effective_filter(),
-        page: PageRequest {
-            offset,
-            limit: WINDOW,
-            sort: s.items.sort,
-            descending: s.items.descending,
-        },
+        filter: it.effective_filter(),
+        page,
+        flip,
+        offset,
     }]
 }
 
@@ -1040,7 +1057,8 @@ fn move_by(s: &mut State, delta: i64) -> Vec<Effect> {
         }
         View::Items => {
             let it = &mut s.items;
-            if it.total == 0 {
+            // Until the list has landed there is nothing to move over.
+            if it.total == 0 || !it.loaded {
                 return vec![];
             }
             it.cursor = (it.cursor as i64)

@@ -316,7 +316,15 @@ pub fn respond(fx: &Effect) -> Option<Msg> {
             seq,
             filter,
             page: p,
-        } => Msg::Page(*seq, p.offset, Ok(page(filter, p))),
+            flip,
+            offset,
+        } => {
+            let mut answer = page(filter, p);
+            if *flip {
+                answer.items.reverse();
+            }
+            Msg::Page(*seq, *offset, Ok(answer))
+        }
         Effect::LoadDetail(seq, id) => Msg::Detail(*seq, detail(id)),
         Effect::LoadGroups(seq) => Msg::Groups(*seq, Ok(groups())),
         Effect::LoadWorkers(seq) => Msg::Workers(*seq, Ok(workers())),

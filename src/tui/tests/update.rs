@@ -102,8 +102,8 @@ fn items_window_pages_from_the_engine_as_the_cursor_moves() {
     let mut paged = false;
     for _ in 0..20 {
         let fx = update(&mut s, ctrl('d'));
-        if let Some(Effect::LoadPage { page, .. }) = fx.first() {
-            assert!(page.offset > 0);
+        if let Some(Effect::LoadPage { offset, .. }) = fx.first() {
+            assert!(*offset > 0);
             paged = true;
             for f in fx {
                 if let Some(m) = fixtures::respond(&f) {
@@ -115,8 +115,20 @@ fn items_window_pages_from_the_engine_as_the_cursor_moves() {
     assert!(paged, "moving down past the window fetches the next window");
     let cur = s.items.current().expect("cursor row is loaded").clone();
     assert_eq!(cur.id, item(299 - s.items.cursor).id);
-    settle(&mut s, k('G'));
+    let fx = update(&mut s, k('G'));
+    // The far end is read in the other order, then reversed.
+    assert!(
+        matches!(&fx[0], Effect::LoadPage { flip: true, page, .. } if !page.descending && page.offset == 0),
+        "{fx:?}"
+    );
+    for f in fx {
+        settle(&mut s, fixtures::respond(&f).unwrap());
+    }
     assert_eq!(s.items.cursor, fixtures::ITEMS - 1);
+    assert_eq!(
+        s.items.row(fixtures::ITEMS - 2).map(|i| i.id.clone()),
+        Some(item(1).id)
+    );
     assert_eq!(s.items.current().map(|i| i.id.clone()), Some(item(0).id));
     settle(&mut s, k('g'));
     assert_eq!(s.items.cursor, 0);
