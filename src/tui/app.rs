@@ -13,7 +13,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+    disable_raw_mode, enable_raw_mode, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen,
 };
 use ratatui::Terminal;
 use std::io::{stdout, Stdout};
@@ -95,8 +95,8 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> std::io::Result<()
 }
 
 async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<()> {
+    execute!(stdout(), Clear(ClearType::All))?;
     let mut term: Term = Terminal::new(CrosstermBackend::new(stdout()))?;
-    term.clear()?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut changes = backend.subscribe();
     let mut events = EventStream::new();
@@ -200,7 +200,12 @@ fn edit_value(
         .arg(&path)
         .status();
     let _ = enter(mouse);
-    let _ = term.clear();
+    // A fresh terminal has empty buffers, so the next frame is drawn whole. (Terminal::clear
+    // asks the terminal for the cursor position, which needs the input reader we dropped.)
+    let _ = execute!(stdout(), Clear(ClearType::All));
+    if let Ok(t) = Terminal::new(CrosstermBackend::new(stdout())) {
+        *term = t;
+    }
     let edited = std::fs::read_to_string(&path);
     let _ = std::fs::remove_file(&path);
     match status {

@@ -771,3 +771,46 @@ fn settings_line_round_trips() {
     assert!(crate::tui::update::parse_settings("sla=forever").is_err());
     assert!(crate::tui::update::parse_settings("colour=red").is_err());
 }
+
+#[test]
+fn refresh_filter_keys_and_paging_back() {
+    let mut s = items_state(80, 24);
+    let fx = update(&mut s, ctrl('r'));
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadQueues(_))));
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })));
+    for f in fx {
+        settle(&mut s, fixtures::respond(&f).unwrap());
+    }
+    // f opens the palette with the command typed.
+    settle(&mut s, k('f'));
+    assert!(matches!(&s.popup, Some(Popup::Palette { input, .. }) if input.text == "filter "));
+    typed(&mut s, "priority=high");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.items.filter.priority, Some(Priority::High));
+    // F drops it again.
+    let fx = update(&mut s, k('F'));
+    assert!(matches!(&fx[0], Effect::LoadPage { filter, .. } if filter.priority.is_none()));
+    for f in fx {
+        settle(&mut s, fixtures::respond(&f).unwrap());
+    }
+    settle(&mut s, code(KeyCode::PageDown));
+    let down = s.items.cursor;
+    assert!(down > 0);
+    settle(&mut s, ctrl('u'));
+    assert_eq!(s.items.cursor, 0);
+    settle(&mut s, code(KeyCode::End));
+    assert_eq!(s.items.cursor, s.items.total - 1);
+    settle(&mut s, code(KeyCode::Home));
+    assert_eq!(s.items.cursor, 0);
+}
+
+#[test]
+fn config_problems_are_all_reported() {
+    let (cfg, mut problems) = crate::tui::commands::parse_config(
+        "theme = \"purple\"\n[keys]\nhold = \"r\"",
+        "config.toml",
+    );
+    let (_, more) = crate::tui::commands::Keymap::with_overrides(&cfg.keys);
+    problems.extend(more);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}

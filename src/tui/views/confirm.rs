@@ -57,10 +57,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
         None => Span::styled("counting…", t.dim),
     };
     let mut lines = vec![
-        Line::from(vec![
-            Span::raw(format!("{} ", describe(&c.action, s.now))),
-            Span::raw(c.what.clone()),
-        ]),
+        Line::raw(c.what.clone()),
         Line::from(vec![Span::raw("touches "), count]),
     ];
     for i in c.sample.iter().take(5) {

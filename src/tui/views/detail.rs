@@ -42,7 +42,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     right.push(Line::raw(""));
     right.extend(history(s, t, &d.history));
     let scroll = (s.detail.scroll, 0);
-    if inner.width >= 120 {
+    if inner.width >= 100 {
         let lw = inner.width / 2;
         f.render_widget(
             Paragraph::new(left).scroll(scroll),

@@ -19,7 +19,7 @@ pub fn lines<'a>(s: &State, t: &Theme) -> Vec<Line<'a>> {
     }
     for (title, here) in [
         (format!("{} view", s.view.title()), true),
-        ("everywhere else".to_string(), false),
+        ("other views".to_string(), false),
     ] {
         out.push(Line::styled(title, t.header));
         for spec in TABLE.iter().filter(|c| c.available(s.read_only)) {
@@ -39,6 +39,10 @@ pub fn lines<'a>(s: &State, t: &Theme) -> Vec<Line<'a>> {
                     format!("  :{} {}", spec.name, spec.args),
                     t.dim,
                 ));
+            }
+            if !here {
+                let views: Vec<&str> = spec.views.iter().map(|v| v.title()).collect();
+                spans.push(Span::styled(format!("  [{}]", views.join(", ")), t.dim));
             }
             if spec.dangerous {
                 spans.push(Span::styled("  (asks first)", t.warn));

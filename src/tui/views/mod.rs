@@ -268,7 +268,8 @@ pub fn popup_area(f: &mut Frame, t: &Theme, w: u16, h: u16, title: &str, style: 
     let h = h.min(area.height.saturating_sub(2)).max(3);
     let r = Rect::new(
         area.x + (area.width - w) / 2,
-        area.y + (area.height.saturating_sub(h)) / 3,
+        // Below the header line when there is room, so the view tabs stay visible.
+        area.y + ((area.height.saturating_sub(h)) / 3).max(u16::from(area.height > h)),
         w,
         h,
     );
