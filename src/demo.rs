@@ -789,7 +789,8 @@ async fn feeder(
     max: u64,
     mut rng: Rng,
 ) {
-    let mut n = 1_000_000_000 + rng.below(1_000_000) * 1000;
+    // Past any seeded id, so keys stay unique and ids read like the others.
+    let mut n = 5_000_000;
     loop {
         tokio::time::sleep(Duration::from_millis(every_ms)).await;
         let k = 1 + rng.below(max);

@@ -161,7 +161,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
         .unwrap_or(10)
         .clamp(10, 34) as u16;
     let mut widths = vec![
-        Constraint::Min(name_w),
+        Constraint::Length(name_w),
         Constraint::Length(7),
         Constraint::Length(6),
         Constraint::Length(6),
