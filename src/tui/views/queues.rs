@@ -358,11 +358,11 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
     // The throughput of the last 30 minutes, as large as the room allows.
     let room = inner.height.saturating_sub(text_h + 1);
     if room >= 2 {
-        let h = room.min(8);
+        let h = room.min(14);
         let area = Rect::new(
             inner.x + 1,
             inner.y + text_h + 1,
-            inner.width.saturating_sub(2).min(90),
+            text_w.saturating_sub(2),
             h,
         );
         let label_line = Rect::new(area.x, area.y, area.width, 1);
