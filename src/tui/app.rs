@@ -32,6 +32,7 @@ pub struct Options {
 /// Changes from the engine are gathered for this long before the console refetches.
 const DEBOUNCE: Duration = Duration::from_millis(250);
 const TICK: Duration = Duration::from_secs(1);
+const MIN_REFRESH: Duration = Duration::from_millis(700);
 
 type Term = Terminal<CrosstermBackend<Stdout>>;
 
@@ -103,6 +104,7 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut debounce: Option<tokio::time::Instant> = None;
+    let mut last_changed = tokio::time::Instant::now();
     let size = term.size()?;
     let mut pending = vec![Msg::Resize(size.width, size.height), Msg::Changed];
     loop {
@@ -163,8 +165,16 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
                 }
             },
             _ = tokio::time::sleep_until(sleep_until), if debounce.is_some() => {
-                debounce = None;
-                pending.push(Msg::Changed);
+                // Busy bots change something every few milliseconds: refetch at most
+                // once per MIN_REFRESH so slow filtered queries do not run back to back.
+                let ready = last_changed + MIN_REFRESH;
+                if tokio::time::Instant::now() < ready {
+                    debounce = Some(ready);
+                } else {
+                    debounce = None;
+                    last_changed = tokio::time::Instant::now();
+                    pending.push(Msg::Changed);
+                }
             }
         }
     }
