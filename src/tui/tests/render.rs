@@ -245,3 +245,13 @@ fn json_values_are_highlighted_in_written_order() {
     assert!(styled.contains(&("12.5".into(), Some(Color::Magenta))));
     assert!(views::detail::pretty_json("plain text").is_none());
 }
+
+#[test]
+fn narrow_screens_keep_names_and_counts() {
+    let mut s = state(60, 18);
+    insta::assert_snapshot!("queues_60x18", render(&s).backend());
+    keys(&mut s, "\n");
+    let t = render(&s);
+    insta::assert_snapshot!("items_60x18", t.backend());
+    assert!(find(t.backend().buffer(), "All 2,389").is_some());
+}

@@ -59,17 +59,28 @@ pub fn tab_labels(s: &State) -> Vec<(Option<Status>, String)> {
             })
             .collect()
     };
+    let fits = |ls: &[(Option<Status>, String)]| {
+        ls.iter().map(|(_, l)| l.chars().count() + 1).sum::<usize>() < s.size.0 as usize
+    };
     let long = labels(false);
-    let width: usize = long
-        .iter()
-        .map(|(_, l)| l.chars().count() + 1)
-        .sum::<usize>()
-        + 1;
-    if width <= s.size.0 as usize {
-        long
-    } else {
-        labels(true)
+    if fits(&long) {
+        return long;
     }
+    let short = labels(true);
+    if fits(&short) {
+        return short;
+    }
+    // Very narrow: only the active tab keeps its count.
+    short
+        .into_iter()
+        .map(|(tab, l)| {
+            if tab == it.tab {
+                (tab, l)
+            } else {
+                (tab, format!(" {} ", tab_name(tab, true)))
+            }
+        })
+        .collect()
 }
 
 /// The tab under a click.

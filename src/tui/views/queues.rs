@@ -55,6 +55,8 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     }
     let wide = body.width >= 140;
     let mid = body.width >= 100;
+    // Below this the names need the room more than the hold count and the trend.
+    let narrow = body.width < 76;
     let spark_w = if wide {
         30
     } else if mid {
@@ -62,12 +64,17 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     } else {
         10
     };
-    let mut header = vec!["QUEUE", "QUEUED", "FLIGHT", "EXCEPT", "HOLD"];
+    let mut header = vec!["QUEUE", "QUEUED", "FLIGHT", "EXCEPT"];
+    if !narrow {
+        header.push("HOLD");
+    }
     if mid {
         header.extend(["DONE", "EXPIRED", "RISK"]);
     }
     header.push("OUT");
-    header.extend(["OLDEST", "THROUGHPUT"]);
+    if !narrow {
+        header.extend(["OLDEST", "THROUGHPUT"]);
+    }
     if mid {
         header.push("/MIN");
     }
@@ -115,26 +122,30 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
                     Line::styled(flight, if full { t.warn } else { t.processing }).right_aligned(),
                 ),
                 n(c.exception, t.exception),
-                n(c.on_hold, t.on_hold),
             ];
+            if !narrow {
+                cells.push(n(c.on_hold, t.on_hold));
+            }
             if mid {
                 cells.push(n(c.processed, t.processed));
                 cells.push(n(q.expired, t.bad));
                 cells.push(n(q.at_risk, t.warn));
             }
             cells.push(n(q.out_of_sla, t.bad));
-            cells.push(Cell::from(
-                Line::raw(
-                    q.oldest_queued_secs
-                        .map(age_secs)
-                        .unwrap_or_else(|| "-".into()),
-                )
-                .right_aligned(),
-            ));
-            cells.push(Cell::from(Span::styled(
-                spark(&q.throughput_history, spark_w),
-                t.processed,
-            )));
+            if !narrow {
+                cells.push(Cell::from(
+                    Line::raw(
+                        q.oldest_queued_secs
+                            .map(age_secs)
+                            .unwrap_or_else(|| "-".into()),
+                    )
+                    .right_aligned(),
+                ));
+                cells.push(Cell::from(Span::styled(
+                    spark(&q.throughput_history, spark_w),
+                    t.processed,
+                )));
+            }
             if mid {
                 cells.push(Cell::from(
                     Line::raw(format!("{:.1}", q.throughput_per_min)).right_aligned(),
@@ -165,8 +176,10 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
         Constraint::Length(7),
         Constraint::Length(6),
         Constraint::Length(6),
-        Constraint::Length(5),
     ];
+    if !narrow {
+        widths.push(Constraint::Length(5));
+    }
     if mid {
         widths.extend([
             Constraint::Length(7),
@@ -175,7 +188,9 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
         ]);
     }
     widths.push(Constraint::Length(5));
-    widths.extend([Constraint::Length(7), Constraint::Length(spark_w as u16)]);
+    if !narrow {
+        widths.extend([Constraint::Length(7), Constraint::Length(spark_w as u16)]);
+    }
     if mid {
         widths.push(Constraint::Length(6));
     }
