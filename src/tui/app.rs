@@ -58,6 +58,9 @@ pub fn initial_state(opts: &Options) -> State {
     s.read_only = opts.read_only;
     s.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let path = commands::config_path();
+    if let Some(p) = &path {
+        s.config_file = p.display().to_string();
+    }
     let (cfg, mut problems) = commands::load_config(path.as_deref());
     let (keymap, key_problems) = Keymap::with_overrides(&cfg.keys);
     problems.extend(key_problems);

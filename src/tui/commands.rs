@@ -4,7 +4,7 @@
 
 use crate::tui::state::View;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -872,17 +872,6 @@ pub fn complete(prefix: &str, view: View, read_only: bool) -> Vec<&'static Spec>
         .collect();
     // Commands of the current view first.
     out.sort_by_key(|s| (!s.applies(view) || s.views.is_empty(), s.name.len()));
-    out
-}
-
-/// Key → command names for tests and the help overlay.
-pub fn describe(map: &Keymap) -> HashMap<String, Vec<&'static str>> {
-    let mut out: HashMap<String, Vec<&'static str>> = HashMap::new();
-    for s in TABLE {
-        for k in map.keys(s.cmd) {
-            out.entry(k.to_string()).or_default().push(s.name);
-        }
-    }
     out
 }
 

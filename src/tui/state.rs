@@ -1,7 +1,6 @@
 //! Everything the console knows, owned by one task. Rows are tracked by id (items) or by
 //! name (queues, inbox rows), never by row index, so refreshes keep the cursor and marks.
 
-use crate::backend::Error;
 use crate::model::*;
 use crate::tui::commands::Keymap;
 use std::collections::BTreeSet;
@@ -388,6 +387,8 @@ pub struct State {
     pub last_action: Option<ActionResult>,
     /// Problems found in the config file, shown at start and in help.
     pub config_problems: Vec<String>,
+    /// Where the config file is (or would be), for help.
+    pub config_file: String,
     /// Sequence numbers for previews.
     pub seq: u64,
     pub quit: bool,
@@ -416,6 +417,7 @@ impl State {
             status: None,
             last_action: None,
             config_problems: Vec::new(),
+            config_file: "config.toml in the workq config directory".into(),
             seq: 0,
             quit: false,
         }
@@ -502,9 +504,4 @@ impl State {
         }
         c
     }
-}
-
-/// A failed request, for display.
-pub fn describe_error(e: &Error) -> String {
-    e.to_string()
 }

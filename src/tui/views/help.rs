@@ -1,7 +1,7 @@
 //! The help overlay: every command of the table with its keys, the current view's first.
 
 use super::popup_area;
-use crate::tui::commands::{config_path, TABLE};
+use crate::tui::commands::TABLE;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::text::{Line, Span};
@@ -45,7 +45,7 @@ pub fn lines<'a>(s: &State, t: &Theme) -> Vec<Line<'a>> {
                 spans.push(Span::styled(format!("  [{}]", views.join(", ")), t.dim));
             }
             if spec.dangerous {
-                spans.push(Span::styled("  (asks first)", t.warn));
+                spans.push(Span::styled("  (dangerous)", t.warn));
             }
             out.push(Line::from(spans));
         }
@@ -57,9 +57,7 @@ pub fn lines<'a>(s: &State, t: &Theme) -> Vec<Line<'a>> {
             t.warn,
         ));
     }
-    let path = config_path()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "-".into());
+    let path = &s.config_file;
     out.push(Line::styled(
         format!("keys can be changed in {path}, e.g. [keys] requeue = \"ctrl-r\""),
         t.dim,
