@@ -465,14 +465,18 @@ pub enum Verdict {
 
 pub fn decide(item: &Item, rng: &mut Rng) -> Verdict {
     let v: serde_json::Value = serde_json::from_str(&item.value).unwrap_or_default();
-    if rng.chance(0.01) {
+    if rng.chance(0.003) {
         return Verdict::Crash;
     }
     match item.queue.as_str() {
         INVOICES => {
             let vendor = v["AccountName"].as_str().unwrap_or("");
             let amount = v["Amount"].as_f64().unwrap_or(0.0);
-            if UNKNOWN_VENDORS.contains(&vendor) {
+            // Some purchase orders hang the SAP GUI every time: the bot dies holding the
+            // lease, the engine times it out, retries, and finally parks it as a timeout.
+            if v["PoNumber"].as_str().is_some_and(|p| p.ends_with("66")) {
+                Verdict::Crash
+            } else if UNKNOWN_VENDORS.contains(&vendor) {
                 Verdict::Fail(
                     Reason::Business,
                     format!("Vendor '{vendor}' not found in SAP vendor master"),
