@@ -109,7 +109,8 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
     let mut debounce: Option<tokio::time::Instant> = None;
     let mut last_changed = tokio::time::Instant::now();
     let size = term.size()?;
-    let mut pending = vec![Msg::Resize(size.width, size.height), Msg::Changed];
+    // Popped from the end: the size first, then the first fetch.
+    let mut pending = vec![Msg::Changed, Msg::Resize(size.width, size.height)];
     loop {
         // Apply everything that is waiting, then draw once.
         while let Some(msg) = pending.pop() {
