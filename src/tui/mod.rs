@@ -48,6 +48,12 @@ async fn console(
     source: String,
     read_only: bool,
 ) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "the console needs a terminal; for scripts see `workq --help` (queue, item, import …)",
+        ));
+    }
     let opts = app::Options {
         source,
         read_only,
