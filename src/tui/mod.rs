@@ -39,6 +39,17 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     Some(guard)
 }
 
+/// Checked before anything is created: scripts that run `workq` get a clear answer.
+fn need_terminal() -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "the console needs a terminal; for scripts see `workq --help` (queue, item, import …)",
+        ));
+    }
+    Ok(())
+}
+
 fn actor() -> String {
     format!("user:{}", crate::cli::os_user())
 }
@@ -48,12 +59,6 @@ async fn console(
     source: String,
     read_only: bool,
 ) -> Result<(), Failure> {
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        return Err(Failure::usage(
-            "the console needs a terminal; for scripts see `workq --help` (queue, item, import …)",
-        ));
-    }
     let opts = app::Options {
         source,
         read_only,
@@ -66,6 +71,7 @@ async fn console(
 
 /// `workq`: the console on the user's database.
 pub async fn run_console(db: Option<PathBuf>, read_only: bool) -> Result<(), Failure> {
+    need_terminal()?;
     let _guard = init_logging();
     let path = db.unwrap_or_else(crate::cli::default_db);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -87,6 +93,7 @@ pub async fn run_demo(
     args: demo::DemoArgs,
     read_only: bool,
 ) -> Result<(), Failure> {
+    need_terminal()?;
     let _guard = init_logging();
     let path = match db {
         Some(p) if p.exists() => {
