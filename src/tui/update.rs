@@ -539,7 +539,8 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
                     // An unknown or partial name runs the highlighted completion.
                     let line = if commands::by_name(first).is_none() && !choices.is_empty() {
                         let rest = text.trim_start()[first.len()..].to_string();
-                        format!("{}{}", choices[selected.min(choices.len() - 1)].name, rest)
+                        let pick = &choices[selected.min(choices.len() - 1)];
+                        format!("{}{}", pick.line.trim_end(), rest)
                     } else {
                         text
                     };
@@ -548,7 +549,7 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
                 KeyCode::Tab => {
                     let choices = palette_choices(s, &input.text);
                     if let Some(c) = choices.get(selected.min(choices.len().saturating_sub(1))) {
-                        input = Input::new(&format!("{} ", c.name));
+                        input = Input::new(&c.line);
                         selected = 0;
                     }
                 }
@@ -637,12 +638,63 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
     }
 }
 
-fn palette_choices(s: &State, text: &str) -> Vec<&'static commands::Spec> {
+/// One completion in the palette: the line it makes, and what to show for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub line: String,
+    pub label: String,
+    pub keys: String,
+    pub desc: String,
+}
+
+/// Completions of the palette line: command names, then the arguments a command takes
+/// (queue names, themes, sort columns, filter terms).
+pub fn palette_choices(s: &State, text: &str) -> Vec<Choice> {
     let first = text.split_whitespace().next().unwrap_or("");
-    if text.contains(' ') && commands::by_name(first).is_some() {
-        return vec![];
-    }
-    commands::complete(first, s.view, s.read_only)
+    let Some(spec) = commands::by_name(first).filter(|_| text.contains(' ')) else {
+        return commands::complete(first, s.view, s.read_only)
+            .into_iter()
+            .map(|c| Choice {
+                line: format!("{} ", c.name),
+                label: c.name.to_string(),
+                keys: s.keymap.label(c.cmd),
+                desc: c.desc.to_string(),
+            })
+            .collect();
+    };
+    // The word being typed, and what comes before it.
+    let (head, word) = match text.rfind(' ') {
+        Some(i) => (&text[..=i], &text[i + 1..]),
+        None => (text, ""),
+    };
+    let queues: Vec<String> = s.queues.list.iter().map(|q| q.queue.name.clone()).collect();
+    let args: Vec<String> = match spec.cmd {
+        Command::Items => std::iter::once("all".to_string()).chain(queues).collect(),
+        Command::Theme => vec!["dark".into(), "light".into()],
+        Command::Mouse => vec!["on".into(), "off".into()],
+        Command::Sort => ["enqueued", "priority", "name", "status"]
+            .map(String::from)
+            .to_vec(),
+        Command::Priority => ["high", "normal", "low"].map(String::from).to_vec(),
+        Command::Extend => ["never", "1h", "1d", "7d"].map(String::from).to_vec(),
+        Command::Filter => Status::ALL
+            .iter()
+            .map(|x| format!("status={x}"))
+            .chain(Reason::ALL.iter().map(|x| format!("reason={x}")))
+            .chain(Priority::ALL.iter().map(|x| format!("priority={x}")))
+            .chain(["sla=at-risk", "sla=out", "expired"].map(String::from))
+            .collect(),
+        _ => vec![],
+    };
+    args.into_iter()
+        .filter(|a| a.starts_with(word) && a != word)
+        .map(|a| Choice {
+            line: format!("{head}{a} "),
+            label: a,
+            keys: String::new(),
+            desc: String::new(),
+        })
+        .collect()
 }
 
 fn palette_exec(s: &mut State, line: &str) -> Vec<Effect> {

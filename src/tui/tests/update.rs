@@ -814,3 +814,25 @@ fn config_problems_are_all_reported() {
     problems.extend(more);
     assert_eq!(problems.len(), 2, "{problems:?}");
 }
+
+#[test]
+fn palette_completes_arguments() {
+    let mut s = state(80, 24);
+    settle(&mut s, k(':'));
+    typed(&mut s, "items cust");
+    settle(&mut s, code(KeyCode::Tab));
+    let Some(Popup::Palette { input, .. }) = &s.popup else {
+        panic!()
+    };
+    assert_eq!(input.text, "items customer-onboarding ");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.items.queue.as_deref(), Some("customer-onboarding"));
+    settle(&mut s, k(':'));
+    typed(&mut s, "filter status=exception re");
+    let choices = crate::tui::update::palette_choices(&s, "filter status=exception re");
+    assert!(choices
+        .iter()
+        .any(|c| c.line == "filter status=exception reason=business "));
+    settle(&mut s, code(KeyCode::Esc));
+    assert!(crate::tui::update::palette_choices(&s, "theme l")[0].line == "theme light ");
+}

@@ -1,21 +1,16 @@
 //! The command palette (`:`): the line being typed and the commands it may complete to.
 
 use super::popup_area;
-use crate::tui::commands::{by_name, complete};
 use crate::tui::state::{Input, State};
 use crate::tui::theme::Theme;
+use crate::tui::update::palette_choices;
 use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, input: &Input, selected: usize) {
-    let first = input.text.split_whitespace().next().unwrap_or("");
-    let choices = if input.text.contains(' ') && by_name(first).is_some() {
-        vec![]
-    } else {
-        complete(first, s.view, s.read_only)
-    };
+    let choices = palette_choices(s, &input.text);
     let shown = choices.len().min(10);
     let area = f.area();
     let inner = popup_area(
@@ -40,12 +35,13 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, input: &Input, selected: usize)
     for (i, c) in choices.iter().enumerate().skip(start).take(shown) {
         let style = if i == sel { t.selected } else { t.base };
         lines.push(Line::from(vec![
-            Span::styled(format!(" {:<14}", c.name), style),
-            Span::styled(format!("{:<10}", s.keymap.label(c.cmd)), t.key),
-            Span::styled(c.desc, t.dim),
+            Span::styled(format!(" {:<22}", c.label), style),
+            Span::styled(format!("{:<12}", c.keys), t.key),
+            Span::styled(c.desc.clone(), t.dim),
         ]));
     }
-    if choices.is_empty() && !input.text.contains(' ') && !input.text.is_empty() {
+    let typing_name = !input.text.contains(' ');
+    if choices.is_empty() && typing_name && !input.text.is_empty() {
         lines.push(Line::styled(" no such command", t.warn));
     }
     f.render_widget(
