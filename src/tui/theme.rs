@@ -77,7 +77,8 @@ impl Theme {
 
     pub fn light() -> Theme {
         Theme {
-            base: Style::new().fg(Color::Black),
+            // A light theme paints its own background, so it reads on a dark terminal too.
+            base: Style::new().fg(Color::Indexed(235)).bg(Color::Indexed(231)),
             dim: Style::new().fg(Color::Indexed(244)),
             title: Style::new().fg(Color::Blue).add_modifier(Modifier::BOLD),
             header: Style::new()
@@ -109,7 +110,7 @@ impl Theme {
             json_string: Style::new().fg(Color::Indexed(28)),
             json_number: Style::new().fg(Color::Magenta),
             json_literal: Style::new().fg(Color::Indexed(130)),
-            popup: Style::new().fg(Color::Black).bg(Color::Indexed(255)),
+            popup: Style::new().fg(Color::Indexed(235)).bg(Color::Indexed(254)),
             danger: Style::new()
                 .fg(Color::Indexed(160))
                 .add_modifier(Modifier::BOLD),

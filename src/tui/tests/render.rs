@@ -255,3 +255,13 @@ fn narrow_screens_keep_names_and_counts() {
     insta::assert_snapshot!("items_60x18", t.backend());
     assert!(find(t.backend().buffer(), "All 2,389").is_some());
 }
+
+#[test]
+fn light_theme_paints_its_own_background() {
+    let mut s = state(80, 24);
+    s.theme = ThemeName::Light;
+    let t = render(&s);
+    let buf = t.backend().buffer();
+    // An empty corner of the screen: the light background, not the terminal's.
+    assert_eq!(buf[(79, 22)].bg, Color::Indexed(231));
+}
