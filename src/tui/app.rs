@@ -113,6 +113,9 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
     let mut pending = vec![Msg::Changed, Msg::Resize(size.width, size.height)];
     loop {
         // Apply everything that is waiting, then draw once.
+        // Only messages change the state, so only they call for a frame; change-feed
+        // wake-ups (many per second under load) just arm the debounce.
+        let dirty = !pending.is_empty();
         while let Some(msg) = pending.pop() {
             let fx = update(s, msg);
             for e in fx {
@@ -142,7 +145,9 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
         if s.quit {
             return Ok(());
         }
-        term.draw(|f| views::draw(f, s))?;
+        if dirty {
+            term.draw(|f| views::draw(f, s))?;
+        }
         let sleep_until =
             debounce.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
