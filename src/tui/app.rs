@@ -54,10 +54,19 @@ pub fn leave() {
 
 /// The state a console starts with: config file, colours, read-only.
 pub fn initial_state(opts: &Options) -> State {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    initial_state_from(opts, commands::config_path(), no_color)
+}
+
+/// The starting state from a given config file (tests pass their own).
+pub fn initial_state_from(
+    opts: &Options,
+    path: Option<std::path::PathBuf>,
+    no_color: bool,
+) -> State {
     let mut s = State::new(chrono::Utc::now(), &opts.source, &opts.actor);
     s.read_only = opts.read_only;
-    s.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let path = commands::config_path();
+    s.no_color = no_color;
     if let Some(p) = &path {
         s.config_file = p.display().to_string();
     }

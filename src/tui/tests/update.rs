@@ -836,3 +836,42 @@ fn palette_completes_arguments() {
     settle(&mut s, code(KeyCode::Esc));
     assert!(crate::tui::update::palette_choices(&s, "theme l")[0].line == "theme light ");
 }
+
+#[test]
+fn config_file_sets_theme_mouse_keys_and_reports_problems_in_a_popup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "theme = \"light\"\nmouse = false\n[keys]\nrequeue = \"ctrl-q\"\nhold = \"j\"\n",
+    )
+    .unwrap();
+    let opts = crate::tui::app::Options {
+        source: "x".into(),
+        read_only: false,
+        actor: "user:t".into(),
+    };
+    let s = crate::tui::app::initial_state_from(&opts, Some(path.clone()), true);
+    assert_eq!(s.theme, ThemeName::Light);
+    assert!(!s.mouse);
+    assert!(s.no_color);
+    assert_eq!(s.config_file, path.display().to_string());
+    let q = crate::tui::commands::Key::parse("ctrl-q").unwrap();
+    assert_eq!(
+        s.keymap.lookup(q, View::Items, false),
+        Some(crate::tui::commands::Command::Requeue)
+    );
+    // hold = "j" clashes with moving down: refused, shown at start.
+    let Some(Popup::Error { title, message }) = &s.popup else {
+        panic!("{:?}", s.popup)
+    };
+    assert!(title.contains("config"));
+    assert!(
+        message.contains("keys.hold") && message.contains("'j' is already 'down'"),
+        "{message}"
+    );
+    // A missing file is no problem.
+    let s = crate::tui::app::initial_state_from(&opts, Some(dir.path().join("none.toml")), false);
+    assert!(s.popup.is_none());
+    assert!(s.config_problems.is_empty());
+}
