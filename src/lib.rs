@@ -5,10 +5,12 @@ pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod clock;
+pub mod demo;
 pub mod import;
 pub mod model;
 pub mod rules;
 pub mod store;
+pub mod tui;
 
 pub use backend::{Backend, Error, Result};
 pub use store::sqlite::SqliteStore;

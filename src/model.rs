@@ -380,12 +380,28 @@ pub enum SortBy {
     Status,
 }
 
+/// How a listing counts what matches. Counter-backed filters (queue and status only) are
+/// always exact and cost nothing; the mode matters for refined filters over many items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Count {
+    /// Up to `COUNT_CAP`, then "10,000+".
+    #[default]
+    Capped,
+    /// Every match, however long it takes (a console counting once per filter change).
+    Exact,
+    /// No count: moving a window through a list whose total is already known.
+    Skip,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageRequest {
     pub offset: u64,
     pub limit: u32,
     pub sort: SortBy,
     pub descending: bool,
+    #[serde(default)]
+    pub count: Count,
 }
 
 impl Default for PageRequest {
@@ -395,6 +411,7 @@ impl Default for PageRequest {
             limit: 50,
             sort: SortBy::Enqueued,
             descending: false,
+            count: Count::Capped,
         }
     }
 }
@@ -402,8 +419,9 @@ impl Default for PageRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page {
     pub items: Vec<Item>,
-    /// Items matching the filter; at most `COUNT_CAP` unless `exact`.
-    pub total: u64,
+    /// Items matching the filter (`None` when asked not to count); at most `COUNT_CAP`
+    /// unless `exact`.
+    pub total: Option<u64>,
     /// False when `total` stopped at `COUNT_CAP`: "10,000+" matching.
     pub exact: bool,
 }

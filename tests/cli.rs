@@ -315,10 +315,11 @@ fn help_lists_every_command() {
 }
 
 #[test]
-fn no_command_is_a_usage_error() {
+fn no_command_without_a_terminal_is_a_usage_error() {
+    // No command opens the console, which needs a terminal; a script gets told so.
     let db = Db::new();
     let err = db.fails(&[], 2);
-    assert!(err.contains("no command given"), "{err}");
+    assert!(err.contains("the console needs a terminal"), "{err}");
     let e = db.json_err(&[], 2);
     assert_eq!(e["kind"], "usage");
     assert!(!db.path.exists(), "no database was created for nothing");

@@ -260,12 +260,13 @@ async fn ls(store: &dyn Backend, a: LsArgs, out: &Out) -> Result<(), Failure> {
         &rows,
     );
     let shown = page.items.len() as u64;
-    if a.offset > 0 || shown < page.total || !page.exact {
+    let total = page.total.unwrap_or_default();
+    if a.offset > 0 || shown < total || !page.exact {
         println!(
             "{}–{} of {}{}",
             thousands(a.offset + shown.min(1)),
             thousands(a.offset + shown),
-            thousands(page.total),
+            thousands(total),
             if page.exact { "" } else { "+" }
         );
     }

@@ -2,7 +2,7 @@
 
 mod bench;
 mod item;
-mod output;
+pub mod output;
 mod queue;
 mod work;
 
@@ -31,6 +31,9 @@ pub struct Cli {
     /// Print JSON instead of text (errors too, on stderr).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Console: hide every command that changes data.
+    #[arg(long, global = true)]
+    pub read_only: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -59,6 +62,8 @@ pub enum Command {
     Undo(UndoArgs),
     /// Measure the engine against a bare-SQLite baseline.
     Bench(bench::BenchArgs),
+    /// The console on a fresh demo database, with simulated bots working live.
+    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -262,8 +267,11 @@ pub fn open_store(db: Option<PathBuf>) -> Result<Arc<dyn Backend>, Failure> {
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let json = cli.json;
     let Some(command) = cli.command else {
-        return Err(Failure::usage("no command given; see workq --help"));
+        return crate::tui::run_console(cli.db, cli.read_only).await;
     };
+    if let Command::Demo(args) = command {
+        return crate::tui::run_demo(cli.db, args, cli.read_only).await;
+    }
     if let Command::Bench(args) = command {
         return bench::run(args).await;
     }
@@ -279,6 +287,6 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Heartbeat(a) => work::heartbeat(&*store, a, &out).await,
         Command::Groups(a) => item::groups(&*store, a, &out).await,
         Command::Undo(a) => item::undo(&*store, a, &out).await,
-        Command::Bench(_) => unreachable!("handled above"),
+        Command::Bench(_) | Command::Demo(_) => unreachable!("handled above"),
     }
 }

@@ -169,7 +169,7 @@ impl Backend for SqliteStore {
     }
 
     async fn items(&self, filter: Filter, page: PageRequest) -> Result<Page> {
-        self.read(move |c, now| read::items(c, &filter, &page, now, false))
+        self.read(move |c, now| read::items(c, &filter, &page, now))
             .await
     }
 

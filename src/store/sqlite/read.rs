@@ -149,14 +149,8 @@ pub fn queues(conn: &Connection, now: Time) -> Result<Vec<QueueSummary>> {
     qs.into_iter().map(|q| summary(conn, q, now)).collect()
 }
 
-/// A page of items; `exact` asks for the full count of a refined filter (previews).
-pub fn items(
-    conn: &Connection,
-    f: &Filter,
-    page: &PageRequest,
-    now: Time,
-    exact: bool,
-) -> Result<Page> {
+/// A page of items, counted as the request asks.
+pub fn items(conn: &Connection, f: &Filter, page: &PageRequest, now: Time) -> Result<Page> {
     let w = filter::build(conn, f, now)?;
     let dir = if page.descending { "DESC" } else { "ASC" };
     let order = match page.sort {
@@ -181,8 +175,11 @@ pub fn items(
         })
         .map_err(sql)?;
     let (total, exact) = if w.counter_only {
-        (filter::counted_total(conn, &w, &f.statuses)?, true)
+        (Some(filter::counted_total(conn, &w, &f.statuses)?), true)
+    } else if page.count == Count::Skip {
+        (None, false)
     } else {
+        let exact = page.count == Count::Exact;
         let cap = if exact {
             i64::MAX
         } else {
@@ -200,9 +197,9 @@ pub fn items(
             .map_err(sql)?
             .max(0) as u64;
         if exact || n <= COUNT_CAP {
-            (n, true)
+            (Some(n), true)
         } else {
-            (COUNT_CAP, false)
+            (Some(COUNT_CAP), false)
         }
     };
     let items = rows
@@ -396,13 +393,13 @@ pub fn preview(conn: &Connection, target: &Target, sample: u32, now: Time) -> Re
                 f,
                 &PageRequest {
                     limit: sample,
+                    count: Count::Exact,
                     ..Default::default()
                 },
                 now,
-                true,
             )?;
             Ok(Preview {
-                count: page.total,
+                count: page.total.unwrap_or_default(),
                 sample: page.items,
             })
         }

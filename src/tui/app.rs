@@ -1,0 +1,261 @@
+//! The console loop: one task owns the state; terminal events, backend answers, the change
+//! feed and a one-second tick come in as messages; the screen is redrawn after changes.
+
+use crate::backend::Backend;
+use crate::tui::commands::{self, Keymap};
+use crate::tui::state::{Level, State, ThemeName};
+use crate::tui::update::{self, update, Effect, Msg};
+use crate::tui::{effects, views};
+use futures::StreamExt;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream,
+};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::Terminal;
+use std::io::{stdout, Stdout};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+pub struct Options {
+    /// What the header says the console is connected to.
+    pub source: String,
+    pub read_only: bool,
+    pub actor: String,
+}
+
+/// Changes from the engine are gathered for this long before the console refetches.
+const DEBOUNCE: Duration = Duration::from_millis(250);
+const TICK: Duration = Duration::from_secs(1);
+const MIN_REFRESH: Duration = Duration::from_millis(700);
+
+type Term = Terminal<CrosstermBackend<Stdout>>;
+
+fn enter(mouse: bool) -> std::io::Result<()> {
+    enable_raw_mode()?;
+    execute!(stdout(), EnterAlternateScreen)?;
+    if mouse {
+        execute!(stdout(), EnableMouseCapture)?;
+    }
+    Ok(())
+}
+
+/// Puts the terminal back as it was; safe to call twice.
+pub fn leave() {
+    let _ = execute!(stdout(), DisableMouseCapture, LeaveAlternateScreen);
+    let _ = disable_raw_mode();
+    let _ = execute!(stdout(), ratatui::crossterm::cursor::Show);
+}
+
+/// The state a console starts with: config file, colours, read-only.
+pub fn initial_state(opts: &Options) -> State {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    initial_state_from(opts, commands::config_path(), no_color)
+}
+
+/// The starting state from a given config file (tests pass their own).
+pub fn initial_state_from(
+    opts: &Options,
+    path: Option<std::path::PathBuf>,
+    no_color: bool,
+) -> State {
+    let mut s = State::new(chrono::Utc::now(), &opts.source, &opts.actor);
+    s.read_only = opts.read_only;
+    s.no_color = no_color;
+    if let Some(p) = &path {
+        s.config_file = p.display().to_string();
+    }
+    let (cfg, mut problems) = commands::load_config(path.as_deref());
+    let (keymap, key_problems) = Keymap::with_overrides(&cfg.keys);
+    problems.extend(key_problems);
+    s.keymap = keymap;
+    if cfg.theme.as_deref() == Some("light") {
+        s.theme = ThemeName::Light;
+    }
+    if let Some(m) = cfg.mouse {
+        s.mouse = m;
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            tracing::warn!("config: {p}");
+        }
+        s.popup = Some(crate::tui::state::Popup::Error {
+            title: "config problems (defaults kept)".into(),
+            message: problems.join("\n"),
+        });
+    }
+    s.config_problems = problems;
+    s
+}
+
+pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> std::io::Result<()> {
+    let mut state = initial_state(&opts);
+    // A panic puts the terminal back before the message prints.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        leave();
+        hook(info);
+    }));
+    enter(state.mouse)?;
+    let result = run_loop(backend, &mut state).await;
+    leave();
+    result
+}
+
+async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<()> {
+    execute!(stdout(), Clear(ClearType::All))?;
+    let mut term: Term = Terminal::new(CrosstermBackend::new(stdout()))?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut changes = backend.subscribe();
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut debounce: Option<tokio::time::Instant> = None;
+    let mut last_changed = tokio::time::Instant::now();
+    let size = term.size()?;
+    // Popped from the end: the size first, then the first fetch.
+    let mut pending = vec![Msg::Changed, Msg::Resize(size.width, size.height)];
+    loop {
+        // Apply everything that is waiting, then draw once.
+        // Only messages change the state, so only they call for a frame; change-feed
+        // wake-ups (many per second under load) just arm the debounce.
+        let dirty = !pending.is_empty();
+        while let Some(msg) = pending.pop() {
+            let fx = update(s, msg);
+            for e in fx {
+                match e {
+                    Effect::Edit(id, value) => {
+                        drop(events);
+                        let r = edit_value(&mut term, s.mouse, &id, &value);
+                        events = EventStream::new();
+                        pending.insert(0, Msg::Edited(id, r));
+                    }
+                    Effect::SetMouse(on) => {
+                        let _ = if on {
+                            execute!(stdout(), EnableMouseCapture)
+                        } else {
+                            execute!(stdout(), DisableMouseCapture)
+                        };
+                    }
+                    other => effects::spawn(&backend, other, &tx),
+                }
+            }
+            if pending.is_empty() {
+                while let Ok(m) = rx.try_recv() {
+                    pending.insert(0, m);
+                }
+            }
+        }
+        if s.quit {
+            return Ok(());
+        }
+        if dirty {
+            term.draw(|f| views::draw(f, s))?;
+        }
+        let sleep_until =
+            debounce.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(TermEvent::Key(k))) => pending.push(Msg::Key(k)),
+                Some(Ok(TermEvent::Mouse(m))) => pending.push(Msg::Mouse(m)),
+                Some(Ok(TermEvent::Resize(w, h))) => pending.push(Msg::Resize(w, h)),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::error!("terminal input failed: {e}");
+                    return Err(e);
+                }
+                None => return Ok(()),
+            },
+            Some(m) = rx.recv() => pending.push(m),
+            _ = tick.tick() => pending.push(Msg::Tick(chrono::Utc::now())),
+            r = changes.recv() => match r {
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    debounce.get_or_insert_with(|| tokio::time::Instant::now() + DEBOUNCE);
+                }
+                Err(RecvError::Closed) => {
+                    changes = backend.subscribe();
+                    update::set_status(s, Level::Warn, "change feed closed; refreshing every second".into());
+                }
+            },
+            _ = tokio::time::sleep_until(sleep_until), if debounce.is_some() => {
+                // Busy bots change something every few milliseconds: refetch at most
+                // once per MIN_REFRESH so slow filtered queries do not run back to back.
+                let ready = last_changed + MIN_REFRESH;
+                if tokio::time::Instant::now() < ready {
+                    debounce = Some(ready);
+                } else {
+                    debounce = None;
+                    last_changed = tokio::time::Instant::now();
+                    pending.push(Msg::Changed);
+                }
+            }
+        }
+    }
+}
+
+/// Suspends the console, edits the value in `$VISUAL`/`$EDITOR` and comes back.
+/// `Ok(None)`: unchanged. A JSON value must still be JSON.
+fn edit_value(
+    term: &mut Term,
+    mouse: bool,
+    id: &str,
+    value: &str,
+) -> Result<Option<String>, String> {
+    let json = serde_json::from_str::<serde_json::Value>(value).ok();
+    let (text, ext) = match &json {
+        Some(v) => (
+            serde_json::to_string_pretty(v).expect("json prints"),
+            "json",
+        ),
+        None => (value.to_string(), "txt"),
+    };
+    let path = std::env::temp_dir().join(format!("workq-{}-{id}.{ext}", std::process::id()));
+    std::fs::write(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    leave();
+    // Through the shell, so EDITOR="code --wait" works.
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(&path)
+        .status();
+    let _ = enter(mouse);
+    // A fresh terminal has empty buffers, so the next frame is drawn whole. (Terminal::clear
+    // asks the terminal for the cursor position, which needs the input reader we dropped.)
+    let _ = execute!(stdout(), Clear(ClearType::All));
+    if let Ok(t) = Terminal::new(CrosstermBackend::new(stdout())) {
+        *term = t;
+    }
+    let edited = std::fs::read_to_string(&path);
+    let _ = std::fs::remove_file(&path);
+    match status {
+        Ok(st) if st.success() => {}
+        Ok(st) => return Err(format!("{editor} exited with {st}; nothing changed")),
+        Err(e) => return Err(format!("cannot run {editor}: {e}; nothing changed")),
+    }
+    let edited = edited.map_err(|e| format!("cannot read the edited file: {e}"))?;
+    match json {
+        Some(old) => {
+            let new: serde_json::Value = serde_json::from_str(&edited).map_err(|e| {
+                format!("the edited value is not valid JSON ({e}); nothing changed")
+            })?;
+            if new == old {
+                Ok(None)
+            } else {
+                Ok(Some(serde_json::to_string(&new).expect("json prints")))
+            }
+        }
+        None => {
+            let new = edited.strip_suffix('\n').unwrap_or(&edited).to_string();
+            Ok((new != value).then_some(new))
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! Everything the console knows, owned by one task. Rows are tracked by id (items) or by
+//! name (queues, inbox rows), never by row index, so refreshes keep the cursor and marks.
+
+use crate::model::*;
+use crate::tui::commands::Keymap;
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum View {
+    Queues,
+    Items,
+    Detail,
+    Exceptions,
+    Workers,
+}
+
+impl View {
+    /// The views in the header's tab bar, with their number keys.
+    pub const TABS: [View; 4] = [View::Queues, View::Items, View::Exceptions, View::Workers];
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Queues => "Queues",
+            View::Items => "Items",
+            View::Detail => "Item",
+            View::Exceptions => "Exceptions",
+            View::Workers => "Workers",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThemeName {
+    Dark,
+    Light,
+}
+
+/// A request kind's bookkeeping: the latest sequence number sent, whether one is in flight,
+/// and whether another is wanted once it lands. At most one request of a kind runs at a
+/// time, so a slow query never piles up behind typing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fetch {
+    pub seq: u64,
+    pub inflight: bool,
+    /// Fetch again when the current one lands.
+    pub again: bool,
+    /// What is in flight was asked with parameters that changed since: drop its answer.
+    pub stale: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct QueuesState {
+    pub list: Vec<QueueSummary>,
+    pub loaded: bool,
+    /// The selected queue, by name.
+    pub selected: Option<String>,
+    pub fetch: Fetch,
+}
+
+impl QueuesState {
+    pub fn cursor(&self) -> usize {
+        self.selected
+            .as_ref()
+            .and_then(|n| self.list.iter().position(|q| &q.queue.name == n))
+            .unwrap_or(0)
+    }
+    pub fn current(&self) -> Option<&QueueSummary> {
+        self.list.get(self.cursor())
+    }
+}
+
+/// Rows fetched per page: comfortably more than a tall screen shows.
+pub const WINDOW: u32 = 120;
+
+#[derive(Debug, Clone, Default)]
+pub struct ItemsState {
+    /// `None`: every queue.
+    pub queue: Option<String>,
+    /// The status tab; `None`: all statuses.
+    pub tab: Option<Status>,
+    /// Criteria besides queue and status (reason, priority, SLA, expired, search, signature).
+    pub filter: Filter,
+    /// Set when the list is an inbox group, to say which.
+    pub group: Option<String>,
+    pub sort: SortBy,
+    pub descending: bool,
+    /// The loaded window: rows `offset..offset + rows.len()` of `total`.
+    pub rows: Vec<Item>,
+    pub offset: u64,
+    pub total: u64,
+    /// When `total` was last counted: a refined filter over many items is counted once per
+    /// change and every few seconds after, not on every window move.
+    pub counted_at: Option<Time>,
+    pub loaded: bool,
+    /// Absolute position of the cursor, and the id it is on (which wins after a refresh).
+    pub cursor: u64,
+    pub cursor_id: Option<String>,
+    /// First row on screen.
+    pub top: u64,
+    pub marks: BTreeSet<String>,
+    /// Every item matching the filter is marked (a bulk action then targets the filter).
+    pub mark_all: bool,
+    /// Where the last mark was set, for range marks.
+    pub anchor: Option<u64>,
+    pub fetch: Fetch,
+}
+
+impl ItemsState {
+    /// Newest first: what arrived last is what people ask about.
+    pub fn new() -> ItemsState {
+        ItemsState {
+            descending: true,
+            ..Default::default()
+        }
+    }
+    /// The engine filter of what the table shows.
+    pub fn effective_filter(&self) -> Filter {
+        Filter {
+            queue: self.queue.clone(),
+            statuses: self.tab.into_iter().collect(),
+            ..self.filter.clone()
+        }
+    }
+    /// Only queue and status narrow the list: the tab counts from the queue summaries hold.
+    pub fn plain(&self) -> bool {
+        self.filter == Filter::default()
+    }
+    pub fn row(&self, pos: u64) -> Option<&Item> {
+        pos.checked_sub(self.offset)
+            .and_then(|i| self.rows.get(i as usize))
+    }
+    pub fn current(&self) -> Option<&Item> {
+        self.row(self.cursor)
+    }
+    pub fn is_marked(&self, id: &str) -> bool {
+        self.mark_all || self.marks.contains(id)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DetailState {
+    pub id: Option<String>,
+    pub data: Option<ItemDetail>,
+    pub scroll: u16,
+    pub fetch: Fetch,
+}
+
+/// One row of the exceptions inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InboxKind {
+    Group {
+        reason: Option<Reason>,
+        signature: String,
+        example: Option<String>,
+    },
+    Expired,
+    OutOfSla,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxRow {
+    pub queue: String,
+    pub kind: InboxKind,
+    pub count: u64,
+    pub newest: Option<Time>,
+}
+
+impl InboxRow {
+    pub fn filter(&self) -> Filter {
+        let mut f = Filter {
+            queue: Some(self.queue.clone()),
+            ..Default::default()
+        };
+        match &self.kind {
+            InboxKind::Group {
+                reason, signature, ..
+            } => {
+                f.statuses = vec![Status::Exception];
+                f.reason = *reason;
+                f.signature = Some(signature.clone());
+            }
+            InboxKind::Expired => f.expired = Some(true),
+            InboxKind::OutOfSla => f.sla = Some(Sla::Out),
+        }
+        f
+    }
+    /// Stable identity across refreshes.
+    pub fn key(&self) -> String {
+        match &self.kind {
+            InboxKind::Group {
+                reason, signature, ..
+            } => format!(
+                "{}\u{1}{}\u{1}{signature}",
+                self.queue,
+                reason.map(|r| r.as_str()).unwrap_or("-")
+            ),
+            InboxKind::Expired => format!("{}\u{1}expired", self.queue),
+            InboxKind::OutOfSla => format!("{}\u{1}out-of-sla", self.queue),
+        }
+    }
+    /// "business: Vendor * not found", "expired", "out of SLA".
+    pub fn what(&self) -> String {
+        match &self.kind {
+            InboxKind::Group {
+                reason, signature, ..
+            } => {
+                let sig = if signature.is_empty() {
+                    "(no note)"
+                } else {
+                    signature
+                };
+                format!(
+                    "{}: {sig}",
+                    reason.map(|r| r.as_str()).unwrap_or("exception")
+                )
+            }
+            InboxKind::Expired => "expired: queued past their expiry".into(),
+            InboxKind::OutOfSla => "out of SLA: unfinished past the target".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InboxState {
+    pub groups: Vec<ExceptionGroup>,
+    pub loaded: bool,
+    pub selected: Option<String>,
+    pub fetch: Fetch,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WorkersState {
+    pub list: Vec<WorkerInfo>,
+    pub loaded: bool,
+    pub selected: Option<String>,
+    pub fetch: Fetch,
+}
+
+/// A one-line text input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Input {
+    pub text: String,
+    /// Cursor position in characters.
+    pub cursor: usize,
+}
+
+impl Input {
+    pub fn new(text: &str) -> Input {
+        Input {
+            text: text.to_string(),
+            cursor: text.chars().count(),
+        }
+    }
+    fn byte(&self, char_pos: usize) -> usize {
+        self.text
+            .char_indices()
+            .nth(char_pos)
+            .map(|(b, _)| b)
+            .unwrap_or(self.text.len())
+    }
+    pub fn insert(&mut self, c: char) {
+        let b = self.byte(self.cursor);
+        self.text.insert(b, c);
+        self.cursor += 1;
+    }
+    pub fn backspace(&mut self) {
+        if self.cursor > 0 {
+            self.cursor -= 1;
+            let b = self.byte(self.cursor);
+            self.text.remove(b);
+        }
+    }
+    pub fn delete(&mut self) {
+        if self.cursor < self.text.chars().count() {
+            let b = self.byte(self.cursor);
+            self.text.remove(b);
+        }
+    }
+    pub fn delete_word(&mut self) {
+        let chars: Vec<char> = self.text.chars().collect();
+        let mut start = self.cursor;
+        while start > 0 && chars[start - 1] == ' ' {
+            start -= 1;
+        }
+        while start > 0 && chars[start - 1] != ' ' {
+            start -= 1;
+        }
+        let (a, b) = (self.byte(start), self.byte(self.cursor));
+        self.text.replace_range(a..b, "");
+        self.cursor = start;
+    }
+    pub fn left(&mut self) {
+        self.cursor = self.cursor.saturating_sub(1);
+    }
+    pub fn right(&mut self) {
+        self.cursor = (self.cursor + 1).min(self.text.chars().count());
+    }
+}
+
+/// What a prompt's answer is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ask {
+    Search,
+    /// The argument an action needs before it can be confirmed.
+    Arg(ArgFor),
+    QueueSettings(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgFor {
+    Delay,
+    Priority,
+    Extend,
+    Note,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirm {
+    pub action: ActionKind,
+    pub target: Target,
+    /// What the target is, in words ("3 marked items", "item I-1006 Fabrikam").
+    pub what: String,
+    pub count: Option<u64>,
+    pub sample: Vec<Item>,
+    pub note: Input,
+    pub seq: u64,
+    pub dangerous: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Popup {
+    Help {
+        scroll: u16,
+    },
+    Palette {
+        input: Input,
+        selected: usize,
+    },
+    Prompt {
+        ask: Ask,
+        title: String,
+        input: Input,
+        error: Option<String>,
+    },
+    Confirm(Box<Confirm>),
+    Error {
+        title: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Ok,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusLine {
+    pub text: String,
+    pub level: Level,
+    /// Cleared by the tick after this time.
+    pub until: Time,
+}
+
+/// The whole console state.
+pub struct State {
+    pub now: Time,
+    pub size: (u16, u16),
+    pub view: View,
+    /// Where `esc` goes back to.
+    pub back: Vec<View>,
+    /// What the console is connected to, for the header ("demo.db").
+    pub source: String,
+    pub read_only: bool,
+    pub theme: ThemeName,
+    pub no_color: bool,
+    pub mouse: bool,
+    pub keymap: Keymap,
+    pub actor: String,
+    pub queues: QueuesState,
+    pub items: ItemsState,
+    pub detail: DetailState,
+    pub inbox: InboxState,
+    pub workers: WorkersState,
+    pub popup: Option<Popup>,
+    pub status: Option<StatusLine>,
+    /// The last action applied from this console, for `:undo`.
+    pub last_action: Option<ActionResult>,
+    /// Problems found in the config file, shown at start and in help.
+    pub config_problems: Vec<String>,
+    /// Where the config file is (or would be), for help.
+    pub config_file: String,
+    /// Sequence numbers for previews.
+    pub seq: u64,
+    pub quit: bool,
+}
+
+impl State {
+    pub fn new(now: Time, source: &str, actor: &str) -> State {
+        State {
+            now,
+            size: (80, 24),
+            view: View::Queues,
+            back: Vec::new(),
+            source: source.to_string(),
+            read_only: false,
+            theme: ThemeName::Dark,
+            no_color: false,
+            mouse: true,
+            keymap: Keymap::default(),
+            actor: actor.to_string(),
+            queues: QueuesState::default(),
+            items: ItemsState::new(),
+            detail: DetailState::default(),
+            inbox: InboxState::default(),
+            workers: WorkersState::default(),
+            popup: None,
+            status: None,
+            last_action: None,
+            config_problems: Vec::new(),
+            config_file: "config.toml in the workq config directory".into(),
+            seq: 0,
+            quit: false,
+        }
+    }
+
+    /// The exceptions inbox: groups, then expired and out-of-SLA items, queue by queue in
+    /// the order of the queues view.
+    pub fn inbox_rows(&self) -> Vec<InboxRow> {
+        let mut rows = Vec::new();
+        let mut order: Vec<&str> = self
+            .queues
+            .list
+            .iter()
+            .map(|q| q.queue.name.as_str())
+            .collect();
+        for g in &self.inbox.groups {
+            if !order.contains(&g.queue.as_str()) {
+                order.push(&g.queue);
+            }
+        }
+        for q in order {
+            let mut groups: Vec<&ExceptionGroup> =
+                self.inbox.groups.iter().filter(|g| g.queue == q).collect();
+            groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.signature.cmp(&b.signature)));
+            for g in groups {
+                rows.push(InboxRow {
+                    queue: q.to_string(),
+                    kind: InboxKind::Group {
+                        reason: g.reason,
+                        signature: g.signature.clone(),
+                        example: g.example.clone(),
+                    },
+                    count: g.count,
+                    newest: Some(g.newest),
+                });
+            }
+            if let Some(s) = self.queues.list.iter().find(|s| s.queue.name == q) {
+                if s.expired > 0 {
+                    rows.push(InboxRow {
+                        queue: q.to_string(),
+                        kind: InboxKind::Expired,
+                        count: s.expired,
+                        newest: None,
+                    });
+                }
+                if s.out_of_sla > 0 {
+                    rows.push(InboxRow {
+                        queue: q.to_string(),
+                        kind: InboxKind::OutOfSla,
+                        count: s.out_of_sla,
+                        newest: None,
+                    });
+                }
+            }
+        }
+        rows
+    }
+
+    pub fn inbox_cursor(&self, rows: &[InboxRow]) -> usize {
+        self.inbox
+            .selected
+            .as_ref()
+            .and_then(|k| rows.iter().position(|r| &r.key() == k))
+            .unwrap_or(0)
+    }
+
+    pub fn workers_cursor(&self) -> usize {
+        self.workers
+            .selected
+            .as_ref()
+            .and_then(|n| self.workers.list.iter().position(|w| &w.name == n))
+            .unwrap_or(0)
+    }
+
+    /// Counts by status of what the items view covers (one queue or all).
+    pub fn counts_for(&self, queue: Option<&str>) -> StatusCounts {
+        let mut c = StatusCounts::default();
+        for s in &self.queues.list {
+            if queue.is_none_or(|q| q == s.queue.name) {
+                for st in Status::ALL {
+                    *c.get_mut(*st) += s.counts.get(*st);
+                }
+            }
+        }
+        c
+    }
+}

@@ -1,0 +1,267 @@
+//! Rendering snapshots at 80×24 and 160×48 on fixed data, and colour assertions.
+
+use super::fixtures::{self, settle, state};
+use crate::model::*;
+use crate::tui::state::*;
+use crate::tui::update::Msg;
+use crate::tui::views;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Color;
+use ratatui::Terminal;
+
+fn k(c: char) -> Msg {
+    let m = if c.is_ascii_uppercase() {
+        KeyModifiers::SHIFT
+    } else {
+        KeyModifiers::NONE
+    };
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), m))
+}
+fn code(c: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
+}
+
+fn render(s: &State) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(s.size.0, s.size.1)).unwrap();
+    t.draw(|f| views::draw(f, s)).unwrap();
+    t
+}
+
+/// Snapshots a state at both sizes; `setup` brings a fresh state to the screen to show.
+fn snap(name: &str, setup: impl Fn(&mut State)) {
+    for (w, h) in [(80, 24), (160, 48)] {
+        let mut s = state(w, h);
+        setup(&mut s);
+        let t = render(&s);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), t.backend());
+    }
+}
+
+fn keys(s: &mut State, ks: &str) {
+    for c in ks.chars() {
+        let m = match c {
+            '\n' => code(KeyCode::Enter),
+            '\t' => code(KeyCode::Tab),
+            '\x1b' => code(KeyCode::Esc),
+            c => k(c),
+        };
+        settle(s, m);
+    }
+}
+
+#[test]
+fn queues_loaded() {
+    snap("queues", |_| {});
+}
+
+#[test]
+fn queues_empty() {
+    snap("queues_empty", |s| {
+        settle(s, Msg::Queues(s.queues.fetch.seq + 1, Ok(vec![])));
+        s.queues.fetch.inflight = false;
+        s.queues.list.clear();
+    });
+}
+
+#[test]
+fn items_loaded() {
+    snap("items", |s| keys(s, "\n"));
+}
+
+#[test]
+fn items_all_queues_filtered() {
+    snap("items_filtered", |s| {
+        keys(s, ":");
+        keys(s, "items all\n");
+        keys(s, ":");
+        keys(s, "filter status=exception reason=business Trey\n");
+    });
+}
+
+#[test]
+fn items_with_marks() {
+    snap("items_marks", |s| keys(s, "\n  jj "));
+}
+
+#[test]
+fn items_nothing_matches() {
+    snap("items_empty", |s| {
+        keys(s, "\n/");
+        keys(s, "zzz\n");
+    });
+}
+
+#[test]
+fn items_read_only() {
+    snap("items_read_only", |s| {
+        s.read_only = true;
+        keys(s, "\n");
+    });
+}
+
+#[test]
+fn detail() {
+    snap("detail", |s| keys(s, "\njj\n"));
+}
+
+#[test]
+fn exceptions() {
+    snap("exceptions", |s| keys(s, "3"));
+}
+
+#[test]
+fn workers() {
+    snap("workers", |s| keys(s, "4"));
+}
+
+#[test]
+fn help_popup() {
+    snap("help", |s| keys(s, "\n?"));
+}
+
+#[test]
+fn palette_popup() {
+    snap("palette", |s| keys(s, ":re"));
+}
+
+#[test]
+fn confirm_popup() {
+    snap("confirm", |s| keys(s, "\n  r"));
+}
+
+#[test]
+fn confirm_dangerous_popup() {
+    snap("confirm_delete", |s| keys(s, "3D"));
+}
+
+#[test]
+fn prompt_popup() {
+    snap("prompt", |s| keys(s, "\nR"));
+}
+
+#[test]
+fn error_popup() {
+    snap("error", |s| {
+        keys(s, "\nu\n");
+        settle(
+            s,
+            Msg::Acted(Err(crate::backend::Error::Transition(
+                "1 of 1 items cannot be released; nothing changed:\n  item 01JDTEST000000000000000299: cannot release an item that is queued (only on-hold items are released)".into(),
+            ))),
+        );
+    });
+}
+
+#[test]
+fn too_small() {
+    let mut s = state(30, 8);
+    s.size = (30, 8);
+    insta::assert_snapshot!("too_small", render(&s).backend());
+}
+
+/// Where `text` starts on screen.
+fn find(buf: &Buffer, text: &str) -> Option<(u16, u16)> {
+    for y in 0..buf.area.height {
+        let line: String = (0..buf.area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect();
+        if let Some(i) = line.find(text) {
+            let x = line[..i].chars().count() as u16;
+            return Some((x, y));
+        }
+    }
+    None
+}
+
+#[test]
+fn exception_status_is_red_in_dark_and_light_has_its_own() {
+    let mut s = state(160, 48);
+    keys(&mut s, "\n");
+    let t = render(&s);
+    let buf = t.backend().buffer();
+    let (x, y) = find(buf, "exception/business").expect("an exception row");
+    assert_eq!(buf[(x, y)].fg, Color::Red);
+    let (x, y) = find(buf, "processed ").expect("a processed row");
+    assert_eq!(buf[(x, y)].fg, Color::Green);
+    keys(&mut s, "T");
+    let t = render(&s);
+    let (x, y) = find(t.backend().buffer(), "exception/business").unwrap();
+    assert_eq!(t.backend().buffer()[(x, y)].fg, Color::Indexed(160));
+}
+
+#[test]
+fn no_color_draws_without_colours() {
+    let mut s = state(160, 48);
+    s.no_color = true;
+    keys(&mut s, "\n");
+    let t = render(&s);
+    let buf = t.backend().buffer();
+    for c in buf.content() {
+        assert_eq!(c.fg, Color::Reset, "{c:?}");
+        assert_eq!(c.bg, Color::Reset, "{c:?}");
+    }
+    // The cursor row is still visible: reversed.
+    let (_, y) = find(buf, "I-1299").unwrap();
+    assert!(buf[(2, y)]
+        .modifier
+        .contains(ratatui::style::Modifier::REVERSED));
+}
+
+#[test]
+fn out_of_sla_and_missed_deadline_are_red() {
+    let mut s = state(160, 48);
+    // Nothing drains: the deadline is missed.
+    s.queues.list[0].projection = Some(crate::rules::project(
+        fixtures::now() + chrono::Duration::hours(1),
+        1360,
+        1.0,
+        fixtures::now(),
+    ));
+    let t = render(&s);
+    let buf = t.backend().buffer();
+    let (x, y) = find(buf, "misses").expect("projection shown");
+    assert_eq!(buf[(x, y)].fg, Color::Red);
+    let _ = Status::Queued;
+}
+
+#[test]
+fn json_values_are_highlighted_in_written_order() {
+    let t = crate::tui::theme::Theme::dark();
+    let p = views::detail::pretty_json(r#"{"b":1,"a":{"x":[true,null,"s\"q"]},"e":[],"o":{}}"#)
+        .unwrap();
+    assert_eq!(
+        p,
+        "{\n  \"b\": 1,\n  \"a\": {\n    \"x\": [\n      true,\n      null,\n      \"s\\\"q\"\n    ]\n  },\n  \"e\": [],\n  \"o\": {}\n}"
+    );
+    let line = views::detail::json_line(r#"  "Amount": 12.5,"#, &t);
+    let styled: Vec<(String, Option<Color>)> = line
+        .spans
+        .iter()
+        .map(|s| (s.content.to_string(), s.style.fg))
+        .collect();
+    assert!(styled.contains(&("\"Amount\"".into(), Some(Color::Cyan))));
+    assert!(styled.contains(&("12.5".into(), Some(Color::Magenta))));
+    assert!(views::detail::pretty_json("plain text").is_none());
+}
+
+#[test]
+fn narrow_screens_keep_names_and_counts() {
+    let mut s = state(60, 18);
+    insta::assert_snapshot!("queues_60x18", render(&s).backend());
+    keys(&mut s, "\n");
+    let t = render(&s);
+    insta::assert_snapshot!("items_60x18", t.backend());
+    assert!(find(t.backend().buffer(), "All 2,389").is_some());
+}
+
+#[test]
+fn light_theme_paints_its_own_background() {
+    let mut s = state(80, 24);
+    s.theme = ThemeName::Light;
+    let t = render(&s);
+    let buf = t.backend().buffer();
+    // An empty corner of the screen: the light background, not the terminal's.
+    assert_eq!(buf[(79, 22)].bg, Color::Indexed(231));
+}

@@ -1,0 +1,932 @@
+//! Keys and backend answers in, state and effects out: every command, every view.
+
+use super::fixtures::{self, item, now, settle, state};
+use crate::backend::Error;
+use crate::model::*;
+use crate::tui::state::*;
+use crate::tui::update::{update, Effect, Msg};
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use std::time::Duration;
+
+fn k(c: char) -> Msg {
+    let m = if c.is_ascii_uppercase() {
+        KeyModifiers::SHIFT
+    } else {
+        KeyModifiers::NONE
+    };
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), m))
+}
+fn code(c: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
+}
+fn ctrl(c: char) -> Msg {
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+fn typed(s: &mut State, text: &str) -> Vec<Effect> {
+    let mut out = vec![];
+    for c in text.chars() {
+        out.extend(settle(s, k(c)));
+    }
+    out
+}
+/// The items view of vendor-invoices, loaded, newest first.
+fn items_state(w: u16, h: u16) -> State {
+    let mut s = state(w, h);
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.view, View::Items);
+    s
+}
+fn click(x: u16, y: u16) -> Msg {
+    Msg::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: x,
+        row: y,
+        modifiers: KeyModifiers::NONE,
+    })
+}
+
+#[test]
+fn starts_on_queues_and_loads_them() {
+    let s = state(80, 24);
+    assert_eq!(s.view, View::Queues);
+    assert!(s.queues.loaded);
+    assert_eq!(s.queues.selected.as_deref(), Some("vendor-invoices"));
+    assert!(!s.queues.fetch.inflight);
+}
+
+#[test]
+fn queue_cursor_moves_and_enter_opens_its_items() {
+    let mut s = state(80, 24);
+    settle(&mut s, k('j'));
+    assert_eq!(s.queues.selected.as_deref(), Some("customer-onboarding"));
+    settle(&mut s, k('G'));
+    assert_eq!(s.queues.selected.as_deref(), Some("address-changes"));
+    settle(&mut s, k('g'));
+    assert_eq!(s.queues.selected.as_deref(), Some("vendor-invoices"));
+    let fx = update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.view, View::Items);
+    assert!(matches!(&fx[0], Effect::LoadPage { filter, page, .. }
+        if filter.queue.as_deref() == Some("vendor-invoices") && page.offset == 0 && page.descending));
+    // esc goes back to the queues.
+    settle(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.view, View::Queues);
+}
+
+#[test]
+fn number_keys_switch_views_and_fetch_their_data() {
+    let mut s = state(80, 24);
+    let fx = update(&mut s, k('3'));
+    assert_eq!(s.view, View::Exceptions);
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadGroups(_))));
+    let fx = update(&mut s, k('4'));
+    assert_eq!(s.view, View::Workers);
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadWorkers(_))));
+    let fx = update(&mut s, k('2'));
+    assert_eq!(s.view, View::Items);
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, Effect::LoadPage { filter, .. } if filter.queue.is_none())));
+    settle(&mut s, k('1'));
+    assert_eq!(s.view, View::Queues);
+}
+
+#[test]
+fn a_list_is_counted_when_it_changes_not_on_every_window_move() {
+    let mut s = items_state(80, 24);
+    let mut modes = Vec::new();
+    for _ in 0..20 {
+        for f in update(&mut s, ctrl('d')) {
+            if let Effect::LoadPage { page, .. } = &f {
+                modes.push(page.count);
+            }
+            if let Some(m) = fixtures::respond(&f) {
+                settle(&mut s, m);
+            }
+        }
+    }
+    assert!(!modes.is_empty(), "the window moved");
+    assert!(modes.iter().all(|m| *m == Count::Skip), "{modes:?}");
+    assert_eq!(
+        s.items.total,
+        fixtures::ITEMS,
+        "the known total survives uncounted pages"
+    );
+    // A few seconds on, the next refresh counts again (bots change what matches).
+    let later = s.now + chrono::Duration::seconds(6);
+    let fx = update(&mut s, Msg::Tick(later));
+    let counted = fx
+        .iter()
+        .any(|f| matches!(f, Effect::LoadPage { page, .. } if page.count == Count::Exact));
+    assert!(counted, "{fx:?}");
+    // A new filter always counts.
+    for f in fx {
+        if let Some(m) = fixtures::respond(&f) {
+            settle(&mut s, m);
+        }
+    }
+    let fx = update(&mut s, k('/'));
+    let fx: Vec<Effect> = fx
+        .into_iter()
+        .chain(update(&mut s, k('x')))
+        .chain(update(
+            &mut s,
+            Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+        ))
+        .collect();
+    let counts: Vec<Count> = fx
+        .iter()
+        .filter_map(|f| match f {
+            Effect::LoadPage { page, .. } => Some(page.count),
+            _ => None,
+        })
+        .collect();
+    assert!(counts.contains(&Count::Exact), "{counts:?}");
+}
+
+#[test]
+fn items_window_pages_from_the_engine_as_the_cursor_moves() {
+    let mut s = items_state(80, 24);
+    assert_eq!(s.items.total, fixtures::ITEMS);
+    assert_eq!(s.items.rows.len(), WINDOW as usize);
+    assert_eq!(s.items.cursor_id.as_deref(), Some(item(299).id.as_str()));
+    // Half pages down until the window must move.
+    let mut paged = false;
+    for _ in 0..20 {
+        let fx = update(&mut s, ctrl('d'));
+        if let Some(Effect::LoadPage { offset, .. }) = fx.first() {
+            assert!(*offset > 0);
+            paged = true;
+            for f in fx {
+                if let Some(m) = fixtures::respond(&f) {
+                    settle(&mut s, m);
+                }
+            }
+        }
+    }
+    assert!(paged, "moving down past the window fetches the next window");
+    let cur = s.items.current().expect("cursor row is loaded").clone();
+    assert_eq!(cur.id, item(299 - s.items.cursor).id);
+    let fx = update(&mut s, k('G'));
+    // The far end is read in the other order, then reversed.
+    assert!(
+        matches!(&fx[0], Effect::LoadPage { flip: true, page, .. } if !page.descending && page.offset == 0),
+        "{fx:?}"
+    );
+    for f in fx {
+        settle(&mut s, fixtures::respond(&f).unwrap());
+    }
+    assert_eq!(s.items.cursor, fixtures::ITEMS - 1);
+    assert_eq!(
+        s.items.row(fixtures::ITEMS - 2).map(|i| i.id.clone()),
+        Some(item(1).id)
+    );
+    assert_eq!(s.items.current().map(|i| i.id.clone()), Some(item(0).id));
+    settle(&mut s, k('g'));
+    assert_eq!(s.items.cursor, 0);
+    assert_eq!(s.items.top, 0);
+}
+
+#[test]
+fn cursor_and_marks_follow_item_ids_across_refreshes() {
+    let mut s = items_state(80, 24);
+    settle(&mut s, k('j'));
+    settle(&mut s, k('j'));
+    let id = s.items.cursor_id.clone().unwrap();
+    settle(&mut s, k(' '));
+    assert!(s.items.marks.contains(&id));
+    // Two new items arrive on top: the same item is now two rows lower.
+    let mut rows = vec![item(1000), item(1001)];
+    rows.extend(fixtures::all_items().into_iter().rev());
+    rows.truncate(WINDOW as usize);
+    let seq = {
+        let fx = update(&mut s, Msg::Changed);
+        fx.iter()
+            .find_map(|e| match e {
+                Effect::LoadPage { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .unwrap()
+    };
+    settle(
+        &mut s,
+        Msg::Page(
+            seq,
+            0,
+            Ok(Page {
+                items: rows,
+                total: Some(fixtures::ITEMS + 2),
+                exact: true,
+            }),
+        ),
+    );
+    // The cursor had moved on after the mark (space moves down), so find the marked item.
+    assert!(s.items.marks.contains(&id));
+    let pos = s.items.rows.iter().position(|r| r.id == id).unwrap() as u64;
+    assert_eq!(pos, 4, "marked item shifted by the two new rows");
+    assert_eq!(s.items.cursor, 5, "cursor followed its own item");
+}
+
+#[test]
+fn stale_answers_are_dropped_and_one_query_runs_at_a_time() {
+    let mut s = items_state(80, 24);
+    let fx = update(&mut s, k('/'));
+    assert!(fx.is_empty());
+    assert!(matches!(
+        s.popup,
+        Some(Popup::Prompt {
+            ask: Ask::Search,
+            ..
+        })
+    ));
+    let first = update(&mut s, k('F'));
+    let Some(Effect::LoadPage { seq, filter, .. }) = first.first().cloned() else {
+        panic!("typing searches: {first:?}")
+    };
+    assert_eq!(filter.search.as_deref(), Some("F"));
+    // More typing while the query runs: nothing new is sent yet.
+    assert!(update(&mut s, k('a')).is_empty());
+    assert!(update(&mut s, k('b')).is_empty());
+    // The answer for "F" is stale: dropped, and the latest text is asked for.
+    let fx = update(
+        &mut s,
+        Msg::Page(seq, 0, Ok(fixtures::page(&filter, &PageRequest::default()))),
+    );
+    assert!(
+        matches!(&fx[0], Effect::LoadPage { filter, .. } if filter.search.as_deref() == Some("Fab"))
+    );
+    assert!(!s.items.loaded, "stale rows were not shown");
+    for f in fx {
+        settle(&mut s, fixtures::respond(&f).unwrap());
+    }
+    assert!(s.items.loaded);
+    assert!(s.items.rows.iter().all(|i| i.value.contains("Fab")));
+    // An answer with an old sequence number changes nothing.
+    let before = s.items.total;
+    update(
+        &mut s,
+        Msg::Page(
+            1,
+            0,
+            Ok(Page {
+                items: vec![],
+                total: Some(0),
+                exact: true,
+            }),
+        ),
+    );
+    assert_eq!(s.items.total, before);
+    // Enter keeps the search; esc in a new search clears it.
+    settle(&mut s, code(KeyCode::Enter));
+    assert!(s.popup.is_none());
+    assert_eq!(s.items.filter.search.as_deref(), Some("Fab"));
+    settle(&mut s, k('/'));
+    settle(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.items.filter.search, None);
+}
+
+#[test]
+fn status_tabs_filter_by_status() {
+    let mut s = items_state(80, 24);
+    let fx = update(&mut s, code(KeyCode::Tab));
+    assert_eq!(s.items.tab, Some(Status::Queued));
+    assert!(
+        matches!(&fx[0], Effect::LoadPage { filter, .. } if filter.statuses == vec![Status::Queued])
+    );
+    settle(&mut s, Msg::Changed);
+    assert!(s.items.rows.iter().all(|i| i.status == Status::Queued));
+    settle(&mut s, code(KeyCode::BackTab));
+    settle(&mut s, code(KeyCode::BackTab));
+    assert_eq!(s.items.tab, Some(Status::Processed));
+    settle(&mut s, k(']'));
+    assert_eq!(s.items.tab, None);
+}
+
+#[test]
+fn sort_cycles_and_reverses() {
+    let mut s = items_state(80, 24);
+    let fx = update(&mut s, k('s'));
+    assert!(matches!(&fx[0], Effect::LoadPage { page, .. } if page.sort == SortBy::Priority));
+    let fx = update(&mut s, k('S'));
+    assert!(s.items.fetch.inflight);
+    assert!(fx.is_empty(), "one query at a time");
+    settle(&mut s, Msg::Changed);
+    assert!(!s.items.descending);
+}
+
+#[test]
+fn marks_space_range_all_and_clear() {
+    let mut s = items_state(80, 24);
+    settle(&mut s, k(' '));
+    assert_eq!(s.items.marks.len(), 1);
+    assert_eq!(s.items.cursor, 1, "space moves on");
+    settle(&mut s, k('j'));
+    settle(&mut s, k('j'));
+    settle(&mut s, k('v'));
+    assert_eq!(s.items.marks.len(), 4, "rows 0..=3 marked");
+    settle(&mut s, k('c'));
+    assert!(s.items.marks.is_empty());
+    settle(&mut s, ctrl('a'));
+    assert!(s.items.mark_all);
+    let (target, what) = crate::tui::update::target(&s).unwrap();
+    assert!(matches!(target, Target::Filter(f) if f.queue.as_deref() == Some("vendor-invoices")));
+    assert!(what.contains("300"));
+    // esc clears marks before it goes back.
+    settle(&mut s, code(KeyCode::Esc));
+    assert!(!s.items.mark_all);
+    assert_eq!(s.view, View::Items);
+}
+
+#[test]
+fn requeue_previews_then_applies_with_note_and_actor() {
+    let mut s = items_state(80, 24);
+    // Find an exception and mark two items.
+    settle(&mut s, k(' '));
+    settle(&mut s, k(' '));
+    let fx = update(&mut s, k('r'));
+    let Some(Popup::Confirm(c)) = &s.popup else {
+        panic!("confirm opens")
+    };
+    assert_eq!(c.count, None, "count comes from the preview");
+    assert!(matches!(&fx[0], Effect::Preview(_, Target::Ids(ids)) if ids.len() == 2));
+    for f in fx {
+        settle(&mut s, fixtures::respond(&f).unwrap());
+    }
+    let Some(Popup::Confirm(c)) = &s.popup else {
+        panic!()
+    };
+    assert_eq!(c.count, Some(2));
+    typed(&mut s, "vendor fixed");
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    let Some(Effect::Act(req)) = fx.first() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        req.action,
+        ActionKind::Requeue {
+            delay: None,
+            value: None
+        }
+    );
+    assert_eq!(req.note.as_deref(), Some("vendor fixed"));
+    assert_eq!(req.actor, "user:tester");
+    assert!(s.popup.is_none());
+    settle(
+        &mut s,
+        Msg::Acted(Ok(ActionResult {
+            action_id: 7,
+            verb: "requeue".into(),
+            touched: 2,
+        })),
+    );
+    assert!(s.items.marks.is_empty(), "marks clear after an action");
+    assert!(s.status.as_ref().unwrap().text.contains("requeue: 2 items"));
+    let fx = settle(&mut s, k('z'));
+    assert_eq!(fx, vec![Effect::Undo(7, "user:tester".into())]);
+    settle(
+        &mut s,
+        Msg::Undone(Ok(UndoResult {
+            action_id: 7,
+            restored: 2,
+        })),
+    );
+    assert!(s.status.as_ref().unwrap().text.contains("2 items restored"));
+    assert!(s.last_action.is_none());
+    settle(&mut s, k('z'));
+    assert!(s.status.as_ref().unwrap().text.contains("nothing to undo"));
+}
+
+#[test]
+fn every_action_key_builds_its_action() {
+    let cases: Vec<(Msg, Option<&str>, ActionKind)> = vec![
+        (k('h'), None, ActionKind::Hold),
+        (k('u'), None, ActionKind::Release),
+        (k('d'), None, ActionKind::Processed),
+        (k('D'), None, ActionKind::Delete),
+        (
+            k('R'),
+            Some("15m"),
+            ActionKind::Requeue {
+                delay: Some(Duration::from_secs(900)),
+                value: None,
+            },
+        ),
+        (
+            k('p'),
+            Some("high"),
+            ActionKind::SetPriority {
+                priority: Priority::High,
+            },
+        ),
+        (
+            k('x'),
+            Some("never"),
+            ActionKind::ExtendExpiry { expires_at: None },
+        ),
+        (
+            k('x'),
+            Some("2h"),
+            ActionKind::ExtendExpiry {
+                expires_at: Some(now() + chrono::Duration::hours(2)),
+            },
+        ),
+        (k('n'), Some("called the vendor"), ActionKind::AddNote),
+    ];
+    for (key, arg, want) in cases {
+        let mut s = items_state(80, 24);
+        settle(&mut s, key);
+        if let Some(a) = arg {
+            assert!(
+                matches!(s.popup, Some(Popup::Prompt { .. })),
+                "{want:?} asks first"
+            );
+            typed(&mut s, a);
+            settle(&mut s, code(KeyCode::Enter));
+        }
+        let Some(Popup::Confirm(c)) = &s.popup else {
+            panic!("{want:?}: {:?}", s.popup)
+        };
+        assert_eq!(c.action, want);
+        assert_eq!(
+            c.dangerous,
+            matches!(want, ActionKind::Delete | ActionKind::Processed)
+        );
+        let fx = settle(&mut s, code(KeyCode::Enter));
+        assert!(
+            matches!(&fx[0], Effect::Act(r) if r.action == want),
+            "{want:?}: {fx:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_keep_the_prompt_open_with_the_error() {
+    let mut s = items_state(80, 24);
+    settle(&mut s, k('R'));
+    typed(&mut s, "soon");
+    settle(&mut s, code(KeyCode::Enter));
+    let Some(Popup::Prompt { error: Some(e), .. }) = &s.popup else {
+        panic!("{:?}", s.popup)
+    };
+    assert!(e.contains("soon"), "{e}");
+    settle(&mut s, code(KeyCode::Esc));
+    assert!(s.popup.is_none());
+    // A note needs its text.
+    settle(&mut s, k('h'));
+    settle(&mut s, code(KeyCode::Esc));
+    assert!(s.status.as_ref().unwrap().text.contains("cancelled"));
+}
+
+#[test]
+fn refused_actions_show_the_engines_words_and_the_console_goes_on() {
+    let mut s = items_state(80, 24);
+    settle(&mut s, k('u'));
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    assert!(matches!(fx[0], Effect::Act(_)));
+    let msg = "1 of 1 items cannot be released; nothing changed:\n  item X: cannot release an item that is queued";
+    settle(&mut s, Msg::Acted(Err(Error::Transition(msg.into()))));
+    let Some(Popup::Error { message, .. }) = &s.popup else {
+        panic!()
+    };
+    assert!(message.contains("cannot release"));
+    settle(&mut s, k('x'));
+    assert!(s.popup.is_none(), "any key closes the error");
+    settle(&mut s, k('j'));
+    assert_eq!(s.items.cursor, 1, "still running");
+}
+
+#[test]
+fn read_only_hides_and_refuses_writes() {
+    let mut s = items_state(80, 24);
+    s.read_only = true;
+    assert!(settle(&mut s, k('r')).is_empty());
+    assert!(s.popup.is_none());
+    settle(&mut s, k(':'));
+    typed(&mut s, "delete");
+    settle(&mut s, code(KeyCode::Enter));
+    assert!(s.status.as_ref().unwrap().text.contains("read-only"));
+    assert!(settle(&mut s, k('z')).is_empty());
+}
+
+#[test]
+fn palette_completes_and_runs_commands() {
+    let mut s = state(80, 24);
+    settle(&mut s, k(':'));
+    typed(&mut s, "exc");
+    settle(&mut s, code(KeyCode::Tab));
+    let Some(Popup::Palette { input, .. }) = &s.popup else {
+        panic!()
+    };
+    assert_eq!(input.text, "exceptions ");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.view, View::Exceptions);
+
+    settle(&mut s, k(':'));
+    typed(&mut s, "items customer-onboarding");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.view, View::Items);
+    assert_eq!(s.items.queue.as_deref(), Some("customer-onboarding"));
+
+    settle(&mut s, k(':'));
+    typed(&mut s, "filter status=exception reason=business Trey");
+    let fx = update(&mut s, code(KeyCode::Enter));
+    assert!(matches!(&fx[0], Effect::LoadPage { filter, .. }
+        if filter.statuses == vec![Status::Exception] && filter.reason == Some(Reason::Business)
+           && filter.search.as_deref() == Some("Trey")));
+    for f in fx {
+        settle(&mut s, fixtures::respond(&f).unwrap());
+    }
+    assert!(s.items.total > 0 && s.items.rows.iter().all(|i| i.status == Status::Exception));
+
+    settle(&mut s, k(':'));
+    typed(&mut s, "filter colour=red");
+    settle(&mut s, code(KeyCode::Enter));
+    assert!(s.status.as_ref().unwrap().text.contains("unknown filter"));
+
+    settle(&mut s, k(':'));
+    typed(&mut s, "theme light");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.theme, ThemeName::Light);
+    settle(&mut s, k('T'));
+    assert_eq!(s.theme, ThemeName::Dark);
+
+    settle(&mut s, k(':'));
+    typed(&mut s, "sort name");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.items.sort, SortBy::Name);
+
+    settle(&mut s, k(':'));
+    typed(&mut s, "requeue 1h");
+    settle(&mut s, code(KeyCode::Enter));
+    assert!(
+        matches!(&s.popup, Some(Popup::Confirm(c))
+        if c.action == ActionKind::Requeue { delay: Some(Duration::from_secs(3600)), value: None }),
+        "{:?} {:?} {}",
+        s.popup,
+        s.status,
+        s.items.total
+    );
+    settle(&mut s, code(KeyCode::Esc));
+
+    settle(&mut s, k(':'));
+    typed(&mut s, "frobnicate");
+    settle(&mut s, code(KeyCode::Enter));
+    assert!(s.status.as_ref().unwrap().text.contains("unknown command"));
+
+    settle(&mut s, k(':'));
+    typed(&mut s, "quit");
+    settle(&mut s, code(KeyCode::Enter));
+    assert!(s.quit);
+}
+
+#[test]
+fn help_opens_scrolls_and_closes() {
+    let mut s = state(80, 24);
+    settle(&mut s, k('?'));
+    settle(&mut s, k('j'));
+    assert_eq!(s.popup, Some(Popup::Help { scroll: 1 }));
+    settle(&mut s, code(KeyCode::Esc));
+    assert!(s.popup.is_none());
+    settle(&mut s, k('q'));
+    assert!(s.quit);
+}
+
+#[test]
+fn queue_pause_and_settings() {
+    let mut s = state(80, 24);
+    let fx = settle(&mut s, k('P'));
+    assert_eq!(
+        fx,
+        vec![Effect::SetQueueState(
+            "vendor-invoices".into(),
+            QueueState::Paused
+        )]
+    );
+    settle(&mut s, k('G'));
+    let fx = settle(&mut s, k('P'));
+    assert_eq!(
+        fx,
+        vec![Effect::SetQueueState(
+            "address-changes".into(),
+            QueueState::Active
+        )]
+    );
+    settle(&mut s, k('g'));
+    settle(&mut s, k('e'));
+    let Some(Popup::Prompt { input, .. }) = &s.popup else {
+        panic!()
+    };
+    assert!(input.text.contains("deadline=23:00"), "{}", input.text);
+    settle(&mut s, ctrl('u'));
+    typed(&mut s, "sla=1h deadline=22:30 concurrency=0");
+    settle(&mut s, code(KeyCode::Enter));
+    assert!(
+        matches!(&s.popup, Some(Popup::Prompt { error: Some(e), .. }) if e.contains("concurrency"))
+    );
+    settle(&mut s, ctrl('u'));
+    typed(
+        &mut s,
+        "sla=1h deadline=22:30 description=Invoices from the AP box",
+    );
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    let Some(Effect::UpdateQueue(q, st)) = fx.first() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(q, "vendor-invoices");
+    assert_eq!(st.sla, Some(Duration::from_secs(3600)));
+    assert_eq!(st.deadline.as_deref(), Some("22:30"));
+    assert_eq!(st.description.as_deref(), Some("Invoices from the AP box"));
+    settle(&mut s, Msg::QueueSaved(Err(Error::Invalid("bad".into()))));
+    assert!(matches!(s.popup, Some(Popup::Error { .. })));
+}
+
+#[test]
+fn inbox_groups_open_and_act_as_a_whole() {
+    let mut s = state(160, 48);
+    settle(&mut s, k('3'));
+    let rows = s.inbox_rows();
+    assert_eq!(
+        rows.len(),
+        5,
+        "3 groups, 1 out-of-SLA and 1 expired row: {rows:?}"
+    );
+    assert_eq!(rows[0].count, 1240);
+    assert_eq!(rows[2].kind, InboxKind::OutOfSla);
+    assert_eq!(rows[4].kind, InboxKind::Expired);
+    let fx = settle(&mut s, k('r'));
+    assert!(fx.is_empty());
+    let Some(Popup::Confirm(c)) = &s.popup else {
+        panic!()
+    };
+    assert_eq!(c.count, Some(1240));
+    let Target::Filter(f) = &c.target else {
+        panic!()
+    };
+    assert_eq!(f.statuses, vec![Status::Exception]);
+    assert_eq!(
+        f.signature.as_deref(),
+        Some("Vendor * not found in SAP vendor master")
+    );
+    settle(&mut s, code(KeyCode::Esc));
+    let fx = update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.view, View::Items);
+    assert_eq!(s.items.tab, Some(Status::Exception));
+    assert!(s
+        .items
+        .group
+        .as_deref()
+        .unwrap()
+        .starts_with("1,240 × business"));
+    assert!(matches!(&fx[0], Effect::LoadPage { filter, .. }
+        if filter.queue.as_deref() == Some("vendor-invoices") && filter.reason == Some(Reason::Business)
+           && filter.signature.is_some()));
+    settle(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.view, View::Exceptions);
+    settle(&mut s, k('G'));
+    let Target::Filter(f) = crate::tui::update::target(&s).unwrap().0 else {
+        panic!()
+    };
+    assert_eq!(f.expired, Some(true));
+    assert_eq!(f.queue.as_deref(), Some("customer-onboarding"));
+}
+
+#[test]
+fn workers_list_moves() {
+    let mut s = state(80, 24);
+    settle(&mut s, k('4'));
+    assert!(s.workers.loaded);
+    settle(&mut s, k('j'));
+    assert_eq!(s.workers.selected.as_deref(), Some("crm-bot-02"));
+}
+
+#[test]
+fn detail_opens_refreshes_and_edits_then_requeues() {
+    let mut s = items_state(80, 24);
+    // Item 297 is the first exception from the top (newest first: 299, 298, 297).
+    settle(&mut s, k('j'));
+    settle(&mut s, k('j'));
+    let fx = update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.view, View::Detail);
+    assert!(matches!(&fx[0], Effect::LoadDetail(_, id) if *id == item(297).id));
+    for f in fx {
+        settle(&mut s, fixtures::respond(&f).unwrap());
+    }
+    assert_eq!(s.detail.data.as_ref().unwrap().history.len(), 3);
+    settle(&mut s, k('j'));
+    assert_eq!(s.detail.scroll, 1);
+    let fx = settle(&mut s, k('e'));
+    assert_eq!(fx, vec![Effect::Edit(item(297).id, item(297).value)]);
+    settle(&mut s, Msg::Edited(item(297).id, Ok(None)));
+    assert!(s.status.as_ref().unwrap().text.contains("unchanged"));
+    settle(
+        &mut s,
+        Msg::Edited(item(297).id, Ok(Some("{\"Amount\":1}".into()))),
+    );
+    let Some(Popup::Confirm(c)) = &s.popup else {
+        panic!()
+    };
+    assert_eq!(
+        c.action,
+        ActionKind::Requeue {
+            delay: None,
+            value: Some("{\"Amount\":1}".into())
+        }
+    );
+    assert_eq!(c.target, Target::Ids(vec![item(297).id]));
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    assert!(matches!(&fx[0], Effect::Act(_)));
+    // A deleted item says so.
+    let seq = s.detail.fetch.seq + 1;
+    update(&mut s, Msg::Changed);
+    update(&mut s, Msg::Detail(seq, Err(Error::not_found("item", "x"))));
+    assert!(s.detail.data.is_none());
+    settle(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.view, View::Items);
+}
+
+#[test]
+fn editing_a_queued_item_is_refused_with_a_reason() {
+    let mut s = items_state(80, 24);
+    assert_eq!(s.items.current().unwrap().status, Status::Queued);
+    assert!(settle(&mut s, k('e')).is_empty());
+    assert!(s.status.as_ref().unwrap().text.contains("only exception"));
+}
+
+#[test]
+fn ticks_refresh_and_expire_the_status_line() {
+    let mut s = items_state(80, 24);
+    crate::tui::update::set_status(&mut s, Level::Info, "hello".into());
+    let fx = update(&mut s, Msg::Tick(now() + chrono::Duration::seconds(2)));
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadQueues(_))));
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })));
+    assert!(s.status.is_some());
+    // Nothing more is asked while those run.
+    assert!(update(&mut s, Msg::Changed).is_empty());
+    update(&mut s, Msg::Tick(now() + chrono::Duration::seconds(10)));
+    assert!(s.status.is_none());
+}
+
+#[test]
+fn mouse_clicks_tabs_rows_and_scrolls() {
+    let mut s = items_state(80, 24);
+    // Header: " workq " then " 1 Queues " starts at column 8.
+    settle(&mut s, click(9, 0));
+    assert_eq!(s.view, View::Queues);
+    // The second queue row (rows start at y=3: border, header).
+    settle(&mut s, click(5, 4));
+    assert_eq!(s.queues.selected.as_deref(), Some("customer-onboarding"));
+    settle(&mut s, click(5, 4));
+    assert_eq!(s.view, View::Items, "clicking the selected row opens it");
+    settle(
+        &mut s,
+        Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::ScrollDown,
+            column: 5,
+            row: 8,
+            modifiers: KeyModifiers::NONE,
+        }),
+    );
+    assert_eq!(s.items.cursor, 3);
+    // The items rows start at y=4.
+    settle(&mut s, click(10, 4));
+    assert_eq!(s.items.cursor, 0);
+    // Tabs: " All … " starts at column 1; clicking further right hits "Queued".
+    let labels = crate::tui::views::items::tab_labels(&s);
+    let x = 1 + labels[0].1.chars().count() as u16 + 2;
+    settle(&mut s, click(x, 1));
+    assert_eq!(s.items.tab, Some(Status::Queued));
+    // Mouse off: clicks are ignored.
+    settle(&mut s, k('M'));
+    settle(&mut s, click(9, 0));
+    assert_eq!(s.view, View::Items);
+}
+
+#[test]
+fn resize_keeps_the_cursor_on_screen() {
+    let mut s = items_state(80, 48);
+    for _ in 0..30 {
+        settle(&mut s, k('j'));
+    }
+    settle(&mut s, Msg::Resize(80, 24));
+    let rows = crate::tui::update::visible_rows(&s);
+    assert!(s.items.cursor >= s.items.top && s.items.cursor < s.items.top + rows);
+}
+
+#[test]
+fn settings_line_round_trips() {
+    let q = &fixtures::queues()[0].queue;
+    let line = crate::tui::update::settings_line(q);
+    let st = crate::tui::update::parse_settings(&line).unwrap();
+    assert_eq!(st.sla, q.sla);
+    assert_eq!(st.deadline, q.deadline);
+    assert_eq!(st.tz.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(st.concurrency, q.concurrency);
+    assert_eq!(st.lease, Some(q.lease));
+    assert!(crate::tui::update::parse_settings("sla=forever").is_err());
+    assert!(crate::tui::update::parse_settings("colour=red").is_err());
+}
+
+#[test]
+fn refresh_filter_keys_and_paging_back() {
+    let mut s = items_state(80, 24);
+    let fx = update(&mut s, ctrl('r'));
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadQueues(_))));
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })));
+    for f in fx {
+        settle(&mut s, fixtures::respond(&f).unwrap());
+    }
+    // f opens the palette with the command typed.
+    settle(&mut s, k('f'));
+    assert!(matches!(&s.popup, Some(Popup::Palette { input, .. }) if input.text == "filter "));
+    typed(&mut s, "priority=high");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.items.filter.priority, Some(Priority::High));
+    // F drops it again.
+    let fx = update(&mut s, k('F'));
+    assert!(matches!(&fx[0], Effect::LoadPage { filter, .. } if filter.priority.is_none()));
+    for f in fx {
+        settle(&mut s, fixtures::respond(&f).unwrap());
+    }
+    settle(&mut s, code(KeyCode::PageDown));
+    let down = s.items.cursor;
+    assert!(down > 0);
+    settle(&mut s, ctrl('u'));
+    assert_eq!(s.items.cursor, 0);
+    settle(&mut s, code(KeyCode::End));
+    assert_eq!(s.items.cursor, s.items.total - 1);
+    settle(&mut s, code(KeyCode::Home));
+    assert_eq!(s.items.cursor, 0);
+}
+
+#[test]
+fn config_problems_are_all_reported() {
+    let (cfg, mut problems) = crate::tui::commands::parse_config(
+        "theme = \"purple\"\n[keys]\nhold = \"r\"",
+        "config.toml",
+    );
+    let (_, more) = crate::tui::commands::Keymap::with_overrides(&cfg.keys);
+    problems.extend(more);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}
+
+#[test]
+fn palette_completes_arguments() {
+    let mut s = state(80, 24);
+    settle(&mut s, k(':'));
+    typed(&mut s, "items cust");
+    settle(&mut s, code(KeyCode::Tab));
+    let Some(Popup::Palette { input, .. }) = &s.popup else {
+        panic!()
+    };
+    assert_eq!(input.text, "items customer-onboarding ");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.items.queue.as_deref(), Some("customer-onboarding"));
+    settle(&mut s, k(':'));
+    typed(&mut s, "filter status=exception re");
+    let choices = crate::tui::update::palette_choices(&s, "filter status=exception re");
+    assert!(choices
+        .iter()
+        .any(|c| c.line == "filter status=exception reason=business "));
+    settle(&mut s, code(KeyCode::Esc));
+    assert!(crate::tui::update::palette_choices(&s, "theme l")[0].line == "theme light ");
+}
+
+#[test]
+fn config_file_sets_theme_mouse_keys_and_reports_problems_in_a_popup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "theme = \"light\"\nmouse = false\n[keys]\nrequeue = \"ctrl-q\"\nhold = \"j\"\n",
+    )
+    .unwrap();
+    let opts = crate::tui::app::Options {
+        source: "x".into(),
+        read_only: false,
+        actor: "user:t".into(),
+    };
+    let s = crate::tui::app::initial_state_from(&opts, Some(path.clone()), true);
+    assert_eq!(s.theme, ThemeName::Light);
+    assert!(!s.mouse);
+    assert!(s.no_color);
+    assert_eq!(s.config_file, path.display().to_string());
+    let q = crate::tui::commands::Key::parse("ctrl-q").unwrap();
+    assert_eq!(
+        s.keymap.lookup(q, View::Items, false),
+        Some(crate::tui::commands::Command::Requeue)
+    );
+    // hold = "j" clashes with moving down: refused, shown at start.
+    let Some(Popup::Error { title, message }) = &s.popup else {
+        panic!("{:?}", s.popup)
+    };
+    assert!(title.contains("config"));
+    assert!(
+        message.contains("keys.hold") && message.contains("'j' is already 'down'"),
+        "{message}"
+    );
+    // A missing file is no problem.
+    let s = crate::tui::app::initial_state_from(&opts, Some(dir.path().join("none.toml")), false);
+    assert!(s.popup.is_none());
+    assert!(s.config_problems.is_empty());
+}

@@ -1,0 +1,1621 @@
+//! `update(&mut State, Msg) -> Vec<Effect>`: every change to the console state happens here,
+//! with no I/O. Keys, mouse, ticks and backend answers come in as messages; what must be
+//! fetched or changed goes out as effects, whose answers come back as messages.
+
+use crate::backend::Error;
+use crate::cli::output::thousands;
+use crate::model::*;
+use crate::rules::{format_duration, parse_duration};
+use crate::tui::commands::{self, Command, Key};
+use crate::tui::state::*;
+use crate::tui::views;
+use chrono::Duration as ChronoDuration;
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    /// The clock moved; also the fallback refresh.
+    Tick(Time),
+    /// The backend reported changes (debounced by the loop).
+    Changed,
+    Queues(u64, Result<Vec<QueueSummary>, Error>),
+    Page(u64, u64, Result<Page, Error>),
+    Detail(u64, Result<ItemDetail, Error>),
+    Groups(u64, Result<Vec<ExceptionGroup>, Error>),
+    Workers(u64, Result<Vec<WorkerInfo>, Error>),
+    Preview(u64, Result<Preview, Error>),
+    Acted(Result<ActionResult, Error>),
+    Undone(Result<UndoResult, Error>),
+    QueueSaved(Result<Queue, Error>),
+    /// The editor closed: the new value, `None` when unchanged.
+    Edited(String, Result<Option<String>, String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    LoadQueues(u64),
+    LoadPage {
+        seq: u64,
+        filter: Filter,
+        page: PageRequest,
+        /// The page is asked for in the opposite order (deep offsets are cheap from the
+        /// other end); its rows must be reversed. `offset` is where they go in the list.
+        flip: bool,
+        offset: u64,
+    },
+    LoadDetail(u64, String),
+    LoadGroups(u64),
+    LoadWorkers(u64),
+    Preview(u64, Target),
+    Act(ActionRequest),
+    Undo(i64, String),
+    SetQueueState(String, QueueState),
+    UpdateQueue(String, QueueSettings),
+    /// Suspend the console and edit `value` of item `id` in $EDITOR.
+    Edit(String, String),
+    SetMouse(bool),
+}
+
+const STATUS_SECS: i64 = 6;
+pub const TABS: [Option<Status>; 6] = [
+    None,
+    Some(Status::Queued),
+    Some(Status::Processing),
+    Some(Status::Exception),
+    Some(Status::OnHold),
+    Some(Status::Processed),
+];
+
+pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Key(k) if k.kind == KeyEventKind::Release => vec![],
+        Msg::Key(k) => key(s, k),
+        Msg::Mouse(m) => mouse(s, m),
+        Msg::Resize(w, h) => {
+            s.size = (w, h);
+            keep_cursor_visible(s);
+            page_if_needed(s)
+        }
+        Msg::Tick(now) => {
+            s.now = now;
+            if s.status.as_ref().is_some_and(|st| st.until <= now) {
+                s.status = None;
+            }
+            refresh(s)
+        }
+        Msg::Changed => refresh(s),
+        Msg::Queues(seq, r) => {
+            let (apply, again) = landed(&mut s.queues.fetch, seq);
+            if apply {
+                match r {
+                    Ok(list) => {
+                        s.queues.list = list;
+                        s.queues.loaded = true;
+                        if s.queues.selected.is_none() {
+                            s.queues.selected = s.queues.list.first().map(|q| q.queue.name.clone());
+                        }
+                    }
+                    Err(e) => load_failed(s, "queues", &e),
+                }
+            }
+            if again {
+                fetch_queues(s, false)
+            } else {
+                vec![]
+            }
+        }
+        Msg::Page(seq, offset, r) => {
+            let (apply, again) = landed(&mut s.items.fetch, seq);
+            if apply {
+                match r {
+                    Ok(p) => page_landed(s, offset, p),
+                    Err(e) => load_failed(s, "items", &e),
+                }
+            }
+            let mut fx = if again { fetch_page(s, false) } else { vec![] };
+            if fx.is_empty() {
+                fx = page_if_needed(s);
+            }
+            fx
+        }
+        Msg::Detail(seq, r) => {
+            let (apply, again) = landed(&mut s.detail.fetch, seq);
+            if apply {
+                match r {
+                    Ok(d) if Some(&d.item.id) == s.detail.id.as_ref() => s.detail.data = Some(d),
+                    Ok(_) => {}
+                    Err(e @ Error::NotFound { .. }) => {
+                        s.detail.data = None;
+                        set_status(s, Level::Warn, format!("{e} (deleted?)"));
+                    }
+                    Err(e) => load_failed(s, "item", &e),
+                }
+            }
+            if again {
+                fetch_detail(s, false)
+            } else {
+                vec![]
+            }
+        }
+        Msg::Groups(seq, r) => {
+            let (apply, again) = landed(&mut s.inbox.fetch, seq);
+            if apply {
+                match r {
+                    Ok(g) => {
+                        s.inbox.groups = g;
+                        s.inbox.loaded = true;
+                    }
+                    Err(e) => load_failed(s, "exceptions", &e),
+                }
+            }
+            if again {
+                fetch_groups(s, false)
+            } else {
+                vec![]
+            }
+        }
+        Msg::Workers(seq, r) => {
+            let (apply, again) = landed(&mut s.workers.fetch, seq);
+            if apply {
+                match r {
+                    Ok(w) => {
+                        s.workers.list = w;
+                        s.workers.loaded = true;
+                    }
+                    Err(e) => load_failed(s, "workers", &e),
+                }
+            }
+            if again {
+                fetch_workers(s, false)
+            } else {
+                vec![]
+            }
+        }
+        Msg::Preview(seq, r) => {
+            if let Some(Popup::Confirm(c)) = &mut s.popup {
+                if c.seq == seq {
+                    match r {
+                        Ok(p) => {
+                            c.count = Some(p.count);
+                            c.sample = p.sample;
+                        }
+                        Err(e) => {
+                            s.popup = Some(error_popup("cannot preview", &e.to_string()));
+                        }
+                    }
+                }
+            }
+            vec![]
+        }
+        Msg::Acted(r) => {
+            match r {
+                Ok(a) => {
+                    let n = a.touched;
+                    set_status(
+                        s,
+                        Level::Ok,
+                        format!(
+                            "{}: {} item{} (action {}) · {} undoes",
+                            a.verb,
+                            thousands(n),
+                            plural(n),
+                            a.action_id,
+                            s.keymap.label(Command::Undo)
+                        ),
+                    );
+                    s.last_action = Some(a);
+                    s.items.marks.clear();
+                    s.items.mark_all = false;
+                    s.items.anchor = None;
+                }
+                Err(e) => {
+                    set_status(s, Level::Error, "action refused: nothing changed".into());
+                    s.popup = Some(error_popup("action refused", &e.to_string()));
+                }
+            }
+            refresh(s)
+        }
+        Msg::Undone(r) => {
+            match r {
+                Ok(u) => {
+                    set_status(
+                        s,
+                        Level::Ok,
+                        format!(
+                            "undid action {}: {} item{} restored",
+                            u.action_id,
+                            thousands(u.restored),
+                            plural(u.restored)
+                        ),
+                    );
+                    s.last_action = None;
+                }
+                Err(e) => s.popup = Some(error_popup("cannot undo", &e.to_string())),
+            }
+            refresh(s)
+        }
+        Msg::QueueSaved(r) => {
+            match r {
+                Ok(q) => set_status(
+                    s,
+                    Level::Ok,
+                    format!("queue '{}' saved ({})", q.name, q.state),
+                ),
+                Err(e) => s.popup = Some(error_popup("queue not changed", &e.to_string())),
+            }
+            fetch_queues(s, false)
+        }
+        Msg::Edited(id, r) => match r {
+            Ok(Some(value)) => {
+                let what = format!("item {}", short_label(s, &id));
+                open_confirm_for(
+                    s,
+                    ActionKind::Requeue {
+                        delay: None,
+                        value: Some(value),
+                    },
+                    Target::Ids(vec![id]),
+                    what,
+                    String::new(),
+                )
+            }
+            Ok(None) => {
+                set_status(s, Level::Info, "value unchanged: nothing done".into());
+                vec![]
+            }
+            Err(e) => {
+                s.popup = Some(error_popup("edit abandoned", &e));
+                vec![]
+            }
+        },
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+pub fn set_status(s: &mut State, level: Level, text: String) {
+    s.status = Some(StatusLine {
+        text,
+        level,
+        until: s.now + ChronoDuration::seconds(STATUS_SECS),
+    });
+}
+
+fn error_popup(title: &str, message: &str) -> Popup {
+    Popup::Error {
+        title: title.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn load_failed(s: &mut State, what: &str, e: &Error) {
+    set_status(s, Level::Error, format!("cannot load {what}: {e}"));
+}
+
+// ---------------------------------------------------------------- fetching
+
+/// Asks for a fetch; `changed`: the parameters changed, so an answer in flight is stale.
+fn want(f: &mut Fetch, changed: bool) -> Option<u64> {
+    if f.inflight {
+        f.again = true;
+        f.stale |= changed;
+        None
+    } else {
+        f.seq += 1;
+        f.inflight = true;
+        f.stale = false;
+        Some(f.seq)
+    }
+}
+
+/// An answer landed: (use it?, fetch again?).
+fn landed(f: &mut Fetch, seq: u64) -> (bool, bool) {
+    if !f.inflight || seq != f.seq {
+        return (false, false);
+    }
+    f.inflight = false;
+    let apply = !std::mem::take(&mut f.stale);
+    (apply, std::mem::take(&mut f.again))
+}
+
+fn fetch_queues(s: &mut State, changed: bool) -> Vec<Effect> {
+    want(&mut s.queues.fetch, changed)
+        .map(Effect::LoadQueues)
+        .into_iter()
+        .collect()
+}
+
+fn fetch_groups(s: &mut State, changed: bool) -> Vec<Effect> {
+    want(&mut s.inbox.fetch, changed)
+        .map(Effect::LoadGroups)
+        .into_iter()
+        .collect()
+}
+
+fn fetch_workers(s: &mut State, changed: bool) -> Vec<Effect> {
+    want(&mut s.workers.fetch, changed)
+        .map(Effect::LoadWorkers)
+        .into_iter()
+        .collect()
+}
+
+fn fetch_detail(s: &mut State, changed: bool) -> Vec<Effect> {
+    let Some(id) = s.detail.id.clone() else {
+        return vec![];
+    };
+    want(&mut s.detail.fetch, changed)
+        .map(|seq| Effect::LoadDetail(seq, id))
+        .into_iter()
+        .collect()
+}
+
+/// Rows of the items table on screen.
+pub fn visible_rows(s: &State) -> u64 {
+    views::items_rows_area(s.size).height.max(1) as u64
+}
+
+/// Where the window should start so that the screen sits in its middle.
+fn window_offset(s: &State) -> u64 {
+    let slack = (WINDOW as u64).saturating_sub(visible_rows(s)) / 2;
+    s.items.top.saturating_sub(slack)
+}
+
+/// How often a known total is counted again while the list stays the same.
+const RECOUNT_SECS: i64 = 5;
+
+fn fetch_page(s: &mut State, changed: bool) -> Vec<Effect> {
+    let offset = window_offset(s);
+    let Some(seq) = want(&mut s.items.fetch, changed) else {
+        return vec![];
+    };
+    let it = &s.items;
+    let stale = it
+        .counted_at
+        .is_none_or(|t| (s.now - t).num_seconds() >= RECOUNT_SECS);
+    let mut page = PageRequest {
+        offset,
+        limit: WINDOW,
+        sort: it.sort,
+        descending: it.descending,
+        count: if changed || !it.loaded || stale {
+            Count::Exact
+        } else {
+            Count::Skip
+        },
+    };
+    // Past the middle of a long list, read from the far end: OFFSET walks every row it
+    // skips, so the bottom of a million rows would otherwise take seconds.
+    let flip = it.loaded && it.sort == SortBy::Enqueued && offset > it.total / 2;
+    if flip {
+        let end = (offset + WINDOW as u64).min(it.total);
+        page.offset = it.total - end;
+        page.limit = (end - offset) as u32;
+        page.descending = !it.descending;
+    }
+    vec![Effect::LoadPage {
+        seq,
+        filter: it.effective_filter(),
+        page,
+        flip,
+        offset,
+    }]
+}
+
+/// The screen shows rows the window does not hold: fetch the window around them.
+fn page_if_needed(s: &mut State) -> Vec<Effect> {
+    if s.view != View::Items || !s.items.loaded {
+        return vec![];
+    }
+    let it = &s.items;
+    let end = (it.top + visible_rows(s)).min(it.total);
+    let have_end = it.offset + it.rows.len() as u64;
+    if it.top >= it.offset && end <= have_end {
+        return vec![];
+    }
+    fetch_page(s, false)
+}
+
+/// The list changed shape (filter, sort, tab): start at the top with nothing marked.
+fn reset_items(s: &mut State) -> Vec<Effect> {
+    let it = &mut s.items;
+    it.cursor = 0;
+    it.cursor_id = None;
+    it.top = 0;
+    it.rows.clear();
+    it.offset = 0;
+    it.counted_at = None;
+    it.loaded = false;
+    it.mark_all = false;
+    it.anchor = None;
+    fetch_page(s, true)
+}
+
+fn page_landed(s: &mut State, offset: u64, p: Page) {
+    let visible = visible_rows(s);
+    let it = &mut s.items;
+    it.rows = p.items;
+    it.offset = offset;
+    if let Some(total) = p.total {
+        it.total = total;
+        it.counted_at = Some(s.now);
+    }
+    it.loaded = true;
+    // The cursor follows its item when the item is still in the window.
+    if let Some(id) = &it.cursor_id {
+        if let Some(i) = it.rows.iter().position(|r| &r.id == id) {
+            let new = offset + i as u64;
+            let screen = it.cursor.saturating_sub(it.top);
+            it.cursor = new;
+            it.top = new.saturating_sub(screen);
+        }
+    }
+    if it.total == 0 {
+        it.cursor = 0;
+        it.top = 0;
+    } else if it.cursor >= it.total {
+        it.cursor = it.total - 1;
+    }
+    it.top = it.top.min(it.total.saturating_sub(visible));
+    if let Some(id) = it.current().map(|r| r.id.clone()) {
+        it.cursor_id = Some(id);
+    }
+    keep_cursor_visible(s);
+}
+
+/// What the current view shows, reloaded; the queue summaries always (header, tabs, inbox).
+pub fn refresh(s: &mut State) -> Vec<Effect> {
+    let mut fx = fetch_queues(s, false);
+    fx.extend(match s.view {
+        View::Queues => fetch_groups(s, false),
+        View::Items => fetch_page(s, false),
+        View::Detail => fetch_detail(s, false),
+        View::Exceptions => fetch_groups(s, false),
+        View::Workers => fetch_workers(s, false),
+    });
+    fx
+}
+
+// ---------------------------------------------------------------- keys
+
+fn key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
+    if s.popup.is_some() {
+        return popup_key(s, k);
+    }
+    match s.keymap.lookup(Key::from_event(&k), s.view, s.read_only) {
+        Some(cmd) => run(s, cmd, None),
+        None => vec![],
+    }
+}
+
+/// Edits a text input; false when the key is not an edit.
+fn edit(input: &mut Input, k: &KeyEvent) -> bool {
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    match k.code {
+        KeyCode::Char('u') if ctrl => *input = Input::default(),
+        KeyCode::Char('w') if ctrl => input.delete_word(),
+        KeyCode::Char(_) if ctrl => return false,
+        KeyCode::Char(c) => input.insert(c),
+        KeyCode::Backspace => input.backspace(),
+        KeyCode::Delete => input.delete(),
+        KeyCode::Left => input.left(),
+        KeyCode::Right => input.right(),
+        KeyCode::Home => input.cursor = 0,
+        KeyCode::End => input.cursor = input.text.chars().count(),
+        _ => return false,
+    }
+    true
+}
+
+fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
+    let Some(popup) = s.popup.take() else {
+        return vec![];
+    };
+    let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+    match popup {
+        Popup::Help { scroll } => {
+            let scroll = match k.code {
+                KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
+                KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+                KeyCode::PageDown => scroll.saturating_add(10),
+                KeyCode::PageUp => scroll.saturating_sub(10),
+                KeyCode::Char('g') | KeyCode::Home => 0,
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter => {
+                    return vec![]
+                }
+                _ if ctrl_c => return vec![],
+                _ => scroll,
+            };
+            s.popup = Some(Popup::Help { scroll });
+            vec![]
+        }
+        Popup::Error { .. } => vec![],
+        Popup::Palette {
+            mut input,
+            mut selected,
+        } => {
+            match k.code {
+                KeyCode::Esc => return vec![],
+                _ if ctrl_c => return vec![],
+                KeyCode::Enter => {
+                    let text = input.text.clone();
+                    let choices = palette_choices(s, &input.text);
+                    let first = text.split_whitespace().next().unwrap_or("");
+                    // An unknown or partial name runs the highlighted completion.
+                    let line = if commands::by_name(first).is_none() && !choices.is_empty() {
+                        let rest = text.trim_start()[first.len()..].to_string();
+                        let pick = &choices[selected.min(choices.len() - 1)];
+                        format!("{}{}", pick.line.trim_end(), rest)
+                    } else {
+                        text
+                    };
+                    return palette_exec(s, &line);
+                }
+                KeyCode::Tab => {
+                    let choices = palette_choices(s, &input.text);
+                    if let Some(c) = choices.get(selected.min(choices.len().saturating_sub(1))) {
+                        input = Input::new(&c.line);
+                        selected = 0;
+                    }
+                }
+                KeyCode::Down => selected += 1,
+                KeyCode::Up => selected = selected.saturating_sub(1),
+                _ => {
+                    if edit(&mut input, &k) {
+                        selected = 0;
+                    }
+                }
+            }
+            let n = palette_choices(s, &input.text).len();
+            selected = selected.min(n.saturating_sub(1));
+            s.popup = Some(Popup::Palette { input, selected });
+            vec![]
+        }
+        Popup::Prompt {
+            ask,
+            title,
+            mut input,
+            error,
+        } => match k.code {
+            KeyCode::Esc => {
+                if ask == Ask::Search {
+                    // Esc abandons the search, as in k9s.
+                    s.items.filter.search = None;
+                    return reset_items(s);
+                }
+                vec![]
+            }
+            _ if ctrl_c => vec![],
+            KeyCode::Enter => prompt_submit(s, ask, title, input),
+            _ => {
+                let changed = edit(&mut input, &k);
+                let live = changed && ask == Ask::Search;
+                let text = input.text.clone();
+                s.popup = Some(Popup::Prompt {
+                    ask,
+                    title,
+                    input,
+                    error: if changed { None } else { error },
+                });
+                if live {
+                    // Search as you type: one query in flight, the latest text wins.
+                    s.items.filter.search = Some(text).filter(|t| !t.is_empty());
+                    return reset_items(s);
+                }
+                vec![]
+            }
+        },
+        Popup::Confirm(mut c) => match k.code {
+            KeyCode::Esc => {
+                set_status(s, Level::Info, "cancelled: nothing changed".into());
+                vec![]
+            }
+            _ if ctrl_c => vec![],
+            KeyCode::Enter => {
+                let note = Some(c.note.text.trim().to_string()).filter(|n| !n.is_empty());
+                if matches!(c.action, ActionKind::AddNote) && note.is_none() {
+                    s.popup = Some(Popup::Confirm(c));
+                    set_status(s, Level::Warn, "a note needs its text".into());
+                    return vec![];
+                }
+                let what = match c.count {
+                    Some(n) => format!("{} item{}", thousands(n), plural(n)),
+                    None => c.what.clone(),
+                };
+                set_status(
+                    s,
+                    Level::Info,
+                    format!("{}: applying to {what}…", c.action.verb()),
+                );
+                vec![Effect::Act(ActionRequest {
+                    target: c.target,
+                    action: c.action,
+                    note,
+                    actor: s.actor.clone(),
+                })]
+            }
+            _ => {
+                edit(&mut c.note, &k);
+                s.popup = Some(Popup::Confirm(c));
+                vec![]
+            }
+        },
+    }
+}
+
+/// One completion in the palette: the line it makes, and what to show for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub line: String,
+    pub label: String,
+    pub keys: String,
+    pub desc: String,
+}
+
+/// Completions of the palette line: command names, then the arguments a command takes
+/// (queue names, themes, sort columns, filter terms).
+pub fn palette_choices(s: &State, text: &str) -> Vec<Choice> {
+    let first = text.split_whitespace().next().unwrap_or("");
+    let Some(spec) = commands::by_name(first).filter(|_| text.contains(' ')) else {
+        return commands::complete(first, s.view, s.read_only)
+            .into_iter()
+            .map(|c| Choice {
+                line: format!("{} ", c.name),
+                label: c.name.to_string(),
+                keys: s.keymap.label(c.cmd),
+                desc: c.desc.to_string(),
+            })
+            .collect();
+    };
+    // The word being typed, and what comes before it.
+    let (head, word) = match text.rfind(' ') {
+        Some(i) => (&text[..=i], &text[i + 1..]),
+        None => (text, ""),
+    };
+    let queues: Vec<String> = s.queues.list.iter().map(|q| q.queue.name.clone()).collect();
+    let args: Vec<String> = match spec.cmd {
+        Command::Items => std::iter::once("all".to_string()).chain(queues).collect(),
+        Command::Theme => vec!["dark".into(), "light".into()],
+        Command::Mouse => vec!["on".into(), "off".into()],
+        Command::Sort => ["enqueued", "priority", "name", "status"]
+            .map(String::from)
+            .to_vec(),
+        Command::Priority => ["high", "normal", "low"].map(String::from).to_vec(),
+        Command::Extend => ["never", "1h", "1d", "7d"].map(String::from).to_vec(),
+        Command::Filter => Status::ALL
+            .iter()
+            .map(|x| format!("status={x}"))
+            .chain(Reason::ALL.iter().map(|x| format!("reason={x}")))
+            .chain(Priority::ALL.iter().map(|x| format!("priority={x}")))
+            .chain(["sla=at-risk", "sla=out", "expired"].map(String::from))
+            .collect(),
+        _ => vec![],
+    };
+    args.into_iter()
+        .filter(|a| a.starts_with(word) && a != word)
+        .map(|a| Choice {
+            line: format!("{head}{a} "),
+            label: a,
+            keys: String::new(),
+            desc: String::new(),
+        })
+        .collect()
+}
+
+fn palette_exec(s: &mut State, line: &str) -> Vec<Effect> {
+    let line = line.trim().trim_start_matches(':').trim();
+    if line.is_empty() {
+        return vec![];
+    }
+    let (name, args) = match line.split_once(char::is_whitespace) {
+        Some((n, a)) => (n, Some(a.trim().to_string()).filter(|a| !a.is_empty())),
+        None => (line, None),
+    };
+    let Some(spec) = commands::by_name(name) else {
+        set_status(
+            s,
+            Level::Error,
+            format!("unknown command ':{name}' (? lists them)"),
+        );
+        return vec![];
+    };
+    if !spec.available(s.read_only) {
+        set_status(
+            s,
+            Level::Error,
+            format!(":{} changes data: not in read-only mode", spec.name),
+        );
+        return vec![];
+    }
+    // `:resume` and `:pause` say which they mean.
+    if name == "resume" || name == "pause" {
+        return pause_resume(s, Some(name == "pause"));
+    }
+    run(s, spec.cmd, args)
+}
+
+fn prompt_submit(s: &mut State, ask: Ask, title: String, input: Input) -> Vec<Effect> {
+    let text = input.text.trim().to_string();
+    let retry = |s: &mut State, e: String| {
+        s.popup = Some(Popup::Prompt {
+            ask: ask.clone(),
+            title: title.clone(),
+            input: input.clone(),
+            error: Some(e),
+        });
+        vec![]
+    };
+    match &ask {
+        Ask::Search => vec![],
+        Ask::Arg(arg) => {
+            let cmd = match arg {
+                ArgFor::Delay => Command::RequeueDelay,
+                ArgFor::Priority => Command::Priority,
+                ArgFor::Extend => Command::Extend,
+                ArgFor::Note => Command::Note,
+            };
+            match action_kind(s, cmd, Some(&text)) {
+                Ok(Some((kind, note))) => open_confirm(s, kind, note),
+                Ok(None) => vec![],
+                Err(e) => retry(s, e),
+            }
+        }
+        Ask::QueueSettings(q) => match parse_settings(&text) {
+            Ok(settings) => vec![Effect::UpdateQueue(q.clone(), settings)],
+            Err(e) => retry(s, e),
+        },
+    }
+}
+
+// ---------------------------------------------------------------- commands
+
+/// Runs a command with its palette arguments, if any.
+pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
+    if s.read_only && commands::spec(cmd).writes {
+        return vec![];
+    }
+    use Command::*;
+    match cmd {
+        Quit => {
+            s.quit = true;
+            vec![]
+        }
+        Help => {
+            s.popup = Some(Popup::Help { scroll: 0 });
+            vec![]
+        }
+        Palette => {
+            s.popup = Some(Popup::Palette {
+                input: Input::default(),
+                selected: 0,
+            });
+            vec![]
+        }
+        Back => back(s),
+        Queues => switch(s, View::Queues),
+        Items => items_cmd(s, args),
+        Exceptions => switch(s, View::Exceptions),
+        Workers => switch(s, View::Workers),
+        Theme => {
+            s.theme = match (args.as_deref(), s.theme) {
+                (Some("dark"), _) => ThemeName::Dark,
+                (Some("light"), _) => ThemeName::Light,
+                (Some(other), t) => {
+                    set_status(
+                        s,
+                        Level::Error,
+                        format!("unknown theme '{other}' (dark or light)"),
+                    );
+                    t
+                }
+                (None, ThemeName::Dark) => ThemeName::Light,
+                (None, ThemeName::Light) => ThemeName::Dark,
+            };
+            vec![]
+        }
+        Mouse => {
+            s.mouse = match args.as_deref() {
+                Some("on") => true,
+                Some("off") => false,
+                _ => !s.mouse,
+            };
+            set_status(
+                s,
+                Level::Info,
+                format!("mouse {}", if s.mouse { "on" } else { "off" }),
+            );
+            vec![Effect::SetMouse(s.mouse)]
+        }
+        Refresh => refresh(s),
+        Undo => match s.last_action.as_ref().map(|a| a.action_id) {
+            Some(id) => {
+                set_status(s, Level::Info, format!("undoing action {id}…"));
+                vec![Effect::Undo(id, s.actor.clone())]
+            }
+            None => {
+                set_status(s, Level::Warn, "nothing to undo from this console".into());
+                vec![]
+            }
+        },
+        Up => move_by(s, -1),
+        Down => move_by(s, 1),
+        PageUp => move_by(s, -(half_page(s) as i64)),
+        PageDown => move_by(s, half_page(s) as i64),
+        Top => move_by(s, i64::MIN / 2),
+        Bottom => move_by(s, i64::MAX / 2),
+        Open => open(s),
+        Search => {
+            if s.view != View::Items {
+                return vec![];
+            }
+            if let Some(text) = args {
+                s.items.filter.search = Some(text);
+                return reset_items(s);
+            }
+            s.popup = Some(Popup::Prompt {
+                ask: Ask::Search,
+                title: "search name, key, value, notes".into(),
+                input: Input::new(s.items.filter.search.as_deref().unwrap_or("")),
+                error: None,
+            });
+            vec![]
+        }
+        Filter => match args {
+            None if s.popup.is_none() && s.view == View::Items => {
+                // The key opens the palette with the command typed, ready for arguments.
+                s.popup = Some(Popup::Palette {
+                    input: Input::new("filter "),
+                    selected: 0,
+                });
+                vec![]
+            }
+            args => filter_cmd(s, args.as_deref().unwrap_or("")),
+        },
+        ClearFilter => filter_cmd(s, ""),
+        NextTab => tab_by(s, 1),
+        PrevTab => tab_by(s, -1),
+        Sort => {
+            let order = [
+                SortBy::Enqueued,
+                SortBy::Priority,
+                SortBy::Name,
+                SortBy::Status,
+            ];
+            s.items.sort = match args.as_deref() {
+                Some(a) => match order.iter().find(|o| sort_name(**o) == a) {
+                    Some(o) => *o,
+                    None => {
+                        set_status(
+                            s,
+                            Level::Error,
+                            format!("cannot sort by '{a}' (enqueued, priority, name, status)"),
+                        );
+                        return vec![];
+                    }
+                },
+                None => {
+                    let i = order.iter().position(|o| *o == s.items.sort).unwrap_or(0);
+                    order[(i + 1) % order.len()]
+                }
+            };
+            set_status(
+                s,
+                Level::Info,
+                format!("sorted by {}", sort_name(s.items.sort)),
+            );
+            reset_items(s)
+        }
+        SortReverse => {
+            s.items.descending = !s.items.descending;
+            reset_items(s)
+        }
+        Mark => mark(s),
+        MarkRange => mark_range(s),
+        MarkAll => {
+            if s.view == View::Items {
+                s.items.mark_all = true;
+                s.items.marks.clear();
+                let n = s.items.total;
+                set_status(
+                    s,
+                    Level::Info,
+                    format!("all {} matching item{} marked", thousands(n), plural(n)),
+                );
+            }
+            vec![]
+        }
+        ClearMarks => {
+            s.items.marks.clear();
+            s.items.mark_all = false;
+            s.items.anchor = None;
+            vec![]
+        }
+        Requeue | RequeueDelay | Hold | Release | Processed | Delete | Priority | Extend | Note => {
+            match action_kind(s, cmd, args.as_deref()) {
+                Ok(Some((kind, note))) => open_confirm(s, kind, note),
+                Ok(None) => vec![],
+                Err(e) => {
+                    set_status(s, Level::Error, e);
+                    vec![]
+                }
+            }
+        }
+        EditValue => edit_value(s),
+        PauseResume => pause_resume(s, None),
+        EditQueue => {
+            let Some(q) = s.queues.current().map(|q| q.queue.clone()) else {
+                return vec![];
+            };
+            s.popup = Some(Popup::Prompt {
+                ask: Ask::QueueSettings(q.name.clone()),
+                title: format!("settings of '{}'", q.name),
+                input: Input::new(&settings_line(&q)),
+                error: None,
+            });
+            vec![]
+        }
+    }
+}
+
+fn sort_name(o: SortBy) -> &'static str {
+    match o {
+        SortBy::Enqueued => "enqueued",
+        SortBy::Priority => "priority",
+        SortBy::Name => "name",
+        SortBy::Status => "status",
+    }
+}
+
+fn switch(s: &mut State, v: View) -> Vec<Effect> {
+    s.back.clear();
+    s.view = v;
+    if v == View::Items && !s.items.loaded && !s.items.fetch.inflight {
+        return reset_items(s);
+    }
+    refresh(s)
+}
+
+fn back(s: &mut State) -> Vec<Effect> {
+    if s.view == View::Items && (s.items.mark_all || !s.items.marks.is_empty()) {
+        s.items.marks.clear();
+        s.items.mark_all = false;
+        s.items.anchor = None;
+        set_status(s, Level::Info, "marks cleared".into());
+        return vec![];
+    }
+    match s.back.pop() {
+        Some(v) => {
+            s.view = v;
+            refresh(s)
+        }
+        None => vec![],
+    }
+}
+
+fn items_cmd(s: &mut State, args: Option<String>) -> Vec<Effect> {
+    let queue = match args.as_deref() {
+        Some("all") | Some("*") => None,
+        Some(name) => {
+            if s.queues.loaded && !s.queues.list.iter().any(|q| q.queue.name == name) {
+                set_status(s, Level::Error, format!("unknown queue '{name}'"));
+                return vec![];
+            }
+            Some(name.to_string())
+        }
+        None if s.view == View::Queues => s.queues.current().map(|q| q.queue.name.clone()),
+        None => return switch(s, View::Items),
+    };
+    show_items(s, queue, None, Filter::default(), None, false)
+}
+
+/// Opens the items view on a queue (or all), a status tab and extra criteria.
+fn show_items(
+    s: &mut State,
+    queue: Option<String>,
+    tab: Option<Status>,
+    filter: Filter,
+    group: Option<String>,
+    push_back: bool,
+) -> Vec<Effect> {
+    if push_back {
+        s.back.push(s.view);
+    } else {
+        s.back.clear();
+    }
+    s.view = View::Items;
+    let it = &mut s.items;
+    if it.queue != queue || it.filter != filter || it.tab != tab {
+        it.marks.clear();
+    }
+    it.queue = queue;
+    it.tab = tab;
+    it.filter = filter;
+    it.group = group;
+    let mut fx = reset_items(s);
+    fx.extend(fetch_queues(s, false));
+    fx
+}
+
+fn open(s: &mut State) -> Vec<Effect> {
+    match s.view {
+        View::Queues => {
+            let q = s.queues.current().map(|q| q.queue.name.clone());
+            match q {
+                Some(q) => show_items(s, Some(q), None, Filter::default(), None, true),
+                None => vec![],
+            }
+        }
+        View::Items => {
+            let Some(id) = s.items.current().map(|i| i.id.clone()) else {
+                return vec![];
+            };
+            show_detail(s, id)
+        }
+        View::Exceptions => {
+            let rows = s.inbox_rows();
+            let Some(row) = rows.get(s.inbox_cursor(&rows)).cloned() else {
+                return vec![];
+            };
+            let mut f = row.filter();
+            let tab = f.statuses.first().copied();
+            let queue = f.queue.take();
+            f.statuses.clear();
+            let label = format!("{} × {}", thousands(row.count), row.what());
+            show_items(s, queue, tab, f, Some(label), true)
+        }
+        View::Workers | View::Detail => vec![],
+    }
+}
+
+fn show_detail(s: &mut State, id: String) -> Vec<Effect> {
+    s.back.push(s.view);
+    s.view = View::Detail;
+    if s.detail.id.as_ref() != Some(&id) {
+        s.detail.data = None;
+        s.detail.scroll = 0;
+    }
+    s.detail.id = Some(id);
+    fetch_detail(s, true)
+}
+
+fn half_page(s: &State) -> u64 {
+    (visible_rows(s) / 2).max(1)
+}
+
+fn move_by(s: &mut State, delta: i64) -> Vec<Effect> {
+    let step = |cur: usize, len: usize| -> usize {
+        if len == 0 {
+            return 0;
+        }
+        (cur as i64).saturating_add(delta).clamp(0, len as i64 - 1) as usize
+    };
+    match s.view {
+        View::Queues => {
+            let i = step(s.queues.cursor(), s.queues.list.len());
+            s.queues.selected = s.queues.list.get(i).map(|q| q.queue.name.clone());
+            vec![]
+        }
+        View::Exceptions => {
+            let rows = s.inbox_rows();
+            let i = step(s.inbox_cursor(&rows), rows.len());
+            s.inbox.selected = rows.get(i).map(|r| r.key());
+            vec![]
+        }
+        View::Workers => {
+            let i = step(s.workers_cursor(), s.workers.list.len());
+            s.workers.selected = s.workers.list.get(i).map(|w| w.name.clone());
+            vec![]
+        }
+        View::Detail => {
+            s.detail.scroll = (s.detail.scroll as i64)
+                .saturating_add(delta)
+                .clamp(0, u16::MAX as i64) as u16;
+            vec![]
+        }
+        View::Items => {
+            let it = &mut s.items;
+            // Until the list has landed there is nothing to move over.
+            if it.total == 0 || !it.loaded {
+                return vec![];
+            }
+            it.cursor = (it.cursor as i64)
+                .saturating_add(delta)
+                .clamp(0, it.total as i64 - 1) as u64;
+            it.cursor_id = it.current().map(|r| r.id.clone());
+            keep_cursor_visible(s);
+            page_if_needed(s)
+        }
+    }
+}
+
+fn keep_cursor_visible(s: &mut State) {
+    let h = visible_rows(s);
+    let it = &mut s.items;
+    if it.cursor < it.top {
+        it.top = it.cursor;
+    } else if it.cursor >= it.top + h {
+        it.top = it.cursor + 1 - h;
+    }
+}
+
+fn tab_by(s: &mut State, d: i64) -> Vec<Effect> {
+    let i = TABS.iter().position(|t| *t == s.items.tab).unwrap_or(0) as i64;
+    let n = TABS.len() as i64;
+    set_tab(s, TABS[((i + d).rem_euclid(n)) as usize])
+}
+
+fn set_tab(s: &mut State, tab: Option<Status>) -> Vec<Effect> {
+    s.items.tab = tab;
+    s.items.group = None;
+    reset_items(s)
+}
+
+fn mark(s: &mut State) -> Vec<Effect> {
+    let it = &mut s.items;
+    if it.mark_all {
+        it.mark_all = false;
+        set_status(s, Level::Info, "marks cleared".into());
+        return vec![];
+    }
+    let Some(id) = it.current().map(|r| r.id.clone()) else {
+        return vec![];
+    };
+    if !it.marks.remove(&id) {
+        it.marks.insert(id);
+    }
+    it.anchor = Some(it.cursor);
+    // Space marks and moves on, so repeated presses mark a run.
+    move_by(s, 1)
+}
+
+fn mark_range(s: &mut State) -> Vec<Effect> {
+    let it = &mut s.items;
+    let Some(anchor) = it.anchor else {
+        set_status(
+            s,
+            Level::Warn,
+            "mark a row first, then move and mark the range".into(),
+        );
+        return vec![];
+    };
+    let (a, b) = (anchor.min(it.cursor), anchor.max(it.cursor));
+    let mut added = 0;
+    let mut missing = 0;
+    for pos in a..=b {
+        match it.row(pos).map(|r| r.id.clone()) {
+            Some(id) => {
+                if it.marks.insert(id) {
+                    added += 1;
+                }
+            }
+            None => missing += 1,
+        }
+    }
+    it.anchor = Some(it.cursor);
+    let mut text = format!(
+        "marked {} more ({} marked)",
+        added,
+        thousands(it.marks.len() as u64)
+    );
+    if missing > 0 {
+        text.push_str(&format!(
+            "; {missing} rows not loaded were skipped (ctrl-a marks all)"
+        ));
+    }
+    set_status(s, Level::Info, text);
+    vec![]
+}
+
+/// `:filter status=exception reason=business priority=high sla=out expired words…`;
+/// no arguments clears every filter but the queue.
+fn filter_cmd(s: &mut State, args: &str) -> Vec<Effect> {
+    if s.view != View::Items {
+        s.back.clear();
+        s.view = View::Items;
+    }
+    let mut f = Filter::default();
+    let mut tab = None;
+    let mut words = Vec::new();
+    for tok in args.split_whitespace() {
+        let (k, v) = match tok.split_once('=') {
+            Some((k, v)) => (k, v),
+            None if tok == "expired" => {
+                f.expired = Some(true);
+                continue;
+            }
+            None => {
+                words.push(tok);
+                continue;
+            }
+        };
+        let bad = |e: String| format!("filter {k}: {e}");
+        let r = match k {
+            "status" => v.parse::<Status>().map(|st| tab = Some(st)).map_err(bad),
+            "reason" => v.parse::<Reason>().map(|r| f.reason = Some(r)).map_err(bad),
+            "priority" => v
+                .parse::<Priority>()
+                .map(|p| f.priority = Some(p))
+                .map_err(bad),
+            "sla" => v.parse::<Sla>().map(|x| f.sla = Some(x)).map_err(bad),
+            "expired" => match v {
+                "yes" | "true" => {
+                    f.expired = Some(true);
+                    Ok(())
+                }
+                "no" | "false" => {
+                    f.expired = Some(false);
+                    Ok(())
+                }
+                _ => Err(format!("filter expired: '{v}' is not yes or no")),
+            },
+            "text" | "search" => {
+                words.push(v);
+                Ok(())
+            }
+            _ => Err(format!(
+                "unknown filter '{k}' (status, reason, priority, sla, expired, text)"
+            )),
+        };
+        if let Err(e) = r {
+            set_status(s, Level::Error, e);
+            return vec![];
+        }
+    }
+    if !words.is_empty() {
+        f.search = Some(words.join(" "));
+    }
+    let queue = s.items.queue.clone();
+    let tab = tab.or(if args.trim().is_empty() {
+        None
+    } else {
+        s.items.tab
+    });
+    show_items(s, queue, tab, f, None, false)
+}
+
+/// What an action command does, from its argument; `Ok(None)` when a prompt was opened to
+/// ask for the argument.
+fn action_kind(
+    s: &mut State,
+    cmd: Command,
+    arg: Option<&str>,
+) -> Result<Option<(ActionKind, String)>, String> {
+    let prompt = |s: &mut State, arg: ArgFor, title: &str, init: &str| {
+        s.popup = Some(Popup::Prompt {
+            ask: Ask::Arg(arg),
+            title: title.into(),
+            input: Input::new(init),
+            error: None,
+        });
+        Ok(None)
+    };
+    let kind = match (cmd, arg) {
+        (Command::Requeue, None) => ActionKind::Requeue {
+            delay: None,
+            value: None,
+        },
+        (Command::Requeue | Command::RequeueDelay, Some(d)) => ActionKind::Requeue {
+            delay: Some(parse_duration(d)?),
+            value: None,
+        },
+        (Command::RequeueDelay, None) => {
+            return prompt(s, ArgFor::Delay, "requeue after (e.g. 15m, 2h)", "")
+        }
+        (Command::Hold, _) => ActionKind::Hold,
+        (Command::Release, _) => ActionKind::Release,
+        (Command::Processed, _) => ActionKind::Processed,
+        (Command::Delete, _) => ActionKind::Delete,
+        (Command::Priority, None) => {
+            return prompt(s, ArgFor::Priority, "new priority: high, normal or low", "")
+        }
+        (Command::Priority, Some(p)) => ActionKind::SetPriority {
+            priority: p.parse()?,
+        },
+        (Command::Extend, None) => {
+            return prompt(s, ArgFor::Extend, "expire in (e.g. 2h, 7d) or 'never'", "")
+        }
+        (Command::Extend, Some("never")) => ActionKind::ExtendExpiry { expires_at: None },
+        (Command::Extend, Some(d)) => ActionKind::ExtendExpiry {
+            expires_at: Some(
+                s.now
+                    + ChronoDuration::from_std(parse_duration(d)?)
+                        .map_err(|e| format!("duration too long: {e}"))?,
+            ),
+        },
+        (Command::Note, None) => return prompt(s, ArgFor::Note, "note to add", ""),
+        (Command::Note, Some(text)) => return Ok(Some((ActionKind::AddNote, text.to_string()))),
+        _ => return Ok(None),
+    };
+    Ok(Some((kind, String::new())))
+}
+
+/// What an action applies to, and the words for it: the marks, every match, the group,
+/// or the item under the cursor.
+pub fn target(s: &State) -> Option<(Target, String)> {
+    match s.view {
+        View::Detail => {
+            let id = s.detail.id.clone()?;
+            Some((
+                Target::Ids(vec![id.clone()]),
+                format!("item {}", short_label(s, &id)),
+            ))
+        }
+        View::Items => {
+            let it = &s.items;
+            if it.mark_all {
+                Some((
+                    Target::Filter(it.effective_filter()),
+                    format!("all {} matching items", thousands(it.total)),
+                ))
+            } else if !it.marks.is_empty() {
+                let n = it.marks.len() as u64;
+                Some((
+                    Target::Ids(it.marks.iter().cloned().collect()),
+                    format!("{} marked item{}", thousands(n), plural(n)),
+                ))
+            } else {
+                let cur = it.current()?;
+                Some((
+                    Target::Ids(vec![cur.id.clone()]),
+                    format!("item {}", short_label(s, &cur.id)),
+                ))
+            }
+        }
+        View::Exceptions => {
+            let rows = s.inbox_rows();
+            let row = rows.get(s.inbox_cursor(&rows))?;
+            Some((
+                Target::Filter(row.filter()),
+                format!("{} × {} in {}", thousands(row.count), row.what(), row.queue),
+            ))
+        }
+        View::Queues | View::Workers => None,
+    }
+}
+
+/// "I-1006 Fabrikam" when the name is known, else the id.
+fn short_label(s: &State, id: &str) -> String {
+    let name = s
+        .items
+        .rows
+        .iter()
+        .find(|i| i.id == id)
+        .or(s
+            .detail
+            .data
+            .as_ref()
+            .map(|d| &d.item)
+            .filter(|i| i.id == id))
+        .and_then(|i| i.name.clone());
+    match name {
+        Some(n) => n,
+        None => id.to_string(),
+    }
+}
+
+fn open_confirm(s: &mut State, kind: ActionKind, note: String) -> Vec<Effect> {
+    let Some((target, what)) = target(s) else {
+        set_status(s, Level::Warn, "nothing selected to act on".into());
+        return vec![];
+    };
+    open_confirm_for(s, kind, target, what, note)
+}
+
+fn open_confirm_for(
+    s: &mut State,
+    kind: ActionKind,
+    target: Target,
+    what: String,
+    note: String,
+) -> Vec<Effect> {
+    s.seq += 1;
+    let dangerous = matches!(kind, ActionKind::Delete | ActionKind::Processed);
+    let count = match &target {
+        Target::Ids(ids) if ids.len() == 1 => Some(1),
+        _ => None,
+    };
+    s.popup = Some(Popup::Confirm(Box::new(Confirm {
+        action: kind,
+        target: target.clone(),
+        what,
+        count,
+        sample: vec![],
+        note: Input::new(&note),
+        seq: s.seq,
+        dangerous,
+    })));
+    vec![Effect::Preview(s.seq, target)]
+}
+
+fn edit_value(s: &mut State) -> Vec<Effect> {
+    let item = match s.view {
+        View::Detail => s.detail.data.as_ref().map(|d| d.item.clone()),
+        View::Items => s.items.current().cloned(),
+        _ => None,
+    };
+    match item {
+        Some(i)
+            if matches!(
+                i.status,
+                Status::Exception | Status::OnHold | Status::Processed
+            ) =>
+        {
+            vec![Effect::Edit(i.id, i.value)]
+        }
+        Some(i) => {
+            set_status(
+                s,
+                Level::Warn,
+                format!("item is {}: only exception, on-hold or processed items are edited and requeued", i.status),
+            );
+            vec![]
+        }
+        None => vec![],
+    }
+}
+
+fn pause_resume(s: &mut State, pause: Option<bool>) -> Vec<Effect> {
+    let Some(q) = s.queues.current() else {
+        return vec![];
+    };
+    let pause = pause.unwrap_or(q.queue.state == QueueState::Active);
+    let state = if pause {
+        QueueState::Paused
+    } else {
+        QueueState::Active
+    };
+    vec![Effect::SetQueueState(q.queue.name.clone(), state)]
+}
+
+/// A queue's settings as one editable line.
+pub fn settings_line(q: &Queue) -> String {
+    let d = |d: Option<std::time::Duration>| d.map(format_duration).unwrap_or_else(|| "-".into());
+    let parts = [
+        format!("sla={}", d(q.sla)),
+        format!("risk={}", q.sla_risk_pct),
+        format!("deadline={}", q.deadline.as_deref().unwrap_or("-")),
+        format!("tz={}", q.tz),
+        format!("retries={}", q.max_retries),
+        format!("lease={}", format_duration(q.lease)),
+        format!(
+            "concurrency={}",
+            q.concurrency
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into())
+        ),
+        format!("ttl={}", d(q.ttl)),
+        format!("priority={}", q.priority),
+    ];
+    parts.join(" ")
+}
+
+/// Parses `key=value` settings; `-` leaves a setting as it is (the engine cannot clear one).
+pub fn parse_settings(line: &str) -> Result<QueueSettings, String> {
+    let mut st = QueueSettings::default();
+    let dur = |k: &str, v: &str| parse_duration(v).map_err(|e| format!("{k}: {e}"));
+    let num = |k: &str, v: &str| {
+        v.parse::<i64>()
+            .map_err(|_| format!("{k}: '{v}' is not a whole number"))
+    };
+    // A description may hold spaces: everything after `description=` is the text.
+    let (line, description) = match line.split_once("description=") {
+        Some((a, b)) => (a, Some(b.trim().trim_matches('"').to_string())),
+        None => (line, None),
+    };
+    st.description = description;
+    for tok in line.split_whitespace() {
+        let Some((k, v)) = tok.split_once('=') else {
+            return Err(format!("'{tok}': write settings as key=value"));
+        };
+        if v == "-" {
+            continue;
+        }
+        match k {
+            "sla" => st.sla = Some(dur(k, v)?),
+            "risk" => {
+                st.sla_risk_pct = Some(
+                    u8::try_from(num(k, v)?).map_err(|_| format!("risk: {v} is not 1–100"))?,
+                )
+            }
+            "deadline" => st.deadline = Some(v.to_string()),
+            "tz" => st.tz = Some(v.to_string()),
+            "retries" => {
+                st.max_retries =
+                    Some(u32::try_from(num(k, v)?).map_err(|_| format!("retries: {v}"))?)
+            }
+            "lease" => st.lease = Some(dur(k, v)?),
+            "concurrency" => {
+                st.concurrency =
+                    Some(u32::try_from(num(k, v)?).map_err(|_| format!("concurrency: {v}"))?)
+            }
+            "ttl" => st.ttl = Some(dur(k, v)?),
+            "priority" => {
+                st.priority = Some(i32::try_from(num(k, v)?).map_err(|_| format!("priority: {v}"))?)
+            }
+            _ => {
+                return Err(format!(
+                    "unknown setting '{k}' (sla, risk, deadline, tz, retries, lease, concurrency, ttl, priority, description)"
+                ))
+            }
+        }
+    }
+    crate::rules::check_settings(&st)?;
+    Ok(st)
+}
+
+// ---------------------------------------------------------------- mouse
+
+fn mouse(s: &mut State, m: MouseEvent) -> Vec<Effect> {
+    if !s.mouse {
+        return vec![];
+    }
+    match m.kind {
+        MouseEventKind::ScrollDown if s.popup.is_none() => move_by(s, 3),
+        MouseEventKind::ScrollUp if s.popup.is_none() => move_by(s, -3),
+        MouseEventKind::Down(MouseButton::Left) => click(s, m.column, m.row),
+        _ => vec![],
+    }
+}
+
+fn click(s: &mut State, x: u16, y: u16) -> Vec<Effect> {
+    if s.popup.is_some() {
+        // A click outside a popup closes the harmless ones.
+        if matches!(
+            s.popup,
+            Some(Popup::Help { .. }) | Some(Popup::Error { .. })
+        ) {
+            s.popup = None;
+        }
+        return vec![];
+    }
+    if y == 0 {
+        if let Some(v) = views::header_tab_at(s, x) {
+            return switch(s, v);
+        }
+        return vec![];
+    }
+    match s.view {
+        View::Items => {
+            if let Some(tab) = views::items::tab_at(s, x, y) {
+                return set_tab(s, tab);
+            }
+            let area = views::items_rows_area(s.size);
+            if y >= area.y && y < area.y + area.height {
+                let pos = s.items.top + (y - area.y) as u64;
+                if pos < s.items.total {
+                    if pos == s.items.cursor {
+                        return open(s);
+                    }
+                    let delta = pos as i64 - s.items.cursor as i64;
+                    return move_by(s, delta);
+                }
+            }
+            vec![]
+        }
+        View::Queues | View::Exceptions | View::Workers => {
+            let Some(row) = views::list_row_at(s, y) else {
+                return vec![];
+            };
+            let cur = match s.view {
+                View::Queues => s.queues.cursor(),
+                View::Exceptions => s.inbox_cursor(&s.inbox_rows()),
+                _ => s.workers_cursor(),
+            };
+            if row == cur {
+                return open(s);
+            }
+            move_by(s, row as i64 - cur as i64)
+        }
+        View::Detail => vec![],
+    }
+}

@@ -1,0 +1,321 @@
+//! Item detail: every field, the value pretty-printed with JSON highlighting, the notes and
+//! the full history. Side by side when wide, one scrolling column when narrow.
+
+use super::{age, status_text};
+use crate::model::*;
+use crate::tui::state::State;
+use crate::tui::theme::Theme;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::Frame;
+
+pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
+    let title = match &s.detail.data {
+        Some(d) => format!(
+            " {} ",
+            d.item.name.clone().unwrap_or_else(|| d.item.id.clone())
+        ),
+        None => format!(" {} ", s.detail.id.clone().unwrap_or_default()),
+    };
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_style(t.border)
+        .title(Span::styled(title, t.title));
+    let Some(d) = &s.detail.data else {
+        let msg = if s.detail.fetch.inflight {
+            "loading…"
+        } else {
+            "not found"
+        };
+        f.render_widget(Paragraph::new(Span::styled(msg, t.dim)).block(block), body);
+        return;
+    };
+    let inner = block.inner(body);
+    f.render_widget(block, body);
+    let mut left = fields(s, t, &d.item);
+    left.push(Line::raw(""));
+    left.push(Line::styled("value", t.header));
+    left.extend(value_lines(&d.item.value, t));
+    let mut right = notes(s, t, &d.item);
+    right.push(Line::raw(""));
+    right.extend(history(s, t, &d.history));
+    let scroll = (s.detail.scroll, 0);
+    if inner.width >= 100 {
+        let lw = inner.width / 2;
+        f.render_widget(
+            Paragraph::new(left).scroll(scroll),
+            Rect::new(inner.x + 1, inner.y, lw - 2, inner.height),
+        );
+        f.render_widget(
+            Paragraph::new(right)
+                .wrap(Wrap { trim: false })
+                .scroll(scroll),
+            Rect::new(
+                inner.x + lw + 1,
+                inner.y,
+                inner.width - lw - 2,
+                inner.height,
+            ),
+        );
+    } else {
+        left.push(Line::raw(""));
+        left.extend(right);
+        f.render_widget(
+            Paragraph::new(left)
+                .wrap(Wrap { trim: false })
+                .scroll(scroll),
+            Rect::new(
+                inner.x + 1,
+                inner.y,
+                inner.width.saturating_sub(2),
+                inner.height,
+            ),
+        );
+    }
+}
+
+fn time(t: Option<Time>, now: Time) -> String {
+    match t {
+        Some(t) => format!(
+            "{} ({} ago)",
+            t.format("%Y-%m-%d %H:%M:%S UTC"),
+            age(now, t)
+        ),
+        None => "-".into(),
+    }
+}
+
+fn fields<'a>(s: &State, t: &Theme, i: &Item) -> Vec<Line<'a>> {
+    let kv = |k: &str, v: String, style: Style| {
+        Line::from(vec![
+            Span::styled(format!("{k:<14}"), t.dim),
+            Span::styled(v, style),
+        ])
+    };
+    let st_style = if i.expired { t.bad } else { t.status(i.status) };
+    let mut out = vec![
+        kv("id", i.id.clone(), t.base),
+        kv("queue", i.queue.clone(), t.base),
+        kv("name", i.name.clone().unwrap_or_else(|| "-".into()), t.base),
+        kv("key", i.key.clone().unwrap_or_else(|| "-".into()), t.base),
+        kv("status", status_text(i), st_style),
+        kv("priority", i.priority.to_string(), t.base),
+        match i.sla {
+            Some(x) => kv("sla", x.to_string(), t.sla(x)),
+            None => kv("sla", "-".into(), t.dim),
+        },
+        kv(
+            "tries",
+            format!(
+                "{} automatic retries, {} requeues",
+                i.retry_count, i.requeue_count
+            ),
+            t.base,
+        ),
+        kv("enqueued", time(Some(i.enqueued_at), s.now), t.base),
+        kv("started", time(i.started_at, s.now), t.base),
+        kv("finished", time(i.finished_at, s.now), t.base),
+        kv(
+            "expires",
+            time(i.expires_at, s.now),
+            if i.expired { t.bad } else { t.base },
+        ),
+    ];
+    if i.delay_until.is_some() {
+        out.push(kv("delayed until", time(i.delay_until, s.now), t.base));
+    }
+    out.push(kv(
+        "worker",
+        i.worker.clone().unwrap_or_else(|| "-".into()),
+        t.base,
+    ));
+    out
+}
+
+fn notes<'a>(s: &State, t: &Theme, i: &Item) -> Vec<Line<'a>> {
+    let mut out = vec![Line::styled(format!("notes ({})", i.notes.len()), t.header)];
+    if i.notes.is_empty() {
+        out.push(Line::styled("none", t.dim));
+    }
+    for n in &i.notes {
+        out.push(Line::from(vec![
+            Span::styled(format!("{} ago ", age(s.now, n.at)), t.dim),
+            Span::styled(format!("{}: ", n.by), t.info),
+            Span::raw(n.text.clone()),
+        ]));
+    }
+    out
+}
+
+fn history<'a>(s: &State, t: &Theme, h: &[HistoryEntry]) -> Vec<Line<'a>> {
+    let mut out = vec![Line::styled(format!("history ({})", h.len()), t.header)];
+    for e in h.iter().rev() {
+        let change = match (e.from, e.to) {
+            (Some(a), Some(b)) if a != b => vec![
+                Span::styled(a.to_string(), t.status(a)),
+                Span::raw(" → "),
+                Span::styled(b.to_string(), t.status(b)),
+            ],
+            (None, Some(b)) => vec![Span::raw("→ "), Span::styled(b.to_string(), t.status(b))],
+            (Some(a), None) => vec![
+                Span::styled(a.to_string(), t.status(a)),
+                Span::raw(" → deleted"),
+            ],
+            _ => vec![],
+        };
+        let mut spans = vec![
+            Span::styled(format!("{:>8} ago ", age(s.now, e.at)), t.dim),
+            Span::styled(format!("{} ", e.action), t.base),
+        ];
+        spans.extend(change);
+        spans.push(Span::styled(format!("  by {}", e.by), t.dim));
+        if let Some(r) = e.reason {
+            spans.push(Span::styled(format!(" [{r}]"), t.exception));
+        }
+        if let Some(a) = e.action_id {
+            spans.push(Span::styled(format!(" (action {a})"), t.dim));
+        }
+        out.push(Line::from(spans));
+        if let Some(n) = &e.note {
+            out.push(Line::from(vec![
+                Span::raw("           "),
+                Span::raw(n.clone()),
+            ]));
+        }
+    }
+    out
+}
+
+/// The value: JSON objects and arrays pretty-printed and highlighted, text as it is.
+pub fn value_lines<'a>(value: &str, t: &Theme) -> Vec<Line<'a>> {
+    match pretty_json(value) {
+        Some(pretty) => pretty.lines().map(|l| json_line(l, t)).collect(),
+        None => value.lines().map(|l| Line::raw(l.to_string())).collect(),
+    }
+}
+
+/// Re-indents a JSON object or array as written, keeping its key order (serde_json's own
+/// pretty printer would sort the keys); `None` when the value is not a JSON object or array.
+pub fn pretty_json(raw: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+    if !(v.is_object() || v.is_array()) {
+        return None;
+    }
+    let chars: Vec<char> = raw.trim().chars().collect();
+    let mut out = String::with_capacity(raw.len() * 2);
+    let mut indent = 0usize;
+    let newline = |out: &mut String, indent: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(indent));
+    };
+    let (mut in_str, mut esc) = (false, false);
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        if in_str {
+            out.push(c);
+            if esc {
+                esc = false;
+            } else if c == '\\' {
+                esc = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_str = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                let close = if c == '{' { '}' } else { ']' };
+                let next = chars[i..].iter().position(|c| !c.is_whitespace());
+                if next.is_some_and(|n| chars[i + n] == close) {
+                    out.push(c);
+                    out.push(close);
+                    i += next.unwrap_or(0) + 1;
+                } else {
+                    out.push(c);
+                    indent += 1;
+                    newline(&mut out, indent);
+                }
+            }
+            '}' | ']' => {
+                indent = indent.saturating_sub(1);
+                newline(&mut out, indent);
+                out.push(c);
+            }
+            ',' => {
+                out.push(',');
+                newline(&mut out, indent);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// Highlights one line of pretty-printed JSON: keys, strings, numbers, literals.
+pub fn json_line<'a>(line: &str, t: &Theme) -> Line<'a> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    let mut plain = String::new();
+    let flush = |plain: &mut String, spans: &mut Vec<Span<'a>>| {
+        if !plain.is_empty() {
+            spans.push(Span::styled(std::mem::take(plain), t.dim));
+        }
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' {
+            flush(&mut plain, &mut spans);
+            let start = i;
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i = (i + 1).min(chars.len());
+            let text: String = chars[start..i].iter().collect();
+            let is_key = chars[i..].iter().find(|c| !c.is_whitespace()) == Some(&':');
+            spans.push(Span::styled(
+                text,
+                if is_key { t.json_key } else { t.json_string },
+            ));
+        } else if c == '-' || c.is_ascii_digit() {
+            flush(&mut plain, &mut spans);
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_digit() || "-+.eE".contains(chars[i])) {
+                i += 1;
+            }
+            spans.push(Span::styled(
+                chars[start..i].iter().collect::<String>(),
+                t.json_number,
+            ));
+        } else if c.is_ascii_alphabetic() {
+            flush(&mut plain, &mut spans);
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            spans.push(Span::styled(
+                chars[start..i].iter().collect::<String>(),
+                t.json_literal,
+            ));
+        } else {
+            plain.push(c);
+            i += 1;
+        }
+    }
+    flush(&mut plain, &mut spans);
+    Line::from(spans)
+}

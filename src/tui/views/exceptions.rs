@@ -1,0 +1,119 @@
+//! The exceptions inbox: exception groups (queue, reason, masked note), expired and
+//! out-of-SLA items, queue by queue. Enter opens a group's items; actions apply to it whole.
+
+use super::{age, compact, cut, list_offset, list_visible};
+use crate::cli::output::thousands;
+use crate::tui::state::{InboxKind, State};
+use crate::tui::theme::Theme;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
+use ratatui::Frame;
+
+pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
+    let rows = s.inbox_rows();
+    let exceptions: u64 = s.inbox.groups.iter().map(|g| g.count).sum();
+    let expired: u64 = s.queues.list.iter().map(|q| q.expired).sum();
+    let out: u64 = s.queues.list.iter().map(|q| q.out_of_sla).sum();
+    let title = if s.inbox.loaded {
+        format!(
+            " Exceptions inbox · {} exceptions in {} groups · {} expired · {} out of SLA ",
+            thousands(exceptions),
+            s.inbox.groups.len(),
+            thousands(expired),
+            thousands(out)
+        )
+    } else {
+        " Exceptions inbox · loading… ".to_string()
+    };
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_style(t.border)
+        .title(Span::styled(title, t.title));
+    if s.inbox.loaded && rows.is_empty() {
+        f.render_widget(
+            Paragraph::new(vec![
+                Line::raw(""),
+                Line::styled(
+                    "  Inbox zero: no exceptions, nothing expired, nothing out of SLA.",
+                    t.ok,
+                ),
+            ])
+            .block(block),
+            body,
+        );
+        return;
+    }
+    let wide = body.width >= 120;
+    let cursor = s.inbox_cursor(&rows);
+    let visible = list_visible(s);
+    let offset = list_offset(cursor, visible);
+    let mut prev_queue: Option<&str> = if offset > 0 {
+        Some(&rows[offset - 1].queue)
+    } else {
+        None
+    };
+    let table_rows: Vec<Row> = rows
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(visible)
+        .map(|(i, r)| {
+            // The queue name heads its group of rows.
+            let q = if prev_queue == Some(r.queue.as_str()) {
+                String::new()
+            } else {
+                r.queue.clone()
+            };
+            prev_queue = Some(&r.queue);
+            let style = match &r.kind {
+                InboxKind::Group { .. } => t.exception,
+                InboxKind::Expired | InboxKind::OutOfSla => t.bad,
+            };
+            let mut cells = vec![
+                Cell::from(Span::styled(q, t.title)),
+                Cell::from(Line::styled(compact(r.count), style).right_aligned()),
+                Cell::from(Span::raw(r.what())),
+            ];
+            if wide {
+                let example = match &r.kind {
+                    InboxKind::Group { example, .. } => example.clone().unwrap_or_default(),
+                    _ => String::new(),
+                };
+                cells.push(Cell::from(Span::styled(cut(&example, 60), t.dim)));
+                cells.push(Cell::from(
+                    Line::styled(r.newest.map(|n| age(s.now, n)).unwrap_or_default(), t.dim)
+                        .right_aligned(),
+                ));
+            }
+            let row = Row::new(cells);
+            if i == cursor {
+                row.style(t.selected)
+            } else {
+                row
+            }
+        })
+        .collect();
+    let mut header = vec!["QUEUE", "COUNT", "WHAT"];
+    let mut widths = vec![
+        Constraint::Length(if wide { 24 } else { 22 }),
+        Constraint::Length(6),
+        Constraint::Fill(1),
+    ];
+    if wide {
+        header.extend(["EXAMPLE", "LATEST"]);
+        widths.extend([Constraint::Fill(1), Constraint::Length(8)]);
+    }
+    let header = Row::new(
+        header
+            .into_iter()
+            .map(|h| Cell::from(Span::styled(h, t.header))),
+    );
+    f.render_widget(
+        Table::new(table_rows, widths)
+            .header(header)
+            .block(block)
+            .column_spacing(1),
+        body,
+    );
+}

@@ -1,0 +1,176 @@
+//! Runs the real `workq demo` inside a detached tmux (no terminal needed), drives it with
+//! keys, reads the screen, checks that the database changed, and that `q` leaves the
+//! terminal as it found it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    }
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "smoke"]).stdout)
+            .into_owned()
+    }
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.run(&["send-keys", "-t", "smoke", k]);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+    /// Waits until the screen shows every one of `texts`.
+    fn wait_for(&self, texts: &[&str], what: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if texts.iter().all(|t| s.contains(t)) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                panic!("waited 30s for {what} ({texts:?}); the screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn items_json(db: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_workq"))
+        .arg("--db")
+        .arg(db)
+        .args(["item", "ls", "--json", "--limit", "1000"])
+        .args(args)
+        .output()
+        .expect("workq item ls runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("item ls prints JSON")
+}
+
+#[test]
+fn demo_console_switches_views_marks_requeues_and_quits_cleanly() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed; the console smoke test needs it");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let socket = format!(
+        "workq-smoke-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    );
+    let tmux = Tmux { socket };
+    // Own config and data dirs: no user key overrides, logs stay in the temp dir.
+    let cmd = format!(
+        "env XDG_CONFIG_HOME={d} XDG_DATA_HOME={d} HOME={d} TERM=xterm-256color {bin} demo --db {db} --items 2000; \
+         echo EXITED $?; stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\?icanon'; sleep 60",
+        d = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_workq"),
+        db = db.display()
+    );
+    let out = tmux.run(&[
+        "new-session",
+        "-d",
+        "-x",
+        "160",
+        "-y",
+        "48",
+        "-s",
+        "smoke",
+        &cmd,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The first screen: queues with live numbers.
+    tmux.wait_for(
+        &[
+            "Queues (4)",
+            "vendor-invoices",
+            "payment-reconciliation",
+            "drains",
+        ],
+        "the queues view",
+    );
+
+    // Other views.
+    tmux.keys(&["3"]);
+    tmux.wait_for(
+        &[
+            "Exceptions inbox",
+            "Vendor * not found in SAP vendor master",
+        ],
+        "the inbox",
+    );
+    tmux.keys(&["4"]);
+    tmux.wait_for(&["Workers ·", "sap-bot-01"], "the workers view");
+
+    // The invoices' exceptions: mark two and requeue them with a note.
+    tmux.keys(&["1", "g", "Enter"]);
+    tmux.wait_for(&["All ", "of "], "the items view");
+    tmux.keys(&["Tab", "Tab", "Tab"]);
+    tmux.wait_for(&["exception/business"], "the exception tab");
+    tmux.keys(&["Space", "Space"]);
+    tmux.wait_for(&["2 marked"], "two marks");
+    tmux.keys(&["r"]);
+    tmux.wait_for(
+        &["requeue?", "touches 2 items"],
+        "the confirmation with the preview count",
+    );
+    tmux.run(&["send-keys", "-t", "smoke", "-l", "smoke test requeue"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["requeue: 2 items"], "the action's result");
+
+    let noted = items_json(&db, &["vendor-invoices", "--search", "smoke test requeue"]);
+    assert_eq!(noted.len(), 2, "both items carry the note: {noted:?}");
+    for i in &noted {
+        assert!(i["requeue_count"].as_u64().unwrap() >= 1, "{i}");
+    }
+
+    // The help overlay and the palette come and go.
+    tmux.keys(&["?"]);
+    tmux.wait_for(&["help · esc closes"], "help");
+    tmux.keys(&["Escape", ":"]);
+    tmux.run(&["send-keys", "-t", "smoke", "-l", "workers"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["Workers ·"], "the palette's :workers");
+
+    // q quits and leaves a cooked terminal.
+    tmux.keys(&["q"]);
+    let s = tmux.wait_for(&["EXITED 0"], "the console to exit");
+    assert!(s.contains("the demo database stays at"), "{s}");
+    let lines: Vec<&str> = s.lines().map(str::trim).collect();
+    assert!(lines.contains(&"icanon"), "raw mode was switched off: {s}");
+    let alt = tmux.run(&["display", "-p", "-t", "smoke", "#{alternate_on}"]);
+    assert_eq!(
+        String::from_utf8_lossy(&alt.stdout).trim(),
+        "0",
+        "alternate screen left"
+    );
+}
