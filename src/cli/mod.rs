@@ -251,11 +251,30 @@ pub fn default_db() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("workq.db"))
 }
 
-/// Who a person is in item history: the OS user.
+/// Who a person is in item history: the OS user (from the environment, else from the
+/// passwd entry of our uid, so a bare `sudo` or a service still names someone).
 pub fn os_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .or_else(passwd_user)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn passwd_user() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    })
 }
 
 pub fn open_store(db: Option<PathBuf>) -> Result<Arc<dyn Backend>, Failure> {

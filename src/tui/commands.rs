@@ -478,7 +478,7 @@ pub const TABLE: &[Spec] = &[
         Delete,
         "delete",
         "",
-        "delete items and their history",
+        "delete items (their history is kept)",
         ["D"],
         true,
         true,

@@ -235,7 +235,10 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
                     );
                     s.last_action = None;
                 }
-                Err(e) => s.popup = Some(error_popup("cannot undo", &e.to_string())),
+                Err(e) => {
+                    set_status(s, Level::Error, "undo refused: nothing changed".into());
+                    s.popup = Some(error_popup("cannot undo", &e.to_string()));
+                }
             }
             refresh(s)
         }
@@ -446,9 +449,17 @@ fn page_landed(s: &mut State, offset: u64, p: Page) {
     let it = &mut s.items;
     it.rows = p.items;
     it.offset = offset;
-    if let Some(total) = p.total {
-        it.total = total;
-        it.counted_at = Some(s.now);
+    match p.total {
+        Some(total) => {
+            it.total = total;
+            it.counted_at = Some(s.now);
+        }
+        // An uncounted page shorter than the known total allows: the list shrank (a bulk
+        // action, bots). Count on the next fetch, or the window would refetch forever.
+        None if (it.rows.len() as u64) < it.total.saturating_sub(offset).min(WINDOW as u64) => {
+            it.counted_at = None;
+        }
+        None => {}
     }
     it.loaded = true;
     // The cursor follows its item when the item is still in the window.

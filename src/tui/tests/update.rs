@@ -146,6 +146,43 @@ fn a_list_is_counted_when_it_changes_not_on_every_window_move() {
 }
 
 #[test]
+fn a_list_that_shrank_under_an_uncounted_page_is_counted_again_once() {
+    let mut s = items_state(80, 24);
+    let fx = update(&mut s, k('G'));
+    let Some(Effect::LoadPage { seq, offset, .. }) = fx.first().cloned() else {
+        panic!("G fetches the far end: {fx:?}");
+    };
+    // Meanwhile a bulk action emptied the list; the page comes back short and uncounted.
+    let empty = Page {
+        items: vec![],
+        total: None,
+        exact: false,
+    };
+    let fx = update(&mut s, Msg::Page(seq, offset, Ok(empty)));
+    let counts: Vec<Count> = fx
+        .iter()
+        .filter_map(|f| match f {
+            Effect::LoadPage { page, .. } => Some(page.count),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts, [Count::Exact], "one fetch, counted: {fx:?}");
+    // The counted answer settles it: no more fetches.
+    let mut fetches = 0;
+    let mut queue: Vec<Effect> = fx;
+    while let Some(f) = queue.pop() {
+        if matches!(f, Effect::LoadPage { .. }) {
+            fetches += 1;
+            assert!(fetches < 5, "the window keeps refetching");
+        }
+        if let Some(m) = fixtures::respond(&f) {
+            queue.extend(update(&mut s, m));
+        }
+    }
+    assert!(s.items.loaded);
+}
+
+#[test]
 fn items_window_pages_from_the_engine_as_the_cursor_moves() {
     let mut s = items_state(80, 24);
     assert_eq!(s.items.total, fixtures::ITEMS);
