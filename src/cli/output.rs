@@ -167,6 +167,15 @@ pub fn projection(p: &Projection, tz: &str) -> String {
     }
 }
 
+/// The projection for a table cell: "22:41, 19m before 23:00" / "misses 23:00 by 40m".
+pub fn projection_short(p: &Projection, tz: &str) -> String {
+    let long = projection(p, tz);
+    match long.strip_prefix("drains ") {
+        Some(rest) => rest.to_string(),
+        None => long,
+    }
+}
+
 pub fn status_of(i: &Item) -> String {
     match (i.status, i.reason) {
         (Status::Exception, Some(r)) => format!("exception/{r}"),

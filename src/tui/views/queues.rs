@@ -2,7 +2,7 @@
 //! settings, throughput and deadline projection below.
 
 use super::{compact, list_offset, list_visible, spark};
-use crate::cli::output::{age_secs, projection, thousands};
+use crate::cli::output::{age_secs, projection, projection_short, thousands};
 use crate::model::*;
 use crate::rules::format_duration;
 use crate::tui::state::State;
@@ -222,7 +222,7 @@ fn deadline_cell<'a>(q: &QueueSummary, t: &Theme) -> Cell<'a> {
             } else {
                 t.bad
             };
-            Cell::from(Span::styled(projection(p, &q.queue.tz), style))
+            Cell::from(Span::styled(projection_short(p, &q.queue.tz), style))
         }
         None => Cell::from(Span::styled("-", t.dim)),
     }
