@@ -338,7 +338,11 @@ fn json_row(text: &str, line: u64) -> Row {
             message,
         })?;
     }
-    item.value = match obj.get("value") {
+    let value_key = obj
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("value"))
+        .cloned();
+    item.value = match value_key.and_then(|k| obj.get(&k)) {
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
         // No value field: the whole line is the value, as a CSV without a value column.

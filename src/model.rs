@@ -133,6 +133,9 @@ pub struct QueueSettings {
     pub lease: Option<Duration>,
     pub concurrency: Option<u32>,
     pub priority: Option<i32>,
+    /// Settings to unset on update: any of `rules::CLEARABLE`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clear: Vec<String>,
 }
 
 /// A queue as stored, with every setting resolved.

@@ -104,7 +104,7 @@ pub fn retries_again(reason: Reason, retry_count: u32, max_retries: u32) -> bool
 
 /// The at-risk threshold of an SLA target, in milliseconds.
 pub fn risk_ms(sla_ms: i64, risk_pct: u8) -> i64 {
-    sla_ms * risk_pct as i64 / 100
+    sla_ms.saturating_mul(risk_pct as i64) / 100
 }
 
 /// SLA status of one item: `in` below the at-risk threshold, `at-risk` up to and including
@@ -231,14 +231,27 @@ pub fn signature(note: &str) -> String {
     sig
 }
 
+/// The longest duration anything takes: past it, times overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// Checks a duration from any source (CLI, API, library) against `MAX_DURATION`.
+pub fn check_duration(what: &str, d: Duration) -> Result<(), String> {
+    if d > MAX_DURATION {
+        return Err(format!("{what} is too long (at most 100 years)"));
+    }
+    Ok(())
+}
+
 /// Parses `30m`, `5h`, `7d`, `90s`, `1h30m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if t.is_empty() {
         return Err("empty duration (expected e.g. 30s, 30m, 5h, 7d)".into());
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("bad duration '{s}': {e} (expected e.g. 30s, 30m, 5h, 7d)"))
+    let d = humantime::parse_duration(t)
+        .map_err(|e| format!("bad duration '{s}': {e} (expected e.g. 30s, 30m, 5h, 7d)"))?;
+    check_duration(&format!("duration '{s}'"), d)?;
+    Ok(d)
 }
 
 /// Compact human form: `45s`, `12m`, `3h 5m`, `2d 4h`.
@@ -306,6 +319,9 @@ pub fn check_queue_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Queue settings that can be unset ("none": never expire, no SLA, no deadline, no limit).
+pub const CLEARABLE: &[&str] = &["ttl", "sla", "deadline", "concurrency"];
+
 /// Checks the settings of a queue create or update.
 pub fn check_settings(s: &QueueSettings) -> Result<(), String> {
     if let Some(p) = s.sla_risk_pct {
@@ -325,9 +341,24 @@ pub fn check_settings(s: &QueueSettings) -> Result<(), String> {
     if s.lease.is_some_and(|l| l < Duration::from_secs(1)) {
         return Err("lease timeout must be at least 1s".into());
     }
-    for (what, d) in [("TTL", s.ttl), ("SLA target", s.sla)] {
+    for (what, d) in [
+        ("TTL", s.ttl),
+        ("SLA target", s.sla),
+        ("lease timeout", s.lease),
+    ] {
         if d.is_some_and(|d| d.is_zero()) {
             return Err(format!("{what} must be longer than 0"));
+        }
+        if let Some(d) = d {
+            check_duration(what, d)?;
+        }
+    }
+    for field in &s.clear {
+        if !CLEARABLE.contains(&field.as_str()) {
+            return Err(format!(
+                "cannot clear '{field}' (clearable: {})",
+                CLEARABLE.join(", ")
+            ));
         }
     }
     Ok(())
@@ -355,6 +386,9 @@ pub fn check_new_item(item: &NewItem) -> Result<(), (&'static str, String)> {
                 ));
             }
         }
+    }
+    if let Some(d) = item.expires_in {
+        check_duration("expires_in", d).map_err(|m| ("expires_in", m))?;
     }
     if item.expires_at.is_some() && item.expires_in.is_some() {
         return Err((

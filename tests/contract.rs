@@ -1156,6 +1156,214 @@ pub async fn sla_counts_agree_with_an_exact_count(env: Env) {
     );
 }
 
+/// A deleted item's or queue's id is never given to a new one: undo records and history
+/// must never end up naming someone else.
+pub async fn ids_are_never_reused(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let items = add(&env, "q", &["x", "y"]).await;
+    let y = &items[1];
+    let prio = act(
+        &env,
+        ids(&items[1..]),
+        ActionKind::SetPriority {
+            priority: Priority::High,
+        },
+    )
+    .await
+    .unwrap();
+    act(&env, ids(&items[1..]), ActionKind::Delete)
+        .await
+        .unwrap();
+    let z = add(&env, "q", &["z"]).await.remove(0);
+    let h = env.store.item(&z.id).await.unwrap().history;
+    assert_eq!(h.len(), 1, "the new item has only its own history: {h:?}");
+    let l = take(&env, &["q"], 2).await.leases;
+    assert!(l.iter().any(|l| l.item.id == z.id));
+    let e = env.store.undo(prio.action_id, ME).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("item {} was deleted since", y.id)),
+        "{e}"
+    );
+    assert_eq!(status(&env, &z.id).await, Status::Processing, "z untouched");
+    // The same for queues: a deleted queue's undo records do not land in a new queue.
+    queue(&env, "old", Default::default()).await;
+    let o = add(&env, "old", &["o"]).await;
+    let del = act(&env, ids(&o), ActionKind::Delete).await.unwrap();
+    env.store.delete_queue("old", true).await.unwrap();
+    queue(&env, "new", Default::default()).await;
+    let e = env.store.undo(del.action_id, ME).await.unwrap_err();
+    assert!(e.to_string().contains("was deleted"), "{e}");
+    assert_eq!(counts(&env, "new").await.total(), 0);
+}
+
+pub async fn absurd_durations_are_refused_not_overflowed(env: Env) {
+    let century = Duration::from_secs(101 * 365 * 86_400);
+    for s in [
+        QueueSettings {
+            lease: Some(century),
+            ..Default::default()
+        },
+        QueueSettings {
+            sla: Some(century),
+            ..Default::default()
+        },
+        QueueSettings {
+            ttl: Some(century),
+            ..Default::default()
+        },
+    ] {
+        let e = env.store.create_queue("q", s).await.unwrap_err();
+        assert!(
+            e.to_string().contains("too long (at most 100 years)"),
+            "{e}"
+        );
+    }
+    queue(&env, "q", Default::default()).await;
+    let e = env
+        .store
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "v".into(),
+                expires_in: Some(century),
+                ..Default::default()
+            }],
+            ME,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("too long"), "{e}");
+    let it = add(&env, "q", &["v"]).await;
+    act(&env, ids(&it), ActionKind::Hold).await.unwrap();
+    let e = act(
+        &env,
+        ids(&it),
+        ActionKind::Requeue {
+            delay: Some(century),
+            value: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("too long"), "{e}");
+    // The writer is alive and well after all that.
+    add(&env, "q", &["after"]).await;
+}
+
+pub async fn a_queue_named_twice_keeps_its_concurrency_limit(env: Env) {
+    queue(
+        &env,
+        "lim",
+        QueueSettings {
+            concurrency: Some(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "lim", &["a", "b", "c", "d"]).await;
+    let got = take(&env, &["lim", "lim", "lim"], 6).await;
+    assert_eq!(got.leases.len(), 2);
+    assert_eq!(counts(&env, "lim").await.processing, 2);
+    let e = env
+        .store
+        .dequeue(DequeueRequest {
+            queues: vec!["lim".into()],
+            worker: "w".into(),
+            count: 0,
+            wait: Duration::ZERO,
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("count must be at least 1"), "{e}");
+}
+
+pub async fn undoing_a_hold_of_a_processing_item_requeues_it(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["a"]).await;
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    let hold = act(&env, Target::Ids(vec![l.item.id.clone()]), ActionKind::Hold)
+        .await
+        .unwrap();
+    env.store.undo(hold.action_id, ME).await.unwrap();
+    let d = env.store.item(&l.item.id).await.unwrap();
+    assert_eq!(
+        d.item.status,
+        Status::Queued,
+        "the worker gave up: no processing to return to"
+    );
+    let c = counts(&env, "q").await;
+    assert_eq!((c.queued, c.processing), (1, 0));
+    let e = finish_one(&env, done(&l)).await.unwrap_err();
+    assert!(e.to_string().contains("not recorded"), "{e}");
+    assert_eq!(
+        take(&env, &["q"], 1).await.leases.len(),
+        1,
+        "and it can be taken again"
+    );
+}
+
+pub async fn settings_can_be_cleared(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            sla: Some(Duration::from_secs(60)),
+            ttl: Some(Duration::from_secs(60)),
+            deadline: Some("23:00".into()),
+            concurrency: Some(3),
+            ..Default::default()
+        },
+    )
+    .await;
+    let q = env
+        .store
+        .update_queue(
+            "q",
+            QueueSettings {
+                clear: vec![
+                    "sla".into(),
+                    "ttl".into(),
+                    "deadline".into(),
+                    "concurrency".into(),
+                ],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (q.sla, q.ttl, q.deadline, q.concurrency),
+        (None, None, None, None)
+    );
+    let e = env
+        .store
+        .update_queue(
+            "q",
+            QueueSettings {
+                clear: vec!["name".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("cannot clear 'name'"), "{e}");
+}
+
+pub async fn a_worker_cannot_report_a_timeout(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["a"]).await;
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    let e = finish_one(&env, failed(&l, Reason::Timeout, "I timed out"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("timeout is for leases that ran out"),
+        "{e}"
+    );
+    assert_eq!(status(&env, &l.item.id).await, Status::Processing);
+}
+
 pub async fn workers_are_seen_with_what_they_hold(env: Env) {
     queue(&env, "q", Default::default()).await;
     add(&env, "q", &["a", "b", "c"]).await;
@@ -1272,6 +1480,12 @@ contract!(sqlite:
     throughput_handling_time_and_projection,
     counters_match_the_items,
     sla_counts_agree_with_an_exact_count,
+    ids_are_never_reused,
+    absurd_durations_are_refused_not_overflowed,
+    a_queue_named_twice_keeps_its_concurrency_limit,
+    undoing_a_hold_of_a_processing_item_requeues_it,
+    settings_can_be_cleared,
+    a_worker_cannot_report_a_timeout,
     workers_are_seen_with_what_they_hold,
     the_change_feed_reports_changes,
     a_long_poll_wakes_when_work_arrives,

@@ -76,6 +76,12 @@ async fn csv_with_a_value_column_maps_headers() {
     );
     assert_eq!(items[1].value, "Müller GmbH ✓", "UTF-8");
     assert_eq!(items[1].status, Status::OnHold);
+    let h = f.store.item(&items[1].id).await.unwrap().history;
+    assert!(
+        h.iter().any(|e| e.to == Some(Status::OnHold)
+            && e.note.as_deref() == Some("created on hold for review")),
+        "an imported held item says why in its history: {h:?}"
+    );
     assert_eq!(items[1].priority, Priority::Low);
 }
 

@@ -112,6 +112,9 @@ pub enum QueueCmd {
         name: String,
         #[command(flatten)]
         flags: QueueFlags,
+        /// Unset a setting: ttl (never expire), sla, deadline, concurrency (no limit).
+        #[arg(long, value_name = "SETTING")]
+        clear: Vec<String>,
     },
     /// List queues with counts and health.
     Ls,

@@ -29,6 +29,7 @@ fn settings(f: QueueFlags) -> Result<QueueSettings, Failure> {
         lease: d("lease", f.lease)?,
         concurrency: f.concurrency,
         priority: f.priority,
+        clear: vec![],
     })
 }
 
@@ -42,8 +43,10 @@ pub async fn run(store: &dyn Backend, cmd: QueueCmd, out: &Out) -> Result<(), Fa
                 println!("created queue '{}'", q.name);
             }
         }
-        QueueCmd::Update { name, flags } => {
-            let q = store.update_queue(&name, settings(flags)?).await?;
+        QueueCmd::Update { name, flags, clear } => {
+            let mut settings = settings(flags)?;
+            settings.clear = clear;
+            let q = store.update_queue(&name, settings).await?;
             if out.json {
                 out.json(&q);
             } else {

@@ -13,36 +13,42 @@ pub fn spawn(backend: &Arc<dyn Backend>, fx: Effect, tx: &UnboundedSender<Msg>) 
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         let label = format!("{fx:?}").chars().take(80).collect::<String>();
-        let msg = match fx {
-            Effect::LoadQueues(seq) => Msg::Queues(seq, b.queues().await),
-            Effect::LoadPage {
-                seq,
-                filter,
-                page,
-                flip,
-                offset,
-            } => {
-                let mut r = b.items(filter, page).await;
-                if let (true, Ok(p)) = (flip, r.as_mut()) {
-                    p.items.reverse();
-                }
-                Msg::Page(seq, offset, r)
-            }
-            Effect::LoadDetail(seq, id) => Msg::Detail(seq, b.item(&id).await),
-            Effect::LoadGroups(seq) => Msg::Groups(seq, b.groups(None).await),
-            Effect::LoadWorkers(seq) => Msg::Workers(seq, b.workers().await),
-            Effect::Preview(seq, target) => Msg::Preview(seq, b.preview(target, 5).await),
-            Effect::Act(req) => Msg::Acted(b.act(req).await),
-            Effect::Undo(id, actor) => Msg::Undone(b.undo(id, &actor).await),
-            Effect::SetQueueState(q, st) => Msg::QueueSaved(b.set_queue_state(&q, st).await),
-            Effect::UpdateQueue(q, settings) => Msg::QueueSaved(b.update_queue(&q, settings).await),
-            Effect::Edit(..) | Effect::SetMouse(_) => {
-                tracing::error!("effect {label} belongs to the loop");
-                return;
-            }
+        let Some(msg) = perform(&*b, fx).await else {
+            tracing::error!("effect {label} belongs to the loop");
+            return;
         };
         tracing::debug!("{label} took {:?}", started.elapsed());
         // The console has quit: nobody listens any more.
         let _ = tx.send(msg);
     });
+}
+
+/// Runs one effect against the backend and says how it went, as the message `update`
+/// takes; `None` for the effects that need the terminal.
+pub async fn perform(b: &dyn Backend, fx: Effect) -> Option<Msg> {
+    Some(match fx {
+        Effect::LoadQueues(seq) => Msg::Queues(seq, b.queues().await),
+        Effect::LoadPage {
+            seq,
+            filter,
+            page,
+            flip,
+            offset,
+        } => {
+            let mut r = b.items(filter, page).await;
+            if let (true, Ok(p)) = (flip, r.as_mut()) {
+                p.items.reverse();
+            }
+            Msg::Page(seq, offset, r)
+        }
+        Effect::LoadDetail(seq, id) => Msg::Detail(seq, b.item(&id).await),
+        Effect::LoadGroups(seq) => Msg::Groups(seq, b.groups(None).await),
+        Effect::LoadWorkers(seq) => Msg::Workers(seq, b.workers().await),
+        Effect::Preview(seq, target) => Msg::Preview(seq, b.preview(target, 5).await),
+        Effect::Act(req) => Msg::Acted(b.act(req).await),
+        Effect::Undo(id, actor) => Msg::Undone(b.undo(id, &actor).await),
+        Effect::SetQueueState(q, st) => Msg::QueueSaved(b.set_queue_state(&q, st).await),
+        Effect::UpdateQueue(q, settings) => Msg::QueueSaved(b.update_queue(&q, settings).await),
+        Effect::Edit(..) | Effect::SetMouse(_) => return None,
+    })
 }

@@ -14,8 +14,10 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Each entry moves the schema one version up; `user_version` records how far a file is.
 const MIGRATIONS: &[&str] = &[r#"
+-- AUTOINCREMENT: a deleted queue's or item's id is never given to a new one, so undo
+-- records, history and lease tokens cannot end up naming someone else.
 CREATE TABLE queues (
-    id            INTEGER PRIMARY KEY,
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
     name          TEXT NOT NULL UNIQUE,
     description   TEXT NOT NULL DEFAULT '',
     state         TEXT NOT NULL DEFAULT 'active',
@@ -38,7 +40,7 @@ CREATE TABLE queues (
 );
 
 CREATE TABLE items (
-    seq           INTEGER PRIMARY KEY,      -- insertion order: FIFO within a priority
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT, -- insertion order: FIFO within a priority
     id            TEXT NOT NULL UNIQUE,     -- ULID, what people and APIs see
     queue_id      INTEGER NOT NULL,
     name          TEXT,

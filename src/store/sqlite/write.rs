@@ -113,6 +113,16 @@ pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
     if let Some(v) = s.priority {
         set("priority", V::Integer(v as i64))?;
     }
+    for field in &s.clear {
+        let col = match field.as_str() {
+            "ttl" => "ttl_ms",
+            "sla" => "sla_ms",
+            "deadline" => "deadline",
+            "concurrency" => "concurrency",
+            other => return Err(Error::Invalid(format!("cannot clear '{other}'"))),
+        };
+        set(col, V::Null)?;
+    }
     ctx.events.push(Event::Queue {
         queue: name.to_string(),
     });
@@ -549,20 +559,7 @@ pub fn add_items(
             )));
         }
         if row.status == Status::OnHold {
-            history(
-                ctx,
-                &row,
-                Hist {
-                    by: actor,
-                    action: "hold",
-                    from: Some(Status::Queued),
-                    to: Some(Status::OnHold),
-                    reason: None,
-                    note: Some("created on hold for review"),
-                    detail: None,
-                    action_id: None,
-                },
-            )?;
+            created_on_hold(ctx, &row, actor)?;
         }
         deltas.add(q.id, row.status, 1, row.enqueued_at);
         out.push(row.to_item(&q, ctx.now));
@@ -573,6 +570,24 @@ pub fn add_items(
         count: out.len() as u64,
     });
     Ok(out)
+}
+
+/// Items made on hold say so in their history (the enqueue itself is derived, see `read`).
+fn created_on_hold(ctx: &Ctx, row: &ItemRow, actor: &str) -> Result<()> {
+    history(
+        ctx,
+        row,
+        Hist {
+            by: actor,
+            action: "hold",
+            from: Some(Status::Queued),
+            to: Some(Status::OnHold),
+            reason: None,
+            note: Some("created on hold for review"),
+            detail: None,
+            action_id: None,
+        },
+    )
 }
 
 /// Streams batches of rows into one transaction: all-or-nothing unless `skip_bad`.
@@ -619,6 +634,9 @@ pub fn import(
             let (line, column) = (r.line, "key");
             let mut row = new_row(ctx, &q, r.item, actor);
             if insert(ctx, &mut row)? {
+                if row.status == Status::OnHold {
+                    created_on_hold(ctx, &row, actor)?;
+                }
                 *counts.get_mut(row.status) += 1;
                 report.imported += 1;
             } else {
@@ -683,16 +701,22 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
     if req.worker.trim().is_empty() {
         return Err(Error::Invalid("worker name must not be empty".into()));
     }
+    if req.count == 0 {
+        return Err(Error::Invalid("count must be at least 1".into()));
+    }
+    // A queue named twice is polled once: its concurrency room is read once per queue.
+    let mut seen = std::collections::HashSet::new();
     let mut queues = req
         .queues
         .iter()
+        .filter(|n| seen.insert(n.as_str()))
         .map(|n| queue_by_name(ctx.conn, n))
         .collect::<Result<Vec<_>>>()?;
     // Higher queue priority first; among equals, the order the worker gave.
     queues.sort_by_key(|q| std::cmp::Reverse(q.queue.priority));
     let now = ms(ctx.now);
     let token = ulid::Ulid::new().to_string().to_ascii_lowercase();
-    let mut left = req.count.max(1) as i64;
+    let mut left = req.count as i64;
     let mut leases = Vec::new();
     let mut why: Vec<String> = Vec::new();
     let mut deltas = Deltas::default();
@@ -742,6 +766,7 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
             .map_err(sql)?;
         drop(st);
         rows.sort_by_key(|r| (r.priority, r.seq));
+        let taken = rows.len() as u64;
         for row in rows {
             deltas.moved(
                 q.id,
@@ -756,10 +781,10 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
                 item: row.to_item(q, ctx.now),
             });
         }
-        if !leases.is_empty() {
+        if taken > 0 {
             ctx.events.push(Event::Items {
                 queue: q.queue.name.clone(),
-                count: leases.len() as u64,
+                count: taken,
             });
         }
     }
@@ -977,6 +1002,10 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
                     done += 1;
                     row
                 }
+                Some(Reason::Timeout) => return Err(Error::Invalid(format!(
+                    "item {}: timeout is for leases that ran out; report generic, it or business",
+                    o.id
+                ))),
                 Some(reason) => {
                     let mut row = leased(ctx.conn, &o.id, &o.lease)?;
                     let q = queues.get(ctx.conn, row.queue_id)?.clone();
@@ -1107,6 +1136,9 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
             ..Default::default()
         })
         .map_err(|(_, m)| Error::Invalid(m))?;
+    }
+    if let ActionKind::Requeue { delay: Some(d), .. } = &req.action {
+        rules::check_duration("requeue delay", *d).map_err(Error::Invalid)?;
     }
     let rows = target_rows(ctx, &req.target)?;
     if rows.is_empty() {
@@ -1327,7 +1359,9 @@ pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
             .map_err(sql)?;
         let unchanged = match (&current, version_after) {
             (None, None) => true,
-            (Some(c), Some(v)) => c.version == v,
+            (Some(c), Some(v)) => {
+                c.version == v && c.id == before.id && c.queue_id == before.queue_id
+            }
             _ => false,
         };
         if !unchanged {
@@ -1364,6 +1398,13 @@ pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
             Some(cur) => {
                 before.value = before.value.or(cur.value);
                 before.version = cur.version;
+                // The worker whose item was held was told so and gave up: its lease is dead.
+                // The item goes back to the queue rather than to a processing nobody does.
+                if before.status == Status::Processing {
+                    before.status = Status::Queued;
+                    before.lease_token = None;
+                    before.lease_until = None;
+                }
                 deltas.moved(
                     qid,
                     Some(cur.status),

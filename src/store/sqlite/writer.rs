@@ -136,7 +136,13 @@ fn run(
                 }
             }
         }
+        let started = Instant::now();
         commit_batch(&conn, &path, &*clock, &events, &wake, batch);
+        // Heartbeats that queued up behind a long job (an import, a big bulk action) are
+        // let in before the next sweep, or their leases would time out for nothing.
+        if started.elapsed() >= SWEEP_EVERY / 2 {
+            last_sweep = Instant::now();
+        }
         // A busy writer still sweeps.
         if last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = Instant::now();
@@ -184,20 +190,49 @@ fn commit_batch(
         ready: false,
     };
     let mut replies = Vec::with_capacity(batch.len());
+    let mut lost: Option<Error> = None;
     for job in batch {
+        // SQLite may roll the whole transaction back by itself (disk full, I/O error): the
+        // jobs left would each commit alone while being told they failed. Refuse them.
+        if let Some(e) = &lost {
+            let (_, reply) = (job.run)(Err(e.clone()));
+            replies.push(reply);
+            continue;
+        }
         let mark = ctx.events.len();
         if let Err(e) = exec(conn, "SAVEPOINT job") {
             let (_, reply) = (job.run)(Err(storage(path, e)));
             replies.push(reply);
             continue;
         }
-        let (ok, reply) = (job.run)(Ok(&mut ctx));
+        // A job that panics (a bug) is refused like one that failed; the writer lives on.
+        let ran =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(Ok(&mut ctx))));
+        let (ok, reply) = match ran {
+            Ok(r) => r,
+            Err(_) => {
+                ctx.events.truncate(mark);
+                exec(conn, "ROLLBACK TO job").ok();
+                exec(conn, "RELEASE job").ok();
+                // The job's reply went down with it: its caller sees "stopped mid-write".
+                if conn.is_autocommit() {
+                    lost = Some(Error::Storage("the transaction was lost".into()));
+                }
+                continue;
+            }
+        };
         if !ok {
             ctx.events.truncate(mark);
             exec(conn, "ROLLBACK TO job").ok();
         }
         exec(conn, "RELEASE job").ok();
         replies.push(reply);
+        if conn.is_autocommit() {
+            lost = Some(Error::Storage(format!(
+                "database {}: the transaction was rolled back by SQLite (disk full or I/O error?)",
+                path.display()
+            )));
+        }
     }
     let commit = exec(conn, "COMMIT").map_err(|e| storage(path, e));
     if commit.is_err() {
