@@ -150,6 +150,18 @@ async fn stage_run(stage: &str, dir: &Path, a: &BenchArgs) -> Result<Vec<Figure>
             ])
         }
         "reads" => reads(dir).await,
+        "console" => {
+            let mut figs = crate::tui::bench::figures(&dir.join("engine.db"), "invoices").await?;
+            figs.push(Figure {
+                what: "console: peak memory on the 1M-item file".into(),
+                engine: bench::peak_rss_mb(),
+                baseline: None,
+                unit: "MB".into(),
+                goal: "≤ 80".into(),
+                note: "VmHWM of the process that ran the console figures".into(),
+            });
+            Ok(figs)
+        }
         "bulk" => bulk(dir, a.items).await,
         "cycle" => {
             let base_db = dir.join("cycle-baseline.db");

@@ -4,6 +4,7 @@
 //! `commands` is the one command table, `views` draws, `theme` colours.
 
 pub mod app;
+pub mod bench;
 pub mod commands;
 pub mod effects;
 pub mod state;

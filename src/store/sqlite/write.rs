@@ -1002,10 +1002,12 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
                     done += 1;
                     row
                 }
-                Some(Reason::Timeout) => return Err(Error::Invalid(format!(
+                Some(Reason::Timeout) => {
+                    return Err(Error::Invalid(format!(
                     "item {}: timeout is for leases that ran out; report generic, it or business",
                     o.id
-                ))),
+                )))
+                }
                 Some(reason) => {
                     let mut row = leased(ctx.conn, &o.id, &o.lease)?;
                     let q = queues.get(ctx.conn, row.queue_id)?.clone();

@@ -1,0 +1,174 @@
+//! Console figures for `workq bench`: time to first frame, frame render time and key press
+//! to updated frame, on a real database, through the same update → effects → draw path the
+//! console runs (only the terminal is ratatui's `TestBackend`).
+
+use crate::backend::Backend;
+use crate::bench::{median_ms_sync, Figure};
+use crate::model::*;
+use crate::tui::state::{State, View};
+use crate::tui::update::{update, Msg};
+use crate::tui::{app, effects, views};
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::widgets::{Block, Borders, Row, Table};
+use ratatui::Terminal;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+const SIZE: (u16, u16) = (160, 48);
+
+/// Applies messages and performs the effects they cause, until nothing is left to do.
+async fn settle(b: &dyn Backend, s: &mut State, msgs: Vec<Msg>) {
+    let mut queue: VecDeque<Msg> = msgs.into();
+    while let Some(m) = queue.pop_front() {
+        for fx in update(s, m) {
+            if let Some(reply) = effects::perform(b, fx).await {
+                queue.push_back(reply);
+            }
+        }
+    }
+}
+
+fn key(c: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
+}
+
+fn terminal() -> Result<Terminal<TestBackend>, String> {
+    Terminal::new(TestBackend::new(SIZE.0, SIZE.1)).map_err(|e| e.to_string())
+}
+
+fn draw(term: &mut Terminal<TestBackend>, s: &State) -> Result<(), String> {
+    term.draw(|f| views::draw(f, s))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Runs the console figures on `db` (a queue `queue` of many items).
+pub async fn figures(db: &Path, queue: &str) -> Result<Vec<Figure>, String> {
+    let e = |e: crate::Error| e.to_string();
+    // First frame: open the file, load what the first screen shows, draw it.
+    let started = Instant::now();
+    let store: Arc<dyn Backend> =
+        Arc::new(crate::SqliteStore::open(db, crate::clock::system()).map_err(e)?);
+    let opts = app::Options {
+        source: db.display().to_string(),
+        read_only: false,
+        actor: "user:bench".into(),
+    };
+    let mut s = app::initial_state_from(&opts, None, false);
+    settle(
+        &*store,
+        &mut s,
+        vec![Msg::Resize(SIZE.0, SIZE.1), Msg::Changed],
+    )
+    .await;
+    let mut term = terminal()?;
+    draw(&mut term, &s)?;
+    let first = started.elapsed().as_secs_f64() * 1000.0;
+    if !s.queues.loaded {
+        return Err("the first frame had no queues".into());
+    }
+    // Baseline: the same file opened and its queue summaries read, nothing drawn.
+    let started = Instant::now();
+    let bare = crate::SqliteStore::open(db, crate::clock::system()).map_err(e)?;
+    bare.queues().await.map_err(e)?;
+    let first_base = started.elapsed().as_secs_f64() * 1000.0;
+    drop(bare);
+
+    // Into the items of the big queue.
+    s.queues.selected = Some(queue.to_string());
+    settle(&*store, &mut s, vec![key(KeyCode::Enter)]).await;
+    if s.view != View::Items || s.items.total < 1000 {
+        return Err(format!(
+            "expected the items of '{queue}', got {:?} with {} rows",
+            s.view, s.items.total
+        ));
+    }
+    let frame = median_ms_sync(200, || draw(&mut term, &s))?;
+    // Baseline: a bare ratatui table of the same rows and size.
+    let rows: Vec<Row> = s
+        .items
+        .rows
+        .iter()
+        .take(SIZE.1 as usize)
+        .map(|i| {
+            Row::new(vec![
+                i.id.clone(),
+                i.name.clone().unwrap_or_default(),
+                i.status.to_string(),
+                i.priority.to_string(),
+                i.value.chars().take(60).collect(),
+            ])
+        })
+        .collect();
+    let widths = [26, 20, 12, 8, 60].map(ratatui::layout::Constraint::Length);
+    let frame_base = median_ms_sync(200, || {
+        term.draw(|f| {
+            let t = Table::new(rows.clone(), widths).block(Block::default().borders(Borders::ALL));
+            f.render_widget(t, f.area());
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    })?;
+
+    // Key press to updated frame: next status tab, its page fetched and drawn.
+    let mut key_ms = Vec::new();
+    let mut key_base = Vec::new();
+    for _ in 0..12 {
+        let started = Instant::now();
+        settle(&*store, &mut s, vec![key(KeyCode::Tab)]).await;
+        draw(&mut term, &s)?;
+        key_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        // Baseline: the page query for that tab alone.
+        let f = Filter {
+            queue: Some(queue.to_string()),
+            statuses: s.items.effective_filter().statuses,
+            ..Default::default()
+        };
+        let started = Instant::now();
+        store
+            .items(
+                f,
+                PageRequest {
+                    limit: 100,
+                    count: Count::Exact,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(e)?;
+        key_base.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+        v[v.len() / 2]
+    };
+    Ok(vec![
+        Figure {
+            what: "console: time to first frame".into(),
+            engine: first,
+            baseline: Some(first_base),
+            unit: "ms".into(),
+            goal: "≤ 300".into(),
+            note: "open, load, draw 160×48; baseline: open + queue summaries".into(),
+        },
+        Figure {
+            what: "console: frame render, items view 160×48".into(),
+            engine: frame,
+            baseline: Some(frame_base),
+            unit: "ms".into(),
+            goal: "≤ 5".into(),
+            note: "median of 200 (TestBackend); baseline: a bare ratatui table".into(),
+        },
+        Figure {
+            what: "console: key to frame, next status tab".into(),
+            engine: median(key_ms),
+            baseline: Some(median(key_base)),
+            unit: "ms".into(),
+            goal: "≤ 50".into(),
+            note: "median of 12: update, page query, draw; baseline: the query".into(),
+        },
+    ])
+}
