@@ -132,7 +132,17 @@ fn open_before(conn: &Connection, queue_id: i64, t: [i64; 2]) -> Result<[u64; 2]
         out[1] += b;
     } else {
         for i in 0..2 {
-            out[i] += part(minutes[i] * 60_000, t[i], t[i], t[i])?.0;
+            out[i] += conn
+                .prepare_cached(
+                    "SELECT count(*) FROM items WHERE queue_id = ?1 AND status <> 'processed'
+                       AND enqueued_at >= ?2 AND enqueued_at < ?3",
+                )
+                .and_then(|mut st| {
+                    st.query_row(params![queue_id, minutes[i] * 60_000, t[i]], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                })
+                .map_err(sql)?;
         }
     }
     Ok(out.map(|n| n.max(0) as u64))
