@@ -7,7 +7,7 @@ use crate::tui::state::{InboxKind, State};
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row};
 use ratatui::Frame;
 
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
@@ -104,16 +104,5 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
         header.extend(["EXAMPLE", "LATEST"]);
         widths.extend([Constraint::Fill(1), Constraint::Length(8)]);
     }
-    let header = Row::new(
-        header
-            .into_iter()
-            .map(|h| Cell::from(Span::styled(h, t.header))),
-    );
-    f.render_widget(
-        Table::new(table_rows, widths)
-            .header(header)
-            .block(block)
-            .column_spacing(1),
-        body,
-    );
+    super::draw_table(f, body, block, header, table_rows, widths, t);
 }

@@ -128,6 +128,32 @@ pub fn header_tab_at(s: &State, x: u16) -> Option<View> {
     None
 }
 
+/// A list table as every view draws it: the styled header, the block around it, one space
+/// between columns.
+pub fn draw_table<'a>(
+    f: &mut Frame,
+    area: Rect,
+    block: ratatui::widgets::Block<'a>,
+    header: Vec<&'a str>,
+    rows: Vec<ratatui::widgets::Row<'a>>,
+    widths: Vec<ratatui::layout::Constraint>,
+    t: &Theme,
+) {
+    use ratatui::widgets::{Cell, Row, Table};
+    let header = Row::new(
+        header
+            .into_iter()
+            .map(|h| Cell::from(ratatui::text::Span::styled(h, t.header))),
+    );
+    f.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(block)
+            .column_spacing(1),
+        area,
+    );
+}
+
 pub fn draw(f: &mut Frame, s: &State) {
     let t = Theme::of(s);
     let area = f.area();

@@ -9,7 +9,7 @@ use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline};
 use ratatui::Frame;
 use std::time::Duration;
 
@@ -197,18 +197,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     if wide {
         widths.push(Constraint::Fill(1));
     }
-    let header = Row::new(
-        header
-            .into_iter()
-            .map(|h| Cell::from(Span::styled(h, t.header))),
-    );
-    f.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(block)
-            .column_spacing(1),
-        ta,
-    );
+    super::draw_table(f, ta, block, header, rows, widths, t);
     if let Some(q) = s.queues.current() {
         panel_draw(f, s, t, q, panel);
     }

@@ -6,7 +6,7 @@ use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row};
 use ratatui::Frame;
 
 /// A worker not heard from for this long is shown as silent.
@@ -99,16 +99,5 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
         header.push("HOLDING");
         widths.push(Constraint::Fill(2));
     }
-    let header = Row::new(
-        header
-            .into_iter()
-            .map(|h| Cell::from(Span::styled(h, t.header))),
-    );
-    f.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(block)
-            .column_spacing(1),
-        body,
-    );
+    super::draw_table(f, body, block, header, rows, widths, t);
 }
