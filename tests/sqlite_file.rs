@@ -124,3 +124,111 @@ fn a_read_only_file_says_so() {
     let e = r.err().expect("a read-only file is refused for writing");
     assert!(e.to_string().contains("read-only"), "{e}");
 }
+
+/// Expired and delayed items leave the index a dequeue walks, so a queue full of them
+/// costs a dequeue nothing; they come back the moment they may be taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dormant_items_stay_out_of_the_dequeues_way() {
+    use chrono::TimeZone;
+    use workq::model::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let clock =
+        workq::clock::ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap());
+    let s = SqliteStore::open(&path, Arc::new(clock.clone())).unwrap();
+    s.create_queue("q", Default::default()).await.unwrap();
+    let short: Vec<NewItem> = (0..500)
+        .map(|i| NewItem {
+            value: format!("short {i}"),
+            expires_in: Some(Duration::from_secs(60)),
+            ..Default::default()
+        })
+        .collect();
+    s.add_items("q", short, "t").await.unwrap();
+    let later = NewItem {
+        value: "later".into(),
+        delay_until: Some(chrono::Utc.with_ymd_and_hms(2026, 1, 1, 9, 5, 0).unwrap()),
+        ..Default::default()
+    };
+    s.add_items("q", vec![later], "t").await.unwrap();
+    clock.advance(Duration::from_secs(61));
+    s.sweep().await.unwrap();
+    s.add_items(
+        "q",
+        vec![NewItem {
+            value: "fresh".into(),
+            ..Default::default()
+        }],
+        "t",
+    )
+    .await
+    .unwrap();
+    let ready = |c: &rusqlite::Connection| -> i64 {
+        c.query_row(
+            "SELECT count(*) FROM items INDEXED BY items_ready WHERE queue_id = 1 AND status = 'queued' AND dormant = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(
+        ready(&raw),
+        1,
+        "only the fresh item is in the way of a dequeue"
+    );
+    let got = take(&s, 10).await;
+    assert_eq!(
+        got.iter()
+            .map(|l| l.item.value.as_str())
+            .collect::<Vec<_>>(),
+        ["fresh"]
+    );
+    // The delayed item wakes when its time comes, not a moment before.
+    clock.advance(Duration::from_secs(3 * 60 + 58));
+    assert!(take(&s, 10).await.is_empty());
+    clock.advance(Duration::from_secs(1));
+    let got = take(&s, 10).await;
+    assert_eq!(
+        got.iter()
+            .map(|l| l.item.value.as_str())
+            .collect::<Vec<_>>(),
+        ["later"]
+    );
+    // An expired item given a new expiry is takeable again.
+    let expired = s
+        .items(
+            Filter {
+                expired: Some(true),
+                ..Default::default()
+            },
+            PageRequest {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    s.act(ActionRequest {
+        target: Target::Ids(vec![expired.id.clone()]),
+        action: ActionKind::ExtendExpiry { expires_at: None },
+        note: None,
+        actor: "user:t".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(take(&s, 10).await[0].item.id, expired.id);
+    assert_eq!(s.queue("q").await.unwrap().expired, 499);
+}
+
+async fn take(s: &SqliteStore, count: u32) -> Vec<workq::model::Lease> {
+    let req = workq::model::DequeueRequest {
+        queues: vec!["q".into()],
+        worker: "w".into(),
+        count,
+        wait: Duration::ZERO,
+    };
+    s.dequeue(req).await.unwrap().leases
+}

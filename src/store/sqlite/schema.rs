@@ -62,11 +62,16 @@ CREATE TABLE items (
     lease_token   TEXT,
     lease_until   INTEGER,
     version       INTEGER NOT NULL DEFAULT 1,
-    created_by    TEXT NOT NULL
+    created_by    TEXT NOT NULL,
+    -- 1: queued but not takeable now (delayed, or expired). Dormant items leave
+    -- items_ready, so a dequeue never walks past thousands of them.
+    dormant       INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX items_key ON items(queue_id, key) WHERE key IS NOT NULL;
 CREATE INDEX items_queue ON items(queue_id, seq);
-CREATE INDEX items_ready ON items(queue_id, priority, seq) WHERE status = 'queued';
+CREATE INDEX items_ready ON items(queue_id, priority, seq) WHERE status = 'queued' AND dormant = 0;
+-- Delayed items, by when they wake (a dequeue wakes its queue's due ones first).
+CREATE INDEX items_dormant ON items(queue_id, delay_until) WHERE status = 'queued' AND dormant = 1;
 -- Open items only: a completion leaves it instead of moving inside it, and processed items
 -- (usually the most) are listed through items_queue.
 CREATE INDEX items_status ON items(queue_id, status, seq) WHERE status <> 'processed';
@@ -133,6 +138,12 @@ CREATE TABLE stats (
     failed      INTEGER NOT NULL DEFAULT 0,
     handling_ms INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (queue_id, minute)
+) WITHOUT ROWID;
+
+-- Bookmarks of periodic work, shared by every process on the file.
+CREATE TABLE marks (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
 ) WITHOUT ROWID;
 
 CREATE TABLE workers (

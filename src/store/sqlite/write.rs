@@ -367,40 +367,49 @@ fn append_note(row: &mut ItemRow, now: Time, by: &str, text: &str) {
     row.notes = Some(serde_json::to_string(&notes).expect("notes serialize"));
 }
 
+/// Queued but not takeable now: delayed, or expired (see `items.dormant` in the schema).
+fn dormant(row: &ItemRow, now: Time) -> bool {
+    let now = ms(now);
+    row.status == Status::Queued
+        && (row.delay_until.is_some_and(|d| d > now) || row.expires_at.is_some_and(|e| e <= now))
+}
+
 /// Writes every changeable column of a row back, with its version bumped. The value, up to
 /// a MiB, is only written when `value_changed`.
-fn save(conn: &Connection, row: &mut ItemRow, value_changed: bool) -> Result<()> {
+fn save(ctx: &Ctx, row: &mut ItemRow, value_changed: bool) -> Result<()> {
     row.version += 1;
-    conn.prepare_cached(
-        "UPDATE items SET value = COALESCE(?1, value), priority = ?2, status = ?3, reason = ?4,
+    ctx.conn
+        .prepare_cached(
+            "UPDATE items SET value = COALESCE(?1, value), priority = ?2, status = ?3, reason = ?4,
             notes = ?5, signature = ?6, retry_count = ?7, requeue_count = ?8, started_at = ?9,
             finished_at = ?10, expires_at = ?11, delay_until = ?12, worker = ?13,
-            lease_token = ?14, lease_until = ?15, version = ?16
+            lease_token = ?14, lease_until = ?15, version = ?16, dormant = ?18
          WHERE seq = ?17",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            row.value.as_deref().filter(|_| value_changed),
-            row.priority,
-            row.status.as_str(),
-            row.reason.map(|r| r.as_str()),
-            row.notes,
-            row.signature,
-            row.retry_count,
-            row.requeue_count,
-            row.started_at,
-            row.finished_at,
-            row.expires_at,
-            row.delay_until,
-            row.worker,
-            row.lease_token,
-            row.lease_until,
-            row.version,
-            row.seq,
-        ])
-    })
-    .map(|_| ())
-    .map_err(sql)
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                row.value.as_deref().filter(|_| value_changed),
+                row.priority,
+                row.status.as_str(),
+                row.reason.map(|r| r.as_str()),
+                row.notes,
+                row.signature,
+                row.retry_count,
+                row.requeue_count,
+                row.started_at,
+                row.finished_at,
+                row.expires_at,
+                row.delay_until,
+                row.worker,
+                row.lease_token,
+                row.lease_until,
+                row.version,
+                row.seq,
+                dormant(row, ctx.now),
+            ])
+        })
+        .map(|_| ())
+        .map_err(sql)
 }
 
 thread_local! {
@@ -505,8 +514,8 @@ fn insert(ctx: &Ctx, row: &mut ItemRow) -> Result<bool> {
         .conn
         .prepare_cached(
             "INSERT INTO items (id, queue_id, name, key, value, priority, status, notes,
-                enqueued_at, expires_at, delay_until, created_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                enqueued_at, expires_at, delay_until, created_by, dormant)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (queue_id, key) WHERE key IS NOT NULL DO NOTHING",
         )
         .and_then(|mut st| {
@@ -523,6 +532,7 @@ fn insert(ctx: &Ctx, row: &mut ItemRow) -> Result<bool> {
                 row.expires_at,
                 row.delay_until,
                 row.created_by,
+                dormant(row, ctx.now),
             ])
         })
         .map_err(sql)?;
@@ -741,6 +751,7 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
             take = take.min(room);
         }
         let lease_until = now + q.queue.lease.as_millis() as i64;
+        wake_due(ctx, q.id)?;
         let mut st = ctx
             .conn
             .prepare_cached(&format!(
@@ -748,7 +759,7 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
                     lease_token = ?3 || '.' || seq, lease_until = ?4, delay_until = NULL,
                     version = version + 1
                  WHERE seq IN (SELECT seq FROM items
-                    WHERE queue_id = ?5 AND status = 'queued'
+                    WHERE queue_id = ?5 AND status = 'queued' AND dormant = 0
                       AND (delay_until IS NULL OR delay_until <= ?1)
                       AND (expires_at IS NULL OR expires_at > ?1)
                     ORDER BY priority, seq LIMIT ?6)
@@ -795,6 +806,58 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
     Ok(Dequeued { leases, why_empty })
 }
 
+/// Delayed items of a queue whose time has come become takeable (or stay dormant, expired).
+/// Their passed delay is cleared, so they leave the index of delayed items for good.
+fn wake_due(ctx: &Ctx, queue_id: i64) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "UPDATE items SET delay_until = NULL,
+                dormant = (expires_at IS NOT NULL AND expires_at <= ?2)
+             WHERE queue_id = ?1 AND status = 'queued' AND dormant = 1 AND delay_until <= ?2",
+        )
+        .and_then(|mut st| st.execute(params![queue_id, ms(ctx.now)]))
+        .map(|_| ())
+        .map_err(sql)
+}
+
+/// Marks the queued items that expired since the last sweep (of any process: the bookmark
+/// is in the file) as dormant, however many expired items the queues already hold.
+fn mark_expired(ctx: &Ctx) -> Result<()> {
+    let now = ms(ctx.now);
+    let from: i64 = ctx
+        .conn
+        .prepare_cached("SELECT value FROM marks WHERE name = 'expired_up_to'")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)).optional())
+        .map_err(sql)?
+        .unwrap_or(i64::MIN);
+    if now <= from {
+        return Ok(());
+    }
+    let ids: Vec<i64> = ctx
+        .conn
+        .prepare_cached("SELECT id FROM queues")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(sql)?;
+    for qid in ids {
+        ctx.conn
+            .prepare_cached(
+                "UPDATE items SET dormant = 1 WHERE queue_id = ?1 AND status = 'queued'
+                   AND expires_at IS NOT NULL AND expires_at > ?2 AND expires_at <= ?3
+                   AND dormant = 0",
+            )
+            .and_then(|mut st| st.execute(params![qid, from, now]))
+            .map_err(sql)?;
+    }
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO marks (name, value) VALUES ('expired_up_to', ?1)
+             ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+        )
+        .and_then(|mut st| st.execute([now]))
+        .map_err(sql)?;
+    Ok(())
+}
+
 /// Loads a leased item and checks the token: the fencing that makes stale workers harmless.
 fn leased(conn: &Connection, id: &str, token: &str) -> Result<ItemRow> {
     let row = item_by_id(conn, id)?;
@@ -818,7 +881,7 @@ pub fn heartbeat(ctx: &mut Ctx, id: &str, token: &str) -> Result<Time> {
     let q = Queues::default().get(ctx.conn, row.queue_id)?.clone();
     let until = ms(ctx.now) + q.queue.lease.as_millis() as i64;
     row.lease_until = Some(until);
-    save(ctx.conn, &mut row, false)?;
+    save(ctx, &mut row, false)?;
     if let Some(w) = &row.worker {
         seen_worker(ctx, w, 0, 0)?;
     }
@@ -893,7 +956,7 @@ fn fail(
         row.finished_at = Some(ms(ctx.now));
     }
     deltas.moved(q.id, Some(from), Some(row.status), row.enqueued_at);
-    save(ctx.conn, row, false)
+    save(ctx, row, false)
 }
 
 /// Completes a leased item in one statement; `None` when the lease does not match.
@@ -1049,7 +1112,9 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
 }
 
 /// Times out leases nobody renewed: each becomes a `timeout` failure (retried if allowed).
+/// Also puts newly expired items out of the dequeue's way.
 pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
+    mark_expired(ctx)?;
     let rows = ctx
         .conn
         .prepare_cached(&format!(
@@ -1276,7 +1341,7 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
                 Some(row.status),
                 row.enqueued_at,
             );
-            save(ctx.conn, &mut row, !keeps_value)?;
+            save(ctx, &mut row, !keeps_value)?;
             Some(row.version)
         };
         ctx.conn
@@ -1413,7 +1478,7 @@ pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
                     Some(before.status),
                     before.enqueued_at,
                 );
-                save(ctx.conn, &mut before, true)?;
+                save(ctx, &mut before, true)?;
                 history(
                     ctx,
                     &before,
@@ -1434,9 +1499,9 @@ pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
                 ctx.conn
                     .execute(
                         &format!(
-                            "INSERT INTO items ({}) VALUES ({})",
+                            "INSERT INTO items ({}, dormant) VALUES ({})",
                             returning_cols(),
-                            vec!["?"; 23].join(", ")
+                            vec!["?"; 24].join(", ")
                         ),
                         params![
                             before.seq,
@@ -1462,6 +1527,7 @@ pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
                             before.lease_until,
                             before.version,
                             before.created_by,
+                            dormant(&before, ctx.now),
                         ],
                     )
                     .map_err(|e| match e.sqlite_error_code() {
