@@ -267,7 +267,7 @@ pub fn cycle_baseline(db: &Path, items: u64, batch: u32) -> Result<f64, String> 
                 "UPDATE items SET status = 'processing', started_at = ?1, worker = 'w',
                     lease_token = 'tok.' || seq, lease_until = ?1 + 300000, version = version + 1
                  WHERE seq IN (SELECT seq FROM items WHERE queue_id = 1 AND status = 'queued'
-                    AND (delay_until IS NULL OR delay_until <= ?1)
+                    AND dormant = 0 AND (delay_until IS NULL OR delay_until <= ?1)
                     AND (expires_at IS NULL OR expires_at > ?1)
                     ORDER BY priority, seq LIMIT ?2)
                  RETURNING seq, id",
