@@ -74,7 +74,9 @@ CREATE INDEX items_ready ON items(queue_id, priority, seq) WHERE status = 'queue
 CREATE INDEX items_dormant ON items(queue_id, delay_until) WHERE status = 'queued' AND dormant = 1;
 -- Open items only: a completion leaves it instead of moving inside it, and processed items
 -- (usually the most) are listed through items_queue.
-CREATE INDEX items_status ON items(queue_id, status, seq) WHERE status <> 'processed';
+-- priority rides along after seq: a status + priority filter is checked in the index,
+-- without a row lookup per skipped entry.
+CREATE INDEX items_status ON items(queue_id, status, seq, priority) WHERE status <> 'processed';
 CREATE INDEX items_lease ON items(lease_until) WHERE status = 'processing';
 CREATE INDEX items_open ON items(queue_id, enqueued_at) WHERE status <> 'processed';
 CREATE INDEX items_expiring ON items(queue_id, expires_at)
