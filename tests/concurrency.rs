@@ -55,9 +55,19 @@ async fn work(store: Arc<dyn Backend>, name: String) -> Vec<String> {
     }
 }
 
+/// Both processes open the file first, then start together: the child says it is ready,
+/// the parent says go. Otherwise the first one up may drain the queue alone.
 async fn run_workers(db: &Path, threads: usize, prefix: &str) -> Vec<String> {
     let store: Arc<dyn Backend> =
         Arc::new(workq::SqliteStore::open(db, workq::clock::system()).unwrap());
+    let (ready, go) = (flag(db, "ready"), flag(db, "go"));
+    if prefix == "child" {
+        std::fs::write(&ready, "").unwrap();
+        wait_for(&go).await;
+    } else {
+        wait_for(&ready).await;
+        std::fs::write(&go, "").unwrap();
+    }
     let handles: Vec<_> = (0..threads)
         .map(|i| tokio::spawn(work(store.clone(), format!("{prefix}-{i}"))))
         .collect();
@@ -66,6 +76,20 @@ async fn run_workers(db: &Path, threads: usize, prefix: &str) -> Vec<String> {
         all.extend(h.await.unwrap());
     }
     all
+}
+
+fn flag(db: &Path, name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{}.{name}", db.display()))
+}
+
+async fn wait_for(p: &Path) {
+    for _ in 0..3000 {
+        if p.exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} never appeared", p.display());
 }
 
 /// The second process: started by the test below, with the database in the environment.

@@ -182,8 +182,7 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(path, e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| storage(path, e))?;
+    patient(&conn).map_err(|e| storage(path, e))?;
     if write && conn.is_readonly("main").unwrap_or(false) {
         return Err(Error::Storage(format!(
             "database {} is read-only (check the file's permissions)",
@@ -228,10 +227,32 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
 pub fn open_reader(path: &Path) -> Result<Connection, Error> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(path, e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
+    patient(&conn)
         .and_then(|_| conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA query_only = ON;"))
         .map_err(|e| storage(path, e))?;
     Ok(conn)
+}
+
+/// Waits for another process's lock by retrying often: SQLite's own handler sleeps 1, 2, 5,
+/// 10… ms between tries, and a busy writer in another process begins its next transaction
+/// microseconds after the last, so the waiter would only get in when the other is done.
+/// Gives up after about `BUSY_TIMEOUT`.
+fn patient(conn: &Connection) -> rusqlite::Result<()> {
+    fn retry(tries: i32) -> bool {
+        // 100 µs for the first 20 ms, then 1 ms.
+        let (quick, step) = (200, Duration::from_micros(100));
+        let slow_tries = (BUSY_TIMEOUT.as_millis() as i32).saturating_sub(20);
+        if tries < quick {
+            std::thread::sleep(step);
+            true
+        } else if tries < quick + slow_tries {
+            std::thread::sleep(Duration::from_millis(1));
+            true
+        } else {
+            false
+        }
+    }
+    conn.busy_handler(Some(retry))
 }
 
 fn identify(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
