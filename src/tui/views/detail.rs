@@ -8,7 +8,7 @@ use crate::tui::theme::Theme;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
@@ -19,10 +19,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
         ),
         None => format!(" {} ", s.detail.id.clone().unwrap_or_default()),
     };
-    let block = Block::new()
-        .borders(Borders::ALL)
-        .border_style(t.border)
-        .title(Span::styled(title, t.title));
+    let block = super::panel(title, t);
     let Some(d) = &s.detail.data else {
         let msg = if s.detail.fetch.inflight {
             "loading…"

@@ -7,7 +7,7 @@ use crate::tui::state::{InboxKind, State};
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row};
+use ratatui::widgets::{Cell, Paragraph, Row};
 use ratatui::Frame;
 
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
@@ -26,10 +26,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     } else {
         " Exceptions inbox · loading… ".to_string()
     };
-    let block = Block::new()
-        .borders(Borders::ALL)
-        .border_style(t.border)
-        .title(Span::styled(title, t.title));
+    let block = super::panel(title, t);
     if s.inbox.loaded && rows.is_empty() {
         f.render_widget(
             Paragraph::new(vec![

@@ -9,7 +9,7 @@ use crate::tui::theme::Theme;
 use crate::tui::update::TABS;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 fn tab_name(t: Option<Status>, short: bool) -> &'static str {
@@ -169,17 +169,13 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     } else {
         String::new()
     };
-    let block = Block::new()
-        .borders(Borders::ALL)
-        .border_style(t.border)
-        .title(Span::styled(format!(" {} ", describe(it)), t.title))
-        .title(
-            Line::from(vec![
-                Span::styled(format!(" {pos}"), t.base),
-                Span::styled(format!("{marks} "), t.marked),
-            ])
-            .right_aligned(),
-        );
+    let block = super::panel(format!(" {} ", describe(it)), t).title(
+        Line::from(vec![
+            Span::styled(format!(" {pos}"), t.base),
+            Span::styled(format!("{marks} "), t.marked),
+        ])
+        .right_aligned(),
+    );
     let rows_area = items_rows_area(s.size);
     if it.loaded && it.total == 0 {
         let msg = if it.plain() && it.tab.is_none() {

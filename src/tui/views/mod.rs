@@ -128,6 +128,15 @@ pub fn header_tab_at(s: &State, x: u16) -> Option<View> {
     None
 }
 
+/// The bordered, titled block every view draws its content in.
+pub fn panel<'a>(title: impl Into<Span<'a>>, t: &Theme) -> ratatui::widgets::Block<'a> {
+    let title: Span<'a> = title.into();
+    ratatui::widgets::Block::new()
+        .borders(ratatui::widgets::Borders::ALL)
+        .border_style(t.border)
+        .title(title.style(t.title))
+}
+
 /// A list table as every view draws it: the styled header, the block around it, one space
 /// between columns.
 pub fn draw_table<'a>(

@@ -9,7 +9,7 @@ use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline};
+use ratatui::widgets::{Cell, Paragraph, Row, Sparkline};
 use ratatui::Frame;
 use std::time::Duration;
 
@@ -39,10 +39,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             "loading…".into()
         }
     );
-    let block = Block::new()
-        .borders(Borders::ALL)
-        .border_style(t.border)
-        .title(Span::styled(title, t.title));
+    let block = super::panel(title, t);
     if s.queues.loaded && s.queues.list.is_empty() {
         let p = Paragraph::new(vec![
             Line::raw(""),
@@ -223,21 +220,17 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
     }
     let qq = &q.queue;
     let c = &q.counts;
-    let block = Block::new()
-        .borders(Borders::ALL)
-        .border_style(t.border)
-        .title(Span::styled(format!(" {} ", qq.name), t.title))
-        .title(
-            Line::from(Span::styled(
-                format!(" {} ", qq.state),
-                if qq.state == QueueState::Paused {
-                    t.warn
-                } else {
-                    t.ok
-                },
-            ))
-            .right_aligned(),
-        );
+    let block = super::panel(format!(" {} ", qq.name), t).title(
+        Line::from(Span::styled(
+            format!(" {} ", qq.state),
+            if qq.state == QueueState::Paused {
+                t.warn
+            } else {
+                t.ok
+            },
+        ))
+        .right_aligned(),
+    );
     let inner = block.inner(area);
     f.render_widget(block, area);
     let d = |d: Option<Duration>| d.map(format_duration).unwrap_or_else(|| "none".into());

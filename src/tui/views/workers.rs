@@ -6,7 +6,7 @@ use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row};
+use ratatui::widgets::{Cell, Paragraph, Row};
 use ratatui::Frame;
 
 /// A worker not heard from for this long is shown as silent.
@@ -24,10 +24,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     } else {
         " Workers · loading… ".into()
     };
-    let block = Block::new()
-        .borders(Borders::ALL)
-        .border_style(t.border)
-        .title(Span::styled(title, t.title));
+    let block = super::panel(title, t);
     if w.loaded && w.list.is_empty() {
         f.render_widget(
             Paragraph::new(vec![
