@@ -711,6 +711,10 @@ pub async fn bulk_actions_by_filter_and_undo(env: Env) {
         (d.item.status, d.item.reason),
         (Status::Exception, Some(Reason::Business))
     );
+    assert_eq!(
+        d.item.value, ls[0].item.value,
+        "a bulk action that keeps values keeps them"
+    );
     assert_eq!(d.history.last().unwrap().action, "undo");
     let e = env.store.undo(r.action_id, ME).await.unwrap_err();
     assert!(e.to_string().contains("already undone"), "{e}");

@@ -1159,16 +1159,32 @@ pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
 // ---------------------------------------------------------------- the human side
 
 /// The rows a target names, checked to exist.
-pub fn target_rows(ctx: &Ctx, target: &Target) -> Result<Vec<ItemRow>> {
+/// The rows a target names, checked to exist. Values (up to a MiB each) are read only
+/// `with_value`: a bulk action that keeps them need not hold them all in memory.
+pub fn target_rows(ctx: &Ctx, target: &Target, with_value: bool) -> Result<Vec<ItemRow>> {
+    let cols = if with_value {
+        ITEM_COLS.to_string()
+    } else {
+        ITEM_COLS.replace("i.value", "NULL")
+    };
     match target {
         Target::Ids(ids) => {
             if ids.is_empty() {
                 return Err(Error::Invalid("no items named".into()));
             }
             let mut seen = std::collections::HashSet::new();
+            let mut st = ctx
+                .conn
+                .prepare_cached(&format!("SELECT {cols} FROM items i WHERE i.id = ?1"))
+                .map_err(sql)?;
             ids.iter()
                 .filter(|id| seen.insert(id.as_str()))
-                .map(|id| item_by_id(ctx.conn, id))
+                .map(|id| {
+                    st.query_row([id], ItemRow::from_sql)
+                        .optional()
+                        .map_err(sql)?
+                        .ok_or_else(|| Error::not_found("item", id.as_str()))
+                })
                 .collect()
         }
         Target::Filter(f) => {
@@ -1176,7 +1192,7 @@ pub fn target_rows(ctx: &Ctx, target: &Target) -> Result<Vec<ItemRow>> {
             let mut st = ctx
                 .conn
                 .prepare(&format!(
-                    "SELECT {ITEM_COLS} FROM items i JOIN queues q ON q.id = i.queue_id
+                    "SELECT {cols} FROM items i JOIN queues q ON q.id = i.queue_id
                      WHERE {} ORDER BY i.seq",
                     w.sql
                 ))
@@ -1207,7 +1223,11 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
     if let ActionKind::Requeue { delay: Some(d), .. } = &req.action {
         rules::check_duration("requeue delay", *d).map_err(Error::Invalid)?;
     }
-    let rows = target_rows(ctx, &req.target)?;
+    let keeps_value = !matches!(
+        req.action,
+        ActionKind::Delete | ActionKind::Requeue { value: Some(_), .. }
+    );
+    let rows = target_rows(ctx, &req.target, !keeps_value)?;
     if rows.is_empty() {
         return Err(Error::Invalid("no items match; nothing changed".into()));
     }
@@ -1241,10 +1261,6 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
     let mut queues = Queues::default();
     let mut deltas = Deltas::default();
     let mut per_queue: HashMap<i64, u64> = HashMap::new();
-    let keeps_value = !matches!(
-        req.action,
-        ActionKind::Delete | ActionKind::Requeue { value: Some(_), .. }
-    );
     for mut row in rows {
         let before = row.clone();
         let mut snapshot = before.clone();
