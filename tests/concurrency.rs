@@ -1,4 +1,4 @@
-//! Many workers, two processes, one SQLite file: every item is delivered to exactly one
+//! Sixteen worker threads and a second process on one SQLite file: every item is delivered to exactly one
 //! worker at a time and processed exactly once.
 
 use std::collections::HashSet;
@@ -68,14 +68,27 @@ async fn run_workers(db: &Path, threads: usize, prefix: &str) -> Vec<String> {
         wait_for(&ready).await;
         std::fs::write(&go, "").unwrap();
     }
+    // Each worker is an OS thread with a runtime of its own, sharing one store.
     let handles: Vec<_> = (0..threads)
-        .map(|i| tokio::spawn(work(store.clone(), format!("{prefix}-{i}"))))
+        .map(|i| {
+            let (store, name) = (store.clone(), format!("{prefix}-{i}"));
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(work(store, name))
+            })
+        })
         .collect();
-    let mut all = Vec::new();
-    for h in handles {
-        all.extend(h.await.unwrap());
-    }
-    all
+    tokio::task::spawn_blocking(move || {
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker thread"))
+            .collect()
+    })
+    .await
+    .unwrap()
 }
 
 fn flag(db: &Path, name: &str) -> std::path::PathBuf {
