@@ -969,7 +969,10 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
             };
             s.popup = Some(Popup::Prompt {
                 ask: Ask::QueueSettings(q.name.clone()),
-                title: format!("settings of '{}'", q.name),
+                title: format!(
+                    "settings of '{}' · - keeps a setting, none clears it",
+                    q.name
+                ),
                 input: Input::new(&settings_line(&q)),
                 error: None,
             });
@@ -1510,7 +1513,8 @@ pub fn settings_line(q: &Queue) -> String {
     parts.join(" ")
 }
 
-/// Parses `key=value` settings; `-` leaves a setting as it is (the engine cannot clear one).
+/// Parses `key=value` settings; `-` leaves a setting as it is, `none` clears one that can be
+/// unset (sla, deadline, ttl, concurrency).
 pub fn parse_settings(line: &str) -> Result<QueueSettings, String> {
     let mut st = QueueSettings::default();
     let dur = |k: &str, v: &str| parse_duration(v).map_err(|e| format!("{k}: {e}"));
@@ -1529,6 +1533,10 @@ pub fn parse_settings(line: &str) -> Result<QueueSettings, String> {
             return Err(format!("'{tok}': write settings as key=value"));
         };
         if v == "-" {
+            continue;
+        }
+        if v == "none" && crate::rules::CLEARABLE.contains(&k) {
+            st.clear.push(k.to_string());
             continue;
         }
         match k {

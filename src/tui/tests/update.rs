@@ -862,6 +862,11 @@ fn settings_line_round_trips() {
     assert_eq!(st.lease, Some(q.lease));
     assert!(crate::tui::update::parse_settings("sla=forever").is_err());
     assert!(crate::tui::update::parse_settings("colour=red").is_err());
+    // `none` unsets what can be unset; `-` leaves it.
+    let st = crate::tui::update::parse_settings("sla=none deadline=none ttl=- retries=2").unwrap();
+    assert_eq!(st.clear, ["sla", "deadline"]);
+    assert_eq!((st.sla, st.ttl, st.max_retries), (None, None, Some(2)));
+    assert!(crate::tui::update::parse_settings("retries=none").is_err());
 }
 
 #[test]
