@@ -367,6 +367,9 @@ pub struct Filter {
     pub search: Option<String>,
     /// Exception group signature (see `rules::signature`).
     pub signature: Option<String>,
+    /// The worker that holds the items, or last processed them.
+    #[serde(default)]
+    pub worker: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

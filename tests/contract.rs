@@ -1380,6 +1380,32 @@ pub async fn workers_are_seen_with_what_they_hold(env: Env) {
         ("w1", 1, 1)
     );
     assert_eq!(ws[0].holding_ids, [ls[1].item.id.clone()]);
+    let held = env
+        .store
+        .items(
+            Filter {
+                worker: Some("w1".into()),
+                statuses: vec![Status::Processing],
+                ..Default::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held.total, Some(1));
+    assert_eq!(held.items[0].id, ls[1].item.id);
+    let all = env
+        .store
+        .items(
+            Filter {
+                worker: Some("w1".into()),
+                ..Default::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.total, Some(2), "held and processed");
 }
 
 // ------------------------------------------------------------------ live

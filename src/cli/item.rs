@@ -127,6 +127,7 @@ pub fn filter(queue: Option<String>, f: &FilterArgs) -> Result<Filter, Failure> 
         expired: f.expired.then_some(true),
         search: f.search.clone(),
         signature: None,
+        worker: f.worker.clone(),
     })
 }
 

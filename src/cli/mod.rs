@@ -151,6 +151,9 @@ pub struct FilterArgs {
     /// Free text in name, key, value or notes.
     #[arg(long, value_name = "TEXT")]
     pub search: Option<String>,
+    /// Only items this worker holds, or last processed.
+    #[arg(long, value_name = "NAME")]
+    pub worker: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -291,7 +291,7 @@ pub const TABLE: &[Spec] = &[
         Open,
         "open",
         "",
-        "open the row: items of a queue, a group, an item",
+        "open the row: items of a queue, a group, a worker, an item",
         ["enter"],
         false,
         false,

@@ -1087,7 +1087,24 @@ fn open(s: &mut State) -> Vec<Effect> {
             let label = format!("{} × {}", thousands(row.count), row.what());
             show_items(s, queue, tab, f, Some(label), true)
         }
-        View::Workers | View::Detail => vec![],
+        View::Workers => {
+            // What the worker holds now; the other tabs show what it handled before.
+            let Some(name) = s
+                .workers
+                .list
+                .get(s.workers_cursor())
+                .map(|w| w.name.clone())
+            else {
+                return vec![];
+            };
+            let f = Filter {
+                worker: Some(name.clone()),
+                ..Default::default()
+            };
+            let label = format!("worker {name}");
+            show_items(s, None, Some(Status::Processing), f, Some(label), true)
+        }
+        View::Detail => vec![],
     }
 }
 

@@ -119,7 +119,11 @@ pub fn build(conn: &Connection, f: &Filter, now: Time) -> Result<Where> {
             &mut conds,
         );
     }
-    let counter_only = f.reason.is_none()
+    if let Some(w) = &f.worker {
+        push("i.worker = ?".into(), vec![w.clone().into()], &mut conds);
+    }
+    let counter_only = f.worker.is_none()
+        && f.reason.is_none()
         && f.priority.is_none()
         && f.sla.is_none()
         && f.expired.is_none()

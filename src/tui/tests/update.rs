@@ -972,3 +972,31 @@ fn config_file_sets_theme_mouse_keys_and_reports_problems_in_a_popup() {
     assert!(s.popup.is_none());
     assert!(s.config_problems.is_empty());
 }
+
+#[test]
+fn enter_on_a_worker_opens_what_it_holds() {
+    let mut s = state(160, 48);
+    for f in update(&mut s, k('4')) {
+        if let Some(m) = fixtures::respond(&f) {
+            settle(&mut s, m);
+        }
+    }
+    assert_eq!(s.view, View::Workers);
+    assert!(s.workers.loaded);
+    let name = s.workers.list[s.workers_cursor()].name.clone();
+    let fx = update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.view, View::Items);
+    let loads: Vec<&Filter> = fx
+        .iter()
+        .filter_map(|f| match f {
+            Effect::LoadPage { filter, .. } => Some(filter),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(loads.len(), 1, "{fx:?}");
+    assert_eq!(loads[0].worker.as_deref(), Some(name.as_str()));
+    assert_eq!(loads[0].statuses, [Status::Processing], "what it holds now");
+    // esc goes back to the workers.
+    update(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.view, View::Workers);
+}
