@@ -21,8 +21,10 @@ pub use output::Failure;
     version,
     about = "A durable work-queue engine with a keyboard-driven console",
     long_about = "A durable work-queue engine. Bots push work items into queues and take them out; \
-                  people triage exceptions. Durations are written like 30s, 30m, 5h, 7d; times as \
-                  RFC 3339 (2026-11-22T23:00:00Z) or local YYYY-MM-DD HH:MM."
+                  people triage exceptions. Without a command, workq opens the console on the \
+                  database; `workq demo` opens it on a demo with bots at work. Durations are written \
+                  like 30s, 30m, 5h, 7d; times as RFC 3339 (2026-11-22T23:00:00Z) or local \
+                  YYYY-MM-DD HH:MM."
 )]
 pub struct Cli {
     /// The database file (default: workq.db in the user's data directory).
