@@ -186,16 +186,7 @@ pub async fn cycle_engine(
                     if got.leases.is_empty() {
                         continue;
                     }
-                    let outcomes = got
-                        .leases
-                        .iter()
-                        .map(|l| Outcome {
-                            id: l.item.id.clone(),
-                            lease: l.lease.clone(),
-                            reason: None,
-                            note: None,
-                        })
-                        .collect();
+                    let outcomes = got.leases.iter().map(|l| l.outcome(None, None)).collect();
                     let r = store.finish(outcomes, &name).await?;
                     done.fetch_add(r.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -303,6 +294,12 @@ pub fn cycle_baseline(db: &Path, items: u64, batch: u32) -> Result<f64, String> 
     Ok(items as f64 / seconds(started.elapsed()))
 }
 
+/// The median of some timings.
+pub fn median(mut t: Vec<f64>) -> f64 {
+    t.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    t[t.len() / 2]
+}
+
 /// Median of `runs` timings of `f`, in milliseconds.
 pub async fn median_ms<F, Fut>(runs: usize, mut f: F) -> Result<f64, String>
 where
@@ -315,8 +312,7 @@ where
         f().await?;
         t.push(s.elapsed().as_secs_f64() * 1000.0);
     }
-    t.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    Ok(t[t.len() / 2])
+    Ok(median(t))
 }
 
 pub fn median_ms_sync(
@@ -329,6 +325,5 @@ pub fn median_ms_sync(
         f()?;
         t.push(s.elapsed().as_secs_f64() * 1000.0);
     }
-    t.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    Ok(t[t.len() / 2])
+    Ok(median(t))
 }

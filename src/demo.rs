@@ -642,18 +642,8 @@ async fn work_history_minute(
             .iter()
             .filter_map(|l| match decide(&l.item, rng) {
                 Verdict::Crash => None,
-                Verdict::Done => Some(Outcome {
-                    id: l.item.id.clone(),
-                    lease: l.lease.clone(),
-                    reason: None,
-                    note: None,
-                }),
-                Verdict::Fail(r, note) => Some(Outcome {
-                    id: l.item.id.clone(),
-                    lease: l.lease.clone(),
-                    reason: Some(r),
-                    note: Some(note),
-                }),
+                Verdict::Done => Some(l.outcome(None, None)),
+                Verdict::Fail(r, note) => Some(l.outcome(Some(r), Some(note))),
             })
             .collect();
         store.finish(outcomes, &worker).await?;
@@ -774,12 +764,7 @@ async fn bot(
             Verdict::Done => (None, None),
             Verdict::Fail(r, n) => (Some(r), Some(n)),
         };
-        let outcome = Outcome {
-            id: lease.item.id.clone(),
-            lease: lease.lease.clone(),
-            reason,
-            note,
-        };
+        let outcome = lease.outcome(reason, note);
         if let Err(e) = store.finish(vec![outcome], &name).await {
             tracing::warn!("{name}: finish failed: {e}");
         }

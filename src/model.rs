@@ -352,6 +352,18 @@ pub struct Finished {
     pub retry_count: u32,
 }
 
+impl Lease {
+    /// The outcome of this lease: `None` processed, `Some(reason)` an exception.
+    pub fn outcome(&self, reason: Option<Reason>, note: Option<String>) -> Outcome {
+        Outcome {
+            id: self.item.id.clone(),
+            lease: self.lease.clone(),
+            reason,
+            note,
+        }
+    }
+}
+
 /// Which items a listing or a bulk action covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filter {

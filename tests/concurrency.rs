@@ -39,16 +39,7 @@ async fn work(store: Arc<dyn Backend>, name: String) -> Vec<String> {
             continue;
         }
         idle = 0;
-        let outcomes = got
-            .leases
-            .iter()
-            .map(|l| Outcome {
-                id: l.item.id.clone(),
-                lease: l.lease.clone(),
-                reason: None,
-                note: None,
-            })
-            .collect();
+        let outcomes = got.leases.iter().map(|l| l.outcome(None, None)).collect();
         for r in store.finish(outcomes, &name).await.expect("finish") {
             mine.push(r.expect("every lease we hold completes").id);
         }

@@ -63,21 +63,11 @@ async fn take(env: &Env, queues: &[&str], count: u32) -> Dequeued {
 }
 
 fn done(l: &Lease) -> Outcome {
-    Outcome {
-        id: l.item.id.clone(),
-        lease: l.lease.clone(),
-        reason: None,
-        note: None,
-    }
+    l.outcome(None, None)
 }
 
 fn failed(l: &Lease, reason: Reason, note: &str) -> Outcome {
-    Outcome {
-        id: l.item.id.clone(),
-        lease: l.lease.clone(),
-        reason: Some(reason),
-        note: Some(note.into()),
-    }
+    l.outcome(Some(reason), Some(note.into()))
 }
 
 async fn finish_one(env: &Env, o: Outcome) -> Result<Finished, Error> {

@@ -3,7 +3,7 @@
 //! console runs (only the terminal is ratatui's `TestBackend`).
 
 use crate::backend::Backend;
-use crate::bench::{median_ms_sync, Figure};
+use crate::bench::{median, median_ms_sync, Figure};
 use crate::model::*;
 use crate::tui::state::{State, View};
 use crate::tui::update::{update, Msg};
@@ -141,10 +141,6 @@ pub async fn figures(db: &Path, queue: &str) -> Result<Vec<Figure>, String> {
             .map_err(e)?;
         key_base.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-        v[v.len() / 2]
-    };
     Ok(vec![
         Figure {
             what: "console: time to first frame".into(),

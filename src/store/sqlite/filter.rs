@@ -122,13 +122,14 @@ pub fn build(conn: &Connection, f: &Filter, now: Time) -> Result<Where> {
     if let Some(w) = &f.worker {
         push("i.worker = ?".into(), vec![w.clone().into()], &mut conds);
     }
-    let counter_only = f.worker.is_none()
-        && f.reason.is_none()
-        && f.priority.is_none()
-        && f.sla.is_none()
-        && f.expired.is_none()
-        && f.search.as_deref().is_none_or(str::is_empty)
-        && f.signature.is_none();
+    // Nothing refines the queue and statuses (derived, so a new criterion cannot be forgotten).
+    let bare = Filter {
+        queue: f.queue.clone(),
+        statuses: f.statuses.clone(),
+        search: f.search.clone().filter(|t| t.is_empty()),
+        ..Default::default()
+    };
+    let counter_only = *f == bare;
     let sql = if conds.is_empty() {
         "1".to_string()
     } else {

@@ -15,8 +15,9 @@ pub const ITEM_COLS: &str = "i.seq, i.id, i.queue_id, i.name, i.key, i.value, i.
     i.lease_until, i.version, i.created_by";
 
 /// The same columns without the table alias, for `RETURNING`.
-pub fn returning_cols() -> String {
-    ITEM_COLS.replace("i.", "")
+pub fn returning_cols() -> &'static str {
+    static COLS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COLS.get_or_init(|| ITEM_COLS.replace("i.", ""))
 }
 
 /// An item row. Serialized whole into `action_items.before` for undo.

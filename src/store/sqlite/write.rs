@@ -508,14 +508,15 @@ fn new_row(ctx: &Ctx, q: &QueueRow, it: NewItem, actor: &str) -> ItemRow {
     }
 }
 
-/// Stores a new row; `Ok(false)` when its key is already taken in the queue.
+/// Stores a row; `Ok(false)` when its key is already taken in the queue. A new row (seq 0)
+/// gets the next seq; a restored one (undo of a delete) keeps its own.
 fn insert(ctx: &Ctx, row: &mut ItemRow) -> Result<bool> {
     let n = ctx
         .conn
         .prepare_cached(
             "INSERT INTO items (id, queue_id, name, key, value, priority, status, notes,
-                enqueued_at, expires_at, delay_until, created_by, dormant)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                enqueued_at, expires_at, delay_until, created_by, dormant, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULLIF(?14, 0))
              ON CONFLICT (queue_id, key) WHERE key IS NOT NULL DO NOTHING",
         )
         .and_then(|mut st| {
@@ -533,6 +534,7 @@ fn insert(ctx: &Ctx, row: &mut ItemRow) -> Result<bool> {
                 row.delay_until,
                 row.created_by,
                 dormant(row, ctx.now),
+                row.seq,
             ])
         })
         .map_err(sql)?;
@@ -752,9 +754,10 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
         }
         let lease_until = now + q.queue.lease.as_millis() as i64;
         wake_due(ctx, q.id)?;
-        let mut st = ctx
-            .conn
-            .prepare_cached(&format!(
+        // Built once: the statement cache is keyed by the text, and this is the hot path.
+        static CLAIM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let claim = CLAIM.get_or_init(|| {
+            format!(
                 "UPDATE items SET status = 'processing', started_at = ?1, worker = ?2,
                     lease_token = ?3 || '.' || seq, lease_until = ?4, delay_until = NULL,
                     version = version + 1
@@ -765,8 +768,9 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
                     ORDER BY priority, seq LIMIT ?6)
                  RETURNING {}",
                 returning_cols()
-            ))
-            .map_err(sql)?;
+            )
+        });
+        let mut st = ctx.conn.prepare_cached(claim).map_err(sql)?;
         let mut rows = st
             .query_map(
                 params![now, req.worker, token, lease_until, q.id, take],
@@ -1511,48 +1515,16 @@ pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
                 )?;
             }
             None => {
-                before.version += 1;
-                ctx.conn
-                    .execute(
-                        &format!(
-                            "INSERT INTO items ({}, dormant) VALUES ({})",
-                            returning_cols(),
-                            vec!["?"; 24].join(", ")
-                        ),
-                        params![
-                            before.seq,
-                            before.id,
-                            before.queue_id,
-                            before.name,
-                            before.key,
-                            before.value,
-                            before.priority,
-                            before.status.as_str(),
-                            before.reason.map(|r| r.as_str()),
-                            before.notes,
-                            before.signature,
-                            before.retry_count,
-                            before.requeue_count,
-                            before.enqueued_at,
-                            before.started_at,
-                            before.finished_at,
-                            before.expires_at,
-                            before.delay_until,
-                            before.worker,
-                            before.lease_token,
-                            before.lease_until,
-                            before.version,
-                            before.created_by,
-                            dormant(&before, ctx.now),
-                        ],
-                    )
-                    .map_err(|e| match e.sqlite_error_code() {
-                        Some(rusqlite::ErrorCode::ConstraintViolation) => Error::Conflict(format!(
-                            "cannot undo action {action_id}: item {}'s key is taken by a newer item",
-                            before.id
-                        )),
-                        _ => sql(e),
-                    })?;
+                // Back under its own seq (history and undo records name it) through the one
+                // insert path; `save` then writes what an insert leaves out (lease, counts…).
+                let mut row = before.clone();
+                if !insert(ctx, &mut row)? {
+                    return Err(Error::Conflict(format!(
+                        "cannot undo action {action_id}: item {}'s key is taken by a newer item",
+                        before.id
+                    )));
+                }
+                save(ctx, &mut before, false)?;
                 deltas.moved(qid, None, Some(before.status), before.enqueued_at);
                 history(
                     ctx,
