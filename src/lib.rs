@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod demo;
 pub mod import;
+pub mod json_text;
 pub mod model;
 pub mod rules;
 pub mod store;

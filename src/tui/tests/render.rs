@@ -229,8 +229,8 @@ fn out_of_sla_and_missed_deadline_are_red() {
 #[test]
 fn json_values_are_highlighted_in_written_order() {
     let t = crate::tui::theme::Theme::dark();
-    let p = views::detail::pretty_json(r#"{"b":1,"a":{"x":[true,null,"s\"q"]},"e":[],"o":{}}"#)
-        .unwrap();
+    let p =
+        crate::json_text::pretty(r#"{"b":1,"a":{"x":[true,null,"s\"q"]},"e":[],"o":{}}"#).unwrap();
     assert_eq!(
         p,
         "{\n  \"b\": 1,\n  \"a\": {\n    \"x\": [\n      true,\n      null,\n      \"s\\\"q\"\n    ]\n  },\n  \"e\": [],\n  \"o\": {}\n}"
@@ -243,7 +243,7 @@ fn json_values_are_highlighted_in_written_order() {
         .collect();
     assert!(styled.contains(&("\"Amount\"".into(), Some(Color::Cyan))));
     assert!(styled.contains(&("12.5".into(), Some(Color::Magenta))));
-    assert!(views::detail::pretty_json("plain text").is_none());
+    assert!(crate::json_text::pretty("plain text").is_none());
 }
 
 #[test]

@@ -187,75 +187,10 @@ fn history<'a>(s: &State, t: &Theme, h: &[HistoryEntry]) -> Vec<Line<'a>> {
 
 /// The value: JSON objects and arrays pretty-printed and highlighted, text as it is.
 pub fn value_lines<'a>(value: &str, t: &Theme) -> Vec<Line<'a>> {
-    match pretty_json(value) {
+    match crate::json_text::pretty(value) {
         Some(pretty) => pretty.lines().map(|l| json_line(l, t)).collect(),
         None => value.lines().map(|l| Line::raw(l.to_string())).collect(),
     }
-}
-
-/// Re-indents a JSON object or array as written, keeping its key order (serde_json's own
-/// pretty printer would sort the keys); `None` when the value is not a JSON object or array.
-pub fn pretty_json(raw: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
-    if !(v.is_object() || v.is_array()) {
-        return None;
-    }
-    let chars: Vec<char> = raw.trim().chars().collect();
-    let mut out = String::with_capacity(raw.len() * 2);
-    let mut indent = 0usize;
-    let newline = |out: &mut String, indent: usize| {
-        out.push('\n');
-        out.push_str(&"  ".repeat(indent));
-    };
-    let (mut in_str, mut esc) = (false, false);
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        i += 1;
-        if in_str {
-            out.push(c);
-            if esc {
-                esc = false;
-            } else if c == '\\' {
-                esc = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_str = true;
-                out.push(c);
-            }
-            '{' | '[' => {
-                let close = if c == '{' { '}' } else { ']' };
-                let next = chars[i..].iter().position(|c| !c.is_whitespace());
-                if next.is_some_and(|n| chars[i + n] == close) {
-                    out.push(c);
-                    out.push(close);
-                    i += next.unwrap_or(0) + 1;
-                } else {
-                    out.push(c);
-                    indent += 1;
-                    newline(&mut out, indent);
-                }
-            }
-            '}' | ']' => {
-                indent = indent.saturating_sub(1);
-                newline(&mut out, indent);
-                out.push(c);
-            }
-            ',' => {
-                out.push(',');
-                newline(&mut out, indent);
-            }
-            ':' => out.push_str(": "),
-            c if c.is_whitespace() => {}
-            c => out.push(c),
-        }
-    }
-    Some(out)
 }
 
 /// Highlights one line of pretty-printed JSON: keys, strings, numbers, literals.
