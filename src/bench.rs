@@ -78,9 +78,11 @@ pub async fn import_engine(csv: &Path, db: &Path) -> Result<(f64, u64), String> 
     let started = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let p = csv.to_path_buf();
-    let parser = tokio::task::spawn_blocking(move || import::parse(&p, Format::Csv, tx, &|_| {}));
+    let parser = tokio::task::spawn_blocking(move || {
+        import::parse(&p, Format::Csv, &Default::default(), tx, &|_| {})
+    });
     let report = store
-        .import("invoices", ImportOptions { skip_bad: false }, rx, "bench")
+        .import("invoices", ImportOptions::default(), rx, "bench")
         .await
         .map_err(|e| e.to_string())?;
     parser.await.map_err(|e| e.to_string())??;

@@ -420,7 +420,15 @@ pub async fn import_generated(
         }
     });
     let report = store
-        .import(queue, ImportOptions { skip_bad: true }, rx, "demo:import")
+        .import(
+            queue,
+            ImportOptions {
+                skip_bad: true,
+                ..Default::default()
+            },
+            rx,
+            "demo:import",
+        )
         .await;
     let _ = producer.await;
     report

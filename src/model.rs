@@ -546,10 +546,17 @@ pub struct WorkerInfo {
 }
 
 /// Import behaviour for bad rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportOptions {
     /// Import the good rows and report the bad; otherwise nothing lands when any row is bad.
     pub skip_bad: bool,
+    /// Check every row as an import would (keys against the queue and the file included),
+    /// report what would land, and write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The file's column the keys come from, for messages (default `key`).
+    #[serde(default)]
+    pub key_column: Option<String>,
 }
 
 /// A row that could not be imported, with where it was.
@@ -567,6 +574,26 @@ impl fmt::Display for RowError {
             None => write!(f, "line {}: {}", self.line, self.message),
         }
     }
+}
+
+/// The bad rows of an import, one per line under `head`, up to a limit.
+pub fn import_failure(head: &str, rejected: &[RowError]) -> String {
+    const SHOWN: usize = 20;
+    let mut m = format!(
+        "{head}: {} bad row{}",
+        rejected.len(),
+        if rejected.len() == 1 { "" } else { "s" }
+    );
+    for r in rejected.iter().take(SHOWN) {
+        m.push_str(&format!("\n  {r}"));
+    }
+    if rejected.len() > SHOWN {
+        m.push_str(&format!(
+            "\n  … and {} more (use --skip-bad --rejects FILE to import the good rows and keep the bad)",
+            rejected.len() - SHOWN
+        ));
+    }
+    m
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2401,13 +2401,15 @@ fn import_a_good_csv_file() {
     assert_eq!(strs(&items, "key"), ["k1", "k2", "null"]);
     assert_eq!(items[0]["notes"][0]["text"], "first");
     assert_eq!(strs(&items, "status"), ["queued"; 3]);
-    // Without a value column, each row becomes a JSON object.
+    // Without a value column, each row becomes a JSON object: names, order, text as written.
     db.ok(&["queue", "create", "obj"]);
-    let g = db.file("rows.csv", "invoice,amount\n00123,1253.78\n");
+    let g = db.file("rows.csv", "Invoice,Amount\n00123,1253.70\n");
     let r = db.json(&["import", "obj", g.to_str().unwrap()]);
     assert_eq!(r, json!({"imported": 1, "rejected": []}));
-    let v: Value = serde_json::from_str(db.items(&["obj"])[0]["value"].as_str().unwrap()).unwrap();
-    assert_eq!(v, json!({"invoice": "00123", "amount": 1253.78}));
+    assert_eq!(
+        db.items(&["obj"])[0]["value"],
+        r#"{"Invoice":"00123","Amount":"1253.70"}"#
+    );
 }
 
 const BAD_CSV: &str = "name,value,priority,key\n\
@@ -2429,10 +2431,13 @@ fn import_is_all_or_nothing_and_says_where() {
             "import refused, nothing imported: 3 bad rows",
             "line 3, column 'priority': unknown priority 'urgent'",
             "line 4: has 2 fields, the header has 4",
-            "line 5, column 'key': duplicate key 'k1'",
+            "line 5, column 'key': 'k1' repeats line 2",
         ],
     );
-    assert!(!err.contains("line 2"), "the good row is not blamed: {err}");
+    assert!(
+        !err.contains("  line 2"),
+        "the good row is not blamed: {err}"
+    );
     assert_eq!(db.json_err(&["import", "q", f], 1)["kind"], "invalid");
     // A key already in the queue counts too.
     db.add("q", "existing", &["--key", "k9"]);
@@ -2639,5 +2644,266 @@ fn import_jsonl_and_file_problems() {
         &["import", "q", empty.to_str().unwrap()],
         1,
         &["the CSV file has no header row"],
+    );
+}
+
+/// A Power Automate / Excel "CSV UTF-8" invoice export: byte-order mark, CRLF, a quoted
+/// comma, a quoted line break and quotes, mixed-case headers, a `Status` of its own.
+const EXPORT: &str = "\u{feff}InvoiceId,InvoiceDate,AccountName,ContactEmail,Amount,Status\r\n\
+    00123,2026-11-02,\"Fabrikam, Inc.\",ap@fabrikam.example,4999.00,Paid\r\n\
+    I-1007,03/11/2026,Contoso,billing@contoso.example,1253.70,Overdue\r\n\
+    I-1008,2026-11-04,\"Northwind \"\"East\"\"\r\nTraders\",ar@northwind.example,-0.50,Open\r\n";
+
+#[test]
+fn an_invoice_export_reaches_the_bot_as_written() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "invoices"]);
+    let f = db.file("Invoices_2026-11-04.csv", EXPORT);
+    let f = f.to_str().unwrap();
+    assert_eq!(
+        db.ok(&["import", "invoices", f, "--key-column", "InvoiceId"]),
+        "imported 3 items into 'invoices'\n"
+    );
+    // The bot takes the first invoice and reads its fields back byte for byte.
+    let lease = db.json(&["dequeue", "invoices"]);
+    let item = &lease["item"];
+    assert_eq!(item["key"], "00123");
+    assert_eq!(
+        item["status"], "processing",
+        "the export's Status is data, not ours"
+    );
+    let text = item["value"].as_str().unwrap();
+    assert_eq!(
+        text,
+        r#"{"InvoiceId":"00123","InvoiceDate":"2026-11-02","AccountName":"Fabrikam, Inc.","ContactEmail":"ap@fabrikam.example","Amount":"4999.00","Status":"Paid"}"#
+    );
+    let v: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(v["InvoiceId"].as_str(), Some("00123"));
+    assert_eq!(v["Amount"].as_str(), Some("4999.00"));
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "InvoiceId",
+            "InvoiceDate",
+            "AccountName",
+            "ContactEmail",
+            "Amount",
+            "Status"
+        ]
+    );
+    // The quoted line break and quotes of the third row, as Excel wrote them.
+    let third = db.items(&["invoices", "--search", "Northwind"]);
+    let v: Value = serde_json::from_str(third[0]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(v["AccountName"], "Northwind \"East\"\r\nTraders");
+    assert_eq!(v["Amount"], "-0.50");
+    // `item show` prints the value re-indented, every token as stored.
+    let id = item["id"].as_str().unwrap();
+    let show = db.ok(&["item", "show", id]);
+    assert!(
+        show.contains("{\n  \"InvoiceId\": \"00123\",\n  \"InvoiceDate\": \"2026-11-02\",\n  \"AccountName\": \"Fabrikam, Inc.\",\n  \"ContactEmail\": \"ap@fabrikam.example\",\n  \"Amount\": \"4999.00\",\n  \"Status\": \"Paid\"\n}\n"),
+        "{show}"
+    );
+    // Tomorrow's import of the same file reports duplicates instead of doubling.
+    db.refuses(
+        &["import", "invoices", f, "--key-column", "InvoiceId"],
+        1,
+        &[
+            "nothing imported: 3 bad rows",
+            "line 2, column 'InvoiceId': duplicate key '00123': queue 'invoices' already has an item with this key",
+            "line 4, column 'InvoiceId': duplicate key 'I-1008'",
+        ],
+    );
+    assert_eq!(
+        db.ok(&[
+            "import",
+            "invoices",
+            f,
+            "--key-column",
+            "InvoiceId",
+            "--skip-bad"
+        ]),
+        "imported 0 items into 'invoices'\n"
+    );
+    assert_eq!(db.items(&["invoices"]).as_array().unwrap().len(), 3);
+}
+
+/// The lines of an import error that name rows.
+fn row_lines(err: &str) -> Vec<String> {
+    err.lines()
+        .filter(|l| l.starts_with("  line "))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn import_dry_run_shows_the_mapping_and_every_error_and_writes_nothing() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    db.add("q", "old", &["--key", "I-3"]);
+    let bad = db.file(
+        "bad.csv",
+        "\u{feff}InvoiceId,Amount,priority\r\nI-1,4999.00,high\r\nI-2,1.00,asap\r\nI-3,3.00,\r\nI-1,5.00,low\r\nI-5,\"5\r\n.00\",\r\n",
+    );
+    let bad = bad.to_str().unwrap();
+    // Rows of every table, and the next item number: a rolled-back write leaves none.
+    let tables = || -> Vec<i64> {
+        let c = rusqlite::Connection::open(&db.path).unwrap();
+        c.query_row(
+            "SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM history),
+                    (SELECT count(*) FROM actions), (SELECT seq FROM sqlite_sequence WHERE name = 'items')",
+            [],
+            |r| Ok(vec![r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
+        )
+        .unwrap()
+    };
+    let rows = tables();
+    let before = db.state();
+    let args = ["import", "q", bad, "--key-column", "InvoiceId"];
+    let dry = db.cmd(&[&args[..], &["--dry-run"]].concat()).code(1);
+    let (out, err) = (stdout(&dry), stderr(&dry));
+    assert_eq!(db.state(), before, "a dry run changed something");
+    assert_eq!(tables(), rows, "a dry run left rows behind");
+    for want in [
+        "dry run of ",
+        "nothing was written",
+        "item fields      priority",
+        "into the value   InvoiceId, Amount",
+        "key              from 'InvoiceId' (it stays in the value)",
+        "line 2: key I-1, name -, priority high, queued",
+        r#"    value {"InvoiceId":"I-1","Amount":"4999.00"}"#,
+        r#"    value {"InvoiceId":"I-5","Amount":"5\r\n.00"}"#,
+    ] {
+        assert!(out.contains(want), "no {want:?} in\n{out}");
+    }
+    assert!(
+        err.starts_with("error: dry run: import refused, nothing would be imported: 3 bad rows"),
+        "{err}"
+    );
+    // Every error, as the real import gives it.
+    let real = db.fails(&args, 1);
+    assert_eq!(row_lines(&err), row_lines(&real));
+    assert_eq!(
+        row_lines(&real),
+        [
+            "  line 3, column 'priority': unknown priority 'asap' (expected one of: high, normal, low)",
+            "  line 4, column 'InvoiceId': duplicate key 'I-3': queue 'q' already has an item with this key",
+            "  line 5, column 'InvoiceId': 'I-1' repeats line 2",
+        ]
+    );
+    // With --skip-bad: what would land, what would be skipped; still nothing written.
+    let dry = db
+        .cmd(&[&args[..], &["--dry-run", "--skip-bad"]].concat())
+        .success();
+    assert!(
+        stdout(&dry).contains("would import 2 items into 'q'"),
+        "{}",
+        stdout(&dry)
+    );
+    assert!(
+        stderr(&dry).starts_with("would skip: 3 bad rows\n  line 3,"),
+        "{}",
+        stderr(&dry)
+    );
+    let j = db.json(&[&args[..], &["--dry-run", "--skip-bad"]].concat());
+    assert_eq!(j["dry_run"], true);
+    assert_eq!(j["refused"], false);
+    assert_eq!(j["imported"], 2);
+    assert_eq!(
+        j["rejected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (
+                e["line"].as_u64().unwrap(),
+                e["column"].as_str().unwrap().to_string()
+            ))
+            .collect::<Vec<_>>(),
+        [
+            (3, "priority".into()),
+            (4, "InvoiceId".into()),
+            (5, "InvoiceId".into())
+        ]
+    );
+    assert_eq!(j["columns"]["value"], json!(["InvoiceId", "Amount"]));
+    assert_eq!(j["columns"]["reserved"], json!(["priority"]));
+    assert_eq!(j["columns"]["key_column"], "InvoiceId");
+    assert_eq!(j["sample"][0]["line"], 2);
+    assert_eq!(j["sample"][0]["key"], "I-1");
+    assert_eq!(j["sample"][0]["priority"], "high");
+    assert_eq!(
+        j["sample"][0]["value"],
+        r#"{"InvoiceId":"I-1","Amount":"4999.00"}"#
+    );
+    assert_eq!(db.state(), before);
+    assert_eq!(tables(), rows);
+    // A clean file: exit 0; a cell with an escape sequence is shown escaped.
+    let good = db.file(
+        "good.csv",
+        "value,name\n\u{1b}]0;pwned\u{7}\u{1b}[2J,N\u{1b}[31m\n",
+    );
+    let out = db.ok(&["import", "q", good.to_str().unwrap(), "--dry-run"]);
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+    assert!(out.contains(r"name N\u{1b}[31m,"), "{out}");
+    assert!(out.contains(r"value \u{1b}]0;pwned\u{7}\u{1b}[2J"), "{out}");
+    assert!(out.contains("would import 1 item into 'q'"), "{out}");
+    assert_eq!((db.state(), tables()), (before, rows));
+    // Nothing to write, so no reject file either.
+    db.refuses(
+        &[
+            "import",
+            "q",
+            bad,
+            "--dry-run",
+            "--skip-bad",
+            "--rejects",
+            "r.csv",
+        ],
+        2,
+        &["--dry-run", "--rejects"],
+    );
+}
+
+#[test]
+fn import_key_and_name_columns_and_jsonl_settings_are_checked() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    let f = db.file("e.csv", EXPORT);
+    let f = f.to_str().unwrap();
+    db.refuses(
+        &["import", "q", f, "--key-column", "invoiceid"],
+        1,
+        &[
+            "e.csv: --key-column 'invoiceid': the header has no such column; did you mean 'InvoiceId'?",
+            "(columns: InvoiceId, InvoiceDate, AccountName, ContactEmail, Amount, Status)",
+        ],
+    );
+    db.refuses(
+        &["import", "q", f, "--name-column", "Customer"],
+        1,
+        &["--name-column 'Customer': the header has no such column"],
+    );
+    db.refuses(
+        &["import", "q", f, "--key-column", "", "--dry-run"],
+        1,
+        &["--key-column: give the name of a column"],
+    );
+    db.ok(&["import", "q", f, "--name-column", "AccountName"]);
+    assert_eq!(
+        strs(&db.items(&[]), "name"),
+        ["Fabrikam, Inc.", "Contoso", "Northwind \"East\"\r\nTraders"]
+    );
+    let j = db.file(
+        "s.jsonl",
+        "{\"value\":\"x\",\"priorty\":\"high\"}\r\n{\"value\":\"y\",\"status\":\"Paid\"}\r\n",
+    );
+    db.refuses(
+        &["import", "q", j.to_str().unwrap()],
+        1,
+        &[
+            "2 bad rows",
+            "line 1, column 'priorty': unknown field",
+            "line 2, column 'status': unknown status 'Paid' (import accepts queued or on-hold)",
+        ],
     );
 }

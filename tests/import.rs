@@ -1,9 +1,10 @@
-//! Import from real CSV and JSON Lines files into a real store.
+//! Import from real CSV and JSON Lines files into a real store: the user's text arrives as
+//! written, every bad row is reported at its physical line, and nothing is lost.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use workq::backend::Backend;
-use workq::import::{self, Format};
+use workq::import::{self, Format, Options, Parsed};
 use workq::model::*;
 
 struct Fixture {
@@ -18,25 +19,52 @@ async fn fixture() -> Fixture {
     Fixture { dir, store }
 }
 
+fn key_column(c: &str) -> Options {
+    Options {
+        key_column: Some(c.into()),
+        ..Default::default()
+    }
+}
+
+/// `Display` of each row error: "line 3, column 'priority': …".
+fn shown(rejected: &[RowError]) -> Vec<String> {
+    rejected.iter().map(|e| e.to_string()).collect()
+}
+
 impl Fixture {
-    fn file(&self, name: &str, content: &[u8]) -> PathBuf {
+    fn file(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
         let p = self.dir.path().join(name);
         std::fs::write(&p, content).unwrap();
         p
     }
 
     async fn import(&self, path: &Path, skip_bad: bool) -> Result<ImportReport, String> {
+        self.import_with(path, &Options::default(), skip_bad, false)
+            .await
+            .map(|(r, _)| r)
+    }
+
+    async fn import_with(
+        &self,
+        path: &Path,
+        popts: &Options,
+        skip_bad: bool,
+        dry_run: bool,
+    ) -> Result<(ImportReport, Parsed), String> {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let p = path.to_path_buf();
+        let po = popts.clone();
         let parser = tokio::task::spawn_blocking(move || {
-            import::parse(&p, Format::from_path(&p), tx, &|_| {})
+            import::parse(&p, Format::from_path(&p), &po, tx, &|_| {})
         });
-        let stored = self
-            .store
-            .import("q", ImportOptions { skip_bad }, rx, "user:t")
-            .await;
-        parser.await.unwrap()?;
-        stored.map_err(|e| e.to_string())
+        let opts = ImportOptions {
+            skip_bad,
+            dry_run,
+            key_column: popts.key_column.clone(),
+        };
+        let stored = self.store.import("q", opts, rx, "user:t").await;
+        let parsed = parser.await.unwrap()?;
+        Ok((stored.map_err(|e| e.to_string())?, parsed))
     }
 
     async fn all(&self) -> Vec<Item> {
@@ -52,16 +80,20 @@ impl Fixture {
             .unwrap()
             .items
     }
+
+    async fn values(&self) -> Vec<String> {
+        self.all().await.into_iter().map(|i| i.value).collect()
+    }
 }
 
 #[tokio::test]
-async fn csv_with_a_value_column_maps_headers() {
+async fn csv_with_a_value_column_maps_the_reserved_columns() {
     let f = fixture().await;
-    let csv = "\u{feff}Name,Value,Priority,Key,expires_in,Notes,Status\n\
+    let csv = "\u{feff}name,value,priority,key,expires_in,notes,status\n\
                Invoice 1,\"Fabrikam, Inc.\",high,INV-1,1h,\"first line\nsecond line\",\n\
                \n\
                Rechnung 2,Müller GmbH ✓,low,INV-2,,,on-hold\n";
-    let p = f.file("in.csv", csv.as_bytes());
+    let p = f.file("in.csv", csv);
     let r = f.import(&p, false).await.unwrap();
     assert_eq!((r.imported, r.rejected.len()), (2, 0));
     let items = f.all().await;
@@ -86,37 +118,63 @@ async fn csv_with_a_value_column_maps_headers() {
 }
 
 #[tokio::test]
-async fn csv_without_a_value_column_makes_json_values() {
+async fn csv_without_a_value_column_keeps_names_order_and_text() {
     let f = fixture().await;
-    let csv = "InvoiceId,AccountName,Amount,PostCode,key\nI-1006,Fabrikam,1253.78,00123,I-1006\nI-1007,Contoso,,4711,I-1007\n";
-    let p = f.file("invoices.csv", csv.as_bytes());
+    let csv = "InvoiceId,AccountName,Amount,PostCode,Big,Quote,key\n\
+               I-1006,Fabrikam,4999.00,00123,12345678901234567890,\"say \"\"hi\"\"\\n\",I-1006\n\
+               I-1007,Contoso,,4711,-0,,I-1007\n";
+    let p = f.file("invoices.csv", csv);
     f.import(&p, false).await.unwrap();
     let items = f.all().await;
+    // The stored text itself: header names as written, in file order, each cell's text as
+    // a JSON string (so a bot reads back "4999.00", "00123" and the 20 digits unchanged).
+    assert_eq!(
+        items[0].value,
+        r#"{"InvoiceId":"I-1006","AccountName":"Fabrikam","Amount":"4999.00","PostCode":"00123","Big":"12345678901234567890","Quote":"say \"hi\"\\n"}"#
+    );
+    assert_eq!(
+        items[1].value,
+        r#"{"InvoiceId":"I-1007","AccountName":"Contoso","Amount":"","PostCode":"4711","Big":"-0","Quote":""}"#,
+        "an empty cell is the empty text"
+    );
     let v: serde_json::Value = serde_json::from_str(&items[0].value).unwrap();
     assert_eq!(
-        v,
-        serde_json::json!({"InvoiceId": "I-1006", "AccountName": "Fabrikam", "Amount": 1253.78,
-                           "PostCode": "00123", "key": "I-1006"})
-        .as_object()
-        .map(|o| o
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .collect::<serde_json::Map<_, _>>())
-        .map(serde_json::Value::Object)
-        .unwrap()
+        v["Quote"], "say \"hi\"\\n",
+        "escaped as JSON, read back as written"
     );
     assert_eq!(
         items[0].key.as_deref(),
         Some("I-1006"),
-        "known columns still apply"
+        "a reserved column sets the item, and is not business data"
     );
-    let v: serde_json::Value = serde_json::from_str(&items[1].value).unwrap();
+}
+
+#[tokio::test]
+async fn columns_named_like_ours_in_another_case_are_business_data() {
+    let f = fixture().await;
+    let csv = "InvoiceId,Name,Status,Priority,KEY,Value\nI-1,Acme,Paid,Urgent,k,v\n";
+    let p = f.file("export.csv", csv);
+    let (r, parsed) = f
+        .import_with(&p, &Options::default(), false, false)
+        .await
+        .unwrap();
+    assert_eq!(r.imported, 1);
+    let cols = parsed.columns.unwrap();
+    assert!(cols.reserved.is_empty(), "{cols:?}");
     assert_eq!(
-        v["amount"],
-        serde_json::Value::Null,
-        "an empty cell is null"
+        cols.value,
+        ["InvoiceId", "Name", "Status", "Priority", "KEY", "Value"]
     );
-    assert_eq!(v["postcode"], serde_json::json!(4711));
+    let i = &f.all().await[0];
+    assert_eq!(
+        i.value,
+        r#"{"InvoiceId":"I-1","Name":"Acme","Status":"Paid","Priority":"Urgent","KEY":"k","Value":"v"}"#
+    );
+    assert_eq!(
+        (i.name.as_deref(), i.key.as_deref(), i.priority, i.status),
+        (None, None, Priority::Normal, Status::Queued),
+        "none of them set the item"
+    );
 }
 
 #[tokio::test]
@@ -129,7 +187,7 @@ async fn bad_rows_are_reported_by_line_and_column_and_nothing_lands() {
                dup,v4,,,K1\n\
                short,v5\n\
                ok2,v6,,,K6\n";
-    let p = f.file("bad.csv", csv.as_bytes());
+    let p = f.file("bad.csv", csv);
     let e = f.import(&p, false).await.unwrap_err();
     assert!(e.contains("nothing imported: 4 bad rows"), "{e}");
     assert!(
@@ -141,7 +199,7 @@ async fn bad_rows_are_reported_by_line_and_column_and_nothing_lands() {
         "{e}"
     );
     assert!(
-        e.contains("line 5, column 'key': duplicate key 'K1'"),
+        e.contains("line 5, column 'key': 'K1' repeats line 2"),
         "{e}"
     );
     assert!(e.contains("line 6: has 2 fields, the header has 5"), "{e}");
@@ -163,6 +221,357 @@ async fn bad_rows_are_reported_by_line_and_column_and_nothing_lands() {
         text,
         "name,value,priority,expires_at,key\nbad-priority,v2,urgent,,K2\nbad-date,v3,low,32/13/2026,K3\ndup,v4,,,K1\nshort,v5\n"
     );
+}
+
+/// One CSV, the line ends swapped: LF, CRLF (Excel), CR-only (old Mac), each also with a
+/// UTF-8 byte-order mark. Line 3 holds a quoted value over two lines, line 6 is blank.
+fn variants(lf: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (name, eol) in [("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")] {
+        let body = lf.replace('\n', eol);
+        out.push((name, body.clone().into_bytes()));
+        let mut bom = b"\xef\xbb\xbf".to_vec();
+        bom.extend(body.as_bytes());
+        out.push((
+            if name == "lf" {
+                "lf+bom"
+            } else if name == "crlf" {
+                "crlf+bom"
+            } else {
+                "cr+bom"
+            },
+            bom,
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn errors_name_the_physical_line_for_every_line_ending() {
+    let f = fixture().await;
+    let lf = "name,value,priority,key\n\
+              A,va,high,k1\n\
+              B,\"two\nlines\",low,k2\n\
+              C,vc,urgent,k3\n\
+              \n\
+              D,vd\n\
+              E,\"x, y\",,k1\n\
+              F,vf,,k6\n";
+    for (name, bytes) in variants(lf) {
+        let p = f.file(&format!("{name}.csv"), &bytes);
+        let e = f.import(&p, false).await.unwrap_err();
+        let want = [
+            "line 5, column 'priority': unknown priority 'urgent'",
+            "line 7: has 2 fields, the header has 4",
+            "line 8, column 'key': 'k1' repeats line 2",
+        ];
+        for w in want {
+            assert!(e.contains(w), "{name}: no {w:?} in\n{e}");
+        }
+        assert!(e.contains("3 bad rows"), "{name}: {e}");
+        assert!(f.all().await.is_empty(), "{name}");
+        // The rejects are those rows, byte for byte, with the file's own line ends.
+        let r = f.import(&p, true).await.unwrap();
+        assert_eq!(r.imported, 3, "{name}");
+        let set: HashSet<u64> = r.rejected.iter().map(|e| e.line).collect();
+        let dest = f.dir.path().join(format!("{name}.rejects.csv"));
+        import::write_rejects(&p, Format::Csv, &set, &dest).unwrap();
+        let eol = if name.starts_with("crlf") {
+            "\r\n"
+        } else if name.starts_with("cr") {
+            "\r"
+        } else {
+            "\n"
+        };
+        let mut want = if name.ends_with("+bom") {
+            b"\xef\xbb\xbf".to_vec()
+        } else {
+            vec![]
+        };
+        want.extend(
+            "name,value,priority,key\nC,vc,urgent,k3\nD,vd\nE,\"x, y\",,k1\n"
+                .replace('\n', eol)
+                .as_bytes(),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&std::fs::read(&dest).unwrap()),
+            String::from_utf8_lossy(&want),
+            "{name}"
+        );
+        // The quoted newline came through as the file has it.
+        let items = f.all().await;
+        let b = items
+            .iter()
+            .find(|i| i.name.as_deref() == Some("B"))
+            .unwrap();
+        assert_eq!(b.value, format!("two{eol}lines"), "{name}");
+        f.store
+            .act(ActionRequest {
+                target: Target::Filter(Filter {
+                    queue: Some("q".into()),
+                    ..Default::default()
+                }),
+                action: ActionKind::Delete,
+                note: None,
+                actor: "user:t".into(),
+            })
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_unclosed_quote_is_refused_where_it_opens_and_nothing_is_swallowed() {
+    let f = fixture().await;
+    let lf = "InvoiceId,Notes,Amount\n\
+              I-1,\"fine\nover two lines\",10.00\n\
+              I-2,ok,20.00\n\
+              I-3,\"never closed,30.00\n\
+              I-4,x,40.00\n\
+              I-5,y,50.00\n";
+    for (name, bytes) in variants(lf) {
+        let p = f.file(&format!("{name}.csv"), &bytes);
+        let e = f.import(&p, false).await.unwrap_err();
+        assert!(e.contains("nothing imported: 1 bad row"), "{name}: {e}");
+        assert!(
+            e.contains("line 5, column 'Notes': the quote that opens this value is never closed, so lines 5–7 would all read as this one value"),
+            "{name}: {e}"
+        );
+        assert!(
+            f.all().await.is_empty(),
+            "{name}: the data-loss case lands nothing"
+        );
+        // With --skip-bad the rows before it land; the rest is the reject, as written.
+        let r = f.import(&p, true).await.unwrap();
+        assert_eq!((r.imported, r.rejected.len()), (2, 1), "{name}");
+        let dest = f.dir.path().join("rej.csv");
+        import::write_rejects(&p, Format::Csv, &HashSet::from([5]), &dest).unwrap();
+        let got = std::fs::read(&dest).unwrap();
+        let tail = &bytes[bytes.len() - 48..];
+        assert!(
+            got.windows(tail.len() - 1)
+                .any(|w| w == &tail[..tail.len() - 1]),
+            "{name}: the swallowed lines are in the reject file: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        f.store
+            .act(ActionRequest {
+                target: Target::Filter(Filter {
+                    queue: Some("q".into()),
+                    ..Default::default()
+                }),
+                action: ActionKind::Delete,
+                note: None,
+                actor: "user:t".into(),
+            })
+            .await
+            .unwrap();
+    }
+    // In a multi-line row, the line named is where the quote opened.
+    let p = f.file("multi.csv", "a,b,c\n1,\"x\ny\",\"open\n2,3,4\n");
+    let e = f.import(&p, false).await.unwrap_err();
+    assert!(
+        e.contains("line 2, column 'c': the quote that opens this value on line 3 is never closed, so lines 3–4"),
+        "{e}"
+    );
+    // A quote in the header that never closes: the header would be the whole file.
+    let p = f.file("h.csv", "a,\"b\n1,2\n3,4\n");
+    let e = f.import(&p, false).await.unwrap_err();
+    assert!(
+        e.contains("line 1") && e.contains("never closed") && e.contains("header"),
+        "{e}"
+    );
+    // Quotes that do close, and quotes inside unquoted text, are fine.
+    let p = f.file("ok.csv", "a,b\n5\" screen,\"say \"\"hi\"\"\"\n");
+    f.import(&p, false).await.unwrap();
+    assert_eq!(f.values().await, [r#"{"a":"5\" screen","b":"say \"hi\""}"#]);
+}
+
+#[tokio::test]
+async fn a_key_repeated_in_the_file_names_its_first_line() {
+    let f = fixture().await;
+    f.store
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "old".into(),
+                key: Some("old-1".into()),
+                ..Default::default()
+            }],
+            "user:t",
+        )
+        .await
+        .unwrap();
+    let csv = "value,key\nv,b-1\nv,b-2\nv,old-1\nv,b-3\nv,b-1\nv,b-2\nv,b-1\n";
+    let p = f.file("dups.csv", csv);
+    let e = f.import(&p, false).await.unwrap_err();
+    for w in [
+        "line 4, column 'key': duplicate key 'old-1': queue 'q' already has an item with this key",
+        "line 6, column 'key': 'b-1' repeats line 2",
+        "line 7, column 'key': 'b-2' repeats line 3",
+        "line 8, column 'key': 'b-1' repeats line 2",
+    ] {
+        assert!(e.contains(w), "no {w:?} in\n{e}");
+    }
+    // With --key-column the business column is named.
+    let csv = "InvoiceId,Amount\nI-1,1\nI-2,2\nI-1,3\n";
+    let p = f.file("inv.csv", csv);
+    let e = f
+        .import_with(&p, &key_column("InvoiceId"), false, false)
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("line 4, column 'InvoiceId': 'I-1' repeats line 2"),
+        "{e}"
+    );
+    assert_eq!(f.all().await.len(), 1, "only the item that was there");
+}
+
+#[tokio::test]
+async fn key_and_name_columns_make_a_daily_file_importable_twice() {
+    let f = fixture().await;
+    let csv = "InvoiceId,AccountName,Amount\nI-1,Fabrikam,4999.00\nI-2,Contoso,12.50\n";
+    let p = f.file("daily.csv", csv);
+    let opts = Options {
+        key_column: Some("InvoiceId".into()),
+        name_column: Some("AccountName".into()),
+    };
+    let (r, parsed) = f.import_with(&p, &opts, false, false).await.unwrap();
+    assert_eq!(r.imported, 2);
+    let cols = parsed.columns.unwrap();
+    assert_eq!(cols.key_column.as_deref(), Some("InvoiceId"));
+    assert_eq!(cols.name_column.as_deref(), Some("AccountName"));
+    assert_eq!(cols.value, ["InvoiceId", "AccountName", "Amount"]);
+    let items = f.all().await;
+    assert_eq!(items[0].key.as_deref(), Some("I-1"));
+    assert_eq!(items[0].name.as_deref(), Some("Fabrikam"));
+    assert_eq!(
+        items[0].value, r#"{"InvoiceId":"I-1","AccountName":"Fabrikam","Amount":"4999.00"}"#,
+        "the columns stay in the value"
+    );
+    // The same file tomorrow: duplicates, not doubles.
+    let e = f.import_with(&p, &opts, false, false).await.unwrap_err();
+    assert!(
+        e.contains("line 2, column 'InvoiceId': duplicate key 'I-1'"),
+        "{e}"
+    );
+    let (r, _) = f.import_with(&p, &opts, true, false).await.unwrap();
+    assert_eq!((r.imported, r.rejected.len()), (0, 2));
+    assert_eq!(f.all().await.len(), 2);
+    // A value column with a key column: the key column is no longer unknown.
+    let p = f.file("v.csv", "value,Ref\nhello,R-1\n");
+    f.import_with(&p, &key_column("Ref"), false, false)
+        .await
+        .unwrap();
+    let i = f
+        .all()
+        .await
+        .into_iter()
+        .find(|i| i.value == "hello")
+        .unwrap();
+    assert_eq!(i.key.as_deref(), Some("R-1"));
+}
+
+#[tokio::test]
+async fn key_and_name_columns_that_do_not_fit_are_refused_before_anything() {
+    let f = fixture().await;
+    let p = f.file("d.csv", "InvoiceId,key,priority,Amount\nI-1,k,high,1\n");
+    for (opts, want) in [
+        (
+            key_column("invoiceid"),
+            "--key-column 'invoiceid': the header has no such column; did you mean 'InvoiceId'? (columns: InvoiceId, key, priority, Amount)",
+        ),
+        (key_column("Nope"), "--key-column 'Nope': the header has no such column (columns:"),
+        (
+            key_column("priority"),
+            "--key-column 'priority': 'priority' is a reserved column",
+        ),
+        (
+            key_column("InvoiceId"),
+            "--key-column 'InvoiceId': the file also has a 'key' column; use one or the other",
+        ),
+        (key_column(" "), "--key-column: give the name of a column"),
+        (
+            Options {
+                name_column: Some("amount".into()),
+                ..Default::default()
+            },
+            "--name-column 'amount': the header has no such column; did you mean 'Amount'?",
+        ),
+    ] {
+        let e = f.import_with(&p, &opts, true, false).await.unwrap_err();
+        assert!(e.contains(want), "{opts:?}: {e}");
+    }
+    assert!(f.all().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_dry_run_checks_everything_and_writes_nothing() {
+    let f = fixture().await;
+    f.store
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "old".into(),
+                key: Some("I-3".into()),
+                ..Default::default()
+            }],
+            "user:t",
+        )
+        .await
+        .unwrap();
+    let csv = "\u{feff}InvoiceId,Amount,priority\r\nI-1,4999.00,high\r\nI-2,1.00,asap\r\nI-3,3.00,\r\nI-1,5.00,low\r\nI-5,5.00,\r\n";
+    let p = f.file("dry.csv", csv);
+    let before = (f.values().await, f.store.queue("q").await.unwrap().counts);
+    let opts = key_column("InvoiceId");
+    for skip_bad in [false, true] {
+        let (dry, parsed) = f.import_with(&p, &opts, skip_bad, true).await.unwrap();
+        assert_eq!(
+            (f.values().await, f.store.queue("q").await.unwrap().counts),
+            before,
+            "a dry run (skip_bad {skip_bad}) wrote something"
+        );
+        assert_eq!(
+            shown(&dry.rejected),
+            [
+                "line 3, column 'priority': unknown priority 'asap' (expected one of: high, normal, low)",
+                "line 4, column 'InvoiceId': duplicate key 'I-3': queue 'q' already has an item with this key",
+                "line 5, column 'InvoiceId': 'I-1' repeats line 2",
+            ]
+        );
+        assert_eq!(dry.imported, if skip_bad { 2 } else { 0 });
+        let cols = parsed.columns.unwrap();
+        assert_eq!(
+            (cols.reserved, cols.value),
+            (
+                vec!["priority".to_string()],
+                vec!["InvoiceId".to_string(), "Amount".to_string()]
+            )
+        );
+        assert_eq!(
+            parsed.sample.iter().map(|r| r.line).collect::<Vec<_>>(),
+            [2, 4, 5, 6],
+            "the rows the parser took (the store refuses 4 and 5)"
+        );
+        assert_eq!(parsed.sample[0].line, 2);
+        assert_eq!(
+            parsed.sample[0].item.value,
+            r#"{"InvoiceId":"I-1","Amount":"4999.00"}"#
+        );
+        assert_eq!(parsed.sample[0].item.priority, Priority::High);
+    }
+    // The real import says the same, and then lands.
+    let e = f.import_with(&p, &opts, false, false).await.unwrap_err();
+    for line in [
+        "line 3, column 'priority': unknown priority 'asap'",
+        "line 4, column 'InvoiceId': duplicate key 'I-3'",
+        "line 5, column 'InvoiceId': 'I-1' repeats line 2",
+    ] {
+        assert!(e.contains(line), "{e}");
+    }
+    let (real, _) = f.import_with(&p, &opts, true, false).await.unwrap();
+    assert_eq!(real.imported, 2);
+    assert_eq!(f.store.queue("q").await.unwrap().counts.queued, 3);
 }
 
 #[tokio::test]
@@ -195,12 +604,20 @@ async fn header_problems_stop_the_import_before_it_starts() {
             "line 1, column 'prority': unknown column",
         ),
         (
+            "value,Priority\nx,high\n",
+            "line 1, column 'Priority': unknown column (known: name, value, priority",
+        ),
+        (
             "value,name,name\nx,a,b\n",
             "line 1, column 'name': the column appears twice",
         ),
+        (
+            "InvoiceId,,Amount\n1,2,3\n",
+            "line 1, column 2: empty column name",
+        ),
         ("", "no header row"),
     ] {
-        let p = f.file("h.csv", content.as_bytes());
+        let p = f.file("h.csv", content);
         let e = f.import(&p, false).await.unwrap_err();
         assert!(e.contains(want), "{content:?}: {e}");
     }
@@ -219,33 +636,36 @@ async fn header_problems_stop_the_import_before_it_starts() {
 async fn json_lines() {
     let f = fixture().await;
     let jsonl = concat!(
-        "{\"value\": {\"InvoiceId\": \"I-1\", \"Amount\": 10}, \"priority\": \"high\", \"key\": \"I-1\"}\n",
+        "{\"value\": {\"InvoiceId\": \"I-1\", \"Amount\": 10.00}, \"priority\": \"high\", \"key\": \"I-1\"}\n",
         "\n",
-        "{\"InvoiceId\": \"I-2\", \"Amount\": 20.5}\n",
+        "{\"InvoiceId\": \"I-2\",  \"Amount\": 20.50, \"Lines\": [{\"b\": 1, \"a\": 2}]}\r\n",
         "{\"value\": \"plain text\", \"status\": \"on-hold\", \"expires_in\": \"2h\"}\n",
         "{\"value\": \"x\", \"priority\": \"asap\"}\n",
         "{\"value\": tru\n",
         "[1, 2]\n",
     );
-    let p = f.file("in.jsonl", jsonl.as_bytes());
+    let p = f.file("in.jsonl", jsonl);
     let r = f.import(&p, true).await.unwrap();
     assert_eq!(r.imported, 3);
-    let errs: Vec<String> = r.rejected.iter().map(|e| e.to_string()).collect();
-    assert_eq!(errs.len(), 3, "{errs:?}");
-    assert!(
-        errs[0].starts_with("line 5, column 'priority': unknown priority 'asap'"),
-        "{errs:?}"
+    assert_eq!(
+        shown(&r.rejected),
+        [
+            "line 5, column 'priority': unknown priority 'asap' (expected one of: high, normal, low)",
+            "line 6: bad JSON at column 13: the line ends while parsing a value",
+            "line 7: expected a JSON object",
+        ],
+        "one line number each"
     );
-    assert!(
-        errs[1].starts_with("line 6, column 'char ") && errs[1].contains("bad JSON"),
-        "{errs:?}"
-    );
-    assert_eq!(errs[2], "line 7: expected a JSON object");
     let items = f.all().await;
-    assert_eq!(items[0].value, r#"{"Amount":10,"InvoiceId":"I-1"}"#);
+    assert_eq!(
+        items[0].value, r#"{"InvoiceId": "I-1", "Amount": 10.00}"#,
+        "the value field's text, as written"
+    );
     assert_eq!(items[0].priority, Priority::High);
-    let v: serde_json::Value = serde_json::from_str(&items[1].value).unwrap();
-    assert_eq!(v["InvoiceId"], "I-2", "a line without value is the value");
+    assert_eq!(
+        items[1].value, r#"{"InvoiceId": "I-2",  "Amount": 20.50, "Lines": [{"b": 1, "a": 2}]}"#,
+        "a line without a value field is the value, as written"
+    );
     assert_eq!(
         (items[2].value.as_str(), items[2].status),
         ("plain text", Status::OnHold)
@@ -253,15 +673,95 @@ async fn json_lines() {
 }
 
 #[tokio::test]
+async fn json_lines_refuse_settings_they_would_drop() {
+    let f = fixture().await;
+    let jsonl = concat!(
+        "\u{feff}{\"value\": \"a\", \"priorty\": \"high\"}\n",
+        "{\"value\": \"b\", \"expire_at\": \"2030-01-01T00:00:00Z\"}\n",
+        "{\"value\": \"c\", \"Priority\": \"high\"}\n",
+        "{\"value\": \"d\", \"status\": \"done\"}\n",
+        "{\"value\": \"e\", \"status\": \"processed\"}\n",
+        "{\"value\": \"f\", \"value\": \"g\"}\n",
+        "{\"value\": \"h\", \"name\": {\"x\": 1}}\n",
+        "{\"value\": \"ok\", \"name\": null, \"key\": 42}\n",
+    );
+    let p = f.file("s.jsonl", jsonl);
+    let e = f.import(&p, false).await.unwrap_err();
+    for w in [
+        "line 1, column 'priorty': unknown field (known: name, value, priority, key, expires_at",
+        "line 2, column 'expire_at': unknown field",
+        "line 3, column 'Priority': unknown field",
+        "line 4, column 'status': unknown status 'done' (import accepts queued or on-hold)",
+        "line 5, column 'status': status 'processed' cannot be imported (import accepts queued or on-hold)",
+        "line 6, column 'value': the field appears twice",
+        "line 7, column 'name': expected text, found a JSON object",
+    ] {
+        assert!(e.contains(w), "no {w:?} in\n{e}");
+    }
+    assert!(e.contains("7 bad rows"), "{e}");
+    assert!(f.all().await.is_empty());
+    // Without a value field, fields spelt like ours set the item and leave the value; the
+    // other members keep their text.
+    let p = f.file(
+        "r.jsonl",
+        "{\"InvoiceId\":\"I-9\", \"priority\":\"high\", \"Amount\":1.50, \"Name\":\"Acme\"}\n",
+    );
+    f.import(&p, false).await.unwrap();
+    let i = &f.all().await[0];
+    assert_eq!(
+        i.value,
+        r#"{"InvoiceId":"I-9","Amount":1.50,"Name":"Acme"}"#
+    );
+    assert_eq!((i.priority, i.name.as_deref()), (Priority::High, None));
+}
+
+#[tokio::test]
+async fn json_lines_with_a_key_column() {
+    let f = fixture().await;
+    let jsonl = concat!(
+        "{\"InvoiceId\": \"I-1\", \"Amount\": 1}\n",
+        "{\"value\": {\"InvoiceId\": 2, \"Amount\": 2}, \"priority\": \"low\"}\n",
+        "{\"InvoiceId\": \"I-1\", \"Amount\": 3}\n",
+        "{\"Amount\": 4}\n",
+        "{\"value\": \"text\"}\n",
+    );
+    let p = f.file("k.jsonl", jsonl);
+    let e = f
+        .import_with(&p, &key_column("InvoiceId"), false, false)
+        .await
+        .unwrap_err();
+    for w in [
+        "line 3, column 'InvoiceId': 'I-1' repeats line 1",
+        "line 4, column 'InvoiceId': no such field (named by --key-column)",
+        "line 5, column 'InvoiceId': --key-column 'InvoiceId': the value is not a JSON object",
+    ] {
+        assert!(e.contains(w), "no {w:?} in\n{e}");
+    }
+    let (r, _) = f
+        .import_with(&p, &key_column("InvoiceId"), true, false)
+        .await
+        .unwrap();
+    assert_eq!(r.imported, 2);
+    let keys: Vec<Option<String>> = f.all().await.into_iter().map(|i| i.key).collect();
+    assert_eq!(keys, [Some("I-1".into()), Some("2".into())]);
+}
+
+#[tokio::test]
 async fn a_big_file_streams_in_batches() {
     let f = fixture().await;
-    let mut csv = String::from("name,value,key\n");
+    let mut csv = String::from("name,value,key\r\n");
     let n = import::BATCH * 3 + 17;
     for i in 0..n {
-        csv.push_str(&format!("n{i},value {i},K{i}\n"));
+        csv.push_str(&format!("n{i},value {i},K{i}\r\n"));
     }
-    let p = f.file("many.csv", csv.as_bytes());
-    let r = f.import(&p, false).await.unwrap();
+    // The last row repeats a key: its line is counted right across every batch.
+    csv.push_str("last,v,K7\r\n");
+    let p = f.file("many.csv", csv);
+    let r = f.import(&p, true).await.unwrap();
     assert_eq!(r.imported as usize, n);
+    assert_eq!(
+        shown(&r.rejected),
+        [format!("line {}, column 'key': 'K7' repeats line 9", n + 2)]
+    );
     assert_eq!(f.store.queue("q").await.unwrap().counts.queued as usize, n);
 }

@@ -217,10 +217,16 @@ async fn bulk(dir: &Path, n: u64) -> Result<Vec<Figure>, String> {
         .map_err(e)?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let parser = tokio::task::spawn_blocking(move || {
-        crate::import::parse(&csv, crate::import::Format::Csv, tx, &|_| {})
+        crate::import::parse(
+            &csv,
+            crate::import::Format::Csv,
+            &Default::default(),
+            tx,
+            &|_| {},
+        )
     });
     store
-        .import("invoices", ImportOptions { skip_bad: false }, rx, "bench")
+        .import("invoices", ImportOptions::default(), rx, "bench")
         .await
         .map_err(e)?;
     parser.await.map_err(|e| e.to_string())??;

@@ -4,7 +4,7 @@ use super::output::{self, cell, opt_time, status_of, thousands, Failure, Out};
 use super::{os_user, FilterArgs, GroupsArgs, ImportArgs, ItemCmd, UndoArgs};
 use crate::backend::Backend;
 use crate::import::{self, Format};
-use crate::model::*;
+use crate::model::{self, *};
 use crate::rules::{parse_duration, parse_time};
 use clap::Args;
 use std::collections::HashSet;
@@ -305,11 +305,10 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
         println!("{k:<14} {v}");
     }
     println!("\nvalue:");
-    match serde_json::from_str::<serde_json::Value>(&i.value) {
-        Ok(v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
-            println!("{}", serde_json::to_string_pretty(&v).expect("json"))
-        }
-        _ => println!("{}", i.value),
+    // Re-indented token by token: keys, their order and number text as stored.
+    match crate::json_text::pretty(&i.value) {
+        Some(p) => println!("{p}"),
+        None => println!("{}", i.value),
     }
     if !i.notes.is_empty() {
         println!("\nnotes:");
@@ -558,11 +557,17 @@ pub async fn import(store: &dyn Backend, a: ImportArgs, out: &Out) -> Result<(),
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let path = a.file.clone();
     let pbar = bar.clone();
+    let popts = import::Options {
+        key_column: a.key_column.clone(),
+        name_column: a.name_column.clone(),
+    };
     let parser = tokio::task::spawn_blocking(move || {
-        import::parse(&path, format, tx, &|b| pbar.set_position(b))
+        import::parse(&path, format, &popts, tx, &|b| pbar.set_position(b))
     });
     let opts = ImportOptions {
         skip_bad: a.skip_bad,
+        dry_run: a.dry_run,
+        key_column: a.key_column.clone(),
     };
     let stored = store
         .import(&a.queue, opts, rx, &format!("user:{}", os_user()))
@@ -572,8 +577,11 @@ pub async fn import(store: &dyn Backend, a: ImportArgs, out: &Out) -> Result<(),
         .map_err(|e| Failure::invalid(format!("import reader failed: {e}")))?;
     bar.finish_and_clear();
     // A file-level problem (unreadable, bad header) says more than the empty import it caused.
-    parsed.map_err(|e| Failure::invalid(format!("{}: {e}", a.file.display())))?;
+    let parsed = parsed.map_err(|e| Failure::invalid(format!("{}: {e}", a.file.display())))?;
     let report = stored?;
+    if a.dry_run {
+        return dry_run(&a, &parsed, &report, out);
+    }
     let mut written = None;
     if let Some(dest) = &a.rejects {
         let lines: HashSet<u64> = report.rejected.iter().map(|r| r.line).collect();
@@ -609,4 +617,142 @@ pub async fn import(store: &dyn Backend, a: ImportArgs, out: &Out) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// What `import --dry-run` found: the mapping, the first rows, every bad row, and the same
+/// verdict (and exit code) as the import itself.
+fn dry_run(
+    a: &ImportArgs,
+    parsed: &import::Parsed,
+    report: &ImportReport,
+    out: &Out,
+) -> Result<(), Failure> {
+    let refused = !a.skip_bad && !report.rejected.is_empty();
+    // The first rows the store took: the parser's sample, less the rows it refused.
+    let bad: HashSet<u64> = report.rejected.iter().map(|r| r.line).collect();
+    let sample: Vec<&ImportRow> = parsed
+        .sample
+        .iter()
+        .filter(|r| !bad.contains(&r.line))
+        .take(3)
+        .collect();
+    let failure = || {
+        Failure::invalid(model::import_failure(
+            "dry run: import refused, nothing would be imported",
+            &report.rejected,
+        ))
+    };
+    if out.json {
+        let sample: Vec<serde_json::Value> = sample
+            .iter()
+            .map(|r| {
+                let i = &r.item;
+                serde_json::json!({
+                    "line": r.line,
+                    "name": i.name,
+                    "key": i.key,
+                    "priority": i.priority,
+                    "status": if i.hold { Status::OnHold } else { Status::Queued },
+                    "expires_at": i.expires_at,
+                    "expires_in_secs": i.expires_in.map(|d| d.as_secs()),
+                    "delay_until": i.delay_until,
+                    "note": i.note,
+                    "value": i.value,
+                })
+            })
+            .collect();
+        out.json(&serde_json::json!({
+            "dry_run": true,
+            "refused": refused,
+            "imported": report.imported,
+            "rejected": report.rejected,
+            "columns": parsed.columns,
+            "sample": sample,
+        }));
+        return if refused { Err(failure()) } else { Ok(()) };
+    }
+    println!(
+        "dry run of {} into '{}': nothing was written",
+        a.file.display(),
+        a.queue
+    );
+    println!("\ncolumns:");
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.iter().map(|c| shown(c)).collect::<Vec<_>>().join(", ")
+        }
+    };
+    match &parsed.columns {
+        Some(c) if c.value.is_empty() => {
+            println!("  item fields      {}", list(&c.reserved));
+            println!("  the value        the 'value' column, as written");
+        }
+        Some(c) => {
+            println!(
+                "  item fields      {}   (reserved names, exact lowercase)",
+                list(&c.reserved)
+            );
+            println!(
+                "  into the value   {}   (a JSON object: these keys, this order, each cell's text)",
+                list(&c.value)
+            );
+        }
+        None => {
+            println!("  JSON Lines: fields spelt exactly name, value, priority, key, expires_at, expires_in, delay_until, notes, status set the item;");
+            println!("  a line without a value field is itself the value, as written");
+        }
+    }
+    for (what, col) in [("key ", &a.key_column), ("name", &a.name_column)] {
+        if let Some(c) = col {
+            println!(
+                "  {what}             from '{}' (it stays in the value)",
+                shown(c)
+            );
+        }
+    }
+    if !sample.is_empty() {
+        println!("\nfirst rows as they would be stored:");
+        for r in &sample {
+            let i = &r.item;
+            let opt = |v: &Option<String>| v.as_deref().map(shown).unwrap_or_else(|| "-".into());
+            println!(
+                "  line {}: key {}, name {}, priority {}, {}",
+                r.line,
+                opt(&i.key),
+                opt(&i.name),
+                i.priority,
+                if i.hold { "on-hold" } else { "queued" },
+            );
+            println!("    value {}", shown(&i.value));
+        }
+    }
+    println!();
+    if refused {
+        return Err(failure());
+    }
+    println!(
+        "would import {} into '{}'",
+        output::count(report.imported, "item"),
+        a.queue
+    );
+    if !report.rejected.is_empty() {
+        eprintln!("{}", model::import_failure("would skip", &report.rejected));
+    }
+    Ok(())
+}
+
+/// Text from a file, safe to print: control characters (escape sequences, line ends)
+/// are shown escaped, not sent to the terminal.
+fn shown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -197,6 +197,17 @@ pub struct ImportArgs {
     /// With --skip-bad: write the bad rows here, in the input's format, to fix and import again.
     #[arg(long, value_name = "FILE", requires = "skip_bad")]
     pub rejects: Option<PathBuf>,
+    /// Check the whole file as an import would and write nothing: prints how the columns
+    /// map, the first rows as they would be stored, and every bad row.
+    #[arg(long, conflicts_with = "rejects")]
+    pub dry_run: bool,
+    /// A business column (e.g. InvoiceId) whose text is each item's key; it stays in the
+    /// value. Importing the same file again then reports duplicates instead of doubling.
+    #[arg(long, value_name = "COLUMN")]
+    pub key_column: Option<String>,
+    /// A business column whose text is each item's name; it stays in the value.
+    #[arg(long, value_name = "COLUMN")]
+    pub name_column: Option<String>,
 }
 
 #[derive(Args, Debug)]

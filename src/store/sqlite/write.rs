@@ -602,17 +602,55 @@ fn created_on_hold(ctx: &Ctx, row: &ItemRow, actor: &str) -> Result<()> {
     )
 }
 
-/// Streams batches of rows into one transaction: all-or-nothing unless `skip_bad`.
+/// Streams batches of rows into one transaction: all-or-nothing unless `skip_bad`. A dry
+/// run does all of it inside a savepoint that it rolls back, so its report is exactly the
+/// real import's (a refused one included) and nothing is written.
 pub fn import(
     ctx: &mut Ctx,
     queue: &str,
     opts: ImportOptions,
+    rows: ImportRows,
+    actor: &str,
+) -> Result<ImportReport> {
+    let events = ctx.events.len();
+    if opts.dry_run {
+        ctx.conn.execute_batch("SAVEPOINT dry_run").map_err(sql)?;
+    }
+    let r = import_rows(ctx, queue, &opts, rows, actor);
+    if opts.dry_run {
+        ctx.events.truncate(events);
+        ctx.conn
+            .execute_batch("ROLLBACK TO dry_run; RELEASE dry_run")
+            .map_err(sql)?;
+    }
+    let mut report = r?;
+    if !opts.skip_bad && !report.rejected.is_empty() {
+        report.imported = 0;
+        if !opts.dry_run {
+            return Err(Error::Invalid(import_failure(
+                "import refused, nothing imported",
+                &report.rejected,
+            )));
+        }
+    }
+    Ok(report)
+}
+
+/// Stores every good row and reports the bad; the caller decides whether it stands.
+fn import_rows(
+    ctx: &mut Ctx,
+    queue: &str,
+    opts: &ImportOptions,
     mut rows: ImportRows,
     actor: &str,
 ) -> Result<ImportReport> {
     let q = queue_by_name(ctx.conn, queue)?;
+    let key_col = opts.key_column.as_deref().unwrap_or("key");
     let mut report = ImportReport::default();
     let mut counts = StatusCounts::default();
+    // (seq, line) of the rows with a key that this import stored, in seq order: a key
+    // refused because this file already had it names the line it repeats.
+    let mut keyed: Vec<(i64, u64)> = Vec::new();
     while let Some(batch) = rows.blocking_recv() {
         for r in batch {
             let r = match r {
@@ -622,47 +660,42 @@ pub fn import(
                     continue;
                 }
             };
-            let reject = |m: String, col: &str| RowError {
-                line: r.line,
-                column: Some(col.to_string()),
-                message: m,
-            };
             if let Err((col, m)) = rules::check_new_item(&r.item) {
-                report.rejected.push(reject(m, col));
+                report.rejected.push(RowError {
+                    line: r.line,
+                    column: Some(col.to_string()),
+                    message: m,
+                });
                 continue;
             }
-            // Once all-or-nothing has failed, keep checking keys to report every bad row,
-            // but stop writing: the whole import rolls back.
-            if !opts.skip_bad && !report.rejected.is_empty() {
-                if let Some(key) = &r.item.key {
-                    if key_taken(ctx.conn, q.id, key)? {
-                        report
-                            .rejected
-                            .push(reject(duplicate_key(queue, key), "key"));
-                    }
-                }
-                continue;
-            }
-            let (line, column) = (r.line, "key");
+            // Rows after a failure of all-or-nothing are still stored, so that every bad
+            // row is reported (a key repeated later in the file too); the whole import
+            // rolls back.
+            let line = r.line;
             let mut row = new_row(ctx, &q, r.item, actor);
             if insert(ctx, &mut row)? {
                 if row.status == Status::OnHold {
                     created_on_hold(ctx, &row, actor)?;
                 }
+                if row.key.is_some() {
+                    keyed.push((row.seq, line));
+                }
                 *counts.get_mut(row.status) += 1;
                 report.imported += 1;
             } else {
+                let key = row.key.as_deref().unwrap_or("");
+                let holder = key_holder(ctx.conn, q.id, key)?;
+                let message = match keyed.binary_search_by_key(&holder, |(seq, _)| *seq) {
+                    Ok(i) => format!("'{key}' repeats line {}", keyed[i].1),
+                    Err(_) => duplicate_key(queue, key),
+                };
                 report.rejected.push(RowError {
                     line,
-                    column: Some(column.into()),
-                    message: duplicate_key(queue, row.key.as_deref().unwrap_or("")),
+                    column: Some(key_col.to_string()),
+                    message,
                 });
             }
         }
-    }
-    if !opts.skip_bad && !report.rejected.is_empty() {
-        report.imported = 0;
-        return Err(Error::Invalid(import_failure(&report.rejected)));
     }
     let mut deltas = Deltas::default();
     for s in Status::ALL {
@@ -676,30 +709,11 @@ pub fn import(
     Ok(report)
 }
 
-fn key_taken(conn: &Connection, queue_id: i64, key: &str) -> Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM items WHERE queue_id = ?1 AND key = ?2")
-        .and_then(|mut st| st.exists(params![queue_id, key]))
+/// The seq of the item that holds `key` in the queue.
+fn key_holder(conn: &Connection, queue_id: i64, key: &str) -> Result<i64> {
+    conn.prepare_cached("SELECT seq FROM items WHERE queue_id = ?1 AND key = ?2")
+        .and_then(|mut st| st.query_row(params![queue_id, key], |r| r.get(0)))
         .map_err(sql)
-}
-
-/// The message of an all-or-nothing import that failed: every bad row, up to a limit.
-pub fn import_failure(rejected: &[RowError]) -> String {
-    const SHOWN: usize = 20;
-    let mut m = format!(
-        "import refused, nothing imported: {} bad row{}",
-        rejected.len(),
-        if rejected.len() == 1 { "" } else { "s" }
-    );
-    for r in rejected.iter().take(SHOWN) {
-        m.push_str(&format!("\n  {r}"));
-    }
-    if rejected.len() > SHOWN {
-        m.push_str(&format!(
-            "\n  … and {} more (use --skip-bad --rejects FILE to import the good rows and keep the bad)",
-            rejected.len() - SHOWN
-        ));
-    }
-    m
 }
 
 // ---------------------------------------------------------------- taking work
