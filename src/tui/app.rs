@@ -5,6 +5,7 @@ use crate::backend::Backend;
 use crate::tui::commands::{self, Keymap};
 use crate::tui::state::{Level, State, ThemeName};
 use crate::tui::update::{self, update, Effect, Msg};
+use crate::tui::value_edit::{self, EditSession};
 use crate::tui::{effects, views};
 use futures::StreamExt;
 use ratatui::backend::CrosstermBackend;
@@ -129,11 +130,11 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
             let fx = update(s, msg);
             for e in fx {
                 match e {
-                    Effect::Edit(id, value) => {
+                    Effect::Edit(sess) => {
                         drop(events);
-                        let r = edit_value(&mut term, s.mouse, &id, &value);
+                        let r = edit_value(&mut term, s.mouse, &sess);
                         events = EventStream::new();
-                        pending.insert(0, Msg::Edited(id, r));
+                        pending.insert(0, Msg::Edited(sess, r));
                     }
                     Effect::SetMouse(on) => {
                         let _ = if on {
@@ -198,35 +199,20 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
     }
 }
 
-/// Suspends the console, edits the value in `$VISUAL`/`$EDITOR` and comes back.
-/// `Ok(None)`: unchanged. A JSON value must still be JSON.
-fn edit_value(
-    term: &mut Term,
-    mouse: bool,
-    id: &str,
-    value: &str,
-) -> Result<Option<String>, String> {
-    let json = serde_json::from_str::<serde_json::Value>(value).ok();
-    let (text, ext) = match &json {
-        Some(v) => (
-            serde_json::to_string_pretty(v).expect("json prints"),
-            "json",
-        ),
-        None => (value.to_string(), "txt"),
-    };
-    let path = std::env::temp_dir().join(format!("workq-{}-{id}.{ext}", std::process::id()));
-    std::fs::write(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+/// Suspends the console, runs `$VISUAL`/`$EDITOR` on the session's text and comes back
+/// with what was saved (what it means is `value_edit`'s business, tested without a terminal).
+fn edit_value(term: &mut Term, mouse: bool, sess: &EditSession) -> Result<String, String> {
+    let path = std::env::temp_dir().join(format!(
+        "workq-{}-{}.{}",
+        std::process::id(),
+        sess.id,
+        sess.extension()
+    ));
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".into());
     leave();
-    // Through the shell, so EDITOR="code --wait" works.
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{editor} \"$1\""))
-        .arg("sh")
-        .arg(&path)
-        .status();
+    let saved = value_edit::run_editor(&editor, &path, &sess.text);
     let _ = enter(mouse);
     // A fresh terminal has empty buffers, so the next frame is drawn whole. (Terminal::clear
     // asks the terminal for the cursor position, which needs the input reader we dropped.)
@@ -234,28 +220,5 @@ fn edit_value(
     if let Ok(t) = Terminal::new(CrosstermBackend::new(stdout())) {
         *term = t;
     }
-    let edited = std::fs::read_to_string(&path);
-    let _ = std::fs::remove_file(&path);
-    match status {
-        Ok(st) if st.success() => {}
-        Ok(st) => return Err(format!("{editor} exited with {st}; nothing changed")),
-        Err(e) => return Err(format!("cannot run {editor}: {e}; nothing changed")),
-    }
-    let edited = edited.map_err(|e| format!("cannot read the edited file: {e}"))?;
-    match json {
-        Some(old) => {
-            let new: serde_json::Value = serde_json::from_str(&edited).map_err(|e| {
-                format!("the edited value is not valid JSON ({e}); nothing changed")
-            })?;
-            if new == old {
-                Ok(None)
-            } else {
-                Ok(Some(serde_json::to_string(&new).expect("json prints")))
-            }
-        }
-        None => {
-            let new = edited.strip_suffix('\n').unwrap_or(&edited).to_string();
-            Ok((new != value).then_some(new))
-        }
-    }
+    saved
 }

@@ -1,7 +1,8 @@
 //! The terminal console: `workq` and `workq demo`.
 //!
 //! `app` runs the loop, `update` changes the state (pure), `effects` talks to the backend,
-//! `commands` is the one command table, `views` draws, `theme` colours.
+//! `commands` is the one command table, `views` draws, `theme` colours, `value_edit` is
+//! the `$EDITOR` round trip.
 
 pub mod app;
 pub mod bench;
@@ -10,6 +11,7 @@ pub mod effects;
 pub mod state;
 pub mod theme;
 pub mod update;
+pub mod value_edit;
 pub mod views;
 
 #[cfg(test)]

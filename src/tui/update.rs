@@ -8,6 +8,7 @@ use crate::model::*;
 use crate::rules::{format_duration, parse_duration};
 use crate::tui::commands::{self, Command, Key};
 use crate::tui::state::*;
+use crate::tui::value_edit::{EditSession, Outcome};
 use crate::tui::views;
 use chrono::Duration as ChronoDuration;
 use ratatui::crossterm::event::{
@@ -32,8 +33,8 @@ pub enum Msg {
     Acted(Result<ActionResult, Error>),
     Undone(Result<UndoResult, Error>),
     QueueSaved(Result<Queue, Error>),
-    /// The editor closed: the new value, `None` when unchanged.
-    Edited(String, Result<Option<String>, String>),
+    /// The editor closed: what was saved, or why the editor could not run.
+    Edited(EditSession, Result<String, String>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,8 +57,8 @@ pub enum Effect {
     Undo(i64, String),
     SetQueueState(String, QueueState),
     UpdateQueue(String, QueueSettings),
-    /// Suspend the console and edit `value` of item `id` in $EDITOR.
-    Edit(String, String),
+    /// Suspend the console and open $EDITOR on an item's value.
+    Edit(EditSession),
     SetMouse(bool),
 }
 
@@ -253,23 +254,34 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
             }
             fetch_queues(s, false)
         }
-        Msg::Edited(id, r) => match r {
-            Ok(Some(value)) => {
-                let what = format!("item {}", short_label(s, &id));
+        Msg::Edited(sess, r) => match r.map(|saved| sess.outcome(&saved)) {
+            Ok(Outcome::Changed(value)) => {
+                // A warning about an earlier, invalid save no longer holds.
+                s.status = None;
+                let what = format!("item {}", short_label(s, &sess.id));
                 open_confirm_for(
                     s,
                     ActionKind::Requeue {
                         delay: None,
                         value: Some(value),
                     },
-                    Target::Ids(vec![id]),
+                    Target::Ids(vec![sess.id]),
                     what,
                     String::new(),
                 )
             }
-            Ok(None) => {
+            Ok(Outcome::Unchanged) => {
                 set_status(s, Level::Info, "value unchanged: nothing done".into());
                 vec![]
+            }
+            Ok(Outcome::Abandoned) => {
+                set_status(s, Level::Info, "edit abandoned: nothing changed".into());
+                vec![]
+            }
+            // The user's edit is kept: the editor opens again on it, the error on top.
+            Ok(Outcome::Invalid(next, error)) => {
+                set_status(s, Level::Warn, error);
+                vec![Effect::Edit(next)]
             }
             Err(e) => {
                 s.popup = Some(error_popup("edit abandoned", &e));
@@ -1481,7 +1493,7 @@ fn edit_value(s: &mut State) -> Vec<Effect> {
                 Status::Exception | Status::OnHold | Status::Processed
             ) =>
         {
-            vec![Effect::Edit(i.id, i.value)]
+            vec![Effect::Edit(EditSession::new(i.id, i.value))]
         }
         Some(i) => {
             set_status(

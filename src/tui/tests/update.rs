@@ -753,13 +753,19 @@ fn detail_opens_refreshes_and_edits_then_requeues() {
     settle(&mut s, k('j'));
     assert_eq!(s.detail.scroll, 1);
     let fx = settle(&mut s, k('e'));
-    assert_eq!(fx, vec![Effect::Edit(item(297).id, item(297).value)]);
-    settle(&mut s, Msg::Edited(item(297).id, Ok(None)));
+    let [Effect::Edit(sess)] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!((sess.id.as_str(), sess.json), (item(297).id.as_str(), true));
+    assert_eq!(sess.original, item(297).value);
+    // Saved as it was opened: nothing to do.
+    settle(&mut s, Msg::Edited(sess.clone(), Ok(sess.text.clone())));
     assert!(s.status.as_ref().unwrap().text.contains("unchanged"));
-    settle(
-        &mut s,
-        Msg::Edited(item(297).id, Ok(Some("{\"Amount\":1}".into()))),
-    );
+    assert!(s.popup.is_none());
+    // What the user saved is the new value, as written (less the editor's final newline).
+    let saved = sess.text.replace(".50,", ".00,");
+    assert_ne!(saved, sess.text);
+    settle(&mut s, Msg::Edited(sess.clone(), Ok(saved.clone())));
     let Some(Popup::Confirm(c)) = &s.popup else {
         panic!()
     };
@@ -767,7 +773,7 @@ fn detail_opens_refreshes_and_edits_then_requeues() {
         c.action,
         ActionKind::Requeue {
             delay: None,
-            value: Some("{\"Amount\":1}".into())
+            value: Some(saved.strip_suffix('\n').unwrap().to_string())
         }
     );
     assert_eq!(c.target, Target::Ids(vec![item(297).id]));
@@ -780,6 +786,149 @@ fn detail_opens_refreshes_and_edits_then_requeues() {
     assert!(s.detail.data.is_none());
     settle(&mut s, code(KeyCode::Esc));
     assert_eq!(s.view, View::Items);
+}
+
+/// Item 297 (an exception) opened in the editor from the items view.
+fn editing_297() -> (State, crate::tui::value_edit::EditSession) {
+    let mut s = items_state(80, 24);
+    settle(&mut s, k('j'));
+    settle(&mut s, k('j'));
+    let fx = settle(&mut s, k('e'));
+    let [Effect::Edit(sess)] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    (s, sess.clone())
+}
+
+#[test]
+fn the_editor_opens_a_json_value_with_every_token_as_stored() {
+    let (_, sess) = editing_297();
+    let v = item(297).value;
+    assert!(v.contains(r#""Amount":11089.50,"#), "{v}");
+    assert_eq!(
+        sess.text,
+        "{\n  \"InvoiceId\": \"I-1297\",\n  \"AccountName\": \"Trey Research\",\n  \"Amount\": 11089.50,\n  \"Currency\": \"EUR\"\n}\n",
+        "keys in their order, 11089.50 not 11089.5"
+    );
+    assert_eq!(sess.extension(), "json");
+    // Only the whitespace moved: unchanged; a key moved: changed.
+    let (mut s, _) = editing_297();
+    settle(&mut s, Msg::Edited(sess.clone(), Ok(format!("{v}\n"))));
+    assert!(s.status.as_ref().unwrap().text.contains("unchanged"));
+    let swapped = r#"{"AccountName":"Trey Research","InvoiceId":"I-1297","Amount":11089.50,"Currency":"EUR"}"#;
+    settle(&mut s, Msg::Edited(sess.clone(), Ok(swapped.into())));
+    let Some(Popup::Confirm(c)) = &s.popup else {
+        panic!("{:?}", s.popup)
+    };
+    assert!(matches!(&c.action, ActionKind::Requeue { value: Some(v), .. } if v == swapped));
+}
+
+#[test]
+fn invalid_json_from_the_editor_reopens_it_with_the_error_and_the_edit() {
+    let (mut s, sess) = editing_297();
+    // The user forgot a comma and changed the amount.
+    let broken = sess
+        .text
+        .replace("11089.50,", "11089.00")
+        .replace("\n}\n", ",\n  \"Note\": \"  two  spaces \"\n}\n");
+    let fx = settle(&mut s, Msg::Edited(sess.clone(), Ok(broken.clone())));
+    let [Effect::Edit(again)] = &fx[..] else {
+        panic!("the editor opens again: {fx:?}")
+    };
+    assert!(s.popup.is_none(), "nothing to confirm, nothing thrown away");
+    let status = s.status.as_ref().unwrap();
+    assert_eq!(status.level, Level::Warn);
+    assert!(
+        status.text.contains("not valid JSON (line 7, column 3"),
+        "{}",
+        status.text
+    );
+    let lines: Vec<&str> = again.text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "// workq: this is not valid JSON: line 7, column 3: expected `,` or `}`"
+    );
+    assert!(lines[1].starts_with("// workq: fix it and save"));
+    assert_eq!(
+        lines[5], "  \"Amount\": 11089.00",
+        "the comma is missing here…"
+    );
+    assert!(
+        lines[6].starts_with("  \"Currency\""),
+        "…and noticed on line 7, as said"
+    );
+    assert_eq!(
+        &again.text[again.text.find("{").unwrap()..],
+        broken,
+        "the edit is kept as typed"
+    );
+    assert_eq!(
+        (again.id.as_str(), again.original.as_str()),
+        (sess.id.as_str(), sess.original.as_str())
+    );
+
+    // Fixed, with the notes left in: they are taken out; the rest is stored as written.
+    let fixed = again.text.replace("11089.00\n", "11089.00,\n");
+    settle(&mut s, Msg::Edited(again.clone(), Ok(fixed)));
+    assert!(s.status.is_none(), "the warning about the bad save is gone");
+    let Some(Popup::Confirm(c)) = &s.popup else {
+        panic!("{:?}", s.popup)
+    };
+    let want = broken.replace("11089.00\n", "11089.00,\n");
+    assert!(
+        matches!(&c.action, ActionKind::Requeue { value: Some(v), .. } if *v == want.strip_suffix('\n').unwrap()),
+        "{:?}",
+        c.action
+    );
+    assert_eq!(c.target, Target::Ids(vec![item(297).id]));
+}
+
+#[test]
+fn leaving_the_reopened_editor_or_saving_it_empty_gives_up() {
+    let (mut s, sess) = editing_297();
+    let fx = settle(&mut s, Msg::Edited(sess.clone(), Ok("{oops".into())));
+    let [Effect::Edit(again)] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    // Quit without saving: the file is as it was opened.
+    assert!(settle(&mut s, Msg::Edited(again.clone(), Ok(again.text.clone()))).is_empty());
+    assert!(s.status.as_ref().unwrap().text.contains("abandoned"));
+    assert!(s.popup.is_none());
+    for empty in ["", "\n", "// workq: x\n\n"] {
+        let (mut s, sess) = editing_297();
+        assert!(settle(&mut s, Msg::Edited(sess, Ok(empty.into()))).is_empty());
+        assert!(
+            s.status.as_ref().unwrap().text.contains("abandoned"),
+            "{empty:?}"
+        );
+        assert!(s.popup.is_none());
+    }
+    // The editor itself failed: said in a popup, nothing changes.
+    let (mut s, sess) = editing_297();
+    assert!(settle(&mut s, Msg::Edited(sess, Err("vi exited with 1".into()))).is_empty());
+    assert!(
+        matches!(&s.popup, Some(Popup::Error { message, .. }) if message.contains("vi exited"))
+    );
+}
+
+#[test]
+fn a_text_value_is_edited_as_text() {
+    use crate::tui::value_edit::{EditSession, Outcome};
+    let sess = EditSession::new("x".into(), "Rechnung 42\n  eingerückt".into());
+    assert!(!sess.json);
+    assert_eq!(sess.text, "Rechnung 42\n  eingerückt\n");
+    assert_eq!(sess.outcome(&sess.text), Outcome::Unchanged);
+    assert_eq!(
+        sess.outcome("{not json, and fine\r\n"),
+        Outcome::Changed("{not json, and fine".into())
+    );
+    // A number is text, not a structure: it may become any text.
+    let n = EditSession::new("y".into(), "4999.00".into());
+    assert!(!n.json);
+    assert_eq!(
+        n.outcome("4999.00 EUR\n"),
+        Outcome::Changed("4999.00 EUR".into())
+    );
 }
 
 #[test]
