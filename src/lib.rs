@@ -10,6 +10,7 @@ pub mod import;
 pub mod model;
 pub mod rules;
 pub mod store;
+pub mod text;
 pub mod tui;
 
 pub use backend::{Backend, Error, Result};

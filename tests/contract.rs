@@ -222,7 +222,14 @@ pub async fn dequeue_takes_priority_then_fifo(env: Env) {
     assert_eq!(values, ["n2", "l1"]);
     let empty = take(&env, &["q"], 1).await;
     assert!(empty.leases.is_empty());
-    assert_eq!(empty.why_empty, None, "an empty queue is just empty");
+    let why = empty.why_empty.expect("an empty answer says why");
+    assert_eq!(
+        why.reason,
+        EmptyReason::NothingReady,
+        "an empty queue is just empty"
+    );
+    assert_eq!(why.queues.len(), 1);
+    assert_eq!(why.queues[0].queue, "q");
     let tokens: std::collections::HashSet<_> = got.leases.iter().map(|l| &l.lease).collect();
     assert_eq!(tokens.len(), 2, "every item gets its own lease token");
 }
@@ -264,14 +271,9 @@ pub async fn dequeue_says_why_when_the_queue_is_the_reason(env: Env) {
     assert_eq!(got.leases.len(), 2, "the concurrency limit caps a batch");
     let none = take(&env, &["q"], 1).await;
     assert!(none.leases.is_empty());
-    assert!(
-        none.why_empty
-            .as_deref()
-            .unwrap()
-            .contains("concurrency limit (2/2"),
-        "{:?}",
-        none.why_empty
-    );
+    let why = none.why_empty.unwrap();
+    assert_eq!(why.reason, EmptyReason::ConcurrencyLimit);
+    assert!(why.message.contains("concurrency limit (2/2"), "{why:?}");
     env.store
         .set_queue_state("q", QueueState::Paused)
         .await
@@ -282,7 +284,9 @@ pub async fn dequeue_says_why_when_the_queue_is_the_reason(env: Env) {
         .unwrap();
     let none = take(&env, &["q"], 1).await;
     assert!(none.leases.is_empty());
-    assert_eq!(none.why_empty.as_deref(), Some("queue 'q' is paused"));
+    let why = none.why_empty.unwrap();
+    assert_eq!(why.reason, EmptyReason::Paused);
+    assert_eq!(why.message, "queue 'q' is paused");
     // Paused still accepts work.
     add(&env, "q", &["d"]).await;
     env.store

@@ -1,7 +1,7 @@
 //! `workq bench`: runs each benchmark stage in a child process and prints the engine's
 //! figures beside the bare-SQLite baselines measured in the same run.
 
-use super::output::Failure;
+use super::output::{say, tell, Failure};
 use crate::backend::Backend;
 use crate::bench::{self, Figure};
 use crate::model::*;
@@ -37,7 +37,7 @@ pub async fn run(a: BenchArgs) -> Result<(), Failure> {
     if let Some(stage) = a.stage.clone() {
         let dir = a.dir.clone().ok_or_else(|| fail("--stage needs --dir"))?;
         let figs = stage_run(&stage, &dir, &a).await.map_err(fail)?;
-        println!(
+        say!(
             "{}",
             serde_json::to_string(&figs).expect("figures serialize")
         );
@@ -54,9 +54,9 @@ pub async fn run(a: BenchArgs) -> Result<(), Failure> {
             tmp.clone()
         }
     };
-    eprintln!("workq bench in {} ({} cores)", dir.display(), cores());
+    tell!("workq bench in {} ({} cores)", dir.display(), cores());
     let csv = dir.join("bench.csv");
-    eprintln!("writing a {}-row CSV…", a.rows);
+    tell!("writing a {}-row CSV…", a.rows);
     bench::write_csv(&csv, a.rows).map_err(fail)?;
     let mut figs = Vec::new();
     for (stage, workers) in [
@@ -67,7 +67,7 @@ pub async fn run(a: BenchArgs) -> Result<(), Failure> {
         ("cycle", 1),
         ("cycle", 16),
     ] {
-        eprintln!("running {stage} (workers {workers})…");
+        tell!("running {stage} (workers {workers})…");
         let exe = std::env::current_exe().map_err(fail)?;
         let out = Command::new(exe)
             .args(["bench", "--stage", stage, "--dir"])
@@ -95,7 +95,7 @@ pub async fn run(a: BenchArgs) -> Result<(), Failure> {
         let f: Vec<Figure> = serde_json::from_slice(&out.stdout).map_err(fail)?;
         figs.extend(f);
     }
-    print_table(&figs);
+    print_table(&figs)?;
     if a.dir.is_none() {
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -483,7 +483,7 @@ async fn reads(dir: &Path) -> Result<Vec<Figure>, String> {
     ])
 }
 
-fn print_table(figs: &[Figure]) {
+fn print_table(figs: &[Figure]) -> Result<(), Failure> {
     let rows: Vec<Vec<String>> = figs
         .iter()
         .map(|f| {
@@ -523,5 +523,5 @@ fn print_table(figs: &[Figure]) {
             "NOTE",
         ],
         &rows,
-    );
+    )
 }

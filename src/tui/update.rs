@@ -396,6 +396,7 @@ fn fetch_page(s: &mut State, changed: bool) -> Vec<Effect> {
         } else {
             Count::Skip
         },
+        ..Default::default()
     };
     // Past the middle of a long list, read from the far end: OFFSET walks every row it
     // skips, so the bottom of a million rows would otherwise take seconds.
