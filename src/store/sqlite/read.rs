@@ -11,8 +11,10 @@ use rusqlite::{params, Connection};
 pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary> {
     let now_ms = now.timestamp_millis();
     // Expired items are out of SLA whatever their age (SPEC §3). One range of the covering
-    // items_expiring index: how many are expired, how many of those the age tallies already
-    // count as out, and how many sit in the at-risk window (they move from there to out).
+    // items_expiring index tells how many are expired and, where the age tallies hold
+    // anything to correct, how many of those they already count as out and how many sit
+    // in the at-risk window (they move from there to out). The split costs a comparison
+    // per expired item, so it is only asked for when the tallies say it can matter.
     let (out_edge, risk_edge) = match q.queue.sla {
         Some(sla) => {
             let sla_ms = sla.as_millis() as i64;
@@ -21,28 +23,36 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
         }
         None => (i64::MIN, i64::MIN),
     };
+    // Same edges as rules::item_sla: out when enqueued before now − SLA, at risk up to and
+    // including now − risk threshold.
+    let [out, upto_risk] = match q.queue.sla {
+        Some(_) => open_before(conn, q.id, [out_edge, risk_edge])?,
+        None => [0, 0],
+    };
+    let (split, edges) = match (out > 0, upto_risk > out) {
+        (false, false) => ("0, 0", 0),
+        (true, false) => ("COALESCE(sum(enqueued_at < ?3), 0), 0", 1),
+        _ => (
+            "COALESCE(sum(enqueued_at < ?3), 0),
+             COALESCE(sum(enqueued_at >= ?3 AND enqueued_at < ?4), 0)",
+            2,
+        ),
+    };
+    let p: [i64; 4] = [q.id, now_ms, out_edge, risk_edge];
     let (expired, expired_old, expired_risky): (i64, i64, i64) = conn
-        .prepare_cached(
-            "SELECT count(*), COALESCE(sum(enqueued_at < ?3), 0),
-                    COALESCE(sum(enqueued_at >= ?3 AND enqueued_at < ?4), 0)
-             FROM items WHERE queue_id = ?1 AND status = 'queued'
-               AND expires_at IS NOT NULL AND expires_at <= ?2",
-        )
+        .prepare_cached(&format!(
+            "SELECT count(*), {split} FROM items WHERE queue_id = ?1 AND status = 'queued'
+               AND expires_at IS NOT NULL AND expires_at <= ?2"
+        ))
         .and_then(|mut st| {
-            st.query_row(params![q.id, now_ms, out_edge, risk_edge], |r| {
+            st.query_row(rusqlite::params_from_iter(&p[..2 + edges]), |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
         })
         .map_err(sql)?;
     let expired = expired.max(0) as u64;
-    let (mut at_risk, mut out_of_sla) = (0, expired);
-    if q.queue.sla.is_some() {
-        // Same edges as rules::item_sla: out when enqueued before now − SLA, at risk up to
-        // and including now − risk threshold.
-        let [out, upto_risk] = open_before(conn, q.id, [out_edge, risk_edge])?;
-        out_of_sla = out + expired - expired_old.max(0) as u64;
-        at_risk = (upto_risk - out).saturating_sub(expired_risky.max(0) as u64);
-    }
+    let out_of_sla = out + expired - expired_old.max(0) as u64;
+    let at_risk = (upto_risk - out).saturating_sub(expired_risky.max(0) as u64);
     // The head of each priority's FIFO; the oldest of those is the oldest queued item.
     let oldest: Option<i64> = conn
         .prepare_cached(
