@@ -460,6 +460,24 @@ fn unit_hint(num: &str, unit: &str) -> String {
     }
 }
 
+/// The exact form, every unit down to the millisecond and no spaces: `2d4h30m`, `90s`,
+/// `1500ms` → `1s500ms`. For text that is edited and read back (the console's settings
+/// line), where the rounded `format_duration` would change a setting nobody touched.
+pub fn exact_duration(d: Duration) -> String {
+    let mut ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in DURATION_UNITS {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
+}
+
 /// Compact human form: `45s`, `12m`, `3h 5m`, `2d 4h`.
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();

@@ -34,6 +34,15 @@ fn durations_are_s_m_h_d_and_their_compounds() {
             "{text}"
         );
     }
+    // The exact form reads back as the same duration, to the millisecond.
+    for ms in [1, 999, 1000, 90_500, 5_400_000, 93_784_005, 30 * 86_400_000] {
+        let d = Duration::from_millis(ms);
+        assert_eq!(parse_duration(&exact_duration(d)), Ok(d), "{ms} ms");
+    }
+    assert_eq!(
+        exact_duration(Duration::from_millis(93_784_005)),
+        "1d2h3m4s5ms"
+    );
     // What format_duration prints reads back as the same duration.
     for secs in [45, 90, 720, 3600, 11_100, 187_200, 86_400 * 3] {
         let d = Duration::from_secs(secs);

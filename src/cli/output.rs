@@ -182,7 +182,8 @@ pub fn fields(lines: &[(&str, String)]) -> Result<(), Failure> {
 
 /// A time as the CLI shows it: local, with its zone ("2026-11-22 23:00:00 CET").
 pub fn time(t: Time) -> String {
-    Zone::local().datetime(t)
+    static LOCAL: std::sync::OnceLock<Zone> = std::sync::OnceLock::new();
+    LOCAL.get_or_init(Zone::local).datetime(t)
 }
 
 pub fn opt_time(t: Option<Time>) -> String {

@@ -124,10 +124,10 @@ pub async fn run_demo(
     let store: Arc<dyn Backend> = d.store.clone();
     let r = console(store, format!("demo · {}", path.display()), read_only).await;
     drop(d);
-    eprintln!(
-        "the demo database stays at {} (workq --db {} …)",
+    crate::cli::output::emit_err(&format!(
+        "the demo database stays at {} (workq --db {} …)\n",
         path.display(),
         path.display()
-    );
+    ));
     r
 }

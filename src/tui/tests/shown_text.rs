@@ -290,3 +290,61 @@ fn a_missed_deadline_says_so_in_the_queues_view() {
         "no drain time for tomorrow: {shown}"
     );
 }
+
+/// The console reads durations with the CLI's parser: the same words, the same refusals.
+#[test]
+fn the_console_reads_durations_as_the_cli_does() {
+    use crate::tui::update::{parse_settings, Msg};
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let st = parse_settings("ttl=1h30m sla=2d4h30m").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(st.ttl, Some(Duration::from_secs(5400)));
+    assert_eq!(
+        st.sla,
+        Some(Duration::from_secs(2 * 86_400 + 4 * 3600 + 1800))
+    );
+    // The settings line shows them exactly, so saving it untouched changes nothing.
+    let mut q = fixtures::queue("q");
+    q.ttl = Some(Duration::from_millis(
+        2 * 86_400_000 + 4 * 3_600_000 + 1_800_000 + 1500,
+    ));
+    q.lease = Duration::from_secs(90);
+    let line = crate::tui::update::settings_line(&q);
+    assert!(
+        line.contains("ttl=2d4h30m1s500ms") && line.contains("lease=1m30s"),
+        "{line}"
+    );
+    let back = parse_settings(&line).unwrap();
+    assert_eq!(
+        (back.ttl, back.lease, back.sla),
+        (q.ttl, Some(q.lease), q.sla)
+    );
+    let e = parse_settings("ttl=5M").unwrap_err();
+    assert!(e.contains("ttl") && e.contains("did you mean 5m?"), "{e}");
+    // Requeue after a delay, typed in its prompt: 5M is refused there too, and the prompt
+    // stays open with the error instead of requeueing the items for five months.
+    let mut s = state(160, 48);
+    let key = |c: KeyCode| {
+        let m = if matches!(c, KeyCode::Char(ch) if ch.is_ascii_uppercase()) {
+            KeyModifiers::SHIFT
+        } else {
+            KeyModifiers::NONE
+        };
+        Msg::Key(KeyEvent::new(c, m))
+    };
+    for c in [
+        KeyCode::Enter,
+        KeyCode::Char('R'),
+        KeyCode::Char('5'),
+        KeyCode::Char('M'),
+    ] {
+        fixtures::settle(&mut s, key(c));
+    }
+    let fx = fixtures::settle(&mut s, key(KeyCode::Enter));
+    assert!(fx.is_empty(), "nothing is done: {fx:?}");
+    match &s.popup {
+        Some(Popup::Prompt { error: Some(e), .. }) => {
+            assert!(e.contains("did you mean 5m?"), "{e}")
+        }
+        other => panic!("the prompt stays with its error: {other:?}"),
+    }
+}
