@@ -673,17 +673,24 @@ fn a_full_disk_says_disk_full_for_every_command() {
         eprintln!("SKIPPED: cannot mount a tmpfs here (unshare -rm); disk-full mapping untested");
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let mnt = work.path().join("mnt");
+    // The database is made here and closed cleanly (checkpointed, no -wal or -shm left),
+    // then copied onto the full disk: every command must then grow a file to run at all.
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    db.add("q", "hello");
+    let c = rusqlite::Connection::open(&db.path).unwrap();
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(c);
+    let mnt = db.dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let w = bin();
     let script = format!(
         r#"set -e
 mount -t tmpfs -o size=2m tmpfs {mnt}
+cp {db} {mnt}/d.db
 cd {mnt}
 W={w}
-$W --db d.db queue create q >/dev/null
-$W --db d.db item add q --value hello >/dev/null
 dd if=/dev/zero of=fill bs=4k 2>/dev/null || true
 set +e
 for c in "queue ls" "queue inspect q" "item ls" "groups" "item add q --value more" "queue create r" "dequeue q" "--json queue ls"; do
@@ -692,6 +699,7 @@ done
 $W --db fresh.db queue create z; echo "rc=$?" >&2
 "#,
         mnt = mnt.display(),
+        db = db.path.display(),
         w = w.display()
     );
     let o = std::process::Command::new("unshare")
