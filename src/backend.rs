@@ -87,6 +87,16 @@ pub trait Backend: Send + Sync {
     async fn heartbeat(&self, id: &str, lease: &str) -> Result<Time>;
     /// Reports outcomes; each is applied or refused on its own, in order.
     async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Finished>>>;
+    /// Gives leases back unworked: each item returns to `queued` at once, its retry count
+    /// untouched, the note in its history. For a worker that cannot deliver what it took
+    /// (its output is gone) or is shutting down. Each is applied or refused (a stale token)
+    /// on its own, in order.
+    async fn hand_back(
+        &self,
+        leases: Vec<HandBack>,
+        worker: &str,
+        note: &str,
+    ) -> Result<Vec<Result<Finished>>>;
 
     // The human side.
     async fn preview(&self, target: Target, sample: u32) -> Result<Preview>;

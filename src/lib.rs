@@ -11,6 +11,7 @@ pub mod json_text;
 pub mod model;
 pub mod rules;
 pub mod store;
+pub mod text;
 pub mod tui;
 
 pub use backend::{Backend, Error, Result};

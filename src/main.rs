@@ -11,6 +11,13 @@ fn main() {
             workq::cli::Failure::usage(text.trim().trim_start_matches("error: ")).print(true);
             std::process::exit(2);
         }
+        // Usage errors quote what was typed: shown escaped, like everything else.
+        Err(e) if e.use_stderr() => {
+            let text = e.render().to_string();
+            workq::cli::output::emit_err(&workq::text::escape(&text, true));
+            std::process::exit(e.exit_code());
+        }
+        // Help and version; clap itself stops quietly when the reader went away.
         Err(e) => e.exit(),
     };
     let json = cli.json;
@@ -19,7 +26,22 @@ fn main() {
         .build()
         .expect("tokio runtime");
     if let Err(f) = rt.block_on(workq::cli::run(cli)) {
+        if f.is_closed_pipe() {
+            die_of_sigpipe();
+        }
         f.print(json);
         std::process::exit(f.code);
     }
+}
+
+/// Ends the process the way a Unix tool ends when its reader goes away: by SIGPIPE, which
+/// Rust ignores so that writes fail instead (letting `dequeue` hand its leases back first).
+fn die_of_sigpipe() -> ! {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default action and raising it; nothing else runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    std::process::exit(141)
 }

@@ -12,6 +12,9 @@ pub type Time = DateTime<Utc>;
 /// Largest item value accepted (SPEC §2).
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 pub const MAX_NAME_CHARS: usize = 100;
+/// Longest free-text search: a person's words or a pasted id, not a value to match whole
+/// (SQLite refuses LIKE patterns past 50,000 bytes; escaping can double the text).
+pub const MAX_SEARCH_CHARS: usize = 1000;
 
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
@@ -156,6 +159,7 @@ pub struct Queue {
     pub lease: Duration,
     pub concurrency: Option<u32>,
     pub priority: i32,
+    #[serde(with = "time_ms")]
     pub created_at: Time,
 }
 
@@ -196,16 +200,39 @@ impl StatusCounts {
     }
 }
 
-/// Where the backlog will be when the deadline comes (SPEC §5).
+/// Where the backlog stands to the queue's deadline (SPEC §5), from `rules::deadline_status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Projection {
-    /// The next deadline instant.
+    /// The deadline this is about: today's when it passed with backlog left, else the next.
+    #[serde(with = "time_ms")]
     pub deadline: Time,
-    /// When the backlog empties at the current throughput; `None` when nothing is being processed.
+    /// When the backlog empties at the current throughput; `None` when that cannot be
+    /// told (`stalled` says why) or the deadline was already missed.
+    #[serde(with = "opt_time_ms")]
     pub drains_at: Option<Time>,
-    /// Positive: finishes this many seconds before the deadline; negative: misses by that much.
+    /// Positive: drains this many seconds before the deadline; negative: after it. For a
+    /// missed deadline, how long ago it passed (negative).
     pub margin_secs: Option<i64>,
+    /// Items still to do (queued and processing).
+    #[serde(default)]
+    pub backlog: u64,
+    /// The deadline passed today with backlog left.
+    #[serde(default)]
+    pub missed: bool,
+    /// Why no drain time is projected: the queue is paused, no worker is live on it, or
+    /// nothing was finished lately.
+    #[serde(default)]
+    pub stalled: Option<Stall>,
 }
+
+string_enum!(
+    /// Why a queue's backlog is not draining.
+    Stall {
+        Paused = "paused",
+        NoWorkers = "no_live_workers",
+        NoThroughput = "no_throughput",
+    }
+);
 
 /// A queue with its health, as `queue ls` and the console's queue view show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,6 +261,7 @@ pub const SPARKLINE_MIN: i64 = 30;
 /// One processing note.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Note {
+    #[serde(with = "time_ms")]
     pub at: Time,
     pub by: String,
     pub text: String,
@@ -252,10 +280,15 @@ pub struct Item {
     pub notes: Vec<Note>,
     pub retry_count: u32,
     pub requeue_count: u32,
+    #[serde(with = "time_ms")]
     pub enqueued_at: Time,
+    #[serde(with = "opt_time_ms")]
     pub started_at: Option<Time>,
+    #[serde(with = "opt_time_ms")]
     pub finished_at: Option<Time>,
+    #[serde(with = "opt_time_ms")]
     pub expires_at: Option<Time>,
+    #[serde(with = "opt_time_ms")]
     pub delay_until: Option<Time>,
     pub worker: Option<String>,
     pub sla: Option<Sla>,
@@ -267,6 +300,7 @@ pub struct Item {
 /// One row of an item's history: every change, who made it, from → to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
+    #[serde(with = "time_ms")]
     pub at: Time,
     pub by: String,
     pub action: String,
@@ -295,12 +329,12 @@ pub struct NewItem {
     pub key: Option<String>,
     #[serde(default)]
     pub priority: Priority,
-    #[serde(default)]
+    #[serde(default, with = "opt_time_ms")]
     pub expires_at: Option<Time>,
     /// Relative expiry; resolved against the engine's clock at enqueue.
     #[serde(default, with = "opt_duration_ms")]
     pub expires_in: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, with = "opt_time_ms")]
     pub delay_until: Option<Time>,
     #[serde(default)]
     pub hold: bool,
@@ -312,6 +346,7 @@ pub struct NewItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
     pub lease: String,
+    #[serde(with = "time_ms")]
     pub lease_until: Time,
     pub item: Item,
 }
@@ -320,8 +355,42 @@ pub struct Lease {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dequeued {
     pub leases: Vec<Lease>,
-    /// Set when nothing was taken because of the queues themselves (paused, at limit, unknown).
-    pub why_empty: Option<String>,
+    /// Set whenever nothing was taken: why, for the whole request and for each queue.
+    pub why_empty: Option<WhyEmpty>,
+}
+
+string_enum!(
+    /// Why a queue gave nothing to a dequeue.
+    EmptyReason {
+        Paused = "paused",
+        ConcurrencyLimit = "concurrency_limit",
+        NothingReady = "nothing_ready",
+    }
+);
+
+/// Why a dequeue took nothing. `reason` is the one every queue shares, else
+/// `nothing_ready` (a queue that could have given something had nothing takeable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhyEmpty {
+    pub reason: EmptyReason,
+    /// "queue 'a' is paused; queue 'b' is at its concurrency limit (4/4 processing)".
+    pub message: String,
+    pub queues: Vec<QueueEmpty>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEmpty {
+    pub queue: String,
+    pub reason: EmptyReason,
+    pub message: String,
+}
+
+/// A lease a worker gives back unworked (its output could not be delivered, it is shutting
+/// down): the item goes back to `queued` at once, without counting a retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandBack {
+    pub id: String,
+    pub lease: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -420,6 +489,11 @@ pub struct PageRequest {
     pub descending: bool,
     #[serde(default)]
     pub count: Count,
+    /// Keyset paging in enqueue order: the page starts after this item (by id), whatever
+    /// was added or removed before it meanwhile. Goes with `SortBy::Enqueued` only, and
+    /// replaces `offset` (which walks every row it skips).
+    #[serde(default)]
+    pub after: Option<String>,
 }
 
 impl Default for PageRequest {
@@ -430,6 +504,7 @@ impl Default for PageRequest {
             sort: SortBy::Enqueued,
             descending: false,
             count: Count::Capped,
+            after: None,
         }
     }
 }
@@ -447,6 +522,9 @@ pub struct Page {
 /// Past this many matches a listing stops counting: a refined filter over a million items
 /// must not cost a full count per page. Counter-backed totals and previews are always exact.
 pub const COUNT_CAP: u64 = 10_000;
+
+/// Most items one page holds; a longer listing pages (the CLI's `item ls --all` does).
+pub const MAX_PAGE: u32 = 10_000;
 
 /// What a human does to items (SPEC §7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -466,6 +544,7 @@ pub enum ActionKind {
         priority: Priority,
     },
     ExtendExpiry {
+        #[serde(with = "opt_time_ms")]
         expires_at: Option<Time>,
     },
     AddNote,
@@ -531,13 +610,16 @@ pub struct ExceptionGroup {
     pub count: u64,
     /// One real note of the group, unmasked.
     pub example: Option<String>,
+    #[serde(with = "time_ms")]
     pub oldest: Time,
+    #[serde(with = "time_ms")]
     pub newest: Time,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerInfo {
     pub name: String,
+    #[serde(with = "time_ms")]
     pub last_seen: Time,
     pub holding: u64,
     pub holding_ids: Vec<String>,
@@ -617,6 +699,39 @@ pub enum Event {
     Items { queue: String, count: u64 },
     /// A queue was created, changed, paused, resumed or deleted.
     Queue { queue: String },
+}
+
+/// Times in JSON: UTC with exactly three decimals, `2026-11-22T23:00:00.000Z`, so that
+/// they sort as text and every one reads alike; any RFC 3339 time is read back.
+pub mod time_ms {
+    use super::Time;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+    pub fn serialize<S: Serializer>(t: &Time, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&t.format(FORMAT))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Time, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| serde::de::Error::custom(format!("bad time '{text}': {e}")))
+    }
+}
+
+pub mod opt_time_ms {
+    use super::Time;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(t: &Option<Time>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.collect_str(&t.format(super::time_ms::FORMAT)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(with = "super::time_ms")] Time);
+        Ok(Option::<Wrap>::deserialize(d)?.map(|Wrap(t)| t))
+    }
 }
 
 /// Durations in JSON are whole milliseconds.

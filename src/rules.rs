@@ -42,8 +42,9 @@ pub fn transition_allowed(from: Status, to: To, actor: Actor) -> bool {
         (Queued, To::Status(Processing)) => actor == System,
         (Queued, To::Status(OnHold | Processed)) | (Queued, To::Deleted) => actor == Human,
         (Processing, To::Status(Processed | Exception)) => actor == LeaseHolder || actor == System,
-        // An automatic retry of an IT exception or a lease timeout.
-        (Processing, To::Status(Queued)) => actor == System,
+        // An automatic retry of an IT exception or a lease timeout (system), or a lease
+        // handed back unworked by its holder (output lost, shutting down).
+        (Processing, To::Status(Queued)) => actor == System || actor == LeaseHolder,
         (Processing, To::Status(OnHold)) => actor == Human,
         (Exception, To::Status(Queued)) => actor == Human || actor == System,
         (Exception, To::Status(OnHold | Processed)) | (Exception, To::Deleted) => actor == Human,
@@ -97,6 +98,34 @@ pub fn check_action(id: &str, from: Status, action: &ActionKind) -> Result<(), S
     }
 }
 
+/// Why a dequeue took nothing, from each queue's reason. The overall reason is the one
+/// closest to "there is work": `nothing_ready` when any queue could give but had nothing,
+/// else `concurrency_limit` when any is full (work comes as slots free up), else `paused`.
+pub fn why_empty(queues: Vec<QueueEmpty>) -> WhyEmpty {
+    let any = |r: EmptyReason| queues.iter().any(|q| q.reason == r);
+    let reason = if queues.is_empty() || any(EmptyReason::NothingReady) {
+        EmptyReason::NothingReady
+    } else if any(EmptyReason::ConcurrencyLimit) {
+        EmptyReason::ConcurrencyLimit
+    } else {
+        EmptyReason::Paused
+    };
+    let message = if queues.is_empty() {
+        "no queued item is ready".to_string()
+    } else {
+        queues
+            .iter()
+            .map(|q| q.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    WhyEmpty {
+        reason,
+        message,
+        queues,
+    }
+}
+
 /// What happens after a failure: back to the queue for another try, or stay an exception.
 pub fn retries_again(reason: Reason, retry_count: u32, max_retries: u32) -> bool {
     matches!(reason, Reason::It | Reason::Timeout) && retry_count < max_retries
@@ -108,15 +137,21 @@ pub fn risk_ms(sla_ms: i64, risk_pct: u8) -> i64 {
 }
 
 /// SLA status of one item: `in` below the at-risk threshold, `at-risk` up to and including
-/// the target, `out` past it; finished items record `met` or `missed`.
+/// the target, `out` past it; finished items record `met` or `missed`. An expired item
+/// (`is_expired`) is `out` whatever its age, and even in a queue without an SLA target:
+/// SPEC §3 counts it as an SLA violation.
 pub fn item_sla(
     sla: Option<Duration>,
     risk_pct: u8,
     status: Status,
     enqueued_at: Time,
     finished_at: Option<Time>,
+    expired: bool,
     now: Time,
 ) -> Option<Sla> {
+    if expired {
+        return Some(Sla::Out);
+    }
     let sla_ms = sla?.as_millis() as i64;
     if status == Status::Processed {
         let took = (finished_at.unwrap_or(now) - enqueued_at).num_milliseconds();
@@ -141,27 +176,33 @@ pub fn is_expired(status: Status, expires_at: Option<Time>, now: Time) -> bool {
     status == Status::Queued && expires_at.is_some_and(|e| e <= now)
 }
 
+/// A daily "HH:MM" deadline on one local date of a zone; a deadline inside a DST gap falls
+/// to the first valid instant after it.
+fn deadline_on(time: NaiveTime, zone: chrono_tz::Tz, date: NaiveDate) -> Option<Time> {
+    zone.from_local_datetime(&date.and_time(time))
+        .earliest()
+        .or_else(|| {
+            // In a gap: the same wall time an hour on is the first that exists.
+            zone.from_local_datetime(&(date.and_time(time) + ChronoDuration::hours(1)))
+                .earliest()
+        })
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn zone_of(tz: &str) -> Result<chrono_tz::Tz, String> {
+    tz.parse()
+        .map_err(|_| format!("unknown time zone '{tz}' (use an IANA name like Europe/Berlin)"))
+}
+
 /// The next instant of a daily "HH:MM" deadline in a time zone, after `now`.
 pub fn next_deadline(deadline: &str, tz: &str, now: Time) -> Result<Time, String> {
     let time = parse_hhmm(deadline)?;
-    let zone: chrono_tz::Tz = tz
-        .parse()
-        .map_err(|_| format!("unknown time zone '{tz}' (use an IANA name like Europe/Berlin)"))?;
+    let zone = zone_of(tz)?;
     let local_today = now.with_timezone(&zone).date_naive();
-    for days in 0..3 {
-        let date = local_today + ChronoDuration::days(days);
-        // A deadline inside a DST gap falls to the first valid instant after it.
-        if let Some(t) = zone
-            .from_local_datetime(&date.and_time(time))
-            .earliest()
-            .map(|t| t.with_timezone(&chrono::Utc))
-        {
-            if t > now {
-                return Ok(t);
-            }
-        }
-    }
-    Err(format!("deadline '{deadline}' never comes in {tz}"))
+    (0..3)
+        .filter_map(|days| deadline_on(time, zone, local_today + ChronoDuration::days(days)))
+        .find(|t| *t > now)
+        .ok_or_else(|| format!("deadline '{deadline}' never comes in {tz}"))
 }
 
 /// When the backlog empties at the current throughput, and how that stands to the deadline.
@@ -178,7 +219,78 @@ pub fn project(deadline: Time, backlog: u64, per_min: f64, now: Time) -> Project
         deadline,
         drains_at,
         margin_secs: drains_at.map(|d| (deadline - d).num_seconds()),
+        backlog,
+        missed: false,
+        stalled: (drains_at.is_none()).then_some(Stall::NoThroughput),
     }
+}
+
+/// A worker counts as live on a queue while it holds an unexpired lease there, or finished
+/// an item there this recently.
+pub const LIVE_WORKER_SECS: i64 = 120;
+
+/// What `deadline_status` needs to know of a queue at `now`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadlineFacts<'a> {
+    pub deadline: &'a str,
+    pub tz: &'a str,
+    /// Queued plus processing.
+    pub backlog: u64,
+    /// Enqueue time of the oldest queued item.
+    pub oldest_queued: Option<Time>,
+    pub per_min: f64,
+    pub paused: bool,
+    /// Items of the queue under a lease that has not run out.
+    pub live_leases: u64,
+    /// When an attempt on the queue last finished (to the minute is enough).
+    pub last_finished: Option<Time>,
+}
+
+/// Where a queue stands to its daily deadline (SPEC §5):
+/// - today's deadline passed with backlog from before it left: `missed`, by how long,
+///   and how much is left — never silently tomorrow's projection;
+/// - otherwise the next deadline, with a drain time at the current throughput, unless the
+///   queue is paused or no worker is live on it (`stalled`: no drain time is made up).
+pub fn deadline_status(f: &DeadlineFacts, now: Time) -> Result<Projection, String> {
+    let time = parse_hhmm(f.deadline)?;
+    let zone = zone_of(f.tz)?;
+    let today = deadline_on(time, zone, now.with_timezone(&zone).date_naive());
+    let stalled = if f.backlog == 0 {
+        None
+    } else if f.paused {
+        Some(Stall::Paused)
+    } else if f.live_leases == 0
+        && f.last_finished
+            .is_none_or(|t| (now - t).num_seconds() > LIVE_WORKER_SECS)
+    {
+        Some(Stall::NoWorkers)
+    } else if f.per_min <= 0.0 {
+        Some(Stall::NoThroughput)
+    } else {
+        None
+    };
+    if let Some(passed) = today.filter(|t| *t <= now) {
+        // Work that arrived after the deadline is the next deadline's, not a miss of this one.
+        let from_before = f.oldest_queued.is_none_or(|o| o < passed);
+        if f.backlog > 0 && from_before {
+            return Ok(Projection {
+                deadline: passed,
+                drains_at: None,
+                margin_secs: Some(-(now - passed).num_seconds()),
+                backlog: f.backlog,
+                missed: true,
+                stalled,
+            });
+        }
+    }
+    let next = next_deadline(f.deadline, f.tz, now)?;
+    let mut p = project(next, f.backlog, f.per_min, now);
+    if stalled.is_some() {
+        p.drains_at = None;
+        p.margin_secs = None;
+        p.stalled = stalled;
+    }
+    Ok(p)
 }
 
 pub fn parse_hhmm(s: &str) -> Result<NaiveTime, String> {
@@ -242,16 +354,128 @@ pub fn check_duration(what: &str, d: Duration) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses `30m`, `5h`, `7d`, `90s`, `1h30m`.
+/// The units a duration is written in, largest first, in milliseconds. Months and years
+/// are refused: their length varies, and `5M` read as five months by a tool that meant
+/// minutes is a silent disaster.
+const DURATION_UNITS: [(&str, u64); 5] = [
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
+const DURATION_HINT: &str = "expected e.g. 30s, 30m, 5h, 7d or 1h30m";
+
+/// Parses `30s`, `30m`, `5h`, `7d` and compounds like `1h30m` or `2d 4h` (what
+/// `format_duration` prints reads back). Units are lower-case d, h, m, s (and ms for the
+/// odd short wait); nothing else.
+/// CLI and console both parse here, so they accept the same words.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if t.is_empty() {
-        return Err("empty duration (expected e.g. 30s, 30m, 5h, 7d)".into());
+        return Err(format!("empty duration ({DURATION_HINT})"));
     }
-    let d = humantime::parse_duration(t)
-        .map_err(|e| format!("bad duration '{s}': {e} (expected e.g. 30s, 30m, 5h, 7d)"))?;
+    let bad = |why: String| Err(format!("bad duration '{s}': {why}"));
+    if t.starts_with('-') {
+        return bad("a duration cannot be negative".into());
+    }
+    let mut total: u64 = 0;
+    let mut last_rank: Option<usize> = None;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return bad(format!(
+                "'{rest}' does not start with a number ({DURATION_HINT})"
+            ));
+        }
+        let (num, after) = rest.split_at(digits);
+        // "5 m" reads like "5m"; the unit is what follows the number.
+        let after = if after.trim_start().starts_with(|c: char| c.is_alphabetic()) {
+            after.trim_start()
+        } else {
+            after
+        };
+        let unit_len = after.len() - after.trim_start_matches(|c: char| c.is_alphabetic()).len();
+        let (unit, after) = after.split_at(unit_len);
+        if after.starts_with(['.', ',']) {
+            return bad("write whole units, like 1h30m for one and a half hours".into());
+        }
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("bad duration '{s}': {num} is too large"))?;
+        let rank = match unit {
+            "" => return bad(format!("{num} has no unit ({DURATION_HINT})")),
+            u => match DURATION_UNITS.iter().position(|(name, _)| *name == u) {
+                Some(r) => r,
+                None => return bad(unit_hint(num, u)),
+            },
+        };
+        if last_rank.is_some_and(|l| rank <= l) {
+            return bad(format!(
+                "units go from largest to smallest, each once ({DURATION_HINT})"
+            ));
+        }
+        last_rank = Some(rank);
+        total = n
+            .checked_mul(DURATION_UNITS[rank].1)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("duration '{s}' is too long (at most 100 years)"))?;
+        rest = after.trim_start();
+    }
+    let d = Duration::from_millis(total);
     check_duration(&format!("duration '{s}'"), d)?;
     Ok(d)
+}
+
+/// Why a unit is refused, and what to write instead.
+fn unit_hint(num: &str, unit: &str) -> String {
+    let lower = unit.to_lowercase();
+    match lower.as_str() {
+        "mo" | "mon" | "month" | "months" | "y" | "yr" | "year" | "years" => format!(
+            "months and years are not accepted (their length varies): write days, e.g. {}d",
+            if lower.starts_with('y') { "365" } else { "30" }
+        ),
+        "w" | "wk" | "week" | "weeks" => format!(
+            "weeks are not accepted: write days, e.g. {}d",
+            num.parse::<u64>().map(|n| n.saturating_mul(7)).unwrap_or(7)
+        ),
+        "us" | "µs" | "ns" => "the smallest unit is ms".to_string(),
+        _ if DURATION_UNITS.iter().any(|(name, _)| *name == lower) => {
+            format!(
+                "units are lower-case d, h, m, s, ms: did you mean {num}{lower}?{}",
+                if unit == "M" {
+                    " (months are not accepted)"
+                } else {
+                    ""
+                }
+            )
+        }
+        "sec" | "secs" | "second" | "seconds" => format!("write {num}s"),
+        "min" | "mins" | "minute" | "minutes" => format!("write {num}m"),
+        "hr" | "hrs" | "hour" | "hours" => format!("write {num}h"),
+        "day" | "days" => format!("write {num}d"),
+        _ => format!("unknown unit '{unit}' (units: d, h, m, s, ms; {DURATION_HINT})"),
+    }
+}
+
+/// The exact form, every unit down to the millisecond and no spaces: `2d4h30m`, `90s`,
+/// `1500ms` → `1s500ms`. For text that is edited and read back (the console's settings
+/// line), where the rounded `format_duration` would change a setting nobody touched.
+pub fn exact_duration(d: Duration) -> String {
+    let mut ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in DURATION_UNITS {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
 }
 
 /// Compact human form: `45s`, `12m`, `3h 5m`, `2d 4h`.
@@ -300,6 +524,19 @@ pub fn parse_time(s: &str) -> Result<Time, String> {
             "bad time '{s}' (expected RFC 3339 like 2026-11-22T23:00:00Z, or YYYY-MM-DD HH:MM)"
         )),
     }
+}
+
+/// Checks a filter from any source (CLI, console, API) before it reaches a store.
+pub fn check_filter(f: &Filter) -> Result<(), String> {
+    if let Some(text) = &f.search {
+        let n = text.chars().count();
+        if n > MAX_SEARCH_CHARS {
+            return Err(format!(
+                "search text is {n} characters, over the limit of {MAX_SEARCH_CHARS}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a queue name: what humans type, so it must be printable and short.

@@ -156,6 +156,10 @@ impl Db {
     /// Everything a listing shows that does not move with the clock: queues with their
     /// settings, state and counts; every item with its history.
     fn state(&self) -> Value {
+        // Reading commands do not create a database; a refused command must not either.
+        if !self.path.exists() {
+            return json!("no database");
+        }
         let mut queues = self.json(&["queue", "ls"]);
         for q in queues.as_array_mut().unwrap() {
             let o = q.as_object_mut().unwrap();
@@ -210,7 +214,7 @@ impl Db {
     /// Takes one item; its id and lease token.
     fn take(&self, queue: &str) -> (String, String) {
         let l = self.json(&["dequeue", queue]);
-        assert!(!l.is_null(), "nothing to take from {queue}");
+        assert!(!l["item"].is_null(), "nothing to take from {queue}: {l}");
         (
             l["item"]["id"].as_str().unwrap().to_string(),
             l["lease"].as_str().unwrap().to_string(),
@@ -580,8 +584,8 @@ fn queue_create_with_every_setting() {
         assert_eq!(field(&t, k), v, "inspect text: {k}");
     }
     assert!(
-        field(&t, "projection").contains("before 23:00"),
-        "an empty backlog drains before the deadline:\n{t}"
+        field(&t, "projection").starts_with("nothing left for 23:00 CE"),
+        "an empty backlog has nothing left for the deadline, named in its zone:\n{t}"
     );
 }
 
@@ -659,7 +663,7 @@ fn queue_bad_settings_are_refused_on_create_and_update() {
             1,
             &["concurrency limit must be at least 1"],
         ),
-        (&["--max-retries", "-1"], 2, &["'-1'"]),
+        (&["--concurrency", "-1"], 2, &["'-1' is negative"]),
         (&["--priority", "high"], 2, &["--priority", "high"]),
     ];
     for (flags, code, needles) in cases {
@@ -751,6 +755,9 @@ fn queue_update_changes_only_what_is_given() {
 #[test]
 fn queue_ls_text_and_json() {
     let db = Db::new();
+    // A database without queues (reading commands do not create one).
+    db.ok(&["queue", "create", "gone"]);
+    db.ok(&["queue", "delete", "gone"]);
     assert_eq!(
         db.ok(&["queue", "ls"]),
         "no queues yet: create one with  workq queue create NAME\n"
@@ -812,6 +819,7 @@ fn queue_ls_text_and_json() {
 #[test]
 fn queue_inspect_unknown_is_refused() {
     let db = Db::new();
+    db.ok(&["queue", "create", "other"]);
     db.refuses(&["queue", "inspect", "nope"], 1, &["unknown queue 'nope'"]);
     let e = db.json_err(&["queue", "inspect", "nope"], 1);
     assert_eq!(e["kind"], "not_found");
@@ -837,15 +845,17 @@ fn queue_pause_and_resume() {
     assert_eq!(stdout(&a), "");
     assert_eq!(stderr(&a), "nothing to take: queue 'q' is paused\n");
     let a = db.cmd(&["--json", "dequeue", "q"]).success();
-    assert_eq!(stdout(&a).trim(), "null");
-    assert!(stderr(&a).contains("queue 'q' is paused"));
+    let none: Value = serde_json::from_str(&stdout(&a)).unwrap();
+    assert!(none["item"].is_null(), "{none}");
+    assert_eq!(none["why_empty"]["reason"], "paused");
+    assert_eq!(none["why_empty"]["message"], "queue 'q' is paused");
+    assert_eq!(stderr(&a), "", "with --json the reason is in the JSON");
     let a = db
         .cmd(&["--json", "dequeue", "q", "--count", "3"])
         .success();
-    assert_eq!(
-        serde_json::from_str::<Value>(&stdout(&a)).unwrap(),
-        json!([])
-    );
+    let none: Value = serde_json::from_str(&stdout(&a)).unwrap();
+    assert_eq!(none["leases"], json!([]));
+    assert_eq!(none["why_empty"]["reason"], "paused");
     assert_eq!(db.state(), before, "a paused queue hands out nothing");
     // Pausing twice is harmless.
     db.ok(&["queue", "pause", "q"]);
@@ -1146,7 +1156,8 @@ fn item_add_options() {
     // Neither the held nor the delayed item is handed out.
     let l = db.json(&["dequeue", "q", "--count", "10"]);
     let taken = strs(
-        &l.as_array()
+        &l["leases"]
+            .as_array()
             .unwrap()
             .iter()
             .map(|l| l["item"].clone())
@@ -1285,14 +1296,15 @@ fn item_ls_sla_and_expired() {
     db.ok(&["complete", &fine, "--lease", &l]);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(db.ids(&["--sla", "at-risk"]), std::slice::from_ref(&risky));
-    assert_eq!(db.ids(&["--sla", "out"]), std::slice::from_ref(&late));
+    // An expired item is out of SLA too (SPEC §3), in a queue without an SLA target as well.
+    assert_eq!(db.ids(&["--sla", "out"]), [late.clone(), expired.clone()]);
     assert_eq!(db.ids(&["--sla", "in"]), std::slice::from_ref(&done));
     assert_eq!(db.ids(&["--sla", "met"]), std::slice::from_ref(&fine));
     assert_eq!(db.ids(&["--expired"]), std::slice::from_ref(&expired));
     assert_eq!(db.item(&risky)["sla"], "at-risk");
     assert_eq!(db.item(&late)["sla"], "out");
     assert_eq!(db.item(&fine)["sla"], "met");
-    assert_eq!(db.item(&expired)["sla"], Value::Null);
+    assert_eq!(db.item(&expired)["sla"], "out");
     assert_eq!(db.item(&expired)["expired"], true);
     assert_eq!(db.item(&fresh)["expired"], false);
     let t = db.ok(&["item", "ls", "plain"]);
@@ -1305,7 +1317,8 @@ fn item_ls_sla_and_expired() {
     // An expired item is never handed out.
     assert_eq!(db.take("plain").0, fresh);
     let a = db.cmd(&["--json", "dequeue", "plain"]).success();
-    assert_eq!(stdout(&a).trim(), "null");
+    let none: Value = serde_json::from_str(&stdout(&a)).unwrap();
+    assert!(none["item"].is_null(), "{none}");
     // Queue health counts them.
     let qs = db.json(&["queue", "ls"]);
     let by_name = |n: &str| {
@@ -1317,6 +1330,7 @@ fn item_ls_sla_and_expired() {
             .clone()
     };
     assert_eq!(by_name("plain")["expired"], 1);
+    assert_eq!(by_name("plain")["out_of_sla"], 1, "the expired one");
     assert_eq!(by_name("risky")["at_risk"], 1);
     assert_eq!(by_name("late")["out_of_sla"], 1);
     assert_eq!(by_name("fine")["at_risk"], 0);
@@ -1373,10 +1387,10 @@ fn item_show_text() {
     assert!(notes[0].contains("user:tester") && notes[0].ends_with("first look"));
     assert!(notes[1].contains("bot-7") && notes[1].ends_with("paid"));
     let history = t.split("history:\n").nth(1).unwrap();
-    // Cells are padded: compare with single spaces, after the date and time.
+    // Cells are padded: compare with single spaces, after the date, time and zone.
     let lines: Vec<String> = history
         .lines()
-        .map(|l| l.split_whitespace().skip(2).collect::<Vec<_>>().join(" "))
+        .map(|l| l.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
         .collect();
     assert_eq!(lines.len(), 4, "header and three changes:\n{history}");
     assert!(history.starts_with("WHEN "), "{history}");
@@ -1478,7 +1492,9 @@ fn dequeue_takes_high_priority_first_then_oldest() {
     }
     assert_eq!(got, ["high1", "high2", "normal1", "normal2", "low1"]);
     let a = db.cmd(&["--json", "dequeue", "q"]).success();
-    assert_eq!(stdout(&a).trim(), "null");
+    let none: Value = serde_json::from_str(&stdout(&a)).unwrap();
+    assert!(none["item"].is_null(), "{none}");
+    assert_eq!(none["why_empty"]["reason"], "nothing_ready");
 }
 
 #[test]
@@ -1489,7 +1505,7 @@ fn dequeue_across_queues_takes_the_higher_priority_queue_first() {
     db.add("lo", "from-lo", &["--priority", "high"]);
     db.add("hi", "from-hi", &["--priority", "low"]);
     let l = db.json(&["dequeue", "lo", "hi", "--count", "2"]);
-    let values: Vec<&str> = l
+    let values: Vec<&str> = l["leases"]
         .as_array()
         .unwrap()
         .iter()
@@ -1511,7 +1527,8 @@ fn dequeue_json_shapes() {
     assert!(one.is_object(), "without --count: one lease object: {one}");
     let mut keys: Vec<&String> = one.as_object().unwrap().keys().collect();
     keys.sort();
-    assert_eq!(keys, ["item", "lease", "lease_until"]);
+    assert_eq!(keys, ["item", "lease", "lease_until", "why_empty"]);
+    assert!(one["why_empty"].is_null());
     let item = &one["item"];
     assert_eq!(item["id"], ids[0].as_str());
     assert_eq!(item["status"], "processing");
@@ -1519,7 +1536,8 @@ fn dequeue_json_shapes() {
     let lease_for = time(&one["lease_until"]) - time(&item["started_at"]);
     assert_eq!(lease_for.num_seconds(), 300, "the default lease is 5m");
     let two = db.json(&["dequeue", "q", "--count", "5"]);
-    let list = two.as_array().expect("with --count: a list");
+    assert!(two["why_empty"].is_null(), "{two}");
+    let list = two["leases"].as_array().expect("with --count: a list");
     assert_eq!(list.len(), 2, "as many as there are");
     assert_eq!(
         strs(
@@ -1534,8 +1552,14 @@ fn dequeue_json_shapes() {
         .map(|l| l["lease"].as_str().unwrap())
         .collect();
     assert_eq!(tokens.len(), 3, "every lease has its own token");
-    assert_eq!(db.json(&["dequeue", "q", "--count", "2"]), json!([]));
-    assert_eq!(db.json(&["dequeue", "q"]), Value::Null);
+    let none = db.json(&["dequeue", "q", "--count", "2"]);
+    assert_eq!(none["leases"], json!([]));
+    assert_eq!(none["why_empty"]["reason"], "nothing_ready");
+    let none = db.json(&["dequeue", "q"]);
+    for k in ["item", "lease", "lease_until"] {
+        assert!(none[k].is_null(), "{k}: {none}");
+    }
+    assert_eq!(none["why_empty"]["reason"], "nothing_ready");
     assert_eq!(db.ids(&["--status", "processing"]).len(), 3);
 }
 
@@ -1563,7 +1587,10 @@ fn dequeue_text_output() {
     // Nothing left: stdout stays empty, stderr says so, and that is not an error.
     let a = db.cmd(&["dequeue", "q"]).success();
     assert_eq!(stdout(&a), "");
-    assert_eq!(stderr(&a), "nothing to take: no queued items are ready\n");
+    assert_eq!(
+        stderr(&a),
+        "nothing to take: queue 'q' has no item ready to take\n"
+    );
 }
 
 #[test]
@@ -1583,10 +1610,9 @@ fn dequeue_wait_returns_empty_after_the_wait() {
     let a = db
         .cmd(&["--json", "dequeue", "q", "--wait", "200ms", "--count", "2"])
         .success();
-    assert_eq!(
-        serde_json::from_str::<Value>(&stdout(&a)).unwrap(),
-        json!([])
-    );
+    let none = serde_json::from_str::<Value>(&stdout(&a)).unwrap();
+    assert_eq!(none["leases"], json!([]));
+    assert_eq!(none["why_empty"]["reason"], "nothing_ready");
 }
 
 #[test]
@@ -1627,7 +1653,7 @@ fn dequeue_respects_the_concurrency_limit() {
     db.add("c", "a", &[]);
     db.add("c", "b", &[]);
     let l = db.json(&["dequeue", "c", "--count", "2"]);
-    assert_eq!(l.as_array().unwrap().len(), 1);
+    assert_eq!(l["leases"].as_array().unwrap().len(), 1);
     let before = db.state();
     let a = db.cmd(&["dequeue", "c"]).success();
     assert_eq!(stdout(&a), "");
@@ -1933,9 +1959,9 @@ fn the_first_read_after_leases_ran_out_shows_the_timeouts() {
 #[test]
 fn groups_gather_exceptions_by_masked_note() {
     let db = Db::new();
+    db.ok(&["queue", "create", "g"]);
     assert_eq!(db.ok(&["groups"]), "no exceptions\n");
     assert_eq!(db.json(&["groups"]), json!([]));
-    db.ok(&["queue", "create", "g"]);
     db.ok(&["queue", "create", "other"]);
     for _ in 0..4 {
         db.add("g", "v", &[]);
@@ -2844,8 +2870,8 @@ fn import_dry_run_shows_the_mapping_and_every_error_and_writes_nothing() {
     );
     let out = db.ok(&["import", "q", good.to_str().unwrap(), "--dry-run"]);
     assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
-    assert!(out.contains(r"name N\u{1b}[31m,"), "{out}");
-    assert!(out.contains(r"value \u{1b}]0;pwned\u{7}\u{1b}[2J"), "{out}");
+    assert!(out.contains(r"name N\x1b[31m,"), "{out}");
+    assert!(out.contains(r"value \x1b]0;pwned\x07\x1b[2J"), "{out}");
     assert!(out.contains("would import 1 item into 'q'"), "{out}");
     assert_eq!((db.state(), tables()), (before, rows));
     // Nothing to write, so no reject file either.

@@ -222,7 +222,14 @@ pub async fn dequeue_takes_priority_then_fifo(env: Env) {
     assert_eq!(values, ["n2", "l1"]);
     let empty = take(&env, &["q"], 1).await;
     assert!(empty.leases.is_empty());
-    assert_eq!(empty.why_empty, None, "an empty queue is just empty");
+    let why = empty.why_empty.expect("an empty answer says why");
+    assert_eq!(
+        why.reason,
+        EmptyReason::NothingReady,
+        "an empty queue is just empty"
+    );
+    assert_eq!(why.queues.len(), 1);
+    assert_eq!(why.queues[0].queue, "q");
     let tokens: std::collections::HashSet<_> = got.leases.iter().map(|l| &l.lease).collect();
     assert_eq!(tokens.len(), 2, "every item gets its own lease token");
 }
@@ -264,14 +271,9 @@ pub async fn dequeue_says_why_when_the_queue_is_the_reason(env: Env) {
     assert_eq!(got.leases.len(), 2, "the concurrency limit caps a batch");
     let none = take(&env, &["q"], 1).await;
     assert!(none.leases.is_empty());
-    assert!(
-        none.why_empty
-            .as_deref()
-            .unwrap()
-            .contains("concurrency limit (2/2"),
-        "{:?}",
-        none.why_empty
-    );
+    let why = none.why_empty.unwrap();
+    assert_eq!(why.reason, EmptyReason::ConcurrencyLimit);
+    assert!(why.message.contains("concurrency limit (2/2"), "{why:?}");
     env.store
         .set_queue_state("q", QueueState::Paused)
         .await
@@ -282,7 +284,9 @@ pub async fn dequeue_says_why_when_the_queue_is_the_reason(env: Env) {
         .unwrap();
     let none = take(&env, &["q"], 1).await;
     assert!(none.leases.is_empty());
-    assert_eq!(none.why_empty.as_deref(), Some("queue 'q' is paused"));
+    let why = none.why_empty.unwrap();
+    assert_eq!(why.reason, EmptyReason::Paused);
+    assert_eq!(why.message, "queue 'q' is paused");
     // Paused still accepts work.
     add(&env, "q", &["d"]).await;
     env.store
@@ -1460,6 +1464,285 @@ pub async fn a_long_poll_wakes_when_work_arrives(env: Env) {
     assert_eq!(got.leases[0].item.value, "late");
 }
 
+pub async fn a_lease_handed_back_is_queued_again_at_once(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            max_retries: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "q", &["a", "b"]).await;
+    let mut feed = env.store.subscribe();
+    let got = take(&env, &["q"], 2).await.leases;
+    let (a, b) = (&got[0], &got[1]);
+    let back = |l: &Lease, token: &str| HandBack {
+        id: l.item.id.clone(),
+        lease: token.to_string(),
+    };
+    let note = "handed back unworked: output lost";
+    let r = env
+        .store
+        .hand_back(vec![back(a, &a.lease), back(b, "forged")], "w1", note)
+        .await
+        .unwrap();
+    let fin = r[0].as_ref().unwrap();
+    assert_eq!((fin.status, fin.retry_count), (Status::Queued, 0));
+    assert!(
+        matches!(&r[1], Err(Error::Conflict(m)) if m.contains("stale lease")),
+        "a wrong token hands nothing back: {:?}",
+        r[1]
+    );
+    // At once, not after a lease timeout; no retry and no failed attempt counted.
+    let d = env.store.item(&a.item.id).await.unwrap();
+    assert_eq!(d.item.status, Status::Queued);
+    assert_eq!((d.item.retry_count, d.item.requeue_count), (0, 0));
+    assert_eq!(d.item.worker, None);
+    assert_eq!(d.item.started_at, None);
+    let last = d.history.last().unwrap();
+    assert_eq!(last.action, "hand-back");
+    assert_eq!(
+        (last.from, last.to),
+        (Some(Status::Processing), Some(Status::Queued))
+    );
+    assert_eq!(last.by, "w1");
+    assert_eq!(last.note.as_deref(), Some(note));
+    assert_eq!(status(&env, &b.item.id).await, Status::Processing);
+    let s = env.store.queue("q").await.unwrap();
+    assert_eq!((s.counts.queued, s.counts.processing), (1, 1));
+    assert_eq!(s.error_rate, None, "a hand-back is not a failed attempt");
+    // The old token is dead; the item is taken again, first in line.
+    let again = env
+        .store
+        .hand_back(vec![back(a, &a.lease)], "w1", note)
+        .await
+        .unwrap();
+    assert!(matches!(&again[0], Err(Error::Conflict(_))), "{again:?}");
+    let next = take(&env, &["q"], 1).await.leases.remove(0);
+    assert_eq!(next.item.id, a.item.id);
+    assert_ne!(next.lease, a.lease);
+    assert_eq!(
+        finish_one(&env, next.outcome(None, None))
+            .await
+            .unwrap()
+            .status,
+        Status::Processed
+    );
+    let mut saw = false;
+    while let Ok(e) = feed.try_recv() {
+        saw |= matches!(e, Event::Items { ref queue, .. } if queue == "q");
+    }
+    assert!(saw, "the change feed tells consoles");
+}
+
+pub async fn expired_items_count_as_out_of_sla_once(env: Env) {
+    let t0 = env.clock.now_for_test();
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            sla: Some(Duration::from_secs(3600)),
+            sla_risk_pct: Some(50),
+            ..Default::default()
+        },
+    )
+    .await;
+    queue(&env, "plain", QueueSettings::default()).await;
+    let mk = |v: &str, expires: Option<i64>| NewItem {
+        value: v.into(),
+        expires_at: expires.map(|m| t0 + chrono::Duration::minutes(m)),
+        ..Default::default()
+    };
+    let added = env
+        .store
+        .add_items("q", vec![mk("lapses", Some(10)), mk("waits", None)], "bot")
+        .await
+        .unwrap();
+    let (lapses, waits) = (added[0].id.clone(), added[1].id.clone());
+    env.store
+        .add_items("plain", vec![mk("gone", Some(10)), mk("here", None)], "bot")
+        .await
+        .unwrap();
+    let sla = |s: Sla| Filter {
+        sla: Some(s),
+        queue: Some("q".into()),
+        ..Default::default()
+    };
+    let ids = |p: Page| p.items.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    // 40 minutes on: both are at risk by age (past 30m), but one expired: that one is out.
+    env.clock.advance(Duration::from_secs(40 * 60));
+    let s = env.store.queue("q").await.unwrap();
+    assert_eq!((s.expired, s.out_of_sla, s.at_risk), (1, 1, 1), "{s:?}");
+    let out = env
+        .store
+        .items(sla(Sla::Out), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(out), std::slice::from_ref(&lapses));
+    let risky = env
+        .store
+        .items(sla(Sla::AtRisk), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(risky), std::slice::from_ref(&waits));
+    assert_eq!(
+        env.store.item(&lapses).await.unwrap().item.sla,
+        Some(Sla::Out)
+    );
+    // 70 minutes on: both out by age; the expired one is not counted twice.
+    env.clock.advance(Duration::from_secs(30 * 60));
+    let s = env.store.queue("q").await.unwrap();
+    assert_eq!((s.expired, s.out_of_sla, s.at_risk), (1, 2, 0), "{s:?}");
+    // Without an SLA target, an expired item is still a violation (SPEC §3).
+    let p = env.store.queue("plain").await.unwrap();
+    assert_eq!((p.expired, p.out_of_sla, p.at_risk), (1, 1, 0), "{p:?}");
+    let out = Filter {
+        queue: Some("plain".into()),
+        sla: Some(Sla::Out),
+        ..Default::default()
+    };
+    let out = env.store.items(out, PageRequest::default()).await.unwrap();
+    assert_eq!(out.items.len(), 1);
+    assert_eq!(out.items[0].value, "gone");
+    // Extending its expiry takes it out of the count again.
+    env.store
+        .act(ActionRequest {
+            target: Target::Ids(vec![lapses.clone()]),
+            action: ActionKind::ExtendExpiry { expires_at: None },
+            note: None,
+            actor: ME.into(),
+        })
+        .await
+        .unwrap();
+    let s = env.store.queue("q").await.unwrap();
+    assert_eq!((s.expired, s.out_of_sla), (0, 2), "both still out by age");
+}
+
+pub async fn pages_continue_after_an_item(env: Env) {
+    queue(&env, "q", QueueSettings::default()).await;
+    let values: Vec<String> = (1..=5).map(|i| format!("v{i}")).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    let items = add(&env, "q", &refs).await;
+    let page = |after: Option<&Item>, descending: bool| PageRequest {
+        limit: 2,
+        after: after.map(|i| i.id.clone()),
+        descending,
+        ..Default::default()
+    };
+    let values = |p: Page| p.items.into_iter().map(|i| i.value).collect::<Vec<_>>();
+    let f = Filter::default();
+    let first = env.store.items(f.clone(), page(None, false)).await.unwrap();
+    assert_eq!(values(first), ["v1", "v2"]);
+    // What goes before the cursor meanwhile shifts nothing after it.
+    env.store
+        .act(ActionRequest {
+            target: Target::Ids(vec![items[0].id.clone()]),
+            action: ActionKind::Delete,
+            note: None,
+            actor: ME.into(),
+        })
+        .await
+        .unwrap();
+    let next = env
+        .store
+        .items(f.clone(), page(Some(&items[1]), false))
+        .await
+        .unwrap();
+    assert_eq!(values(next), ["v3", "v4"]);
+    let last = env
+        .store
+        .items(f.clone(), page(Some(&items[3]), false))
+        .await
+        .unwrap();
+    assert_eq!(values(last), ["v5"]);
+    let back = env
+        .store
+        .items(f.clone(), page(Some(&items[3]), true))
+        .await
+        .unwrap();
+    assert_eq!(values(back), ["v3", "v2"]);
+    // A cursor on an item that is gone, or with another order, is refused, not guessed.
+    let e = env
+        .store
+        .items(f.clone(), page(Some(&items[0]), false))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Conflict(ref m) if m.contains("no longer exists")),
+        "{e}"
+    );
+    let mut by_name = page(Some(&items[1]), false);
+    by_name.sort = SortBy::Name;
+    let e = env.store.items(f, by_name).await.unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+}
+
+pub async fn a_deadline_missed_today_says_so(env: Env) {
+    // The clock starts at 09:00 UTC; the deadline is 10:00 UTC.
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            deadline: Some("10:00".into()),
+            tz: Some("UTC".into()),
+            lease: Some(Duration::from_secs(3 * 3600)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let values: Vec<String> = (0..30).map(|i| format!("v{i}")).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    add(&env, "q", &refs).await;
+    // Nobody works it: no drain time is made up.
+    let p = env.store.queue("q").await.unwrap().projection.unwrap();
+    assert_eq!(p.stalled, Some(Stall::NoWorkers), "{p:?}");
+    assert_eq!(p.drains_at, None);
+    // A worker does 10, slowly: at 10:40 the deadline has passed with 20 left.
+    let ls = take(&env, &["q"], 10).await.leases;
+    env.clock.advance(Duration::from_secs(100 * 60));
+    env.store
+        .finish(ls.iter().map(done).collect(), "w1")
+        .await
+        .unwrap();
+    let p = env.store.queue("q").await.unwrap().projection.unwrap();
+    assert!(p.missed, "{p:?}");
+    assert_eq!(
+        p.deadline,
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+            .unwrap()
+    );
+    assert_eq!((p.margin_secs, p.backlog), (Some(-40 * 60), 20));
+    // Paused: still missed, and it says it is paused.
+    env.store
+        .set_queue_state("q", QueueState::Paused)
+        .await
+        .unwrap();
+    let p = env.store.queue("q").await.unwrap().projection.unwrap();
+    assert!(p.missed);
+    assert_eq!(p.stalled, Some(Stall::Paused));
+    // Drained: the next deadline is tomorrow's.
+    env.store
+        .set_queue_state("q", QueueState::Active)
+        .await
+        .unwrap();
+    let ls = take(&env, &["q"], 20).await.leases;
+    env.store
+        .finish(ls.iter().map(done).collect(), "w1")
+        .await
+        .unwrap();
+    let p = env.store.queue("q").await.unwrap().projection.unwrap();
+    assert!(!p.missed);
+    assert_eq!(
+        p.deadline,
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 23, 10, 0, 0)
+            .unwrap()
+    );
+}
+
 /// A clock accessor for the tests.
 trait NowForTest {
     fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
@@ -1517,4 +1800,8 @@ contract!(sqlite:
     workers_are_seen_with_what_they_hold,
     the_change_feed_reports_changes,
     a_long_poll_wakes_when_work_arrives,
+    a_lease_handed_back_is_queued_again_at_once,
+    expired_items_count_as_out_of_sla_once,
+    pages_continue_after_an_item,
+    a_deadline_missed_today_says_so,
 );

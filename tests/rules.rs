@@ -20,6 +20,8 @@ const ALLOWED: &[(Status, To, Actor)] = &[
     (Processing, To::Status(Processed), System),
     (Processing, To::Status(Exception), System),
     (Processing, To::Status(Queued), System),
+    // A lease handed back unworked (its output was lost, the worker shuts down).
+    (Processing, To::Status(Queued), LeaseHolder),
     (Processing, To::Status(OnHold), Human),
     (Exception, To::Status(Queued), Human),
     (Exception, To::Status(Queued), System),
@@ -150,24 +152,27 @@ fn sla_edges() {
     ];
     for (elapsed, want) in cases {
         assert_eq!(
-            item_sla(sla, 80, Queued, t0, None, at(elapsed)),
+            item_sla(sla, 80, Queued, t0, None, false, at(elapsed)),
             Some(want),
             "elapsed {elapsed}s"
         );
     }
     assert_eq!(
-        item_sla(sla, 50, Exception, t0, None, at(50)),
+        item_sla(sla, 50, Exception, t0, None, false, at(50)),
         Some(Sla::AtRisk)
     );
     assert_eq!(
-        item_sla(sla, 80, Processed, t0, Some(at(100)), at(900)),
+        item_sla(sla, 80, Processed, t0, Some(at(100)), false, at(900)),
         Some(Sla::Met)
     );
     assert_eq!(
-        item_sla(sla, 80, Processed, t0, Some(at(101)), at(101)),
+        item_sla(sla, 80, Processed, t0, Some(at(101)), false, at(101)),
         Some(Sla::Missed)
     );
-    assert_eq!(item_sla(None, 80, Queued, t0, None, at(1_000_000)), None);
+    assert_eq!(
+        item_sla(None, 80, Queued, t0, None, false, at(1_000_000)),
+        None
+    );
 }
 
 #[test]

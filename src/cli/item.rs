@@ -1,11 +1,12 @@
 //! `workq item …`, `workq import`, `workq groups`, `workq undo`: items and the human side.
 
-use super::output::{self, cell, opt_time, status_of, thousands, Failure, Out};
+use super::output::{self, cell, say, status_of, tell, thousands, Failure, Out};
 use super::{os_user, FilterArgs, GroupsArgs, ImportArgs, ItemCmd, UndoArgs};
 use crate::backend::Backend;
 use crate::import::{self, Format};
 use crate::model::{self, *};
 use crate::rules::{parse_duration, parse_time};
+use crate::text;
 use clap::Args;
 use std::collections::HashSet;
 use std::io::{IsTerminal, Read, Write};
@@ -14,19 +15,19 @@ use std::io::{IsTerminal, Read, Write};
 pub struct AddArgs {
     pub queue: String,
     /// The input: text or JSON, up to 1 MiB; `-` reads it from stdin.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub value: String,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub name: Option<String>,
     /// Reference unique within the queue; a second add with the same key is refused.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub key: Option<String>,
     /// high, normal or low.
     #[arg(long, default_value = "normal")]
     pub priority: String,
     #[arg(long, value_name = "TIME", conflicts_with = "expires_in")]
     pub expires_at: Option<String>,
-    #[arg(long, value_name = "DUR")]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub expires_in: Option<String>,
     /// Not handed out before this time.
     #[arg(long, value_name = "TIME")]
@@ -34,7 +35,7 @@ pub struct AddArgs {
     /// Create it on hold, for review.
     #[arg(long)]
     pub hold: bool,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub note: Option<String>,
 }
 
@@ -43,10 +44,15 @@ pub struct LsArgs {
     pub queue: Option<String>,
     #[command(flatten)]
     pub filter: FilterArgs,
-    #[arg(long, default_value_t = 50)]
+    /// Items per listing, at most 10,000; when more match, stderr says how many and where
+    /// the next page starts.
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = super::whole::<u32>)]
     pub limit: u32,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = super::whole::<u64>)]
     pub offset: u64,
+    /// Every matching item, however many (read page by page, printed as they come).
+    #[arg(long, conflicts_with_all = ["limit", "offset"])]
+    pub all: bool,
 }
 
 #[derive(Args, Debug)]
@@ -59,13 +65,13 @@ pub struct ActArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Recorded in each item's notes and history.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub note: Option<String>,
     /// requeue: not handed out before this long from now.
-    #[arg(long, value_name = "DUR")]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub delay: Option<String>,
     /// requeue: the item's new value (`-` reads stdin); the history keeps the old one.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub value: Option<String>,
     /// priority: the new priority (high, normal, low).
     #[arg(long, value_name = "PRIORITY")]
@@ -74,7 +80,12 @@ pub struct ActArgs {
     #[arg(long, value_name = "TIME", conflicts_with_all = ["expires_in", "never"])]
     pub expires_at: Option<String>,
     /// extend: expire this long from now.
-    #[arg(long, value_name = "DUR", conflicts_with = "never")]
+    #[arg(
+        long,
+        value_name = "DUR",
+        conflicts_with = "never",
+        allow_hyphen_values = true
+    )]
     pub expires_in: Option<String>,
     /// extend: never expire.
     #[arg(long)]
@@ -100,7 +111,7 @@ fn stdin_or(v: String) -> Result<String, Failure> {
 }
 
 pub fn filter(queue: Option<String>, f: &FilterArgs) -> Result<Filter, Failure> {
-    Ok(Filter {
+    let out = Filter {
         queue,
         statuses: f
             .status
@@ -128,7 +139,10 @@ pub fn filter(queue: Option<String>, f: &FilterArgs) -> Result<Filter, Failure> 
         search: f.search.clone(),
         signature: None,
         worker: f.worker.clone(),
-    })
+    };
+    // The engine checks this too, but without naming the flag.
+    crate::rules::check_filter(&out).map_err(bad("--search"))?;
+    Ok(out)
 }
 
 pub async fn run(store: &dyn Backend, cmd: ItemCmd, out: &Out) -> Result<(), Failure> {
@@ -207,69 +221,168 @@ async fn add(store: &dyn Backend, a: AddArgs, out: &Out) -> Result<(), Failure> 
         .await?;
     let item = added.remove(0);
     if out.json {
-        out.json(&item);
+        out.json(&item)?;
     } else {
-        println!("{}", item.id);
+        say!("{}", item.id);
     }
     Ok(())
 }
 
+/// The columns of `item ls`, widest each cell may be (the table is streamed with `--all`,
+/// so the widths cannot wait for the last row).
+const LS_COLUMNS: [(&str, usize); 8] = [
+    ("ID", 26),
+    ("QUEUE", 20),
+    ("NAME", 24),
+    ("STATUS", 18),
+    ("PRIORITY", 8),
+    ("AGE", 8),
+    ("SLA", 7),
+    ("LATEST NOTE", 48),
+];
+
+fn ls_row(i: &Item, now: Time) -> Vec<String> {
+    vec![
+        i.id.clone(),
+        cell(&i.queue, 20),
+        cell(i.name.as_deref().unwrap_or("-"), 24),
+        status_of(i),
+        i.priority.to_string(),
+        output::age_secs((now - i.enqueued_at).num_seconds()),
+        i.sla.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        cell(i.notes.last().map(|n| n.text.as_str()).unwrap_or(""), 48),
+    ]
+}
+
+fn fixed_row(cells: &[String]) -> String {
+    let mut line: Vec<String> = cells
+        .iter()
+        .zip(LS_COLUMNS)
+        .map(|(c, (_, w))| format!("{:<w$}", output::cell(c, w)))
+        .collect();
+    if let Some(last) = line.last_mut() {
+        *last = last.trim_end().to_string();
+    }
+    format!("{}\n", line.join("  ").trim_end())
+}
+
 async fn ls(store: &dyn Backend, a: LsArgs, out: &Out) -> Result<(), Failure> {
     let f = filter(a.queue.clone(), &a.filter)?;
+    if a.all {
+        return ls_all(store, f, out).await;
+    }
+    if a.limit > MAX_PAGE {
+        return Err(Failure::invalid(format!(
+            "--limit {} is over the most one listing holds ({}); use --all for every match",
+            a.limit,
+            thousands(MAX_PAGE as u64)
+        )));
+    }
     let page = store
         .items(
             f,
             PageRequest {
                 offset: a.offset,
                 limit: a.limit,
+                // A script is told the real total when it gets part of the list.
+                count: if out.json {
+                    Count::Exact
+                } else {
+                    Count::Capped
+                },
                 ..Default::default()
             },
         )
         .await?;
+    let shown = page.items.len() as u64;
+    let total = page.total.unwrap_or_default();
+    let next = a.offset + shown;
+    let cut = next < total || !page.exact;
     if out.json {
-        out.json(&page.items);
+        out.json(&page.items)?;
+        if cut {
+            tell!(
+                "{}",
+                serde_json::json!({"notice": {
+                    "message": format!(
+                        "showing {} of {} matching items; the next page starts at --offset {next} (or use --all)",
+                        thousands(shown),
+                        thousands(total)
+                    ),
+                    "shown": shown,
+                    "offset": a.offset,
+                    "total": total,
+                    "next_offset": next,
+                }})
+            );
+        }
         return Ok(());
     }
     let now = chrono::Utc::now();
-    let rows: Vec<Vec<String>> = page
-        .items
-        .iter()
-        .map(|i| {
-            vec![
-                i.id.clone(),
-                cell(&i.queue, 20),
-                cell(i.name.as_deref().unwrap_or("-"), 24),
-                status_of(i),
-                i.priority.to_string(),
-                output::age_secs((now - i.enqueued_at).num_seconds()),
-                i.sla.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                cell(i.notes.last().map(|n| n.text.as_str()).unwrap_or(""), 48),
-            ]
-        })
-        .collect();
-    output::table(
-        &[
-            "ID",
-            "QUEUE",
-            "NAME",
-            "STATUS",
-            "PRIORITY",
-            "AGE",
-            "SLA",
-            "LATEST NOTE",
-        ],
-        &rows,
-    );
-    let shown = page.items.len() as u64;
-    let total = page.total.unwrap_or_default();
-    if a.offset > 0 || shown < total || !page.exact {
-        println!(
+    let rows: Vec<Vec<String>> = page.items.iter().map(|i| ls_row(i, now)).collect();
+    let headers: Vec<&str> = LS_COLUMNS.iter().map(|(h, _)| *h).collect();
+    output::table(&headers, &rows)?;
+    if a.offset > 0 || cut {
+        say!(
             "{}–{} of {}{}",
             thousands(a.offset + shown.min(1)),
-            thousands(a.offset + shown),
+            thousands(next),
             thousands(total),
             if page.exact { "" } else { "+" }
         );
+    }
+    if cut {
+        tell!("more match: the next page starts at --offset {next} (or use --all)");
+    }
+    Ok(())
+}
+
+/// Every match, streamed a page at a time in enqueue order: memory stays one page however
+/// many items match, and each page continues after the last item of the one before, so
+/// items added or removed meanwhile neither repeat nor shift the rest out of the list.
+async fn ls_all(store: &dyn Backend, f: Filter, out: &Out) -> Result<(), Failure> {
+    const PAGE: u32 = 1000;
+    let now = chrono::Utc::now();
+    let mut after: Option<String> = None;
+    let mut n = 0u64;
+    if out.json {
+        output::emit("[")?;
+    } else {
+        let headers: Vec<String> = LS_COLUMNS.iter().map(|(h, _)| h.to_string()).collect();
+        output::emit(&fixed_row(&headers))?;
+    }
+    loop {
+        let page = store
+            .items(
+                f.clone(),
+                PageRequest {
+                    limit: PAGE,
+                    count: Count::Skip,
+                    after: after.clone(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut chunk = String::new();
+        for i in &page.items {
+            if out.json {
+                // The same text `--json` prints for a page: an indented, pretty array.
+                let pretty = serde_json::to_string_pretty(i).expect("serializable");
+                chunk.push_str(if n == 0 { "\n  " } else { ",\n  " });
+                chunk.push_str(&pretty.replace('\n', "\n  "));
+            } else {
+                chunk.push_str(&fixed_row(&ls_row(i, now)));
+            }
+            n += 1;
+        }
+        output::emit(&chunk)?;
+        match page.items.last() {
+            Some(last) if page.items.len() as u32 == PAGE => after = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    if out.json {
+        output::emit(if n == 0 { "]\n" } else { "\n]\n" })?;
     }
     Ok(())
 }
@@ -277,10 +390,11 @@ async fn ls(store: &dyn Backend, a: LsArgs, out: &Out) -> Result<(), Failure> {
 async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
     let d = store.item(id).await?;
     if out.json {
-        out.json(&d);
+        out.json(&d)?;
         return Ok(());
     }
     let i = &d.item;
+    let now = chrono::Utc::now();
     let fields: Vec<(&str, String)> = vec![
         ("id", i.id.clone()),
         ("queue", i.queue.clone()),
@@ -294,29 +408,28 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
         ),
         ("retries", i.retry_count.to_string()),
         ("requeues", i.requeue_count.to_string()),
-        ("enqueued", output::time(i.enqueued_at)),
-        ("started", opt_time(i.started_at)),
-        ("finished", opt_time(i.finished_at)),
-        ("expires", opt_time(i.expires_at)),
-        ("delayed until", opt_time(i.delay_until)),
+        ("enqueued", output::time_from_now(Some(i.enqueued_at), now)),
+        ("started", output::time_from_now(i.started_at, now)),
+        ("finished", output::time_from_now(i.finished_at, now)),
+        ("expires", output::time_from_now(i.expires_at, now)),
+        ("delayed until", output::time_from_now(i.delay_until, now)),
         ("worker", i.worker.clone().unwrap_or_else(|| "-".into())),
     ];
-    for (k, v) in fields {
-        println!("{k:<14} {v}");
-    }
-    println!("\nvalue:");
-    // Re-indented token by token: keys, their order and number text as stored.
-    match crate::json_text::pretty(&i.value) {
-        Some(p) => println!("{p}"),
-        None => println!("{}", i.value),
-    }
+    output::fields(&fields)?;
+    say!("\nvalue:");
+    // Re-indented token by token (keys, their order and number text as stored), then
+    // escaped: JSON escapes C0 controls but not C1 ones or bidi marks.
+    let value = crate::json_text::pretty(&i.value).unwrap_or_else(|| i.value.clone());
+    say!("{}", text::escape(&value, true));
     if !i.notes.is_empty() {
-        println!("\nnotes:");
+        say!("\nnotes:");
         for n in &i.notes {
-            println!("  {}  {}  {}", output::time(n.at), n.by, n.text);
+            // A note's own lines stay lines, under the first.
+            let body = text::escape(&n.text, true).replace('\n', "\n      ");
+            say!("  {}  {}  {}", output::time(n.at), text::line(&n.by), body);
         }
     }
-    println!("\nhistory:");
+    say!("\nhistory:");
     let rows: Vec<Vec<String>> = d
         .history
         .iter()
@@ -343,7 +456,7 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
             ]
         })
         .collect();
-    output::table(&["WHEN", "WHO", "ACTION", "CHANGE", "NOTE"], &rows);
+    output::table(&["WHEN", "WHO", "ACTION", "CHANGE", "NOTE"], &rows)?;
     Ok(())
 }
 
@@ -409,9 +522,9 @@ async fn act(
                     thousands(p.count)
                 )));
             }
-            eprintln!("this will {verb} {} items, such as:", thousands(p.count));
+            tell!("this will {verb} {} items, such as:", thousands(p.count));
             for i in &p.sample {
-                eprintln!(
+                tell!(
                     "  {}  {}  {}  {}",
                     i.id,
                     status_of(i),
@@ -419,7 +532,7 @@ async fn act(
                     cell(i.notes.last().map(|n| n.text.as_str()).unwrap_or(""), 50)
                 );
             }
-            eprint!("apply? [y/N] ");
+            output::emit_err("apply? [y/N] ");
             std::io::stderr().flush().ok();
             let mut answer = String::new();
             std::io::stdin().read_line(&mut answer).ok();
@@ -437,9 +550,9 @@ async fn act(
         })
         .await?;
     if out.json {
-        out.json(&r);
+        out.json(&r)?;
     } else {
-        println!(
+        say!(
             "{}: {} item{} (action {}; undo with `workq undo {}`)",
             r.verb,
             thousands(r.touched),
@@ -454,9 +567,9 @@ async fn act(
 pub async fn groups(store: &dyn Backend, a: GroupsArgs, out: &Out) -> Result<(), Failure> {
     let gs = store.groups(a.queue).await?;
     if out.json {
-        out.json(&gs);
+        out.json(&gs)?;
     } else if gs.is_empty() {
-        println!("no exceptions");
+        say!("no exceptions");
     } else {
         let rows: Vec<Vec<String>> = gs
             .iter()
@@ -479,7 +592,7 @@ pub async fn groups(store: &dyn Backend, a: GroupsArgs, out: &Out) -> Result<(),
                 ]
             })
             .collect();
-        output::table(&["COUNT", "QUEUE", "REASON", "SIGNATURE", "EXAMPLE"], &rows);
+        output::table(&["COUNT", "QUEUE", "REASON", "SIGNATURE", "EXAMPLE"], &rows)?;
     }
     Ok(())
 }
@@ -489,9 +602,9 @@ pub async fn undo(store: &dyn Backend, a: UndoArgs, out: &Out) -> Result<(), Fai
         .undo(a.action_id, &format!("user:{}", os_user()))
         .await?;
     if out.json {
-        out.json(&r);
+        out.json(&r)?;
     } else {
-        println!(
+        say!(
             "undid action {}: {} item{} restored",
             r.action_id,
             thousands(r.restored),
@@ -589,27 +702,27 @@ pub async fn import(store: &dyn Backend, a: ImportArgs, out: &Out) -> Result<(),
             Some(import::write_rejects(&a.file, format, &lines, dest).map_err(Failure::invalid)?);
     }
     if out.json {
-        out.json(&report);
+        out.json(&report)?;
         return Ok(());
     }
-    println!(
+    say!(
         "imported {} into '{}'",
         output::count(report.imported, "item"),
         a.queue
     );
     if !report.rejected.is_empty() {
-        eprintln!(
+        tell!(
             "skipped {}:",
             output::count(report.rejected.len() as u64, "bad row")
         );
         for r in report.rejected.iter().take(20) {
-            eprintln!("  {r}");
+            tell!("  {}", text::line(&r.to_string()));
         }
         if report.rejected.len() > 20 {
-            eprintln!("  … and {} more", report.rejected.len() - 20);
+            tell!("  … and {} more", report.rejected.len() - 20);
         }
         if let (Some(dest), Some(n)) = (&a.rejects, written) {
-            eprintln!(
+            tell!(
                 "wrote {} to {}",
                 output::count(n, "bad row"),
                 dest.display()
@@ -668,56 +781,63 @@ fn dry_run(
             "rejected": report.rejected,
             "columns": parsed.columns,
             "sample": sample,
-        }));
+        }))?;
         return if refused { Err(failure()) } else { Ok(()) };
     }
-    println!(
+    say!(
         "dry run of {} into '{}': nothing was written",
         a.file.display(),
         a.queue
     );
-    println!("\ncolumns:");
+    say!("\ncolumns:");
     let list = |v: &[String]| {
         if v.is_empty() {
             "-".to_string()
         } else {
-            v.iter().map(|c| shown(c)).collect::<Vec<_>>().join(", ")
+            v.iter()
+                .map(|c| text::line(c).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
     match &parsed.columns {
         Some(c) if c.value.is_empty() => {
-            println!("  item fields      {}", list(&c.reserved));
-            println!("  the value        the 'value' column, as written");
+            say!("  item fields      {}", list(&c.reserved));
+            say!("  the value        the 'value' column, as written");
         }
         Some(c) => {
-            println!(
+            say!(
                 "  item fields      {}   (reserved names, exact lowercase)",
                 list(&c.reserved)
             );
-            println!(
+            say!(
                 "  into the value   {}   (a JSON object: these keys, this order, each cell's text)",
                 list(&c.value)
             );
         }
         None => {
-            println!("  JSON Lines: fields spelt exactly name, value, priority, key, expires_at, expires_in, delay_until, notes, status set the item;");
-            println!("  a line without a value field is itself the value, as written");
+            say!("  JSON Lines: fields spelt exactly name, value, priority, key, expires_at, expires_in, delay_until, notes, status set the item;");
+            say!("  a line without a value field is itself the value, as written");
         }
     }
     for (what, col) in [("key ", &a.key_column), ("name", &a.name_column)] {
         if let Some(c) = col {
-            println!(
+            say!(
                 "  {what}             from '{}' (it stays in the value)",
-                shown(c)
+                text::line(c).into_owned()
             );
         }
     }
     if !sample.is_empty() {
-        println!("\nfirst rows as they would be stored:");
+        say!("\nfirst rows as they would be stored:");
         for r in &sample {
             let i = &r.item;
-            let opt = |v: &Option<String>| v.as_deref().map(shown).unwrap_or_else(|| "-".into());
-            println!(
+            let opt = |v: &Option<String>| {
+                v.as_deref()
+                    .map(|s| text::line(s).into_owned())
+                    .unwrap_or_else(|| "-".into())
+            };
+            say!(
                 "  line {}: key {}, name {}, priority {}, {}",
                 r.line,
                 opt(&i.key),
@@ -725,34 +845,20 @@ fn dry_run(
                 i.priority,
                 if i.hold { "on-hold" } else { "queued" },
             );
-            println!("    value {}", shown(&i.value));
+            say!("    value {}", text::line(&i.value));
         }
     }
-    println!();
+    say!();
     if refused {
         return Err(failure());
     }
-    println!(
+    say!(
         "would import {} into '{}'",
         output::count(report.imported, "item"),
         a.queue
     );
     if !report.rejected.is_empty() {
-        eprintln!("{}", model::import_failure("would skip", &report.rejected));
+        tell!("{}", model::import_failure("would skip", &report.rejected));
     }
     Ok(())
-}
-
-/// Text from a file, safe to print: control characters (escape sequences, line ends)
-/// are shown escaped, not sent to the terminal.
-fn shown(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -70,16 +70,16 @@ pub enum Command {
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct QueueFlags {
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     pub description: Option<String>,
     /// Items added without an expiry expire this long after enqueue.
-    #[arg(long, value_name = "DUR")]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub ttl: Option<String>,
     /// How long after enqueue an item must be finished.
-    #[arg(long, value_name = "DUR")]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub sla: Option<String>,
     /// Share of the SLA after which an item is at risk (default 80).
-    #[arg(long, value_name = "PCT")]
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true, value_parser = whole::<u8>)]
     pub sla_risk: Option<u8>,
     /// Time of day by which the backlog must be done, e.g. 23:00.
     #[arg(long, value_name = "HH:MM")]
@@ -88,13 +88,13 @@ pub struct QueueFlags {
     #[arg(long, value_name = "ZONE")]
     pub tz: Option<String>,
     /// Automatic retries of IT exceptions and lease timeouts (0 = off).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>)]
     pub max_retries: Option<u32>,
     /// How long a worker may hold an item without a heartbeat (default 5m).
-    #[arg(long, value_name = "DUR")]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub lease: Option<String>,
     /// Most items in processing at once.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>)]
     pub concurrency: Option<u32>,
     /// Queues polled together are drained highest priority first.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
@@ -150,11 +150,11 @@ pub struct FilterArgs {
     /// Only expired items.
     #[arg(long)]
     pub expired: bool,
-    /// Free text in name, key, value or notes.
-    #[arg(long, value_name = "TEXT")]
+    /// Free text in name, key, value or notes (up to 1,000 characters).
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     pub search: Option<String>,
     /// Only items this worker holds, or last processed.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
     pub worker: Option<String>,
 }
 
@@ -215,13 +215,14 @@ pub struct DequeueArgs {
     #[arg(required = true)]
     pub queues: Vec<String>,
     /// Who takes the items (default: cli:USER).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub worker: Option<String>,
-    /// Take up to N items (prints a list).
-    #[arg(long)]
+    /// Take up to N items. With --json the answer is then {"leases": [...], "why_empty": ...};
+    /// without, one lease object (its "why_empty" says why when nothing was taken).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>)]
     pub count: Option<u32>,
     /// Wait up to this long for an item.
-    #[arg(long, value_name = "DUR")]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub wait: Option<String>,
 }
 
@@ -230,7 +231,7 @@ pub struct CompleteArgs {
     pub id: String,
     #[arg(long, value_name = "TOKEN")]
     pub lease: String,
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     pub note: Option<String>,
 }
 
@@ -296,9 +297,66 @@ fn passwd_user() -> Option<String> {
     })
 }
 
-pub fn open_store(db: Option<PathBuf>) -> Result<Arc<dyn Backend>, Failure> {
+/// A whole number for a flag, refusing a negative one by name (clap's own error would
+/// suggest `-- -5`, which does not work for a flag's value).
+pub fn whole<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    if s.trim().starts_with('-') {
+        return Err(format!("'{s}' is negative: give a whole number, 0 or more"));
+    }
+    s.trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number (or is too large)"))
+}
+
+/// Opens the database a `--db` names: an SQLite file, created on first use unless
+/// `must_exist` (a command that only reads refuses to make one: a mistyped path must not
+/// leave an empty database, and its folders, behind). A URL is refused by what it is.
+pub fn open_store(db: Option<PathBuf>, must_exist: bool) -> Result<Arc<dyn Backend>, Failure> {
     let path = db.unwrap_or_else(default_db);
+    refuse_url(&path)?;
+    if must_exist && !path.exists() {
+        return Err(Failure {
+            kind: "not_found",
+            message: format!(
+                "no workq database at {} (a command that only reads does not create one; \
+                 `workq queue create NAME` does)",
+                path.display()
+            ),
+            code: 1,
+        });
+    }
     Ok(Arc::new(SqliteStore::open(&path, clock::system())?))
+}
+
+/// A `--db` that is a URL is refused by what it is, before anything makes a file of it.
+pub fn refuse_url(path: &std::path::Path) -> Result<(), Failure> {
+    let text = path.to_string_lossy();
+    if let Some((scheme, _)) = text.split_once("://") {
+        let scheme = scheme.to_ascii_lowercase();
+        return Err(Failure::invalid(
+            if scheme == "postgres" || scheme == "postgresql" {
+                format!(
+                    "--db {text}: PostgreSQL is not available yet in this workq; \
+                     give the path of an SQLite file"
+                )
+            } else {
+                format!("--db {text}: a {scheme}:// URL is not a database path; give the path of an SQLite file")
+            },
+        ));
+    }
+    Ok(())
+}
+
+impl Command {
+    /// Commands that only read: they refuse a database that does not exist yet.
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Queue(QueueCmd::Ls | QueueCmd::Inspect { .. })
+                | Command::Item(ItemCmd::Ls(_) | ItemCmd::Show { .. })
+                | Command::Groups(_)
+        )
+    }
 }
 
 /// Runs a scripting command; `Err` carries what to print and the exit code.
@@ -313,7 +371,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Bench(args) = command {
         return bench::run(args).await;
     }
-    let store = open_store(cli.db)?;
+    let store = open_store(cli.db, command.reads_only())?;
     let out = output::Out { json };
     match command {
         Command::Queue(c) => queue::run(&*store, c, &out).await,

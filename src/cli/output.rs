@@ -1,18 +1,50 @@
 //! How commands print: text tables for people, JSON for scripts, errors on stderr.
+//! Everything goes through `emit` (stdout) and `emit_err` (stderr): a reader that went
+//! away (`| head -1`) ends the command quietly instead of a panic, and every piece of user
+//! text shown as text is escaped first (`crate::text`), so it cannot drive the terminal.
 
 use crate::backend::Error;
 use crate::model::*;
 use crate::rules::format_duration;
+use crate::text::{self, Zone};
 use serde::Serialize;
+use std::io::Write;
 use std::time::Duration;
+
+/// Prints a line on stdout (`say!("{x}")`); a write that fails ends the command with `?`.
+macro_rules! say {
+    () => { $crate::cli::output::emit("\n")? };
+    ($($t:tt)*) => { $crate::cli::output::emit(&format!("{}\n", format_args!($($t)*)))? };
+}
+/// Prints a line on stderr (`tell!("{x}")`); an error writing it is ignored, as errors go there.
+macro_rules! tell {
+    ($($t:tt)*) => { $crate::cli::output::emit_err(&format!("{}\n", format_args!($($t)*))) };
+}
+pub(crate) use {say, tell};
+
+/// Writes `s` to stdout at once. A closed pipe is `Failure::closed_pipe`; any other
+/// failure (a full disk under `> file`) is an error that says so.
+pub fn emit(s: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(Failure::output)
+}
+
+pub fn emit_err(s: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(s.as_bytes()).and_then(|_| err.flush());
+}
 
 pub struct Out {
     pub json: bool,
 }
 
 impl Out {
-    pub fn json<T: Serialize>(&self, v: &T) {
-        println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
+    pub fn json<T: Serialize + ?Sized>(&self, v: &T) -> Result<(), Failure> {
+        let mut s = serde_json::to_string_pretty(v).expect("serializable");
+        s.push('\n');
+        emit(&s)
     }
 }
 
@@ -23,6 +55,9 @@ pub struct Failure {
     pub message: String,
     pub code: i32,
 }
+
+/// The kind of a failure that is no failure to report: the reader of our output left.
+pub const CLOSED_PIPE: &str = "closed_pipe";
 
 impl Failure {
     pub fn usage(m: impl Into<String>) -> Failure {
@@ -39,15 +74,39 @@ impl Failure {
             code: 1,
         }
     }
-    /// Prints the failure on stderr, as JSON when asked.
+    /// Output could not be written. A closed pipe stops the command quietly, the way
+    /// Unix tools stop (`main` ends the process by SIGPIPE, exit status 141 in a shell).
+    pub fn output(e: std::io::Error) -> Failure {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure {
+                kind: CLOSED_PIPE,
+                message: "the reader of the output went away".into(),
+                code: 141,
+            }
+        } else {
+            Failure {
+                kind: "output",
+                message: format!("cannot write the output: {e}"),
+                code: 1,
+            }
+        }
+    }
+    pub fn is_closed_pipe(&self) -> bool {
+        self.kind == CLOSED_PIPE
+    }
+    /// Prints the failure on stderr, as JSON when asked; a closed pipe prints nothing.
     pub fn print(&self, json: bool) {
+        if self.is_closed_pipe() {
+            return;
+        }
         if json {
-            eprintln!(
+            tell!(
                 "{}",
                 serde_json::json!({"error": {"kind": self.kind, "message": self.message}})
             );
         } else {
-            eprintln!("error: {}", self.message);
+            // Errors echo what the user typed (a queue name, a duration): escaped too.
+            tell!("error: {}", text::escape(&self.message, true));
         }
     }
 }
@@ -62,10 +121,15 @@ impl From<Error> for Failure {
     }
 }
 
-/// Left-aligned columns separated by two spaces; numbers right-aligned.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) {
+/// Left-aligned columns separated by two spaces; numbers right-aligned. Every cell is
+/// escaped, so no caller can forget to.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> Result<(), Failure> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| text::line(c).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
         }
@@ -79,7 +143,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
                 })
         })
         .collect();
-    let line = |cells: Vec<&str>| {
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
         let parts: Vec<String> = cells
             .iter()
             .enumerate()
@@ -91,22 +156,46 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
                 }
             })
             .collect();
-        println!("{}", parts.join("  ").trim_end());
+        out.push_str(parts.join("  ").trim_end());
+        out.push('\n');
     };
     line(headers.to_vec());
-    for r in rows {
+    for r in &rows {
         line(r.iter().map(String::as_str).collect());
     }
+    emit(&out)
 }
 
+/// `key           value` lines (`item show`, `queue inspect`), the values escaped;
+/// an empty key is an empty line.
+pub fn fields(lines: &[(&str, String)]) -> Result<(), Failure> {
+    let mut out = String::new();
+    for (k, v) in lines {
+        if k.is_empty() {
+            out.push('\n');
+        } else {
+            out.push_str(&format!("{k:<14} {}\n", text::line(v)));
+        }
+    }
+    emit(&out)
+}
+
+/// A time as the CLI shows it: local, with its zone ("2026-11-22 23:00:00 CET").
 pub fn time(t: Time) -> String {
-    t.with_timezone(&chrono::Local)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    static LOCAL: std::sync::OnceLock<Zone> = std::sync::OnceLock::new();
+    LOCAL.get_or_init(Zone::local).datetime(t)
 }
 
 pub fn opt_time(t: Option<Time>) -> String {
     t.map(time).unwrap_or_else(|| "-".into())
+}
+
+/// A time with how far it is from now: "2026-11-22 23:00:00 CET (in 2h)".
+pub fn time_from_now(t: Option<Time>, now: Time) -> String {
+    match t {
+        Some(t) => format!("{} ({})", time(t), text::relative(now, t)),
+        None => "-".into(),
+    }
 }
 
 pub fn age_secs(secs: i64) -> String {
@@ -117,14 +206,11 @@ pub fn dur(d: Option<Duration>) -> String {
     d.map(format_duration).unwrap_or_else(|| "-".into())
 }
 
-/// One line, at most `max` characters, for a table cell.
+/// One line, at most `max` characters, for a table cell: control characters escaped.
 pub fn cell(s: &str, max: usize) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let flat = text::line(s);
     if flat.chars().count() <= max {
-        flat
+        flat.into_owned()
     } else {
         let mut t: String = flat.chars().take(max.saturating_sub(1)).collect();
         t.push('…');
@@ -150,26 +236,55 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// "drains 22:41, 19m before 23:00" / "misses 23:00 by 40m" / "no throughput", in the
-/// queue's time zone: the deadline reads as it was set.
+/// Where a queue stands to its deadline, in the queue's time zone (the deadline reads as
+/// it was set, and says which zone that is):
+/// "drains 22:41, 19m before 23:00 CET" · "misses 23:00 CET by 40m (drains 23:40)" ·
+/// "missed 23:00 CET by 40m, 1,240 left" · "paused: 1,240 left for 23:00 CET" ·
+/// "nothing left for 23:00 CET".
 pub fn projection(p: &Projection, tz: &str) -> String {
-    let zone: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
-    let at = |t: Time| t.with_timezone(&zone).format("%H:%M").to_string();
-    match (p.drains_at, p.margin_secs) {
-        (Some(d), Some(m)) if m >= 0 => format!(
-            "drains {}, {} before {}",
-            at(d),
-            age_secs(m),
-            at(p.deadline)
-        ),
-        (Some(_), Some(m)) => format!("misses {} by {}", at(p.deadline), age_secs(-m)),
-        _ => format!("no throughput: misses {}", at(p.deadline)),
+    let zone = Zone::named(tz);
+    let deadline = zone.hhmm(p.deadline);
+    let left = count(p.backlog, "item");
+    if p.missed {
+        return format!(
+            "missed {deadline} by {}, {} left",
+            age_secs(-p.margin_secs.unwrap_or(0)),
+            thousands(p.backlog)
+        );
+    }
+    if let Some(why) = p.stalled {
+        let why = match why {
+            Stall::Paused => "paused",
+            Stall::NoWorkers => "no live workers",
+            Stall::NoThroughput => "no throughput yet",
+        };
+        return format!("{why}: {left} left for {deadline}");
+    }
+    let at = |t: Time| zone.bare(t, "%H:%M");
+    match (p.backlog, p.drains_at, p.margin_secs) {
+        (0, _, _) => format!("nothing left for {deadline}"),
+        (_, Some(d), Some(m)) if m >= 0 => {
+            format!("drains {}, {} before {deadline}", at(d), age_secs(m))
+        }
+        (_, Some(d), Some(m)) => {
+            format!("misses {deadline} by {} (drains {})", age_secs(-m), at(d))
+        }
+        _ => format!("{left} left for {deadline}"),
     }
 }
 
-/// The projection for a table cell: "22:41, 19m before 23:00" / "misses 23:00 by 40m".
+/// Whether a projection is good news (drains in time, or nothing left).
+pub fn projection_ok(p: &Projection) -> bool {
+    !p.missed && p.stalled.is_none() && (p.backlog == 0 || p.margin_secs.is_some_and(|m| m >= 0))
+}
+
+/// The projection for a table cell: "22:41, 19m before 23:00 CET", "misses 23:00 CET by 40m".
 pub fn projection_short(p: &Projection, tz: &str) -> String {
     let long = projection(p, tz);
+    let long = match long.split_once(" (drains ") {
+        Some((head, _)) => head.to_string(),
+        None => long,
+    };
     match long.strip_prefix("drains ") {
         Some(rest) => rest.to_string(),
         None => long,

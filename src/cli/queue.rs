@@ -1,6 +1,6 @@
 //! `workq queue …`
 
-use super::output::{self, age_secs, dur, thousands, Failure, Out};
+use super::output::{self, age_secs, dur, say, thousands, Failure, Out};
 use super::{QueueCmd, QueueFlags};
 use crate::backend::Backend;
 use crate::model::*;
@@ -38,9 +38,9 @@ pub async fn run(store: &dyn Backend, cmd: QueueCmd, out: &Out) -> Result<(), Fa
         QueueCmd::Create { name, flags } => {
             let q = store.create_queue(&name, settings(flags)?).await?;
             if out.json {
-                out.json(&q);
+                out.json(&q)?;
             } else {
-                println!("created queue '{}'", q.name);
+                say!("created queue '{}'", q.name);
             }
         }
         QueueCmd::Update { name, flags, clear } => {
@@ -48,9 +48,9 @@ pub async fn run(store: &dyn Backend, cmd: QueueCmd, out: &Out) -> Result<(), Fa
             settings.clear = clear;
             let q = store.update_queue(&name, settings).await?;
             if out.json {
-                out.json(&q);
+                out.json(&q)?;
             } else {
-                println!("updated queue '{}'", q.name);
+                say!("updated queue '{}'", q.name);
             }
         }
         QueueCmd::Pause { name } => state(store, &name, QueueState::Paused, out).await?,
@@ -58,27 +58,27 @@ pub async fn run(store: &dyn Backend, cmd: QueueCmd, out: &Out) -> Result<(), Fa
         QueueCmd::Ls => {
             let qs = store.queues().await?;
             if out.json {
-                out.json(&qs);
+                out.json(&qs)?;
             } else if qs.is_empty() {
-                println!("no queues yet: create one with  workq queue create NAME");
+                say!("no queues yet: create one with  workq queue create NAME");
             } else {
-                ls(&qs);
+                ls(&qs)?;
             }
         }
         QueueCmd::Inspect { name } => {
             let s = store.queue(&name).await?;
             if out.json {
-                out.json(&s);
+                out.json(&s)?;
             } else {
-                inspect(&s);
+                inspect(&s)?;
             }
         }
         QueueCmd::Delete { name, force } => {
             let n = store.delete_queue(&name, force).await?;
             if out.json {
-                out.json(&serde_json::json!({"deleted": name, "items": n}));
+                out.json(&serde_json::json!({"deleted": name, "items": n}))?;
             } else {
-                println!(
+                say!(
                     "deleted queue '{name}' and its {}",
                     output::count(n, "item")
                 );
@@ -91,16 +91,16 @@ pub async fn run(store: &dyn Backend, cmd: QueueCmd, out: &Out) -> Result<(), Fa
 async fn state(store: &dyn Backend, name: &str, st: QueueState, out: &Out) -> Result<(), Failure> {
     let q = store.set_queue_state(name, st).await?;
     if out.json {
-        out.json(&q);
+        out.json(&q)?;
     } else if st == QueueState::Paused {
-        println!("paused queue '{name}': items are still accepted but none are handed out");
+        say!("paused queue '{name}': items are still accepted but none are handed out");
     } else {
-        println!("resumed queue '{name}'");
+        say!("resumed queue '{name}'");
     }
     Ok(())
 }
 
-fn ls(qs: &[QueueSummary]) {
+fn ls(qs: &[QueueSummary]) -> Result<(), Failure> {
     let rows: Vec<Vec<String>> = qs
         .iter()
         .map(|s| {
@@ -151,10 +151,10 @@ fn ls(qs: &[QueueSummary]) {
             "DEADLINE",
         ],
         &rows,
-    );
+    )
 }
 
-fn inspect(s: &QueueSummary) {
+fn inspect(s: &QueueSummary) -> Result<(), Failure> {
     let q = &s.queue;
     let c = &s.counts;
     let pct = |v: Option<f64>| {
@@ -191,7 +191,10 @@ fn inspect(s: &QueueSummary) {
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "unlimited".into()),
         ),
-        ("created", output::time(q.created_at)),
+        (
+            "created",
+            output::time_from_now(Some(q.created_at), chrono::Utc::now()),
+        ),
         ("", String::new()),
         ("queued", thousands(c.queued)),
         ("processing", thousands(c.processing)),
@@ -229,11 +232,5 @@ fn inspect(s: &QueueSummary) {
                 .unwrap_or_else(|| "-".into()),
         ),
     ];
-    for (k, v) in lines {
-        if k.is_empty() {
-            println!();
-        } else {
-            println!("{k:<14} {v}");
-        }
-    }
+    output::fields(&lines)
 }

@@ -1,11 +1,22 @@
 //! `workq dequeue | complete | fail | heartbeat`: the worker's side, for scripts.
 
-use super::output::{Failure, Out};
+use super::output::{self, say, tell, Failure, Out};
 use super::{os_user, CompleteArgs, DequeueArgs, FailArgs, HeartbeatArgs};
 use crate::backend::Backend;
 use crate::model::*;
 use crate::rules::parse_duration;
+use crate::text;
 use std::time::Duration;
+
+/// `dequeue --json` without `--count`: one lease, or the nulls and why nothing was taken.
+#[derive(serde::Serialize)]
+struct OneLease<'a> {
+    lease: Option<&'a str>,
+    #[serde(with = "crate::model::opt_time_ms")]
+    lease_until: Option<Time>,
+    item: Option<&'a Item>,
+    why_empty: Option<&'a WhyEmpty>,
+}
 
 pub async fn dequeue(store: &dyn Backend, a: DequeueArgs, out: &Out) -> Result<(), Failure> {
     if a.count == Some(0) {
@@ -17,55 +28,103 @@ pub async fn dequeue(store: &dyn Backend, a: DequeueArgs, out: &Out) -> Result<(
         .map(|w| parse_duration(w).map_err(|e| Failure::invalid(format!("--wait: {e}"))))
         .transpose()?
         .unwrap_or(Duration::ZERO);
+    let worker = a.worker.unwrap_or_else(|| format!("cli:{}", os_user()));
     let got = store
         .dequeue(DequeueRequest {
             queues: a.queues,
-            worker: a.worker.unwrap_or_else(|| format!("cli:{}", os_user())),
+            worker: worker.clone(),
             count: a.count.unwrap_or(1),
             wait,
         })
         .await?;
-    if let Some(why) = &got.why_empty {
-        eprintln!("nothing to take: {why}");
+    // Written at once, after rendering: when it cannot be written, nobody has the tokens,
+    // so the items go straight back instead of sitting in processing until their leases
+    // run out.
+    if let Err(f) = output::emit(&render(&got, a.count.is_some(), out.json)) {
+        hand_back(store, &got.leases, &worker).await;
+        return Err(f);
     }
-    if out.json {
-        match a.count {
-            Some(_) => out.json(&got.leases),
-            None => out.json(&got.leases.first()),
-        }
-    } else if got.leases.is_empty() {
-        if got.why_empty.is_none() {
-            eprintln!("nothing to take: no queued items are ready");
-        }
-    } else {
-        for l in &got.leases {
-            println!("{} {}", l.item.id, l.lease);
-            println!(
-                "  queue {}  name {}  priority {}  lease until {}",
-                l.item.queue,
-                l.item.name.as_deref().unwrap_or("-"),
-                l.item.priority,
-                super::output::time(l.lease_until)
-            );
-            println!("  value {}", l.item.value);
-        }
+    if let (Some(why), false) = (&got.why_empty, out.json) {
+        tell!("nothing to take: {}", text::escape(&why.message, true));
     }
     Ok(())
+}
+
+fn render(got: &Dequeued, list: bool, json: bool) -> String {
+    if json {
+        let mut s = if list {
+            serde_json::to_string_pretty(got)
+        } else {
+            let l = got.leases.first();
+            serde_json::to_string_pretty(&OneLease {
+                lease: l.map(|l| l.lease.as_str()),
+                lease_until: l.map(|l| l.lease_until),
+                item: l.map(|l| &l.item),
+                why_empty: got.why_empty.as_ref(),
+            })
+        }
+        .expect("serializable");
+        s.push('\n');
+        return s;
+    }
+    let mut s = String::new();
+    for l in &got.leases {
+        s.push_str(&format!("{} {}\n", l.item.id, l.lease));
+        s.push_str(&format!(
+            "  queue {}  name {}  priority {}  lease until {}\n",
+            text::line(&l.item.queue),
+            text::line(l.item.name.as_deref().unwrap_or("-")),
+            l.item.priority,
+            output::time(l.lease_until)
+        ));
+        s.push_str(&format!("  value {}\n", text::line(&l.item.value)));
+    }
+    s
+}
+
+/// Gives back leases whose tokens never reached anyone; says so when that fails too (the
+/// leases then time out as usual).
+async fn hand_back(store: &dyn Backend, leases: &[Lease], worker: &str) {
+    if leases.is_empty() {
+        return;
+    }
+    let back = leases
+        .iter()
+        .map(|l| HandBack {
+            id: l.item.id.clone(),
+            lease: l.lease.clone(),
+        })
+        .collect();
+    let note = "handed back unworked: the dequeue's output could not be written";
+    match store.hand_back(back, worker, note).await {
+        Ok(results) => {
+            for (l, r) in leases.iter().zip(results) {
+                if let Err(e) = r {
+                    tell!("item {} was not handed back: {e}", l.item.id);
+                }
+            }
+        }
+        Err(e) => tell!(
+            "the {} leased could not be handed back ({e}); they time out after their lease",
+            output::count(leases.len() as u64, "item")
+        ),
+    }
 }
 
 async fn report(store: &dyn Backend, o: Outcome, out: &Out) -> Result<(), Failure> {
     let mut r = store.finish(vec![o], &format!("cli:{}", os_user())).await?;
     let item = r.remove(0)?;
     if out.json {
-        out.json(&item);
+        out.json(&item)?;
     } else {
         match (item.status, item.reason) {
-            (Status::Queued, _) => println!(
+            (Status::Queued, _) => say!(
                 "{}: failed, queued again for automatic retry {}",
-                item.id, item.retry_count
+                item.id,
+                item.retry_count
             ),
-            (Status::Exception, Some(r)) => println!("{}: exception ({r})", item.id),
-            (s, _) => println!("{}: {s}", item.id),
+            (Status::Exception, Some(r)) => say!("{}: exception ({r})", item.id),
+            (s, _) => say!("{}: {s}", item.id),
         }
     }
     Ok(())
@@ -106,13 +165,12 @@ pub async fn fail(store: &dyn Backend, a: FailArgs, out: &Out) -> Result<(), Fai
 pub async fn heartbeat(store: &dyn Backend, a: HeartbeatArgs, out: &Out) -> Result<(), Failure> {
     let until = store.heartbeat(&a.id, &a.lease).await?;
     if out.json {
-        out.json(&serde_json::json!({"id": a.id, "lease_until": until}));
+        out.json(&serde_json::json!({
+            "id": a.id,
+            "lease_until": until.format(time_ms::FORMAT).to_string()
+        }))?;
     } else {
-        println!(
-            "{}: lease extended until {}",
-            a.id,
-            super::output::time(until)
-        );
+        say!("{}: lease extended until {}", a.id, output::time(until));
     }
     Ok(())
 }

@@ -66,6 +66,7 @@ pub fn initial_state_from(
     no_color: bool,
 ) -> State {
     let mut s = State::new(chrono::Utc::now(), &opts.source, &opts.actor);
+    s.zone = crate::text::Zone::local();
     s.read_only = opts.read_only;
     s.no_color = no_color;
     if let Some(p) = &path {

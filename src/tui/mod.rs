@@ -77,11 +77,8 @@ pub async fn run_console(db: Option<PathBuf>, read_only: bool) -> Result<(), Fai
     need_terminal()?;
     let _guard = init_logging();
     let path = db.unwrap_or_else(crate::cli::default_db);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Failure::invalid(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let store = crate::cli::open_store(Some(path.clone()))?;
+    // Opening creates the file and its folders on first use.
+    let store = crate::cli::open_store(Some(path.clone()), false)?;
     let source = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -98,6 +95,9 @@ pub async fn run_demo(
 ) -> Result<(), Failure> {
     need_terminal()?;
     let _guard = init_logging();
+    if let Some(p) = &db {
+        crate::cli::refuse_url(p)?;
+    }
     let path = match db {
         Some(p) if p.exists() => {
             return Err(Failure::invalid(format!(
@@ -126,10 +126,10 @@ pub async fn run_demo(
     let store: Arc<dyn Backend> = d.store.clone();
     let r = console(store, format!("demo · {}", path.display()), read_only).await;
     drop(d);
-    eprintln!(
-        "the demo database stays at {} (workq --db {} …)",
+    crate::cli::output::emit_err(&format!(
+        "the demo database stays at {} (workq --db {} …)\n",
         path.display(),
         path.display()
-    );
+    ));
     r
 }

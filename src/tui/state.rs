@@ -367,6 +367,8 @@ pub struct StatusLine {
 /// The whole console state.
 pub struct State {
     pub now: Time,
+    /// Where times are shown (the machine's zone; tests fix UTC). Every time names it.
+    pub zone: crate::text::Zone,
     pub size: (u16, u16),
     pub view: View,
     /// Where `esc` goes back to.
@@ -401,6 +403,7 @@ impl State {
     pub fn new(now: Time, source: &str, actor: &str) -> State {
         State {
             now,
+            zone: crate::text::Zone::UTC,
             size: (80, 24),
             view: View::Queues,
             back: Vec::new(),

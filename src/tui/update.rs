@@ -5,7 +5,7 @@
 use crate::backend::Error;
 use crate::cli::output::thousands;
 use crate::model::*;
-use crate::rules::{format_duration, parse_duration};
+use crate::rules::{exact_duration, parse_duration};
 use crate::tui::commands::{self, Command, Key};
 use crate::tui::state::*;
 use crate::tui::value_edit::{EditSession, Outcome};
@@ -408,6 +408,7 @@ fn fetch_page(s: &mut State, changed: bool) -> Vec<Effect> {
         } else {
             Count::Skip
         },
+        ..Default::default()
     };
     // Past the middle of a long list, read from the far end: OFFSET walks every row it
     // skips, so the bottom of a million rows would otherwise take seconds.
@@ -1520,16 +1521,17 @@ fn pause_resume(s: &mut State, pause: Option<bool>) -> Vec<Effect> {
     vec![Effect::SetQueueState(q.queue.name.clone(), state)]
 }
 
-/// A queue's settings as one editable line.
+/// A queue's settings as one editable line. Durations in their exact form: a rounded one
+/// ("2d 4h" for 2d 4h 30m) would change the setting when the line is saved untouched.
 pub fn settings_line(q: &Queue) -> String {
-    let d = |d: Option<std::time::Duration>| d.map(format_duration).unwrap_or_else(|| "-".into());
+    let d = |d: Option<std::time::Duration>| d.map(exact_duration).unwrap_or_else(|| "-".into());
     let parts = [
         format!("sla={}", d(q.sla)),
         format!("risk={}", q.sla_risk_pct),
         format!("deadline={}", q.deadline.as_deref().unwrap_or("-")),
         format!("tz={}", q.tz),
         format!("retries={}", q.max_retries),
-        format!("lease={}", format_duration(q.lease)),
+        format!("lease={}", exact_duration(q.lease)),
         format!(
             "concurrency={}",
             q.concurrency

@@ -16,7 +16,11 @@ pub struct Where {
     pub queue_id: Option<i64>,
 }
 
+/// A queued item past its expiry (`rules::is_expired`), with `now` as its one parameter.
+const EXPIRED: &str = "(i.status = 'queued' AND i.expires_at IS NOT NULL AND i.expires_at <= ?)";
+
 pub fn build(conn: &Connection, f: &Filter, now: Time) -> Result<Where> {
+    crate::rules::check_filter(f).map_err(crate::backend::Error::Invalid)?;
     let now = now.timestamp_millis();
     let mut conds: Vec<String> = Vec::new();
     let mut params: Vec<Value> = Vec::new();
@@ -59,36 +63,33 @@ pub fn build(conn: &Connection, f: &Filter, now: Time) -> Result<Where> {
     }
     if let Some(sla) = f.sla {
         let risk = "(q.sla_ms * q.sla_risk_pct / 100)";
+        // An expired queued item is out of SLA whatever its age, target or not (SPEC §3).
         let c = match sla {
-            Sla::Out => "i.status <> 'processed' AND i.enqueued_at < ? - q.sla_ms".to_string(),
-            Sla::AtRisk => format!(
-                "i.status <> 'processed' AND i.enqueued_at >= ? - q.sla_ms AND i.enqueued_at <= ? - {risk}"
+            Sla::Out => format!(
+                "({EXPIRED} OR (q.sla_ms IS NOT NULL AND i.status <> 'processed' \
+                 AND i.enqueued_at < ? - q.sla_ms))"
             ),
-            Sla::In => format!("i.status <> 'processed' AND i.enqueued_at > ? - {risk}"),
-            Sla::Met => "i.status = 'processed' AND i.finished_at - i.enqueued_at <= q.sla_ms"
+            Sla::AtRisk => format!(
+                "q.sla_ms IS NOT NULL AND NOT {EXPIRED} AND i.status <> 'processed' \
+                 AND i.enqueued_at >= ? - q.sla_ms AND i.enqueued_at <= ? - {risk}"
+            ),
+            Sla::In => format!(
+                "q.sla_ms IS NOT NULL AND NOT {EXPIRED} AND i.status <> 'processed' \
+                 AND i.enqueued_at > ? - {risk}"
+            ),
+            Sla::Met => "q.sla_ms IS NOT NULL AND i.status = 'processed' \
+                 AND i.finished_at - i.enqueued_at <= q.sla_ms"
                 .to_string(),
-            Sla::Missed => {
-                "i.status = 'processed' AND i.finished_at - i.enqueued_at > q.sla_ms".to_string()
-            }
+            Sla::Missed => "q.sla_ms IS NOT NULL AND i.status = 'processed' \
+                 AND i.finished_at - i.enqueued_at > q.sla_ms"
+                .to_string(),
         };
         let n = c.matches('?').count();
-        push(
-            format!("q.sla_ms IS NOT NULL AND {c}"),
-            vec![now.into(); n],
-            &mut conds,
-        );
+        push(c, vec![now.into(); n], &mut conds);
     }
     match f.expired {
-        Some(true) => push(
-            "i.status = 'queued' AND i.expires_at IS NOT NULL AND i.expires_at <= ?".into(),
-            vec![now.into()],
-            &mut conds,
-        ),
-        Some(false) => push(
-            "NOT (i.status = 'queued' AND i.expires_at IS NOT NULL AND i.expires_at <= ?)".into(),
-            vec![now.into()],
-            &mut conds,
-        ),
+        Some(true) => push(EXPIRED.into(), vec![now.into()], &mut conds),
+        Some(false) => push(format!("NOT {EXPIRED}"), vec![now.into()], &mut conds),
         None => {}
     }
     if let Some(text) = f.search.as_deref().filter(|t| !t.is_empty()) {

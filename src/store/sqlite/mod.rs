@@ -88,7 +88,7 @@ impl SqliteStore {
             };
             let out = conn
                 .execute_batch("BEGIN")
-                .map_err(|e| schema::storage(&inner.path, e))
+                .map_err(|e| schema::storage_on(&conn, &inner.path, e))
                 .and_then(|_| f(&conn, now));
             conn.execute_batch("COMMIT").ok();
             let mut pool = inner.readers.lock().expect("reader pool");
@@ -211,6 +211,17 @@ impl Backend for SqliteStore {
     async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Finished>>> {
         let worker = worker.to_string();
         self.write(move |ctx| write::finish(ctx, &outcomes, &worker))
+            .await
+    }
+
+    async fn hand_back(
+        &self,
+        leases: Vec<HandBack>,
+        worker: &str,
+        note: &str,
+    ) -> Result<Vec<Result<Finished>>> {
+        let (worker, note) = (worker.to_string(), note.to_string());
+        self.write(move |ctx| write::hand_back(ctx, &leases, &worker, &note))
             .await
     }
 

@@ -2,7 +2,7 @@
 
 use super::filter;
 use super::rows::*;
-use crate::backend::Result;
+use crate::backend::{Error, Result};
 use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules;
@@ -10,27 +10,49 @@ use rusqlite::{params, Connection};
 
 pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary> {
     let now_ms = now.timestamp_millis();
-    let count = |sql_text: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64> {
-        conn.prepare_cached(sql_text)
-            .and_then(|mut st| st.query_row(p, |r| r.get::<_, i64>(0)))
-            .map(|n| n.max(0) as u64)
-            .map_err(sql)
+    // Expired items are out of SLA whatever their age (SPEC §3). One range of the covering
+    // items_expiring index tells how many are expired and, where the age tallies hold
+    // anything to correct, how many of those they already count as out and how many sit
+    // in the at-risk window (they move from there to out). The split costs a comparison
+    // per expired item, so it is only asked for when the tallies say it can matter.
+    let (out_edge, risk_edge) = match q.queue.sla {
+        Some(sla) => {
+            let sla_ms = sla.as_millis() as i64;
+            let risk = rules::risk_ms(sla_ms, q.queue.sla_risk_pct);
+            (now_ms - sla_ms, now_ms - risk + 1)
+        }
+        None => (i64::MIN, i64::MIN),
     };
-    let expired = count(
-        "SELECT count(*) FROM items WHERE queue_id = ?1 AND status = 'queued'
-           AND expires_at IS NOT NULL AND expires_at <= ?2",
-        &[&q.id, &now_ms],
-    )?;
-    let (mut at_risk, mut out_of_sla) = (0, 0);
-    if let Some(sla) = q.queue.sla {
-        let sla_ms = sla.as_millis() as i64;
-        let risk = rules::risk_ms(sla_ms, q.queue.sla_risk_pct);
-        // Same edges as rules::item_sla: out when enqueued before now − SLA, at risk up to
-        // and including now − risk threshold.
-        let [out, upto_risk] = open_before(conn, q.id, [now_ms - sla_ms, now_ms - risk + 1])?;
-        out_of_sla = out;
-        at_risk = upto_risk - out;
-    }
+    // Same edges as rules::item_sla: out when enqueued before now − SLA, at risk up to and
+    // including now − risk threshold.
+    let [out, upto_risk] = match q.queue.sla {
+        Some(_) => open_before(conn, q.id, [out_edge, risk_edge])?,
+        None => [0, 0],
+    };
+    let (split, edges) = match (out > 0, upto_risk > out) {
+        (false, false) => ("0, 0", 0),
+        (true, false) => ("COALESCE(sum(enqueued_at < ?3), 0), 0", 1),
+        _ => (
+            "COALESCE(sum(enqueued_at < ?3), 0),
+             COALESCE(sum(enqueued_at >= ?3 AND enqueued_at < ?4), 0)",
+            2,
+        ),
+    };
+    let p: [i64; 4] = [q.id, now_ms, out_edge, risk_edge];
+    let (expired, expired_old, expired_risky): (i64, i64, i64) = conn
+        .prepare_cached(&format!(
+            "SELECT count(*), {split} FROM items WHERE queue_id = ?1 AND status = 'queued'
+               AND expires_at IS NOT NULL AND expires_at <= ?2"
+        ))
+        .and_then(|mut st| {
+            st.query_row(rusqlite::params_from_iter(&p[..2 + edges]), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+        })
+        .map_err(sql)?;
+    let expired = expired.max(0) as u64;
+    let out_of_sla = out + expired - expired_old.max(0) as u64;
+    let at_risk = (upto_risk - out).saturating_sub(expired_risky.max(0) as u64);
     // The head of each priority's FIFO; the oldest of those is the oldest queued item.
     let oldest: Option<i64> = conn
         .prepare_cached(
@@ -45,6 +67,7 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
     let since = this_min - SPARKLINE_MIN + 1;
     let mut per_min = vec![0u64; SPARKLINE_MIN as usize];
     let (mut processed, mut failed, mut handling) = (0i64, 0i64, 0i64);
+    let mut last_minute: Option<i64> = None;
     {
         let mut st = conn
             .prepare_cached(
@@ -65,6 +88,9 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
         for r in rows {
             let (minute, p, f, h) = r.map_err(sql)?;
             per_min[(minute - since) as usize] = p.max(0) as u64;
+            if p + f > 0 {
+                last_minute = last_minute.max(Some(minute));
+            }
             if minute > this_min - THROUGHPUT_WINDOW_MIN {
                 processed += p;
                 failed += f;
@@ -78,8 +104,18 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
     let attempts = processed + failed;
     let projection = match &q.queue.deadline {
         Some(d) => {
-            let at = rules::next_deadline(d, &q.queue.tz, now).ok();
-            at.map(|at| rules::project(at, q.counts.queued + q.counts.processing, throughput, now))
+            let last_finished = last_minute.map(|m| from_ms((m * 60_000 + 59_999).min(now_ms)));
+            let facts = rules::DeadlineFacts {
+                deadline: d,
+                tz: &q.queue.tz,
+                backlog: q.counts.queued + q.counts.processing,
+                oldest_queued: oldest.map(from_ms),
+                per_min: throughput,
+                paused: q.queue.state == QueueState::Paused,
+                live_leases: live_leases(conn, q.id, now_ms)?,
+                last_finished,
+            };
+            rules::deadline_status(&facts, now).ok()
         }
         None => None,
     };
@@ -96,6 +132,17 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
         error_rate: (attempts > 0).then(|| failed as f64 / attempts as f64),
         projection,
     })
+}
+
+/// Items of a queue under a lease that has not run out: someone is working on it.
+fn live_leases(conn: &Connection, queue_id: i64, now_ms: i64) -> Result<u64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM items WHERE queue_id = ?1 AND status = 'processing'
+           AND lease_until > ?2",
+    )
+    .and_then(|mut st| st.query_row(params![queue_id, now_ms], |r| r.get::<_, i64>(0)))
+    .map(|n| n.max(0) as u64)
+    .map_err(sql)
 }
 
 /// Open (not processed) items of a queue enqueued before each of two instants: whole minutes
@@ -171,12 +218,29 @@ pub fn items(conn: &Connection, f: &Filter, page: &PageRequest, now: Time) -> Re
     };
     let queues = all_queues(conn)?;
     let mut params = w.params.clone();
-    params.push((page.limit.min(10_000) as i64).into());
+    let mut keyset = String::new();
+    if let Some(after) = &page.after {
+        if page.sort != SortBy::Enqueued {
+            return Err(Error::Invalid(
+                "paging after an item goes with enqueue order only".into(),
+            ));
+        }
+        let seq = item_by_id(conn, after)
+            .map_err(|_| {
+                Error::Conflict(format!(
+                    "item {after}, where the listing was to continue, no longer exists; list again"
+                ))
+            })?
+            .seq;
+        keyset = format!(" AND i.seq {} ?", if page.descending { "<" } else { ">" });
+        params.push(seq.into());
+    }
+    params.push((page.limit.min(MAX_PAGE) as i64).into());
     params.push((page.offset as i64).into());
     let rows = conn
         .prepare_cached(&format!(
             "SELECT {ITEM_COLS} FROM items i JOIN queues q ON q.id = i.queue_id
-             WHERE {} ORDER BY {order} LIMIT ? OFFSET ?",
+             WHERE {}{keyset} ORDER BY {order} LIMIT ? OFFSET ?",
             w.sql
         ))
         .and_then(|mut st| {

@@ -98,6 +98,7 @@ impl ItemRow {
         let status = self.status;
         let finished_at = self.finished_at.map(from_ms);
         let expires_at = self.expires_at.map(from_ms);
+        let expired = rules::is_expired(status, expires_at, now);
         Item {
             id: self.id.clone(),
             queue: q.queue.name.clone(),
@@ -122,9 +123,10 @@ impl ItemRow {
                 status,
                 from_ms(self.enqueued_at),
                 finished_at,
+                expired,
                 now,
             ),
-            expired: rules::is_expired(status, expires_at, now),
+            expired,
             version: self.version as u64,
         }
     }
@@ -206,10 +208,13 @@ pub fn item_by_id(conn: &Connection, id: &str) -> Result<ItemRow> {
 /// An SQL error inside a job; the file-level ones are mapped by `schema::storage`.
 pub fn sql(e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode::*;
+    if super::schema::is_disk_full(&e) {
+        return Error::Storage(
+            "disk full: the database cannot grow (free some space and try again)".into(),
+        );
+    }
     match e.sqlite_error_code() {
-        Some(DatabaseBusy | DatabaseLocked) => {
-            Error::Busy("database is locked by another process; try again".into())
-        }
+        Some(DatabaseBusy | DatabaseLocked) => super::schema::locked(None),
         Some(ReadOnly) => Error::Storage("database is read-only".into()),
         _ => Error::Storage(format!("database error: {e}")),
     }

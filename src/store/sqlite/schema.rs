@@ -3,8 +3,9 @@
 
 use crate::backend::Error;
 use rusqlite::{Connection, OpenFlags};
+use std::cell::Cell;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Marks a file as ours (`PRAGMA application_id`), so a foreign SQLite file is refused.
 const APPLICATION_ID: i32 = 0x776b_7131; // "wkq1"
@@ -13,7 +14,8 @@ const APPLICATION_ID: i32 = 0x776b_7131; // "wkq1"
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Each entry moves the schema one version up; `user_version` records how far a file is.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 -- AUTOINCREMENT: a deleted queue's or item's id is never given to a new one, so undo
 -- records, history and lease tokens cannot end up naming someone else.
 CREATE TABLE queues (
@@ -154,7 +156,15 @@ CREATE TABLE workers (
     processed INTEGER NOT NULL DEFAULT 0,
     failed    INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- Expired items count as out of SLA (SPEC §3): with enqueued_at in the index, queue health
+-- tells which of them the age tallies already count from the index alone, no row lookups.
+DROP INDEX items_expiring;
+CREATE INDEX items_expiring ON items(queue_id, expires_at, enqueued_at)
+    WHERE status = 'queued' AND expires_at IS NOT NULL;
+"#,
+];
 
 pub fn schema_version() -> i32 {
     MIGRATIONS.len() as i32
@@ -182,14 +192,14 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(path, e))?;
-    patient(&conn).map_err(|e| storage(path, e))?;
+    patient(&conn).map_err(|e| storage_on(&conn, path, e))?;
     if write && conn.is_readonly("main").unwrap_or(false) {
         return Err(Error::Storage(format!(
             "database {} is read-only (check the file's permissions)",
             path.display()
         )));
     }
-    let (app_id, version, tables) = identify(&conn).map_err(|e| storage(path, e))?;
+    let (app_id, version, tables) = identify(&conn).map_err(|e| storage_on(&conn, path, e))?;
     if app_id != APPLICATION_ID && tables > 0 {
         return Err(Error::Storage(format!(
             "{} is an SQLite database but not a workq one",
@@ -208,11 +218,11 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
              PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
         )
-        .map_err(|e| storage(path, e))?;
-        migrate(&conn, version).map_err(|e| storage(path, e))?;
+        .map_err(|e| storage_on(&conn, path, e))?;
+        migrate(&conn, version).map_err(|e| storage_on(&conn, path, e))?;
     } else {
         conn.execute_batch("PRAGMA cache_size = -32768;")
-            .map_err(|e| storage(path, e))?;
+            .map_err(|e| storage_on(&conn, path, e))?;
         if version < schema_version() {
             return Err(Error::Storage(format!(
                 "database {} needs a schema upgrade that a read-only open cannot make",
@@ -229,30 +239,102 @@ pub fn open_reader(path: &Path) -> Result<Connection, Error> {
     let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(path, e))?;
     patient(&conn)
         .and_then(|_| conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA query_only = ON;"))
-        .map_err(|e| storage(path, e))?;
+        .map_err(|e| storage_on(&conn, path, e))?;
     Ok(conn)
 }
 
 /// Waits for another process's lock by retrying often: SQLite's own handler sleeps 1, 2, 5,
 /// 10… ms between tries, and a busy writer in another process begins its next transaction
 /// microseconds after the last, so the waiter would only get in when the other is done.
-/// Gives up after about `BUSY_TIMEOUT`.
-fn patient(conn: &Connection) -> rusqlite::Result<()> {
+/// Gives up when `BUSY_TIMEOUT` has really passed (counted on the clock, not in tries:
+/// sleeps overrun on a loaded machine), and records how long it waited for the message.
+pub fn patient(conn: &Connection) -> rusqlite::Result<()> {
     fn retry(tries: i32) -> bool {
-        // 100 µs for the first 20 ms, then 1 ms.
-        let (quick, step) = (200, Duration::from_micros(100));
-        let slow_tries = (BUSY_TIMEOUT.as_millis() as i32).saturating_sub(20);
-        if tries < quick {
-            std::thread::sleep(step);
-            true
-        } else if tries < quick + slow_tries {
-            std::thread::sleep(Duration::from_millis(1));
-            true
-        } else {
-            false
+        let start = match (tries, WAIT_START.get()) {
+            (0, _) | (_, None) => {
+                let now = Instant::now();
+                WAIT_START.set(Some(now));
+                now
+            }
+            (_, Some(t)) => t,
+        };
+        let waited = start.elapsed();
+        if waited >= BUSY_TIMEOUT {
+            WAITED.set(Some(waited));
+            return false;
         }
+        // 100 µs for the first 20 ms, then 1 ms.
+        std::thread::sleep(if waited < Duration::from_millis(20) {
+            Duration::from_micros(100)
+        } else {
+            Duration::from_millis(1)
+        });
+        true
     }
     conn.busy_handler(Some(retry))
+}
+
+thread_local! {
+    /// When this thread's current wait for a lock began.
+    static WAIT_START: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// How long this thread's last wait lasted before it gave up; taken by the message.
+    static WAITED: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// "database X is locked by another process (waited 5.2s); try again": the time this
+/// thread really waited, when it waited at all.
+pub fn locked(path: Option<&Path>) -> Error {
+    let db = match path {
+        Some(p) => format!("database {}", p.display()),
+        None => "the database".to_string(),
+    };
+    Error::Busy(match WAITED.take() {
+        Some(w) => format!(
+            "{db} is locked by another process (waited {:.1}s); try again",
+            w.as_secs_f64()
+        ),
+        None => format!("{db} is locked by another process; try again"),
+    })
+}
+
+/// Whether SQLite failed for want of space: SQLITE_FULL, or an I/O error growing the
+/// shared-memory index (`-shm`), which on a full disk is where the first open fails.
+pub fn is_disk_full(e: &rusqlite::Error) -> bool {
+    match e.sqlite_error() {
+        Some(f) => {
+            f.code == rusqlite::ErrorCode::DiskFull
+                || f.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE
+        }
+        None => false,
+    }
+}
+
+/// The same, also asking SQLite for the OS error behind an I/O error on `conn`.
+pub fn is_disk_full_on(conn: &Connection, e: &rusqlite::Error) -> bool {
+    if is_disk_full(e) {
+        return true;
+    }
+    if e.sqlite_error_code() != Some(rusqlite::ErrorCode::SystemIoFailure) {
+        return false;
+    }
+    // SAFETY: the handle is only read, by SQLite, on the thread that owns `conn`.
+    let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
+    errno == libc::ENOSPC || errno == libc::EDQUOT
+}
+
+/// `storage`, knowing the connection the error came from (to ask for its OS error).
+pub fn storage_on(conn: &Connection, path: &Path, e: rusqlite::Error) -> Error {
+    if is_disk_full_on(conn, &e) {
+        return disk_full(path);
+    }
+    storage(path, e)
+}
+
+fn disk_full(path: &Path) -> Error {
+    Error::Storage(format!(
+        "disk full: database {} cannot grow (free some space and try again)",
+        path.display()
+    ))
 }
 
 fn identify(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
@@ -288,17 +370,16 @@ fn migrate(conn: &Connection, from: i32) -> rusqlite::Result<()> {
 pub fn storage(path: &Path, e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode::*;
     let p = path.display();
+    if is_disk_full(&e) {
+        return disk_full(path);
+    }
     match e.sqlite_error_code() {
-        Some(DatabaseBusy | DatabaseLocked) => Error::Busy(format!(
-            "database {p} is locked by another process (waited {}s); try again",
-            BUSY_TIMEOUT.as_secs()
-        )),
+        Some(DatabaseBusy | DatabaseLocked) => locked(Some(path)),
         Some(ReadOnly) => Error::Storage(format!(
             "database {p} is read-only (check the file's and its directory's permissions)"
         )),
         Some(NotADatabase) => Error::Storage(format!("{p} is not a workq database")),
         Some(CannotOpen) => Error::Storage(format!("cannot open database {p}: {e}")),
-        Some(DiskFull) => Error::Storage(format!("disk full writing {p}")),
         _ => Error::Storage(format!("database {p}: {e}")),
     }
 }

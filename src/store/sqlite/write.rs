@@ -744,23 +744,34 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
     let token = ulid::Ulid::new().to_string().to_ascii_lowercase();
     let mut left = req.count as i64;
     let mut leases = Vec::new();
-    let mut why: Vec<String> = Vec::new();
+    let mut why: Vec<QueueEmpty> = Vec::new();
     let mut deltas = Deltas::default();
     for q in &queues {
         if left == 0 {
             break;
         }
+        let empty = |reason, message| QueueEmpty {
+            queue: q.queue.name.clone(),
+            reason,
+            message,
+        };
         if q.queue.state == QueueState::Paused {
-            why.push(format!("queue '{}' is paused", q.queue.name));
+            why.push(empty(
+                EmptyReason::Paused,
+                format!("queue '{}' is paused", q.queue.name),
+            ));
             continue;
         }
         let mut take = left;
         if let Some(limit) = q.queue.concurrency {
             let room = limit as i64 - q.counts.processing as i64;
             if room <= 0 {
-                why.push(format!(
-                    "queue '{}' is at its concurrency limit ({}/{} processing)",
-                    q.queue.name, q.counts.processing, limit
+                why.push(empty(
+                    EmptyReason::ConcurrencyLimit,
+                    format!(
+                        "queue '{}' is at its concurrency limit ({}/{} processing)",
+                        q.queue.name, q.counts.processing, limit
+                    ),
                 ));
                 continue;
             }
@@ -815,12 +826,16 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
                 queue: q.queue.name.clone(),
                 count: taken,
             });
+        } else {
+            why.push(empty(
+                EmptyReason::NothingReady,
+                format!("queue '{}' has no item ready to take", q.queue.name),
+            ));
         }
     }
     deltas.flush(ctx)?;
     seen_worker(ctx, &req.worker, 0, 0)?;
-    // Only say why when the queues themselves are the reason for every one of them.
-    let why_empty = (leases.is_empty() && why.len() == queues.len()).then(|| why.join("; "));
+    let why_empty = leases.is_empty().then(|| rules::why_empty(why));
     Ok(Dequeued { leases, why_empty })
 }
 
@@ -982,7 +997,7 @@ fn complete(ctx: &Ctx, o: &Outcome, worker: &str) -> Result<Option<Done>> {
     let note = o
         .note
         .as_ref()
-        .map(|text| serde_json::json!({"at": ctx.now, "by": worker, "text": text}).to_string());
+        .map(|text| serde_json::json!({"at": ctx.now.format(crate::model::time_ms::FORMAT).to_string(), "by": worker, "text": text}).to_string());
     ctx.conn
         .prepare_cached(
             "UPDATE items SET status = 'processed', reason = NULL, finished_at = ?1,
@@ -1126,6 +1141,70 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
             count: n,
         });
     }
+    Ok(out)
+}
+
+/// Leases given back unworked: back to `queued` now, no retry counted, no failed attempt in
+/// the stats; the history keeps who held it and why it came back.
+pub fn hand_back(
+    ctx: &mut Ctx,
+    leases: &[HandBack],
+    worker: &str,
+    note: &str,
+) -> Result<Vec<Result<Finished>>> {
+    let mut queues = Queues::default();
+    let mut deltas = Deltas::default();
+    let mut out = Vec::with_capacity(leases.len());
+    for h in leases {
+        let r = (|| -> Result<Finished> {
+            let mut row = leased(ctx.conn, &h.id, &h.lease)?;
+            let to = rules::To::Status(Status::Queued);
+            if !rules::transition_allowed(row.status, to, rules::Actor::LeaseHolder) {
+                return Err(Error::Transition(rules::refusal(&h.id, row.status, to)));
+            }
+            let q = queues.get(ctx.conn, row.queue_id)?.clone();
+            let by = row.worker.clone().unwrap_or_else(|| worker.to_string());
+            history(
+                ctx,
+                &row,
+                Hist {
+                    by: &by,
+                    action: "hand-back",
+                    from: Some(Status::Processing),
+                    to: Some(Status::Queued),
+                    reason: None,
+                    note: Some(note).filter(|n| !n.is_empty()),
+                    detail: None,
+                    action_id: None,
+                },
+            )?;
+            row.status = Status::Queued;
+            row.lease_token = None;
+            row.lease_until = None;
+            row.started_at = None;
+            row.worker = None;
+            deltas.moved(
+                q.id,
+                Some(Status::Processing),
+                Some(Status::Queued),
+                row.enqueued_at,
+            );
+            save(ctx, &mut row, false)?;
+            ctx.events.push(Event::Items {
+                queue: q.queue.name.clone(),
+                count: 1,
+            });
+            Ok(Finished {
+                id: row.id,
+                status: row.status,
+                reason: None,
+                retry_count: row.retry_count as u32,
+            })
+        })();
+        out.push(r);
+    }
+    deltas.flush(ctx)?;
+    seen_worker(ctx, worker, 0, 0)?;
     Ok(out)
 }
 

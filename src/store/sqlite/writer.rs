@@ -3,7 +3,7 @@
 //! savepoint, so a job that fails rolls back alone; answers go out only after the commit,
 //! so an acknowledged write is on disk.
 
-use super::schema::storage;
+use super::schema::storage_on;
 use crate::backend::{Error, Result};
 use crate::clock::Clock;
 use crate::model::{Event, Time};
@@ -56,8 +56,12 @@ impl Writer {
     ) -> Writer {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4096);
         // Leases that ran out while no workq had the file open are swept before the store is
-        // handed out, so the first read already shows them timed out.
+        // handed out, so the first read already shows them timed out. Without waiting for
+        // the lock: a lock held elsewhere is a live process that sweeps, and a read must
+        // never wait behind another process's write.
+        conn.busy_handler(None).ok();
         idle_sweep(&conn, &path, &*clock, &events, &wake, sweep);
+        super::schema::patient(&conn).ok();
         std::thread::Builder::new()
             .name("workq-writer".into())
             .spawn(move || run(conn, path, clock, events, wake, rx, sweep))
@@ -176,7 +180,7 @@ fn commit_batch(
     batch: Vec<Job>,
 ) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        let err = storage(path, e);
+        let err = storage_on(conn, path, e);
         for job in batch {
             let (_, reply) = (job.run)(Err(err.clone()));
             reply(Ok(()));
@@ -201,7 +205,7 @@ fn commit_batch(
         }
         let mark = ctx.events.len();
         if let Err(e) = exec(conn, "SAVEPOINT job") {
-            let (_, reply) = (job.run)(Err(storage(path, e)));
+            let (_, reply) = (job.run)(Err(storage_on(conn, path, e)));
             replies.push(reply);
             continue;
         }
@@ -234,7 +238,7 @@ fn commit_batch(
             )));
         }
     }
-    let commit = exec(conn, "COMMIT").map_err(|e| storage(path, e));
+    let commit = exec(conn, "COMMIT").map_err(|e| storage_on(conn, path, e));
     if commit.is_err() {
         conn.execute_batch("ROLLBACK").ok();
     }

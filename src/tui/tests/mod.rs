@@ -3,4 +3,5 @@
 
 mod fixtures;
 mod render;
+mod shown_text;
 mod update;

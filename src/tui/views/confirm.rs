@@ -13,7 +13,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 /// "requeue after 15m", "set priority to high": the action in words.
-pub fn describe(a: &ActionKind, now: Time) -> String {
+pub fn describe(a: &ActionKind, now: Time, zone: &crate::text::Zone) -> String {
     match a {
         ActionKind::Requeue { delay: Some(d), .. } => {
             format!("requeue after {}", format_duration(*d))
@@ -28,9 +28,9 @@ pub fn describe(a: &ActionKind, now: Time) -> String {
         ActionKind::ExtendExpiry {
             expires_at: Some(t),
         } => format!(
-            "set expiry to {} (in {})",
-            t.format("%Y-%m-%d %H:%M UTC"),
-            crate::cli::output::age_secs((*t - now).num_seconds())
+            "set expiry to {} ({})",
+            zone.format(*t, "%Y-%m-%d %H:%M"),
+            crate::text::relative(now, *t)
         ),
         ActionKind::ExtendExpiry { expires_at: None } => "clear the expiry".into(),
         ActionKind::AddNote => "add a note".into(),
@@ -46,7 +46,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
         t,
         90.min(area.width - 2),
         7 + sample_rows,
-        &format!("{}?", describe(&c.action, s.now)),
+        &format!("{}?", describe(&c.action, s.now, &s.zone)),
         border,
     );
     let count = match c.count {
@@ -57,7 +57,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
         None => Span::styled("counting…", t.dim),
     };
     let mut lines = vec![
-        Line::raw(c.what.clone()),
+        Line::raw(super::safe(&c.what)),
         Line::from(vec![Span::raw("touches "), count]),
     ];
     for i in c.sample.iter().take(5) {
@@ -65,7 +65,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
             Span::styled("  · ", t.dim),
             Span::raw(format!(
                 "{:<24} ",
-                i.name.clone().unwrap_or_else(|| i.id.clone())
+                super::safe(i.name.as_deref().unwrap_or(&i.id))
             )),
             Span::styled(status_text(i), t.status(i.status)),
         ]));

@@ -1,7 +1,7 @@
 //! Item detail: every field, the value pretty-printed with JSON highlighting, the notes and
 //! the full history. Side by side when wide, one scrolling column when narrow.
 
-use super::{age, status_text};
+use super::{safe, status_text, when};
 use crate::model::*;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
@@ -13,11 +13,8 @@ use ratatui::Frame;
 
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     let title = match &s.detail.data {
-        Some(d) => format!(
-            " {} ",
-            d.item.name.clone().unwrap_or_else(|| d.item.id.clone())
-        ),
-        None => format!(" {} ", s.detail.id.clone().unwrap_or_default()),
+        Some(d) => format!(" {} ", safe(d.item.name.as_deref().unwrap_or(&d.item.id))),
+        None => format!(" {} ", safe(s.detail.id.as_deref().unwrap_or_default())),
     };
     let block = super::panel(title, t);
     let Some(d) = &s.detail.data else {
@@ -73,13 +70,10 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     }
 }
 
-fn time(t: Option<Time>, now: Time) -> String {
+/// "2026-11-22 23:00:00 CET (in 2h)": the zone named, the future told from the past.
+fn time(t: Option<Time>, s: &State) -> String {
     match t {
-        Some(t) => format!(
-            "{} ({} ago)",
-            t.format("%Y-%m-%d %H:%M:%S UTC"),
-            age(now, t)
-        ),
+        Some(t) => format!("{} ({})", s.zone.datetime(t), when(s, t)),
         None => "-".into(),
     }
 }
@@ -93,10 +87,10 @@ fn fields<'a>(s: &State, t: &Theme, i: &Item) -> Vec<Line<'a>> {
     };
     let st_style = if i.expired { t.bad } else { t.status(i.status) };
     let mut out = vec![
-        kv("id", i.id.clone(), t.base),
-        kv("queue", i.queue.clone(), t.base),
-        kv("name", i.name.clone().unwrap_or_else(|| "-".into()), t.base),
-        kv("key", i.key.clone().unwrap_or_else(|| "-".into()), t.base),
+        kv("id", safe(&i.id), t.base),
+        kv("queue", safe(&i.queue), t.base),
+        kv("name", safe(i.name.as_deref().unwrap_or("-")), t.base),
+        kv("key", safe(i.key.as_deref().unwrap_or("-")), t.base),
         kv("status", status_text(i), st_style),
         kv("priority", i.priority.to_string(), t.base),
         match i.sla {
@@ -111,21 +105,21 @@ fn fields<'a>(s: &State, t: &Theme, i: &Item) -> Vec<Line<'a>> {
             ),
             t.base,
         ),
-        kv("enqueued", time(Some(i.enqueued_at), s.now), t.base),
-        kv("started", time(i.started_at, s.now), t.base),
-        kv("finished", time(i.finished_at, s.now), t.base),
+        kv("enqueued", time(Some(i.enqueued_at), s), t.base),
+        kv("started", time(i.started_at, s), t.base),
+        kv("finished", time(i.finished_at, s), t.base),
         kv(
             "expires",
-            time(i.expires_at, s.now),
+            time(i.expires_at, s),
             if i.expired { t.bad } else { t.base },
         ),
     ];
     if i.delay_until.is_some() {
-        out.push(kv("delayed until", time(i.delay_until, s.now), t.base));
+        out.push(kv("delayed until", time(i.delay_until, s), t.base));
     }
     out.push(kv(
         "worker",
-        i.worker.clone().unwrap_or_else(|| "-".into()),
+        safe(i.worker.as_deref().unwrap_or("-")),
         t.base,
     ));
     out
@@ -138,9 +132,9 @@ fn notes<'a>(s: &State, t: &Theme, i: &Item) -> Vec<Line<'a>> {
     }
     for n in &i.notes {
         out.push(Line::from(vec![
-            Span::styled(format!("{} ago ", age(s.now, n.at)), t.dim),
-            Span::styled(format!("{}: ", n.by), t.info),
-            Span::raw(n.text.clone()),
+            Span::styled(format!("{} ", when(s, n.at)), t.dim),
+            Span::styled(format!("{}: ", safe(&n.by)), t.info),
+            Span::raw(safe(&n.text)),
         ]));
     }
     out
@@ -163,11 +157,11 @@ fn history<'a>(s: &State, t: &Theme, h: &[HistoryEntry]) -> Vec<Line<'a>> {
             _ => vec![],
         };
         let mut spans = vec![
-            Span::styled(format!("{:>8} ago ", age(s.now, e.at)), t.dim),
+            Span::styled(format!("{:>12} ", when(s, e.at)), t.dim),
             Span::styled(format!("{} ", e.action), t.base),
         ];
         spans.extend(change);
-        spans.push(Span::styled(format!("  by {}", e.by), t.dim));
+        spans.push(Span::styled(format!("  by {}", safe(&e.by)), t.dim));
         if let Some(r) = e.reason {
             spans.push(Span::styled(format!(" [{r}]"), t.exception));
         }
@@ -177,8 +171,8 @@ fn history<'a>(s: &State, t: &Theme, h: &[HistoryEntry]) -> Vec<Line<'a>> {
         out.push(Line::from(spans));
         if let Some(n) = &e.note {
             out.push(Line::from(vec![
-                Span::raw("           "),
-                Span::raw(n.clone()),
+                Span::raw("             "),
+                Span::raw(safe(n)),
             ]));
         }
     }
@@ -188,8 +182,9 @@ fn history<'a>(s: &State, t: &Theme, h: &[HistoryEntry]) -> Vec<Line<'a>> {
 /// The value: JSON objects and arrays pretty-printed and highlighted, text as it is.
 pub fn value_lines<'a>(value: &str, t: &Theme) -> Vec<Line<'a>> {
     match crate::json_text::pretty(value) {
-        Some(pretty) => pretty.lines().map(|l| json_line(l, t)).collect(),
-        None => value.lines().map(|l| Line::raw(l.to_string())).collect(),
+        // JSON strings may hold raw C1 controls and bidi marks: escaped line by line.
+        Some(pretty) => pretty.lines().map(|l| json_line(&safe(l), t)).collect(),
+        None => value.lines().map(|l| Line::raw(safe(l))).collect(),
     }
 }
 

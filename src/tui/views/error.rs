@@ -10,7 +10,8 @@ use ratatui::Frame;
 pub fn draw(f: &mut Frame, t: &Theme, title: &str, message: &str) {
     let area = f.area();
     let w = 90.min(area.width - 2);
-    let lines: Vec<Line> = message.lines().map(|l| Line::raw(l.to_string())).collect();
+    // Errors quote what was typed or stored (a name, a value): escaped like the rest.
+    let lines: Vec<Line> = message.lines().map(|l| Line::raw(super::safe(l))).collect();
     // Wrapped lines need more rows than the message has lines.
     let rows: u16 = message
         .lines()

@@ -1,7 +1,7 @@
 //! The exceptions inbox: exception groups (queue, reason, masked note), expired and
 //! out-of-SLA items, queue by queue. Enter opens a group's items; actions apply to it whole.
 
-use super::{age, compact, cut, list_offset, list_visible};
+use super::{age, compact, cut, list_offset, list_visible, safe};
 use crate::cli::output::thousands;
 use crate::tui::state::{InboxKind, State};
 use crate::tui::theme::Theme;
@@ -60,7 +60,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             let q = if prev_queue == Some(r.queue.as_str()) {
                 String::new()
             } else {
-                r.queue.clone()
+                safe(&r.queue)
             };
             prev_queue = Some(&r.queue);
             let style = match &r.kind {
@@ -70,7 +70,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             let mut cells = vec![
                 Cell::from(Span::styled(q, t.title)),
                 Cell::from(Line::styled(compact(r.count), style).right_aligned()),
-                Cell::from(Span::raw(r.what())),
+                Cell::from(Span::raw(safe(&r.what()))),
             ];
             if wide {
                 let example = match &r.kind {

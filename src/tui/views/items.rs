@@ -1,7 +1,7 @@
 //! The items view: status tabs with counts, the filter in words, and a table drawn from the
 //! loaded window of rows (rows not loaded yet show as placeholders, never as a stall).
 
-use super::{age, body, compact, cut, items_rows_area, status_text};
+use super::{age, body, compact, cut, items_rows_area, safe, status_text};
 use crate::cli::output::thousands;
 use crate::model::*;
 use crate::tui::state::{ItemsState, State};
@@ -169,7 +169,8 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     } else {
         String::new()
     };
-    let block = super::panel(format!(" {} ", describe(it)), t).title(
+    // The filter holds what was typed (a search, a group's signature).
+    let block = super::panel(format!(" {} ", safe(&describe(it))), t).title(
         Line::from(vec![
             Span::styled(format!(" {pos}"), t.base),
             Span::styled(format!("{marks} "), t.marked),
@@ -233,13 +234,13 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             if wide {
                 cells.push(Cell::from(Span::styled(i.id.clone(), t.dim)));
             }
-            let name = i.name.clone().unwrap_or_else(|| i.id.clone());
+            let name = safe(i.name.as_deref().unwrap_or(&i.id));
             cells.push(Cell::from(Span::styled(
                 name,
                 if marked { t.marked } else { t.base },
             )));
             if all && w >= 100 {
-                cells.push(Cell::from(i.queue.clone()));
+                cells.push(Cell::from(safe(&i.queue)));
             }
             let st_style = if i.expired { t.bad } else { t.status(i.status) };
             let mut st_text = status_text(i);

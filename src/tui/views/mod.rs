@@ -220,7 +220,7 @@ fn header(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     if s.read_only {
         right.push(Span::styled(" READ-ONLY ", t.warn));
     }
-    right.push(Span::styled(format!("{} ", s.source), t.dim));
+    right.push(Span::styled(format!("{} ", safe(&s.source)), t.dim));
     let used: usize = spans.iter().map(|s| s.width()).sum();
     let rw: usize = right.iter().map(|s| s.width()).sum();
     if used + rw < area.width as usize {
@@ -232,8 +232,11 @@ fn header(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
 
 fn status_line(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let line = match &s.status {
-        Some(st) => Line::from(Span::styled(format!(" {}", st.text), t.level(st.level))),
-        None => Line::from(Span::styled(format!(" {}", context(s)), t.dim)),
+        Some(st) => Line::from(Span::styled(
+            format!(" {}", safe(&st.text)),
+            t.level(st.level),
+        )),
+        None => Line::from(Span::styled(format!(" {}", safe(&context(s))), t.dim)),
     };
     f.render_widget(Paragraph::new(line), area);
 }
@@ -354,7 +357,18 @@ pub fn status_text(i: &Item) -> String {
     crate::cli::output::status_of(i)
 }
 
-/// Cuts `s` to `max` characters with an ellipsis.
+/// Cuts `s` to `max` characters with an ellipsis, escaped for the terminal.
 pub fn cut(s: &str, max: usize) -> String {
     crate::cli::output::cell(s, max)
+}
+
+/// User text for one line of the screen: control characters, escape sequences and bidi
+/// overrides shown as visible escapes (`crate::text::escape`, as the CLI shows them).
+pub fn safe(s: &str) -> String {
+    crate::text::line(s).into_owned()
+}
+
+/// How far `t` is from now, past or future: "5m ago", "in 2h".
+pub fn when(s: &State, t: Time) -> String {
+    crate::text::relative(s.now, t)
 }

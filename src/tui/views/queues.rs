@@ -1,8 +1,8 @@
 //! The queues view: every queue with its counts and health, and the selected queue's
 //! settings, throughput and deadline projection below.
 
-use super::{compact, list_offset, list_visible, spark};
-use crate::cli::output::{age_secs, projection, projection_short, thousands};
+use super::{compact, list_offset, list_visible, safe, spark};
+use crate::cli::output::{age_secs, projection, projection_ok, projection_short, thousands};
 use crate::model::*;
 use crate::rules::format_duration;
 use crate::tui::state::State;
@@ -94,10 +94,10 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             let name = if paused {
                 Line::from(vec![
                     Span::styled("⏸ ", t.warn),
-                    Span::raw(q.queue.name.clone()),
+                    Span::raw(safe(&q.queue.name)),
                 ])
             } else {
-                Line::from(vec![Span::raw("  "), Span::raw(q.queue.name.clone())])
+                Line::from(vec![Span::raw("  "), Span::raw(safe(&q.queue.name))])
             };
             let n = |v: u64, style| {
                 Cell::from(
@@ -203,11 +203,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
 fn deadline_cell<'a>(q: &QueueSummary, t: &Theme) -> Cell<'a> {
     match &q.projection {
         Some(p) => {
-            let style = if p.margin_secs.is_some_and(|m| m >= 0) {
-                t.ok
-            } else {
-                t.bad
-            };
+            let style = if projection_ok(p) { t.ok } else { t.bad };
             Cell::from(Span::styled(projection_short(p, &q.queue.tz), style))
         }
         None => Cell::from(Span::styled("-", t.dim)),
@@ -220,7 +216,7 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
     }
     let qq = &q.queue;
     let c = &q.counts;
-    let block = super::panel(format!(" {} ", qq.name), t).title(
+    let block = super::panel(format!(" {} ", safe(&qq.name)), t).title(
         Line::from(Span::styled(
             format!(" {} ", qq.state),
             if qq.state == QueueState::Paused {
@@ -237,7 +233,7 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
     let label = |s: &str| Span::styled(format!("{s:<12}"), t.dim);
     let mut lines = vec![];
     if !qq.description.is_empty() {
-        lines.push(Line::styled(qq.description.clone(), t.base));
+        lines.push(Line::styled(safe(&qq.description), t.base));
     }
     lines.push(Line::from(vec![
         label("backlog"),
@@ -303,13 +299,10 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
     lines.push(Line::from(vec![
         label("deadline"),
         match (&qq.deadline, &q.projection) {
-            (Some(dl), Some(p)) => {
-                let ok = p.margin_secs.is_some_and(|m| m >= 0);
-                Span::styled(
-                    format!("{dl} {}: {}", qq.tz, projection(p, &qq.tz)),
-                    if ok { t.ok } else { t.bad },
-                )
-            }
+            (Some(dl), Some(p)) => Span::styled(
+                format!("{dl} {}: {}", qq.tz, projection(p, &qq.tz)),
+                if projection_ok(p) { t.ok } else { t.bad },
+            ),
             (Some(dl), None) => Span::raw(format!("{dl} {}", qq.tz)),
             _ => Span::styled("none", t.dim),
         },
@@ -415,7 +408,7 @@ fn top_groups<'a>(s: &State, t: &Theme, queue: &str, room: usize) -> Vec<Line<'a
                 format!("{}: ", g.reason.map(|r| r.as_str()).unwrap_or("exception")),
                 t.dim,
             ),
-            Span::raw(sig.to_string()),
+            Span::raw(safe(sig)),
         ]));
     }
     out

@@ -1,6 +1,6 @@
 //! Workers seen in the last hour: what each holds and when it was last heard from.
 
-use super::{age, cut, list_offset, list_visible};
+use super::{cut, list_offset, list_visible, safe, when};
 use crate::cli::output::thousands;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
@@ -56,9 +56,9 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
                 Span::styled("idle", t.dim)
             };
             let mut cells = vec![
-                Cell::from(x.name.clone()),
+                Cell::from(safe(&x.name)),
                 Cell::from(state),
-                Cell::from(Line::raw(format!("{} ago", age(s.now, x.last_seen))).right_aligned()),
+                Cell::from(Line::raw(when(s, x.last_seen)).right_aligned()),
                 Cell::from(Line::raw(x.holding.to_string()).right_aligned()),
                 Cell::from(Line::styled(thousands(x.processed), t.processed).right_aligned()),
                 Cell::from(

@@ -1,0 +1,198 @@
+//! Text for a terminal, shared by the CLI and the console: user data made safe to show,
+//! times that name their zone, and relative times that tell past from future.
+
+use crate::model::Time;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// A character a terminal must not receive raw: C0 controls (ESC, BEL, BS, CR…), DEL,
+/// C1 controls (U+0080–U+009F, where U+009B is a one-byte CSI), line and paragraph
+/// separators, and the bidirectional overrides that reorder what a reader sees.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
+        )
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// User text made safe for a terminal: every control character and escape sequence
+/// introducer is shown as a visible escape (`\x1b`, `\r`, `\u{202e}`), so a value can
+/// neither move the cursor, clear the screen, set the window title, nor hide text.
+/// With `keep_newlines`, `\n` stays a line break (values and notes shown on many lines);
+/// otherwise it shows as `\n` too (one table cell, one line). Safe text is borrowed as is.
+pub fn escape(s: &str, keep_newlines: bool) -> Cow<'_, str> {
+    if !s
+        .chars()
+        .any(|c| unsafe_char(c) && !(keep_newlines && c == '\n'))
+    {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' if keep_newlines => out.push('\n'),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) && (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// One line of user text, safe for a terminal (see `escape`).
+pub fn line(s: &str) -> Cow<'_, str> {
+    escape(s, false)
+}
+
+/// Where times are shown: a named zone (its abbreviation is printed: CET, UTC), or the
+/// system's local time when its zone has no IANA name we know (then the offset is printed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    Named(chrono_tz::Tz),
+    Local,
+}
+
+impl Zone {
+    pub const UTC: Zone = Zone::Named(chrono_tz::UTC);
+
+    /// The zone of this machine or session: `TZ` when it names an IANA zone, else the
+    /// system's configured zone, else local time with its offset.
+    pub fn local() -> Zone {
+        let tz = std::env::var("TZ").ok();
+        let named = match tz.as_deref().map(|t| t.trim_start_matches(':')) {
+            Some(t) if !t.is_empty() => t.parse().ok(),
+            Some(_) => Some(chrono_tz::UTC),
+            None => iana_time_zone::get_timezone()
+                .ok()
+                .and_then(|n| n.parse().ok()),
+        };
+        // A TZ that is not an IANA name (a POSIX rule, a file path) is still what
+        // chrono's local time follows: show its offset rather than guess a name.
+        named.map(Zone::Named).unwrap_or(Zone::Local)
+    }
+
+    /// A zone from a queue setting ("Europe/Berlin"); UTC when it does not parse.
+    pub fn named(tz: &str) -> Zone {
+        Zone::Named(tz.parse().unwrap_or(chrono_tz::UTC))
+    }
+
+    /// `t` in this zone with `fmt` (chrono's strftime), followed by the zone's name.
+    pub fn format(&self, t: Time, fmt: &str) -> String {
+        match self {
+            Zone::Named(_) => self.bare(t, &format!("{fmt} %Z")),
+            Zone::Local => self.bare(t, &format!("{fmt} %:z")),
+        }
+    }
+
+    /// `t` in this zone with `fmt`, the zone left unsaid (for a time beside one that says it).
+    pub fn bare(&self, t: Time, fmt: &str) -> String {
+        match self {
+            Zone::Named(z) => t.with_timezone(z).format(fmt).to_string(),
+            Zone::Local => t.with_timezone(&chrono::Local).format(fmt).to_string(),
+        }
+    }
+
+    /// "2026-11-22 23:00:00 CET".
+    pub fn datetime(&self, t: Time) -> String {
+        self.format(t, "%Y-%m-%d %H:%M:%S")
+    }
+
+    /// "23:00 CET".
+    pub fn hhmm(&self, t: Time) -> String {
+        self.format(t, "%H:%M")
+    }
+}
+
+/// How far `t` is from `now`, in the direction it lies: "in 2h", "5m ago", "now".
+/// A future time never reads as past (and never as "0s ago").
+pub fn relative(now: Time, t: Time) -> String {
+    let ms = (t - now).num_milliseconds();
+    let d =
+        |ms: i64| crate::rules::format_duration(std::time::Duration::from_secs((ms / 1000) as u64));
+    if ms.abs() < 1000 {
+        "now".into()
+    } else if ms > 0 {
+        // Rounded up: "in 1s" for 1.5 s, never "in 0s".
+        format!("in {}", d(ms + 999))
+    } else {
+        format!("{} ago", d(-ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn escapes_every_terminal_control() {
+        let cases = [
+            ("\x1b[2J\x1b[H", "\\x1b[2J\\x1b[H"), // CSI: clear screen, home
+            ("\x1b]0;pwned\x07", "\\x1b]0;pwned\\x07"), // OSC: set the title, BEL
+            ("ab\x08\x08cd", "ab\\x08\\x08cd"),   // backspace
+            ("paid\rOVERDUE", "paid\\rOVERDUE"),  // carriage return
+            ("\u{9b}31m red", "\\x9b31m red"),    // C1 CSI
+            ("\u{9d}0;t\u{9c}", "\\x9d0;t\\x9c"), // C1 OSC … ST
+            ("a\x7fb\x00c", "a\\x7fb\\x00c"),     // DEL, NUL
+            ("txt\u{202e}fdp.exe", "txt\\u{202e}fdp.exe"), // bidi override
+            ("tab\there", "tab\\there"),
+        ];
+        for (raw, shown) in cases {
+            assert_eq!(line(raw), shown, "{raw:?}");
+            assert!(!line(raw).chars().any(unsafe_char));
+        }
+    }
+
+    #[test]
+    fn newlines_stay_only_when_asked() {
+        assert_eq!(escape("a\nb\r\n", true), "a\nb\\r\n");
+        assert_eq!(escape("a\nb", false), "a\\nb");
+    }
+
+    #[test]
+    fn safe_text_is_borrowed_unchanged() {
+        for s in [
+            "",
+            "Vendor 'Contoso' not found",
+            "Malmö 4999.00 €",
+            "C:\\Temp\\x1b",
+        ] {
+            assert!(matches!(line(s), Cow::Borrowed(b) if b == s), "{s}");
+        }
+    }
+
+    #[test]
+    fn relative_times_know_past_from_future() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 14, 0, 0).unwrap();
+        let at = |s: i64| now + chrono::Duration::milliseconds(s);
+        assert_eq!(relative(now, at(2 * 3_600_000)), "in 2h");
+        assert_eq!(relative(now, at(1500)), "in 2s");
+        assert_eq!(relative(now, at(300)), "now");
+        assert_eq!(relative(now, at(-300_000)), "5m ago");
+        assert_eq!(
+            relative(now, at(-(86_400_000 + 3_600_000 * 4))),
+            "1d 4h ago"
+        );
+    }
+
+    #[test]
+    fn times_name_their_zone() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 22, 22, 0, 0).unwrap();
+        assert_eq!(Zone::UTC.datetime(t), "2026-11-22 22:00:00 UTC");
+        assert_eq!(
+            Zone::named("Europe/Berlin").datetime(t),
+            "2026-11-22 23:00:00 CET"
+        );
+        assert_eq!(Zone::named("America/New_York").hhmm(t), "17:00 EST");
+    }
+}
