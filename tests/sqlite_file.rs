@@ -216,6 +216,7 @@ async fn dormant_items_stay_out_of_the_dequeues_way() {
         action: ActionKind::ExtendExpiry { expires_at: None },
         note: None,
         actor: "user:t".into(),
+        skip_refused: false,
     })
     .await
     .unwrap();

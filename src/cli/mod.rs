@@ -33,7 +33,7 @@ pub struct Cli {
     /// Print JSON instead of text (errors too, on stderr).
     #[arg(long, global = true)]
     pub json: bool,
-    /// Console: hide every command that changes data.
+    /// Refuse every command that changes data; the console hides them.
     #[arg(long, global = true)]
     pub read_only: bool,
     #[command(subcommand)]
@@ -60,8 +60,10 @@ pub enum Command {
     Heartbeat(HeartbeatArgs),
     /// Exceptions grouped by queue, reason and masked note signature.
     Groups(GroupsArgs),
-    /// Undo a human action while its items are unchanged.
+    /// Undo a human action: restores its items that are unchanged since, keeps the others.
     Undo(UndoArgs),
+    /// Past human actions, newest first (undo any of them with `workq undo ID`).
+    Actions(ActionsArgs),
     /// Measure the engine against a bare-SQLite baseline.
     Bench(bench::BenchArgs),
     /// The console on a fresh demo database, with simulated bots working live.
@@ -136,8 +138,8 @@ pub enum QueueCmd {
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct FilterArgs {
-    /// Only items in this status.
-    #[arg(long, value_name = "STATUS")]
+    /// Only items in these statuses (comma-separated: exception,on-hold).
+    #[arg(long, value_name = "STATUS[,STATUS…]")]
     pub status: Option<String>,
     /// Only exceptions with this reason.
     #[arg(long, value_name = "REASON")]
@@ -156,6 +158,10 @@ pub struct FilterArgs {
     /// Only items this worker holds, or last processed.
     #[arg(long, value_name = "NAME")]
     pub worker: Option<String>,
+    /// Only exceptions in this group: the masked signature exactly as `workq groups` prints
+    /// it ("(no note)" for exceptions without a note).
+    #[arg(long, value_name = "TEXT")]
+    pub signature: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -250,6 +256,63 @@ pub struct GroupsArgs {
 #[derive(Args, Debug)]
 pub struct UndoArgs {
     pub action_id: i64,
+    /// All or nothing: refuse (and change nothing) when any item changed since.
+    #[arg(long)]
+    pub strict: bool,
+    /// Say what the undo would restore and keep; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ActionsArgs {
+    /// Only actions that touched this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+}
+
+impl Command {
+    /// The command's name when it changes data (what `--read-only` refuses), else `None`.
+    /// Every command is named here, so a new one cannot slip past `--read-only`.
+    pub fn writes(&self) -> Option<&'static str> {
+        match self {
+            Command::Queue(c) => match c {
+                QueueCmd::Create { .. } => Some("queue create"),
+                QueueCmd::Update { .. } => Some("queue update"),
+                QueueCmd::Pause { .. } => Some("queue pause"),
+                QueueCmd::Resume { .. } => Some("queue resume"),
+                QueueCmd::Delete { .. } => Some("queue delete"),
+                QueueCmd::Ls | QueueCmd::Inspect { .. } => None,
+            },
+            Command::Item(c) => match c {
+                ItemCmd::Add(_) => Some("item add"),
+                ItemCmd::Requeue(_) => Some("item requeue"),
+                ItemCmd::Hold(_) => Some("item hold"),
+                ItemCmd::Release(_) => Some("item release"),
+                ItemCmd::Processed(_) => Some("item processed"),
+                ItemCmd::Delete(_) => Some("item delete"),
+                ItemCmd::Priority(_) => Some("item priority"),
+                ItemCmd::Extend(_) => Some("item extend"),
+                ItemCmd::Note(_) => Some("item note"),
+                ItemCmd::Ls(_) | ItemCmd::Show { .. } => None,
+            },
+            Command::Import(_) => Some("import"),
+            // Taking an item leases it: that is a change.
+            Command::Dequeue(_) => Some("dequeue"),
+            Command::Complete(_) => Some("complete"),
+            Command::Fail(_) => Some("fail"),
+            Command::Heartbeat(_) => Some("heartbeat"),
+            Command::Undo(a) if a.dry_run => None,
+            Command::Undo(_) => Some("undo"),
+            Command::Groups(_) | Command::Actions(_) => None,
+            // Neither opens the --db: the bench makes its own files, the demo a fresh one
+            // (its console then honours --read-only).
+            Command::Bench(_) | Command::Demo(_) => None,
+        }
+    }
 }
 
 /// The default database: `workq.db` in the user's data directory.
@@ -302,6 +365,14 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Bench(args) = command {
         return bench::run(args).await;
     }
+    // Before the store opens: opening may create the file or sweep expired leases.
+    if let (true, Some(name)) = (cli.read_only, command.writes()) {
+        return Err(Failure {
+            kind: "read_only",
+            message: format!("--read-only: `workq {name}` changes data; nothing was done"),
+            code: 1,
+        });
+    }
     let store = open_store(cli.db)?;
     let out = output::Out { json };
     match command {
@@ -314,6 +385,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Heartbeat(a) => work::heartbeat(&*store, a, &out).await,
         Command::Groups(a) => item::groups(&*store, a, &out).await,
         Command::Undo(a) => item::undo(&*store, a, &out).await,
+        Command::Actions(a) => item::actions(&*store, a, &out).await,
         Command::Bench(_) | Command::Demo(_) => unreachable!("handled above"),
     }
 }

@@ -13,7 +13,8 @@ const APPLICATION_ID: i32 = 0x776b_7131; // "wkq1"
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Each entry moves the schema one version up; `user_version` records how far a file is.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 -- AUTOINCREMENT: a deleted queue's or item's id is never given to a new one, so undo
 -- records, history and lease tokens cannot end up naming someone else.
 CREATE TABLE queues (
@@ -154,7 +155,27 @@ CREATE TABLE workers (
     processed INTEGER NOT NULL DEFAULT 0,
     failed    INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- The action log: what each action was (its ActionKind as JSON: an undo checks the parts it
+-- set), who undid it, and how many items that restored (an undo on a live queue keeps the
+-- items that moved on).
+ALTER TABLE actions ADD COLUMN kind TEXT;
+ALTER TABLE actions ADD COLUMN undone_by TEXT;
+ALTER TABLE actions ADD COLUMN restored INTEGER;
+-- The queues each action touched, for `workq actions --queue`.
+CREATE TABLE action_queues (
+    queue_id  INTEGER NOT NULL,
+    action_id INTEGER NOT NULL,
+    n         INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, action_id)
+) WITHOUT ROWID;
+CREATE INDEX action_queues_action ON action_queues(action_id);
+INSERT INTO action_queues (queue_id, action_id, n)
+    SELECT json_extract(before, '$.queue_id'), action_id, count(*)
+    FROM action_items GROUP BY 1, 2;
+"#,
+];
 
 pub fn schema_version() -> i32 {
     MIGRATIONS.len() as i32

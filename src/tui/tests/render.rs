@@ -29,6 +29,20 @@ fn render(s: &State) -> Terminal<TestBackend> {
     t
 }
 
+/// The screen as text, one line per row, for tests that look for words on it.
+pub fn screen(s: &State) -> String {
+    let t = render(s);
+    let b = t.backend().buffer();
+    (0..b.area.height)
+        .map(|y| {
+            (0..b.area.width)
+                .map(|x| b[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Snapshots a state at both sizes; `setup` brings a fresh state to the screen to show.
 fn snap(name: &str, setup: impl Fn(&mut State)) {
     for (w, h) in [(80, 24), (160, 48)] {
