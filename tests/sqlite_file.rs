@@ -233,3 +233,58 @@ async fn take(s: &SqliteStore, count: u32) -> Vec<workq::model::Lease> {
     };
     s.dequeue(req).await.unwrap().leases
 }
+
+/// The console's pause against a file another process holds locked: the engine's refusal
+/// reaches the screen as a popup that typed-ahead keys do not close, and nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_pause_on_a_locked_file_is_reported() {
+    use workq::tui::effects::perform;
+    use workq::tui::state::{Popup, State};
+    use workq::tui::update::{update, Effect, Msg};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let s: Arc<dyn Backend> = Arc::new(open(&path).unwrap());
+    s.create_queue("q", Default::default()).await.unwrap();
+    let mut state = State::new(chrono::Utc::now(), "w.db", "user:t");
+    state.queues.list = s.queues().await.unwrap();
+    state.queues.loaded = true;
+    state.queues.selected = Some("q".into());
+    let locker = rusqlite::Connection::open(&path).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let key = |c: char| {
+        Msg::Key(ratatui::crossterm::event::KeyEvent::new(
+            ratatui::crossterm::event::KeyCode::Char(c),
+            ratatui::crossterm::event::KeyModifiers::SHIFT,
+        ))
+    };
+    let fx = update(&mut state, key('P'));
+    let [Effect::SetQueueState(..)] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    let answer = perform(&*s, fx.into_iter().next().unwrap()).await.unwrap();
+    assert!(
+        matches!(&answer, Msg::QueueSaved(Err(Error::Busy(_)))),
+        "{answer:?}"
+    );
+    update(&mut state, answer);
+    let Some(Popup::Error { message, .. }) = &state.popup else {
+        panic!("{:?}", state.popup)
+    };
+    assert!(message.contains("locked by another process"), "{message}");
+    assert!(state
+        .status
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("queue not changed"));
+    update(&mut state, key('P'));
+    assert!(
+        matches!(state.popup, Some(Popup::Error { .. })),
+        "still shown"
+    );
+    locker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        s.queue("q").await.unwrap().queue.state,
+        workq::model::QueueState::Active
+    );
+}

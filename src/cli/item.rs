@@ -589,7 +589,7 @@ pub async fn undo(store: &dyn Backend, a: UndoArgs, out: &Out) -> Result<(), Fai
         out.json(&r);
         return Ok(());
     }
-    let what = if r.dry_run { "undo would" } else { "undid" };
+    let what = if r.dry_run { "undo of" } else { "undid" };
     println!(
         "{what} action {} ({}): {}",
         r.action_id,
