@@ -2901,8 +2901,8 @@ fn groups_signatures_and_several_statuses_select_items() {
         db.ids(&["--signature", "Vendor * not found"]),
         [contoso.clone(), fabrikam.clone()]
     );
-    assert_eq!(db.ids(&["--signature", "(no note)"]), [silent.clone()]);
-    assert_eq!(db.ids(&["--signature", masked_long]), [wordy.clone()]);
+    assert_eq!(db.ids(&["--signature", "(no note)"]), [silent.as_str()]);
+    assert_eq!(db.ids(&["--signature", masked_long]), [wordy.as_str()]);
     assert_eq!(db.ids(&["--signature", "Vendor"]), Vec::<String>::new());
     // Several statuses, and bad ones named.
     let mut both = db.ids(&["--status", "exception,on-hold"]);
