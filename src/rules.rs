@@ -106,6 +106,12 @@ pub fn refusal_reason(from: Status, action: &ActionKind) -> Option<String> {
         (ActionKind::Release, _) if from != Status::OnHold => Some(format!(
             "cannot release an item that is {from} (only on-hold items are released)"
         )),
+        // Already in the queue: what keeps an expired one from being taken is its expiry.
+        (ActionKind::Requeue { .. }, _) if from == Status::Queued => Some(
+            "cannot go from queued to queued (it is in the queue already; \
+             an expired one needs a new expiry: extend it)"
+                .into(),
+        ),
         (_, Some(to)) if !transition_allowed(from, to, Actor::Human) => Some(refusal_why(from, to)),
         _ => None,
     }
@@ -273,6 +279,7 @@ impl Kept {
             }
             Kept::ChangedSince(Some(Status::OnHold)) => "on hold".into(),
             Kept::ChangedSince(Some(Status::Queued)) => "queued".into(),
+            Kept::ChangedSince(Some(Status::Exception)) => "failed".into(),
             Kept::ChangedSince(Some(s)) => s.to_string(),
             Kept::ChangedSince(None) => "deleted".into(),
             Kept::PartChanged(p) => format!("{} changed", p.as_str()),

@@ -2963,7 +2963,7 @@ fn a_bulk_action_says_what_it_skips_and_strict_refuses() {
         "--status",
         "exception,queued",
     ];
-    let skip = "cannot go from queued to queued (from queued a person may go to: processed, on-hold, deleted)";
+    let skip = "cannot go from queued to queued (it is in the queue already; an expired one needs a new expiry: extend it)";
     // No terminal, no --yes: refused, saying what it would do.
     db.refuses(
         &both,
@@ -3043,10 +3043,15 @@ fn at_a_terminal_a_big_bulk_action_asks_for_its_count() {
         }
     }
     let _kill = Kill(&tmux);
+    // One idle session keeps the server up between runs: a server that quits as its last
+    // session ends may still be going when the next run starts.
+    tmux(&["new-session", "-d", "-s", "keep", "sleep 600"]);
+    let session = std::cell::Cell::new(0);
     let wait = |what: &str| -> String {
+        let name = format!("t{}", session.get());
         let start = Instant::now();
         loop {
-            let out = tmux(&["capture-pane", "-p", "-t", "t"]);
+            let out = tmux(&["capture-pane", "-p", "-t", &name]);
             let screen = String::from_utf8_lossy(&out.stdout).into_owned();
             if screen.contains(what) {
                 return screen;
@@ -3060,11 +3065,12 @@ fn at_a_terminal_a_big_bulk_action_asks_for_its_count() {
     };
     let run = |args: &str, answer: &str, done: &str| -> String {
         let cmd = format!(
-            "env USER=tester TZ=UTC {} --db {} {args}; echo EXITED $?; sleep 30",
+            "env USER=tester TZ=UTC {} --db {} {args}; echo EXITED $?; sleep 60",
             env!("CARGO_BIN_EXE_workq"),
             db.path.display()
         );
-        tmux(&["kill-session", "-t", "t"]);
+        session.set(session.get() + 1);
+        let name = format!("t{}", session.get());
         let out = tmux(&[
             "new-session",
             "-d",
@@ -3073,7 +3079,7 @@ fn at_a_terminal_a_big_bulk_action_asks_for_its_count() {
             "-y",
             "40",
             "-s",
-            "t",
+            &name,
             &cmd,
         ]);
         assert!(
@@ -3083,8 +3089,8 @@ fn at_a_terminal_a_big_bulk_action_asks_for_its_count() {
         );
         wait(if answer.is_empty() { done } else { "apply" });
         if !answer.is_empty() {
-            tmux(&["send-keys", "-t", "t", "-l", answer]);
-            tmux(&["send-keys", "-t", "t", "Enter"]);
+            tmux(&["send-keys", "-t", &name, "-l", answer]);
+            tmux(&["send-keys", "-t", &name, "Enter"]);
         }
         wait(done)
     };

@@ -999,8 +999,8 @@ pub async fn previews_count_what_an_action_changes_and_skips(env: Env) {
 fn p_skipped(n: u64) -> Vec<Tally> {
     vec![Tally {
         count: n,
-        why: "cannot go from queued to queued (from queued a person may go to: processed, \
-              on-hold, deleted)"
+        why: "cannot go from queued to queued (it is in the queue already; an expired one \
+              needs a new expiry: extend it)"
             .into(),
     }]
 }

@@ -1229,7 +1229,7 @@ fn the_action_log_lists_actions_and_undoes_the_selected_one() {
     assert!(screen.contains("Actions · 3 latest · z undoes"), "{screen}");
     assert!(screen.contains("vendor master fixed"), "{screen}");
     assert!(
-        screen.contains("undone 25m ago by user:bo · 9 of 12 restored"),
+        screen.contains("25m ago by user:bo, 9 of 12 restored"),
         "{screen}"
     );
     // Not the last action from this console: the selected one (the note, second).
@@ -1254,7 +1254,11 @@ fn the_action_log_lists_actions_and_undoes_the_selected_one() {
     settle(&mut s, Msg::UndoPreview(seq, Ok(dry)));
     let screen = crate::tui::tests::render::screen(&s);
     assert!(screen.contains("restores 0 of 1 items"), "{screen}");
-    assert!(screen.contains("keeps 1 deleted since"), "{screen}");
+    assert!(
+        screen.contains("keeps 1 that changed since: 1 deleted"),
+        "{screen}"
+    );
+    assert!(screen.contains(" z undo "), "the footer says how: {screen}");
     // Nothing to restore: enter does not undo.
     assert!(settle(&mut s, code(KeyCode::Enter)).is_empty());
     assert!(s.status.as_ref().unwrap().text.contains("nothing to undo"));

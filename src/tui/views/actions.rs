@@ -56,12 +56,12 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             let undone = match (x.undone_at, &x.undone_by, x.restored) {
                 (Some(at), by, restored) => {
                     let part = match restored {
-                        Some(n) if n < x.touched => format!(" · {n} of {} restored", x.touched),
+                        Some(n) if n < x.touched => format!(", {n} of {} restored", x.touched),
                         _ => String::new(),
                     };
                     Span::styled(
                         format!(
-                            "undone {} ago by {}{part}",
+                            "{} ago by {}{part}",
                             age(s.now, at),
                             by.as_deref().unwrap_or("?")
                         ),

@@ -187,16 +187,11 @@ fn input_line(
 /// The confirmation of an undo: how many items it restores, and which it keeps and why.
 pub fn draw_undo(f: &mut Frame, t: &Theme, u: &UndoConfirm) {
     let area = f.area();
-    let kept: Vec<&Tally> = u
-        .preview
-        .iter()
-        .flat_map(|p| p.changed.iter().chain(p.kept.iter()))
-        .collect();
     let inner = popup_area(
         f,
         t,
         90.min(area.width - 2),
-        6 + kept.len().min(6) as u16,
+        9,
         &format!("undo action {}?", u.action_id),
         t.title,
     );
@@ -211,15 +206,26 @@ pub fn draw_undo(f: &mut Frame, t: &Theme, u: &UndoConfirm) {
                     t.header,
                 ),
             ]));
-            for k in p.changed.iter().take(3) {
+            let list = |ts: &[Tally]| {
+                ts.iter()
+                    .map(|k| format!("{} {}", thousands(k.count), k.why))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let n = |ts: &[Tally]| thousands(ts.iter().map(|k| k.count).sum());
+            if !p.changed.is_empty() {
                 lines.push(Line::styled(
-                    format!("  keeps {} {} since", thousands(k.count), k.why),
+                    format!(
+                        "  keeps {} that changed since: {}",
+                        n(&p.changed),
+                        list(&p.changed)
+                    ),
                     t.warn,
                 ));
             }
-            for k in p.kept.iter().take(3) {
+            if !p.kept.is_empty() {
                 lines.push(Line::styled(
-                    format!("  keeps {}: {}", thousands(k.count), k.why),
+                    format!("  keeps {}: {}", n(&p.kept), list(&p.kept)),
                     t.warn,
                 ));
             }

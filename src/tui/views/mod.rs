@@ -279,9 +279,13 @@ fn context(s: &State) -> String {
 fn footer(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let mut spans = Vec::new();
     let mut width = 0usize;
+    // In the action log, undo is what the view is for.
+    let here = |c: &commands::Spec| {
+        c.hint || (s.view == View::Actions && c.cmd == commands::Command::Undo)
+    };
     for spec in TABLE
         .iter()
-        .filter(|c| c.hint && c.applies(s.view) && c.available(s.read_only))
+        .filter(|c| here(c) && c.applies(s.view) && c.available(s.read_only))
     {
         let key = s
             .keymap
