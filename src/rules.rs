@@ -291,6 +291,19 @@ impl Kept {
             Kept::Other(m) => m.clone(),
         }
     }
+    /// The same for one named item: "processed since", "a worker holds it now".
+    pub fn item_why(&self) -> String {
+        match self {
+            Kept::ChangedSince(Some(Status::Processing)) | Kept::Processing => {
+                "a worker holds it now".into()
+            }
+            Kept::Edited(s) => {
+                format!("edited since, still {}", Kept::ChangedSince(Some(*s)).why())
+            }
+            k if k.changed_since() => format!("{} since", k.why()),
+            k => k.why(),
+        }
+    }
     /// Whether the item moved on since the action (rather than being kept for safety).
     pub fn changed_since(&self) -> bool {
         matches!(

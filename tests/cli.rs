@@ -268,6 +268,7 @@ fn help_lists_every_command() {
         "fail",
         "heartbeat",
         "groups",
+        "actions",
         "undo",
     ] {
         assert!(

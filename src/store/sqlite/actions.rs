@@ -735,13 +735,12 @@ impl Plan {
                 UndoStep::Restore(_) => r.restored += 1,
                 UndoStep::Keep(k) => {
                     let why = k.why();
-                    let item_why = if k.changed_since() {
-                        tally(&mut r.changed, why.clone(), 1);
-                        format!("{why} since")
+                    if k.changed_since() {
+                        tally(&mut r.changed, why, 1);
                     } else {
-                        tally(&mut r.kept, why.clone(), 1);
-                        why
-                    };
+                        tally(&mut r.kept, why, 1);
+                    }
+                    let item_why = k.item_why();
                     if r.kept_items.len() < KEPT_LISTED {
                         r.kept_items.push(KeptItem {
                             id: e.before.id.clone(),

@@ -187,14 +187,6 @@ fn input_line(
 /// The confirmation of an undo: how many items it restores, and which it keeps and why.
 pub fn draw_undo(f: &mut Frame, t: &Theme, u: &UndoConfirm) {
     let area = f.area();
-    let inner = popup_area(
-        f,
-        t,
-        90.min(area.width - 2),
-        9,
-        &format!("undo action {}?", u.action_id),
-        t.title,
-    );
     let mut lines = vec![Line::raw(u.what.clone())];
     match &u.preview {
         None => lines.push(Line::styled("counting…", t.dim)),
@@ -231,6 +223,21 @@ pub fn draw_undo(f: &mut Frame, t: &Theme, u: &UndoConfirm) {
             }
         }
     }
+    lines.push(Line::raw(""));
+    let w = 90.min(area.width - 2);
+    let text_w = w.saturating_sub(4).max(1) as usize;
+    let rows: u16 = lines
+        .iter()
+        .map(|l| (l.width().saturating_sub(1) / text_w + 1) as u16 + (l.width() > text_w) as u16)
+        .sum();
+    let inner = popup_area(
+        f,
+        t,
+        w,
+        rows + 3,
+        &format!("undo action {}?", u.action_id),
+        t.title,
+    );
     f.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: true }),
         Rect::new(
