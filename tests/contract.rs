@@ -1114,6 +1114,52 @@ pub async fn the_history_says_what_an_action_changed(env: Env) {
     );
 }
 
+/// An exception's group is its worker's failure note, and the group's example is a note of
+/// that group: a person's note before or after the failure is neither.
+pub async fn groups_follow_the_workers_failure_note(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let items = add(&env, "q", &["a", "b", "c"]).await;
+    // A person's note first; then the worker fails it without a note of its own.
+    act(&env, ids(&items[..1]), ActionKind::AddNote)
+        .await
+        .unwrap();
+    let ls = take(&env, &["q"], 3).await.leases;
+    env.store
+        .finish(
+            vec![
+                ls[0].outcome(Some(Reason::Business), None),
+                failed(&ls[1], Reason::Business, "Vendor 'Contoso' not found"),
+                failed(&ls[2], Reason::Business, "Vendor 'Fabrikam' not found"),
+            ],
+            "w1",
+        )
+        .await
+        .unwrap();
+    // And a person's note on the newest of the vendor group.
+    env.store
+        .act(ActionRequest {
+            target: ids(&items[2..]),
+            action: ActionKind::AddNote,
+            note: Some("called Fabrikam".into()),
+            actor: ME.into(),
+            skip_refused: false,
+        })
+        .await
+        .unwrap();
+    let groups = env.store.groups(None).await.unwrap();
+    let sigs: Vec<(&str, u64, Option<&str>)> = groups
+        .iter()
+        .map(|g| (g.signature.as_str(), g.count, g.example.as_deref()))
+        .collect();
+    assert_eq!(
+        sigs,
+        [
+            ("Vendor * not found", 2, Some("Vendor 'Fabrikam' not found")),
+            ("", 1, None),
+        ]
+    );
+}
+
 /// The action log: every action with who, when, what, how many, where, and its undo.
 pub async fn the_action_log_lists_actions_and_their_undo(env: Env) {
     queue(&env, "a", Default::default()).await;
@@ -2019,6 +2065,7 @@ contract!(sqlite:
     hold_then_release_keeps_the_expiry,
     the_history_says_what_an_action_changed,
     the_action_log_lists_actions_and_their_undo,
+    groups_follow_the_workers_failure_note,
     settings_can_be_cleared,
     a_worker_cannot_report_a_timeout,
     workers_are_seen_with_what_they_hold,

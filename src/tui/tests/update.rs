@@ -1353,6 +1353,10 @@ fn a_filter_takes_several_statuses() {
         .collect();
     assert_eq!(loads[0].statuses, [Status::Exception, Status::OnHold]);
     assert_eq!(s.items.tab, None);
+    assert!(
+        crate::tui::views::items::describe(&s.items).contains("exception or on-hold"),
+        "the title says which"
+    );
     // A tab is one status again.
     for f in fx {
         if let Some(m) = fixtures::respond(&f) {

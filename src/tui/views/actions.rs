@@ -42,7 +42,8 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
         );
         return;
     }
-    let wide = body.width >= 120;
+    // The note column only when the undo column keeps room for who undid it.
+    let wide = body.width >= 150;
     let cursor = a.cursor();
     let visible = list_visible(s);
     let offset = list_offset(cursor, visible);
