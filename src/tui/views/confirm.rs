@@ -95,7 +95,8 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
     let used: u16 = lines.iter().map(rows).sum::<u16>() + 1;
     let room = area.height.saturating_sub(2 + 2 + below + used) as usize;
     let sample = p.map(|p| p.sample.as_slice()).unwrap_or(&[]);
-    let at = 2 + p.map_or(0, |p| p.skipped.len().min(4));
+    // After what it skips and the warnings: the things to read before confirming.
+    let at = 2 + p.map_or(0, |p| p.skipped.len().min(4) + p.warnings.len());
     for (n, i) in sample.iter().take(5.min(room)).enumerate() {
         lines.insert(
             at + n,
