@@ -99,9 +99,20 @@ pub trait Backend: Send + Sync {
     ) -> Result<Vec<Result<Finished>>>;
 
     // The human side.
-    async fn preview(&self, target: Target, sample: u32) -> Result<Preview>;
+    /// What `action` would do to `target`: how many items it changes and skips, and why.
+    /// Without an action, just what the target covers.
+    async fn preview(
+        &self,
+        target: Target,
+        action: Option<ActionKind>,
+        sample: u32,
+    ) -> Result<Preview>;
     async fn act(&self, req: ActionRequest) -> Result<ActionResult>;
-    async fn undo(&self, action_id: i64, actor: &str) -> Result<UndoResult>;
+    /// Restores the items of an action that are as it left them and keeps the others,
+    /// saying which and why (all or nothing with `strict`).
+    async fn undo(&self, req: UndoRequest) -> Result<UndoResult>;
+    /// Past human actions, newest first.
+    async fn actions(&self, query: ActionQuery) -> Result<Vec<ActionInfo>>;
 
     /// Times out expired leases now (the engine also does it by itself).
     async fn sweep(&self) -> Result<u64>;

@@ -563,6 +563,19 @@ impl ActionKind {
             ActionKind::AddNote => "note",
         }
     }
+    /// "requeued", "marked processed": for "3 of 5 items cannot be requeued".
+    pub fn past_tense(&self) -> &'static str {
+        match self {
+            ActionKind::Requeue { .. } => "requeued",
+            ActionKind::Hold => "held",
+            ActionKind::Release => "released",
+            ActionKind::Processed => "marked processed",
+            ActionKind::Delete => "deleted",
+            ActionKind::SetPriority { .. } => "reprioritised",
+            ActionKind::ExtendExpiry { .. } => "given a new expiry",
+            ActionKind::AddNote => "noted",
+        }
+    }
 }
 
 /// The items a human action applies to.
@@ -579,12 +592,42 @@ pub struct ActionRequest {
     pub action: ActionKind,
     pub note: Option<String>,
     pub actor: String,
+    /// Apply to the items the rules allow and skip (and count) the others, as the preview
+    /// said; `false`: all or nothing, any refused item refuses the whole action.
+    #[serde(default)]
+    pub skip_refused: bool,
+}
+
+/// Items counted by why: "28 · cannot release an item that is queued (…)", "19 · processed".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub count: u64,
+    pub why: String,
+}
+
+/// Adds `n` to the tally of `why`: the biggest first, ties in first-seen order.
+pub fn tally(list: &mut Vec<Tally>, why: String, n: u64) {
+    match list.iter_mut().find(|t| t.why == why) {
+        Some(t) => t.count += n,
+        None => list.push(Tally { count: n, why }),
+    }
+    list.sort_by_key(|t| std::cmp::Reverse(t.count));
 }
 
 /// What a bulk action will touch, before it is applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preview {
+    /// Items the target covers.
     pub count: u64,
+    /// Items the action will change (all of `count` when no action was named).
+    pub changes: u64,
+    /// Items the rules will refuse, by why (the action skips them).
+    #[serde(default)]
+    pub skipped: Vec<Tally>,
+    /// What a person should know before confirming ("3 stay expired once released").
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// A few of the items the action will change (of the target when it changes none).
     pub sample: Vec<Item>,
 }
 
@@ -593,12 +636,132 @@ pub struct ActionResult {
     pub action_id: i64,
     pub verb: String,
     pub touched: u64,
+    /// Items the rules refused and the action skipped, by why.
+    #[serde(default)]
+    pub skipped: Vec<Tally>,
 }
+
+/// An undo of a past action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndoRequest {
+    pub action_id: i64,
+    pub actor: String,
+    /// All or nothing: refuse when any item cannot be restored.
+    #[serde(default)]
+    pub strict: bool,
+    /// Only say what the undo would do; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl UndoRequest {
+    pub fn new(action_id: i64, actor: &str) -> UndoRequest {
+        UndoRequest {
+            action_id,
+            actor: actor.to_string(),
+            strict: false,
+            dry_run: false,
+        }
+    }
+}
+
+/// An item an undo left as it is, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptItem {
+    pub id: String,
+    pub why: String,
+}
+
+/// Most kept items an undo names one by one (the tallies count them all).
+pub const KEPT_LISTED: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UndoResult {
     pub action_id: i64,
+    pub verb: String,
+    /// Items the action touched.
+    pub total: u64,
     pub restored: u64,
+    /// Items that moved on since the action, by what happened ("processed", "on hold").
+    pub changed: Vec<Tally>,
+    /// Items left as they are for another reason (a worker held them), by why.
+    pub kept: Vec<Tally>,
+    /// The items not restored, with why (the first `KEPT_LISTED`).
+    pub kept_items: Vec<KeptItem>,
+    /// Nothing was changed: this is what the undo would do.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl UndoResult {
+    /// "restored 88 of 109; 21 changed since: 19 processed, 2 on hold".
+    pub fn summary(&self) -> String {
+        let verb = if self.dry_run {
+            "would restore"
+        } else {
+            "restored"
+        };
+        let mut s = format!("{verb} {} of {}", self.restored, self.total);
+        let kept = self.kept_summary();
+        if !kept.is_empty() {
+            s.push_str("; ");
+            s.push_str(&kept);
+        }
+        s
+    }
+
+    /// "21 changed since: 19 processed, 2 on hold" (empty when everything is restored).
+    pub fn kept_summary(&self) -> String {
+        let n = |t: &[Tally]| t.iter().map(|t| t.count).sum::<u64>();
+        let list = |t: &[Tally]| {
+            t.iter()
+                .map(|t| format!("{} {}", t.count, t.why))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !self.changed.is_empty() {
+            parts.push(format!(
+                "{} changed since: {}",
+                n(&self.changed),
+                list(&self.changed)
+            ));
+        }
+        if !self.kept.is_empty() {
+            parts.push(format!("{} kept: {}", n(&self.kept), list(&self.kept)));
+        }
+        parts.join("; ")
+    }
+}
+
+/// Which past actions to list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionQuery {
+    /// Only actions that touched this queue.
+    pub queue: Option<String>,
+    /// Newest first, at most this many.
+    pub limit: u32,
+}
+
+/// A past human action, as `workq actions` and the console list them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionInfo {
+    pub id: i64,
+    #[serde(with = "time_ms")]
+    pub at: Time,
+    pub by: String,
+    pub verb: String,
+    /// What exactly was done ("priority → high"), when known.
+    pub kind: Option<ActionKind>,
+    pub note: Option<String>,
+    pub touched: u64,
+    /// The queues its items are in (deleted queues left out).
+    pub queues: Vec<String>,
+    #[serde(with = "opt_time_ms")]
+    pub undone_at: Option<Time>,
+    pub undone_by: Option<String>,
+    /// Items the undo restored (an undo on a live queue may restore fewer than `touched`).
+    pub restored: Option<u64>,
 }
 
 /// Exceptions that share a queue, a reason and a masked note signature.

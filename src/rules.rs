@@ -56,6 +56,11 @@ pub fn transition_allowed(from: Status, to: To, actor: Actor) -> bool {
 
 /// The message for a refused transition: it names both ends.
 pub fn refusal(id: &str, from: Status, to: To) -> String {
+    format!("item {id}: {}", refusal_why(from, to))
+}
+
+/// Why a person may not take an item from `from` to `to`, without naming the item.
+fn refusal_why(from: Status, to: To) -> String {
     let allowed: Vec<String> = Status::ALL
         .iter()
         .map(|s| To::Status(*s))
@@ -70,7 +75,7 @@ pub fn refusal(id: &str, from: Status, to: To) -> String {
     } else {
         format!(" (from {from} a person may go to: {})", allowed.join(", "))
     };
-    format!("item {id}: cannot go from {from} to {to}{hint}")
+    format!("cannot go from {from} to {to}{hint}")
 }
 
 /// Where a human action takes an item, or `None` when it keeps its status.
@@ -88,13 +93,28 @@ pub fn action_target(action: &ActionKind) -> Option<To> {
 
 /// Whether a human action may apply to an item in `from`; `Err` is the refusal message.
 pub fn check_action(id: &str, from: Status, action: &ActionKind) -> Result<(), String> {
+    match refusal_reason(from, action) {
+        Some(why) => Err(format!("item {id}: {why}")),
+        None => Ok(()),
+    }
+}
+
+/// Why an action is refused for every item in `from` (`None`: it is allowed). It depends on
+/// the status alone, so a preview counts refusals per status without reading items.
+pub fn refusal_reason(from: Status, action: &ActionKind) -> Option<String> {
     match (action, action_target(action)) {
         // Release means "off hold" and nothing else.
-        (ActionKind::Release, _) if from != Status::OnHold => Err(format!(
-            "item {id}: cannot release an item that is {from} (only on-hold items are released)"
+        (ActionKind::Release, _) if from != Status::OnHold => Some(format!(
+            "cannot release an item that is {from} (only on-hold items are released)"
         )),
-        (_, Some(to)) if !transition_allowed(from, to, Actor::Human) => Err(refusal(id, from, to)),
-        _ => Ok(()),
+        // Already in the queue: what keeps an expired one from being taken is its expiry.
+        (ActionKind::Requeue { .. }, _) if from == Status::Queued => Some(
+            "cannot go from queued to queued (it is in the queue already; \
+             an expired one needs a new expiry: extend it)"
+                .into(),
+        ),
+        (_, Some(to)) if !transition_allowed(from, to, Actor::Human) => Some(refusal_why(from, to)),
+        _ => None,
     }
 }
 
@@ -124,6 +144,248 @@ pub fn why_empty(queues: Vec<QueueEmpty>) -> WhyEmpty {
         message,
         queues,
     }
+}
+
+// ---------------------------------------------------------------- what actions change
+
+/// The parts of an item a human action changes. Undo puts parts back, never a whole row, so
+/// it cannot undo what a worker or another person did since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Part {
+    /// Status and what belongs to it: reason, exception signature, finished time.
+    Status,
+    /// A worker's lease (token and deadline): ended by a hold, never given back by undo.
+    Lease,
+    /// The item's input (a requeue with an edited value).
+    Value,
+    Priority,
+    /// `expires_at`: set by extend; a requeue clears one that has passed.
+    Expiry,
+    /// `delay_until`: set by a requeue with delay, cleared by release.
+    Delay,
+    RequeueCount,
+    /// The note the action appended (other notes are never touched).
+    Note,
+    /// The item itself: delete, and the undo that brings it back.
+    Existence,
+}
+
+impl Part {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Status => "status",
+            Part::Lease => "lease",
+            Part::Value => "value",
+            Part::Priority => "priority",
+            Part::Expiry => "expiry",
+            Part::Delay => "delay",
+            Part::RequeueCount => "requeue count",
+            Part::Note => "note",
+            Part::Existence => "existence",
+        }
+    }
+}
+
+/// When an undo may put an item's parts back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndoWhen {
+    /// Nothing at all happened to the item since the action (its version is the one the
+    /// action left): a status undone after a worker took the item would lose that work.
+    Untouched,
+    /// The parts the action changed still hold what it wrote; anything else (a worker's
+    /// heartbeat, a bot's note, the item moving on) is left as it is.
+    PartsAsLeft,
+    /// The item is still deleted and no newer item took its key.
+    StillDeleted,
+}
+
+/// One row of the action table: what a human action changes, and what its undo restores.
+#[derive(Debug)]
+pub struct ActionRule {
+    pub verb: &'static str,
+    /// Every part the action may change (at most these; a note only when one is given).
+    pub changes: &'static [Part],
+    /// What the undo puts back: a subset of `changes`, never the lease.
+    pub undo_restores: &'static [Part],
+    pub undo_when: UndoWhen,
+}
+
+/// What each human action changes and what its undo restores (SPEC §7). The stores apply
+/// this table; `undo_step` adds the one rule that overrides it (a worker's item).
+pub const ACTION_RULES: &[ActionRule] = {
+    use Part::*;
+    use UndoWhen::*;
+    &[
+        ActionRule {
+            verb: "requeue",
+            changes: &[Status, Delay, Value, Expiry, RequeueCount, Note],
+            undo_restores: &[Status, Delay, Value, Expiry, RequeueCount, Note],
+            undo_when: Untouched,
+        },
+        ActionRule {
+            verb: "hold",
+            changes: &[Status, Lease, Note],
+            undo_restores: &[Status, Note],
+            undo_when: Untouched,
+        },
+        ActionRule {
+            verb: "release",
+            changes: &[Status, Delay, Note],
+            undo_restores: &[Status, Delay, Note],
+            undo_when: Untouched,
+        },
+        ActionRule {
+            verb: "processed",
+            changes: &[Status, Note],
+            undo_restores: &[Status, Note],
+            undo_when: Untouched,
+        },
+        ActionRule {
+            verb: "delete",
+            changes: &[Existence],
+            undo_restores: &[Existence],
+            undo_when: StillDeleted,
+        },
+        ActionRule {
+            verb: "priority",
+            changes: &[Priority, Note],
+            undo_restores: &[Priority, Note],
+            undo_when: PartsAsLeft,
+        },
+        ActionRule {
+            verb: "extend-expiry",
+            changes: &[Expiry, Note],
+            undo_restores: &[Expiry, Note],
+            undo_when: PartsAsLeft,
+        },
+        ActionRule {
+            verb: "note",
+            changes: &[Note],
+            undo_restores: &[Note],
+            undo_when: PartsAsLeft,
+        },
+    ]
+};
+
+/// The table row of an action, by its verb (`ActionKind::verb`).
+pub fn action_rule(verb: &str) -> Option<&'static ActionRule> {
+    ACTION_RULES.iter().find(|r| r.verb == verb)
+}
+
+/// What undo does with one item of an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UndoStep {
+    /// Put these parts back from before the action.
+    Restore(&'static [Part]),
+    /// Leave the item as it is, for this reason.
+    Keep(Kept),
+}
+
+/// Why undo leaves an item as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kept {
+    /// The item moved on since the action; it is now in this status (`None`: deleted).
+    ChangedSince(Option<Status>),
+    /// A part the action changed was changed again since (another person's priority).
+    PartChanged(Part),
+    /// Still where the action left it, but changed since (a note, a new priority).
+    Edited(Status),
+    /// A worker was processing it when the action took it: that worker was stopped, so
+    /// neither processing nor the queue is safe to go back to.
+    WasProcessing,
+    /// A worker holds it now.
+    Processing,
+    /// Another reason the store found (a deleted item's key is taken, its queue is gone).
+    Other(String),
+}
+
+impl Kept {
+    /// "processed", "on hold", "deleted": how an item moved on, for "21 changed since: …".
+    pub fn why(&self) -> String {
+        match self {
+            Kept::ChangedSince(Some(Status::Processing)) | Kept::Processing => {
+                "being processed".into()
+            }
+            Kept::ChangedSince(Some(Status::OnHold)) => "on hold".into(),
+            Kept::ChangedSince(Some(Status::Queued)) => "queued".into(),
+            Kept::ChangedSince(Some(Status::Exception)) => "failed".into(),
+            Kept::ChangedSince(Some(s)) => s.to_string(),
+            Kept::ChangedSince(None) => "deleted".into(),
+            Kept::PartChanged(p) => format!("{} changed", p.as_str()),
+            Kept::Edited(s) => format!("edited, still {}", Kept::ChangedSince(Some(*s)).why()),
+            Kept::WasProcessing => {
+                "held while a worker processed it: its lease is gone (release it to queue it again)"
+                    .into()
+            }
+            Kept::Other(m) => m.clone(),
+        }
+    }
+    /// The same for one named item: "processed since", "a worker holds it now".
+    pub fn item_why(&self) -> String {
+        match self {
+            Kept::ChangedSince(Some(Status::Processing)) | Kept::Processing => {
+                "a worker holds it now".into()
+            }
+            Kept::Edited(s) => {
+                format!("edited since, still {}", Kept::ChangedSince(Some(*s)).why())
+            }
+            k if k.changed_since() => format!("{} since", k.why()),
+            k => k.why(),
+        }
+    }
+    /// Whether the item moved on since the action (rather than being kept for safety).
+    pub fn changed_since(&self) -> bool {
+        matches!(
+            self,
+            Kept::ChangedSince(_) | Kept::PartChanged(_) | Kept::Edited(_)
+        )
+    }
+}
+
+/// What undo does with one item. `was`: its status before the action; `now`: its status now
+/// (`None`: deleted); `as_left`: whether it passes the rule's `undo_when`, as the store
+/// found, or why not.
+///
+/// Undo never takes an item out of a worker's hands: it never gives a lease back, never
+/// moves an item a worker holds now, and never moves one a worker held when the action ran.
+pub fn undo_step(
+    rule: &ActionRule,
+    was: Option<Status>,
+    now: Option<Status>,
+    as_left: Result<(), Kept>,
+) -> UndoStep {
+    if let Err(k) = as_left {
+        return UndoStep::Keep(k);
+    }
+    if rule.undo_restores.contains(&Part::Status) {
+        if now == Some(Status::Processing) {
+            return UndoStep::Keep(Kept::Processing);
+        }
+        if was == Some(Status::Processing) {
+            return UndoStep::Keep(Kept::WasProcessing);
+        }
+    }
+    UndoStep::Restore(rule.undo_restores)
+}
+
+/// Past this many items, a person types the count to confirm an action (k9s-style).
+pub const TYPE_THE_COUNT_OVER: u64 = 1000;
+
+/// Parses `exception,on-hold`: several statuses for one filter; `Err` names the bad one.
+pub fn parse_statuses(s: &str) -> Result<Vec<Status>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        if part.trim().is_empty() {
+            return Err(format!(
+                "empty status in '{s}' (expected e.g. exception,on-hold)"
+            ));
+        }
+        let st: Status = part.parse()?;
+        if !out.contains(&st) {
+            out.push(st);
+        }
+    }
+    Ok(out)
 }
 
 /// What happens after a failure: back to the queue for another try, or stay an exception.

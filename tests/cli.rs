@@ -272,6 +272,7 @@ fn help_lists_every_command() {
         "fail",
         "heartbeat",
         "groups",
+        "actions",
         "undo",
     ] {
         assert!(
@@ -1858,29 +1859,32 @@ fn an_it_failure_is_retried_while_retries_are_left() {
     assert_eq!(i["retry_count"], 1);
 }
 
+/// The command's output; that a heartbeat carries a lease past its first deadline is
+/// proven on the store's own clock (contract: a_heartbeat_keeps_the_lease_past_its_first_deadline),
+/// not by racing a short lease with the wall clock.
 #[test]
 fn heartbeat_extends_the_lease() {
     let db = Db::new();
-    db.ok(&["queue", "create", "h", "--lease", "4s"]);
+    db.ok(&["queue", "create", "h", "--lease", "1h"]);
     let id = db.add("h", "a", &[]);
     let l = db.json(&["dequeue", "h"]);
     let lease = l["lease"].as_str().unwrap();
     let first = time(&l["lease_until"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    // A later millisecond for certain, so the new deadline is strictly later.
+    std::thread::sleep(Duration::from_millis(20));
     let hb = db.json(&["heartbeat", &id, "--lease", lease]);
     assert_eq!(hb["id"], id.as_str());
     let extended = time(&hb["lease_until"]);
+    assert!(extended > first, "{first} → {extended}");
     assert!(
-        extended - first >= chrono::Duration::milliseconds(1400),
-        "{first} → {extended}"
+        extended - first < chrono::Duration::minutes(5),
+        "an hour from the heartbeat, not two: {first} → {extended}"
     );
     let out = db.ok(&["heartbeat", &id, "--lease", lease]);
     assert!(
         out.starts_with(&format!("{id}: lease extended until ")),
         "{out}"
     );
-    // Past the first deadline, the lease still holds.
-    std::thread::sleep(Duration::from_millis(3000));
     db.ok(&["complete", &id, "--lease", lease]);
     assert_eq!(db.item(&id)["status"], "processed");
 }
@@ -2209,12 +2213,12 @@ fn action_flag_mistakes_are_refused() {
         (
             &["hold", "--queue", "q"],
             1,
-            &["needs both --queue and --status"],
+            &["needs --queue and --status or --signature"],
         ),
         (
             &["hold", "--status", "queued"],
             1,
-            &["needs both --queue and --status"],
+            &["needs --queue and --status or --signature"],
         ),
         (
             &["hold", "--queue", "q", "--status", "bogus", "--yes"],
@@ -2248,7 +2252,7 @@ fn a_bulk_action_without_yes_is_refused() {
     db.refuses(
         &["item", "requeue", "--queue", "q", "--status", "exception"],
         1,
-        &["this would requeue 2 items; add --yes to apply"],
+        &["this would requeue 2 items; no terminal to confirm at: add --yes to apply"],
     );
     let e = db.json_err(
         &["item", "delete", "--queue", "q", "--status", "exception"],
@@ -2256,7 +2260,7 @@ fn a_bulk_action_without_yes_is_refused() {
     );
     assert_eq!(
         e["message"],
-        "this would delete 2 items; add --yes to apply"
+        "this would delete 2 items; no terminal to confirm at: add --yes to apply"
     );
     db.refuses(
         &[
@@ -2323,7 +2327,7 @@ fn a_bulk_requeue_by_filter_and_its_undo() {
     }
     assert_eq!(
         db.ok(&["undo", &n]),
-        format!("undid action {n}: 2 items restored\n")
+        format!("undid action {n} (requeue): restored 2 of 2\n")
     );
     assert_eq!(strip(&db.items(&[])), strip(&before), "exactly as before");
     let h = db.item(&c1)["history"].clone();
@@ -2366,7 +2370,11 @@ fn undo_restores_deleted_items() {
     assert_eq!(db.items(&[]), json!([]));
     assert_eq!(db.queue("q")["counts"]["queued"], 0);
     let u = db.json(&["undo", &r["action_id"].to_string()]);
-    assert_eq!(u, json!({"action_id": r["action_id"], "restored": 2}));
+    assert_eq!(
+        u,
+        json!({"action_id": r["action_id"], "verb": "delete", "total": 2, "restored": 2,
+               "changed": [], "kept": [], "kept_items": [], "dry_run": false})
+    );
     let after = db.items(&[]);
     assert_eq!(strs(&after, "id"), [a, b]);
     for k in ["key", "name", "value", "status", "enqueued_at"] {
@@ -2932,4 +2940,529 @@ fn import_key_and_name_columns_and_jsonl_settings_are_checked() {
             "line 2, column 'status': unknown status 'Paid' (import accepts queued or on-hold)",
         ],
     );
+}
+
+// ------------------------------------------------------------------ issue 6: safe actions
+
+impl Db {
+    /// The database's files, byte for byte (the file, its WAL and shared memory).
+    fn bytes(&self) -> Vec<Option<Vec<u8>>> {
+        ["", "-wal", "-shm"]
+            .iter()
+            .map(|ext| {
+                let mut p = self.path.clone().into_os_string();
+                p.push(ext);
+                std::fs::read(PathBuf::from(p)).ok()
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn read_only_refuses_every_command_that_changes_data() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    let a = db.add("q", "a", &[]);
+    let b = db.add("q", "b", &[]);
+    let (_, lease) = db.take("q");
+    let hold = action_id(&db.ok(&["item", "hold", &b]));
+    let csv = db.file("in.csv", "value\nx\n");
+    let csv = csv.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["queue", "create", "r"], "queue create"),
+        (vec!["queue", "update", "q", "--sla", "1h"], "queue update"),
+        (vec!["queue", "pause", "q"], "queue pause"),
+        (vec!["queue", "resume", "q"], "queue resume"),
+        (vec!["queue", "delete", "q", "--force"], "queue delete"),
+        (vec!["item", "add", "q", "--value", "x"], "item add"),
+        (vec!["item", "requeue", &b], "item requeue"),
+        (vec!["item", "hold", &a], "item hold"),
+        (vec!["item", "release", &b], "item release"),
+        (vec!["item", "processed", &b], "item processed"),
+        (vec!["item", "delete", &b], "item delete"),
+        (
+            vec!["item", "priority", &b, "--to", "high"],
+            "item priority",
+        ),
+        (vec!["item", "extend", &b, "--never"], "item extend"),
+        (vec!["item", "note", &b, "--note", "x"], "item note"),
+        (
+            vec![
+                "item", "release", "--queue", "q", "--status", "on-hold", "--yes",
+            ],
+            "item release",
+        ),
+        (vec!["import", "q", csv], "import"),
+        (vec!["dequeue", "q"], "dequeue"),
+        (vec!["complete", &a, "--lease", &lease], "complete"),
+        (
+            vec!["fail", &a, "--lease", &lease, "--reason", "it"],
+            "fail",
+        ),
+        (vec!["heartbeat", &a, "--lease", &lease], "heartbeat"),
+        (vec!["undo", &hold], "undo"),
+    ];
+    for (args, name) in &cases {
+        let mut all = vec!["--read-only"];
+        all.extend_from_slice(args);
+        let want = format!("--read-only: `workq {name}` changes data; nothing was done");
+        let err = db.refuses(&all, 1, &[&want]);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        // Refused before the database is even opened: not a byte differs.
+        let before = db.bytes();
+        db.fails(&all, 1);
+        assert!(db.bytes() == before, "workq {all:?} touched the file");
+    }
+    let mut all = vec!["--json", "--read-only"];
+    all.extend_from_slice(&cases[0].0);
+    let a_err = db.cmd(&all).code(1);
+    let e: Value = serde_json::from_str(&stderr(&a_err)).unwrap();
+    assert_eq!(e["error"]["kind"], "read_only");
+    // What only reads still works.
+    for args in [
+        vec!["queue", "ls"],
+        vec!["queue", "inspect", "q"],
+        vec!["item", "ls"],
+        vec!["item", "show", &a],
+        vec!["groups"],
+        vec!["actions"],
+        vec!["undo", &hold, "--dry-run"],
+        // A dry run checks the file against the queue and writes nothing.
+        vec!["import", "q", csv, "--dry-run"],
+    ] {
+        let mut all = vec!["--read-only"];
+        all.extend_from_slice(&args);
+        db.ok(&all);
+    }
+    assert_eq!(db.item(&a)["status"], "processing");
+    assert_eq!(db.item(&b)["status"], "on-hold");
+    assert_eq!(db.ids(&["q"]).len(), 2, "the dry run imported nothing");
+}
+
+#[test]
+fn actions_lists_who_did_what_and_undo_names_what_it_kept() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    db.ok(&["queue", "create", "other"]);
+    let ids: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|v| db.add("q", v, &[]))
+        .collect();
+    let hold = action_id(&db.ok(&[
+        "item", "hold", "--queue", "q", "--status", "queued", "--note", "review", "--yes",
+    ]));
+    let released = action_id(&db.ok(&["item", "release", &ids[0]]));
+    // A strict undo refuses, naming the item that moved on, and changes nothing.
+    db.refuses(
+        &["undo", &hold, "--strict"],
+        1,
+        &[
+            "all or nothing",
+            &ids[0],
+            "1 changed since: 1 queued",
+            "nothing undone",
+        ],
+    );
+    // A dry run says what the undo would do.
+    assert_eq!(
+        db.ok(&["undo", &hold, "--dry-run"]),
+        format!(
+            "undo of action {hold} (hold): would restore 2 of 3; 1 changed since: 1 queued\n  kept {}: queued since\n",
+            ids[0]
+        )
+    );
+    assert_eq!(
+        db.item(&ids[1])["status"],
+        "on-hold",
+        "a dry run changes nothing"
+    );
+    let out = db.ok(&["undo", &hold]);
+    assert_eq!(
+        out,
+        format!(
+            "undid action {hold} (hold): restored 2 of 3; 1 changed since: 1 queued\n  kept {}: queued since\n",
+            ids[0]
+        )
+    );
+    for id in &ids {
+        assert_eq!(db.item(id)["status"], "queued");
+    }
+    // The log: newest first, who, what, how many, where, the note, and the undo.
+    let out = db.ok(&["actions"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("ID "), "{out}");
+    let row_hold = row(&out, &hold);
+    assert!(row_hold.contains(&"user:tester".to_string()), "{out}");
+    assert!(row_hold.contains(&"hold".to_string()), "{out}");
+    assert!(row_hold.contains(&"review".to_string()), "{out}");
+    let hold_line = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with(&format!("{hold} ")))
+        .unwrap();
+    assert!(
+        hold_line.contains("by user:tester (2 of 3 restored)"),
+        "{out}"
+    );
+    let list = db.json(&["actions"]);
+    let first = &list[0];
+    assert_eq!(first["id"].to_string(), released);
+    assert_eq!(
+        (
+            first["verb"].clone(),
+            first["touched"].clone(),
+            first["queues"].clone(),
+            first["undone_at"].clone()
+        ),
+        (json!("release"), json!(1), json!(["q"]), Value::Null)
+    );
+    let h = &list[1];
+    assert_eq!(h["kind"], json!({"kind": "hold"}));
+    assert_eq!(h["note"], "review");
+    assert_eq!(h["undone_by"], "user:tester");
+    assert_eq!(h["restored"], 2);
+    assert!(h["undone_at"].is_string());
+    assert_eq!(
+        db.json(&["actions", "--limit", "1"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(db.json(&["actions", "--queue", "other"]), json!([]));
+    assert_eq!(db.ok(&["actions", "--queue", "other"]), "no actions yet\n");
+    db.refuses(
+        &["actions", "--queue", "nope"],
+        1,
+        &["unknown queue 'nope'"],
+    );
+    db.refuses(
+        &["actions", "--limit", "0"],
+        1,
+        &["limit must be at least 1"],
+    );
+    db.refuses(&["actions", "--limit", "x"], 2, &["'x'"]);
+    db.refuses(
+        &["undo", &hold],
+        1,
+        &[&format!("action {hold} (hold) was already undone")],
+    );
+}
+
+#[test]
+fn groups_signatures_and_several_statuses_select_items() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    let long = format!(
+        "Vendor 'Contoso' not found {}",
+        "in the master data ".repeat(4)
+    );
+    let added: Vec<String> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|v| db.add("q", v, &[]))
+        .collect();
+    let held = db.add("q", "h", &["--hold"]);
+    // A person's note before a failure that has none is not the failure's group.
+    db.ok(&["item", "note", &added[2], "--note", "checked by Ana"]);
+    let contoso = db.take_and_fail("q", "business", Some("Vendor 'Contoso' not found"));
+    let fabrikam = db.take_and_fail("q", "business", Some("Vendor 'Fabrikam' not found"));
+    let silent = db.take_and_fail("q", "business", None);
+    assert_eq!(silent, added[2]);
+    let wordy = db.take_and_fail("q", "business", Some(&long));
+    // A person's note on the group's newest exception is not its example.
+    db.ok(&[
+        "item",
+        "note",
+        &fabrikam,
+        "--note",
+        "called Fabrikam, waiting",
+    ]);
+    let out = db.ok(&["groups"]);
+    assert!(!out.contains("checked by Ana"), "{out}");
+    let masked_long = format!("Vendor * not found {}", "in the master data ".repeat(4));
+    let masked_long = masked_long.trim_end();
+    assert!(out.contains(masked_long), "the whole signature: {out}");
+    assert!(out.contains("(no note)"), "{out}");
+    let groups = db.json(&["groups"]);
+    let vendor = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["signature"] == "Vendor * not found")
+        .unwrap();
+    assert_eq!(vendor["count"], 2);
+    assert_eq!(vendor["example"], "Vendor 'Fabrikam' not found", "{vendor}");
+    // --signature takes the signature as printed.
+    assert_eq!(
+        db.ids(&["--signature", "Vendor * not found"]),
+        [contoso.clone(), fabrikam.clone()]
+    );
+    assert_eq!(db.ids(&["--signature", "(no note)"]), [silent.as_str()]);
+    assert_eq!(db.ids(&["--signature", masked_long]), [wordy.as_str()]);
+    assert_eq!(db.ids(&["--signature", "Vendor"]), Vec::<String>::new());
+    // Several statuses, and bad ones named.
+    let mut both = db.ids(&["--status", "exception,on-hold"]);
+    both.sort();
+    let mut want = vec![
+        held.clone(),
+        contoso.clone(),
+        fabrikam.clone(),
+        silent,
+        wordy,
+    ];
+    want.sort();
+    assert_eq!(both, want);
+    db.refuses(
+        &["item", "ls", "--status", "exception,bogus"],
+        1,
+        &["--status", "'bogus'"],
+    );
+    db.refuses(
+        &["item", "ls", "--status", "exception,"],
+        1,
+        &["--status", "empty status"],
+    );
+    // A bulk action by signature: the group as a whole.
+    let out = db.ok(&[
+        "item",
+        "requeue",
+        "--queue",
+        "q",
+        "--signature",
+        "Vendor * not found",
+        "--yes",
+    ]);
+    assert!(out.starts_with("requeue: 2 items"), "{out}");
+    assert_eq!(db.item(&contoso)["status"], "queued");
+    assert_eq!(db.item(&fabrikam)["status"], "queued");
+    db.refuses(
+        &["item", "hold", "--signature", "x", "--yes"],
+        1,
+        &["needs --queue and --status or --signature"],
+    );
+}
+
+#[test]
+fn a_bulk_action_says_what_it_skips_and_strict_refuses() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    for v in ["a", "b", "c", "d", "e"] {
+        db.add("q", v, &[]);
+    }
+    let x = db.take_and_fail("q", "business", Some("x"));
+    let y = db.take_and_fail("q", "business", Some("y"));
+    let both = [
+        "item",
+        "requeue",
+        "--queue",
+        "q",
+        "--status",
+        "exception,queued",
+    ];
+    let skip = "cannot go from queued to queued (it is in the queue already; an expired one needs a new expiry: extend it)";
+    // No terminal, no --yes: refused, saying what it would do.
+    db.refuses(
+        &both,
+        1,
+        &["this would requeue 2 items, skipping 3 the rules refuse; no terminal to confirm at: add --yes to apply"],
+    );
+    // All or nothing: refused before anything changes.
+    let mut strict = both.to_vec();
+    strict.extend(["--strict", "--yes"]);
+    let err = db.refuses(
+        &strict,
+        1,
+        &["3 of 5 items cannot be requeued; nothing changed"],
+    );
+    assert!(err.contains(&format!("3 × {skip}")), "{err}");
+    let mut yes = both.to_vec();
+    yes.push("--yes");
+    let out = db.ok(&yes);
+    let n = action_id(&out);
+    assert_eq!(
+        out,
+        format!(
+            "requeue: 2 items (action {n}; undo with `workq undo {n}`)\nskipped 3 the rules refuse:\n  3 × {skip}\n"
+        )
+    );
+    assert_eq!(db.item(&x)["status"], "queued");
+    assert_eq!(db.item(&y)["status"], "queued");
+    // Nothing left that a requeue can change: refused, not an empty action.
+    let e = db.json_err(&yes, 1);
+    assert_eq!(e["kind"], "transition");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("5 of 5 items cannot be requeued; nothing changed"),
+        "{e}"
+    );
+}
+
+/// At a terminal, a bulk action asks: y/N, and past 1,000 items the count itself. Runs the
+/// binary in a detached tmux, which gives it a real terminal to ask at.
+#[test]
+fn at_a_terminal_a_big_bulk_action_asks_for_its_count() {
+    if std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: tmux is not installed; the terminal confirmation test needs it");
+        return;
+    }
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    db.ok(&["queue", "create", "small"]);
+    let rows: String = (0..1001).map(|i| format!("v{i}\n")).collect();
+    let csv = db.file("big.csv", format!("value\n{rows}"));
+    db.ok(&["import", "q", csv.to_str().unwrap()]);
+    db.add("small", "a", &[]);
+    db.add("small", "b", &[]);
+    let socket = format!(
+        "workq-cli-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_millis()
+    );
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    struct Kill<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            (self.0)(&["kill-server"]);
+        }
+    }
+    let _kill = Kill(&tmux);
+    // One idle session keeps the server up between runs: a server that quits as its last
+    // session ends may still be going when the next run starts.
+    tmux(&["new-session", "-d", "-s", "keep", "sleep 600"]);
+    let session = std::cell::Cell::new(0);
+    let wait = |what: &str| -> String {
+        let name = format!("t{}", session.get());
+        let start = Instant::now();
+        loop {
+            let out = tmux(&["capture-pane", "-p", "-t", &name]);
+            let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+            if screen.contains(what) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "waited 30s for {what:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let run = |args: &str, answer: &str, done: &str| -> String {
+        let cmd = format!(
+            "env USER=tester TZ=UTC {} --db {} {args}; echo EXITED $?; sleep 60",
+            env!("CARGO_BIN_EXE_workq"),
+            db.path.display()
+        );
+        session.set(session.get() + 1);
+        let name = format!("t{}", session.get());
+        let out = tmux(&[
+            "new-session",
+            "-d",
+            "-x",
+            "160",
+            "-y",
+            "40",
+            "-s",
+            &name,
+            &cmd,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait(if answer.is_empty() { done } else { "apply" });
+        if !answer.is_empty() {
+            tmux(&["send-keys", "-t", &name, "-l", answer]);
+            tmux(&["send-keys", "-t", &name, "Enter"]);
+        }
+        wait(done)
+    };
+    let hold = "item hold --queue q --status queued";
+    // The count is asked for; a wrong one changes nothing.
+    let s = run(hold, "1000", "EXITED 1");
+    assert!(
+        s.contains("this will hold 1,001 of 1,001 matching items, such as:"),
+        "{s}"
+    );
+    assert!(
+        s.contains("that is over 1,000: type the count (1001) to apply:"),
+        "{s}"
+    );
+    assert!(
+        s.contains("'1000' is not the count; cancelled, nothing changed"),
+        "{s}"
+    );
+    assert_eq!(db.queue("q")["counts"]["on_hold"], 0);
+    // "y" is not the count either.
+    let s = run(hold, "y", "EXITED 1");
+    assert!(s.contains("'y' is not the count"), "{s}");
+    assert_eq!(db.queue("q")["counts"]["on_hold"], 0);
+    // The count, as printed or plain, applies it.
+    let s = run(hold, "1,001", "EXITED 0");
+    assert!(s.contains("hold: 1,001 items (action"), "{s}");
+    assert_eq!(db.queue("q")["counts"]["on_hold"], 1001);
+    // --yes asks nothing, for scripts.
+    let s = run(
+        "item release --queue q --status on-hold --yes",
+        "",
+        "EXITED 0",
+    );
+    assert!(s.contains("release: 1,001 items"), "{s}");
+    // A small one asks y/N.
+    let s = run("item hold --queue small --status queued", "n", "EXITED 1");
+    assert!(s.contains("apply? [y/N]"), "{s}");
+    assert!(s.contains("cancelled; nothing changed"), "{s}");
+    let s = run("item hold --queue small --status queued", "y", "EXITED 0");
+    assert!(s.contains("hold: 2 items"), "{s}");
+    // Named items past 1,000 are asked for too.
+    let ids = strs(&db.json(&["item", "ls", "q", "--limit", "2000"]), "id");
+    assert_eq!(ids.len(), 1001);
+    let list = db.file("ids.txt", ids.join(" "));
+    let s = run(
+        &format!("item hold $(cat {})", list.display()),
+        "1001",
+        "EXITED 0",
+    );
+    assert!(s.contains("hold: 1,001 items"), "{s}");
+}
+
+/// Another process holds the write lock: pause and resume say so and change nothing.
+#[test]
+fn pause_and_resume_on_a_locked_database_report_the_failure() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    db.ok(&["queue", "create", "p"]);
+    db.ok(&["queue", "pause", "p"]);
+    let locker = rusqlite::Connection::open(&db.path).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = db.fails(&["queue", "pause", "q"], 1);
+    assert!(err.contains("is locked by another process"), "{err}");
+    let a = db.cmd(&["--json", "queue", "resume", "p"]).code(1);
+    let e: Value = serde_json::from_str(&stderr(&a)).unwrap();
+    assert_eq!(e["error"]["kind"], "busy", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is locked by another process"),
+        "{e}"
+    );
+    locker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(db.queue("q")["state"], "active");
+    assert_eq!(db.queue("p")["state"], "paused");
+    db.ok(&["queue", "pause", "q"]);
+    assert_eq!(db.queue("q")["state"], "paused");
 }

@@ -45,6 +45,23 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Waits until the screen shows one of `texts`.
+    fn wait_any(&self, texts: &[&str], what: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if texts.iter().any(|t| s.contains(t)) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                panic!("waited 30s for {what} ({texts:?}); the screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
@@ -140,7 +157,7 @@ fn demo_console_switches_views_marks_requeues_and_quits_cleanly() {
     tmux.wait_for(&["2 marked"], "two marks");
     tmux.keys(&["r"]);
     tmux.wait_for(
-        &["requeue?", "touches 2 items"],
+        &["requeue?", "changes 2 items"],
         "the confirmation with the preview count",
     );
     tmux.run(&["send-keys", "-t", "smoke", "-l", "smoke test requeue"]);
@@ -151,6 +168,35 @@ fn demo_console_switches_views_marks_requeues_and_quits_cleanly() {
     assert_eq!(noted.len(), 2, "both items carry the note: {noted:?}");
     for i in &noted {
         assert!(i["requeue_count"].as_u64().unwrap() >= 1, "{i}");
+    }
+
+    // The action log lists it; z there undoes it after a confirmation that counts what it
+    // restores (with bots at work, some of the two may have moved on: they are kept).
+    tmux.keys(&["A"]);
+    tmux.wait_for(
+        &["Actions ·", "requeue", "smoke test requeue"],
+        "the action log",
+    );
+    tmux.keys(&["z"]);
+    tmux.wait_for(
+        &["undo action", "restores", "of 2 items"],
+        "the undo's confirmation",
+    );
+    tmux.keys(&["Enter"]);
+    // Bots may take both items between the count and the enter: then the engine refuses
+    // (nothing to restore) and says so in a popup.
+    let s = tmux.wait_any(
+        &["undid action", "nothing to undo", "cannot undo"],
+        "the undo's result",
+    );
+    assert!(
+        s.contains("(requeue): restored")
+            || s.contains("restore 0 of 2")
+            || s.contains("none of its 2 items can be restored"),
+        "{s}"
+    );
+    if !s.contains("undid action") {
+        tmux.keys(&["Escape"]);
     }
 
     // The help overlay and the palette come and go.

@@ -22,7 +22,14 @@ fn start() -> chrono::DateTime<chrono::Utc> {
 async fn sqlite() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(start());
-    let store = workq::SqliteStore::open(dir.path().join("t.db"), Arc::new(clock.clone())).unwrap();
+    // A long poll re-polls the file only once an hour here: in one process, every wake-up
+    // must come from the write itself (see `a_long_poll_wakes_when_work_arrives`).
+    let options = workq::store::sqlite::Options {
+        poll_every: Duration::from_secs(3600),
+    };
+    let store =
+        workq::SqliteStore::open_with(dir.path().join("t.db"), Arc::new(clock.clone()), options)
+            .unwrap();
     Env {
         store: Arc::new(store),
         clock,
@@ -85,8 +92,13 @@ async fn act(env: &Env, target: Target, action: ActionKind) -> Result<ActionResu
             action,
             note: Some("checked with vendor".into()),
             actor: ME.into(),
+            skip_refused: false,
         })
         .await
+}
+
+async fn undo(env: &Env, action_id: i64) -> Result<UndoResult, Error> {
+    env.store.undo(UndoRequest::new(action_id, ME)).await
 }
 
 fn ids(items: &[Item]) -> Target {
@@ -686,7 +698,7 @@ pub async fn bulk_actions_by_filter_and_undo(env: Env) {
     };
     let p = env
         .store
-        .preview(Target::Filter(group.clone()), 1)
+        .preview(Target::Filter(group.clone()), Some(requeue()), 1)
         .await
         .unwrap();
     assert_eq!((p.count, p.sample.len()), (2, 1));
@@ -696,7 +708,7 @@ pub async fn bulk_actions_by_filter_and_undo(env: Env) {
     assert_eq!(r.touched, 2);
     assert_eq!(counts(&env, "q").await.exception, 1);
     // Undo puts both back as they were.
-    let u = env.store.undo(r.action_id, ME).await.unwrap();
+    let u = undo(&env, r.action_id).await.unwrap();
     assert_eq!(u.restored, 2);
     let c = counts(&env, "q").await;
     assert_eq!((c.exception, c.queued), (3, 0));
@@ -710,24 +722,542 @@ pub async fn bulk_actions_by_filter_and_undo(env: Env) {
         "a bulk action that keeps values keeps them"
     );
     assert_eq!(d.history.last().unwrap().action, "undo");
-    let e = env.store.undo(r.action_id, ME).await.unwrap_err();
+    let e = undo(&env, r.action_id).await.unwrap_err();
     assert!(e.to_string().contains("already undone"), "{e}");
-    // An undo is refused once any item changed since.
+    // Once an item moved on, a strict undo is refused and changes nothing…
     let r = act(&env, Target::Filter(group), requeue()).await.unwrap();
     let l = take(&env, &["q"], 1).await.leases.remove(0);
-    let e = env.store.undo(r.action_id, ME).await.unwrap_err();
+    let strict = UndoRequest {
+        strict: true,
+        ..UndoRequest::new(r.action_id, ME)
+    };
+    let e = env.store.undo(strict).await.unwrap_err();
     assert!(matches!(e, Error::Conflict(_)), "{e}");
     assert!(
-        e.to_string().contains(&l.item.id) && e.to_string().contains("nothing undone"),
+        e.to_string().contains(&l.item.id)
+            && e.to_string().contains("all or nothing")
+            && e.to_string().contains("nothing undone"),
         "{e}"
     );
+    let c = counts(&env, "q").await;
     assert_eq!(
-        counts(&env, "q").await.processing,
-        1,
+        (c.processing, c.queued),
+        (1, 1),
         "the refused undo changed nothing"
     );
-    let e = env.store.undo(9999, ME).await.unwrap_err();
+    // …and a plain one restores the other and keeps the one a worker took, naming it.
+    let u = undo(&env, r.action_id).await.unwrap();
+    assert_eq!((u.restored, u.total), (1, 2));
+    assert_eq!(
+        u.changed,
+        vec![Tally {
+            count: 1,
+            why: "being processed".into()
+        }]
+    );
+    assert_eq!(u.kept_items[0].id, l.item.id);
+    assert_eq!(
+        u.summary(),
+        "restored 1 of 2; 1 changed since: 1 being processed"
+    );
+    let c = counts(&env, "q").await;
+    assert_eq!((c.processing, c.queued, c.exception), (1, 0, 2));
+    finish_one(&env, done(&l)).await.unwrap();
+    let e = undo(&env, 9999).await.unwrap_err();
     assert_eq!(e.to_string(), "unknown action '9999'");
+}
+
+/// The bug of issue 6: a note (or a new priority or expiry) on an item a worker holds, then
+/// undone, took the item from the worker: back to queued, its result refused, processed
+/// twice. Undo puts back only the note; status and lease stay the worker's.
+pub async fn undo_never_takes_an_item_from_its_worker(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["a", "b", "c"]).await;
+    let ls = take(&env, &["q"], 3).await.leases;
+    let target = |l: &Lease| Target::Ids(vec![l.item.id.clone()]);
+    let later = env.clock.now_for_test() + chrono::Duration::hours(8);
+    let actions = [
+        ActionKind::AddNote,
+        ActionKind::SetPriority {
+            priority: Priority::High,
+        },
+        ActionKind::ExtendExpiry {
+            expires_at: Some(later),
+        },
+    ];
+    for (l, action) in ls.iter().zip(actions) {
+        let r = act(&env, target(l), action).await.unwrap();
+        // The worker is still at it: its heartbeat changes the item, not the action's part.
+        env.store.heartbeat(&l.item.id, &l.lease).await.unwrap();
+        let u = undo(&env, r.action_id).await.unwrap();
+        assert_eq!((u.restored, u.total), (1, 1), "{}", r.verb);
+        let i = env.store.item(&l.item.id).await.unwrap().item;
+        assert_eq!(
+            i.status,
+            Status::Processing,
+            "{}: still the worker's",
+            r.verb
+        );
+        assert_eq!(i.worker.as_deref(), Some("w1"));
+        assert_eq!(i.priority, Priority::Normal, "{}", r.verb);
+        assert_eq!(i.expires_at, None, "{}", r.verb);
+        assert!(
+            i.notes.is_empty(),
+            "{}: the note is gone: {:?}",
+            r.verb,
+            i.notes
+        );
+    }
+    assert_eq!(counts(&env, "q").await.processing, 3);
+    // Every worker's result is taken: each item is processed once, by its worker.
+    for l in &ls {
+        let f = finish_one(&env, done(l)).await.unwrap();
+        assert_eq!(f.status, Status::Processed);
+    }
+    let c = counts(&env, "q").await;
+    assert_eq!((c.processed, c.queued, c.processing), (3, 0, 0));
+}
+
+/// Only what the action changed goes back: a priority changed again since, or a note a bot
+/// added since, is left as it is.
+pub async fn undo_restores_only_the_parts_the_action_changed(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let items = add(&env, "q", &["a", "b"]).await;
+    let high = ActionKind::SetPriority {
+        priority: Priority::High,
+    };
+    let r = act(&env, ids(&items), high).await.unwrap();
+    // Someone sets one item low afterwards: that one is kept, the other goes back.
+    act(
+        &env,
+        ids(&items[1..]),
+        ActionKind::SetPriority {
+            priority: Priority::Low,
+        },
+    )
+    .await
+    .unwrap();
+    let u = undo(&env, r.action_id).await.unwrap();
+    assert_eq!(
+        u.summary(),
+        "restored 1 of 2; 1 changed since: 1 priority changed"
+    );
+    let p = |i: usize| {
+        let store = env.store.clone();
+        let id = items[i].id.clone();
+        async move { store.item(&id).await.unwrap().item.priority }
+    };
+    assert_eq!((p(0).await, p(1).await), (Priority::Normal, Priority::Low));
+    // A note action's undo takes away its note and only its note.
+    let n = act(&env, ids(&items[..1]), ActionKind::AddNote)
+        .await
+        .unwrap();
+    undo(&env, n.action_id).await.unwrap();
+    let d = env.store.item(&items[0].id).await.unwrap();
+    assert!(d.item.notes.is_empty(), "{:?}", d.item.notes);
+    let h = d.history.last().unwrap();
+    assert_eq!((h.action.as_str(), h.by.as_str()), ("undo", ME));
+}
+
+/// Undo of a hold that stopped a worker: the worker was told its item is on hold, so neither
+/// processing (a dead lease) nor the queue (a second worker while the first may still be
+/// at it) is safe. The item stays held, and the undo says why.
+pub async fn undoing_a_hold_of_a_processing_item_keeps_it_held(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["a", "b"]).await;
+    let ls = take(&env, &["q"], 1).await.leases;
+    let hold = act(
+        &env,
+        Target::Filter(Filter {
+            queue: Some("q".into()),
+            statuses: vec![Status::Queued, Status::Processing],
+            ..Default::default()
+        }),
+        ActionKind::Hold,
+    )
+    .await
+    .unwrap();
+    assert_eq!(hold.touched, 2);
+    let u = undo(&env, hold.action_id).await.unwrap();
+    assert_eq!((u.restored, u.total), (1, 2));
+    assert!(
+        u.kept[0].why.contains("held while a worker processed it"),
+        "{:?}",
+        u.kept
+    );
+    assert_eq!(u.kept_items[0].id, ls[0].item.id);
+    assert_eq!(status(&env, &ls[0].item.id).await, Status::OnHold);
+    let c = counts(&env, "q").await;
+    assert_eq!((c.queued, c.on_hold, c.processing), (1, 1, 0));
+    let e = finish_one(&env, done(&ls[0])).await.unwrap_err();
+    assert!(e.to_string().contains("is on hold"), "{e}");
+    // Nothing else takes it: the one queued item is the other.
+    let next = take(&env, &["q"], 5).await.leases;
+    assert_eq!(next.len(), 1);
+    assert_ne!(next[0].item.id, ls[0].item.id);
+    // A strict undo of only such an item has nothing to restore.
+    let only = act(&env, ids(&[next[0].item.clone()]), ActionKind::Hold)
+        .await
+        .unwrap();
+    let e = undo(&env, only.action_id).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("none of its 1 items can be restored"),
+        "{e}"
+    );
+}
+
+/// A preview says what the action will change and skip, and why, before anyone confirms;
+/// the action then skips what the preview said (or, all or nothing, refuses).
+pub async fn previews_count_what_an_action_changes_and_skips(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["a", "b", "c", "d", "e"]).await;
+    let ls = take(&env, &["q"], 2).await.leases;
+    env.store
+        .finish(
+            vec![failed(&ls[0], Reason::Business, "no"), done(&ls[1])],
+            "w1",
+        )
+        .await
+        .unwrap();
+    // Now: 3 queued, 1 exception, 1 processed. Requeue of the whole queue:
+    let all = Target::Filter(Filter {
+        queue: Some("q".into()),
+        ..Default::default()
+    });
+    let p = env
+        .store
+        .preview(all.clone(), Some(requeue()), 10)
+        .await
+        .unwrap();
+    assert_eq!((p.count, p.changes), (5, 2));
+    assert_eq!(p.skipped.len(), 1);
+    assert_eq!(p.skipped[0].count, 3);
+    assert!(
+        p.skipped[0].why.contains("cannot go from queued to queued"),
+        "{:?}",
+        p.skipped
+    );
+    let mut sample: Vec<Status> = p.sample.iter().map(|i| i.status).collect();
+    sample.sort();
+    assert_eq!(
+        sample,
+        [Status::Processed, Status::Exception],
+        "the sample shows what changes"
+    );
+    // Without an action, just what the target covers.
+    let p = env.store.preview(all.clone(), None, 1).await.unwrap();
+    assert_eq!((p.count, p.changes, p.sample.len()), (5, 5, 1));
+    // All or nothing refuses; skipping applies to the two and counts the three.
+    let e = act(&env, all.clone(), requeue()).await.unwrap_err();
+    assert!(
+        e.to_string().contains("3 of 5 items cannot be requeued"),
+        "{e}"
+    );
+    let r = env
+        .store
+        .act(ActionRequest {
+            target: all.clone(),
+            action: requeue(),
+            note: None,
+            actor: ME.into(),
+            skip_refused: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.touched, 2);
+    assert_eq!(r.skipped, p_skipped(3));
+    assert_eq!(counts(&env, "q").await.queued, 5);
+    // Named items are counted the same way.
+    let items = env
+        .store
+        .items(Filter::default(), PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    let p = env
+        .store
+        .preview(ids(&items), Some(ActionKind::Release), 5)
+        .await
+        .unwrap();
+    assert_eq!((p.count, p.changes), (5, 0));
+    assert!(p.skipped[0].why.contains("only on-hold items are released"));
+    // When nothing at all can change, skipping does not make it an action.
+    let e = env
+        .store
+        .act(ActionRequest {
+            target: all,
+            action: ActionKind::Release,
+            note: None,
+            actor: ME.into(),
+            skip_refused: true,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("5 of 5 items cannot be released"),
+        "{e}"
+    );
+}
+
+fn p_skipped(n: u64) -> Vec<Tally> {
+    vec![Tally {
+        count: n,
+        why: "cannot go from queued to queued (it is in the queue already; an expired one \
+              needs a new expiry: extend it)"
+            .into(),
+    }]
+}
+
+/// Hold then release keeps an expiry that passed meanwhile (the item is then expired, and
+/// the preview says so); a requeue clears it, and the history records either change.
+pub async fn hold_then_release_keeps_the_expiry(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let soon = env.clock.now_for_test() + chrono::Duration::minutes(30);
+    let items = env
+        .store
+        .add_items(
+            "q",
+            vec![
+                NewItem {
+                    value: "a".into(),
+                    expires_at: Some(soon),
+                    ..Default::default()
+                },
+                NewItem {
+                    value: "b".into(),
+                    expires_at: Some(soon),
+                    ..Default::default()
+                },
+            ],
+            "bot",
+        )
+        .await
+        .unwrap();
+    act(&env, ids(&items), ActionKind::Hold).await.unwrap();
+    env.clock.advance(Duration::from_secs(3600));
+    let p = env
+        .store
+        .preview(ids(&items[..1]), Some(ActionKind::Release), 5)
+        .await
+        .unwrap();
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("1 will be expired once released")),
+        "{:?}",
+        p.warnings
+    );
+    act(&env, ids(&items[..1]), ActionKind::Release)
+        .await
+        .unwrap();
+    let d = env.store.item(&items[0].id).await.unwrap();
+    assert_eq!(d.item.expires_at, Some(soon), "the expiry is kept");
+    assert!(d.item.expired, "and it has passed");
+    assert!(take(&env, &["q"], 5).await.leases.is_empty(), "not taken");
+    // A requeue is a person asking for it to be done: the passed expiry goes, on record.
+    act(&env, ids(&items[1..]), requeue()).await.unwrap();
+    let d = env.store.item(&items[1].id).await.unwrap();
+    assert_eq!(d.item.expires_at, None);
+    let note = d.history.last().unwrap().note.clone().unwrap();
+    assert!(
+        note.contains("old_expires_at") && note.contains("2026-11-22T09:30:00"),
+        "{note}"
+    );
+    assert_eq!(take(&env, &["q"], 5).await.leases[0].item.id, items[1].id);
+}
+
+/// Every human action writes what it changed in the item's history.
+pub async fn the_history_says_what_an_action_changed(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let items = add(&env, "q", &["a"]).await;
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    act(&env, ids(&items), ActionKind::Hold).await.unwrap();
+    act(
+        &env,
+        ids(&items),
+        ActionKind::Requeue {
+            delay: Some(Duration::from_secs(600)),
+            value: None,
+        },
+    )
+    .await
+    .unwrap();
+    act(
+        &env,
+        ids(&items),
+        ActionKind::SetPriority {
+            priority: Priority::Low,
+        },
+    )
+    .await
+    .unwrap();
+    let h = env.store.item(&l.item.id).await.unwrap().history;
+    let note = |action: &str| -> String {
+        h.iter()
+            .rev()
+            .find(|e| e.action == action)
+            .and_then(|e| e.note.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        note("hold").contains(r#""lease_ended_for":"w1""#),
+        "{}",
+        note("hold")
+    );
+    assert!(
+        note("requeue").contains("new_delay_until") && note("requeue").contains("09:10:00"),
+        "{}",
+        note("requeue")
+    );
+    assert!(
+        note("priority").contains(r#""old_priority":"normal""#)
+            && note("priority").contains(r#""new_priority":"low""#),
+        "{}",
+        note("priority")
+    );
+}
+
+/// An exception's group is its worker's failure note, and the group's example is a note of
+/// that group: a person's note before or after the failure is neither.
+pub async fn groups_follow_the_workers_failure_note(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let items = add(&env, "q", &["a", "b", "c"]).await;
+    // A person's note first; then the worker fails it without a note of its own.
+    act(&env, ids(&items[..1]), ActionKind::AddNote)
+        .await
+        .unwrap();
+    let ls = take(&env, &["q"], 3).await.leases;
+    env.store
+        .finish(
+            vec![
+                ls[0].outcome(Some(Reason::Business), None),
+                failed(&ls[1], Reason::Business, "Vendor 'Contoso' not found"),
+                failed(&ls[2], Reason::Business, "Vendor 'Fabrikam' not found"),
+            ],
+            "w1",
+        )
+        .await
+        .unwrap();
+    // And a person's note on the newest of the vendor group.
+    env.store
+        .act(ActionRequest {
+            target: ids(&items[2..]),
+            action: ActionKind::AddNote,
+            note: Some("called Fabrikam".into()),
+            actor: ME.into(),
+            skip_refused: false,
+        })
+        .await
+        .unwrap();
+    let groups = env.store.groups(None).await.unwrap();
+    let sigs: Vec<(&str, u64, Option<&str>)> = groups
+        .iter()
+        .map(|g| (g.signature.as_str(), g.count, g.example.as_deref()))
+        .collect();
+    assert_eq!(
+        sigs,
+        [
+            ("Vendor * not found", 2, Some("Vendor 'Fabrikam' not found")),
+            ("", 1, None),
+        ]
+    );
+}
+
+/// The action log: every action with who, when, what, how many, where, and its undo.
+pub async fn the_action_log_lists_actions_and_their_undo(env: Env) {
+    queue(&env, "a", Default::default()).await;
+    queue(&env, "b", Default::default()).await;
+    let ia = add(&env, "a", &["1", "2"]).await;
+    let ib = add(&env, "b", &["3"]).await;
+    let both: Vec<Item> = ia.iter().chain(&ib).cloned().collect();
+    let hold = act(&env, ids(&both), ActionKind::Hold).await.unwrap();
+    env.clock.advance(Duration::from_secs(60));
+    let note = act(&env, ids(&ib), ActionKind::AddNote).await.unwrap();
+    act(&env, ids(&ia[..1]), ActionKind::Release).await.unwrap();
+    env.clock.advance(Duration::from_secs(60));
+    let u = undo(&env, hold.action_id).await.unwrap();
+    assert_eq!(
+        u.summary(),
+        "restored 1 of 3; 2 changed since: 1 queued, 1 edited, still on hold"
+    );
+    let log = env
+        .store
+        .actions(ActionQuery {
+            queue: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[2].id, hold.action_id, "newest first");
+    let h = &log[2];
+    assert_eq!((h.verb.as_str(), h.by.as_str(), h.touched), ("hold", ME, 3));
+    assert_eq!(h.kind, Some(ActionKind::Hold));
+    assert_eq!(h.note.as_deref(), Some("checked with vendor"));
+    assert_eq!(h.queues, ["a", "b"]);
+    assert_eq!(h.at, start());
+    assert_eq!(h.undone_at, Some(start() + chrono::Duration::seconds(120)));
+    assert_eq!(h.undone_by.as_deref(), Some(ME));
+    // The released one moved on, the noted one was changed since: only one goes back.
+    assert_eq!(h.restored, Some(1));
+    assert_eq!(log[1].id, note.action_id);
+    assert_eq!(log[1].undone_at, None);
+    // By queue, and limited.
+    let only_b = env
+        .store
+        .actions(ActionQuery {
+            queue: Some("b".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let ids_b: Vec<i64> = only_b.iter().map(|a| a.id).collect();
+    assert_eq!(ids_b, [note.action_id, hold.action_id]);
+    let one = env
+        .store
+        .actions(ActionQuery {
+            queue: None,
+            limit: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    // Bad input.
+    let e = env
+        .store
+        .actions(ActionQuery {
+            queue: Some("nope".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "unknown queue 'nope'");
+    let e = env
+        .store
+        .actions(ActionQuery {
+            queue: None,
+            limit: 0,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    // A dry run says what an undo would do and changes nothing.
+    let dry = env
+        .store
+        .undo(UndoRequest {
+            dry_run: true,
+            ..UndoRequest::new(note.action_id, ME)
+        })
+        .await
+        .unwrap();
+    assert!(dry.dry_run);
+    assert_eq!(dry.summary(), "would restore 1 of 1");
+    assert_eq!(
+        env.store.item(&ib[0].id).await.unwrap().item.notes.len(),
+        2,
+        "the hold's note and the note's"
+    );
 }
 
 pub async fn undo_of_a_delete_restores_the_items(env: Env) {
@@ -747,7 +1277,7 @@ pub async fn undo_of_a_delete_restores_the_items(env: Env) {
         .unwrap();
     let r = act(&env, ids(&items), ActionKind::Delete).await.unwrap();
     assert_eq!(counts(&env, "q").await.total(), 0);
-    env.store.undo(r.action_id, ME).await.unwrap();
+    undo(&env, r.action_id).await.unwrap();
     let d = env.store.item(&items[0].id).await.unwrap();
     assert_eq!(
         (d.item.value.as_str(), d.item.key.as_deref()),
@@ -1124,7 +1654,7 @@ pub async fn sla_counts_agree_with_an_exact_count(env: Env) {
         .await
         .unwrap();
     act(&env, ids(&all[..2]), requeue()).await.unwrap(); // reprocess two processed items
-    env.store.undo(deleted.action_id, ME).await.unwrap();
+    undo(&env, deleted.action_id).await.unwrap();
     act(&env, ids(&all[14..15]), ActionKind::Processed)
         .await
         .unwrap();
@@ -1185,10 +1715,10 @@ pub async fn ids_are_never_reused(env: Env) {
     assert_eq!(h.len(), 1, "the new item has only its own history: {h:?}");
     let l = take(&env, &["q"], 2).await.leases;
     assert!(l.iter().any(|l| l.item.id == z.id));
-    let e = env.store.undo(prio.action_id, ME).await.unwrap_err();
+    let e = undo(&env, prio.action_id).await.unwrap_err();
     assert!(
         e.to_string()
-            .contains(&format!("item {} was deleted since", y.id)),
+            .contains(&format!("item {}: deleted since", y.id)),
         "{e}"
     );
     assert_eq!(status(&env, &z.id).await, Status::Processing, "z untouched");
@@ -1198,7 +1728,7 @@ pub async fn ids_are_never_reused(env: Env) {
     let del = act(&env, ids(&o), ActionKind::Delete).await.unwrap();
     env.store.delete_queue("old", true).await.unwrap();
     queue(&env, "new", Default::default()).await;
-    let e = env.store.undo(del.action_id, ME).await.unwrap_err();
+    let e = undo(&env, del.action_id).await.unwrap_err();
     assert!(e.to_string().contains("was deleted"), "{e}");
     assert_eq!(counts(&env, "new").await.total(), 0);
 }
@@ -1282,31 +1812,6 @@ pub async fn a_queue_named_twice_keeps_its_concurrency_limit(env: Env) {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("count must be at least 1"), "{e}");
-}
-
-pub async fn undoing_a_hold_of_a_processing_item_requeues_it(env: Env) {
-    queue(&env, "q", Default::default()).await;
-    add(&env, "q", &["a"]).await;
-    let l = take(&env, &["q"], 1).await.leases.remove(0);
-    let hold = act(&env, Target::Ids(vec![l.item.id.clone()]), ActionKind::Hold)
-        .await
-        .unwrap();
-    env.store.undo(hold.action_id, ME).await.unwrap();
-    let d = env.store.item(&l.item.id).await.unwrap();
-    assert_eq!(
-        d.item.status,
-        Status::Queued,
-        "the worker gave up: no processing to return to"
-    );
-    let c = counts(&env, "q").await;
-    assert_eq!((c.queued, c.processing), (1, 0));
-    let e = finish_one(&env, done(&l)).await.unwrap_err();
-    assert!(e.to_string().contains("not recorded"), "{e}");
-    assert_eq!(
-        take(&env, &["q"], 1).await.leases.len(),
-        1,
-        "and it can be taken again"
-    );
 }
 
 pub async fn settings_can_be_cleared(env: Env) {
@@ -1426,21 +1931,26 @@ pub async fn the_change_feed_reports_changes(env: Env) {
             count: 2
         }
     );
-    // A refused write sends nothing.
-    let _ = env
+    // A refused write sends nothing. The next write adds two items, so its event cannot be
+    // mistaken for the one item a leak would report; events go out in commit order.
+    let e = env
         .store
         .add_items("q", vec![item(&"x".repeat(MAX_VALUE_BYTES + 1))], ME)
-        .await;
-    add(&env, "q", &["c"]).await;
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    add(&env, "q", &["c", "d"]).await;
     assert_eq!(
         feed.recv().await.unwrap(),
         Event::Items {
             queue: "q".into(),
-            count: 1
+            count: 2
         }
     );
 }
 
+/// The store re-polls once an hour here (see `sqlite()`) and the poll waits an hour: only
+/// the write's own wake-up can bring the item within the minute this test allows.
 pub async fn a_long_poll_wakes_when_work_arrives(env: Env) {
     queue(&env, "q", Default::default()).await;
     let store = env.store.clone();
@@ -1450,15 +1960,27 @@ pub async fn a_long_poll_wakes_when_work_arrives(env: Env) {
                 queues: vec!["q".into()],
                 worker: "w".into(),
                 count: 1,
-                wait: Duration::from_secs(10),
+                wait: Duration::from_secs(3600),
             })
             .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    add(&env, "q", &["late"]).await;
-    let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+    // The poll has looked once and found nothing (a dequeue records its worker): from now
+    // on, only a wake-up can find the item before the hour is up.
+    while !env
+        .store
+        .workers()
         .await
-        .expect("woken well before the 10 s wait ends")
+        .unwrap()
+        .iter()
+        .any(|w| w.name == "w")
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!waiter.is_finished(), "the poll is waiting");
+    add(&env, "q", &["late"]).await;
+    let got = tokio::time::timeout(Duration::from_secs(60), waiter)
+        .await
+        .expect("woken by the write, not by the hourly re-poll or the end of the wait")
         .unwrap()
         .unwrap();
     assert_eq!(got.leases[0].item.value, "late");
@@ -1613,6 +2135,7 @@ pub async fn expired_items_count_as_out_of_sla_once(env: Env) {
             action: ActionKind::ExtendExpiry { expires_at: None },
             note: None,
             actor: ME.into(),
+            skip_refused: false,
         })
         .await
         .unwrap();
@@ -1642,6 +2165,7 @@ pub async fn pages_continue_after_an_item(env: Env) {
             action: ActionKind::Delete,
             note: None,
             actor: ME.into(),
+            skip_refused: false,
         })
         .await
         .unwrap();
@@ -1743,6 +2267,39 @@ pub async fn a_deadline_missed_today_says_so(env: Env) {
     );
 }
 
+/// A heartbeat carries the lease past its first deadline: on the store's own clock, so the
+/// margins are exact instead of a race with the wall clock.
+pub async fn a_heartbeat_keeps_the_lease_past_its_first_deadline(env: Env) {
+    queue(
+        &env,
+        "h",
+        QueueSettings {
+            lease: Some(Duration::from_secs(4)),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "h", &["a"]).await;
+    let l = take(&env, &["h"], 1).await.leases.remove(0);
+    let first = l.lease_until;
+    env.clock.advance(Duration::from_secs(3));
+    let until = env.store.heartbeat(&l.item.id, &l.lease).await.unwrap();
+    assert_eq!(until, first + chrono::Duration::seconds(3));
+    // Past the first deadline, one millisecond before the new one: still held.
+    env.clock.advance(Duration::from_millis(3999));
+    assert_eq!(env.store.sweep().await.unwrap(), 0);
+    assert_eq!(status(&env, &l.item.id).await, Status::Processing);
+    finish_one(&env, done(&l)).await.unwrap();
+    assert_eq!(status(&env, &l.item.id).await, Status::Processed);
+    // Without a heartbeat, the same wait times the lease out.
+    add(&env, "h", &["b"]).await;
+    let l = take(&env, &["h"], 1).await.leases.remove(0);
+    env.clock.advance(Duration::from_millis(4001));
+    assert_eq!(env.store.sweep().await.unwrap(), 1);
+    let e = finish_one(&env, done(&l)).await.unwrap_err();
+    assert!(e.to_string().contains("not recorded"), "{e}");
+}
+
 /// A clock accessor for the tests.
 trait NowForTest {
     fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
@@ -1794,7 +2351,14 @@ contract!(sqlite:
     ids_are_never_reused,
     absurd_durations_are_refused_not_overflowed,
     a_queue_named_twice_keeps_its_concurrency_limit,
-    undoing_a_hold_of_a_processing_item_requeues_it,
+    undoing_a_hold_of_a_processing_item_keeps_it_held,
+    undo_never_takes_an_item_from_its_worker,
+    undo_restores_only_the_parts_the_action_changed,
+    previews_count_what_an_action_changes_and_skips,
+    hold_then_release_keeps_the_expiry,
+    the_history_says_what_an_action_changed,
+    the_action_log_lists_actions_and_their_undo,
+    groups_follow_the_workers_failure_note,
     settings_can_be_cleared,
     a_worker_cannot_report_a_timeout,
     workers_are_seen_with_what_they_hold,
@@ -1804,4 +2368,5 @@ contract!(sqlite:
     expired_items_count_as_out_of_sla_once,
     pages_continue_after_an_item,
     a_deadline_missed_today_says_so,
+    a_heartbeat_keeps_the_lease_past_its_first_deadline,
 );

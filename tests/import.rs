@@ -314,6 +314,7 @@ async fn errors_name_the_physical_line_for_every_line_ending() {
                 action: ActionKind::Delete,
                 note: None,
                 actor: "user:t".into(),
+                skip_refused: false,
             })
             .await
             .unwrap();
@@ -363,6 +364,7 @@ async fn an_unclosed_quote_is_refused_where_it_opens_and_nothing_is_swallowed() 
                 action: ActionKind::Delete,
                 note: None,
                 actor: "user:t".into(),
+                skip_refused: false,
             })
             .await
             .unwrap();

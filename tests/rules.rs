@@ -361,3 +361,198 @@ fn settings_and_items_are_checked() {
     };
     assert!(check_new_item(&exact).is_ok());
 }
+
+// ------------------------------------------------------------------ what actions change
+
+fn every_action() -> Vec<ActionKind> {
+    vec![
+        ActionKind::Requeue {
+            delay: None,
+            value: None,
+        },
+        ActionKind::Hold,
+        ActionKind::Release,
+        ActionKind::Processed,
+        ActionKind::Delete,
+        ActionKind::SetPriority {
+            priority: Priority::High,
+        },
+        ActionKind::ExtendExpiry { expires_at: None },
+        ActionKind::AddNote,
+    ]
+}
+
+#[test]
+fn every_action_has_one_rule_and_undo_never_gives_a_lease_back() {
+    assert_eq!(ACTION_RULES.len(), every_action().len());
+    for a in every_action() {
+        let r = action_rule(a.verb()).unwrap_or_else(|| panic!("{} has no rule", a.verb()));
+        assert!(
+            r.undo_restores.iter().all(|p| r.changes.contains(p)),
+            "{}: undo restores only what the action changes",
+            r.verb
+        );
+        assert!(!r.undo_restores.contains(&Part::Lease), "{}", r.verb);
+        // Only actions that move an item need the item untouched to undo; the others
+        // check their own parts, so a worker's heartbeat does not block them.
+        let moves = action_target(&a).is_some();
+        let want = match (moves, a.verb()) {
+            (_, "delete") => UndoWhen::StillDeleted,
+            (true, _) => UndoWhen::Untouched,
+            (false, _) => UndoWhen::PartsAsLeft,
+        };
+        assert_eq!(r.undo_when, want, "{}", r.verb);
+        assert_eq!(
+            r.changes.contains(&Part::Status),
+            moves && a.verb() != "delete",
+            "{}",
+            r.verb
+        );
+        assert_eq!(r.changes.contains(&Part::Existence), a.verb() == "delete");
+    }
+}
+
+/// An action's rule, the status before it and now, what the store found, what undo does.
+type Case<'a> = (
+    &'a ActionRule,
+    Option<Status>,
+    Option<Status>,
+    Result<(), Kept>,
+    UndoStep,
+);
+
+#[test]
+fn undo_steps() {
+    let rule = |v: &str| action_rule(v).unwrap();
+    let (hold, note, requeue) = (rule("hold"), rule("note"), rule("requeue"));
+    let cases: Vec<Case> = vec![
+        // As left: the rule's parts go back.
+        (
+            hold,
+            Some(Queued),
+            Some(OnHold),
+            Ok(()),
+            UndoStep::Restore(hold.undo_restores),
+        ),
+        // A worker held it when it was held: kept on hold, never back to a dead lease.
+        (
+            hold,
+            Some(Processing),
+            Some(OnHold),
+            Ok(()),
+            UndoStep::Keep(Kept::WasProcessing),
+        ),
+        // A note on a worker's item: only the note goes, the worker keeps the item.
+        (
+            note,
+            Some(Processing),
+            Some(Processing),
+            Ok(()),
+            UndoStep::Restore(&[Part::Note]),
+        ),
+        // Moved on since: kept, saying where it is.
+        (
+            requeue,
+            Some(Exception),
+            Some(Processed),
+            Err(Kept::ChangedSince(Some(Processed))),
+            UndoStep::Keep(Kept::ChangedSince(Some(Processed))),
+        ),
+        (
+            requeue,
+            Some(Exception),
+            None,
+            Err(Kept::ChangedSince(None)),
+            UndoStep::Keep(Kept::ChangedSince(None)),
+        ),
+        // A status undo never touches what a worker holds now, whatever the store found.
+        (
+            requeue,
+            Some(Exception),
+            Some(Processing),
+            Ok(()),
+            UndoStep::Keep(Kept::Processing),
+        ),
+    ];
+    for (r, was, now, found, want) in cases {
+        assert_eq!(
+            undo_step(r, was, now, found.clone()),
+            want,
+            "{} {was:?} → {now:?}",
+            r.verb
+        );
+    }
+    let words: Vec<String> = [
+        Kept::ChangedSince(Some(Processed)),
+        Kept::ChangedSince(Some(OnHold)),
+        Kept::ChangedSince(Some(Processing)),
+        Kept::ChangedSince(Some(Exception)),
+        Kept::ChangedSince(None),
+        Kept::PartChanged(Part::Priority),
+        Kept::Edited(OnHold),
+    ]
+    .iter()
+    .map(|k| k.why())
+    .collect();
+    assert_eq!(
+        words,
+        [
+            "processed",
+            "on hold",
+            "being processed",
+            "failed",
+            "deleted",
+            "priority changed",
+            "edited, still on hold"
+        ]
+    );
+    assert!(!Kept::WasProcessing.changed_since());
+    assert!(Kept::Edited(OnHold).changed_since());
+}
+
+#[test]
+fn refusals_are_per_status_and_say_why() {
+    let requeue = ActionKind::Requeue {
+        delay: None,
+        value: None,
+    };
+    let m = refusal_reason(Queued, &requeue).unwrap();
+    assert!(
+        m.contains("from queued to queued") && m.contains("extend"),
+        "{m}"
+    );
+    assert_eq!(refusal_reason(Exception, &requeue), None);
+    let m = refusal_reason(Exception, &ActionKind::Release).unwrap();
+    assert!(m.contains("only on-hold items are released"), "{m}");
+    let m = refusal_reason(Processing, &ActionKind::Delete).unwrap();
+    assert!(m.contains("hold it first"), "{m}");
+    assert_eq!(refusal_reason(Processing, &ActionKind::AddNote), None);
+    // The per-item message is the same words with the item named.
+    assert_eq!(
+        check_action("I7", Queued, &requeue).unwrap_err(),
+        format!("item I7: {}", refusal_reason(Queued, &requeue).unwrap())
+    );
+}
+
+#[test]
+fn several_statuses_parse_and_bad_ones_are_named() {
+    assert_eq!(
+        parse_statuses("exception,on-hold").unwrap(),
+        [Exception, OnHold]
+    );
+    assert_eq!(parse_statuses("queued").unwrap(), [Queued]);
+    assert_eq!(
+        parse_statuses(" queued , queued ").unwrap(),
+        [Queued],
+        "once"
+    );
+    let e = parse_statuses("exception,bogus").unwrap_err();
+    assert!(
+        e.contains("'bogus'") && e.contains("expected one of"),
+        "{e}"
+    );
+    for bad in ["", ",", "exception,", ",queued"] {
+        let e = parse_statuses(bad).unwrap_err();
+        assert!(e.contains("empty status"), "{bad:?}: {e}");
+    }
+}

@@ -101,6 +101,7 @@ fn a_closed_pipe_stops_every_printing_command_quietly() {
     let db = Db::new();
     db.ok(&["queue", "create", "q"]);
     let id = db.add("q", "v");
+    db.ok(&["item", "note", &id, "--note", "so the log has a line"]);
     let cases: &[&[&str]] = &[
         &["queue", "ls"],
         &["--json", "queue", "ls"],
@@ -112,6 +113,9 @@ fn a_closed_pipe_stops_every_printing_command_quietly() {
         &["item", "show", &id],
         &["--json", "item", "show", &id],
         &["groups"],
+        &["actions"],
+        &["--json", "actions"],
+        &["undo", "1", "--dry-run"],
         &["item", "add", "q", "--value", "w"],
         &["queue", "create", "other"],
         &["--help"],
@@ -351,6 +355,60 @@ fn text_output_escapes_terminal_controls_in_every_field() {
 
 // ------------------------------------------------------------------ listings
 
+/// The action log and undo print what people wrote and who they are: a note, the OS user
+/// an actor is named after, a key an undo quotes. None of it reaches the terminal raw.
+#[test]
+fn the_action_log_and_undo_escape_user_text() {
+    let db = Db::new();
+    let h = |tag: &str| format!("{tag} {HOSTILE}");
+    let as_user = |user: &str, args: &[&str]| -> Output {
+        let o = workq(&db.path)
+            .env("USER", user)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    };
+    db.ok(&["queue", "create", "q"]);
+    let key = h("K");
+    let id = db
+        .ok(&["item", "add", "q", "--value", "v", "--key", &key])
+        .trim()
+        .to_string();
+    let other = db.add("q", "x");
+    let note = h("A");
+    as_user(&h("U"), &["item", "hold", &id, "--note", &note]);
+    let o = as_user(&h("U"), &["--json", "item", "delete", &id, &other]);
+    let delete: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let delete = delete["action_id"].to_string();
+    // A newer item takes the key: the undo keeps that one and says why.
+    db.ok(&["item", "add", "q", "--value", "w", "--key", &key]);
+    let o = as_user(&h("Z"), &["undo", &delete]);
+    let out = assert_inert("undo", &o.stdout);
+    assert!(
+        out.contains(&format!("its key 'K {SHOWN}' is taken")),
+        "{out}"
+    );
+    let o = db.run(&["actions"]);
+    let out = assert_inert("actions", &o.stdout);
+    for want in [
+        format!("user:U {}", &SHOWN[..12]),
+        format!("A {}", &SHOWN[..20]),
+        format!("by user:Z {}", &SHOWN[..12]),
+    ] {
+        assert!(out.contains(&want), "no {want:?} in:\n{out}");
+    }
+    // JSON keeps the bytes as they were given.
+    let log = db.json(&["actions"]);
+    assert_eq!(log[1]["note"], note);
+    assert_eq!(log[0]["undone_by"], format!("user:{}", h("Z")));
+}
+
 #[test]
 fn a_json_listing_cut_at_the_limit_says_so_on_stderr() {
     let db = Db::new();
@@ -493,6 +551,9 @@ fn reading_commands_refuse_a_database_that_does_not_exist() {
         &["item", "ls", "--all"][..],
         &["item", "show", "01M8S42PYTD940GQENERMK7SJC"][..],
         &["groups"][..],
+        &["actions"][..],
+        &["undo", "1", "--dry-run"][..],
+        &["import", "q", "in.csv", "--dry-run"][..],
     ] {
         let o = workq(&path).args(args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
@@ -873,12 +934,22 @@ fn json_times_always_have_milliseconds_and_sort_as_text() {
     db.ok(&[
         "fail", &id, "--lease", &lease, "--reason", "business", "--note", "bad",
     ]);
+    // The action log says when an action was done and when it was undone.
+    let extend = db.json(&[
+        "item",
+        "extend",
+        &id,
+        "--expires-at",
+        "2031-01-01T00:00:00Z",
+    ]);
+    db.ok(&["undo", &extend["action_id"].to_string()]);
     let mut found = Vec::new();
     for (name, v) in [
         ("queue ls", db.json(&["queue", "ls"])),
         ("item ls", db.json(&["item", "ls"])),
         ("item show", db.json(&["item", "show", &id])),
         ("groups", db.json(&["groups"])),
+        ("actions", db.json(&["actions"])),
         ("dequeue", l),
         ("heartbeat", hb),
     ] {
@@ -895,6 +966,9 @@ fn json_times_always_have_milliseconds_and_sort_as_text() {
     }
     assert!(found.iter().any(|(_, t)| t == "2030-01-01T00:00:00.000Z"));
     assert!(found.iter().any(|(_, t)| t == "2030-01-01T00:00:00.500Z"));
+    for at in ["actions[0].at", "actions[0].undone_at"] {
+        assert!(found.iter().any(|(w, _)| w == at), "no {at} in {found:?}");
+    }
     // One format: text order is time order.
     let mut texts: Vec<&String> = found.iter().map(|(_, t)| t).collect();
     let mut by_time = texts.clone();

@@ -216,6 +216,7 @@ async fn dormant_items_stay_out_of_the_dequeues_way() {
         action: ActionKind::ExtendExpiry { expires_at: None },
         note: None,
         actor: "user:t".into(),
+        skip_refused: false,
     })
     .await
     .unwrap();
@@ -231,4 +232,214 @@ async fn take(s: &SqliteStore, count: u32) -> Vec<workq::model::Lease> {
         wait: Duration::ZERO,
     };
     s.dequeue(req).await.unwrap().leases
+}
+
+/// The console's pause against a file another process holds locked: the engine's refusal
+/// reaches the screen as a popup that typed-ahead keys do not close, and nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_pause_on_a_locked_file_is_reported() {
+    use workq::tui::effects::perform;
+    use workq::tui::state::{Popup, State};
+    use workq::tui::update::{update, Effect, Msg};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let s: Arc<dyn Backend> = Arc::new(open(&path).unwrap());
+    s.create_queue("q", Default::default()).await.unwrap();
+    let mut state = State::new(chrono::Utc::now(), "w.db", "user:t");
+    state.queues.list = s.queues().await.unwrap();
+    state.queues.loaded = true;
+    state.queues.selected = Some("q".into());
+    let locker = rusqlite::Connection::open(&path).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let key = |c: char| {
+        Msg::Key(ratatui::crossterm::event::KeyEvent::new(
+            ratatui::crossterm::event::KeyCode::Char(c),
+            ratatui::crossterm::event::KeyModifiers::SHIFT,
+        ))
+    };
+    let fx = update(&mut state, key('P'));
+    let [Effect::SetQueueState(..)] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    let answer = perform(&*s, fx.into_iter().next().unwrap()).await.unwrap();
+    assert!(
+        matches!(&answer, Msg::QueueSaved(Err(Error::Busy(_)))),
+        "{answer:?}"
+    );
+    update(&mut state, answer);
+    let Some(Popup::Error { message, .. }) = &state.popup else {
+        panic!("{:?}", state.popup)
+    };
+    assert!(message.contains("locked by another process"), "{message}");
+    assert!(state
+        .status
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("queue not changed"));
+    update(&mut state, key('P'));
+    assert!(
+        matches!(state.popup, Some(Popup::Error { .. })),
+        "still shown"
+    );
+    locker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        s.queue("q").await.unwrap().queue.state,
+        workq::model::QueueState::Active
+    );
+}
+
+/// A database at schema 1, the last release, as workq then wrote it through its CLI
+/// (`fixtures/schema1.sql`): the first open takes it through migration 2 (expired items in
+/// queue health) and 3 (the action log) to the schema a new file gets, and everything in it
+/// reads, counts and undoes as it did.
+#[tokio::test]
+async fn a_schema_1_database_migrates_through_2_and_3_and_keeps_everything() {
+    use workq::model::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let version = |p: &std::path::Path| -> i32 {
+        let c = rusqlite::Connection::open(p).unwrap();
+        c.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(include_str!("fixtures/schema1.sql"))
+        .unwrap();
+    drop(c);
+    assert_eq!(version(&path), 1);
+    // Half an hour after the file was written: past the expiry of 'Fabrikam', inside the
+    // queue's 1h SLA (and its 48m at-risk mark) for the rest.
+    let written = clock::from_ms(1_796_142_176_904);
+    let at = clock::ManualClock::new(written + chrono::Duration::minutes(30));
+    let s = SqliteStore::open(&path, Arc::new(at.clone())).unwrap();
+    assert_eq!(version(&path), 3);
+    // The schema is the one a new file gets, index for index.
+    let fresh = dir.path().join("new.db");
+    drop(open(&fresh).unwrap());
+    let schema = |p: &std::path::Path| -> Vec<(String, String, Option<String>)> {
+        let c = rusqlite::Connection::open(p).unwrap();
+        let mut st = c
+            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(schema(&path), schema(&fresh));
+    assert_eq!(version(&fresh), 3);
+
+    // The items, byte for byte, and the queue's health from the new index.
+    let q = s.queue("invoices").await.unwrap();
+    assert_eq!(
+        (q.counts.queued, q.counts.processed, q.counts.on_hold),
+        (3, 1, 1)
+    );
+    assert_eq!((q.expired, q.out_of_sla, q.at_risk), (1, 1, 0), "{q:?}");
+    let all = s
+        .items(Filter::default(), PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    let by_key = |k: &str| all.iter().find(|i| i.key.as_deref() == Some(k)).unwrap();
+    let fabrikam = by_key("I-1");
+    assert_eq!(fabrikam.value, r#"{"InvoiceId":"I-1","Amount":"4999.00"}"#);
+    assert_eq!(fabrikam.name.as_deref(), Some("Fabrikam"));
+    assert!(fabrikam.expired);
+    assert_eq!(
+        by_key("I-3").value,
+        r#"{"InvoiceId":"I-3","Amount":"-0.50"}"#
+    );
+    assert!(
+        all.iter().all(|i| i.key.as_deref() != Some("I-4")),
+        "deleted"
+    );
+
+    // The action log: the old actions, with the queues each touched filled in.
+    let log = s
+        .actions(ActionQuery {
+            queue: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let ids: Vec<i64> = log.iter().map(|a| a.id).collect();
+    assert_eq!(ids, [5, 4, 3, 2, 1]);
+    let verbs: Vec<&str> = log.iter().map(|a| a.verb.as_str()).collect();
+    assert_eq!(verbs, ["note", "requeue", "delete", "priority", "hold"]);
+    assert!(log.iter().all(|a| a.by == "user:ana" && a.kind.is_none()));
+    assert_eq!(log[0].queues, ["other"]);
+    assert!(log[1..].iter().all(|a| a.queues == ["invoices"]));
+    assert_eq!(log[4].note.as_deref(), Some("check vendor"));
+    assert!(log[3].undone_at.is_some(), "undone before the upgrade");
+    assert!(log[..3]
+        .iter()
+        .chain(&log[4..])
+        .all(|a| a.undone_at.is_none()));
+    let other = s
+        .actions(ActionQuery {
+            queue: Some("other".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(other.iter().map(|a| a.id).collect::<Vec<_>>(), [5]);
+
+    // Old actions undo: the hold, the delete, the bulk requeue of the exception.
+    for id in [1, 3, 4] {
+        let r = s.undo(UndoRequest::new(id, "user:t")).await.unwrap();
+        assert_eq!((r.restored, r.total), (1, 1), "action {id}: {r:?}");
+    }
+    assert!(s.undo(UndoRequest::new(2, "user:t")).await.is_err());
+    let all = s
+        .items(Filter::default(), PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    let status = |k: &str| {
+        all.iter()
+            .find(|i| i.key.as_deref() == Some(k))
+            .map(|i| i.status)
+    };
+    assert_eq!(status("I-2"), Some(Status::Queued), "released from hold");
+    assert_eq!(status("I-4"), Some(Status::Queued), "back from deletion");
+    assert_eq!(status("I-9"), Some(Status::Exception), "the requeue undone");
+    let log = s
+        .actions(ActionQuery {
+            queue: Some("invoices".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let hold = log.iter().find(|a| a.id == 1).unwrap();
+    assert_eq!(
+        (hold.undone_by.as_deref(), hold.restored),
+        (Some("user:t"), Some(1))
+    );
+    // A new action is logged with what it was.
+    let c = by_key("I-3").id.clone();
+    s.act(ActionRequest {
+        target: Target::Ids(vec![c]),
+        action: ActionKind::AddNote,
+        note: Some("after the upgrade".into()),
+        actor: "user:t".into(),
+        skip_refused: false,
+    })
+    .await
+    .unwrap();
+    let newest = s
+        .actions(ActionQuery {
+            queue: None,
+            limit: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(newest[0].kind, Some(ActionKind::AddNote));
+    assert_eq!(newest[0].queues, ["invoices"]);
+    drop(s);
+    // Opened again, nothing is left to migrate.
+    let s = SqliteStore::open(&path, Arc::new(at)).unwrap();
+    assert_eq!(s.queue("invoices").await.unwrap().counts.queued, 4);
+    assert_eq!(version(&path), 3);
 }

@@ -236,19 +236,21 @@ async fn bulk(dir: &Path, n: u64) -> Result<Vec<Figure>, String> {
         ..Default::default()
     };
     let started = std::time::Instant::now();
+    let requeue = ActionKind::Requeue {
+        delay: None,
+        value: None,
+    };
     let preview = store
-        .preview(Target::Filter(held.clone()), 5)
+        .preview(Target::Filter(held.clone()), Some(requeue.clone()), 5)
         .await
         .map_err(e)?;
     let r = store
         .act(ActionRequest {
             target: Target::Filter(held),
-            action: ActionKind::Requeue {
-                delay: None,
-                value: None,
-            },
+            action: requeue,
             note: Some("vendor master fixed".into()),
             actor: "user:bench".into(),
+            skip_refused: false,
         })
         .await
         .map_err(e)?;
@@ -257,7 +259,10 @@ async fn bulk(dir: &Path, n: u64) -> Result<Vec<Figure>, String> {
         return Err(format!("bulk touched {} of {n}", r.touched));
     }
     let started = std::time::Instant::now();
-    store.undo(r.action_id, "user:bench").await.map_err(e)?;
+    store
+        .undo(UndoRequest::new(r.action_id, "user:bench"))
+        .await
+        .map_err(e)?;
     let undo_ms = started.elapsed().as_secs_f64() * 1000.0;
     drop(store);
     // Baseline: the bare statements a hand-written bulk requeue needs (status + history).

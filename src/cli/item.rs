@@ -1,15 +1,15 @@
 //! `workq item …`, `workq import`, `workq groups`, `workq undo`: items and the human side.
 
 use super::output::{self, cell, say, status_of, tell, thousands, Failure, Out};
-use super::{os_user, FilterArgs, GroupsArgs, ImportArgs, ItemCmd, UndoArgs};
+use super::{os_user, ActionsArgs, FilterArgs, GroupsArgs, ImportArgs, ItemCmd, UndoArgs};
 use crate::backend::Backend;
 use crate::import::{self, Format};
 use crate::model::{self, *};
-use crate::rules::{parse_duration, parse_time};
+use crate::rules::{parse_duration, parse_statuses, parse_time, TYPE_THE_COUNT_OVER};
 use crate::text;
 use clap::Args;
 use std::collections::HashSet;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 
 #[derive(Args, Debug)]
 pub struct AddArgs {
@@ -57,9 +57,11 @@ pub struct LsArgs {
 
 #[derive(Args, Debug)]
 pub struct ActArgs {
-    /// Items by id; or select them with --queue and --status.
+    /// Items by id (all or nothing: one the rules refuse refuses them all); or select them
+    /// with --queue and --status or --signature.
     pub ids: Vec<String>,
-    /// Bulk: act on every item of this queue matching the filter (needs --status).
+    /// Bulk: act on every item of this queue matching the filter (needs --status or
+    /// --signature). Items the rules refuse are skipped and counted, before you confirm.
     #[arg(long)]
     pub queue: Option<String>,
     #[command(flatten)]
@@ -90,9 +92,12 @@ pub struct ActArgs {
     /// extend: never expire.
     #[arg(long)]
     pub never: bool,
-    /// Apply a bulk action without asking.
+    /// Apply a bulk action without asking (or typing the count, past 1,000 items).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Bulk: all or nothing; refuse when the rules refuse any matching item.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 fn bad(flag: &str) -> impl Fn(String) -> Failure + '_ {
@@ -110,16 +115,18 @@ fn stdin_or(v: String) -> Result<String, Failure> {
     Ok(s)
 }
 
+/// What `groups` prints for the group of exceptions without a note.
+const NO_NOTE: &str = "(no note)";
+
 pub fn filter(queue: Option<String>, f: &FilterArgs) -> Result<Filter, Failure> {
     let out = Filter {
         queue,
         statuses: f
             .status
             .as_deref()
-            .map(|s| s.parse().map_err(bad("--status")))
+            .map(|s| parse_statuses(s).map_err(bad("--status")))
             .transpose()?
-            .into_iter()
-            .collect(),
+            .unwrap_or_default(),
         reason: f
             .reason
             .as_deref()
@@ -137,7 +144,10 @@ pub fn filter(queue: Option<String>, f: &FilterArgs) -> Result<Filter, Failure> 
             .transpose()?,
         expired: f.expired.then_some(true),
         search: f.search.clone(),
-        signature: None,
+        signature: f
+            .signature
+            .as_deref()
+            .map(|s| if s == NO_NOTE { "" } else { s }.to_string()),
         worker: f.worker.clone(),
     };
     // The engine checks this too, but without naming the flag.
@@ -488,11 +498,12 @@ async fn act(
         a.expires_at.is_some() || a.expires_in.is_some() || a.never,
         "extend",
     )?;
-    let bulk = a.queue.is_some() || a.filter.status.is_some();
+    let narrows = a.filter.status.is_some() || a.filter.signature.is_some();
+    let bulk = a.queue.is_some() || narrows;
     let target = match (a.ids.is_empty(), bulk) {
         (false, true) => {
             return Err(Failure::invalid(
-                "give item ids or --queue/--status, not both",
+                "give item ids or --queue/--status/--signature, not both",
             ))
         }
         (true, false) => {
@@ -502,43 +513,47 @@ async fn act(
         }
         (false, false) => Target::Ids(a.ids.clone()),
         (true, true) => {
-            if a.queue.is_none() || a.filter.status.is_none() {
+            if a.queue.is_none() || !narrows {
                 return Err(Failure::invalid(
-                    "a bulk action needs both --queue and --status",
+                    "a bulk action needs --queue and --status or --signature",
                 ));
             }
             Target::Filter(filter(a.queue.clone(), &a.filter)?)
         }
     };
-    if matches!(target, Target::Filter(_)) {
-        let p = store.preview(target.clone(), 5).await?;
+    // Named items are all or nothing; a filter skips what the rules refuse, unless --strict.
+    let by_filter = matches!(target, Target::Filter(_));
+    let skip_refused = by_filter && !a.strict;
+    let many = match &target {
+        Target::Ids(ids) => ids.len() as u64 > TYPE_THE_COUNT_OVER,
+        Target::Filter(_) => true,
+    };
+    if many {
+        let p = store
+            .preview(target.clone(), Some(action.clone()), 5)
+            .await?;
         if p.count == 0 {
             return Err(Failure::invalid("no items match; nothing changed"));
         }
+        let refused: u64 = p.skipped.iter().map(|t| t.count).sum();
+        if p.changes == 0 || (refused > 0 && !skip_refused) {
+            let mut m = format!(
+                "{} of {} items cannot be {}; nothing changed:",
+                thousands(refused),
+                thousands(p.count),
+                action.past_tense()
+            );
+            for t in &p.skipped {
+                m.push_str(&format!("\n  {} × {}", thousands(t.count), t.why));
+            }
+            return Err(Failure {
+                kind: "transition",
+                message: m,
+                code: 1,
+            });
+        }
         if !a.yes {
-            if out.json || !std::io::stdin().is_terminal() {
-                return Err(Failure::invalid(format!(
-                    "this would {verb} {} items; add --yes to apply",
-                    thousands(p.count)
-                )));
-            }
-            tell!("this will {verb} {} items, such as:", thousands(p.count));
-            for i in &p.sample {
-                tell!(
-                    "  {}  {}  {}  {}",
-                    i.id,
-                    status_of(i),
-                    cell(i.name.as_deref().unwrap_or("-"), 24),
-                    cell(i.notes.last().map(|n| n.text.as_str()).unwrap_or(""), 50)
-                );
-            }
-            output::emit_err("apply? [y/N] ");
-            std::io::stderr().flush().ok();
-            let mut answer = String::new();
-            std::io::stdin().read_line(&mut answer).ok();
-            if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                return Err(Failure::invalid("cancelled; nothing changed"));
-            }
+            confirm(&p, verb, out)?;
         }
     }
     let r = store
@@ -547,6 +562,7 @@ async fn act(
             action,
             note: a.note,
             actor: format!("user:{}", os_user()),
+            skip_refused,
         })
         .await?;
     if out.json {
@@ -560,6 +576,79 @@ async fn act(
             r.action_id,
             r.action_id
         );
+        let n: u64 = r.skipped.iter().map(|t| t.count).sum();
+        if n > 0 {
+            say!("skipped {} the rules refuse:", thousands(n));
+            for t in &r.skipped {
+                say!("  {} × {}", thousands(t.count), text::line(&t.why));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Shows what a bulk action will do and asks: y/N, or past `TYPE_THE_COUNT_OVER` items the
+/// count itself. Without a terminal there is nobody to ask: `--yes` is the answer.
+fn confirm(p: &Preview, verb: &str, out: &Out) -> Result<(), Failure> {
+    let refused: u64 = p.skipped.iter().map(|t| t.count).sum();
+    let skips = if refused > 0 {
+        format!(", skipping {} the rules refuse", thousands(refused))
+    } else {
+        String::new()
+    };
+    if out.json || !std::io::stdin().is_terminal() {
+        return Err(Failure::invalid(format!(
+            "this would {verb} {} items{skips}; no terminal to confirm at: add --yes to apply",
+            thousands(p.changes)
+        )));
+    }
+    tell!(
+        "this will {verb} {} of {} matching items, such as:",
+        thousands(p.changes),
+        thousands(p.count)
+    );
+    for i in &p.sample {
+        tell!(
+            "  {}  {}  {}  {}",
+            i.id,
+            status_of(i),
+            cell(i.name.as_deref().unwrap_or("-"), 24),
+            cell(i.notes.last().map(|n| n.text.as_str()).unwrap_or(""), 50)
+        );
+    }
+    if refused > 0 {
+        tell!("it skips {} the rules refuse:", thousands(refused));
+        for t in &p.skipped {
+            tell!("  {} × {}", thousands(t.count), text::line(&t.why));
+        }
+    }
+    for w in &p.warnings {
+        tell!("note: {}", text::line(w));
+    }
+    let big = p.changes > TYPE_THE_COUNT_OVER;
+    if big {
+        output::emit_err(&format!(
+            "that is over {}: type the count ({}) to apply: ",
+            thousands(TYPE_THE_COUNT_OVER),
+            p.changes
+        ));
+    } else {
+        output::emit_err("apply? [y/N] ");
+    }
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).ok();
+    let answer = answer.trim();
+    let yes = if big {
+        answer.replace([',', '_'], "") == p.changes.to_string()
+    } else {
+        matches!(answer, "y" | "Y" | "yes")
+    };
+    if !yes {
+        return Err(Failure::invalid(if big && !answer.is_empty() {
+            format!("'{answer}' is not the count; cancelled, nothing changed")
+        } else {
+            "cancelled; nothing changed".into()
+        }));
     }
     Ok(())
 }
@@ -580,13 +669,14 @@ pub async fn groups(store: &dyn Backend, a: GroupsArgs, out: &Out) -> Result<(),
                     g.reason
                         .map(|r| r.to_string())
                         .unwrap_or_else(|| "-".into()),
+                    // Whole, so that `--signature` takes it as printed.
                     cell(
                         if g.signature.is_empty() {
-                            "(no note)"
+                            NO_NOTE
                         } else {
                             &g.signature
                         },
-                        60,
+                        usize::MAX,
                     ),
                     cell(g.example.as_deref().unwrap_or(""), 50),
                 ]
@@ -599,18 +689,109 @@ pub async fn groups(store: &dyn Backend, a: GroupsArgs, out: &Out) -> Result<(),
 
 pub async fn undo(store: &dyn Backend, a: UndoArgs, out: &Out) -> Result<(), Failure> {
     let r = store
-        .undo(a.action_id, &format!("user:{}", os_user()))
+        .undo(UndoRequest {
+            action_id: a.action_id,
+            actor: format!("user:{}", os_user()),
+            strict: a.strict,
+            dry_run: a.dry_run,
+        })
         .await?;
     if out.json {
         out.json(&r)?;
-    } else {
+        return Ok(());
+    }
+    let what = if r.dry_run { "undo of" } else { "undid" };
+    say!(
+        "{what} action {} ({}): {}",
+        r.action_id,
+        r.verb,
+        text::line(&r.summary())
+    );
+    const SHOWN: usize = 20;
+    for k in r.kept_items.iter().take(SHOWN) {
+        say!("  kept {}: {}", text::line(&k.id), text::line(&k.why));
+    }
+    let kept = r.total - r.restored;
+    if kept as usize > SHOWN {
         say!(
-            "undid action {}: {} item{} restored",
-            r.action_id,
-            thousands(r.restored),
-            if r.restored == 1 { "" } else { "s" }
+            "  … and {} more (`workq --json undo` lists up to {})",
+            thousands(kept - SHOWN as u64),
+            thousands(KEPT_LISTED as u64)
         );
     }
+    Ok(())
+}
+
+/// "priority → high", "requeue after 15m": what an action did, in a few words.
+fn what_action(a: &ActionInfo) -> String {
+    match &a.kind {
+        Some(ActionKind::Requeue { delay: Some(d), .. }) => {
+            format!("requeue after {}", crate::rules::format_duration(*d))
+        }
+        Some(ActionKind::Requeue { value: Some(_), .. }) => "requeue, value edited".into(),
+        Some(ActionKind::SetPriority { priority }) => format!("priority → {priority}"),
+        Some(ActionKind::ExtendExpiry {
+            expires_at: Some(t),
+        }) => format!("expiry → {}", output::time(*t)),
+        Some(ActionKind::ExtendExpiry { expires_at: None }) => "expiry → never".into(),
+        _ => a.verb.clone(),
+    }
+}
+
+pub async fn actions(store: &dyn Backend, a: ActionsArgs, out: &Out) -> Result<(), Failure> {
+    let list = store
+        .actions(ActionQuery {
+            queue: a.queue,
+            limit: a.limit,
+        })
+        .await?;
+    if out.json {
+        out.json(&list)?;
+        return Ok(());
+    }
+    if list.is_empty() {
+        say!("no actions yet");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|x| {
+            let undone = match (x.undone_at, &x.undone_by) {
+                (Some(at), by) => {
+                    let mut u = format!(
+                        "{} by {}",
+                        output::time(at),
+                        cell(by.as_deref().unwrap_or("?"), 24)
+                    );
+                    if let Some(n) = x.restored.filter(|n| *n < x.touched) {
+                        u.push_str(&format!(
+                            " ({} of {} restored)",
+                            thousands(n),
+                            thousands(x.touched)
+                        ));
+                    }
+                    u
+                }
+                (None, _) => "-".into(),
+            };
+            vec![
+                x.id.to_string(),
+                output::time(x.at),
+                cell(&x.by, 24),
+                cell(&what_action(x), 28),
+                thousands(x.touched),
+                cell(&x.queues.join(","), 30),
+                cell(x.note.as_deref().unwrap_or(""), 40),
+                undone,
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "ID", "WHEN", "WHO", "ACTION", "ITEMS", "QUEUES", "NOTE", "UNDONE",
+        ],
+        &rows,
+    )?;
     Ok(())
 }
 

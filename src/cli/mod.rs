@@ -33,7 +33,7 @@ pub struct Cli {
     /// Print JSON instead of text (errors too, on stderr).
     #[arg(long, global = true)]
     pub json: bool,
-    /// Console: hide every command that changes data.
+    /// Refuse every command that changes data; the console hides them.
     #[arg(long, global = true)]
     pub read_only: bool,
     #[command(subcommand)]
@@ -60,8 +60,10 @@ pub enum Command {
     Heartbeat(HeartbeatArgs),
     /// Exceptions grouped by queue, reason and masked note signature.
     Groups(GroupsArgs),
-    /// Undo a human action while its items are unchanged.
+    /// Undo a human action: restores its items that are unchanged since, keeps the others.
     Undo(UndoArgs),
+    /// Past human actions, newest first (undo any of them with `workq undo ID`).
+    Actions(ActionsArgs),
     /// Measure the engine against a bare-SQLite baseline.
     Bench(bench::BenchArgs),
     /// The console on a fresh demo database, with simulated bots working live.
@@ -136,8 +138,8 @@ pub enum QueueCmd {
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct FilterArgs {
-    /// Only items in this status.
-    #[arg(long, value_name = "STATUS")]
+    /// Only items in these statuses (comma-separated: exception,on-hold).
+    #[arg(long, value_name = "STATUS[,STATUS…]")]
     pub status: Option<String>,
     /// Only exceptions with this reason.
     #[arg(long, value_name = "REASON")]
@@ -156,6 +158,10 @@ pub struct FilterArgs {
     /// Only items this worker holds, or last processed.
     #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
     pub worker: Option<String>,
+    /// Only exceptions in this group: the masked signature exactly as `workq groups` prints
+    /// it ("(no note)" for exceptions without a note).
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub signature: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -262,6 +268,89 @@ pub struct GroupsArgs {
 #[derive(Args, Debug)]
 pub struct UndoArgs {
     pub action_id: i64,
+    /// All or nothing: refuse (and change nothing) when any item changed since.
+    #[arg(long)]
+    pub strict: bool,
+    /// Say what the undo would restore and keep; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ActionsArgs {
+    /// Only actions that touched this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true, value_parser = whole::<u32>)]
+    pub limit: u32,
+}
+
+/// What a command does with the `--db` database. One table: `--read-only` refuses what
+/// writes, and what only reads refuses a database that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only reads: refuses a missing database instead of creating it.
+    Reads,
+    /// Changes data (the command's name, for `--read-only`'s refusal).
+    Writes(&'static str),
+    /// Does not open the `--db`: the bench makes its own files, the demo a fresh one (its
+    /// console then honours `--read-only`).
+    OwnDatabase,
+}
+
+impl Command {
+    /// Every command is named here, so a new one cannot slip past `--read-only`.
+    pub fn access(&self) -> Access {
+        use Access::*;
+        match self {
+            Command::Queue(c) => match c {
+                QueueCmd::Create { .. } => Writes("queue create"),
+                QueueCmd::Update { .. } => Writes("queue update"),
+                QueueCmd::Pause { .. } => Writes("queue pause"),
+                QueueCmd::Resume { .. } => Writes("queue resume"),
+                QueueCmd::Delete { .. } => Writes("queue delete"),
+                QueueCmd::Ls | QueueCmd::Inspect { .. } => Reads,
+            },
+            Command::Item(c) => match c {
+                ItemCmd::Add(_) => Writes("item add"),
+                ItemCmd::Requeue(_) => Writes("item requeue"),
+                ItemCmd::Hold(_) => Writes("item hold"),
+                ItemCmd::Release(_) => Writes("item release"),
+                ItemCmd::Processed(_) => Writes("item processed"),
+                ItemCmd::Delete(_) => Writes("item delete"),
+                ItemCmd::Priority(_) => Writes("item priority"),
+                ItemCmd::Extend(_) => Writes("item extend"),
+                ItemCmd::Note(_) => Writes("item note"),
+                ItemCmd::Ls(_) | ItemCmd::Show { .. } => Reads,
+            },
+            // A dry run checks the file against the queue and writes nothing.
+            Command::Import(a) if a.dry_run => Reads,
+            Command::Import(_) => Writes("import"),
+            // Taking an item leases it: that is a change.
+            Command::Dequeue(_) => Writes("dequeue"),
+            Command::Complete(_) => Writes("complete"),
+            Command::Fail(_) => Writes("fail"),
+            Command::Heartbeat(_) => Writes("heartbeat"),
+            Command::Undo(a) if a.dry_run => Reads,
+            Command::Undo(_) => Writes("undo"),
+            Command::Groups(_) | Command::Actions(_) => Reads,
+            Command::Bench(_) | Command::Demo(_) => OwnDatabase,
+        }
+    }
+
+    /// The command's name when it changes data (what `--read-only` refuses), else `None`.
+    pub fn writes(&self) -> Option<&'static str> {
+        match self.access() {
+            Access::Writes(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether the command only reads: it refuses a database that does not exist yet.
+    pub fn reads_only(&self) -> bool {
+        self.access() == Access::Reads
+    }
 }
 
 /// The default database: `workq.db` in the user's data directory.
@@ -347,18 +436,6 @@ pub fn refuse_url(path: &std::path::Path) -> Result<(), Failure> {
     Ok(())
 }
 
-impl Command {
-    /// Commands that only read: they refuse a database that does not exist yet.
-    pub fn reads_only(&self) -> bool {
-        matches!(
-            self,
-            Command::Queue(QueueCmd::Ls | QueueCmd::Inspect { .. })
-                | Command::Item(ItemCmd::Ls(_) | ItemCmd::Show { .. })
-                | Command::Groups(_)
-        )
-    }
-}
-
 /// Runs a scripting command; `Err` carries what to print and the exit code.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let json = cli.json;
@@ -370,6 +447,14 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     }
     if let Command::Bench(args) = command {
         return bench::run(args).await;
+    }
+    // Before the store opens: opening may create the file or sweep expired leases.
+    if let (true, Some(name)) = (cli.read_only, command.writes()) {
+        return Err(Failure {
+            kind: "read_only",
+            message: format!("--read-only: `workq {name}` changes data; nothing was done"),
+            code: 1,
+        });
     }
     let store = open_store(cli.db, command.reads_only())?;
     let out = output::Out { json };
@@ -383,6 +468,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Heartbeat(a) => work::heartbeat(&*store, a, &out).await,
         Command::Groups(a) => item::groups(&*store, a, &out).await,
         Command::Undo(a) => item::undo(&*store, a, &out).await,
+        Command::Actions(a) => item::actions(&*store, a, &out).await,
         Command::Bench(_) | Command::Demo(_) => unreachable!("handled above"),
     }
 }

@@ -18,6 +18,7 @@ pub enum Command {
     Items,
     Exceptions,
     Workers,
+    Actions,
     Theme,
     Mouse,
     Refresh,
@@ -178,6 +179,17 @@ pub const TABLE: &[Spec] = &[
         false
     ),
     spec!(
+        Actions,
+        "actions",
+        "",
+        "past actions: who did what; undo any of them",
+        ["A"],
+        false,
+        false,
+        &[],
+        false
+    ),
+    spec!(
         Theme,
         "theme",
         "[dark|light]",
@@ -214,7 +226,7 @@ pub const TABLE: &[Spec] = &[
         Undo,
         "undo",
         "",
-        "undo the last action while its items are unchanged",
+        "undo the last action (in actions: the selected one); keeps what moved on",
         ["z"],
         true,
         false,

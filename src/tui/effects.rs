@@ -2,9 +2,13 @@
 //! tagged with the sequence number it was asked with so stale answers can be dropped.
 
 use crate::backend::Backend;
+use crate::model::{ActionQuery, UndoRequest};
 use crate::tui::update::{Effect, Msg};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
+
+/// How many past actions the console lists.
+pub const ACTIONS_LISTED: u32 = 200;
 
 /// Starts `fx`; effects that need the terminal (editor, mouse) are the loop's own.
 pub fn spawn(backend: &Arc<dyn Backend>, fx: Effect, tx: &UnboundedSender<Msg>) {
@@ -44,9 +48,27 @@ pub async fn perform(b: &dyn Backend, fx: Effect) -> Option<Msg> {
         Effect::LoadDetail(seq, id) => Msg::Detail(seq, b.item(&id).await),
         Effect::LoadGroups(seq) => Msg::Groups(seq, b.groups(None).await),
         Effect::LoadWorkers(seq) => Msg::Workers(seq, b.workers().await),
-        Effect::Preview(seq, target) => Msg::Preview(seq, b.preview(target, 5).await),
+        Effect::Preview(seq, target, action) => {
+            Msg::Preview(seq, b.preview(target, Some(action), 5).await)
+        }
         Effect::Act(req) => Msg::Acted(b.act(req).await),
-        Effect::Undo(id, actor) => Msg::Undone(b.undo(id, &actor).await),
+        Effect::UndoPreview(seq, id) => Msg::UndoPreview(
+            seq,
+            b.undo(UndoRequest {
+                dry_run: true,
+                ..UndoRequest::new(id, "")
+            })
+            .await,
+        ),
+        Effect::Undo(req) => Msg::Undone(b.undo(req).await),
+        Effect::LoadActions(seq) => Msg::Actions(
+            seq,
+            b.actions(ActionQuery {
+                queue: None,
+                limit: ACTIONS_LISTED,
+            })
+            .await,
+        ),
         Effect::SetQueueState(q, st) => Msg::QueueSaved(b.set_queue_state(&q, st).await),
         Effect::UpdateQueue(q, settings) => Msg::QueueSaved(b.update_queue(&q, settings).await),
         Effect::Edit(..) | Effect::SetMouse(_) => return None,

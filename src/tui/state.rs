@@ -12,6 +12,8 @@ pub enum View {
     Detail,
     Exceptions,
     Workers,
+    /// The action log (`:actions`), from which any action can be undone.
+    Actions,
 }
 
 impl View {
@@ -24,6 +26,7 @@ impl View {
             View::Detail => "Item",
             View::Exceptions => "Exceptions",
             View::Workers => "Workers",
+            View::Actions => "Actions",
         }
     }
 }
@@ -77,7 +80,8 @@ pub struct ItemsState {
     pub queue: Option<String>,
     /// The status tab; `None`: all statuses.
     pub tab: Option<Status>,
-    /// Criteria besides queue and status (reason, priority, SLA, expired, search, signature).
+    /// Criteria besides queue and the tab (reason, priority, SLA, expired, search, signature,
+    /// several statuses).
     pub filter: Filter,
     /// Set when the list is an inbox group, to say which.
     pub group: Option<String>,
@@ -112,11 +116,15 @@ impl ItemsState {
             ..Default::default()
         }
     }
-    /// The engine filter of what the table shows.
+    /// The engine filter of what the table shows: the tab's status, or the statuses of a
+    /// filter on several (`status=exception,on-hold`) under the "all" tab.
     pub fn effective_filter(&self) -> Filter {
         Filter {
             queue: self.queue.clone(),
-            statuses: self.tab.into_iter().collect(),
+            statuses: match self.tab {
+                Some(t) => vec![t],
+                None => self.filter.statuses.clone(),
+            },
             ..self.filter.clone()
         }
     }
@@ -228,6 +236,26 @@ pub struct InboxState {
 }
 
 #[derive(Debug, Clone, Default)]
+pub struct ActionsState {
+    pub list: Vec<ActionInfo>,
+    pub loaded: bool,
+    /// The selected action, by id.
+    pub selected: Option<i64>,
+    pub fetch: Fetch,
+}
+
+impl ActionsState {
+    pub fn cursor(&self) -> usize {
+        self.selected
+            .and_then(|id| self.list.iter().position(|a| a.id == id))
+            .unwrap_or(0)
+    }
+    pub fn current(&self) -> Option<&ActionInfo> {
+        self.list.get(self.cursor())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct WorkersState {
     pub list: Vec<WorkerInfo>,
     pub loaded: bool,
@@ -319,11 +347,43 @@ pub struct Confirm {
     pub target: Target,
     /// What the target is, in words ("3 marked items", "item I-1006 Fabrikam").
     pub what: String,
-    pub count: Option<u64>,
-    pub sample: Vec<Item>,
+    /// The engine's preview of what the action will do; nothing applies before it lands.
+    pub preview: Option<Preview>,
     pub note: Input,
+    /// Past `rules::TYPE_THE_COUNT_OVER` changes, the count the person types to confirm.
+    pub typed: Input,
+    /// Where typing goes: the note, or the count.
+    pub focus: Field,
     pub seq: u64,
     pub dangerous: bool,
+}
+
+impl Confirm {
+    /// Items the action will change, once the preview says.
+    pub fn changes(&self) -> Option<u64> {
+        self.preview.as_ref().map(|p| p.changes)
+    }
+    /// The count must be typed to confirm.
+    pub fn needs_count(&self) -> bool {
+        self.changes()
+            .is_some_and(|n| n > crate::rules::TYPE_THE_COUNT_OVER)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Note,
+    Count,
+}
+
+/// The confirmation of an undo: what it will restore and keep, from a dry run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UndoConfirm {
+    pub action_id: i64,
+    /// "requeue of 109 items by user:ana".
+    pub what: String,
+    pub preview: Option<UndoResult>,
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -342,6 +402,7 @@ pub enum Popup {
         error: Option<String>,
     },
     Confirm(Box<Confirm>),
+    Undo(Box<UndoConfirm>),
     Error {
         title: String,
         message: String,
@@ -386,6 +447,7 @@ pub struct State {
     pub detail: DetailState,
     pub inbox: InboxState,
     pub workers: WorkersState,
+    pub actions: ActionsState,
     pub popup: Option<Popup>,
     pub status: Option<StatusLine>,
     /// The last action applied from this console, for `:undo`.
@@ -419,6 +481,7 @@ impl State {
             detail: DetailState::default(),
             inbox: InboxState::default(),
             workers: WorkersState::default(),
+            actions: ActionsState::default(),
             popup: None,
             status: None,
             last_action: None,

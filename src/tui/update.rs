@@ -5,7 +5,7 @@
 use crate::backend::Error;
 use crate::cli::output::thousands;
 use crate::model::*;
-use crate::rules::{exact_duration, parse_duration};
+use crate::rules::{exact_duration, parse_duration, parse_statuses, TYPE_THE_COUNT_OVER};
 use crate::tui::commands::{self, Command, Key};
 use crate::tui::state::*;
 use crate::tui::value_edit::{EditSession, Outcome};
@@ -31,7 +31,10 @@ pub enum Msg {
     Workers(u64, Result<Vec<WorkerInfo>, Error>),
     Preview(u64, Result<Preview, Error>),
     Acted(Result<ActionResult, Error>),
+    /// What an undo would do (a dry run), for its confirmation.
+    UndoPreview(u64, Result<UndoResult, Error>),
     Undone(Result<UndoResult, Error>),
+    Actions(u64, Result<Vec<ActionInfo>, Error>),
     QueueSaved(Result<Queue, Error>),
     /// The editor closed: what was saved, or why the editor could not run.
     Edited(EditSession, Result<String, String>),
@@ -52,9 +55,11 @@ pub enum Effect {
     LoadDetail(u64, String),
     LoadGroups(u64),
     LoadWorkers(u64),
-    Preview(u64, Target),
+    Preview(u64, Target, ActionKind),
     Act(ActionRequest),
-    Undo(i64, String),
+    UndoPreview(u64, i64),
+    Undo(UndoRequest),
+    LoadActions(u64),
     SetQueueState(String, QueueState),
     UpdateQueue(String, QueueSettings),
     /// Suspend the console and open $EDITOR on an item's value.
@@ -182,8 +187,11 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
                 if c.seq == seq {
                     match r {
                         Ok(p) => {
-                            c.count = Some(p.count);
-                            c.sample = p.sample;
+                            c.preview = Some(p);
+                            // A big action is confirmed by its count: typing goes there.
+                            if c.needs_count() {
+                                c.focus = Field::Count;
+                            }
                         }
                         Err(e) => {
                             s.popup = Some(error_popup("cannot preview", &e.to_string()));
@@ -193,15 +201,49 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
             }
             vec![]
         }
+        Msg::UndoPreview(seq, r) => {
+            if let Some(Popup::Undo(u)) = &mut s.popup {
+                if u.seq == seq {
+                    match r {
+                        Ok(p) => u.preview = Some(p),
+                        Err(e) => s.popup = Some(error_popup("cannot undo", &e.to_string())),
+                    }
+                }
+            }
+            vec![]
+        }
+        Msg::Actions(seq, r) => {
+            let (apply, again) = landed(&mut s.actions.fetch, seq);
+            if apply {
+                match r {
+                    Ok(list) => {
+                        s.actions.list = list;
+                        s.actions.loaded = true;
+                    }
+                    Err(e) => load_failed(s, "actions", &e),
+                }
+            }
+            if again {
+                fetch_actions(s, false)
+            } else {
+                vec![]
+            }
+        }
         Msg::Acted(r) => {
             match r {
                 Ok(a) => {
                     let n = a.touched;
+                    let refused: u64 = a.skipped.iter().map(|t| t.count).sum();
+                    let skipped = if refused > 0 {
+                        format!(" · skipped {} the rules refuse", thousands(refused))
+                    } else {
+                        String::new()
+                    };
                     set_status(
                         s,
-                        Level::Ok,
+                        if refused > 0 { Level::Warn } else { Level::Ok },
                         format!(
-                            "{}: {} item{} (action {}) · {} undoes",
+                            "{}: {} item{} (action {}){skipped} · {} undoes",
                             a.verb,
                             thousands(n),
                             plural(n),
@@ -226,15 +268,16 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
                 Ok(u) => {
                     set_status(
                         s,
-                        Level::Ok,
-                        format!(
-                            "undid action {}: {} item{} restored",
-                            u.action_id,
-                            thousands(u.restored),
-                            plural(u.restored)
-                        ),
+                        if u.restored < u.total {
+                            Level::Warn
+                        } else {
+                            Level::Ok
+                        },
+                        format!("undid action {} ({}): {}", u.action_id, u.verb, u.summary()),
                     );
-                    s.last_action = None;
+                    if s.last_action.as_ref().map(|a| a.action_id) == Some(u.action_id) {
+                        s.last_action = None;
+                    }
                 }
                 Err(e) => {
                     set_status(s, Level::Error, "undo refused: nothing changed".into());
@@ -250,7 +293,10 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
                     Level::Ok,
                     format!("queue '{}' saved ({})", q.name, q.state),
                 ),
-                Err(e) => s.popup = Some(error_popup("queue not changed", &e.to_string())),
+                Err(e) => {
+                    set_status(s, Level::Error, format!("queue not changed: {e}"));
+                    s.popup = Some(error_popup("queue not changed", &e.to_string()));
+                }
             }
             fetch_queues(s, false)
         }
@@ -361,6 +407,13 @@ fn fetch_groups(s: &mut State, changed: bool) -> Vec<Effect> {
 fn fetch_workers(s: &mut State, changed: bool) -> Vec<Effect> {
     want(&mut s.workers.fetch, changed)
         .map(Effect::LoadWorkers)
+        .into_iter()
+        .collect()
+}
+
+fn fetch_actions(s: &mut State, changed: bool) -> Vec<Effect> {
+    want(&mut s.actions.fetch, changed)
+        .map(Effect::LoadActions)
         .into_iter()
         .collect()
 }
@@ -506,6 +559,7 @@ pub fn refresh(s: &mut State) -> Vec<Effect> {
         View::Detail => fetch_detail(s, false),
         View::Exceptions => fetch_groups(s, false),
         View::Workers => fetch_workers(s, false),
+        View::Actions => fetch_actions(s, false),
     });
     fx
 }
@@ -563,7 +617,43 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
             s.popup = Some(Popup::Help { scroll });
             vec![]
         }
-        Popup::Error { .. } => vec![],
+        // Only esc and enter close it: keys typed ahead (before the error showed) must not
+        // close it and then run on the view below.
+        Popup::Error { .. } if matches!(k.code, KeyCode::Esc | KeyCode::Enter) || ctrl_c => {
+            vec![]
+        }
+        p @ Popup::Error { .. } => {
+            s.popup = Some(p);
+            vec![]
+        }
+        Popup::Undo(u) => match k.code {
+            KeyCode::Esc => {
+                set_status(s, Level::Info, "undo cancelled: nothing changed".into());
+                vec![]
+            }
+            _ if ctrl_c => vec![],
+            KeyCode::Enter => match &u.preview {
+                Some(p) if p.restored > 0 => {
+                    set_status(s, Level::Info, format!("undoing action {}…", u.action_id));
+                    vec![Effect::Undo(UndoRequest::new(u.action_id, &s.actor))]
+                }
+                Some(p) => {
+                    let text = format!("nothing to undo: {}", p.summary());
+                    s.popup = Some(Popup::Undo(u));
+                    set_status(s, Level::Warn, text);
+                    vec![]
+                }
+                None => {
+                    s.popup = Some(Popup::Undo(u));
+                    set_status(s, Level::Info, "still counting…".into());
+                    vec![]
+                }
+            },
+            _ => {
+                s.popup = Some(Popup::Undo(u));
+                vec![]
+            }
+        },
         Popup::Palette {
             mut input,
             mut selected,
@@ -645,31 +735,20 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
                 vec![]
             }
             _ if ctrl_c => vec![],
-            KeyCode::Enter => {
-                let note = Some(c.note.text.trim().to_string()).filter(|n| !n.is_empty());
-                if matches!(c.action, ActionKind::AddNote) && note.is_none() {
-                    s.popup = Some(Popup::Confirm(c));
-                    set_status(s, Level::Warn, "a note needs its text".into());
-                    return vec![];
-                }
-                let what = match c.count {
-                    Some(n) => format!("{} item{}", thousands(n), plural(n)),
-                    None => c.what.clone(),
+            KeyCode::Enter => confirm_enter(s, c),
+            KeyCode::Tab | KeyCode::BackTab if c.needs_count() => {
+                c.focus = match c.focus {
+                    Field::Note => Field::Count,
+                    Field::Count => Field::Note,
                 };
-                set_status(
-                    s,
-                    Level::Info,
-                    format!("{}: applying to {what}…", c.action.verb()),
-                );
-                vec![Effect::Act(ActionRequest {
-                    target: c.target,
-                    action: c.action,
-                    note,
-                    actor: s.actor.clone(),
-                })]
+                s.popup = Some(Popup::Confirm(c));
+                vec![]
             }
             _ => {
-                edit(&mut c.note, &k);
+                match c.focus {
+                    Field::Note => edit(&mut c.note, &k),
+                    Field::Count => edit(&mut c.typed, &k),
+                };
                 s.popup = Some(Popup::Confirm(c));
                 vec![]
             }
@@ -830,6 +909,7 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
         Items => items_cmd(s, args),
         Exceptions => switch(s, View::Exceptions),
         Workers => switch(s, View::Workers),
+        Actions => switch(s, View::Actions),
         Theme => {
             s.theme = match (args.as_deref(), s.theme) {
                 (Some("dark"), _) => ThemeName::Dark,
@@ -861,16 +941,7 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
             vec![Effect::SetMouse(s.mouse)]
         }
         Refresh => refresh(s),
-        Undo => match s.last_action.as_ref().map(|a| a.action_id) {
-            Some(id) => {
-                set_status(s, Level::Info, format!("undoing action {id}…"));
-                vec![Effect::Undo(id, s.actor.clone())]
-            }
-            None => {
-                set_status(s, Level::Warn, "nothing to undo from this console".into());
-                vec![]
-            }
-        },
+        Undo => undo_cmd(s),
         Up => move_by(s, -1),
         Down => move_by(s, 1),
         PageUp => move_by(s, -(half_page(s) as i64)),
@@ -1117,7 +1188,7 @@ fn open(s: &mut State) -> Vec<Effect> {
             let label = format!("worker {name}");
             show_items(s, None, Some(Status::Processing), f, Some(label), true)
         }
-        View::Detail => vec![],
+        View::Detail | View::Actions => vec![],
     }
 }
 
@@ -1160,6 +1231,11 @@ fn move_by(s: &mut State, delta: i64) -> Vec<Effect> {
             s.workers.selected = s.workers.list.get(i).map(|w| w.name.clone());
             vec![]
         }
+        View::Actions => {
+            let i = step(s.actions.cursor(), s.actions.list.len());
+            s.actions.selected = s.actions.list.get(i).map(|a| a.id);
+            vec![]
+        }
         View::Detail => {
             s.detail.scroll = (s.detail.scroll as i64)
                 .saturating_add(delta)
@@ -1200,6 +1276,8 @@ fn tab_by(s: &mut State, d: i64) -> Vec<Effect> {
 
 fn set_tab(s: &mut State, tab: Option<Status>) -> Vec<Effect> {
     s.items.tab = tab;
+    // A tab is one status: it replaces a filter on several.
+    s.items.filter.statuses.clear();
     s.items.group = None;
     reset_items(s)
 }
@@ -1269,6 +1347,7 @@ fn filter_cmd(s: &mut State, args: &str) -> Vec<Effect> {
     }
     let mut f = Filter::default();
     let mut tab = None;
+    let mut several = Vec::new();
     let mut words = Vec::new();
     for tok in args.split_whitespace() {
         let (k, v) = match tok.split_once('=') {
@@ -1284,7 +1363,13 @@ fn filter_cmd(s: &mut State, args: &str) -> Vec<Effect> {
         };
         let bad = |e: String| format!("filter {k}: {e}");
         let r = match k {
-            "status" => v.parse::<Status>().map(|st| tab = Some(st)).map_err(bad),
+            // One status is a tab; several (status=exception,on-hold) filter within "all".
+            "status" => parse_statuses(v)
+                .map(|st| match st.as_slice() {
+                    [one] => tab = Some(*one),
+                    _ => several = st,
+                })
+                .map_err(bad),
             "reason" => v.parse::<Reason>().map(|r| f.reason = Some(r)).map_err(bad),
             "priority" => v
                 .parse::<Priority>()
@@ -1319,11 +1404,16 @@ fn filter_cmd(s: &mut State, args: &str) -> Vec<Effect> {
         f.search = Some(words.join(" "));
     }
     let queue = s.items.queue.clone();
-    let tab = tab.or(if args.trim().is_empty() {
-        None
+    let tab = if several.is_empty() {
+        tab.or(if args.trim().is_empty() {
+            None
+        } else {
+            s.items.tab
+        })
     } else {
-        s.items.tab
-    });
+        f.statuses = several;
+        None
+    };
     show_items(s, queue, tab, f, None, false)
 }
 
@@ -1423,7 +1513,7 @@ pub fn target(s: &State) -> Option<(Target, String)> {
                 format!("{} × {} in {}", thousands(row.count), row.what(), row.queue),
             ))
         }
-        View::Queues | View::Workers => None,
+        View::Queues | View::Workers | View::Actions => None,
     }
 }
 
@@ -1464,21 +1554,128 @@ fn open_confirm_for(
 ) -> Vec<Effect> {
     s.seq += 1;
     let dangerous = matches!(kind, ActionKind::Delete | ActionKind::Processed);
-    let count = match &target {
-        Target::Ids(ids) if ids.len() == 1 => Some(1),
-        _ => None,
-    };
     s.popup = Some(Popup::Confirm(Box::new(Confirm {
-        action: kind,
+        action: kind.clone(),
         target: target.clone(),
         what,
-        count,
-        sample: vec![],
+        preview: None,
         note: Input::new(&note),
+        typed: Input::default(),
+        focus: Field::Note,
         seq: s.seq,
         dangerous,
     })));
-    vec![Effect::Preview(s.seq, target)]
+    vec![Effect::Preview(s.seq, target, kind)]
+}
+
+/// Enter in an action's confirmation: applies it once the preview has said what it changes
+/// (and, past `TYPE_THE_COUNT_OVER` items, once the count is typed).
+fn confirm_enter(s: &mut State, mut c: Box<Confirm>) -> Vec<Effect> {
+    let keep = |s: &mut State, c: Box<Confirm>, level: Level, text: String| {
+        s.popup = Some(Popup::Confirm(c));
+        set_status(s, level, text);
+        vec![]
+    };
+    let note = Some(c.note.text.trim().to_string()).filter(|n| !n.is_empty());
+    if matches!(c.action, ActionKind::AddNote) && note.is_none() {
+        c.focus = Field::Note;
+        return keep(s, c, Level::Warn, "a note needs its text".into());
+    }
+    let Some(p) = &c.preview else {
+        return keep(
+            s,
+            c,
+            Level::Info,
+            "still counting what it changes: enter again once the count shows".into(),
+        );
+    };
+    let (changes, count) = (p.changes, p.count);
+    if changes == 0 {
+        let why = p.skipped.first().map(|t| t.why.clone()).unwrap_or_default();
+        let text = format!(
+            "nothing to {}: the rules refuse all {} ({why})",
+            c.action.verb(),
+            thousands(count)
+        );
+        return keep(s, c, Level::Warn, text);
+    }
+    if c.needs_count() && c.typed.text.trim().replace([',', '_', ' '], "") != changes.to_string() {
+        c.focus = Field::Count;
+        let text = format!(
+            "type {changes} to apply it to {} items (over {})",
+            thousands(changes),
+            thousands(TYPE_THE_COUNT_OVER)
+        );
+        return keep(s, c, Level::Warn, text);
+    }
+    set_status(
+        s,
+        Level::Info,
+        format!(
+            "{}: applying to {} item{}…",
+            c.action.verb(),
+            thousands(changes),
+            plural(changes)
+        ),
+    );
+    // The preview said what is skipped; what changed meanwhile is skipped too, and said.
+    vec![Effect::Act(ActionRequest {
+        target: c.target,
+        action: c.action,
+        note,
+        actor: s.actor.clone(),
+        skip_refused: true,
+    })]
+}
+
+/// `z`: in the action log the selected action, elsewhere this console's last one; first a
+/// confirmation that says how many items the undo restores and keeps.
+fn undo_cmd(s: &mut State) -> Vec<Effect> {
+    let (id, what) = if s.view == View::Actions {
+        let Some(a) = s.actions.current() else {
+            set_status(s, Level::Warn, "no action selected".into());
+            return vec![];
+        };
+        if a.undone_at.is_some() {
+            let text = format!("action {} was already undone", a.id);
+            set_status(s, Level::Warn, text);
+            return vec![];
+        }
+        let what = format!(
+            "{} · {} item{} · by {} {} ago",
+            views::actions::what(a, &s.zone),
+            thousands(a.touched),
+            plural(a.touched),
+            a.by,
+            views::age(s.now, a.at)
+        );
+        (a.id, what)
+    } else {
+        let Some(a) = &s.last_action else {
+            let key = s.keymap.label(Command::Actions);
+            set_status(
+                s,
+                Level::Warn,
+                format!("nothing to undo from this console ({key} lists every action)"),
+            );
+            return vec![];
+        };
+        let what = format!(
+            "{} · {} item{} · the last action from this console",
+            a.verb,
+            thousands(a.touched),
+            plural(a.touched)
+        );
+        (a.action_id, what)
+    };
+    s.seq += 1;
+    s.popup = Some(Popup::Undo(Box::new(UndoConfirm {
+        action_id: id,
+        what,
+        preview: None,
+        seq: s.seq,
+    })));
+    vec![Effect::UndoPreview(s.seq, id)]
 }
 
 fn edit_value(s: &mut State) -> Vec<Effect> {
@@ -1518,7 +1715,11 @@ fn pause_resume(s: &mut State, pause: Option<bool>) -> Vec<Effect> {
     } else {
         QueueState::Active
     };
-    vec![Effect::SetQueueState(q.queue.name.clone(), state)]
+    let name = q.queue.name.clone();
+    // Said at once: a locked database takes seconds to refuse, and says so in a popup.
+    let doing = if pause { "pausing" } else { "resuming" };
+    set_status(s, Level::Info, format!("{doing} '{name}'…"));
+    vec![Effect::SetQueueState(name, state)]
 }
 
 /// A queue's settings as one editable line. Durations in their exact form: a rounded one
@@ -1652,13 +1853,14 @@ fn click(s: &mut State, x: u16, y: u16) -> Vec<Effect> {
             }
             vec![]
         }
-        View::Queues | View::Exceptions | View::Workers => {
+        View::Queues | View::Exceptions | View::Workers | View::Actions => {
             let Some(row) = views::list_row_at(s, y) else {
                 return vec![];
             };
             let cur = match s.view {
                 View::Queues => s.queues.cursor(),
                 View::Exceptions => s.inbox_cursor(&s.inbox_rows()),
+                View::Actions => s.actions.cursor(),
                 _ => s.workers_cursor(),
             };
             if row == cur {

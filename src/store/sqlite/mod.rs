@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode. Writes go through one writer thread
 //! with group commit; reads run on a small pool of reader connections.
 
+mod actions;
 mod filter;
 mod read;
 mod rows;
@@ -33,14 +34,37 @@ struct Inner {
     events: broadcast::Sender<Event>,
     /// Woken after every commit that changed items, for long-polling dequeues.
     wake: Arc<Notify>,
+    options: Options,
 }
 
-/// Other processes on the same file do not wake us: a long poll also looks this often.
-const POLL_EVERY: Duration = Duration::from_millis(200);
+/// Knobs of the store; the defaults are what `open` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Other processes on the same file do not wake a long poll: it also looks this often.
+    /// (Writes of this process wake it at once.)
+    pub poll_every: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            poll_every: Duration::from_millis(200),
+        }
+    }
+}
 
 impl SqliteStore {
     /// Opens or creates the database at `path` and migrates its schema.
     pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<SqliteStore> {
+        Self::open_with(path, clock, Options::default())
+    }
+
+    /// `open` with other knobs.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        clock: Arc<dyn Clock>,
+        options: Options,
+    ) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let conn = schema::open(&path, true)?;
         let (events, _) = broadcast::channel(1024);
@@ -61,6 +85,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 events,
                 wake,
+                options,
             }),
         })
     }
@@ -198,7 +223,8 @@ impl Backend for SqliteStore {
             if !got.leases.is_empty() || now >= deadline {
                 return Ok(got);
             }
-            let _ = tokio::time::timeout(POLL_EVERY.min(deadline - now), woken).await;
+            let every = self.inner.options.poll_every;
+            let _ = tokio::time::timeout(every.min(deadline - now), woken).await;
         }
     }
 
@@ -225,19 +251,31 @@ impl Backend for SqliteStore {
             .await
     }
 
-    async fn preview(&self, target: Target, sample: u32) -> Result<Preview> {
-        self.read(move |c, now| read::preview(c, &target, sample, now))
+    async fn preview(
+        &self,
+        target: Target,
+        action: Option<ActionKind>,
+        sample: u32,
+    ) -> Result<Preview> {
+        self.read(move |c, now| actions::preview(c, &target, action.as_ref(), sample, now))
             .await
     }
 
     async fn act(&self, req: ActionRequest) -> Result<ActionResult> {
-        self.write(move |ctx| write::act(ctx, &req)).await
+        self.write(move |ctx| actions::act(ctx, &req)).await
     }
 
-    async fn undo(&self, action_id: i64, actor: &str) -> Result<UndoResult> {
-        let actor = actor.to_string();
-        self.write(move |ctx| write::undo(ctx, action_id, &actor))
-            .await
+    async fn undo(&self, req: UndoRequest) -> Result<UndoResult> {
+        if req.dry_run {
+            return self
+                .read(move |c, _| actions::undo_preview(c, req.action_id))
+                .await;
+        }
+        self.write(move |ctx| actions::undo(ctx, &req)).await
+    }
+
+    async fn actions(&self, query: ActionQuery) -> Result<Vec<ActionInfo>> {
+        self.read(move |c, _| actions::list(c, &query)).await
     }
 
     async fn sweep(&self) -> Result<u64> {

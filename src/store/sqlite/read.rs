@@ -371,13 +371,11 @@ pub fn groups(conn: &Connection, queue: Option<&str>) -> Result<Vec<ExceptionGro
         Some(name) => Some(queue_by_name(conn, name)?.id),
         None => None,
     };
-    // SQLite takes the bare columns of a max() aggregate from the row holding the max,
-    // so the example note is a real note of the group.
     let mut st = conn
         .prepare_cached(
             "SELECT queue_id, reason, COALESCE(signature, ''), count(*),
                     min(COALESCE(finished_at, enqueued_at)), max(COALESCE(finished_at, enqueued_at)),
-                    json_extract(notes, '$[#-1].text'), max(seq)
+                    max(seq)
              FROM items WHERE status = 'exception' AND (?1 IS NULL OR queue_id = ?1)
              GROUP BY queue_id, reason, signature
              ORDER BY count(*) DESC, queue_id, reason, signature",
@@ -392,25 +390,45 @@ pub fn groups(conn: &Connection, queue: Option<&str>) -> Result<Vec<ExceptionGro
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, i64>(5)?,
-                r.get::<_, Option<String>>(6)?,
+                r.get::<_, i64>(6)?,
             ))
         })
         .map_err(sql)?;
     let mut out = Vec::new();
     for r in rows {
-        let (qid, reason, signature, count, oldest, newest, example) = r.map_err(sql)?;
+        let (qid, reason, signature, count, oldest, newest, last) = r.map_err(sql)?;
         let Some(q) = queues.get(&qid) else { continue };
         out.push(ExceptionGroup {
             queue: q.queue.name.clone(),
             reason: reason.and_then(|s| s.parse().ok()),
+            example: example(conn, last, &signature)?,
             signature,
             count: count as u64,
-            example,
             oldest: from_ms(oldest),
             newest: from_ms(newest),
         });
     }
     Ok(out)
+}
+
+/// A real note of a group: the newest note of its newest item that masks to its signature,
+/// so a person's later note ("called the vendor") never stands for a bot's failure.
+fn example(conn: &Connection, seq: i64, signature: &str) -> Result<Option<String>> {
+    if signature.is_empty() {
+        return Ok(None);
+    }
+    let notes: Option<String> = conn
+        .prepare_cached("SELECT notes FROM items WHERE seq = ?1")
+        .and_then(|mut st| st.query_row([seq], |r| r.get(0)))
+        .map_err(sql)?;
+    let notes: Vec<Note> = notes
+        .and_then(|n| serde_json::from_str(&n).ok())
+        .unwrap_or_default();
+    Ok(notes
+        .into_iter()
+        .rev()
+        .find(|n| rules::signature(&n.text) == signature)
+        .map(|n| n.text))
 }
 
 /// Workers seen in the last hour, newest first, with what each holds now.
@@ -456,46 +474,4 @@ pub fn workers(conn: &Connection, now: Time) -> Result<Vec<WorkerInfo>> {
         }
     }
     Ok(out)
-}
-
-/// How many items a target covers, and the first few of them.
-pub fn preview(conn: &Connection, target: &Target, sample: u32, now: Time) -> Result<Preview> {
-    match target {
-        Target::Filter(f) => {
-            let page = items(
-                conn,
-                f,
-                &PageRequest {
-                    limit: sample,
-                    count: Count::Exact,
-                    ..Default::default()
-                },
-                now,
-            )?;
-            Ok(Preview {
-                count: page.total.unwrap_or_default(),
-                sample: page.items,
-            })
-        }
-        Target::Ids(ids) => {
-            let queues = all_queues(conn)?;
-            let mut sample_items = Vec::new();
-            let mut unique = std::collections::HashSet::new();
-            for id in ids {
-                if !unique.insert(id) {
-                    continue;
-                }
-                let row = item_by_id(conn, id)?;
-                if sample_items.len() < sample as usize {
-                    if let Some(q) = queues.get(&row.queue_id) {
-                        sample_items.push(row.to_item(q, now));
-                    }
-                }
-            }
-            Ok(Preview {
-                count: unique.len() as u64,
-                sample: sample_items,
-            })
-        }
-    }
 }

@@ -157,12 +157,33 @@ CREATE TABLE workers (
     failed    INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 "#,
+    // 2: expired items in queue health.
     r#"
 -- Expired items count as out of SLA (SPEC §3): with enqueued_at in the index, queue health
 -- tells which of them the age tallies already count from the index alone, no row lookups.
 DROP INDEX items_expiring;
 CREATE INDEX items_expiring ON items(queue_id, expires_at, enqueued_at)
     WHERE status = 'queued' AND expires_at IS NOT NULL;
+"#,
+    // 3: the action log. A file at 1 (the last release) goes through 2 and 3 in one open.
+    r#"
+-- The action log: what each action was (its ActionKind as JSON: an undo checks the parts it
+-- set), who undid it, and how many items that restored (an undo on a live queue keeps the
+-- items that moved on).
+ALTER TABLE actions ADD COLUMN kind TEXT;
+ALTER TABLE actions ADD COLUMN undone_by TEXT;
+ALTER TABLE actions ADD COLUMN restored INTEGER;
+-- The queues each action touched, for `workq actions --queue`.
+CREATE TABLE action_queues (
+    queue_id  INTEGER NOT NULL,
+    action_id INTEGER NOT NULL,
+    n         INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, action_id)
+) WITHOUT ROWID;
+CREATE INDEX action_queues_action ON action_queues(action_id);
+INSERT INTO action_queues (queue_id, action_id, n)
+    SELECT json_extract(before, '$.queue_id'), action_id, count(*)
+    FROM action_items GROUP BY 1, 2;
 "#,
 ];
 

@@ -1,13 +1,12 @@
-//! Every change, as a job for the writer: queues, enqueue and import, dequeue, outcomes,
-//! human actions and their undo, and the lease sweep. The rules come from `crate::rules`.
+//! Every change but the human side (see `actions`), as a job for the writer: queues, enqueue
+//! and import, dequeue, outcomes and the lease sweep. The rules come from `crate::rules`.
 
-use super::filter;
 use super::rows::*;
 use super::writer::Ctx;
 use crate::backend::{Error, ImportRows, Result};
 use crate::clock::from_ms;
 use crate::model::*;
-use crate::rules::{self, To};
+use crate::rules;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -26,7 +25,7 @@ fn new_id() -> String {
     })
 }
 
-fn ms(t: Time) -> i64 {
+pub(super) fn ms(t: Time) -> i64 {
     t.timestamp_millis()
 }
 
@@ -152,7 +151,7 @@ pub fn delete_queue(ctx: &mut Ctx, name: &str, force: bool) -> Result<u64> {
             "queue '{name}' still has {n} items; delete it with --force to delete them too"
         )));
     }
-    for table in ["items", "history", "stats", "open_minutes"] {
+    for table in ["items", "history", "stats", "open_minutes", "action_queues"] {
         ctx.conn
             .execute(&format!("DELETE FROM {table} WHERE queue_id = ?1"), [q.id])
             .map_err(sql)?;
@@ -171,7 +170,7 @@ pub fn delete_queue(ctx: &mut Ctx, name: &str, force: bool) -> Result<u64> {
 /// Counter changes, open-item tallies and finished-attempt stats of one job, written once at
 /// its end. Every status change goes through here, so the counters cannot drift apart.
 #[derive(Default)]
-struct Deltas {
+pub(super) struct Deltas {
     counts: HashMap<(i64, Status), i64>,
     /// (queue, minute of enqueue) → change in open items.
     open: HashMap<(i64, i64), i64>,
@@ -182,7 +181,13 @@ struct Deltas {
 impl Deltas {
     /// An item enqueued at `enqueued_at` went from one status to another (`None`: did not
     /// exist, or no longer does).
-    fn moved(&mut self, queue_id: i64, from: Option<Status>, to: Option<Status>, enqueued_at: i64) {
+    pub(super) fn moved(
+        &mut self,
+        queue_id: i64,
+        from: Option<Status>,
+        to: Option<Status>,
+        enqueued_at: i64,
+    ) {
         if from == to {
             return;
         }
@@ -223,7 +228,7 @@ impl Deltas {
     }
     /// Writes the tallies, and tells long-polling workers when this job made work takeable:
     /// an item became queued, or a slot freed up on a queue with a concurrency limit.
-    fn flush(self, ctx: &mut Ctx) -> Result<()> {
+    pub(super) fn flush(self, ctx: &mut Ctx) -> Result<()> {
         let conn = ctx.conn;
         for (&(qid, s), &n) in &self.counts {
             if (s == Status::Queued && n > 0)
@@ -279,18 +284,18 @@ fn limited(conn: &Connection, queue_id: i64) -> Result<bool> {
 }
 
 /// One history row.
-struct Hist<'a> {
-    by: &'a str,
-    action: &'a str,
-    from: Option<Status>,
-    to: Option<Status>,
-    reason: Option<Reason>,
-    note: Option<&'a str>,
-    detail: Option<String>,
-    action_id: Option<i64>,
+pub(super) struct Hist<'a> {
+    pub by: &'a str,
+    pub action: &'a str,
+    pub from: Option<Status>,
+    pub to: Option<Status>,
+    pub reason: Option<Reason>,
+    pub note: Option<&'a str>,
+    pub detail: Option<String>,
+    pub action_id: Option<i64>,
 }
 
-fn history(ctx: &Ctx, row: &ItemRow, h: Hist) -> Result<()> {
+pub(super) fn history(ctx: &Ctx, row: &ItemRow, h: Hist) -> Result<()> {
     // Leaving processing ends an attempt: record its start and holder (see the schema).
     let ends_attempt = h.from == Some(Status::Processing);
     ctx.conn
@@ -357,7 +362,7 @@ impl HistoryBatch {
     }
 }
 
-fn append_note(row: &mut ItemRow, now: Time, by: &str, text: &str) {
+pub(super) fn append_note(row: &mut ItemRow, now: Time, by: &str, text: &str) {
     let mut notes = row.notes();
     notes.push(Note {
         at: now,
@@ -376,7 +381,7 @@ fn dormant(row: &ItemRow, now: Time) -> bool {
 
 /// Writes every changeable column of a row back, with its version bumped. The value, up to
 /// a MiB, is only written when `value_changed`.
-fn save(ctx: &Ctx, row: &mut ItemRow, value_changed: bool) -> Result<()> {
+pub(super) fn save(ctx: &Ctx, row: &mut ItemRow, value_changed: bool) -> Result<()> {
     row.version += 1;
     ctx.conn
         .prepare_cached(
@@ -444,10 +449,10 @@ fn seen_worker(ctx: &Ctx, name: &str, processed: i64, failed: i64) -> Result<()>
 
 /// Queue rows looked up once per job.
 #[derive(Default)]
-struct Queues(HashMap<i64, QueueRow>);
+pub(super) struct Queues(HashMap<i64, QueueRow>);
 
 impl Queues {
-    fn get(&mut self, conn: &Connection, id: i64) -> Result<&QueueRow> {
+    pub(super) fn get(&mut self, conn: &Connection, id: i64) -> Result<&QueueRow> {
         if let std::collections::hash_map::Entry::Vacant(e) = self.0.entry(id) {
             let q = conn
                 .prepare_cached(&format!("SELECT {QUEUE_COLS} FROM queues WHERE id = ?1"))
@@ -510,7 +515,7 @@ fn new_row(ctx: &Ctx, q: &QueueRow, it: NewItem, actor: &str) -> ItemRow {
 
 /// Stores a row; `Ok(false)` when its key is already taken in the queue. A new row (seq 0)
 /// gets the next seq; a restored one (undo of a delete) keeps its own.
-fn insert(ctx: &Ctx, row: &mut ItemRow) -> Result<bool> {
+pub(super) fn insert(ctx: &Ctx, row: &mut ItemRow) -> Result<bool> {
     let n = ctx
         .conn
         .prepare_cached(
@@ -713,6 +718,14 @@ fn import_rows(
 fn key_holder(conn: &Connection, queue_id: i64, key: &str) -> Result<i64> {
     conn.prepare_cached("SELECT seq FROM items WHERE queue_id = ?1 AND key = ?2")
         .and_then(|mut st| st.query_row(params![queue_id, key], |r| r.get(0)))
+        .map_err(sql)
+}
+
+/// Whether an item in the queue holds `key` (an undone delete cannot bring back a key
+/// that a newer item took).
+pub(super) fn key_taken(conn: &Connection, queue_id: i64, key: &str) -> Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM items WHERE queue_id = ?1 AND key = ?2")
+        .and_then(|mut st| st.exists(params![queue_id, key]))
         .map_err(sql)
 }
 
@@ -936,11 +949,6 @@ fn fail(
     if let Some(n) = note {
         append_note(row, ctx.now, by, n);
     }
-    let latest = row
-        .notes()
-        .last()
-        .map(|n| n.text.clone())
-        .unwrap_or_default();
     history(
         ctx,
         row,
@@ -985,7 +993,8 @@ fn fail(
     } else {
         row.status = Status::Exception;
         row.reason = Some(reason);
-        row.signature = Some(rules::signature(&latest));
+        // The group is this failure's own note: never a person's note from before.
+        row.signature = Some(rules::signature(note.unwrap_or("")));
         row.finished_at = Some(ms(ctx.now));
     }
     deltas.moved(q.id, Some(from), Some(row.status), row.enqueued_at);
@@ -1251,409 +1260,4 @@ pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
     }
     deltas.flush(ctx)?;
     Ok(n)
-}
-
-// ---------------------------------------------------------------- the human side
-
-/// The rows a target names, checked to exist.
-/// The rows a target names, checked to exist. Values (up to a MiB each) are read only
-/// `with_value`: a bulk action that keeps them need not hold them all in memory.
-pub fn target_rows(ctx: &Ctx, target: &Target, with_value: bool) -> Result<Vec<ItemRow>> {
-    let cols = if with_value {
-        ITEM_COLS.to_string()
-    } else {
-        ITEM_COLS.replace("i.value", "NULL")
-    };
-    match target {
-        Target::Ids(ids) => {
-            if ids.is_empty() {
-                return Err(Error::Invalid("no items named".into()));
-            }
-            let mut seen = std::collections::HashSet::new();
-            let mut st = ctx
-                .conn
-                .prepare_cached(&format!("SELECT {cols} FROM items i WHERE i.id = ?1"))
-                .map_err(sql)?;
-            ids.iter()
-                .filter(|id| seen.insert(id.as_str()))
-                .map(|id| {
-                    st.query_row([id], ItemRow::from_sql)
-                        .optional()
-                        .map_err(sql)?
-                        .ok_or_else(|| Error::not_found("item", id.as_str()))
-                })
-                .collect()
-        }
-        Target::Filter(f) => {
-            let w = filter::build(ctx.conn, f, ctx.now)?;
-            let mut st = ctx
-                .conn
-                .prepare(&format!(
-                    "SELECT {cols} FROM items i JOIN queues q ON q.id = i.queue_id
-                     WHERE {} ORDER BY i.seq",
-                    w.sql
-                ))
-                .map_err(sql)?;
-            let rows = st
-                .query_map(rusqlite::params_from_iter(w.params), ItemRow::from_sql)
-                .map_err(sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(sql);
-            rows
-        }
-    }
-}
-
-pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
-    if let ActionKind::AddNote = req.action {
-        if req.note.as_deref().is_none_or(|n| n.trim().is_empty()) {
-            return Err(Error::Invalid("a note action needs the note's text".into()));
-        }
-    }
-    if let ActionKind::Requeue { value: Some(v), .. } = &req.action {
-        rules::check_new_item(&NewItem {
-            value: v.clone(),
-            ..Default::default()
-        })
-        .map_err(|(_, m)| Error::Invalid(m))?;
-    }
-    if let ActionKind::Requeue { delay: Some(d), .. } = &req.action {
-        rules::check_duration("requeue delay", *d).map_err(Error::Invalid)?;
-    }
-    let keeps_value = !matches!(
-        req.action,
-        ActionKind::Delete | ActionKind::Requeue { value: Some(_), .. }
-    );
-    let rows = target_rows(ctx, &req.target, !keeps_value)?;
-    if rows.is_empty() {
-        return Err(Error::Invalid("no items match; nothing changed".into()));
-    }
-    let refused: Vec<String> = rows
-        .iter()
-        .filter_map(|r| rules::check_action(&r.id, r.status, &req.action).err())
-        .collect();
-    if !refused.is_empty() {
-        let mut m = format!(
-            "{} of {} items cannot be {}; nothing changed:",
-            refused.len(),
-            rows.len(),
-            past_tense(&req.action)
-        );
-        for r in refused.iter().take(5) {
-            m.push_str(&format!("\n  {r}"));
-        }
-        if refused.len() > 5 {
-            m.push_str(&format!("\n  … and {} more", refused.len() - 5));
-        }
-        return Err(Error::Transition(m));
-    }
-    let verb = req.action.verb();
-    ctx.conn
-        .execute(
-            "INSERT INTO actions (at, by, verb, note, touched) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![ms(ctx.now), req.actor, verb, req.note, rows.len() as i64],
-        )
-        .map_err(sql)?;
-    let action_id = ctx.conn.last_insert_rowid();
-    let mut queues = Queues::default();
-    let mut deltas = Deltas::default();
-    let mut per_queue: HashMap<i64, u64> = HashMap::new();
-    for mut row in rows {
-        let before = row.clone();
-        let mut snapshot = before.clone();
-        if keeps_value {
-            snapshot.value = None;
-        }
-        let now = ms(ctx.now);
-        let to = rules::action_target(&req.action);
-        let mut detail = None;
-        match &req.action {
-            ActionKind::Requeue { delay, value } => {
-                row.status = Status::Queued;
-                row.requeue_count += 1;
-                row.delay_until = delay.map(|d| now + d.as_millis() as i64);
-                if let Some(v) = value {
-                    detail = Some(
-                        serde_json::json!({"old_value": row.value, "new_value": v}).to_string(),
-                    );
-                    row.value = Some(v.clone());
-                }
-            }
-            ActionKind::Release => {
-                row.status = Status::Queued;
-                row.delay_until = None;
-            }
-            ActionKind::Hold => row.status = Status::OnHold,
-            ActionKind::Processed => {
-                row.status = Status::Processed;
-                row.finished_at = Some(now);
-            }
-            ActionKind::SetPriority { priority } => {
-                detail = Some(
-                    serde_json::json!({"old_priority": Priority::from_rank(row.priority), "new_priority": priority})
-                        .to_string(),
-                );
-                row.priority = priority.rank();
-            }
-            ActionKind::ExtendExpiry { expires_at } => {
-                detail = Some(
-                    serde_json::json!({"old_expires_at": row.expires_at.map(from_ms), "new_expires_at": expires_at})
-                        .to_string(),
-                );
-                row.expires_at = expires_at.map(ms);
-            }
-            ActionKind::Delete | ActionKind::AddNote => {}
-        }
-        if matches!(to, Some(To::Status(_))) {
-            // A person took it over: no lease survives, and a revived item is no longer expired.
-            row.lease_token = None;
-            row.lease_until = None;
-            if row.status != Status::Exception {
-                row.reason = None;
-                row.signature = None;
-            }
-            if row.status == Status::Queued {
-                row.finished_at = None;
-                if row.expires_at.is_some_and(|e| e <= now) {
-                    row.expires_at = None;
-                }
-            }
-        }
-        if let Some(n) = req.note.as_deref().filter(|n| !n.trim().is_empty()) {
-            append_note(&mut row, ctx.now, &req.actor, n);
-        }
-        history(
-            ctx,
-            &row,
-            Hist {
-                by: &req.actor,
-                action: verb,
-                from: Some(before.status),
-                to: match to {
-                    Some(To::Status(s)) => Some(s),
-                    Some(To::Deleted) => None,
-                    None => Some(before.status),
-                },
-                reason: None,
-                note: req.note.as_deref(),
-                detail,
-                action_id: Some(action_id),
-            },
-        )?;
-        let version_after = if to == Some(To::Deleted) {
-            ctx.conn
-                .prepare_cached("DELETE FROM items WHERE seq = ?1")
-                .and_then(|mut st| st.execute([row.seq]))
-                .map_err(sql)?;
-            deltas.moved(row.queue_id, Some(before.status), None, before.enqueued_at);
-            None
-        } else {
-            deltas.moved(
-                row.queue_id,
-                Some(before.status),
-                Some(row.status),
-                row.enqueued_at,
-            );
-            save(ctx, &mut row, !keeps_value)?;
-            Some(row.version)
-        };
-        ctx.conn
-            .prepare_cached(
-                "INSERT INTO action_items (action_id, item_seq, version_after, before)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    action_id,
-                    row.seq,
-                    version_after,
-                    serde_json::to_string(&snapshot).expect("row serializes")
-                ])
-            })
-            .map_err(sql)?;
-        *per_queue.entry(row.queue_id).or_default() += 1;
-    }
-    deltas.flush(ctx)?;
-    let touched = per_queue.values().sum();
-    for (qid, n) in per_queue {
-        let name = queues.get(ctx.conn, qid)?.queue.name.clone();
-        ctx.events.push(Event::Items {
-            queue: name,
-            count: n,
-        });
-    }
-    Ok(ActionResult {
-        action_id,
-        verb: verb.to_string(),
-        touched,
-    })
-}
-
-fn past_tense(a: &ActionKind) -> &'static str {
-    match a {
-        ActionKind::Requeue { .. } => "requeued",
-        ActionKind::Hold => "held",
-        ActionKind::Release => "released",
-        ActionKind::Processed => "marked processed",
-        ActionKind::Delete => "deleted",
-        ActionKind::SetPriority { .. } => "reprioritised",
-        ActionKind::ExtendExpiry { .. } => "given a new expiry",
-        ActionKind::AddNote => "noted",
-    }
-}
-
-pub fn undo(ctx: &mut Ctx, action_id: i64, actor: &str) -> Result<UndoResult> {
-    let (verb, undone): (String, Option<i64>) = ctx
-        .conn
-        .query_row(
-            "SELECT verb, undone_at FROM actions WHERE id = ?1",
-            [action_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(sql)?
-        .ok_or_else(|| Error::not_found("action", action_id.to_string()))?;
-    if let Some(at) = undone {
-        return Err(Error::Conflict(format!(
-            "action {action_id} ({verb}) was already undone at {}",
-            from_ms(at).to_rfc3339()
-        )));
-    }
-    let entries: Vec<(i64, Option<i64>, String)> = ctx
-        .conn
-        .prepare("SELECT item_seq, version_after, before FROM action_items WHERE action_id = ?1")
-        .and_then(|mut st| {
-            st.query_map([action_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
-        })
-        .map_err(sql)?;
-    let mut changed = Vec::new();
-    let mut plan = Vec::with_capacity(entries.len());
-    for (seq, version_after, before) in entries {
-        let before: ItemRow = serde_json::from_str(&before)
-            .map_err(|e| Error::Storage(format!("undo record of action {action_id}: {e}")))?;
-        let current = ctx
-            .conn
-            .prepare_cached(&format!("SELECT {ITEM_COLS} FROM items i WHERE i.seq = ?1"))
-            .and_then(|mut st| st.query_row([seq], ItemRow::from_sql).optional())
-            .map_err(sql)?;
-        let unchanged = match (&current, version_after) {
-            (None, None) => true,
-            (Some(c), Some(v)) => {
-                c.version == v && c.id == before.id && c.queue_id == before.queue_id
-            }
-            _ => false,
-        };
-        if !unchanged {
-            changed.push(match &current {
-                Some(c) => format!("item {} is now {} (changed since)", c.id, c.status),
-                None => format!("item {} was deleted since", before.id),
-            });
-        }
-        plan.push((before, current));
-    }
-    if !changed.is_empty() {
-        let mut m = format!(
-            "cannot undo action {action_id} ({verb}): {} of its {} items changed since; nothing undone:",
-            changed.len(),
-            plan.len()
-        );
-        for c in changed.iter().take(5) {
-            m.push_str(&format!("\n  {c}"));
-        }
-        return Err(Error::Conflict(m));
-    }
-    let mut queues = Queues::default();
-    let mut deltas = Deltas::default();
-    let mut per_queue: HashMap<i64, u64> = HashMap::new();
-    for (mut before, current) in plan {
-        let q = queues.get(ctx.conn, before.queue_id).map_err(|_| {
-            Error::Conflict(format!(
-                "cannot undo action {action_id}: the queue of item {} was deleted",
-                before.id
-            ))
-        })?;
-        let qid = q.id;
-        match current {
-            Some(cur) => {
-                before.value = before.value.or(cur.value);
-                before.version = cur.version;
-                // The worker whose item was held was told so and gave up: its lease is dead.
-                // The item goes back to the queue rather than to a processing nobody does.
-                if before.status == Status::Processing {
-                    before.status = Status::Queued;
-                    before.lease_token = None;
-                    before.lease_until = None;
-                }
-                deltas.moved(
-                    qid,
-                    Some(cur.status),
-                    Some(before.status),
-                    before.enqueued_at,
-                );
-                save(ctx, &mut before, true)?;
-                history(
-                    ctx,
-                    &before,
-                    Hist {
-                        by: actor,
-                        action: "undo",
-                        from: Some(cur.status),
-                        to: Some(before.status),
-                        reason: None,
-                        note: Some(&format!("undo of action {action_id} ({verb})")),
-                        detail: None,
-                        action_id: Some(action_id),
-                    },
-                )?;
-            }
-            None => {
-                // Back under its own seq (history and undo records name it) through the one
-                // insert path; `save` then writes what an insert leaves out (lease, counts…).
-                let mut row = before.clone();
-                if !insert(ctx, &mut row)? {
-                    return Err(Error::Conflict(format!(
-                        "cannot undo action {action_id}: item {}'s key is taken by a newer item",
-                        before.id
-                    )));
-                }
-                save(ctx, &mut before, false)?;
-                deltas.moved(qid, None, Some(before.status), before.enqueued_at);
-                history(
-                    ctx,
-                    &before,
-                    Hist {
-                        by: actor,
-                        action: "undo",
-                        from: None,
-                        to: Some(before.status),
-                        reason: None,
-                        note: Some(&format!("undo of action {action_id} ({verb}): restored")),
-                        detail: None,
-                        action_id: Some(action_id),
-                    },
-                )?;
-            }
-        }
-        *per_queue.entry(qid).or_default() += 1;
-    }
-    deltas.flush(ctx)?;
-    ctx.conn
-        .execute(
-            "UPDATE actions SET undone_at = ?1 WHERE id = ?2",
-            params![ms(ctx.now), action_id],
-        )
-        .map_err(sql)?;
-    let restored = per_queue.values().sum();
-    for (qid, n) in per_queue {
-        let name = queues.get(ctx.conn, qid)?.queue.name.clone();
-        ctx.events.push(Event::Items {
-            queue: name,
-            count: n,
-        });
-    }
-    Ok(UndoResult {
-        action_id,
-        restored,
-    })
 }

@@ -313,6 +313,41 @@ pub fn workers() -> Vec<WorkerInfo> {
     ]
 }
 
+/// The action log: a bulk requeue by a person, a note, and an undone hold.
+pub fn actions() -> Vec<ActionInfo> {
+    let action = |id: i64, mins: i64, verb: &str, kind: ActionKind, touched: u64| ActionInfo {
+        id,
+        at: mins_ago(mins),
+        by: "user:ana".into(),
+        verb: verb.into(),
+        kind: Some(kind),
+        note: Some("vendor master fixed".into()),
+        touched,
+        queues: vec!["vendor-invoices".into()],
+        undone_at: None,
+        undone_by: None,
+        restored: None,
+    };
+    let mut held = action(3, 30, "hold", ActionKind::Hold, 12);
+    held.undone_at = Some(mins_ago(25));
+    held.undone_by = Some("user:bo".into());
+    held.restored = Some(9);
+    vec![
+        action(
+            9,
+            2,
+            "requeue",
+            ActionKind::Requeue {
+                delay: None,
+                value: None,
+            },
+            109,
+        ),
+        action(5, 10, "note", ActionKind::AddNote, 1),
+        held,
+    ]
+}
+
 /// The fake backend: the answer to a read effect, from the fixtures.
 pub fn respond(fx: &Effect) -> Option<Msg> {
     Some(match fx {
@@ -333,7 +368,7 @@ pub fn respond(fx: &Effect) -> Option<Msg> {
         Effect::LoadDetail(seq, id) => Msg::Detail(*seq, detail(id)),
         Effect::LoadGroups(seq) => Msg::Groups(*seq, Ok(groups())),
         Effect::LoadWorkers(seq) => Msg::Workers(*seq, Ok(workers())),
-        Effect::Preview(seq, t) => {
+        Effect::Preview(seq, t, _) => {
             let count = match t {
                 Target::Ids(ids) => ids.len() as u64,
                 Target::Filter(_) => 1240,
@@ -342,10 +377,14 @@ pub fn respond(fx: &Effect) -> Option<Msg> {
                 *seq,
                 Ok(Preview {
                     count,
+                    changes: count,
+                    skipped: vec![],
+                    warnings: vec![],
                     sample: vec![item(2), item(7)],
                 }),
             )
         }
+        Effect::LoadActions(seq) => Msg::Actions(*seq, Ok(actions())),
         _ => return None,
     })
 }

@@ -29,6 +29,20 @@ fn render(s: &State) -> Terminal<TestBackend> {
     t
 }
 
+/// The screen as text, one line per row, for tests that look for words on it.
+pub fn screen(s: &State) -> String {
+    let t = render(s);
+    let b = t.backend().buffer();
+    (0..b.area.height)
+        .map(|y| {
+            (0..b.area.width)
+                .map(|x| b[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Snapshots a state at both sizes; `setup` brings a fresh state to the screen to show.
 fn snap(name: &str, setup: impl Fn(&mut State)) {
     for (w, h) in [(80, 24), (160, 48)] {
@@ -151,6 +165,72 @@ fn error_popup() {
                 "1 of 1 items cannot be released; nothing changed:\n  item 01JDTEST000000000000000299: cannot release an item that is queued (only on-hold items are released)".into(),
             ))),
         );
+    });
+}
+
+#[test]
+fn actions_view() {
+    snap("actions", |s| keys(s, "Aj"));
+}
+
+#[test]
+fn undo_popup() {
+    snap("undo", |s| {
+        keys(s, "Az");
+        let seq = s.seq;
+        settle(
+            s,
+            Msg::UndoPreview(
+                seq,
+                Ok(UndoResult {
+                    action_id: 9,
+                    verb: "requeue".into(),
+                    total: 109,
+                    restored: 88,
+                    changed: vec![
+                        Tally {
+                            count: 19,
+                            why: "processed".into(),
+                        },
+                        Tally {
+                            count: 2,
+                            why: "on hold".into(),
+                        },
+                    ],
+                    kept: vec![],
+                    kept_items: vec![],
+                    dry_run: true,
+                }),
+            ),
+        );
+    });
+}
+
+#[test]
+fn confirm_with_skips_and_a_count_to_type() {
+    snap("confirm_skips", |s| {
+        keys(s, "\n");
+        s.items.mark_all = true;
+        keys(s, "u");
+        let seq = s.seq;
+        settle(
+            s,
+            Msg::Preview(
+                seq,
+                Ok(Preview {
+                    count: 1347,
+                    changes: 1201,
+                    skipped: vec![Tally {
+                        count: 146,
+                        why: "cannot release an item that is queued (only on-hold items are released)"
+                            .into(),
+                    }],
+                    warnings: vec!["3 will be expired once released: their expiry passed while on hold (extend it to have them processed)".into()],
+                    sample: vec![fixtures::item(3), fixtures::item(10)],
+                }),
+            ),
+        );
+        keys(s, "120");
     });
 }
 

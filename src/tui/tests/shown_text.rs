@@ -151,6 +151,88 @@ fn user_text_cannot_drive_the_terminal() {
     let shown = assert_inert(&render(&s), "workers");
     assert!(shown.contains(&format!("W {SHOWN}")), "workers:\n{shown}");
 
+    // The action log: who acted, the note, who undid it.
+    s.actions.list = vec![ActionInfo {
+        id: 7,
+        at: fixtures::now(),
+        by: format!("U {HOSTILE}"),
+        verb: "hold".into(),
+        kind: Some(ActionKind::Hold),
+        note: Some(format!("A {HOSTILE}")),
+        touched: 2,
+        queues: vec![s.queues.list[0].queue.name.clone()],
+        undone_at: Some(fixtures::now()),
+        undone_by: Some(format!("Z {HOSTILE}")),
+        restored: Some(1),
+    }];
+    s.actions.loaded = true;
+    s.view = View::Actions;
+    let shown = assert_inert(&render(&s), "actions");
+    // WHO and NOTE are narrow columns: cut, but visibly escaped as far as they go.
+    assert!(
+        shown.contains(&format!("U {}", &SHOWN[..12])),
+        "actions:\n{shown}"
+    );
+    assert!(
+        shown.contains(&format!("A {}", &SHOWN[..30])),
+        "actions:\n{shown}"
+    );
+    assert!(
+        shown.contains(&format!("by Z {SHOWN}")),
+        "actions:\n{shown}"
+    );
+
+    // Confirmations: what the target is, a sample item's name, why items are kept.
+    s.popup = Some(Popup::Confirm(Box::new(Confirm {
+        action: ActionKind::Hold,
+        target: Target::Ids(vec![item.id.clone()]),
+        what: format!("C {HOSTILE}"),
+        preview: Some(Preview {
+            count: 1,
+            changes: 1,
+            skipped: vec![],
+            warnings: vec![],
+            sample: vec![item.clone()],
+        }),
+        note: Input::default(),
+        typed: Input::default(),
+        focus: Field::Note,
+        seq: 1,
+        dangerous: false,
+    })));
+    let shown = assert_inert(&render(&s), "confirm");
+    for tag in ["C ", "N "] {
+        assert!(
+            shown.contains(&format!("{tag}{}", &SHOWN[..12])),
+            "confirm: {tag}\n{shown}"
+        );
+    }
+    s.popup = Some(Popup::Undo(Box::new(UndoConfirm {
+        action_id: 7,
+        what: format!("W {HOSTILE}"),
+        preview: Some(UndoResult {
+            action_id: 7,
+            verb: "delete".into(),
+            total: 2,
+            restored: 1,
+            changed: vec![],
+            kept: vec![Tally {
+                count: 1,
+                why: format!("its key 'K {HOSTILE}' is taken"),
+            }],
+            kept_items: vec![],
+            dry_run: true,
+        }),
+        seq: 1,
+    })));
+    let shown = assert_inert(&render(&s), "undo");
+    for tag in ["W ", "K "] {
+        assert!(
+            shown.contains(&format!("{tag}{SHOWN}")),
+            "undo: {tag}\n{shown}"
+        );
+    }
+
     // An error that quotes what was typed.
     s.popup = Some(Popup::Error {
         title: "error".into(),

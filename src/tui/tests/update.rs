@@ -38,6 +38,18 @@ fn items_state(w: u16, h: u16) -> State {
     assert_eq!(s.view, View::Items);
     s
 }
+fn undo_result(id: i64, restored: u64, total: u64) -> UndoResult {
+    UndoResult {
+        action_id: id,
+        verb: "requeue".into(),
+        total,
+        restored,
+        changed: vec![],
+        kept: vec![],
+        kept_items: vec![],
+        dry_run: false,
+    }
+}
 fn click(x: u16, y: u16) -> Msg {
     Msg::Mouse(MouseEvent {
         kind: MouseEventKind::Down(MouseButton::Left),
@@ -385,15 +397,17 @@ fn requeue_previews_then_applies_with_note_and_actor() {
     let Some(Popup::Confirm(c)) = &s.popup else {
         panic!("confirm opens")
     };
-    assert_eq!(c.count, None, "count comes from the preview");
-    assert!(matches!(&fx[0], Effect::Preview(_, Target::Ids(ids)) if ids.len() == 2));
+    assert_eq!(c.changes(), None, "count comes from the preview");
+    assert!(
+        matches!(&fx[0], Effect::Preview(_, Target::Ids(ids), ActionKind::Requeue { .. }) if ids.len() == 2)
+    );
     for f in fx {
         settle(&mut s, fixtures::respond(&f).unwrap());
     }
     let Some(Popup::Confirm(c)) = &s.popup else {
         panic!()
     };
-    assert_eq!(c.count, Some(2));
+    assert_eq!(c.changes(), Some(2));
     typed(&mut s, "vendor fixed");
     let fx = settle(&mut s, code(KeyCode::Enter));
     let Some(Effect::Act(req)) = fx.first() else {
@@ -415,20 +429,24 @@ fn requeue_previews_then_applies_with_note_and_actor() {
             action_id: 7,
             verb: "requeue".into(),
             touched: 2,
+            skipped: vec![],
         })),
     );
     assert!(s.items.marks.is_empty(), "marks clear after an action");
     assert!(s.status.as_ref().unwrap().text.contains("requeue: 2 items"));
+    // z asks first, with what the undo restores.
     let fx = settle(&mut s, k('z'));
-    assert_eq!(fx, vec![Effect::Undo(7, "user:tester".into())]);
-    settle(
-        &mut s,
-        Msg::Undone(Ok(UndoResult {
-            action_id: 7,
-            restored: 2,
-        })),
+    assert_eq!(fx, vec![Effect::UndoPreview(s.seq, 7)]);
+    let seq = s.seq;
+    settle(&mut s, Msg::UndoPreview(seq, Ok(undo_result(7, 2, 2))));
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(fx, vec![Effect::Undo(UndoRequest::new(7, "user:tester"))]);
+    settle(&mut s, Msg::Undone(Ok(undo_result(7, 2, 2))));
+    assert!(
+        s.status.as_ref().unwrap().text.contains("restored 2 of 2"),
+        "{:?}",
+        s.status
     );
-    assert!(s.status.as_ref().unwrap().text.contains("2 items restored"));
     assert!(s.last_action.is_none());
     settle(&mut s, k('z'));
     assert!(s.status.as_ref().unwrap().text.contains("nothing to undo"));
@@ -527,8 +545,8 @@ fn refused_actions_show_the_engines_words_and_the_console_goes_on() {
         panic!()
     };
     assert!(message.contains("cannot release"));
-    settle(&mut s, k('x'));
-    assert!(s.popup.is_none(), "any key closes the error");
+    settle(&mut s, code(KeyCode::Esc));
+    assert!(s.popup.is_none(), "esc closes the error");
     settle(&mut s, k('j'));
     assert_eq!(s.items.cursor, 1, "still running");
 }
@@ -696,7 +714,7 @@ fn inbox_groups_open_and_act_as_a_whole() {
     let Some(Popup::Confirm(c)) = &s.popup else {
         panic!()
     };
-    assert_eq!(c.count, Some(1240));
+    assert_eq!(c.changes(), Some(1240));
     let Target::Filter(f) = &c.target else {
         panic!()
     };
@@ -1148,4 +1166,358 @@ fn enter_on_a_worker_opens_what_it_holds() {
     // esc goes back to the workers.
     update(&mut s, code(KeyCode::Esc));
     assert_eq!(s.view, View::Workers);
+}
+
+// ------------------------------------------------------------------ issue 6: safe actions
+
+/// The popup an action refusal opens, over the items view.
+fn refused(s: &mut State) {
+    settle(s, k('u'));
+    settle(s, code(KeyCode::Enter));
+    settle(
+        s,
+        Msg::Acted(Err(Error::Transition(
+            "1 of 1 items cannot be released; nothing changed".into(),
+        ))),
+    );
+    assert!(matches!(s.popup, Some(Popup::Error { .. })));
+}
+
+#[test]
+fn keys_typed_ahead_of_an_error_popup_do_nothing() {
+    let mut s = items_state(80, 24);
+    refused(&mut s);
+    let cursor = s.items.cursor;
+    // Typed before the error showed: "h" would open a hold, "x…" would become its note.
+    let fx = typed(&mut s, "hxq j");
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(
+        matches!(s.popup, Some(Popup::Error { .. })),
+        "still the error: {:?}",
+        s.popup
+    );
+    assert!(!s.quit);
+    assert_eq!(s.items.cursor, cursor, "nothing moved");
+    assert!(s.items.marks.is_empty(), "nothing marked");
+    // Enter (or esc) closes it, and only then keys act again.
+    settle(&mut s, code(KeyCode::Enter));
+    assert!(s.popup.is_none());
+    settle(&mut s, k('h'));
+    assert!(matches!(s.popup, Some(Popup::Confirm(_))));
+    // Esc closes an error too.
+    settle(&mut s, code(KeyCode::Esc));
+    refused(&mut s);
+    settle(&mut s, code(KeyCode::Esc));
+    assert!(s.popup.is_none());
+}
+
+fn preview(count: u64, changes: u64, skipped: Vec<Tally>) -> Preview {
+    Preview {
+        count,
+        changes,
+        skipped,
+        warnings: vec!["3 will be expired once released".into()],
+        sample: vec![item(2)],
+    }
+}
+
+fn confirm_of(s: &State) -> &Confirm {
+    match &s.popup {
+        Some(Popup::Confirm(c)) => c,
+        other => panic!("no confirmation: {other:?}"),
+    }
+}
+
+#[test]
+fn a_confirmation_says_what_changes_and_what_is_skipped_and_applies_only_after_the_preview() {
+    let mut s = items_state(160, 48);
+    s.items.mark_all = true;
+    let fx = update(&mut s, k('r'));
+    let Some(Effect::Preview(seq, Target::Filter(_), ActionKind::Requeue { .. })) = fx.first()
+    else {
+        panic!("{fx:?}")
+    };
+    let seq = *seq;
+    // Enter before the preview landed applies nothing.
+    assert!(settle(&mut s, code(KeyCode::Enter)).is_empty());
+    assert!(s.status.as_ref().unwrap().text.contains("still counting"));
+    let skip = Tally {
+        count: 28,
+        why: "cannot go from queued to queued".into(),
+    };
+    settle(&mut s, Msg::Preview(seq, Ok(preview(47, 19, vec![skip]))));
+    assert_eq!(confirm_of(&s).changes(), Some(19));
+    let screen = crate::tui::tests::render::screen(&s);
+    assert!(screen.contains("changes 19 of 47 items"), "{screen}");
+    assert!(
+        screen.contains("skips 28: cannot go from queued to queued"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("3 will be expired once released"),
+        "{screen}"
+    );
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    let Some(Effect::Act(req)) = fx.first() else {
+        panic!("{fx:?}")
+    };
+    assert!(req.skip_refused, "applies to the 19 the preview named");
+    // What the engine skipped is said after, too.
+    settle(
+        &mut s,
+        Msg::Acted(Ok(ActionResult {
+            action_id: 4,
+            verb: "requeue".into(),
+            touched: 19,
+            skipped: vec![Tally {
+                count: 28,
+                why: "x".into(),
+            }],
+        })),
+    );
+    let st = s.status.clone().unwrap();
+    assert!(
+        st.text
+            .contains("requeue: 19 items (action 4) · skipped 28"),
+        "{}",
+        st.text
+    );
+    assert_eq!(st.level, Level::Warn);
+}
+
+#[test]
+fn a_confirmation_of_nothing_applies_nothing() {
+    let mut s = items_state(80, 24);
+    let fx = update(&mut s, k('u'));
+    let Some(Effect::Preview(seq, ..)) = fx.first() else {
+        panic!("{fx:?}")
+    };
+    let why = Tally {
+        count: 1,
+        why: "cannot release an item that is queued".into(),
+    };
+    settle(&mut s, Msg::Preview(*seq, Ok(preview(1, 0, vec![why]))));
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(matches!(s.popup, Some(Popup::Confirm(_))), "stays open");
+    let st = &s.status.as_ref().unwrap().text;
+    assert!(
+        st.contains("nothing to release") && st.contains("queued"),
+        "{st}"
+    );
+}
+
+#[test]
+fn over_a_thousand_items_the_count_is_typed_to_confirm() {
+    let mut s = state(160, 48);
+    settle(&mut s, k('3'));
+    // The inbox's biggest group: 1,240 items (the fixture's preview).
+    settle(&mut s, k('h'));
+    let c = confirm_of(&s);
+    assert_eq!(c.changes(), Some(1240));
+    assert!(c.needs_count());
+    assert_eq!(c.focus, Field::Count, "typing goes to the count");
+    let screen = crate::tui::tests::render::screen(&s);
+    assert!(screen.contains("type 1240 to apply:"), "{screen}");
+    // Enter alone, or a wrong count, applies nothing.
+    assert!(settle(&mut s, code(KeyCode::Enter)).is_empty());
+    assert!(s.status.as_ref().unwrap().text.contains("type 1240"));
+    typed(&mut s, "124");
+    assert!(settle(&mut s, code(KeyCode::Enter)).is_empty());
+    assert!(matches!(s.popup, Some(Popup::Confirm(_))));
+    // Tab goes to the note; the note does not count as the count, and a failed enter
+    // takes typing back to the count.
+    settle(&mut s, code(KeyCode::Tab));
+    assert_eq!(confirm_of(&s).focus, Field::Note);
+    typed(&mut s, "0 vendor fixed");
+    assert_eq!(confirm_of(&s).typed.text, "124");
+    assert!(settle(&mut s, code(KeyCode::Enter)).is_empty());
+    assert_eq!(confirm_of(&s).focus, Field::Count);
+    typed(&mut s, "0");
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    let Some(Effect::Act(req)) = fx.first() else {
+        panic!("{fx:?} {:?}", s.status)
+    };
+    assert_eq!(req.action, ActionKind::Hold);
+    assert_eq!(req.note.as_deref(), Some("0 vendor fixed"));
+    // "1,240" is the same count.
+    let mut s = state(160, 48);
+    settle(&mut s, k('3'));
+    settle(&mut s, k('h'));
+    typed(&mut s, "1,240");
+    assert!(matches!(
+        settle(&mut s, code(KeyCode::Enter)).first(),
+        Some(Effect::Act(_))
+    ));
+}
+
+#[test]
+fn a_small_action_needs_no_count() {
+    let mut s = items_state(80, 24);
+    settle(&mut s, k('h'));
+    assert!(!confirm_of(&s).needs_count());
+    assert!(matches!(
+        settle(&mut s, code(KeyCode::Enter)).first(),
+        Some(Effect::Act(_))
+    ));
+}
+
+#[test]
+fn the_action_log_lists_actions_and_undoes_the_selected_one() {
+    let mut s = state(160, 48);
+    let fx = update(&mut s, k('A'));
+    assert_eq!(s.view, View::Actions);
+    assert!(fx.iter().any(|f| matches!(f, Effect::LoadActions(_))));
+    for f in fx {
+        if let Some(m) = fixtures::respond(&f) {
+            settle(&mut s, m);
+        }
+    }
+    assert!(s.actions.loaded);
+    let screen = crate::tui::tests::render::screen(&s);
+    assert!(screen.contains("Actions · 3 latest · z undoes"), "{screen}");
+    assert!(screen.contains("vendor master fixed"), "{screen}");
+    assert!(
+        screen.contains("25m ago by user:bo, 9 of 12 restored"),
+        "{screen}"
+    );
+    // Not the last action from this console: the selected one (the note, second).
+    settle(&mut s, k('j'));
+    let fx = settle(&mut s, k('z'));
+    assert_eq!(fx, vec![Effect::UndoPreview(s.seq, 5)]);
+    let Some(Popup::Undo(u)) = &s.popup else {
+        panic!("{:?}", s.popup)
+    };
+    assert!(
+        u.what.contains("add a note · 1 item · by user:ana"),
+        "{}",
+        u.what
+    );
+    let seq = s.seq;
+    let mut dry = undo_result(5, 0, 1);
+    dry.dry_run = true;
+    dry.changed = vec![Tally {
+        count: 1,
+        why: "deleted".into(),
+    }];
+    settle(&mut s, Msg::UndoPreview(seq, Ok(dry)));
+    let screen = crate::tui::tests::render::screen(&s);
+    assert!(screen.contains("restores 0 of 1 items"), "{screen}");
+    assert!(
+        screen.contains("keeps 1 that changed since: 1 deleted"),
+        "{screen}"
+    );
+    assert!(screen.contains(" z undo "), "the footer says how: {screen}");
+    // Nothing to restore: enter does not undo.
+    assert!(settle(&mut s, code(KeyCode::Enter)).is_empty());
+    assert!(s.status.as_ref().unwrap().text.contains("nothing to undo"));
+    settle(&mut s, code(KeyCode::Esc));
+    // The first one restores some: enter undoes it, and the partial result is said.
+    settle(&mut s, k('k'));
+    settle(&mut s, k('z'));
+    let seq = s.seq;
+    let mut dry = undo_result(9, 88, 109);
+    dry.dry_run = true;
+    settle(&mut s, Msg::UndoPreview(seq, Ok(dry)));
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(fx, vec![Effect::Undo(UndoRequest::new(9, "user:tester"))]);
+    let mut done = undo_result(9, 88, 109);
+    done.changed = vec![
+        Tally {
+            count: 19,
+            why: "processed".into(),
+        },
+        Tally {
+            count: 2,
+            why: "on hold".into(),
+        },
+    ];
+    let fx = settle(&mut s, Msg::Undone(Ok(done)));
+    let st = s.status.clone().unwrap();
+    assert_eq!(
+        st.text,
+        "undid action 9 (requeue): restored 88 of 109; 21 changed since: 19 processed, 2 on hold"
+    );
+    assert_eq!(st.level, Level::Warn, "partial");
+    let _ = fx;
+    // An undone action is not undone again.
+    settle(&mut s, k('G'));
+    assert!(settle(&mut s, k('z')).is_empty());
+    assert!(s.status.as_ref().unwrap().text.contains("already undone"));
+    // Read-only: the list shows, undo does not.
+    s.read_only = true;
+    settle(&mut s, k('g'));
+    assert!(settle(&mut s, k('z')).is_empty());
+    assert!(s.popup.is_none());
+}
+
+#[test]
+fn pausing_says_so_at_once_and_a_locked_database_is_reported() {
+    let mut s = state(80, 24);
+    let fx = settle(&mut s, k('P'));
+    assert_eq!(
+        fx,
+        vec![Effect::SetQueueState(
+            "vendor-invoices".into(),
+            QueueState::Paused
+        )]
+    );
+    assert!(s
+        .status
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("pausing 'vendor-invoices'…"));
+    let busy = Error::Busy("database demo.db is locked by another process".into());
+    settle(&mut s, Msg::QueueSaved(Err(busy)));
+    let Some(Popup::Error { message, .. }) = &s.popup else {
+        panic!("{:?}", s.popup)
+    };
+    assert!(message.contains("locked"));
+    assert!(s
+        .status
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("queue not changed"));
+    // The keys pressed while waiting do not dismiss it unseen.
+    typed(&mut s, "PjP");
+    assert!(matches!(s.popup, Some(Popup::Error { .. })));
+}
+
+#[test]
+fn a_filter_takes_several_statuses() {
+    let mut s = items_state(80, 24);
+    let fx = settle(&mut s, k('f'));
+    assert!(fx.is_empty());
+    settle(&mut s, ctrl('u'));
+    typed(&mut s, "filter status=exception,on-hold");
+    let fx = update(&mut s, code(KeyCode::Enter));
+    let loads: Vec<&Filter> = fx
+        .iter()
+        .filter_map(|f| match f {
+            Effect::LoadPage { filter, .. } => Some(filter),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(loads[0].statuses, [Status::Exception, Status::OnHold]);
+    assert_eq!(s.items.tab, None);
+    assert!(
+        crate::tui::views::items::describe(&s.items).contains("exception or on-hold"),
+        "the title says which"
+    );
+    // A tab is one status again.
+    for f in fx {
+        if let Some(m) = fixtures::respond(&f) {
+            settle(&mut s, m);
+        }
+    }
+    settle(&mut s, code(KeyCode::Tab));
+    assert_eq!(s.items.effective_filter().statuses, [Status::Queued]);
+    // A bad status says which.
+    settle(&mut s, k(':'));
+    typed(&mut s, "filter status=exception,bogus");
+    settle(&mut s, code(KeyCode::Enter));
+    let st = &s.status.as_ref().unwrap().text;
+    assert!(st.contains("'bogus'"), "{st}");
 }

@@ -28,7 +28,11 @@ pub fn draw(f: &mut Frame, t: &Theme, title: &str, message: &str) {
         ),
     );
     f.render_widget(
-        Paragraph::new(Line::styled("any key closes · nothing was changed", t.dim)),
+        // Only these two: keys typed ahead must not close it and then act on the view.
+        Paragraph::new(Line::styled(
+            "esc or enter closes · nothing was changed",
+            t.dim,
+        )),
         Rect::new(
             inner.x + 1,
             inner.y + inner.height - 1,

@@ -106,6 +106,11 @@ pub fn describe(it: &ItemsState) -> String {
         parts.push(g.clone());
     } else {
         let f = &it.filter;
+        // Several statuses (`status=exception,on-hold`): no one tab says so.
+        if !f.statuses.is_empty() {
+            let names: Vec<&str> = f.statuses.iter().map(|s| s.as_str()).collect();
+            parts.push(names.join(" or "));
+        }
         if let Some(r) = f.reason {
             parts.push(format!("reason {r}"));
         }

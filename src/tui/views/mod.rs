@@ -1,6 +1,7 @@
 //! Drawing: a pure function of the state. One file per screen and per popup; the layout
 //! helpers here are shared with `update` so mouse clicks land where things are drawn.
 
+pub mod actions;
 pub mod confirm;
 pub mod detail;
 pub mod error;
@@ -80,6 +81,7 @@ pub fn list_row_at(s: &State, y: u16) -> Option<usize> {
             (s.inbox_cursor(&rows), rows.len())
         }
         View::Workers => (s.workers_cursor(), s.workers.list.len()),
+        View::Actions => (s.actions.cursor(), s.actions.list.len()),
         _ => return None,
     };
     let row = list_offset(cursor, list_visible(s)) + (y - first) as usize;
@@ -186,6 +188,7 @@ pub fn draw(f: &mut Frame, s: &State) {
         View::Detail => detail::draw(f, s, &t, b),
         View::Exceptions => exceptions::draw(f, s, &t, b),
         View::Workers => workers::draw(f, s, &t, b),
+        View::Actions => actions::draw(f, s, &t, b),
     }
     status_line(f, s, &t, Rect::new(0, area.height - 2, area.width, 1));
     footer(f, s, &t, Rect::new(0, area.height - 1, area.width, 1));
@@ -200,6 +203,7 @@ pub fn draw(f: &mut Frame, s: &State) {
             ..
         }) => prompt::draw(f, &t, title, input, error.as_deref()),
         Some(Popup::Confirm(c)) => confirm::draw(f, s, &t, c),
+        Some(Popup::Undo(u)) => confirm::draw_undo(f, &t, u),
         Some(Popup::Error { title, message }) => error::draw(f, &t, title, message),
     }
 }
@@ -278,9 +282,13 @@ fn context(s: &State) -> String {
 fn footer(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let mut spans = Vec::new();
     let mut width = 0usize;
+    // In the action log, undo is what the view is for.
+    let here = |c: &commands::Spec| {
+        c.hint || (s.view == View::Actions && c.cmd == commands::Command::Undo)
+    };
     for spec in TABLE
         .iter()
-        .filter(|c| c.hint && c.applies(s.view) && c.available(s.read_only))
+        .filter(|c| here(c) && c.applies(s.view) && c.available(s.read_only))
     {
         let key = s
             .keymap
