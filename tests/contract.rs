@@ -1460,6 +1460,106 @@ pub async fn a_long_poll_wakes_when_work_arrives(env: Env) {
     assert_eq!(got.leases[0].item.value, "late");
 }
 
+/// The names of a page, in order.
+async fn page_names(
+    env: &Env,
+    f: Filter,
+    sort: SortBy,
+    descending: bool,
+    offset: u64,
+) -> Vec<String> {
+    env.store
+        .items(
+            f,
+            PageRequest {
+                offset,
+                limit: 3,
+                sort,
+                descending,
+                count: Count::Exact,
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.name.unwrap_or_default())
+        .collect()
+}
+
+pub async fn pages_sort_high_priority_first_and_by_name_across_queues(env: Env) {
+    queue(&env, "a", Default::default()).await;
+    queue(&env, "b", Default::default()).await;
+    let new = |name: &str, p: Priority| NewItem {
+        value: "{}".into(),
+        name: Some(name.into()),
+        priority: p,
+        ..Default::default()
+    };
+    env.store
+        .add_items(
+            "a",
+            vec![
+                new("low-1", Priority::Low),
+                new("high-1", Priority::High),
+                new("normal-1", Priority::Normal),
+                new("high-2", Priority::High),
+            ],
+            "bot",
+        )
+        .await
+        .unwrap();
+    env.store
+        .add_items(
+            "b",
+            vec![
+                new("Bravo", Priority::Normal),
+                new("alpha", Priority::Low),
+                new("Delta", Priority::High),
+            ],
+            "bot",
+        )
+        .await
+        .unwrap();
+    let qa = Filter {
+        queue: Some("a".into()),
+        ..Default::default()
+    };
+    // Descending priority is high first, in the order workers take them.
+    assert_eq!(
+        page_names(&env, qa.clone(), SortBy::Priority, true, 0).await,
+        ["high-1", "high-2", "normal-1"]
+    );
+    // The reverse is exactly that order backwards.
+    assert_eq!(
+        page_names(&env, qa.clone(), SortBy::Priority, false, 0).await,
+        ["low-1", "normal-1", "high-2"]
+    );
+    // By name across every queue: one order over all of them, paged.
+    let all = Filter::default();
+    let mut names = Vec::new();
+    for offset in [0, 3, 6] {
+        names.extend(page_names(&env, all.clone(), SortBy::Name, false, offset).await);
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert_eq!(names.len(), 7);
+    assert_eq!(
+        page_names(&env, all.clone(), SortBy::Name, true, 0).await,
+        ["normal-1", "low-1", "high-2"]
+    );
+    // A status filter over every queue, by name.
+    let held = Filter {
+        statuses: vec![Status::Queued],
+        ..Default::default()
+    };
+    assert_eq!(
+        page_names(&env, held, SortBy::Name, false, 5).await,
+        ["low-1", "normal-1"]
+    );
+}
+
 /// A clock accessor for the tests.
 trait NowForTest {
     fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
@@ -1517,4 +1617,5 @@ contract!(sqlite:
     workers_are_seen_with_what_they_hold,
     the_change_feed_reports_changes,
     a_long_poll_wakes_when_work_arrives,
+    pages_sort_high_priority_first_and_by_name_across_queues,
 );

@@ -31,13 +31,18 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
         out_of_sla = out;
         at_risk = upto_risk - out;
     }
-    // The head of each priority's FIFO; the oldest of those is the oldest queued item.
+    // The head of each priority's FIFO among the takeable ones (items_ready), and the
+    // oldest dormant (delayed or expired) one; the oldest of those is the oldest queued item.
+    // Without `dormant = 0` a priority with no items walked every queued item of the queue.
     let oldest: Option<i64> = conn
         .prepare_cached(
             "SELECT min(e) FROM (
                SELECT (SELECT enqueued_at FROM items WHERE queue_id = ?1 AND status = 'queued'
-                       AND priority = p ORDER BY seq LIMIT 1) AS e
-               FROM (SELECT 0 AS p UNION ALL SELECT 1 UNION ALL SELECT 2))",
+                       AND dormant = 0 AND priority = p ORDER BY seq LIMIT 1) AS e
+               FROM (SELECT 0 AS p UNION ALL SELECT 1 UNION ALL SELECT 2)
+               UNION ALL
+               SELECT min(enqueued_at) FROM items
+               WHERE queue_id = ?1 AND status = 'queued' AND dormant = 1)",
         )
         .and_then(|mut st| st.query_row([q.id], |r| r.get(0)))
         .map_err(sql)?;
@@ -159,26 +164,68 @@ pub fn queues(conn: &Connection, now: Time) -> Result<Vec<QueueSummary>> {
     qs.into_iter().map(|q| summary(conn, q, now)).collect()
 }
 
+/// The ORDER BY of a page: each sort ends on `seq` in the same direction, so the reverse
+/// of an order is exactly that order backwards (the console reads deep pages from the far
+/// end). Priority "descending" is high first in enqueue order: what workers take next.
+pub fn order_by(sort: SortBy, descending: bool, prefix: &str) -> String {
+    let (dir, rev) = if descending {
+        ("DESC", "ASC")
+    } else {
+        ("ASC", "DESC")
+    };
+    match sort {
+        SortBy::Enqueued => format!("{prefix}seq {dir}"),
+        // Rank 0 is high: high first is the rank ascending.
+        SortBy::Priority => format!("{prefix}priority {rev}, {prefix}seq {rev}"),
+        SortBy::Name => format!("{prefix}name {dir}, {prefix}seq {dir}"),
+        SortBy::Status => format!("{prefix}status {dir}, {prefix}seq {dir}"),
+    }
+}
+
 /// A page of items, counted as the request asks.
 pub fn items(conn: &Connection, f: &Filter, page: &PageRequest, now: Time) -> Result<Page> {
-    let w = filter::build(conn, f, now)?;
-    let dir = if page.descending { "DESC" } else { "ASC" };
-    let order = match page.sort {
-        SortBy::Enqueued => format!("i.seq {dir}"),
-        SortBy::Priority => format!("i.priority {dir}, i.seq"),
-        SortBy::Name => format!("i.name {dir}, i.seq"),
-        SortBy::Status => format!("i.status {dir}, i.seq"),
-    };
     let queues = all_queues(conn)?;
-    let mut params = w.params.clone();
-    params.push((page.limit.min(10_000) as i64).into());
-    params.push((page.offset as i64).into());
-    let rows = conn
-        .prepare_cached(&format!(
+    let w = filter::build_hinted(conn, f, now, &queues)?;
+    let limit = page.limit.min(10_000) as i64;
+    let offset = page.offset as i64;
+    let select = |extra: &str| {
+        format!(
             "SELECT {ITEM_COLS} FROM items i JOIN queues q ON q.id = i.queue_id
-             WHERE {} ORDER BY {order} LIMIT ? OFFSET ?",
-            w.sql
-        ))
+             WHERE {}{extra} ORDER BY {}",
+            w.sql,
+            order_by(page.sort, page.descending, "i.")
+        )
+    };
+    let mut params = w.params.clone();
+    let sql_text = if page.sort == SortBy::Name && f.queue.is_none() && queues.len() > 1 {
+        // By name across queues: the name index is per queue, so each queue gives its first
+        // `offset + limit` rows from the index and only those are merged. Without this,
+        // every page sorted every item of the file.
+        let mut ids: Vec<i64> = queues.keys().copied().collect();
+        ids.sort_unstable();
+        let arms: Vec<String> = ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "SELECT * FROM ({} LIMIT {})",
+                    select(&format!(" AND i.queue_id = {id}")),
+                    offset + limit
+                )
+            })
+            .collect();
+        params = ids.iter().flat_map(|_| w.params.clone()).collect();
+        format!(
+            "SELECT * FROM ({}) ORDER BY {} LIMIT ? OFFSET ?",
+            arms.join(" UNION ALL "),
+            order_by(page.sort, page.descending, "")
+        )
+    } else {
+        format!("{} LIMIT ? OFFSET ?", select(""))
+    };
+    params.push(limit.into());
+    params.push(offset.into());
+    let rows = conn
+        .prepare_cached(&sql_text)
         .and_then(|mut st| {
             st.query_map(rusqlite::params_from_iter(params), ItemRow::from_sql)?
                 .collect::<rusqlite::Result<Vec<_>>>()
