@@ -254,6 +254,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// How far from now an extended expiry lies: a duration longer than 0, like a TTL (an
+/// expiry of "now" would expire the items it was meant to keep).
+pub fn parse_extension(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!(
+            "expire in '{}': must be longer than 0 (e.g. 2h, 7d, or 'never')",
+            s.trim()
+        ));
+    }
+    Ok(d)
+}
+
 /// Compact human form: `45s`, `12m`, `3h 5m`, `2d 4h`.
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();

@@ -2163,6 +2163,11 @@ fn action_flag_mistakes_are_refused() {
             2,
             &["--never"],
         ),
+        (
+            &["extend", &a, "--expires-in", "0s"],
+            1,
+            &["--expires-in", "'0s'", "longer than 0"],
+        ),
         (&["note", &a], 1, &["a note action needs the note's text"]),
         (
             &["note", &a, "--note", "  "],

@@ -163,7 +163,8 @@ pub async fn run(store: &dyn Backend, cmd: ItemCmd, out: &Out) -> Result<(), Fai
             let at = match (&a.expires_at, &a.expires_in, a.never) {
                 (Some(t), _, _) => Some(parse_time(t).map_err(bad("--expires-at"))?),
                 (_, Some(d), _) => {
-                    Some(chrono::Utc::now() + parse_duration(d).map_err(bad("--expires-in"))?)
+                    let d = crate::rules::parse_extension(d).map_err(bad("--expires-in"))?;
+                    Some(chrono::Utc::now() + d)
                 }
                 (_, _, true) => None,
                 _ => {

@@ -1,5 +1,6 @@
 //! The console loop: one task owns the state; terminal events, backend answers, the change
 //! feed and a one-second tick come in as messages; the screen is redrawn after changes.
+//! Data is fetched again on change events only; the tick moves clocks on screen.
 
 use crate::backend::Backend;
 use crate::tui::commands::{self, Keymap};
@@ -180,7 +181,8 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
                 }
                 Err(RecvError::Closed) => {
                     changes = backend.subscribe();
-                    update::set_status(s, Level::Warn, "change feed closed; refreshing every second".into());
+                    update::set_status(s, Level::Warn, "change feed closed; subscribed again".into());
+                    pending.push(Msg::Changed);
                 }
             },
             _ = tokio::time::sleep_until(sleep_until), if debounce.is_some() => {

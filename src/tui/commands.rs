@@ -77,12 +77,16 @@ pub struct Spec {
     pub hint: bool,
 }
 
+/// What delete does, said the same in help and in its confirmation: the item goes, the
+/// history rows stay in the audit trail (an undo brings the item back with them).
+pub const DELETE_DESC: &str = "delete items (their history is kept)";
+
 use View::*;
 const LISTS: &[View] = &[Queues, Items, Exceptions, Workers];
 const ACTS: &[View] = &[Items, Detail, Exceptions];
 
 macro_rules! spec {
-    ($cmd:ident, $name:literal, $args:literal, $desc:literal, [$($k:literal),*], $writes:literal, $danger:literal, $views:expr, $hint:literal) => {
+    ($cmd:ident, $name:literal, $args:literal, $desc:expr, [$($k:literal),*], $writes:literal, $danger:literal, $views:expr, $hint:literal) => {
         Spec { cmd: Command::$cmd, name: $name, args: $args, desc: $desc, keys: &[$($k),*],
                writes: $writes, dangerous: $danger, views: $views, hint: $hint }
     };
@@ -478,7 +482,7 @@ pub const TABLE: &[Spec] = &[
         Delete,
         "delete",
         "",
-        "delete items (their history is kept)",
+        DELETE_DESC,
         ["D"],
         true,
         true,
@@ -826,6 +830,10 @@ pub struct Config {
     pub keys: BTreeMap<String, KeySetting>,
 }
 
+/// The key override the help shows as an example; a test runs it through
+/// `Keymap::with_overrides`, so the documented example is always valid.
+pub const KEYS_EXAMPLE: &str = "requeue = \"alt-r\"";
+
 pub fn config_path() -> Option<std::path::PathBuf> {
     directories::ProjectDirs::from("", "", "workq").map(|d| d.config_dir().join("config.toml"))
 }
@@ -949,6 +957,21 @@ mod tests {
             .iter()
             .any(|p| p.contains("keys.hold") && p.contains("requeue")));
         assert!(problems.iter().any(|p| p.contains("keys.note")));
+        assert_eq!(map.conflicts(), vec![]);
+    }
+
+    #[test]
+    fn the_helps_key_example_is_valid_and_takes_effect() {
+        let (cfg, problems) = parse_config(&format!("[keys]\n{KEYS_EXAMPLE}\n"), "example");
+        assert_eq!(problems, Vec::<String>::new());
+        let (map, problems) = Keymap::with_overrides(&cfg.keys);
+        assert_eq!(problems, Vec::<String>::new(), "{KEYS_EXAMPLE}");
+        let (name, key) = KEYS_EXAMPLE.split_once(" = ").unwrap();
+        let key = Key::parse(key.trim_matches('"')).unwrap();
+        let cmd = by_name(name).unwrap().cmd;
+        for v in [View::Items, View::Detail, View::Exceptions] {
+            assert_eq!(map.lookup(key, v, false), Some(cmd), "{v:?}");
+        }
         assert_eq!(map.conflicts(), vec![]);
     }
 

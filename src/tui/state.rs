@@ -54,6 +54,10 @@ pub struct QueuesState {
     /// The selected queue, by name.
     pub selected: Option<String>,
     pub fetch: Fetch,
+    /// When the summaries were last asked for (time alone moves SLA and expiry).
+    pub asked_at: Option<Time>,
+    /// What is in flight was asked because time passed, not because the engine changed.
+    pub timed: bool,
 }
 
 impl QueuesState {

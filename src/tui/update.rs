@@ -87,14 +87,31 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
             if s.status.as_ref().is_some_and(|st| st.until <= now) {
                 s.status = None;
             }
-            refresh(s)
+            // Nothing changed in the engine (that comes as `Changed`): only time moves SLA
+            // states, expiry and throughput, so only the summaries are asked now and then.
+            let due = s
+                .queues
+                .asked_at
+                .is_none_or(|t| (now - t).num_seconds() >= TIME_REFRESH_SECS);
+            if due && !s.queues.fetch.inflight {
+                s.queues.timed = true;
+                fetch_queues(s, false)
+            } else {
+                vec![]
+            }
         }
         Msg::Changed => refresh(s),
         Msg::Queues(seq, r) => {
             let (apply, again) = landed(&mut s.queues.fetch, seq);
+            let timed = std::mem::take(&mut s.queues.timed) && apply;
+            let mut fx = vec![];
             if apply {
                 match r {
                     Ok(list) => {
+                        // Time moved an item's SLA state or expiry: the rows on screen say so.
+                        if timed && time_figures(&list) != time_figures(&s.queues.list) {
+                            fx = fetch_view(s);
+                        }
                         s.queues.list = list;
                         s.queues.loaded = true;
                         if s.queues.selected.is_none() {
@@ -105,10 +122,9 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
                 }
             }
             if again {
-                fetch_queues(s, false)
-            } else {
-                vec![]
+                fx.extend(fetch_queues(s, false));
             }
+            fx
         }
         Msg::Page(seq, offset, r) => {
             let (apply, again) = landed(&mut s.items.fetch, seq);
@@ -164,9 +180,16 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
             let (apply, again) = landed(&mut s.workers.fetch, seq);
             if apply {
                 match r {
-                    Ok(w) => {
+                    Ok(mut w) => {
+                        // By name: the engine lists the last heard first, which reshuffles
+                        // the rows on every heartbeat.
+                        w.sort_by(|a, b| a.name.cmp(&b.name));
                         s.workers.list = w;
                         s.workers.loaded = true;
+                        // The highlight belongs to a worker, not to a row.
+                        if s.workers.selected.is_none() {
+                            s.workers.selected = s.workers.list.first().map(|w| w.name.clone());
+                        }
                     }
                     Err(e) => load_failed(s, "workers", &e),
                 }
@@ -344,11 +367,27 @@ fn landed(f: &mut Fetch, seq: u64) -> (bool, bool) {
     (apply, std::mem::take(&mut f.again))
 }
 
+/// With no change from the engine, the queue summaries are looked at again this often
+/// (SLA states, expiry and throughput move with time alone), and the view only when
+/// they moved.
+pub const TIME_REFRESH_SECS: i64 = 15;
+
+/// What time alone changes in the summaries.
+fn time_figures(list: &[QueueSummary]) -> Vec<(&str, u64, u64, u64)> {
+    list.iter()
+        .map(|q| (q.queue.name.as_str(), q.expired, q.at_risk, q.out_of_sla))
+        .collect()
+}
+
 fn fetch_queues(s: &mut State, changed: bool) -> Vec<Effect> {
-    want(&mut s.queues.fetch, changed)
+    let fx: Vec<Effect> = want(&mut s.queues.fetch, changed)
         .map(Effect::LoadQueues)
         .into_iter()
-        .collect()
+        .collect();
+    if !fx.is_empty() {
+        s.queues.asked_at = Some(s.now);
+    }
+    fx
 }
 
 fn fetch_groups(s: &mut State, changed: bool) -> Vec<Effect> {
@@ -411,7 +450,8 @@ fn fetch_page(s: &mut State, changed: bool) -> Vec<Effect> {
     };
     // Past the middle of a long list, read from the far end: OFFSET walks every row it
     // skips, so the bottom of a million rows would otherwise take seconds.
-    let flip = it.loaded && it.sort == SortBy::Enqueued && offset > it.total / 2;
+    // Every order ends on the enqueue order in its own direction, so any can be flipped.
+    let flip = it.loaded && offset > it.total / 2;
     if flip {
         let end = (offset + WINDOW as u64).min(it.total);
         page.offset = it.total - end;
@@ -499,14 +539,19 @@ fn page_landed(s: &mut State, offset: u64, p: Page) {
 /// What the current view shows, reloaded; the queue summaries always (header, tabs, inbox).
 pub fn refresh(s: &mut State) -> Vec<Effect> {
     let mut fx = fetch_queues(s, false);
-    fx.extend(match s.view {
+    fx.extend(fetch_view(s));
+    fx
+}
+
+/// What the current view shows besides the summaries, reloaded.
+fn fetch_view(s: &mut State) -> Vec<Effect> {
+    match s.view {
         View::Queues => fetch_groups(s, false),
         View::Items => fetch_page(s, false),
         View::Detail => fetch_detail(s, false),
         View::Exceptions => fetch_groups(s, false),
         View::Workers => fetch_workers(s, false),
-    });
-    fx
+    }
 }
 
 // ---------------------------------------------------------------- keys
@@ -1371,7 +1416,7 @@ fn action_kind(
         (Command::Extend, Some(d)) => ActionKind::ExtendExpiry {
             expires_at: Some(
                 s.now
-                    + ChronoDuration::from_std(parse_duration(d)?)
+                    + ChronoDuration::from_std(crate::rules::parse_extension(d)?)
                         .map_err(|e| format!("duration too long: {e}"))?,
             ),
         },

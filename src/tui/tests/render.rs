@@ -265,3 +265,18 @@ fn light_theme_paints_its_own_background() {
     // An empty corner of the screen: the light background, not the terminal's.
     assert_eq!(buf[(79, 22)].bg, Color::Indexed(231));
 }
+
+#[test]
+fn help_and_the_delete_dialog_agree_that_history_is_kept() {
+    let mut s = fixtures::state(160, 48);
+    keys(&mut s, "2");
+    keys(&mut s, "?");
+    let help = render(&s).backend().to_string();
+    keys(&mut s, "q");
+    keys(&mut s, "D");
+    let dialog = render(&s).backend().to_string();
+    for (what, text) in [("help", &help), ("delete dialog", &dialog)] {
+        assert!(text.contains("history is kept"), "{what}:\n{text}");
+        assert!(!text.contains("and their history"), "{what}:\n{text}");
+    }
+}

@@ -113,9 +113,11 @@ fn a_list_is_counted_when_it_changes_not_on_every_window_move() {
         fixtures::ITEMS,
         "the known total survives uncounted pages"
     );
-    // A few seconds on, the next refresh counts again (bots change what matches).
+    // A few seconds on, the next change from the engine counts again (bots change what
+    // matches).
     let later = s.now + chrono::Duration::seconds(6);
-    let fx = update(&mut s, Msg::Tick(later));
+    update(&mut s, Msg::Tick(later));
+    let fx = update(&mut s, Msg::Changed);
     let counted = fx
         .iter()
         .any(|f| matches!(f, Effect::LoadPage { page, .. } if page.count == Count::Exact));
@@ -729,12 +731,66 @@ fn inbox_groups_open_and_act_as_a_whole() {
 }
 
 #[test]
-fn workers_list_moves() {
+fn workers_keep_their_order_and_the_selection_stays_on_its_worker() {
     let mut s = state(80, 24);
     settle(&mut s, k('4'));
     assert!(s.workers.loaded);
-    settle(&mut s, k('j'));
+    let names =
+        |s: &State| -> Vec<String> { s.workers.list.iter().map(|w| w.name.clone()).collect() };
+    assert_eq!(names(&s), ["crm-bot-02", "crm-bot-04", "sap-bot-01"]);
     assert_eq!(s.workers.selected.as_deref(), Some("crm-bot-02"));
+    settle(&mut s, k('j'));
+    assert_eq!(s.workers.selected.as_deref(), Some("crm-bot-04"));
+    // A refresh where another worker was heard from last (the engine lists those first),
+    // and a new worker appeared before the selected one.
+    let mut fresh = fixtures::workers();
+    fresh.reverse();
+    fresh.push(WorkerInfo {
+        name: "crm-bot-03".into(),
+        last_seen: now(),
+        holding: 0,
+        holding_ids: vec![],
+        processed: 1,
+        failed: 0,
+    });
+    update(&mut s, Msg::Changed);
+    let seq = s.workers.fetch.seq;
+    update(&mut s, Msg::Workers(seq, Ok(fresh)));
+    assert_eq!(
+        names(&s),
+        ["crm-bot-02", "crm-bot-03", "crm-bot-04", "sap-bot-01"]
+    );
+    assert_eq!(s.workers.selected.as_deref(), Some("crm-bot-04"));
+    assert_eq!(s.workers_cursor(), 2, "the highlight moved with its worker");
+}
+
+#[test]
+fn extend_refuses_a_zero_duration_like_the_ttl_editor() {
+    let mut s = items_state(80, 24);
+    settle(&mut s, k('x'));
+    typed(&mut s, "0s");
+    settle(&mut s, code(KeyCode::Enter));
+    let Some(Popup::Prompt { error: Some(e), .. }) = &s.popup else {
+        panic!("the prompt stays open with the error: {:?}", s.popup)
+    };
+    assert!(e.contains("longer than 0"), "{e}");
+    settle(&mut s, code(KeyCode::Esc));
+    // From the palette too: nothing to confirm, the error in the status line.
+    settle(&mut s, k(':'));
+    typed(&mut s, "extend 0m");
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(!matches!(s.popup, Some(Popup::Confirm(_))), "{:?}", s.popup);
+    assert!(s.status.as_ref().unwrap().text.contains("longer than 0"));
+    // The TTL editor says the same of a zero TTL.
+    let e = crate::tui::update::parse_settings("ttl=0s").unwrap_err();
+    assert!(e.contains("longer than 0"), "{e}");
+    // A real duration still extends.
+    settle(&mut s, k('x'));
+    typed(&mut s, "2h");
+    settle(&mut s, code(KeyCode::Enter));
+    assert!(matches!(&s.popup, Some(Popup::Confirm(c))
+        if matches!(c.action, ActionKind::ExtendExpiry { expires_at: Some(t) } if t == now() + chrono::Duration::hours(2))));
 }
 
 #[test]
@@ -940,17 +996,49 @@ fn editing_a_queued_item_is_refused_with_a_reason() {
 }
 
 #[test]
-fn ticks_refresh_and_expire_the_status_line() {
+fn ticks_move_the_clock_and_expire_the_status_line_without_refetching() {
     let mut s = items_state(80, 24);
     crate::tui::update::set_status(&mut s, Level::Info, "hello".into());
+    // Nothing changed in the engine: a tick asks for nothing, however large the list.
     let fx = update(&mut s, Msg::Tick(now() + chrono::Duration::seconds(2)));
+    assert_eq!(fx, vec![]);
+    assert!(s.status.is_some());
+    assert!(update(&mut s, Msg::Tick(now() + chrono::Duration::seconds(10))).is_empty());
+    assert!(s.status.is_none());
+    // A change from the engine refetches what is shown.
+    let fx = update(&mut s, Msg::Changed);
     assert!(fx.iter().any(|e| matches!(e, Effect::LoadQueues(_))));
     assert!(fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })));
-    assert!(s.status.is_some());
-    // Nothing more is asked while those run.
-    assert!(update(&mut s, Msg::Changed).is_empty());
-    update(&mut s, Msg::Tick(now() + chrono::Duration::seconds(10)));
-    assert!(s.status.is_none());
+}
+
+#[test]
+fn time_alone_rechecks_the_summaries_now_and_then_and_the_rows_only_when_they_moved() {
+    use crate::tui::update::TIME_REFRESH_SECS;
+    let mut s = items_state(80, 24);
+    let later = |secs: i64| Msg::Tick(now() + chrono::Duration::seconds(secs));
+    assert!(update(&mut s, later(TIME_REFRESH_SECS - 1)).is_empty());
+    let fx = update(&mut s, later(TIME_REFRESH_SECS));
+    let [Effect::LoadQueues(seq)] = fx[..] else {
+        panic!("only the summaries: {fx:?}")
+    };
+    // Same SLA and expiry figures: the page is not asked again.
+    assert_eq!(
+        update(&mut s, Msg::Queues(seq, Ok(fixtures::queues()))),
+        vec![]
+    );
+    assert!(update(&mut s, later(TIME_REFRESH_SECS + 1)).is_empty());
+    // Time moved an item out of SLA: the rows on screen are fetched again.
+    let fx = update(&mut s, later(2 * TIME_REFRESH_SECS));
+    let [Effect::LoadQueues(seq)] = fx[..] else {
+        panic!("{fx:?}")
+    };
+    let mut moved = fixtures::queues();
+    moved[0].out_of_sla += 1;
+    let fx = update(&mut s, Msg::Queues(seq, Ok(moved)));
+    assert!(
+        matches!(fx[..], [Effect::LoadPage { .. }]),
+        "the page again: {fx:?}"
+    );
 }
 
 #[test]

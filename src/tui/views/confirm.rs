@@ -40,15 +40,6 @@ pub fn describe(a: &ActionKind, now: Time) -> String {
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
     let area = f.area();
     let border = if c.dangerous { t.danger } else { t.title };
-    let sample_rows = c.sample.len().min(5) as u16;
-    let inner = popup_area(
-        f,
-        t,
-        90.min(area.width - 2),
-        7 + sample_rows,
-        &format!("{}?", describe(&c.action, s.now)),
-        border,
-    );
     let count = match c.count {
         Some(n) => Span::styled(
             format!("{} item{}", thousands(n), if n == 1 { "" } else { "s" }),
@@ -73,16 +64,31 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
     if c.dangerous {
         lines.push(Line::styled(
             match c.action {
-                ActionKind::Delete => {
-                    "deletes the items and their history (z undoes while unchanged)"
-                }
-                _ => "finishes the items without a bot (z undoes while unchanged)",
+                ActionKind::Delete => format!(
+                    "{} (z undoes while unchanged)",
+                    crate::tui::commands::DELETE_DESC
+                ),
+                _ => "finishes the items without a bot (z undoes while unchanged)".into(),
             },
             t.warn,
         ));
     }
     lines.push(Line::raw(""));
-    let h = lines.len() as u16;
+    // Rows as wrapped: a long group name must not push the warning under the note line.
+    let w = 90.min(area.width - 2);
+    let text_w = w.saturating_sub(4).max(1) as usize;
+    let h = lines
+        .iter()
+        .map(|l| l.width().div_ceil(text_w).max(1) as u16)
+        .sum::<u16>();
+    let inner = popup_area(
+        f,
+        t,
+        w,
+        h + 4,
+        &format!("{}?", describe(&c.action, s.now)),
+        border,
+    );
     f.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: true }),
         Rect::new(
