@@ -329,6 +329,9 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
                 _ => String::new(),
             };
             let mut note = h.note.clone().unwrap_or_default();
+            for c in &h.changes {
+                note = format!("{note} {}", c.summary());
+            }
             if let Some(r) = h.reason {
                 note = format!("[{r}] {note}");
             }

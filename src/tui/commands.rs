@@ -30,6 +30,9 @@ pub enum Command {
     Top,
     Bottom,
     Open,
+    // Item detail.
+    NextItem,
+    PrevItem,
     // Items.
     Search,
     Filter,
@@ -300,6 +303,28 @@ pub const TABLE: &[Spec] = &[
         false,
         false,
         LISTS,
+        true
+    ),
+    spec!(
+        NextItem,
+        "next",
+        "",
+        "the next item of the list, without leaving the detail",
+        ["]"],
+        false,
+        false,
+        &[Detail],
+        true
+    ),
+    spec!(
+        PrevItem,
+        "previous",
+        "",
+        "the previous item of the list",
+        ["["],
+        false,
+        false,
+        &[Detail],
         true
     ),
     spec!(

@@ -146,6 +146,9 @@ pub struct DetailState {
     pub data: Option<ItemDetail>,
     pub scroll: u16,
     pub fetch: Fetch,
+    /// Next/previous moved the list's cursor to a row still being fetched: show it
+    /// when it lands.
+    pub follow: bool,
 }
 
 /// One row of the exceptions inbox.

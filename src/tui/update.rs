@@ -128,15 +128,23 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
         }
         Msg::Page(seq, offset, r) => {
             let (apply, again) = landed(&mut s.items.fetch, seq);
+            let mut fx = vec![];
             if apply {
                 match r {
                     Ok(p) => page_landed(s, offset, p),
                     Err(e) => load_failed(s, "items", &e),
                 }
+                if s.detail.follow && detail_of_list(s) {
+                    if let Some(id) = s.items.current().map(|r| r.id.clone()) {
+                        s.detail.follow = false;
+                        fx = load_detail(s, id);
+                    }
+                }
             }
-            let mut fx = if again { fetch_page(s, false) } else { vec![] };
-            if fx.is_empty() {
-                fx = page_if_needed(s);
+            if again {
+                fx.extend(fetch_page(s, false));
+            } else {
+                fx.extend(page_if_needed(s));
             }
             fx
         }
@@ -469,7 +477,7 @@ fn fetch_page(s: &mut State, changed: bool) -> Vec<Effect> {
 
 /// The screen shows rows the window does not hold: fetch the window around them.
 fn page_if_needed(s: &mut State) -> Vec<Effect> {
-    if s.view != View::Items || !s.items.loaded {
+    if !(s.view == View::Items || detail_of_list(s)) || !s.items.loaded {
         return vec![];
     }
     let it = &s.items;
@@ -922,6 +930,8 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
         Top => move_by(s, i64::MIN / 2),
         Bottom => move_by(s, i64::MAX / 2),
         Open => open(s),
+        NextItem => detail_step(s, 1),
+        PrevItem => detail_step(s, -1),
         Search => {
             if s.view != View::Items {
                 return vec![];
@@ -1168,12 +1178,55 @@ fn open(s: &mut State) -> Vec<Effect> {
 fn show_detail(s: &mut State, id: String) -> Vec<Effect> {
     s.back.push(s.view);
     s.view = View::Detail;
+    load_detail(s, id)
+}
+
+fn load_detail(s: &mut State, id: String) -> Vec<Effect> {
     if s.detail.id.as_ref() != Some(&id) {
         s.detail.data = None;
         s.detail.scroll = 0;
     }
     s.detail.id = Some(id);
     fetch_detail(s, true)
+}
+
+/// The detail was opened from the items list: it walks that list.
+fn detail_of_list(s: &State) -> bool {
+    s.view == View::Detail && s.back.last() == Some(&View::Items)
+}
+
+/// Next or previous item of the list the detail was opened from, staying in the detail;
+/// the list's cursor moves with it, so `esc` goes back to where the walk ended.
+fn detail_step(s: &mut State, delta: i64) -> Vec<Effect> {
+    if !detail_of_list(s) || !s.items.loaded || s.items.total == 0 {
+        return vec![];
+    }
+    let it = &mut s.items;
+    let to = (it.cursor as i64 + delta).clamp(0, it.total as i64 - 1) as u64;
+    if to == it.cursor {
+        let end = if delta > 0 { "last" } else { "first" };
+        set_status(
+            s,
+            Level::Info,
+            format!("this is the {end} item of the list"),
+        );
+        return vec![];
+    }
+    it.cursor = to;
+    it.cursor_id = it.current().map(|r| r.id.clone());
+    keep_cursor_visible(s);
+    match s.items.current().map(|r| r.id.clone()) {
+        Some(id) => {
+            let mut fx = load_detail(s, id);
+            fx.extend(page_if_needed(s));
+            fx
+        }
+        // Not in the window yet: show it when its page lands.
+        None => {
+            s.detail.follow = true;
+            fetch_page(s, false)
+        }
+    }
 }
 
 fn half_page(s: &State) -> u64 {

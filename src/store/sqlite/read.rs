@@ -283,6 +283,7 @@ pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
         reason: None,
         note: None,
         action_id: None,
+        changes: vec![],
     }];
     let mut st = conn
         .prepare_cached(
@@ -301,6 +302,7 @@ pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
         reason: None,
         note: None,
         action_id: None,
+        changes: vec![],
     };
     let mut last_attempt = None;
     let rows = st
@@ -310,6 +312,8 @@ pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
             };
             let note: Option<String> = r.get(6)?;
             let detail: Option<String> = r.get(7)?;
+            // An old → new record is shown as such, not as JSON appended to the note.
+            let changes = detail.as_deref().and_then(FieldChange::parse);
             Ok((
                 HistoryEntry {
                     at: from_ms(r.get(0)?),
@@ -318,11 +322,16 @@ pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
                     from: status(3)?,
                     to: status(4)?,
                     reason: r.get::<_, Option<String>>(5)?.and_then(|s| s.parse().ok()),
-                    note: match (note, detail) {
-                        (Some(n), Some(d)) => Some(format!("{n} {d}")),
-                        (n, d) => n.or(d),
+                    note: match (note, &changes) {
+                        (n, Some(_)) => n,
+                        (Some(n), None) => Some(match &detail {
+                            Some(d) => format!("{n} {d}"),
+                            None => n,
+                        }),
+                        (None, None) => detail,
                     },
                     action_id: r.get(8)?,
+                    changes: changes.unwrap_or_default(),
                 },
                 r.get::<_, Option<i64>>(9)?,
                 r.get::<_, Option<String>>(10)?,

@@ -224,6 +224,7 @@ pub fn detail(id: &str) -> Result<ItemDetail, Error> {
         reason: None,
         note: None,
         action_id: None,
+        changes: vec![],
     }];
     if item.status == Status::Exception {
         history.push(HistoryEntry {
@@ -235,6 +236,7 @@ pub fn detail(id: &str) -> Result<ItemDetail, Error> {
             reason: None,
             note: None,
             action_id: None,
+            changes: vec![],
         });
         history.push(HistoryEntry {
             at: mins_ago(5),
@@ -245,6 +247,7 @@ pub fn detail(id: &str) -> Result<ItemDetail, Error> {
             reason: item.reason,
             note: item.notes.last().map(|n| n.text.clone()),
             action_id: None,
+            changes: vec![],
         });
     }
     Ok(ItemDetail { item, history })

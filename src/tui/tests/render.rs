@@ -280,3 +280,73 @@ fn help_and_the_delete_dialog_agree_that_history_is_kept() {
         assert!(!text.contains("and their history"), "{what}:\n{text}");
     }
 }
+
+/// Item 297's detail with a long value, a note of three lines and an edited value.
+fn detail_with_edits(s: &mut State) {
+    keys(s, "\njj\n");
+    let d = s.detail.data.as_mut().unwrap();
+    let long = (0..12)
+        .map(|i| format!("\"Line{i}\":\"{}\"", "x".repeat(30)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let old = format!("{{\"InvoiceId\":\"I-1297\",\"Amount\":\"4999.00\",{long}}}");
+    let new = old.replace("4999.00", "4990.00");
+    d.item.value = format!("{new}TAIL");
+    d.item.notes.push(Note {
+        at: fixtures::now(),
+        by: "user:ana".into(),
+        text: "called the vendor\r\nthey fixed the master data\nretry tomorrow".into(),
+    });
+    d.history.push(HistoryEntry {
+        at: fixtures::now(),
+        by: "user:ana".into(),
+        action: "requeue".into(),
+        from: Some(Status::Exception),
+        to: Some(Status::Queued),
+        reason: None,
+        note: Some("amount typo".into()),
+        action_id: Some(7),
+        changes: vec![
+            FieldChange {
+                field: "value".into(),
+                old: serde_json::Value::String(old),
+                new: serde_json::Value::String(new),
+            },
+            FieldChange {
+                field: "priority".into(),
+                old: serde_json::json!("normal"),
+                new: serde_json::json!("high"),
+            },
+        ],
+    });
+}
+
+#[test]
+fn detail_wraps_values_keeps_note_lines_and_shows_edits_old_to_new() {
+    snap("detail_edits", detail_with_edits);
+    let mut s = state(160, 48);
+    detail_with_edits(&mut s);
+    let text = render(&s).backend().to_string();
+    // Each line of the note on its own screen line.
+    for l in [
+        "called the vendor",
+        "they fixed the master data",
+        "retry tomorrow",
+    ] {
+        assert!(text.lines().any(|r| r.contains(l)), "{l}:\n{text}");
+    }
+    assert!(!text.contains("vendorthey"), "{text}");
+    // The edit: the line that changed, old and new; the lines both share are left out.
+    let line = |mark: &str, amount: &str| {
+        text.lines()
+            .any(|l| l.contains(mark) && l.contains(&format!(r#""Amount": "{amount}","#)))
+    };
+    assert!(line("− ", "4999.00") && line("+ ", "4990.00"), "{text}");
+    assert!(
+        !text.contains(r#""InvoiceId": "I-1297","#),
+        "shared lines left out"
+    );
+    assert!(text.contains("priority: normal → high"), "{text}");
+    // The long value is wrapped, not cut: its end is on screen.
+    assert!(text.contains("TAIL"), "{text}");
+}

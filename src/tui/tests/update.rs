@@ -1237,3 +1237,50 @@ fn enter_on_a_worker_opens_what_it_holds() {
     update(&mut s, code(KeyCode::Esc));
     assert_eq!(s.view, View::Workers);
 }
+
+#[test]
+fn the_detail_walks_the_list_it_was_opened_from() {
+    let mut s = items_state(80, 24);
+    // Newest first: the top row is item 299.
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.detail.id, Some(item(299).id));
+    let fx = update(&mut s, k(']'));
+    assert_eq!(s.view, View::Detail, "still in the detail");
+    assert!(
+        matches!(&fx[..], [Effect::LoadDetail(_, id)] if *id == item(298).id),
+        "{fx:?}"
+    );
+    for f in fx {
+        settle(&mut s, fixtures::respond(&f).unwrap());
+    }
+    assert_eq!(s.detail.data.as_ref().unwrap().item.id, item(298).id);
+    assert_eq!(s.detail.scroll, 0);
+    settle(&mut s, k('['));
+    settle(&mut s, k('['));
+    assert_eq!(s.detail.id, Some(item(299).id));
+    assert!(s.status.as_ref().unwrap().text.contains("first item"));
+    // Far past the rows first loaded: pages come from the engine as the walk goes on.
+    let mut pages = 0;
+    for _ in 0..130 {
+        let fx = update(&mut s, k(']'));
+        pages += fx
+            .iter()
+            .filter(|e| matches!(e, Effect::LoadPage { .. }))
+            .count();
+        for f in fx {
+            settle(&mut s, fixtures::respond(&f).unwrap());
+        }
+    }
+    assert!(pages > 0, "the walk left the first window");
+    assert_eq!(s.detail.id, Some(item(299 - 130).id));
+    assert_eq!(s.detail.data.as_ref().unwrap().item.id, item(299 - 130).id);
+    assert!(!s.detail.follow);
+    // Back in the list, the cursor is where the walk ended.
+    settle(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.view, View::Items);
+    assert_eq!(s.items.current().unwrap().id, item(299 - 130).id);
+    // The keys belong to the detail: in the list they are the status tabs.
+    settle(&mut s, k(']'));
+    assert_eq!(s.view, View::Items);
+    assert_eq!(s.items.tab, Some(Status::Queued));
+}

@@ -2,8 +2,10 @@
 //! the full history. Side by side when wide, one scrolling column when narrow.
 
 use super::{age, status_text};
+use crate::cli::output::thousands;
 use crate::model::*;
-use crate::tui::state::State;
+use crate::tui::commands::Command;
+use crate::tui::state::{State, View};
 use crate::tui::theme::Theme;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -12,13 +14,23 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
-    let title = match &s.detail.data {
+    let mut title = match &s.detail.data {
         Some(d) => format!(
             " {} ",
             d.item.name.clone().unwrap_or_else(|| d.item.id.clone())
         ),
         None => format!(" {} ", s.detail.id.clone().unwrap_or_default()),
     };
+    // Opened from a list: where in it, and how to walk it.
+    if s.back.last() == Some(&View::Items) && s.items.total > 0 {
+        title.push_str(&format!(
+            "· {} of {} · {} {} previous/next ",
+            thousands(s.items.cursor + 1),
+            thousands(s.items.total),
+            s.keymap.label(Command::PrevItem),
+            s.keymap.label(Command::NextItem)
+        ));
+    }
     let block = super::panel(title, t);
     let Some(d) = &s.detail.data else {
         let msg = if s.detail.fetch.inflight {
@@ -41,8 +53,11 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     let scroll = (s.detail.scroll, 0);
     if inner.width >= 100 {
         let lw = inner.width / 2;
+        // Wrapped, indentation kept: a long value is read whole, not cut at the middle.
         f.render_widget(
-            Paragraph::new(left).scroll(scroll),
+            Paragraph::new(left)
+                .wrap(Wrap { trim: false })
+                .scroll(scroll),
             Rect::new(inner.x + 1, inner.y, lw - 2, inner.height),
         );
         f.render_widget(
@@ -137,11 +152,86 @@ fn notes<'a>(s: &State, t: &Theme, i: &Item) -> Vec<Line<'a>> {
         out.push(Line::styled("none", t.dim));
     }
     for n in &i.notes {
+        // A note keeps its line breaks: the first line beside who wrote it, the rest below.
+        let mut text = text_lines(&n.text);
         out.push(Line::from(vec![
             Span::styled(format!("{} ago ", age(s.now, n.at)), t.dim),
             Span::styled(format!("{}: ", n.by), t.info),
-            Span::raw(n.text.clone()),
+            Span::raw(text.remove(0)),
         ]));
+        out.extend(text.into_iter().map(|l| Line::raw(format!("  {l}"))));
+    }
+    out
+}
+
+/// The lines of a text as written (LF, CRLF or CR); at least one.
+fn text_lines(text: &str) -> Vec<String> {
+    text.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .split('\n')
+        .map(str::to_string)
+        .collect()
+}
+
+/// How many lines of a changed value are shown on each side before "… N more".
+const CHANGE_LINES: usize = 12;
+
+/// A changed field under its history row: short ones on one line, old → new; a value as
+/// the lines that differ, − old and + new (the lines both share are left out).
+fn change_lines<'a>(c: &FieldChange, t: &Theme) -> Vec<Line<'a>> {
+    let (old, new) = (FieldChange::side(&c.old), FieldChange::side(&c.new));
+    let pretty = |v: &str| crate::json_text::pretty(v).unwrap_or_else(|| v.to_string());
+    let (old_p, new_p) = (pretty(&old), pretty(&new));
+    if !old_p.contains('\n')
+        && !new_p.contains('\n')
+        && old.chars().count() + new.chars().count() <= 80
+    {
+        return vec![Line::from(vec![
+            Span::raw("           "),
+            Span::styled(format!("{}: ", c.field), t.dim),
+            Span::styled(old, t.bad),
+            Span::raw(" → "),
+            Span::styled(new, t.ok),
+        ])];
+    }
+    let a: Vec<&str> = old_p.lines().collect();
+    let b: Vec<&str> = new_p.lines().collect();
+    let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let tail = a[head..]
+        .iter()
+        .rev()
+        .zip(b[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let mut out = vec![Line::from(vec![
+        Span::raw("           "),
+        Span::styled(format!("{}: old → new", c.field), t.dim),
+        if head + tail > 0 {
+            Span::styled(
+                format!(" ({} unchanged lines not shown)", head + tail),
+                t.dim,
+            )
+        } else {
+            Span::raw("")
+        },
+    ])];
+    for (mark, lines, style) in [
+        ("− ", &a[head..a.len() - tail], t.bad),
+        ("+ ", &b[head..b.len() - tail], t.ok),
+    ] {
+        for l in lines.iter().take(CHANGE_LINES) {
+            out.push(Line::from(vec![
+                Span::raw("           "),
+                Span::styled(mark, style),
+                Span::styled(l.to_string(), style),
+            ]));
+        }
+        if lines.len() > CHANGE_LINES {
+            out.push(Line::styled(
+                format!("             … {} more lines", lines.len() - CHANGE_LINES),
+                t.dim,
+            ));
+        }
     }
     out
 }
@@ -176,10 +266,12 @@ fn history<'a>(s: &State, t: &Theme, h: &[HistoryEntry]) -> Vec<Line<'a>> {
         }
         out.push(Line::from(spans));
         if let Some(n) = &e.note {
-            out.push(Line::from(vec![
-                Span::raw("           "),
-                Span::raw(n.clone()),
-            ]));
+            for l in text_lines(n) {
+                out.push(Line::from(vec![Span::raw("           "), Span::raw(l)]));
+            }
+        }
+        for c in &e.changes {
+            out.extend(change_lines(c, t));
         }
     }
     out
