@@ -546,6 +546,9 @@ impl ActionKind {
 pub enum Target {
     Ids(Vec<String>),
     Filter(Filter),
+    /// Items matching any of the filters (several inbox groups marked at once), each
+    /// item once: one action, one undo.
+    Any(Vec<Filter>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -97,6 +97,20 @@ pub fn check_action(id: &str, from: Status, action: &ActionKind) -> Result<(), S
     }
 }
 
+/// Whether a human action fits a set of items that can be in any of `statuses` (an inbox
+/// row): the rules allow it from every one of them, and an expiry change only fits where
+/// expiry matters (queued items). An action that does not fit is not offered.
+pub fn action_fits(statuses: &[Status], action: &ActionKind) -> bool {
+    let allowed = statuses
+        .iter()
+        .all(|st| check_action("-", *st, action).is_ok());
+    let matters = match action {
+        ActionKind::ExtendExpiry { .. } => statuses.contains(&Status::Queued),
+        _ => true,
+    };
+    !statuses.is_empty() && allowed && matters
+}
+
 /// What happens after a failure: back to the queue for another try, or stay an exception.
 pub fn retries_again(reason: Reason, retry_count: u32, max_retries: u32) -> bool {
     matches!(reason, Reason::It | Reason::Timeout) && retry_count < max_retries

@@ -1568,6 +1568,84 @@ pub async fn pages_sort_high_priority_first_and_by_name_across_queues(env: Env) 
     );
 }
 
+pub async fn an_action_on_several_filters_touches_each_item_once_and_undoes_whole(env: Env) {
+    queue(&env, "a", Default::default()).await;
+    queue(&env, "b", Default::default()).await;
+    add(&env, "a", &["1", "2", "3"]).await;
+    add(&env, "b", &["4", "5"]).await;
+    let mut ls = take(&env, &["a"], 3).await.leases;
+    ls.extend(take(&env, &["b"], 2).await.leases);
+    let notes = [
+        "Vendor 'X' not found",
+        "Vendor 'Y' not found",
+        "Amount 5 too high",
+        "Vendor 'Z' not found",
+        "fine",
+    ];
+    for (l, n) in ls.iter().zip(notes) {
+        if n == "fine" {
+            finish_one(&env, done(l)).await.unwrap();
+        } else {
+            finish_one(&env, failed(l, Reason::Business, n))
+                .await
+                .unwrap();
+        }
+    }
+    let groups = env.store.groups(None).await.unwrap();
+    let group = |q: &str, sig_start: &str| {
+        let g = groups
+            .iter()
+            .find(|g| g.queue == q && g.signature.starts_with(sig_start))
+            .unwrap_or_else(|| panic!("{q} {sig_start}: {groups:?}"));
+        Filter {
+            queue: Some(q.into()),
+            statuses: vec![Status::Exception],
+            reason: g.reason,
+            signature: Some(g.signature.clone()),
+            ..Default::default()
+        }
+    };
+    // Two groups of "a", one of "b", and a filter overlapping the first group again.
+    let any = Target::Any(vec![
+        group("a", "Vendor"),
+        group("a", "Amount"),
+        group("b", "Vendor"),
+        Filter {
+            queue: Some("a".into()),
+            search: Some("'X'".into()),
+            ..Default::default()
+        },
+    ]);
+    let p = env.store.preview(any.clone(), 10).await.unwrap();
+    assert_eq!(p.count, 4, "each item once");
+    assert_eq!(p.sample.len(), 4);
+    let r = act(&env, any, requeue()).await.unwrap();
+    assert_eq!(r.touched, 4);
+    assert_eq!(counts(&env, "a").await.queued, 3);
+    assert_eq!(counts(&env, "b").await.queued, 1);
+    assert_eq!(
+        counts(&env, "b").await.processed,
+        1,
+        "the processed one is untouched"
+    );
+    env.store.undo(r.action_id, ME).await.unwrap();
+    assert_eq!(counts(&env, "a").await.exception, 3);
+    assert_eq!(counts(&env, "b").await.exception, 1);
+    // Bad targets change nothing.
+    let e = act(&env, Target::Any(vec![]), requeue()).await.unwrap_err();
+    assert_eq!(e.kind(), "invalid", "{e}");
+    let unknown = Target::Any(vec![
+        group("a", "Vendor"),
+        Filter {
+            queue: Some("nope".into()),
+            ..Default::default()
+        },
+    ]);
+    let e = act(&env, unknown, requeue()).await.unwrap_err();
+    assert_eq!(e.kind(), "not_found", "{e}");
+    assert_eq!(counts(&env, "a").await.exception, 3);
+}
+
 /// A clock accessor for the tests.
 trait NowForTest {
     fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
@@ -1626,4 +1704,5 @@ contract!(sqlite:
     the_change_feed_reports_changes,
     a_long_poll_wakes_when_work_arrives,
     pages_sort_high_priority_first_and_by_name_across_queues,
+    an_action_on_several_filters_touches_each_item_once_and_undoes_whole,
 );

@@ -331,22 +331,22 @@ pub const TABLE: &[Spec] = &[
         Search,
         "search",
         "[TEXT]",
-        "free text in name, key, value, notes",
+        "free text: items' name, key, value, notes; inbox rows' queue, note, example",
         ["/"],
         false,
         false,
-        &[Items],
+        &[Items, Exceptions],
         true
     ),
     spec!(
         Filter,
         "filter",
         "[status=S reason=R priority=P sla=S expired text]",
-        "filter items (no arguments: clear)",
+        "filter items, or inbox rows by queue=Q reason=R kind=exception|expired|sla",
         ["f"],
         false,
         false,
-        &[Items],
+        &[Items, Exceptions],
         false
     ),
     spec!(
@@ -357,7 +357,7 @@ pub const TABLE: &[Spec] = &[
         ["F"],
         false,
         false,
-        &[Items],
+        &[Items, Exceptions],
         false
     ),
     spec!(
@@ -412,7 +412,7 @@ pub const TABLE: &[Spec] = &[
         ["space"],
         false,
         false,
-        &[Items],
+        &[Items, Exceptions],
         true
     ),
     spec!(
@@ -430,11 +430,11 @@ pub const TABLE: &[Spec] = &[
         MarkAll,
         "mark-all",
         "",
-        "mark every item matching the filter",
+        "mark every item matching the filter (every inbox row shown)",
         ["ctrl-a"],
         false,
         false,
-        &[Items],
+        &[Items, Exceptions],
         false
     ),
     spec!(
@@ -445,7 +445,7 @@ pub const TABLE: &[Spec] = &[
         ["c"],
         false,
         false,
-        &[Items],
+        &[Items, Exceptions],
         false
     ),
     spec!(
@@ -581,6 +581,28 @@ pub const TABLE: &[Spec] = &[
         true
     ),
 ];
+
+/// The action a command applies, in a form the rules can judge (arguments filled with
+/// stand-ins: which statuses it fits does not depend on them); `None`: not an action.
+pub fn action_of(cmd: Command) -> Option<crate::model::ActionKind> {
+    use crate::model::{ActionKind, Priority};
+    Some(match cmd {
+        Command::Requeue | Command::RequeueDelay | Command::EditValue => ActionKind::Requeue {
+            delay: None,
+            value: None,
+        },
+        Command::Hold => ActionKind::Hold,
+        Command::Release => ActionKind::Release,
+        Command::Processed => ActionKind::Processed,
+        Command::Delete => ActionKind::Delete,
+        Command::Priority => ActionKind::SetPriority {
+            priority: Priority::Normal,
+        },
+        Command::Extend => ActionKind::ExtendExpiry { expires_at: None },
+        Command::Note => ActionKind::AddNote,
+        _ => return None,
+    })
+}
 
 pub fn spec(cmd: Command) -> &'static Spec {
     TABLE

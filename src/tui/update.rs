@@ -241,6 +241,7 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
                         ),
                     );
                     s.last_action = Some(a);
+                    s.inbox.marks.clear();
                     s.items.marks.clear();
                     s.items.mark_all = false;
                     s.items.anchor = None;
@@ -669,6 +670,9 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
                     s.items.filter.search = None;
                     return reset_items(s);
                 }
+                if ask == Ask::InboxSearch {
+                    s.inbox.search = None;
+                }
                 vec![]
             }
             _ if ctrl_c => vec![],
@@ -676,6 +680,7 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
             _ => {
                 let changed = edit(&mut input, &k);
                 let live = changed && ask == Ask::Search;
+                let inbox_live = changed && ask == Ask::InboxSearch;
                 let text = input.text.clone();
                 s.popup = Some(Popup::Prompt {
                     ask,
@@ -687,6 +692,9 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
                     // Search as you type: one query in flight, the latest text wins.
                     s.items.filter.search = Some(text).filter(|t| !t.is_empty());
                     return reset_items(s);
+                }
+                if inbox_live {
+                    s.inbox.search = Some(text).filter(|t| !t.is_empty());
                 }
                 vec![]
             }
@@ -768,6 +776,14 @@ pub fn palette_choices(s: &State, text: &str) -> Vec<Choice> {
             .to_vec(),
         Command::Priority => ["high", "normal", "low"].map(String::from).to_vec(),
         Command::Extend => ["never", "1h", "1d", "7d"].map(String::from).to_vec(),
+        Command::Filter if s.view == View::Exceptions => s
+            .queues
+            .list
+            .iter()
+            .map(|q| format!("queue={}", q.queue.name))
+            .chain(Reason::ALL.iter().map(|x| format!("reason={x}")))
+            .chain(RowKind::NAMES.iter().map(|x| format!("kind={x}")))
+            .collect(),
         Command::Filter => Status::ALL
             .iter()
             .map(|x| format!("status={x}"))
@@ -832,7 +848,7 @@ fn prompt_submit(s: &mut State, ask: Ask, title: String, input: Input) -> Vec<Ef
         vec![]
     };
     match &ask {
-        Ask::Search => vec![],
+        Ask::Search | Ask::InboxSearch => vec![],
         Ask::Arg(arg) => {
             let cmd = match arg {
                 ArgFor::Delay => Command::RequeueDelay,
@@ -932,6 +948,20 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
         Open => open(s),
         NextItem => detail_step(s, 1),
         PrevItem => detail_step(s, -1),
+        Search if s.view == View::Exceptions => {
+            match args {
+                Some(text) => s.inbox.search = Some(text),
+                None => {
+                    s.popup = Some(Popup::Prompt {
+                        ask: Ask::InboxSearch,
+                        title: "search the inbox: queue, reason, note, example".into(),
+                        input: Input::new(s.inbox.search.as_deref().unwrap_or("")),
+                        error: None,
+                    })
+                }
+            }
+            vec![]
+        }
         Search => {
             if s.view != View::Items {
                 return vec![];
@@ -949,7 +979,7 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
             vec![]
         }
         Filter => match args {
-            None if s.popup.is_none() && s.view == View::Items => {
+            None if s.popup.is_none() && matches!(s.view, View::Items | View::Exceptions) => {
                 // The key opens the palette with the command typed, ready for arguments.
                 s.popup = Some(Popup::Palette {
                     input: Input::new("filter "),
@@ -997,6 +1027,27 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
             s.items.descending = !s.items.descending;
             reset_items(s)
         }
+        Mark if s.view == View::Exceptions => {
+            let rows = s.inbox_rows();
+            if let Some(r) = rows.get(s.inbox_cursor(&rows)) {
+                let k = r.key();
+                if !s.inbox.marks.remove(&k) {
+                    s.inbox.marks.insert(k);
+                }
+            }
+            move_by(s, 1)
+        }
+        MarkAll if s.view == View::Exceptions => {
+            let rows = s.inbox_rows();
+            s.inbox.marks.extend(rows.iter().map(|r| r.key()));
+            let n = s.inbox.marks.len() as u64;
+            set_status(s, Level::Info, format!("{n} inbox row{} marked", plural(n)));
+            vec![]
+        }
+        ClearMarks if s.view == View::Exceptions => {
+            s.inbox.marks.clear();
+            vec![]
+        }
         Mark => mark(s),
         MarkRange => mark_range(s),
         MarkAll => {
@@ -1019,6 +1070,9 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
             vec![]
         }
         Requeue | RequeueDelay | Hold | Release | Processed | Delete | Priority | Extend | Note => {
+            if !s.offered(cmd) {
+                return not_offered(s, cmd);
+            }
             match action_kind(s, cmd, args.as_deref()) {
                 Ok(Some((kind, note))) => open_confirm(s, kind, note),
                 Ok(None) => vec![],
@@ -1067,6 +1121,11 @@ fn switch(s: &mut State, v: View) -> Vec<Effect> {
 }
 
 fn back(s: &mut State) -> Vec<Effect> {
+    if s.view == View::Exceptions && !s.inbox.marks.is_empty() {
+        s.inbox.marks.clear();
+        set_status(s, Level::Info, "marks cleared".into());
+        return vec![];
+    }
     if s.view == View::Items && (s.items.mark_all || !s.items.marks.is_empty()) {
         s.items.marks.clear();
         s.items.mark_all = false;
@@ -1360,6 +1419,9 @@ fn mark_range(s: &mut State) -> Vec<Effect> {
 /// `:filter status=exception reason=business priority=high sla=out expired words…`;
 /// no arguments clears every filter but the queue.
 fn filter_cmd(s: &mut State, args: &str) -> Vec<Effect> {
+    if s.view == View::Exceptions {
+        return inbox_filter(s, args);
+    }
     if s.view != View::Items {
         s.back.clear();
         s.view = View::Items;
@@ -1422,6 +1484,85 @@ fn filter_cmd(s: &mut State, args: &str) -> Vec<Effect> {
         s.items.tab
     });
     show_items(s, queue, tab, f, None, false)
+}
+
+/// `:filter queue=Q reason=R kind=exception|expired|sla words…` in the inbox; no
+/// arguments clear the filter and the search. Marks stay: they are the person's choice.
+fn inbox_filter(s: &mut State, args: &str) -> Vec<Effect> {
+    let mut f = InboxFilter::default();
+    let mut words = Vec::new();
+    for tok in args.split_whitespace() {
+        let Some((k, v)) = tok.split_once('=') else {
+            words.push(tok);
+            continue;
+        };
+        let r = match k {
+            "queue" => {
+                if s.queues.loaded && !s.queues.list.iter().any(|q| q.queue.name == v) {
+                    Err(format!("filter queue: unknown queue '{v}'"))
+                } else {
+                    f.queue = Some(v.to_string());
+                    Ok(())
+                }
+            }
+            "reason" => v
+                .parse::<Reason>()
+                .map(|r| f.reason = Some(r))
+                .map_err(|e| format!("filter reason: {e}")),
+            "kind" => RowKind::parse(v).map(|x| f.kind = Some(x)),
+            "text" | "search" => {
+                words.push(v);
+                Ok(())
+            }
+            _ => Err(format!(
+                "unknown inbox filter '{k}' (queue, reason, kind, text)"
+            )),
+        };
+        if let Err(e) = r {
+            set_status(s, Level::Error, e);
+            return vec![];
+        }
+    }
+    s.inbox.filter = f;
+    s.inbox.search = Some(words.join(" ")).filter(|w| !w.is_empty());
+    vec![]
+}
+
+/// Says why an action is not offered for the inbox rows it would apply to.
+fn not_offered(s: &mut State, cmd: Command) -> Vec<Effect> {
+    let name = commands::spec(cmd).name;
+    let rows = s.inbox_targets();
+    let action = commands::action_of(cmd);
+    let misfit = rows.iter().find(|r| {
+        action
+            .as_ref()
+            .is_some_and(|a| !crate::rules::action_fits(r.statuses(), a))
+    });
+    let fits: Vec<String> = misfit
+        .map(|r| {
+            commands::TABLE
+                .iter()
+                .filter(|c| {
+                    c.applies(View::Exceptions)
+                        && c.available(s.read_only)
+                        && commands::action_of(c.cmd)
+                            .is_some_and(|a| crate::rules::action_fits(r.statuses(), &a))
+                })
+                .map(|c| format!("{} {}", s.keymap.label(c.cmd), c.name))
+                .collect()
+        })
+        .unwrap_or_default();
+    let text = match misfit {
+        Some(r) => format!(
+            "{name} does not fit {} ({}); what fits: {}",
+            r.what(),
+            r.queue,
+            fits.join(", ")
+        ),
+        None => "nothing selected to act on".into(),
+    };
+    set_status(s, Level::Warn, text);
+    vec![]
 }
 
 /// What an action command does, from its argument; `Ok(None)` when a prompt was opened to
@@ -1513,12 +1654,31 @@ pub fn target(s: &State) -> Option<(Target, String)> {
             }
         }
         View::Exceptions => {
-            let rows = s.inbox_rows();
-            let row = rows.get(s.inbox_cursor(&rows))?;
-            Some((
-                Target::Filter(row.filter()),
-                format!("{} × {} in {}", thousands(row.count), row.what(), row.queue),
-            ))
+            let rows = s.inbox_targets();
+            match &rows[..] {
+                [] => None,
+                [row] => Some((
+                    Target::Filter(row.filter()),
+                    format!("{} × {} in {}", thousands(row.count), row.what(), row.queue),
+                )),
+                many => {
+                    let n: u64 = many.iter().map(|r| r.count).sum();
+                    Some((
+                        Target::Any(many.iter().map(|r| r.filter()).collect()),
+                        format!(
+                            "{} marked inbox rows ({} items) in {}",
+                            many.len(),
+                            thousands(n),
+                            {
+                                let mut q: Vec<&str> =
+                                    many.iter().map(|r| r.queue.as_str()).collect();
+                                q.dedup();
+                                q.join(", ")
+                            }
+                        ),
+                    ))
+                }
+            }
         }
         View::Queues | View::Workers => None,
     }

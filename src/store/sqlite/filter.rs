@@ -179,6 +179,28 @@ fn build_with(conn: &Connection, f: &Filter, now: Time, share: Option<f64>) -> R
     })
 }
 
+/// Items matching any of `fs`: each filter's conditions in brackets, joined with OR.
+pub fn build_any(conn: &Connection, fs: &[Filter], now: Time) -> Result<Where> {
+    if fs.is_empty() {
+        return Err(crate::backend::Error::Invalid(
+            "no filters given; nothing matches".into(),
+        ));
+    }
+    let mut sql = Vec::new();
+    let mut params = Vec::new();
+    for f in fs {
+        let w = build(conn, f, now)?;
+        sql.push(format!("({})", w.sql));
+        params.extend(w.params);
+    }
+    Ok(Where {
+        sql: sql.join(" OR "),
+        params,
+        counter_only: false,
+        queue_id: None,
+    })
+}
+
 /// The total an unrefined filter matches, from the maintained counters.
 pub fn counted_total(conn: &Connection, w: &Where, statuses: &[Status]) -> Result<u64> {
     let statuses: Vec<Status> = if statuses.is_empty() {

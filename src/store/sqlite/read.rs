@@ -469,6 +469,36 @@ pub fn preview(conn: &Connection, target: &Target, sample: u32, now: Time) -> Re
                 sample: page.items,
             })
         }
+        Target::Any(fs) => {
+            let w = filter::build_any(conn, fs, now)?;
+            let queues = all_queues(conn)?;
+            let from = format!(
+                "FROM items i JOIN queues q ON q.id = i.queue_id WHERE {}",
+                w.sql
+            );
+            let count: i64 = conn
+                .prepare(&format!("SELECT count(*) {from}"))
+                .and_then(|mut st| {
+                    st.query_row(rusqlite::params_from_iter(w.params.clone()), |r| r.get(0))
+                })
+                .map_err(sql)?;
+            let mut p = w.params;
+            p.push((sample as i64).into());
+            let rows = conn
+                .prepare(&format!("SELECT {ITEM_COLS} {from} ORDER BY i.seq LIMIT ?"))
+                .and_then(|mut st| {
+                    st.query_map(rusqlite::params_from_iter(p), ItemRow::from_sql)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(sql)?;
+            Ok(Preview {
+                count: count.max(0) as u64,
+                sample: rows
+                    .iter()
+                    .filter_map(|r| queues.get(&r.queue_id).map(|q| r.to_item(q, now)))
+                    .collect(),
+            })
+        }
         Target::Ids(ids) => {
             let queues = all_queues(conn)?;
             let mut sample_items = Vec::new();

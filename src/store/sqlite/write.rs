@@ -1205,8 +1205,12 @@ pub fn target_rows(ctx: &Ctx, target: &Target, with_value: bool) -> Result<Vec<I
                 })
                 .collect()
         }
-        Target::Filter(f) => {
-            let w = filter::build(ctx.conn, f, ctx.now)?;
+        Target::Filter(_) | Target::Any(_) => {
+            let w = match target {
+                Target::Any(fs) => filter::build_any(ctx.conn, fs, ctx.now)?,
+                Target::Filter(f) => filter::build(ctx.conn, f, ctx.now)?,
+                Target::Ids(_) => unreachable!("matched above"),
+            };
             let mut st = ctx
                 .conn
                 .prepare(&format!(

@@ -340,6 +340,7 @@ pub fn respond(fx: &Effect) -> Option<Msg> {
             let count = match t {
                 Target::Ids(ids) => ids.len() as u64,
                 Target::Filter(_) => 1240,
+                Target::Any(fs) => 1240 * fs.len() as u64,
             };
             Msg::Preview(
                 *seq,

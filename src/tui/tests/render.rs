@@ -350,3 +350,21 @@ fn detail_wraps_values_keeps_note_lines_and_shows_edits_old_to_new() {
     // The long value is wrapped, not cut: its end is on screen.
     assert!(text.contains("TAIL"), "{text}");
 }
+
+#[test]
+fn inbox_marks_search_and_fitting_hints() {
+    // Two rows of two queues marked, then a search that leaves one of them shown.
+    snap("exceptions_marked", |s| keys(s, "3 jj /vendor\n"));
+    let mut s = state(160, 48);
+    keys(&mut s, "3");
+    let footer = |s: &State| {
+        let t = render(s).backend().to_string();
+        t.lines().nth(47).unwrap().to_string()
+    };
+    assert!(footer(&s).contains("r requeue"), "{}", footer(&s));
+    keys(&mut s, "G");
+    assert!(!footer(&s).contains("requeue"), "{}", footer(&s));
+    keys(&mut s, "/nothing like this\n");
+    let text = render(&s).backend().to_string();
+    assert!(text.contains("No inbox row matches"), "{text}");
+}

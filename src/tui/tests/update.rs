@@ -1284,3 +1284,197 @@ fn the_detail_walks_the_list_it_was_opened_from() {
     assert_eq!(s.view, View::Items);
     assert_eq!(s.items.tab, Some(Status::Queued));
 }
+
+/// The inbox: [vendor 1,240 group, vendor 96 group, vendor out of SLA, onboarding CRM
+/// group, onboarding expired].
+fn inbox_state() -> State {
+    let mut s = state(160, 48);
+    settle(&mut s, k('3'));
+    assert_eq!(s.inbox_rows().len(), 5);
+    s
+}
+
+#[test]
+fn inbox_marks_across_groups_and_queues_and_one_action_applies_to_all() {
+    let mut s = inbox_state();
+    settle(&mut s, k(' '));
+    settle(&mut s, k('j'));
+    settle(&mut s, k('j'));
+    settle(&mut s, k(' '));
+    assert_eq!(s.inbox.marks.len(), 2);
+    let fx = settle(&mut s, k('r'));
+    assert!(fx.is_empty(), "{fx:?}");
+    let Some(Popup::Confirm(c)) = &s.popup else {
+        panic!("{:?} {:?}", s.popup, s.status)
+    };
+    let Target::Any(fs) = &c.target else {
+        panic!("{:?}", c.target)
+    };
+    let sigs: Vec<(&str, &str)> = fs
+        .iter()
+        .map(|f| (f.queue.as_deref().unwrap(), f.signature.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        sigs,
+        [
+            ("vendor-invoices", "Vendor * not found in SAP vendor master"),
+            ("customer-onboarding", "CRM API timed out after *"),
+        ]
+    );
+    assert!(
+        c.what.contains("2 marked inbox rows (1,248 items)"),
+        "{}",
+        c.what
+    );
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    let [Effect::Act(req)] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert!(matches!(req.target, Target::Any(ref f) if f.len() == 2));
+    settle(
+        &mut s,
+        Msg::Acted(Ok(ActionResult {
+            action_id: 9,
+            verb: "requeue".into(),
+            touched: 1248,
+        })),
+    );
+    assert!(
+        s.inbox.marks.is_empty(),
+        "marks go once the action is applied"
+    );
+    // Esc clears marks before anything else.
+    settle(&mut s, k(' '));
+    settle(&mut s, code(KeyCode::Esc));
+    assert!(s.inbox.marks.is_empty());
+    assert_eq!(s.view, View::Exceptions);
+}
+
+#[test]
+fn inbox_rows_offer_only_the_actions_that_fit_them() {
+    let mut s = inbox_state();
+    // The expired row: requeue does not fit queued items, extend does.
+    settle(&mut s, k('G'));
+    assert!(!s.offered(crate::tui::commands::Command::Requeue));
+    assert!(s.offered(crate::tui::commands::Command::Extend));
+    let fx = settle(&mut s, k('r'));
+    assert!(fx.is_empty() && s.popup.is_none(), "{:?}", s.popup);
+    let text = &s.status.as_ref().unwrap().text;
+    assert!(
+        text.contains("requeue does not fit expired") && text.contains("x extend"),
+        "{text}"
+    );
+    settle(&mut s, k('x'));
+    assert!(matches!(
+        &s.popup,
+        Some(Popup::Prompt {
+            ask: Ask::Arg(ArgFor::Extend),
+            ..
+        })
+    ));
+    settle(&mut s, code(KeyCode::Esc));
+    // An exception group: requeue fits, extend does not.
+    settle(&mut s, k('g'));
+    assert!(s.offered(crate::tui::commands::Command::Requeue));
+    settle(&mut s, k('x'));
+    assert!(s.popup.is_none());
+    assert!(s
+        .status
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("extend does not fit"));
+    // Out of SLA (any unfinished status): priority fits, hold does not.
+    settle(&mut s, k('j'));
+    settle(&mut s, k('j'));
+    assert_eq!(s.inbox_targets()[0].kind, InboxKind::OutOfSla);
+    assert!(s.offered(crate::tui::commands::Command::Priority));
+    assert!(!s.offered(crate::tui::commands::Command::Hold));
+    // Marked rows: an action is offered only when it fits every one of them.
+    settle(&mut s, k('g'));
+    settle(&mut s, k(' '));
+    settle(&mut s, k('G'));
+    settle(&mut s, k(' '));
+    assert_eq!(s.inbox.marks.len(), 2);
+    for c in ["Requeue", "Extend"] {
+        let cmd = crate::tui::commands::TABLE
+            .iter()
+            .find(|x| format!("{:?}", x.cmd) == c)
+            .unwrap()
+            .cmd;
+        assert!(
+            !s.offered(cmd),
+            "{c} fits exceptions and expired items both?"
+        );
+    }
+    assert!(s.offered(crate::tui::commands::Command::Hold));
+    let fx = settle(&mut s, k('h'));
+    assert!(fx.is_empty());
+    assert!(matches!(&s.popup, Some(Popup::Confirm(c)) if matches!(c.target, Target::Any(_))));
+}
+
+#[test]
+fn the_inbox_searches_and_filters_its_rows() {
+    let mut s = inbox_state();
+    settle(&mut s, k('/'));
+    typed(&mut s, "CRM");
+    let rows = s.inbox_rows();
+    assert_eq!(rows.len(), 1, "live, any case: {rows:?}");
+    assert_eq!(rows[0].queue, "customer-onboarding");
+    // Search by a word of the example, not of the signature.
+    settle(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.inbox_rows().len(), 5, "esc drops the search");
+    settle(&mut s, k('/'));
+    typed(&mut s, "trey research");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.inbox.search.as_deref(), Some("trey research"));
+    assert_eq!(s.inbox_rows().len(), 1);
+    // What is acted on is what is shown.
+    let Some((Target::Filter(f), _)) = crate::tui::update::target(&s) else {
+        panic!()
+    };
+    assert_eq!(
+        f.signature.as_deref(),
+        Some("Vendor * not found in SAP vendor master")
+    );
+    // The filter: kind, queue and reason; bad ones say what and change nothing.
+    settle(&mut s, k(':'));
+    typed(&mut s, "filter kind=expired");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.view, View::Exceptions);
+    let rows = s.inbox_rows();
+    assert_eq!((rows.len(), &rows[0].kind), (1, &InboxKind::Expired));
+    for (bad, says) in [
+        ("filter kind=nope", "not one of exception, expired, sla"),
+        ("filter queue=nope", "unknown queue 'nope'"),
+        ("filter reason=bad", "filter reason"),
+        ("filter colour=red", "unknown inbox filter 'colour'"),
+    ] {
+        settle(&mut s, k(':'));
+        typed(&mut s, bad);
+        settle(&mut s, code(KeyCode::Enter));
+        assert!(
+            s.status.as_ref().unwrap().text.contains(says),
+            "{bad}: {:?}",
+            s.status
+        );
+        assert_eq!(
+            s.inbox.filter.kind,
+            Some(RowKind::Expired),
+            "{bad} changed nothing"
+        );
+    }
+    settle(&mut s, k(':'));
+    typed(&mut s, "filter queue=vendor-invoices reason=business");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.inbox_rows().len(), 2);
+    settle(&mut s, k('F'));
+    assert_eq!(s.inbox_rows().len(), 5);
+    // Marks survive a search that hides their rows, and still apply.
+    settle(&mut s, k(' '));
+    settle(&mut s, k('/'));
+    typed(&mut s, "crm");
+    settle(&mut s, code(KeyCode::Enter));
+    settle(&mut s, k(' '));
+    assert_eq!(s.inbox_targets().len(), 2);
+}

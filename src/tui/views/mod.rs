@@ -277,7 +277,7 @@ fn footer(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let mut width = 0usize;
     for spec in TABLE
         .iter()
-        .filter(|c| c.hint && c.applies(s.view) && c.available(s.read_only))
+        .filter(|c| c.hint && c.applies(s.view) && c.available(s.read_only) && s.offered(c.cmd))
     {
         let key = s
             .keymap
