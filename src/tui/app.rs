@@ -35,6 +35,8 @@ pub struct Options {
 const DEBOUNCE: Duration = Duration::from_millis(250);
 const TICK: Duration = Duration::from_secs(1);
 const MIN_REFRESH: Duration = Duration::from_millis(700);
+/// How long the config problems stay in the status line at start.
+const CONFIG_STATUS_SECS: i64 = 30;
 
 type Term = Terminal<CrosstermBackend<Stdout>>;
 
@@ -86,9 +88,17 @@ pub fn initial_state_from(
         for p in &problems {
             tracing::warn!("config: {p}");
         }
-        s.popup = Some(crate::tui::state::Popup::Error {
-            title: "config problems (defaults kept)".into(),
-            message: problems.join("\n"),
+        // Said in the status line, not in a popup: a popup took the first key press
+        // (which then did nothing), and the list is in help for as long as it is needed.
+        let n = problems.len();
+        s.status = Some(crate::tui::state::StatusLine {
+            text: format!(
+                "config: {n} problem{} (defaults kept for those; ? lists them): {}",
+                if n == 1 { "" } else { "s" },
+                problems[0]
+            ),
+            level: Level::Warn,
+            until: s.now + chrono::Duration::seconds(CONFIG_STATUS_SECS),
         });
     }
     s.config_problems = problems;

@@ -868,12 +868,10 @@ pub enum KeySetting {
 }
 
 /// The config file: `config.toml` in the user's config directory.
-#[derive(Debug, Clone, Default, serde::Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     pub theme: Option<String>,
     pub mouse: Option<bool>,
-    #[serde(default)]
     pub keys: BTreeMap<String, KeySetting>,
 }
 
@@ -900,22 +898,71 @@ pub fn load_config(path: Option<&std::path::Path>) -> (Config, Vec<String>) {
     }
 }
 
+/// The file as written: `[keys]` entries are checked one by one, so one bad entry (a
+/// `mouse = true` written below `[keys]`) is reported on its own and the rest still apply.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    theme: Option<String>,
+    mouse: Option<bool>,
+    #[serde(default)]
+    keys: BTreeMap<String, toml::Value>,
+}
+
 pub fn parse_config(text: &str, origin: &str) -> (Config, Vec<String>) {
-    match toml::from_str::<Config>(text) {
-        Ok(c) => {
-            let mut problems = vec![];
-            if let Some(t) = &c.theme {
-                if t != "dark" && t != "light" {
-                    problems.push(format!("{origin}: theme '{t}' is not dark or light"));
-                }
-            }
-            (c, problems)
+    let raw = match toml::from_str::<RawConfig>(text) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Config::default(),
+                vec![format!("{origin}: {}", e.to_string().trim())],
+            )
         }
-        Err(e) => (
-            Config::default(),
-            vec![format!("{origin}: {}", e.to_string().trim())],
-        ),
+    };
+    let mut problems = vec![];
+    if let Some(t) = &raw.theme {
+        if t != "dark" && t != "light" {
+            problems.push(format!("{origin}: theme '{t}' is not dark or light"));
+        }
     }
+    let mut keys = BTreeMap::new();
+    for (name, v) in raw.keys {
+        let strings = |a: &Vec<toml::Value>| {
+            a.iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<Vec<String>>>()
+        };
+        let setting = match &v {
+            toml::Value::String(k) => Some(KeySetting::One(k.clone())),
+            toml::Value::Array(a) => strings(a).map(KeySetting::Many),
+            _ => None,
+        };
+        match setting {
+            Some(k) => {
+                keys.insert(name, k);
+            }
+            None if name == "mouse" || name == "theme" => {
+                let value = match &v {
+                    toml::Value::Boolean(b) => b.to_string(),
+                    _ => "…".into(),
+                };
+                problems.push(format!(
+                    "{origin}: keys.{name}: `{name}` is a setting, not a key: write `{name} = {value}` above the [keys] line"
+                ))
+            }
+            None => problems.push(format!(
+                "{origin}: keys.{name}: give a key or a list of keys, e.g. {name} = \"ctrl-x\""
+            )),
+        }
+    }
+    (
+        Config {
+            theme: raw.theme,
+            mouse: raw.mouse,
+            keys,
+        },
+        problems,
+    )
 }
 
 /// Completions of a partial command name in the palette.

@@ -1195,19 +1195,77 @@ fn config_file_sets_theme_mouse_keys_and_reports_problems_in_a_popup() {
         s.keymap.lookup(q, View::Items, false),
         Some(crate::tui::commands::Command::Requeue)
     );
-    // hold = "j" clashes with moving down: refused, shown at start.
-    let Some(Popup::Error { title, message }) = &s.popup else {
-        panic!("{:?}", s.popup)
-    };
-    assert!(title.contains("config"));
+    // hold = "j" clashes with moving down: refused, said at start in the status line (a
+    // popup would take the first key press), listed in help.
+    assert!(s.popup.is_none(), "{:?}", s.popup);
+    let st = s.status.as_ref().unwrap();
+    assert_eq!(st.level, Level::Warn);
     assert!(
-        message.contains("keys.hold") && message.contains("'j' is already 'down'"),
-        "{message}"
+        st.text.contains("config: 1 problem") && st.text.contains("'j' is already 'down'"),
+        "{}",
+        st.text
     );
+    assert!(s.config_problems[0].contains("keys.hold"));
     // A missing file is no problem.
     let s = crate::tui::app::initial_state_from(&opts, Some(dir.path().join("none.toml")), false);
-    assert!(s.popup.is_none());
+    assert!(s.popup.is_none() && s.status.is_none());
     assert!(s.config_problems.is_empty());
+}
+
+#[test]
+fn mouse_written_below_keys_is_reported_alone_and_the_first_key_press_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    // The help's example, then `mouse = true` below it: inside [keys] as TOML reads it.
+    let text = format!(
+        "[keys]\n{}\nmouse = true\n",
+        crate::tui::commands::KEYS_EXAMPLE
+    );
+    std::fs::write(&path, &text).unwrap();
+    let opts = crate::tui::app::Options {
+        source: "x".into(),
+        read_only: false,
+        actor: "user:t".into(),
+    };
+    let mut s = crate::tui::app::initial_state_from(&opts, Some(path), false);
+    assert_eq!(s.config_problems.len(), 1, "{:?}", s.config_problems);
+    assert!(
+        s.config_problems[0].contains("keys.mouse")
+            && s.config_problems[0].contains("above the [keys] line"),
+        "{:?}",
+        s.config_problems
+    );
+    // The rest of the file applies: the example's key requeues.
+    let alt_r = crate::tui::commands::Key::parse("alt-r").unwrap();
+    assert_eq!(
+        s.keymap.lookup(alt_r, View::Items, false),
+        Some(crate::tui::commands::Command::Requeue)
+    );
+    // The first key press does what it says.
+    settle(&mut s, Msg::Resize(80, 24));
+    assert!(s.popup.is_none());
+    update(&mut s, k('3'));
+    assert_eq!(s.view, View::Exceptions);
+    // Written where it belongs, nothing to report.
+    let (cfg, problems) = crate::tui::commands::parse_config(
+        &format!(
+            "mouse = true\n[keys]\n{}\n",
+            crate::tui::commands::KEYS_EXAMPLE
+        ),
+        "c.toml",
+    );
+    assert_eq!(problems, Vec::<String>::new());
+    assert_eq!(cfg.mouse, Some(true));
+    // Other bad entries of [keys] say what a key setting looks like.
+    let (_, problems) =
+        crate::tui::commands::parse_config("[keys]\nhold = 3\nnote = [\"n\", 4]\n", "c.toml");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.contains("give a key or a list of keys")),
+        "{problems:?}"
+    );
 }
 
 #[test]
