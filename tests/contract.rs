@@ -1616,6 +1616,13 @@ pub async fn an_action_on_several_filters_touches_each_item_once_and_undoes_whol
             ..Default::default()
         },
     ]);
+    // Just the groups, as the inbox sends them.
+    let groups_only = Target::Any(vec![
+        group("a", "Vendor"),
+        group("a", "Amount"),
+        group("b", "Vendor"),
+    ]);
+    assert_eq!(env.store.preview(groups_only, 10).await.unwrap().count, 4);
     let p = env.store.preview(any.clone(), 10).await.unwrap();
     assert_eq!(p.count, 4, "each item once");
     assert_eq!(p.sample.len(), 4);

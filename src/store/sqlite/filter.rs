@@ -179,7 +179,8 @@ fn build_with(conn: &Connection, f: &Filter, now: Time, share: Option<f64>) -> R
     })
 }
 
-/// Items matching any of `fs`: each filter's conditions in brackets, joined with OR.
+/// Items matching any of `fs`: the union of each filter's rows, each planned on its own
+/// (an OR of their conditions made SQLite's planner fail with partial indexes).
 pub fn build_any(conn: &Connection, fs: &[Filter], now: Time) -> Result<Where> {
     if fs.is_empty() {
         return Err(crate::backend::Error::Invalid(
@@ -190,11 +191,14 @@ pub fn build_any(conn: &Connection, fs: &[Filter], now: Time) -> Result<Where> {
     let mut params = Vec::new();
     for f in fs {
         let w = build(conn, f, now)?;
-        sql.push(format!("({})", w.sql));
+        sql.push(format!(
+            "SELECT i.seq FROM items i JOIN queues q ON q.id = i.queue_id WHERE {}",
+            w.sql
+        ));
         params.extend(w.params);
     }
     Ok(Where {
-        sql: sql.join(" OR "),
+        sql: format!("i.seq IN ({})", sql.join(" UNION ")),
         params,
         counter_only: false,
         queue_id: None,
