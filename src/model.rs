@@ -310,6 +310,78 @@ pub struct HistoryEntry {
     pub note: Option<String>,
     /// The human action (bulk or single) this change belongs to.
     pub action_id: Option<i64>,
+    /// What the change set, old → new, field by field: an edited value, a priority, an
+    /// expiry, a delay, the lease it ended (`lease`: its worker → none). Read from the
+    /// record `FieldChange::record` writes, so the CLI and the console show the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+}
+
+/// One field a change set: what it was and what it became, as recorded. A value is the
+/// user's text as stored (a JSON string holding it), a time or priority as its JSON form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: serde_json::Value,
+    pub new: serde_json::Value,
+}
+
+impl FieldChange {
+    /// The old → new pairs of a history row's detail (`{"old_X": …, "new_X": …}`), in the
+    /// order written; `None` when the detail is not such a record (then it is shown as
+    /// written, so nothing recorded is hidden).
+    pub fn parse(detail: &str) -> Option<Vec<FieldChange>> {
+        let serde_json::Value::Object(map) = serde_json::from_str(detail).ok()? else {
+            return None;
+        };
+        let mut out = Vec::new();
+        for (k, old) in &map {
+            match k.strip_prefix("old_") {
+                Some(field) => out.push(FieldChange {
+                    field: field.to_string(),
+                    old: old.clone(),
+                    new: map.get(&format!("new_{field}"))?.clone(),
+                }),
+                None if k.starts_with("new_") => {}
+                None => return None,
+            }
+        }
+        let news = map.keys().filter(|k| k.starts_with("new_")).count();
+        (!out.is_empty() && news == out.len()).then_some(out)
+    }
+
+    /// The history row's detail for these changes, as `parse` reads it back: the one way a
+    /// recorded change is written. `None` when nothing changed.
+    pub fn record(changes: &[FieldChange]) -> Option<String> {
+        if changes.is_empty() {
+            return None;
+        }
+        let mut map = serde_json::Map::new();
+        for c in changes {
+            map.insert(format!("old_{}", c.field), c.old.clone());
+            map.insert(format!("new_{}", c.field), c.new.clone());
+        }
+        Some(serde_json::Value::Object(map).to_string())
+    }
+
+    /// A side as people read it: text as it is, nothing as "-", anything else as JSON.
+    pub fn side(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => "-".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// "priority: normal → high".
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {} → {}",
+            self.field,
+            Self::side(&self.old),
+            Self::side(&self.new)
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -584,6 +656,9 @@ impl ActionKind {
 pub enum Target {
     Ids(Vec<String>),
     Filter(Filter),
+    /// Items matching any of the filters (several inbox groups marked at once), each
+    /// item once: one action, one undo.
+    Any(Vec<Filter>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -920,5 +995,59 @@ pub mod opt_duration_ms {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FieldChange;
+    use serde_json::json;
+
+    #[test]
+    fn field_changes_are_read_from_old_new_records_only() {
+        let c =
+            FieldChange::parse(r#"{"old_value": "{\"a\": 1.50}", "new_value": "{\"a\": 1.5}"}"#)
+                .unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].field, "value");
+        assert_eq!(
+            FieldChange::side(&c[0].old),
+            r#"{"a": 1.50}"#,
+            "the text as stored"
+        );
+        let c = FieldChange::parse(
+            r#"{"old_expires_at": null, "new_expires_at": "2026-11-23T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(c[0].summary(), "expires_at: - → 2026-11-23T00:00:00Z");
+        for bad in [
+            "",
+            "not json",
+            "[1, 2]",
+            r#"{"old_value": "a"}"#,
+            r#"{"new_value": "a"}"#,
+            r#"{"old_value": "a", "new_value": "b", "new_other": 1}"#,
+            r#"{"old_value": "a", "new_value": "b", "lease_ended_for": "w1"}"#,
+            "{}",
+        ] {
+            assert_eq!(FieldChange::parse(bad), None, "{bad}");
+        }
+        // What is recorded reads back the same, field order kept.
+        let both = vec![
+            FieldChange {
+                field: "priority".into(),
+                old: json!("normal"),
+                new: json!("high"),
+            },
+            FieldChange {
+                field: "lease".into(),
+                old: json!("w1"),
+                new: json!(null),
+            },
+        ];
+        let text = FieldChange::record(&both).unwrap();
+        assert_eq!(FieldChange::parse(&text), Some(both));
+        assert_eq!(FieldChange::record(&[]), None);
+        assert_eq!(FieldChange::side(&json!(3)), "3");
     }
 }

@@ -388,6 +388,20 @@ pub fn parse_statuses(s: &str) -> Result<Vec<Status>, String> {
     Ok(out)
 }
 
+/// Whether a human action fits a set of items that can be in any of `statuses` (an inbox
+/// row): the rules allow it from every one of them, and an expiry change only fits where
+/// expiry matters (queued items). An action that does not fit is not offered.
+pub fn action_fits(statuses: &[Status], action: &ActionKind) -> bool {
+    let allowed = statuses
+        .iter()
+        .all(|st| refusal_reason(*st, action).is_none());
+    let matters = match action {
+        ActionKind::ExtendExpiry { .. } => statuses.contains(&Status::Queued),
+        _ => true,
+    };
+    !statuses.is_empty() && allowed && matters
+}
+
 /// What happens after a failure: back to the queue for another try, or stay an exception.
 pub fn retries_again(reason: Reason, retry_count: u32, max_retries: u32) -> bool {
     matches!(reason, Reason::It | Reason::Timeout) && retry_count < max_retries
@@ -738,6 +752,19 @@ pub fn exact_duration(d: Duration) -> String {
         }
     }
     out
+}
+
+/// How far from now an extended expiry lies: a duration longer than 0, like a TTL (an
+/// expiry of "now" would expire the items it was meant to keep).
+pub fn parse_extension(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!(
+            "expire in '{}': must be longer than 0 (e.g. 2h, 7d, or 'never')",
+            s.trim()
+        ));
+    }
+    Ok(d)
 }
 
 /// Compact human form: `45s`, `12m`, `3h 5m`, `2d 4h`.

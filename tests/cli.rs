@@ -1404,6 +1404,59 @@ fn item_show_text() {
 }
 
 #[test]
+fn item_show_says_what_each_action_changed_old_to_new() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    let old = r#"{"InvoiceId":"I-1","Amount":"4999.00","Vendor":"Contoso Pharmaceuticals"}"#;
+    let new = r#"{"InvoiceId":"I-1","Amount":"4999.50","Vendor":"Contoso Pharmaceuticals"}"#;
+    let id = db.add("q", old, &[]);
+    db.ok(&["item", "priority", &id, "--to", "high", "--note", "vip"]);
+    db.ok(&["item", "hold", &id]);
+    db.ok(&["item", "requeue", &id, "--value", new]);
+    let t = db.ok(&["item", "show", &id]);
+    let history = t.split("history:\n").nth(1).unwrap();
+    let row = |action: &str| -> String {
+        history
+            .lines()
+            .find(|l| l.split_whitespace().nth(4) == Some(action))
+            .unwrap_or_else(|| panic!("no {action} row:\n{history}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // A short change reads old → new in its row, after the person's note.
+    assert!(
+        row("priority").ends_with("vip priority: normal → high (action 1)"),
+        "{}",
+        row("priority")
+    );
+    // A value is too long for a row: named there, whole below, each side as written.
+    assert!(
+        row("requeue").contains("value: changed (old → new below)"),
+        "{}",
+        row("requeue")
+    );
+    let changes = t.split("\nchanges:\n").nth(1).expect(&t);
+    assert!(changes.contains("requeue (action 3)  value:"), "{changes}");
+    assert!(
+        changes.contains(
+            "    old: {\n           \"InvoiceId\": \"I-1\",\n           \"Amount\": \"4999.00\","
+        ),
+        "{changes}"
+    );
+    assert!(changes.contains("\"Amount\": \"4999.50\""), "{changes}");
+    assert!(!t.contains("old_value"), "no record text: {t}");
+    // --json has the same record, field by field.
+    let j = db.json(&["item", "show", &id]);
+    let h = j["history"].as_array().unwrap();
+    let requeue = h.iter().find(|e| e["action"] == "requeue").unwrap();
+    assert_eq!(requeue["changes"][0]["field"], "value");
+    assert_eq!(requeue["changes"][0]["old"], old);
+    assert_eq!(requeue["changes"][0]["new"], new);
+    assert_eq!(requeue["note"], serde_json::Value::Null);
+}
+
+#[test]
 fn item_show_json_has_history() {
     let db = Db::new();
     db.ok(&["queue", "create", "q"]);
@@ -2192,6 +2245,11 @@ fn action_flag_mistakes_are_refused() {
             &["extend", &a, "--expires-in", "1h", "--never"],
             2,
             &["--never"],
+        ),
+        (
+            &["extend", &a, "--expires-in", "0s"],
+            1,
+            &["--expires-in", "'0s'", "longer than 0"],
         ),
         (&["note", &a], 1, &["a note action needs the note's text"]),
         (

@@ -220,3 +220,89 @@ fn demo_console_switches_views_marks_requeues_and_quits_cleanly() {
         "alternate screen left"
     );
 }
+
+/// Starts `workq demo` in a detached tmux with `config` as its config file.
+fn demo_with_config(tag: &str, config: &str) -> (Tmux, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("workq")).unwrap();
+    std::fs::write(dir.path().join("workq/config.toml"), config).unwrap();
+    let tmux = Tmux {
+        socket: format!(
+            "workq-{tag}-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_millis()
+        ),
+    };
+    let cmd = format!(
+        "env XDG_CONFIG_HOME={d} XDG_DATA_HOME={d} HOME={d} TERM=xterm-256color {bin} demo --db {d}/demo.db --items 300 --no-bots; sleep 60",
+        d = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_workq"),
+    );
+    let out = tmux.run(&[
+        "new-session",
+        "-d",
+        "-x",
+        "160",
+        "-y",
+        "48",
+        "-s",
+        "smoke",
+        &cmd,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (tmux, dir)
+}
+
+#[test]
+fn with_mouse_on_and_the_helps_key_example_the_first_key_press_counts() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed; the console smoke test needs it");
+        return;
+    }
+    // As a person following the help writes it: the example, then `mouse = true` below it
+    // (which TOML puts inside [keys]). The problem is said; the first key is not eaten.
+    let (tmux, _dir) = demo_with_config("cfg1", "[keys]\nrequeue = \"alt-r\"\nmouse = true\n");
+    tmux.wait_for(
+        &["Queues (4)", "keys.mouse"],
+        "the queues and the config problem",
+    );
+    tmux.keys(&["3"]);
+    let s = tmux.wait_for(
+        &["Exceptions inbox"],
+        "the first key press to open the inbox",
+    );
+    assert!(
+        !s.contains("config problems"),
+        "no popup took the key:\n{s}"
+    );
+    drop(tmux);
+
+    // Written where it belongs: no problem, mouse on, and the example's key requeues.
+    let (tmux, _dir) = demo_with_config("cfg2", "mouse = true\n[keys]\nrequeue = \"alt-r\"\n");
+    tmux.wait_for(&["Queues (4)"], "the queues view");
+    tmux.keys(&["3"]);
+    tmux.wait_for(
+        &["Exceptions inbox"],
+        "the first key press to open the inbox",
+    );
+    assert!(!tmux.screen().contains("config"), "{}", tmux.screen());
+    tmux.keys(&["M-r"]);
+    tmux.wait_for(&["requeue?", "changes "], "alt-r to requeue the group");
+    // Mouse capture is on: a click (as the terminal reports it, SGR, 1-based) on the
+    // header's Workers tab opens the workers. (Were the report read as keys, its digits
+    // would open other views and its final M would turn the mouse off.)
+    tmux.keys(&["Escape"]);
+    let screen = tmux.screen();
+    let header = screen.lines().next().unwrap();
+    let at = header.find("4 Workers").expect("the Workers tab");
+    let col = header[..at].chars().count() + 3;
+    let click = format!("\x1b[<0;{col};1M\x1b[<0;{col};1m");
+    tmux.run(&["send-keys", "-t", "smoke", "-l", &click]);
+    let s = tmux.wait_for(&["Workers ·"], "the click on the Workers tab");
+    assert!(!s.contains("mouse off"), "{s}");
+    tmux.keys(&["q"]);
+}

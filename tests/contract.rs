@@ -662,8 +662,24 @@ pub async fn requeue_with_an_edited_value_keeps_the_old_one(env: Env) {
         Some(env.clock.now_for_test() + chrono::Duration::seconds(300))
     );
     let last = d.history.last().unwrap();
-    let note = last.note.as_deref().unwrap();
-    assert!(note.contains("9000") && note.contains("900"), "{note}");
+    // The history keeps both values as written, old → new, apart from the person's note,
+    // with everything else the requeue changed (its delay).
+    assert_eq!(
+        last.changes,
+        vec![
+            FieldChange {
+                field: "value".into(),
+                old: serde_json::Value::String(r#"{"Amount": 9000}"#.into()),
+                new: serde_json::Value::String(r#"{"Amount": 900}"#.into()),
+            },
+            FieldChange {
+                field: "delay_until".into(),
+                old: serde_json::Value::Null,
+                new: serde_json::Value::String("2026-11-22T09:05:00.000Z".into()),
+            },
+        ]
+    );
+    assert_eq!(last.note.as_deref(), Some("checked with vendor"));
     assert!(take(&env, &["q"], 1).await.leases.is_empty(), "delayed");
 }
 
@@ -1059,10 +1075,15 @@ pub async fn hold_then_release_keeps_the_expiry(env: Env) {
     act(&env, ids(&items[1..]), requeue()).await.unwrap();
     let d = env.store.item(&items[1].id).await.unwrap();
     assert_eq!(d.item.expires_at, None);
-    let note = d.history.last().unwrap().note.clone().unwrap();
+    let last = d.history.last().unwrap();
+    let expiry = last.changes.iter().find(|c| c.field == "expires_at");
     assert!(
-        note.contains("old_expires_at") && note.contains("2026-11-22T09:30:00"),
-        "{note}"
+        expiry.is_some_and(|c| c
+            .old
+            .as_str()
+            .is_some_and(|t| t.contains("2026-11-22T09:30:00"))
+            && c.new.is_null()),
+        "{last:?}"
     );
     assert_eq!(take(&env, &["q"], 5).await.leases[0].item.id, items[1].id);
 }
@@ -1092,30 +1113,70 @@ pub async fn the_history_says_what_an_action_changed(env: Env) {
     )
     .await
     .unwrap();
+    let r = act(
+        &env,
+        ids(&items),
+        ActionKind::ExtendExpiry {
+            expires_at: Some(env.clock.now_for_test() + chrono::Duration::hours(2)),
+        },
+    )
+    .await
+    .unwrap();
+    undo(&env, r.action_id).await.unwrap();
     let h = env.store.item(&l.item.id).await.unwrap().history;
-    let note = |action: &str| -> String {
-        h.iter()
-            .rev()
-            .find(|e| e.action == action)
-            .and_then(|e| e.note.clone())
-            .unwrap_or_default()
+    // One record of a change, old → new, field by field (`FieldChange`); the person's
+    // note stays the note, no record text appended to it.
+    let undo_note = format!("undo of action {} (extend-expiry)", r.action_id);
+    let changes = |action: &str| -> Vec<(String, serde_json::Value, serde_json::Value)> {
+        let e = h.iter().rev().find(|e| e.action == action).unwrap();
+        let note = if action == "undo" {
+            undo_note.as_str()
+        } else {
+            "checked with vendor"
+        };
+        assert_eq!(e.note.as_deref(), Some(note), "{e:?}");
+        e.changes
+            .iter()
+            .map(|c| (c.field.clone(), c.old.clone(), c.new.clone()))
+            .collect()
     };
-    assert!(
-        note("hold").contains(r#""lease_ended_for":"w1""#),
-        "{}",
-        note("hold")
+    use serde_json::json;
+    assert_eq!(
+        changes("hold"),
+        [("lease".into(), json!("w1"), json!(null))],
+        "whose lease the hold ended"
+    );
+    let requeue = changes("requeue");
+    assert_eq!(requeue.len(), 1, "{requeue:?}");
+    assert_eq!(
+        (requeue[0].0.as_str(), &requeue[0].1),
+        ("delay_until", &json!(null))
     );
     assert!(
-        note("requeue").contains("new_delay_until") && note("requeue").contains("09:10:00"),
-        "{}",
-        note("requeue")
+        requeue[0]
+            .2
+            .as_str()
+            .is_some_and(|t| t.contains("09:10:00")),
+        "{requeue:?}"
     );
-    assert!(
-        note("priority").contains(r#""old_priority":"normal""#)
-            && note("priority").contains(r#""new_priority":"low""#),
-        "{}",
-        note("priority")
+    assert_eq!(
+        changes("priority"),
+        [("priority".into(), json!("normal"), json!("low"))]
     );
+    // The undo records what it put back the same way.
+    let undone = changes("undo");
+    assert_eq!(undone.len(), 1, "{undone:?}");
+    assert_eq!(undone[0].0, "expires_at");
+    assert!(undone[0].2.is_null(), "{undone:?}");
+    let summaries: Vec<String> = h
+        .iter()
+        .find(|e| e.action == "priority")
+        .unwrap()
+        .changes
+        .iter()
+        .map(|c| c.summary())
+        .collect();
+    assert_eq!(summaries, ["priority: normal → low"]);
 }
 
 /// An exception's group is its worker's failure note, and the group's example is a note of
@@ -2300,6 +2361,297 @@ pub async fn a_heartbeat_keeps_the_lease_past_its_first_deadline(env: Env) {
     assert!(e.to_string().contains("not recorded"), "{e}");
 }
 
+/// The names of a page, in order.
+async fn page_names(
+    env: &Env,
+    f: Filter,
+    sort: SortBy,
+    descending: bool,
+    offset: u64,
+) -> Vec<String> {
+    env.store
+        .items(
+            f,
+            PageRequest {
+                offset,
+                limit: 3,
+                sort,
+                descending,
+                count: Count::Exact,
+                after: None,
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.name.unwrap_or_default())
+        .collect()
+}
+
+pub async fn pages_sort_high_priority_first_and_by_name_across_queues(env: Env) {
+    queue(&env, "a", Default::default()).await;
+    queue(&env, "b", Default::default()).await;
+    let new = |name: &str, p: Priority| NewItem {
+        value: "{}".into(),
+        name: Some(name.into()),
+        priority: p,
+        ..Default::default()
+    };
+    env.store
+        .add_items(
+            "a",
+            vec![
+                new("low-1", Priority::Low),
+                new("high-1", Priority::High),
+                new("normal-1", Priority::Normal),
+                new("high-2", Priority::High),
+            ],
+            "bot",
+        )
+        .await
+        .unwrap();
+    env.store
+        .add_items(
+            "b",
+            vec![
+                new("Bravo", Priority::Normal),
+                new("alpha", Priority::Low),
+                new("Delta", Priority::High),
+            ],
+            "bot",
+        )
+        .await
+        .unwrap();
+    let qa = Filter {
+        queue: Some("a".into()),
+        ..Default::default()
+    };
+    // Descending priority is high first, in the order workers take them.
+    assert_eq!(
+        page_names(&env, qa.clone(), SortBy::Priority, true, 0).await,
+        ["high-1", "high-2", "normal-1"]
+    );
+    // The reverse is exactly that order backwards.
+    assert_eq!(
+        page_names(&env, qa.clone(), SortBy::Priority, false, 0).await,
+        ["low-1", "normal-1", "high-2"]
+    );
+    // By name across every queue: one order over all of them, paged.
+    let all = Filter::default();
+    let mut names = Vec::new();
+    for offset in [0, 3, 6] {
+        names.extend(page_names(&env, all.clone(), SortBy::Name, false, offset).await);
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert_eq!(names.len(), 7);
+    assert_eq!(
+        page_names(&env, all.clone(), SortBy::Name, true, 0).await,
+        ["normal-1", "low-1", "high-2"]
+    );
+    // A status filter over every queue, by name.
+    let held = Filter {
+        statuses: vec![Status::Queued],
+        ..Default::default()
+    };
+    assert_eq!(
+        page_names(&env, held, SortBy::Name, false, 5).await,
+        ["low-1", "normal-1"]
+    );
+}
+
+pub async fn an_action_on_several_filters_touches_each_item_once_and_undoes_whole(env: Env) {
+    queue(&env, "a", Default::default()).await;
+    queue(&env, "b", Default::default()).await;
+    add(&env, "a", &["1", "2", "3"]).await;
+    add(&env, "b", &["4", "5"]).await;
+    let mut ls = take(&env, &["a"], 3).await.leases;
+    ls.extend(take(&env, &["b"], 2).await.leases);
+    let notes = [
+        "Vendor 'X' not found",
+        "Vendor 'Y' not found",
+        "Amount 5 too high",
+        "Vendor 'Z' not found",
+        "fine",
+    ];
+    for (l, n) in ls.iter().zip(notes) {
+        if n == "fine" {
+            finish_one(&env, done(l)).await.unwrap();
+        } else {
+            finish_one(&env, failed(l, Reason::Business, n))
+                .await
+                .unwrap();
+        }
+    }
+    let groups = env.store.groups(None).await.unwrap();
+    let group = |q: &str, sig_start: &str| {
+        let g = groups
+            .iter()
+            .find(|g| g.queue == q && g.signature.starts_with(sig_start))
+            .unwrap_or_else(|| panic!("{q} {sig_start}: {groups:?}"));
+        Filter {
+            queue: Some(q.into()),
+            statuses: vec![Status::Exception],
+            reason: g.reason,
+            signature: Some(g.signature.clone()),
+            ..Default::default()
+        }
+    };
+    // Two groups of "a", one of "b", and a filter overlapping the first group again.
+    let any = Target::Any(vec![
+        group("a", "Vendor"),
+        group("a", "Amount"),
+        group("b", "Vendor"),
+        Filter {
+            queue: Some("a".into()),
+            search: Some("'X'".into()),
+            ..Default::default()
+        },
+    ]);
+    // Just the groups, as the inbox sends them.
+    let groups_only = Target::Any(vec![
+        group("a", "Vendor"),
+        group("a", "Amount"),
+        group("b", "Vendor"),
+    ]);
+    let p = env.store.preview(groups_only, None, 10).await.unwrap();
+    assert_eq!((p.count, p.changes, p.sample.len()), (4, 4, 4));
+    let p = env
+        .store
+        .preview(any.clone(), Some(requeue()), 10)
+        .await
+        .unwrap();
+    assert_eq!((p.count, p.changes), (4, 4), "each item once");
+    assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+    assert_eq!(p.sample.len(), 4);
+    let r = act(&env, any, requeue()).await.unwrap();
+    assert_eq!(r.touched, 4);
+    assert_eq!(counts(&env, "a").await.queued, 3);
+    assert_eq!(counts(&env, "b").await.queued, 1);
+    assert_eq!(
+        counts(&env, "b").await.processed,
+        1,
+        "the processed one is untouched"
+    );
+    let log = env
+        .store
+        .actions(ActionQuery {
+            queue: None,
+            limit: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(log[0].queues, ["a", "b"], "one action across both queues");
+    let u = undo(&env, r.action_id).await.unwrap();
+    assert_eq!((u.restored, u.total), (4, 4));
+    assert_eq!(counts(&env, "a").await.exception, 3);
+    assert_eq!(counts(&env, "b").await.exception, 1);
+
+    // Groups with rows an action refuses: the preview counts what changes and what it
+    // skips over the union (each item once), the action skips the same, and its undo is
+    // partial on a live queue: the item a worker took since stays with the worker.
+    add(&env, "b", &["6"]).await;
+    let mixed = Target::Any(vec![
+        group("a", "Vendor"),
+        Filter {
+            queue: Some("b".into()),
+            ..Default::default()
+        },
+        group("b", "Vendor"),
+    ]);
+    let p = env
+        .store
+        .preview(mixed.clone(), Some(requeue()), 10)
+        .await
+        .unwrap();
+    assert_eq!((p.count, p.changes), (5, 4), "{p:?}");
+    assert_eq!(p.skipped, p_skipped(1));
+    let mut sample: Vec<Status> = p.sample.iter().map(|i| i.status).collect();
+    sample.sort();
+    assert_eq!(
+        sample,
+        [
+            Status::Processed,
+            Status::Exception,
+            Status::Exception,
+            Status::Exception
+        ],
+        "the sample shows what changes, not the queued item it skips"
+    );
+    let e = act(&env, mixed.clone(), requeue()).await.unwrap_err();
+    assert!(
+        e.to_string().contains("1 of 5 items cannot be requeued"),
+        "{e}"
+    );
+    assert_eq!(
+        counts(&env, "a").await.exception,
+        3,
+        "refused: nothing changed"
+    );
+    let r = env
+        .store
+        .act(ActionRequest {
+            target: mixed,
+            action: requeue(),
+            note: Some("vendors fixed".into()),
+            actor: ME.into(),
+            skip_refused: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!((r.touched, r.skipped.clone()), (4, p_skipped(1)));
+    assert_eq!(counts(&env, "a").await.queued, 2);
+    assert_eq!(counts(&env, "b").await.queued, 3);
+    let held = take(&env, &["a"], 1).await.leases.remove(0);
+    let dry = env
+        .store
+        .undo(UndoRequest {
+            dry_run: true,
+            ..UndoRequest::new(r.action_id, ME)
+        })
+        .await
+        .unwrap();
+    assert_eq!((dry.restored, dry.total), (3, 4), "{dry:?}");
+    let u = undo(&env, r.action_id).await.unwrap();
+    assert_eq!((u.restored, u.total), (3, 4), "{u:?}");
+    assert_eq!(u.kept_items.len(), 1);
+    assert_eq!(
+        u.kept_items[0].id, held.item.id,
+        "the worker's item is kept"
+    );
+    let a = counts(&env, "a").await;
+    assert_eq!((a.exception, a.processing, a.queued), (2, 1, 0));
+    let b = counts(&env, "b").await;
+    assert_eq!(
+        (b.exception, b.processed, b.queued),
+        (1, 1, 1),
+        "the skipped queued item was never touched"
+    );
+    finish_one(&env, done(&held)).await.unwrap();
+
+    // Bad targets change nothing.
+    let e = act(&env, Target::Any(vec![]), requeue()).await.unwrap_err();
+    assert_eq!(e.kind(), "invalid", "{e}");
+    let e = env
+        .store
+        .preview(Target::Any(vec![]), Some(requeue()), 5)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "invalid", "{e}");
+    let unknown = Target::Any(vec![
+        group("a", "Vendor"),
+        Filter {
+            queue: Some("nope".into()),
+            ..Default::default()
+        },
+    ]);
+    let e = act(&env, unknown, requeue()).await.unwrap_err();
+    assert_eq!(e.kind(), "not_found", "{e}");
+    assert_eq!(counts(&env, "a").await.exception, 2);
+}
+
 /// A clock accessor for the tests.
 trait NowForTest {
     fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
@@ -2369,4 +2721,6 @@ contract!(sqlite:
     pages_continue_after_an_item,
     a_deadline_missed_today_says_so,
     a_heartbeat_keeps_the_lease_past_its_first_deadline,
+    pages_sort_high_priority_first_and_by_name_across_queues,
+    an_action_on_several_filters_touches_each_item_once_and_undoes_whole,
 );

@@ -556,3 +556,45 @@ fn several_statuses_parse_and_bad_ones_are_named() {
         assert!(e.contains("empty status"), "{bad:?}: {e}");
     }
 }
+
+#[test]
+fn actions_fit_the_rows_they_are_offered_for() {
+    use Status::*;
+    let requeue = ActionKind::Requeue {
+        delay: None,
+        value: None,
+    };
+    let extend = ActionKind::ExtendExpiry { expires_at: None };
+    let high = ActionKind::SetPriority {
+        priority: Priority::High,
+    };
+    // An exception group: requeue and the rest of a triage, not extend or release.
+    for a in [
+        &requeue,
+        &ActionKind::Hold,
+        &ActionKind::Processed,
+        &ActionKind::Delete,
+        &high,
+        &ActionKind::AddNote,
+    ] {
+        assert!(action_fits(&[Exception], a), "{a:?}");
+    }
+    assert!(!action_fits(&[Exception], &extend));
+    assert!(!action_fits(&[Exception], &ActionKind::Release));
+    // Expired (queued) items: extend, not requeue.
+    assert!(action_fits(&[Queued], &extend));
+    assert!(!action_fits(&[Queued], &requeue));
+    // Out of SLA: any unfinished status, so only what fits every one of them.
+    let open = [Queued, Processing, OnHold, Exception];
+    assert!(action_fits(&open, &high));
+    assert!(action_fits(&open, &extend));
+    for a in [
+        &requeue,
+        &ActionKind::Hold,
+        &ActionKind::Processed,
+        &ActionKind::Delete,
+    ] {
+        assert!(!action_fits(&open, a), "{a:?}");
+    }
+    assert!(!action_fits(&[], &high), "nothing to act on");
+}

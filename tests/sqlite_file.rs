@@ -291,10 +291,10 @@ async fn a_console_pause_on_a_locked_file_is_reported() {
 
 /// A database at schema 1, the last release, as workq then wrote it through its CLI
 /// (`fixtures/schema1.sql`): the first open takes it through migration 2 (expired items in
-/// queue health) and 3 (the action log) to the schema a new file gets, and everything in it
-/// reads, counts and undoes as it did.
+/// queue health), 3 (the action log) and 4 (the name index of sorted pages) to the schema a
+/// new file gets, and everything in it reads, counts and undoes as it did.
 #[tokio::test]
-async fn a_schema_1_database_migrates_through_2_and_3_and_keeps_everything() {
+async fn a_schema_1_database_migrates_through_2_3_and_4_and_keeps_everything() {
     use workq::model::*;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
@@ -313,7 +313,7 @@ async fn a_schema_1_database_migrates_through_2_and_3_and_keeps_everything() {
     let written = clock::from_ms(1_796_142_176_904);
     let at = clock::ManualClock::new(written + chrono::Duration::minutes(30));
     let s = SqliteStore::open(&path, Arc::new(at.clone())).unwrap();
-    assert_eq!(version(&path), 3);
+    assert_eq!(version(&path), 4);
     // The schema is the one a new file gets, index for index.
     let fresh = dir.path().join("new.db");
     drop(open(&fresh).unwrap());
@@ -328,7 +328,7 @@ async fn a_schema_1_database_migrates_through_2_and_3_and_keeps_everything() {
             .collect()
     };
     assert_eq!(schema(&path), schema(&fresh));
-    assert_eq!(version(&fresh), 3);
+    assert_eq!(version(&fresh), 4);
 
     // The items, byte for byte, and the queue's health from the new index.
     let q = s.queue("invoices").await.unwrap();
@@ -354,6 +354,52 @@ async fn a_schema_1_database_migrates_through_2_and_3_and_keeps_everything() {
     assert!(
         all.iter().all(|i| i.key.as_deref() != Some("I-4")),
         "deleted"
+    );
+    // A change recorded before the upgrade reads as one written now: old → new.
+    let h = s.item(&by_key("I-3").id).await.unwrap().history;
+    let priority = h.iter().find(|e| e.action == "priority").unwrap();
+    let said: Vec<String> = priority.changes.iter().map(|c| c.summary()).collect();
+    assert_eq!(said, ["priority: normal → high"]);
+    assert_eq!(priority.note, None, "{priority:?}");
+    // Sorted by name: a page walks the index migration 4 made instead of sorting the queue.
+    let plan: Vec<String> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT i.id FROM items i WHERE i.queue_id = 1
+             ORDER BY i.name DESC, i.seq DESC LIMIT 10",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        plan.iter().any(|p| p.contains("items_name"))
+            && !plan.iter().any(|p| p.contains("TEMP B-TREE")),
+        "{plan:?}"
+    );
+    let names: Vec<Option<String>> = s
+        .items(
+            Filter {
+                queue: Some("invoices".into()),
+                ..Default::default()
+            },
+            PageRequest {
+                sort: SortBy::Name,
+                descending: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(
+        names.first(),
+        Some(&Some("Fabrikam".to_string())),
+        "{names:?}"
     );
 
     // The action log: the old actions, with the queues each touched filled in.
@@ -441,5 +487,5 @@ async fn a_schema_1_database_migrates_through_2_and_3_and_keeps_everything() {
     // Opened again, nothing is left to migrate.
     let s = SqliteStore::open(&path, Arc::new(at)).unwrap();
     assert_eq!(s.queue("invoices").await.unwrap().counts.queued, 4);
-    assert_eq!(version(&path), 3);
+    assert_eq!(version(&path), 4);
 }

@@ -187,7 +187,8 @@ pub async fn run(store: &dyn Backend, cmd: ItemCmd, out: &Out) -> Result<(), Fai
             let at = match (&a.expires_at, &a.expires_in, a.never) {
                 (Some(t), _, _) => Some(parse_time(t).map_err(bad("--expires-at"))?),
                 (_, Some(d), _) => {
-                    Some(chrono::Utc::now() + parse_duration(d).map_err(bad("--expires-in"))?)
+                    let d = crate::rules::parse_extension(d).map_err(bad("--expires-in"))?;
+                    Some(chrono::Utc::now() + d)
                 }
                 (_, _, true) => None,
                 _ => {
@@ -440,6 +441,12 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
         }
     }
     say!("\nhistory:");
+    // A recorded change reads old → new in its row when it is short; a long one (an edited
+    // value) is named there and shown whole below the table, each side as written.
+    let fits = |c: &FieldChange| {
+        let t = c.summary();
+        !t.contains(['\n', '\r']) && t.chars().count() <= CHANGE_IN_ROW
+    };
     let rows: Vec<Vec<String>> = d
         .history
         .iter()
@@ -451,6 +458,13 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
                 _ => String::new(),
             };
             let mut note = h.note.clone().unwrap_or_default();
+            for c in &h.changes {
+                note = if fits(c) {
+                    format!("{note} {}", c.summary())
+                } else {
+                    format!("{note} {}: changed (old → new below)", c.field)
+                };
+            }
             if let Some(r) = h.reason {
                 note = format!("[{r}] {note}");
             }
@@ -467,8 +481,39 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
         })
         .collect();
     output::table(&["WHEN", "WHO", "ACTION", "CHANGE", "NOTE"], &rows)?;
+    let long: Vec<(&HistoryEntry, &FieldChange)> = d
+        .history
+        .iter()
+        .flat_map(|h| h.changes.iter().filter(|c| !fits(c)).map(move |c| (h, c)))
+        .collect();
+    if !long.is_empty() {
+        say!("\nchanges:");
+    }
+    for (h, c) in long {
+        let action = match h.action_id {
+            Some(a) => format!("{} (action {a})", h.action),
+            None => h.action.clone(),
+        };
+        say!(
+            "  {}  {}  {}:",
+            output::time(h.at),
+            text::line(&action),
+            text::line(&c.field)
+        );
+        for (side, v) in [("old", &c.old), ("new", &c.new)] {
+            let v = FieldChange::side(v);
+            let v = crate::json_text::pretty(&v).unwrap_or(v);
+            say!(
+                "    {side}: {}",
+                text::escape(&v, true).replace('\n', "\n         ")
+            );
+        }
+    }
     Ok(())
 }
+
+/// The longest "field: old → new" that `item show` writes inside its history row.
+const CHANGE_IN_ROW: usize = 60;
 
 async fn act(
     store: &dyn Backend,
@@ -522,11 +567,11 @@ async fn act(
         }
     };
     // Named items are all or nothing; a filter skips what the rules refuse, unless --strict.
-    let by_filter = matches!(target, Target::Filter(_));
+    let by_filter = matches!(target, Target::Filter(_) | Target::Any(_));
     let skip_refused = by_filter && !a.strict;
     let many = match &target {
         Target::Ids(ids) => ids.len() as u64 > TYPE_THE_COUNT_OVER,
-        Target::Filter(_) => true,
+        Target::Filter(_) | Target::Any(_) => true,
     };
     if many {
         let p = store

@@ -1,5 +1,6 @@
 //! The console loop: one task owns the state; terminal events, backend answers, the change
 //! feed and a one-second tick come in as messages; the screen is redrawn after changes.
+//! Data is fetched again on change events only; the tick moves clocks on screen.
 
 use crate::backend::Backend;
 use crate::tui::commands::{self, Keymap};
@@ -34,6 +35,8 @@ pub struct Options {
 const DEBOUNCE: Duration = Duration::from_millis(250);
 const TICK: Duration = Duration::from_secs(1);
 const MIN_REFRESH: Duration = Duration::from_millis(700);
+/// How long the config problems stay in the status line at start.
+const CONFIG_STATUS_SECS: i64 = 30;
 
 type Term = Terminal<CrosstermBackend<Stdout>>;
 
@@ -86,9 +89,17 @@ pub fn initial_state_from(
         for p in &problems {
             tracing::warn!("config: {p}");
         }
-        s.popup = Some(crate::tui::state::Popup::Error {
-            title: "config problems (defaults kept)".into(),
-            message: problems.join("\n"),
+        // Said in the status line, not in a popup: a popup took the first key press
+        // (which then did nothing), and the list is in help for as long as it is needed.
+        let n = problems.len();
+        s.status = Some(crate::tui::state::StatusLine {
+            text: format!(
+                "config: {n} problem{} (defaults kept for those; ? lists them): {}",
+                if n == 1 { "" } else { "s" },
+                problems[0]
+            ),
+            level: Level::Warn,
+            until: s.now + chrono::Duration::seconds(CONFIG_STATUS_SECS),
         });
     }
     s.config_problems = problems;
@@ -181,7 +192,8 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
                 }
                 Err(RecvError::Closed) => {
                     changes = backend.subscribe();
-                    update::set_status(s, Level::Warn, "change feed closed; refreshing every second".into());
+                    update::set_status(s, Level::Warn, "change feed closed; subscribed again".into());
+                    pending.push(Msg::Changed);
                 }
             },
             _ = tokio::time::sleep_until(sleep_until), if debounce.is_some() => {

@@ -31,6 +31,9 @@ pub enum Command {
     Top,
     Bottom,
     Open,
+    // Item detail.
+    NextItem,
+    PrevItem,
     // Items.
     Search,
     Filter,
@@ -78,12 +81,16 @@ pub struct Spec {
     pub hint: bool,
 }
 
+/// What delete does, said the same in help and in its confirmation: the item goes, the
+/// history rows stay in the audit trail (an undo brings the item back with them).
+pub const DELETE_DESC: &str = "delete items (their history is kept)";
+
 use View::*;
 const LISTS: &[View] = &[Queues, Items, Exceptions, Workers];
 const ACTS: &[View] = &[Items, Detail, Exceptions];
 
 macro_rules! spec {
-    ($cmd:ident, $name:literal, $args:literal, $desc:literal, [$($k:literal),*], $writes:literal, $danger:literal, $views:expr, $hint:literal) => {
+    ($cmd:ident, $name:literal, $args:literal, $desc:expr, [$($k:literal),*], $writes:literal, $danger:literal, $views:expr, $hint:literal) => {
         Spec { cmd: Command::$cmd, name: $name, args: $args, desc: $desc, keys: &[$($k),*],
                writes: $writes, dangerous: $danger, views: $views, hint: $hint }
     };
@@ -311,25 +318,47 @@ pub const TABLE: &[Spec] = &[
         true
     ),
     spec!(
+        NextItem,
+        "next",
+        "",
+        "the next item of the list, without leaving the detail",
+        ["]"],
+        false,
+        false,
+        &[Detail],
+        true
+    ),
+    spec!(
+        PrevItem,
+        "previous",
+        "",
+        "the previous item of the list",
+        ["["],
+        false,
+        false,
+        &[Detail],
+        true
+    ),
+    spec!(
         Search,
         "search",
         "[TEXT]",
-        "free text in name, key, value, notes",
+        "free text: items' name, key, value, notes; inbox rows' queue, note, example",
         ["/"],
         false,
         false,
-        &[Items],
+        &[Items, Exceptions],
         true
     ),
     spec!(
         Filter,
         "filter",
         "[status=S reason=R priority=P sla=S expired text]",
-        "filter items (no arguments: clear)",
+        "filter items, or inbox rows by queue=Q reason=R kind=exception|expired|sla",
         ["f"],
         false,
         false,
-        &[Items],
+        &[Items, Exceptions],
         false
     ),
     spec!(
@@ -340,7 +369,7 @@ pub const TABLE: &[Spec] = &[
         ["F"],
         false,
         false,
-        &[Items],
+        &[Items, Exceptions],
         false
     ),
     spec!(
@@ -395,7 +424,7 @@ pub const TABLE: &[Spec] = &[
         ["space"],
         false,
         false,
-        &[Items],
+        &[Items, Exceptions],
         true
     ),
     spec!(
@@ -413,11 +442,11 @@ pub const TABLE: &[Spec] = &[
         MarkAll,
         "mark-all",
         "",
-        "mark every item matching the filter",
+        "mark every item matching the filter (every inbox row shown)",
         ["ctrl-a"],
         false,
         false,
-        &[Items],
+        &[Items, Exceptions],
         false
     ),
     spec!(
@@ -428,7 +457,7 @@ pub const TABLE: &[Spec] = &[
         ["c"],
         false,
         false,
-        &[Items],
+        &[Items, Exceptions],
         false
     ),
     spec!(
@@ -490,7 +519,7 @@ pub const TABLE: &[Spec] = &[
         Delete,
         "delete",
         "",
-        "delete items (their history is kept)",
+        DELETE_DESC,
         ["D"],
         true,
         true,
@@ -564,6 +593,28 @@ pub const TABLE: &[Spec] = &[
         true
     ),
 ];
+
+/// The action a command applies, in a form the rules can judge (arguments filled with
+/// stand-ins: which statuses it fits does not depend on them); `None`: not an action.
+pub fn action_of(cmd: Command) -> Option<crate::model::ActionKind> {
+    use crate::model::{ActionKind, Priority};
+    Some(match cmd {
+        Command::Requeue | Command::RequeueDelay | Command::EditValue => ActionKind::Requeue {
+            delay: None,
+            value: None,
+        },
+        Command::Hold => ActionKind::Hold,
+        Command::Release => ActionKind::Release,
+        Command::Processed => ActionKind::Processed,
+        Command::Delete => ActionKind::Delete,
+        Command::Priority => ActionKind::SetPriority {
+            priority: Priority::Normal,
+        },
+        Command::Extend => ActionKind::ExtendExpiry { expires_at: None },
+        Command::Note => ActionKind::AddNote,
+        _ => return None,
+    })
+}
 
 pub fn spec(cmd: Command) -> &'static Spec {
     TABLE
@@ -829,14 +880,16 @@ pub enum KeySetting {
 }
 
 /// The config file: `config.toml` in the user's config directory.
-#[derive(Debug, Clone, Default, serde::Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     pub theme: Option<String>,
     pub mouse: Option<bool>,
-    #[serde(default)]
     pub keys: BTreeMap<String, KeySetting>,
 }
+
+/// The key override the help shows as an example; a test runs it through
+/// `Keymap::with_overrides`, so the documented example is always valid.
+pub const KEYS_EXAMPLE: &str = "requeue = \"alt-r\"";
 
 pub fn config_path() -> Option<std::path::PathBuf> {
     directories::ProjectDirs::from("", "", "workq").map(|d| d.config_dir().join("config.toml"))
@@ -857,22 +910,71 @@ pub fn load_config(path: Option<&std::path::Path>) -> (Config, Vec<String>) {
     }
 }
 
+/// The file as written: `[keys]` entries are checked one by one, so one bad entry (a
+/// `mouse = true` written below `[keys]`) is reported on its own and the rest still apply.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    theme: Option<String>,
+    mouse: Option<bool>,
+    #[serde(default)]
+    keys: BTreeMap<String, toml::Value>,
+}
+
 pub fn parse_config(text: &str, origin: &str) -> (Config, Vec<String>) {
-    match toml::from_str::<Config>(text) {
-        Ok(c) => {
-            let mut problems = vec![];
-            if let Some(t) = &c.theme {
-                if t != "dark" && t != "light" {
-                    problems.push(format!("{origin}: theme '{t}' is not dark or light"));
-                }
-            }
-            (c, problems)
+    let raw = match toml::from_str::<RawConfig>(text) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Config::default(),
+                vec![format!("{origin}: {}", e.to_string().trim())],
+            )
         }
-        Err(e) => (
-            Config::default(),
-            vec![format!("{origin}: {}", e.to_string().trim())],
-        ),
+    };
+    let mut problems = vec![];
+    if let Some(t) = &raw.theme {
+        if t != "dark" && t != "light" {
+            problems.push(format!("{origin}: theme '{t}' is not dark or light"));
+        }
     }
+    let mut keys = BTreeMap::new();
+    for (name, v) in raw.keys {
+        let strings = |a: &Vec<toml::Value>| {
+            a.iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<Vec<String>>>()
+        };
+        let setting = match &v {
+            toml::Value::String(k) => Some(KeySetting::One(k.clone())),
+            toml::Value::Array(a) => strings(a).map(KeySetting::Many),
+            _ => None,
+        };
+        match setting {
+            Some(k) => {
+                keys.insert(name, k);
+            }
+            None if name == "mouse" || name == "theme" => {
+                let value = match &v {
+                    toml::Value::Boolean(b) => b.to_string(),
+                    _ => "…".into(),
+                };
+                problems.push(format!(
+                    "{origin}: keys.{name}: `{name}` is a setting, not a key: write `{name} = {value}` above the [keys] line"
+                ))
+            }
+            None => problems.push(format!(
+                "{origin}: keys.{name}: give a key or a list of keys, e.g. {name} = \"ctrl-x\""
+            )),
+        }
+    }
+    (
+        Config {
+            theme: raw.theme,
+            mouse: raw.mouse,
+            keys,
+        },
+        problems,
+    )
 }
 
 /// Completions of a partial command name in the palette.
@@ -961,6 +1063,21 @@ mod tests {
             .iter()
             .any(|p| p.contains("keys.hold") && p.contains("requeue")));
         assert!(problems.iter().any(|p| p.contains("keys.note")));
+        assert_eq!(map.conflicts(), vec![]);
+    }
+
+    #[test]
+    fn the_helps_key_example_is_valid_and_takes_effect() {
+        let (cfg, problems) = parse_config(&format!("[keys]\n{KEYS_EXAMPLE}\n"), "example");
+        assert_eq!(problems, Vec::<String>::new());
+        let (map, problems) = Keymap::with_overrides(&cfg.keys);
+        assert_eq!(problems, Vec::<String>::new(), "{KEYS_EXAMPLE}");
+        let (name, key) = KEYS_EXAMPLE.split_once(" = ").unwrap();
+        let key = Key::parse(key.trim_matches('"')).unwrap();
+        let cmd = by_name(name).unwrap().cmd;
+        for v in [View::Items, View::Detail, View::Exceptions] {
+            assert_eq!(map.lookup(key, v, false), Some(cmd), "{v:?}");
+        }
         assert_eq!(map.conflicts(), vec![]);
     }
 

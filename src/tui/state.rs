@@ -2,7 +2,7 @@
 //! name (queues, inbox rows), never by row index, so refreshes keep the cursor and marks.
 
 use crate::model::*;
-use crate::tui::commands::Keymap;
+use crate::tui::commands::{Command, Keymap};
 use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,6 +57,10 @@ pub struct QueuesState {
     /// The selected queue, by name.
     pub selected: Option<String>,
     pub fetch: Fetch,
+    /// When the summaries were last asked for (time alone moves SLA and expiry).
+    pub asked_at: Option<Time>,
+    /// What is in flight was asked because time passed, not because the engine changed.
+    pub timed: bool,
 }
 
 impl QueuesState {
@@ -150,6 +154,9 @@ pub struct DetailState {
     pub data: Option<ItemDetail>,
     pub scroll: u16,
     pub fetch: Fetch,
+    /// Next/previous moved the list's cursor to a row still being fetched: show it
+    /// when it lands.
+    pub follow: bool,
 }
 
 /// One row of the exceptions inbox.
@@ -162,6 +169,37 @@ pub enum InboxKind {
     },
     Expired,
     OutOfSla,
+}
+
+/// What kind of inbox row, for the inbox's own filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowKind {
+    Exception,
+    Expired,
+    OutOfSla,
+}
+
+impl RowKind {
+    pub const NAMES: [&'static str; 3] = ["exception", "expired", "sla"];
+    pub fn parse(s: &str) -> Result<RowKind, String> {
+        match s {
+            "exception" | "exceptions" => Ok(RowKind::Exception),
+            "expired" => Ok(RowKind::Expired),
+            "sla" | "out-of-sla" => Ok(RowKind::OutOfSla),
+            _ => Err(format!(
+                "filter kind: '{s}' is not one of {}",
+                RowKind::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// The inbox's filter: `queue=Q reason=R kind=exception|expired|sla`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxFilter {
+    pub queue: Option<String>,
+    pub reason: Option<Reason>,
+    pub kind: Option<RowKind>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +228,43 @@ impl InboxRow {
             InboxKind::OutOfSla => f.sla = Some(Sla::Out),
         }
         f
+    }
+    pub fn kind(&self) -> RowKind {
+        match self.kind {
+            InboxKind::Group { .. } => RowKind::Exception,
+            InboxKind::Expired => RowKind::Expired,
+            InboxKind::OutOfSla => RowKind::OutOfSla,
+        }
+    }
+    /// The statuses the row's items can be in: what decides which actions fit it.
+    pub fn statuses(&self) -> &'static [Status] {
+        match self.kind {
+            InboxKind::Group { .. } => &[Status::Exception],
+            InboxKind::Expired => &[Status::Queued],
+            InboxKind::OutOfSla => &[
+                Status::Queued,
+                Status::Processing,
+                Status::OnHold,
+                Status::Exception,
+            ],
+        }
+    }
+    /// Whether the row passes the inbox's search (any case) and filter.
+    pub fn shown(&self, search: Option<&str>, f: &InboxFilter) -> bool {
+        let reason = match &self.kind {
+            InboxKind::Group { reason, .. } => *reason,
+            _ => None,
+        };
+        let text = search.map(str::to_lowercase).unwrap_or_default();
+        let example = match &self.kind {
+            InboxKind::Group { example, .. } => example.as_deref().unwrap_or(""),
+            _ => "",
+        };
+        let hay = format!("{}\n{}\n{}", self.queue, self.what(), example).to_lowercase();
+        f.queue.as_ref().is_none_or(|q| *q == self.queue)
+            && f.reason.is_none_or(|r| reason == Some(r))
+            && f.kind.is_none_or(|k| k == self.kind())
+            && text.split_whitespace().all(|w| hay.contains(w))
     }
     /// Stable identity across refreshes.
     pub fn key(&self) -> String {
@@ -233,6 +308,11 @@ pub struct InboxState {
     pub loaded: bool,
     pub selected: Option<String>,
     pub fetch: Fetch,
+    /// Marked rows, by key, across groups and queues: an action applies to all of them.
+    pub marks: BTreeSet<String>,
+    /// Free text over queue, reason, signature and example.
+    pub search: Option<String>,
+    pub filter: InboxFilter,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -328,6 +408,8 @@ impl Input {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ask {
     Search,
+    /// The inbox's own search.
+    InboxSearch,
     /// The argument an action needs before it can be confirmed.
     Arg(ArgFor),
     QueueSettings(String),
@@ -492,9 +574,52 @@ impl State {
         }
     }
 
+    /// The inbox rows the search and filter let through: what the inbox shows.
+    pub fn inbox_rows(&self) -> Vec<InboxRow> {
+        let search = self.inbox.search.as_deref();
+        self.inbox_all_rows()
+            .into_iter()
+            .filter(|r| r.shown(search, &self.inbox.filter))
+            .collect()
+    }
+
+    /// What an inbox action applies to: the marked rows that still exist (shown or not),
+    /// else the row under the cursor.
+    pub fn inbox_targets(&self) -> Vec<InboxRow> {
+        let marked: Vec<InboxRow> = self
+            .inbox_all_rows()
+            .into_iter()
+            .filter(|r| self.inbox.marks.contains(&r.key()))
+            .collect();
+        if !marked.is_empty() {
+            return marked;
+        }
+        let rows = self.inbox_rows();
+        rows.get(self.inbox_cursor(&rows))
+            .cloned()
+            .into_iter()
+            .collect()
+    }
+
+    /// Whether a command is offered here: in the inbox an action that does not fit every
+    /// row it would apply to is not (requeue for expired items, extend for exceptions).
+    pub fn offered(&self, cmd: Command) -> bool {
+        if self.view != View::Exceptions {
+            return true;
+        }
+        let Some(action) = crate::tui::commands::action_of(cmd) else {
+            return true;
+        };
+        let rows = self.inbox_targets();
+        !rows.is_empty()
+            && rows
+                .iter()
+                .all(|r| crate::rules::action_fits(r.statuses(), &action))
+    }
+
     /// The exceptions inbox: groups, then expired and out-of-SLA items, queue by queue in
     /// the order of the queues view.
-    pub fn inbox_rows(&self) -> Vec<InboxRow> {
+    pub fn inbox_all_rows(&self) -> Vec<InboxRow> {
         let mut rows = Vec::new();
         let mut order: Vec<&str> = self
             .queues

@@ -92,14 +92,31 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
             if s.status.as_ref().is_some_and(|st| st.until <= now) {
                 s.status = None;
             }
-            refresh(s)
+            // Nothing changed in the engine (that comes as `Changed`): only time moves SLA
+            // states, expiry and throughput, so only the summaries are asked now and then.
+            let due = s
+                .queues
+                .asked_at
+                .is_none_or(|t| (now - t).num_seconds() >= TIME_REFRESH_SECS);
+            if due && !s.queues.fetch.inflight {
+                s.queues.timed = true;
+                fetch_queues(s, false)
+            } else {
+                vec![]
+            }
         }
         Msg::Changed => refresh(s),
         Msg::Queues(seq, r) => {
             let (apply, again) = landed(&mut s.queues.fetch, seq);
+            let timed = std::mem::take(&mut s.queues.timed) && apply;
+            let mut fx = vec![];
             if apply {
                 match r {
                     Ok(list) => {
+                        // Time moved an item's SLA state or expiry: the rows on screen say so.
+                        if timed && time_figures(&list) != time_figures(&s.queues.list) {
+                            fx = fetch_view(s);
+                        }
                         s.queues.list = list;
                         s.queues.loaded = true;
                         if s.queues.selected.is_none() {
@@ -110,22 +127,29 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
                 }
             }
             if again {
-                fetch_queues(s, false)
-            } else {
-                vec![]
+                fx.extend(fetch_queues(s, false));
             }
+            fx
         }
         Msg::Page(seq, offset, r) => {
             let (apply, again) = landed(&mut s.items.fetch, seq);
+            let mut fx = vec![];
             if apply {
                 match r {
                     Ok(p) => page_landed(s, offset, p),
                     Err(e) => load_failed(s, "items", &e),
                 }
+                if s.detail.follow && detail_of_list(s) {
+                    if let Some(id) = s.items.current().map(|r| r.id.clone()) {
+                        s.detail.follow = false;
+                        fx = load_detail(s, id);
+                    }
+                }
             }
-            let mut fx = if again { fetch_page(s, false) } else { vec![] };
-            if fx.is_empty() {
-                fx = page_if_needed(s);
+            if again {
+                fx.extend(fetch_page(s, false));
+            } else {
+                fx.extend(page_if_needed(s));
             }
             fx
         }
@@ -169,9 +193,16 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
             let (apply, again) = landed(&mut s.workers.fetch, seq);
             if apply {
                 match r {
-                    Ok(w) => {
+                    Ok(mut w) => {
+                        // By name: the engine lists the last heard first, which reshuffles
+                        // the rows on every heartbeat.
+                        w.sort_by(|a, b| a.name.cmp(&b.name));
                         s.workers.list = w;
                         s.workers.loaded = true;
+                        // The highlight belongs to a worker, not to a row.
+                        if s.workers.selected.is_none() {
+                            s.workers.selected = s.workers.list.first().map(|w| w.name.clone());
+                        }
                     }
                     Err(e) => load_failed(s, "workers", &e),
                 }
@@ -252,6 +283,7 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
                         ),
                     );
                     s.last_action = Some(a);
+                    s.inbox.marks.clear();
                     s.items.marks.clear();
                     s.items.mark_all = false;
                     s.items.anchor = None;
@@ -390,11 +422,27 @@ fn landed(f: &mut Fetch, seq: u64) -> (bool, bool) {
     (apply, std::mem::take(&mut f.again))
 }
 
+/// With no change from the engine, the queue summaries are looked at again this often
+/// (SLA states, expiry and throughput move with time alone), and the view only when
+/// they moved.
+pub const TIME_REFRESH_SECS: i64 = 15;
+
+/// What time alone changes in the summaries.
+fn time_figures(list: &[QueueSummary]) -> Vec<(&str, u64, u64, u64)> {
+    list.iter()
+        .map(|q| (q.queue.name.as_str(), q.expired, q.at_risk, q.out_of_sla))
+        .collect()
+}
+
 fn fetch_queues(s: &mut State, changed: bool) -> Vec<Effect> {
-    want(&mut s.queues.fetch, changed)
+    let fx: Vec<Effect> = want(&mut s.queues.fetch, changed)
         .map(Effect::LoadQueues)
         .into_iter()
-        .collect()
+        .collect();
+    if !fx.is_empty() {
+        s.queues.asked_at = Some(s.now);
+    }
+    fx
 }
 
 fn fetch_groups(s: &mut State, changed: bool) -> Vec<Effect> {
@@ -465,7 +513,8 @@ fn fetch_page(s: &mut State, changed: bool) -> Vec<Effect> {
     };
     // Past the middle of a long list, read from the far end: OFFSET walks every row it
     // skips, so the bottom of a million rows would otherwise take seconds.
-    let flip = it.loaded && it.sort == SortBy::Enqueued && offset > it.total / 2;
+    // Every order ends on the enqueue order in its own direction, so any can be flipped.
+    let flip = it.loaded && offset > it.total / 2;
     if flip {
         let end = (offset + WINDOW as u64).min(it.total);
         page.offset = it.total - end;
@@ -483,7 +532,7 @@ fn fetch_page(s: &mut State, changed: bool) -> Vec<Effect> {
 
 /// The screen shows rows the window does not hold: fetch the window around them.
 fn page_if_needed(s: &mut State) -> Vec<Effect> {
-    if s.view != View::Items || !s.items.loaded {
+    if !(s.view == View::Items || detail_of_list(s)) || !s.items.loaded {
         return vec![];
     }
     let it = &s.items;
@@ -553,15 +602,20 @@ fn page_landed(s: &mut State, offset: u64, p: Page) {
 /// What the current view shows, reloaded; the queue summaries always (header, tabs, inbox).
 pub fn refresh(s: &mut State) -> Vec<Effect> {
     let mut fx = fetch_queues(s, false);
-    fx.extend(match s.view {
+    fx.extend(fetch_view(s));
+    fx
+}
+
+/// What the current view shows besides the summaries, reloaded.
+fn fetch_view(s: &mut State) -> Vec<Effect> {
+    match s.view {
         View::Queues => fetch_groups(s, false),
         View::Items => fetch_page(s, false),
         View::Detail => fetch_detail(s, false),
         View::Exceptions => fetch_groups(s, false),
         View::Workers => fetch_workers(s, false),
         View::Actions => fetch_actions(s, false),
-    });
-    fx
+    }
 }
 
 // ---------------------------------------------------------------- keys
@@ -707,6 +761,9 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
                     s.items.filter.search = None;
                     return reset_items(s);
                 }
+                if ask == Ask::InboxSearch {
+                    s.inbox.search = None;
+                }
                 vec![]
             }
             _ if ctrl_c => vec![],
@@ -714,6 +771,7 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
             _ => {
                 let changed = edit(&mut input, &k);
                 let live = changed && ask == Ask::Search;
+                let inbox_live = changed && ask == Ask::InboxSearch;
                 let text = input.text.clone();
                 s.popup = Some(Popup::Prompt {
                     ask,
@@ -725,6 +783,9 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
                     // Search as you type: one query in flight, the latest text wins.
                     s.items.filter.search = Some(text).filter(|t| !t.is_empty());
                     return reset_items(s);
+                }
+                if inbox_live {
+                    s.inbox.search = Some(text).filter(|t| !t.is_empty());
                 }
                 vec![]
             }
@@ -795,6 +856,14 @@ pub fn palette_choices(s: &State, text: &str) -> Vec<Choice> {
             .to_vec(),
         Command::Priority => ["high", "normal", "low"].map(String::from).to_vec(),
         Command::Extend => ["never", "1h", "1d", "7d"].map(String::from).to_vec(),
+        Command::Filter if s.view == View::Exceptions => s
+            .queues
+            .list
+            .iter()
+            .map(|q| format!("queue={}", q.queue.name))
+            .chain(Reason::ALL.iter().map(|x| format!("reason={x}")))
+            .chain(RowKind::NAMES.iter().map(|x| format!("kind={x}")))
+            .collect(),
         Command::Filter => Status::ALL
             .iter()
             .map(|x| format!("status={x}"))
@@ -859,7 +928,7 @@ fn prompt_submit(s: &mut State, ask: Ask, title: String, input: Input) -> Vec<Ef
         vec![]
     };
     match &ask {
-        Ask::Search => vec![],
+        Ask::Search | Ask::InboxSearch => vec![],
         Ask::Arg(arg) => {
             let cmd = match arg {
                 ArgFor::Delay => Command::RequeueDelay,
@@ -949,6 +1018,22 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
         Top => move_by(s, i64::MIN / 2),
         Bottom => move_by(s, i64::MAX / 2),
         Open => open(s),
+        NextItem => detail_step(s, 1),
+        PrevItem => detail_step(s, -1),
+        Search if s.view == View::Exceptions => {
+            match args {
+                Some(text) => s.inbox.search = Some(text),
+                None => {
+                    s.popup = Some(Popup::Prompt {
+                        ask: Ask::InboxSearch,
+                        title: "search the inbox: queue, reason, note, example".into(),
+                        input: Input::new(s.inbox.search.as_deref().unwrap_or("")),
+                        error: None,
+                    })
+                }
+            }
+            vec![]
+        }
         Search => {
             if s.view != View::Items {
                 return vec![];
@@ -966,7 +1051,7 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
             vec![]
         }
         Filter => match args {
-            None if s.popup.is_none() && s.view == View::Items => {
+            None if s.popup.is_none() && matches!(s.view, View::Items | View::Exceptions) => {
                 // The key opens the palette with the command typed, ready for arguments.
                 s.popup = Some(Popup::Palette {
                     input: Input::new("filter "),
@@ -1014,6 +1099,27 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
             s.items.descending = !s.items.descending;
             reset_items(s)
         }
+        Mark if s.view == View::Exceptions => {
+            let rows = s.inbox_rows();
+            if let Some(r) = rows.get(s.inbox_cursor(&rows)) {
+                let k = r.key();
+                if !s.inbox.marks.remove(&k) {
+                    s.inbox.marks.insert(k);
+                }
+            }
+            move_by(s, 1)
+        }
+        MarkAll if s.view == View::Exceptions => {
+            let rows = s.inbox_rows();
+            s.inbox.marks.extend(rows.iter().map(|r| r.key()));
+            let n = s.inbox.marks.len() as u64;
+            set_status(s, Level::Info, format!("{n} inbox row{} marked", plural(n)));
+            vec![]
+        }
+        ClearMarks if s.view == View::Exceptions => {
+            s.inbox.marks.clear();
+            vec![]
+        }
         Mark => mark(s),
         MarkRange => mark_range(s),
         MarkAll => {
@@ -1036,6 +1142,9 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
             vec![]
         }
         Requeue | RequeueDelay | Hold | Release | Processed | Delete | Priority | Extend | Note => {
+            if !s.offered(cmd) {
+                return not_offered(s, cmd);
+            }
             match action_kind(s, cmd, args.as_deref()) {
                 Ok(Some((kind, note))) => open_confirm(s, kind, note),
                 Ok(None) => vec![],
@@ -1084,6 +1193,11 @@ fn switch(s: &mut State, v: View) -> Vec<Effect> {
 }
 
 fn back(s: &mut State) -> Vec<Effect> {
+    if s.view == View::Exceptions && !s.inbox.marks.is_empty() {
+        s.inbox.marks.clear();
+        set_status(s, Level::Info, "marks cleared".into());
+        return vec![];
+    }
     if s.view == View::Items && (s.items.mark_all || !s.items.marks.is_empty()) {
         s.items.marks.clear();
         s.items.mark_all = false;
@@ -1195,12 +1309,55 @@ fn open(s: &mut State) -> Vec<Effect> {
 fn show_detail(s: &mut State, id: String) -> Vec<Effect> {
     s.back.push(s.view);
     s.view = View::Detail;
+    load_detail(s, id)
+}
+
+fn load_detail(s: &mut State, id: String) -> Vec<Effect> {
     if s.detail.id.as_ref() != Some(&id) {
         s.detail.data = None;
         s.detail.scroll = 0;
     }
     s.detail.id = Some(id);
     fetch_detail(s, true)
+}
+
+/// The detail was opened from the items list: it walks that list.
+fn detail_of_list(s: &State) -> bool {
+    s.view == View::Detail && s.back.last() == Some(&View::Items)
+}
+
+/// Next or previous item of the list the detail was opened from, staying in the detail;
+/// the list's cursor moves with it, so `esc` goes back to where the walk ended.
+fn detail_step(s: &mut State, delta: i64) -> Vec<Effect> {
+    if !detail_of_list(s) || !s.items.loaded || s.items.total == 0 {
+        return vec![];
+    }
+    let it = &mut s.items;
+    let to = (it.cursor as i64 + delta).clamp(0, it.total as i64 - 1) as u64;
+    if to == it.cursor {
+        let end = if delta > 0 { "last" } else { "first" };
+        set_status(
+            s,
+            Level::Info,
+            format!("this is the {end} item of the list"),
+        );
+        return vec![];
+    }
+    it.cursor = to;
+    it.cursor_id = it.current().map(|r| r.id.clone());
+    keep_cursor_visible(s);
+    match s.items.current().map(|r| r.id.clone()) {
+        Some(id) => {
+            let mut fx = load_detail(s, id);
+            fx.extend(page_if_needed(s));
+            fx
+        }
+        // Not in the window yet: show it when its page lands.
+        None => {
+            s.detail.follow = true;
+            fetch_page(s, false)
+        }
+    }
 }
 
 fn half_page(s: &State) -> u64 {
@@ -1341,6 +1498,9 @@ fn mark_range(s: &mut State) -> Vec<Effect> {
 /// `:filter status=exception reason=business priority=high sla=out expired words…`;
 /// no arguments clears every filter but the queue.
 fn filter_cmd(s: &mut State, args: &str) -> Vec<Effect> {
+    if s.view == View::Exceptions {
+        return inbox_filter(s, args);
+    }
     if s.view != View::Items {
         s.back.clear();
         s.view = View::Items;
@@ -1417,6 +1577,85 @@ fn filter_cmd(s: &mut State, args: &str) -> Vec<Effect> {
     show_items(s, queue, tab, f, None, false)
 }
 
+/// `:filter queue=Q reason=R kind=exception|expired|sla words…` in the inbox; no
+/// arguments clear the filter and the search. Marks stay: they are the person's choice.
+fn inbox_filter(s: &mut State, args: &str) -> Vec<Effect> {
+    let mut f = InboxFilter::default();
+    let mut words = Vec::new();
+    for tok in args.split_whitespace() {
+        let Some((k, v)) = tok.split_once('=') else {
+            words.push(tok);
+            continue;
+        };
+        let r = match k {
+            "queue" => {
+                if s.queues.loaded && !s.queues.list.iter().any(|q| q.queue.name == v) {
+                    Err(format!("filter queue: unknown queue '{v}'"))
+                } else {
+                    f.queue = Some(v.to_string());
+                    Ok(())
+                }
+            }
+            "reason" => v
+                .parse::<Reason>()
+                .map(|r| f.reason = Some(r))
+                .map_err(|e| format!("filter reason: {e}")),
+            "kind" => RowKind::parse(v).map(|x| f.kind = Some(x)),
+            "text" | "search" => {
+                words.push(v);
+                Ok(())
+            }
+            _ => Err(format!(
+                "unknown inbox filter '{k}' (queue, reason, kind, text)"
+            )),
+        };
+        if let Err(e) = r {
+            set_status(s, Level::Error, e);
+            return vec![];
+        }
+    }
+    s.inbox.filter = f;
+    s.inbox.search = Some(words.join(" ")).filter(|w| !w.is_empty());
+    vec![]
+}
+
+/// Says why an action is not offered for the inbox rows it would apply to.
+fn not_offered(s: &mut State, cmd: Command) -> Vec<Effect> {
+    let name = commands::spec(cmd).name;
+    let rows = s.inbox_targets();
+    let action = commands::action_of(cmd);
+    let misfit = rows.iter().find(|r| {
+        action
+            .as_ref()
+            .is_some_and(|a| !crate::rules::action_fits(r.statuses(), a))
+    });
+    let fits: Vec<String> = misfit
+        .map(|r| {
+            commands::TABLE
+                .iter()
+                .filter(|c| {
+                    c.applies(View::Exceptions)
+                        && c.available(s.read_only)
+                        && commands::action_of(c.cmd)
+                            .is_some_and(|a| crate::rules::action_fits(r.statuses(), &a))
+                })
+                .map(|c| format!("{} {}", s.keymap.label(c.cmd), c.name))
+                .collect()
+        })
+        .unwrap_or_default();
+    let text = match misfit {
+        Some(r) => format!(
+            "{name} does not fit {} ({}); what fits: {}",
+            r.what(),
+            r.queue,
+            fits.join(", ")
+        ),
+        None => "nothing selected to act on".into(),
+    };
+    set_status(s, Level::Warn, text);
+    vec![]
+}
+
 /// What an action command does, from its argument; `Ok(None)` when a prompt was opened to
 /// ask for the argument.
 fn action_kind(
@@ -1462,7 +1701,7 @@ fn action_kind(
         (Command::Extend, Some(d)) => ActionKind::ExtendExpiry {
             expires_at: Some(
                 s.now
-                    + ChronoDuration::from_std(parse_duration(d)?)
+                    + ChronoDuration::from_std(crate::rules::parse_extension(d)?)
                         .map_err(|e| format!("duration too long: {e}"))?,
             ),
         },
@@ -1506,12 +1745,31 @@ pub fn target(s: &State) -> Option<(Target, String)> {
             }
         }
         View::Exceptions => {
-            let rows = s.inbox_rows();
-            let row = rows.get(s.inbox_cursor(&rows))?;
-            Some((
-                Target::Filter(row.filter()),
-                format!("{} × {} in {}", thousands(row.count), row.what(), row.queue),
-            ))
+            let rows = s.inbox_targets();
+            match &rows[..] {
+                [] => None,
+                [row] => Some((
+                    Target::Filter(row.filter()),
+                    format!("{} × {} in {}", thousands(row.count), row.what(), row.queue),
+                )),
+                many => {
+                    let n: u64 = many.iter().map(|r| r.count).sum();
+                    Some((
+                        Target::Any(many.iter().map(|r| r.filter()).collect()),
+                        format!(
+                            "{} marked inbox rows ({} items) in {}",
+                            many.len(),
+                            thousands(n),
+                            {
+                                let mut q: Vec<&str> =
+                                    many.iter().map(|r| r.queue.as_str()).collect();
+                                q.dedup();
+                                q.join(", ")
+                            }
+                        ),
+                    ))
+                }
+            }
         }
         View::Queues | View::Workers | View::Actions => None,
     }

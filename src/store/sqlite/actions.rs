@@ -11,7 +11,7 @@ use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules::{self, ActionRule, Kept, Part, To, UndoStep, UndoWhen};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// The rows a target names, checked to exist. Values (up to a MiB each) are read only
@@ -46,23 +46,29 @@ pub fn target_rows(
                 })
                 .collect()
         }
-        Target::Filter(f) => {
-            let w = filter::build(conn, f, now)?;
-            let mut st = conn
-                .prepare(&format!(
-                    "SELECT {cols} FROM items i JOIN queues q ON q.id = i.queue_id
-                     WHERE {} ORDER BY i.seq",
-                    w.sql
-                ))
-                .map_err(sql)?;
-            let rows = st
-                .query_map(rusqlite::params_from_iter(w.params), ItemRow::from_sql)
-                .map_err(sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(sql);
-            rows
-        }
+        Target::Filter(f) => rows_where(conn, &cols, &filter::build(conn, f, now)?),
+        Target::Any(fs) => rows_where(conn, &cols, &filter::build_any(conn, fs, now)?),
     }
+}
+
+/// The rows a WHERE matches, in enqueue order.
+fn rows_where(conn: &Connection, cols: &str, w: &Where) -> Result<Vec<ItemRow>> {
+    let mut st = conn
+        .prepare(&format!(
+            "SELECT {cols} FROM items i JOIN queues q ON q.id = i.queue_id
+             WHERE {} ORDER BY i.seq",
+            w.sql
+        ))
+        .map_err(sql)?;
+    let rows = st
+        .query_map(
+            rusqlite::params_from_iter(w.params.iter()),
+            ItemRow::from_sql,
+        )
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql);
+    rows
 }
 
 fn rule_of(action: &ActionKind) -> &'static ActionRule {
@@ -151,17 +157,8 @@ pub fn preview(
     sample: u32,
     now: Time,
 ) -> Result<Preview> {
-    let sample_page = |f: &Filter| -> Result<Vec<Item>> {
-        let page = PageRequest {
-            limit: sample,
-            count: Count::Skip,
-            ..Default::default()
-        };
-        Ok(read::items(conn, f, &page, now)?.items)
-    };
     match target {
         Target::Filter(f) => {
-            let w = filter::build(conn, f, now)?;
             let Some(action) = action else {
                 let page = PageRequest {
                     limit: sample,
@@ -178,33 +175,24 @@ pub fn preview(
                     sample: p.items,
                 });
             };
-            let by_status = status_counts(conn, &w)?;
-            let mut out = Preview {
-                count: by_status.iter().map(|(_, n)| n).sum(),
-                changes: 0,
-                skipped: vec![],
-                warnings: vec![],
-                sample: vec![],
-            };
-            for (s, n) in &by_status {
-                match rules::refusal_reason(*s, action) {
-                    Some(why) => tally(&mut out.skipped, why, *n),
-                    None => out.changes += n,
+            preview_where(conn, &filter::build(conn, f, now)?, action, sample, now)
+        }
+        // Several inbox groups: their union, each item once, counted and judged as one.
+        Target::Any(fs) => {
+            let w = filter::build_any(conn, fs, now)?;
+            match action {
+                Some(action) => preview_where(conn, &w, action, sample, now),
+                None => {
+                    let count = status_counts(conn, &w)?.iter().map(|(_, n)| n).sum();
+                    Ok(Preview {
+                        count,
+                        changes: count,
+                        skipped: vec![],
+                        warnings: vec![],
+                        sample: sample_where(conn, &w, None, sample, now)?,
+                    })
                 }
             }
-            let present: Vec<Status> = by_status.iter().map(|(s, _)| *s).collect();
-            let ok = allowed(&present, action);
-            out.sample = if out.changes > 0 {
-                sample_page(&Filter {
-                    statuses: ok.clone(),
-                    ..f.clone()
-                })?
-            } else {
-                sample_page(f)?
-            };
-            let passed = expired_among(conn, &w, &ok, now)?;
-            out.warnings.extend(expiry_warning(action, passed));
-            Ok(out)
         }
         Target::Ids(_) => {
             let rows = target_rows(conn, target, false, now)?;
@@ -251,13 +239,88 @@ pub fn preview(
     }
 }
 
+/// The preview of an action on the items a WHERE matches: refusals depend on the status
+/// alone, so they are counted by status; the sample shows items the action changes.
+fn preview_where(
+    conn: &Connection,
+    w: &Where,
+    action: &ActionKind,
+    sample: u32,
+    now: Time,
+) -> Result<Preview> {
+    let by_status = status_counts(conn, w)?;
+    let mut out = Preview {
+        count: by_status.iter().map(|(_, n)| n).sum(),
+        changes: 0,
+        skipped: vec![],
+        warnings: vec![],
+        sample: vec![],
+    };
+    for (s, n) in &by_status {
+        match rules::refusal_reason(*s, action) {
+            Some(why) => tally(&mut out.skipped, why, *n),
+            None => out.changes += n,
+        }
+    }
+    let present: Vec<Status> = by_status.iter().map(|(s, _)| *s).collect();
+    let ok = allowed(&present, action);
+    let only = (out.changes > 0).then_some(ok.as_slice());
+    out.sample = sample_where(conn, w, only, sample, now)?;
+    let passed = expired_among(conn, w, &ok, now)?;
+    out.warnings.extend(expiry_warning(action, passed));
+    Ok(out)
+}
+
+/// The first `sample` items a WHERE matches in enqueue order, among `only` statuses if given.
+fn sample_where(
+    conn: &Connection,
+    w: &Where,
+    only: Option<&[Status]>,
+    sample: u32,
+    now: Time,
+) -> Result<Vec<Item>> {
+    let among = match only {
+        Some(statuses) => {
+            // Literals from the enum, as `filter::build` writes them.
+            let list: Vec<String> = statuses.iter().map(|s| format!("'{s}'")).collect();
+            format!(" AND i.status IN ({})", list.join(", "))
+        }
+        None => String::new(),
+    };
+    let mut p = w.params.clone();
+    p.push((sample as i64).into());
+    let rows = conn
+        .prepare(&format!(
+            "SELECT {ITEM_COLS} FROM items i JOIN queues q ON q.id = i.queue_id
+             WHERE {}{among} ORDER BY i.seq LIMIT ?",
+            w.sql
+        ))
+        .and_then(|mut st| {
+            st.query_map(rusqlite::params_from_iter(p), ItemRow::from_sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(sql)?;
+    let queues = all_queues(conn)?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| queues.get(&r.queue_id).map(|q| r.to_item(q, now)))
+        .collect())
+}
+
 // ---------------------------------------------------------------- acting
 
-/// What changed from one version of a row to the next, part by part, and the `old_…` /
-/// `new_…` values of those that carry one, for the history.
-fn diff(before: &ItemRow, after: &ItemRow) -> (Vec<Part>, Map<String, Value>) {
+/// What changed from one version of a row to the next, part by part, and the old → new
+/// of those that carry one, for the history (`FieldChange::record`, the one form).
+fn diff(before: &ItemRow, after: &ItemRow) -> (Vec<Part>, Vec<FieldChange>) {
     let mut parts = Vec::new();
-    let mut d = Map::new();
+    let mut d = Vec::new();
+    let mut changed = |field: &str, old: Value, new: Value| {
+        d.push(FieldChange {
+            field: field.into(),
+            old,
+            new,
+        })
+    };
     // In the one JSON time format (`model::time_ms`), as every other time reads.
     let time = |t: Option<i64>| json!(t.map(|t| from_ms(t).format(time_ms::FORMAT).to_string()));
     if (before.status, before.reason, before.finished_at)
@@ -267,35 +330,38 @@ fn diff(before: &ItemRow, after: &ItemRow) -> (Vec<Part>, Map<String, Value>) {
     }
     if before.lease_token.is_some() && after.lease_token.is_none() {
         parts.push(Part::Lease);
-        d.insert("lease_ended_for".into(), json!(before.worker));
+        // Whose lease ended: the worker that held the item, then nobody.
+        changed("lease", json!(before.worker), Value::Null);
     }
     if let (Some(old), Some(new)) = (&before.value, &after.value) {
         if old != new {
             parts.push(Part::Value);
-            d.insert("old_value".into(), json!(old));
-            d.insert("new_value".into(), json!(new));
+            changed("value", json!(old), json!(new));
         }
     }
     if before.priority != after.priority {
         parts.push(Part::Priority);
-        d.insert(
-            "old_priority".into(),
+        changed(
+            "priority",
             json!(Priority::from_rank(before.priority)),
-        );
-        d.insert(
-            "new_priority".into(),
             json!(Priority::from_rank(after.priority)),
         );
     }
     if before.expires_at != after.expires_at {
         parts.push(Part::Expiry);
-        d.insert("old_expires_at".into(), time(before.expires_at));
-        d.insert("new_expires_at".into(), time(after.expires_at));
+        changed(
+            "expires_at",
+            time(before.expires_at),
+            time(after.expires_at),
+        );
     }
     if before.delay_until != after.delay_until {
         parts.push(Part::Delay);
-        d.insert("old_delay_until".into(), time(before.delay_until));
-        d.insert("new_delay_until".into(), time(after.delay_until));
+        changed(
+            "delay_until",
+            time(before.delay_until),
+            time(after.delay_until),
+        );
     }
     if before.requeue_count != after.requeue_count {
         parts.push(Part::RequeueCount);
@@ -304,10 +370,6 @@ fn diff(before: &ItemRow, after: &ItemRow) -> (Vec<Part>, Map<String, Value>) {
         parts.push(Part::Note);
     }
     (parts, d)
-}
-
-fn detail(d: Map<String, Value>) -> Option<String> {
-    (!d.is_empty()).then(|| Value::Object(d).to_string())
 }
 
 /// Takes `row` where `action` says, in place; the parts it changes are those of its rule.
@@ -436,7 +498,7 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
             append_note(&mut row, ctx.now, &req.actor, n);
         }
         let (parts, changes) = if to == Some(To::Deleted) {
-            (vec![Part::Existence], Map::new())
+            (vec![Part::Existence], vec![])
         } else {
             diff(&before, &row)
         };
@@ -459,7 +521,7 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
                 },
                 reason: None,
                 note: req.note.as_deref(),
-                detail: detail(changes),
+                detail: FieldChange::record(&changes),
                 action_id: Some(action_id),
             },
         )?;
@@ -864,7 +926,7 @@ pub fn undo(ctx: &mut Ctx, req: &UndoRequest) -> Result<UndoResult> {
                         to: Some(row.status),
                         reason: None,
                         note: Some(&label),
-                        detail: detail(changes),
+                        detail: FieldChange::record(&changes),
                         action_id: Some(action_id),
                     },
                 )?;

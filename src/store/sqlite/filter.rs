@@ -1,11 +1,12 @@
 //! A `Filter` as SQL: one `WHERE` for listings, previews and bulk actions alike.
 //! The SLA conditions mirror `rules::item_sla` (same integer maths).
 
-use super::rows::{queue_by_name, sql};
+use super::rows::{queue_by_name, sql, QueueRow};
 use crate::backend::Result;
 use crate::model::*;
 use rusqlite::types::Value;
 use rusqlite::Connection;
+use std::collections::HashMap;
 
 pub struct Where {
     /// Conditions over `items i JOIN queues q`, joined with AND.
@@ -20,6 +21,37 @@ pub struct Where {
 const EXPIRED: &str = "(i.status = 'queued' AND i.expires_at IS NOT NULL AND i.expires_at <= ?)";
 
 pub fn build(conn: &Connection, f: &Filter, now: Time) -> Result<Where> {
+    build_with(conn, f, now, None)
+}
+
+/// As `build`, telling SQLite how many rows the statuses match (from the counters), so a
+/// sorted page of a rare status sorts those few instead of walking a sort index past
+/// every other row, and a common one walks the index instead of sorting them all.
+pub fn build_hinted(
+    conn: &Connection,
+    f: &Filter,
+    now: Time,
+    queues: &HashMap<i64, QueueRow>,
+) -> Result<Where> {
+    if f.statuses.is_empty() {
+        return build_with(conn, f, now, None);
+    }
+    let (mut part, mut all) = (0u64, 0u64);
+    for q in queues.values() {
+        if f.queue.as_ref().is_none_or(|n| *n == q.queue.name) {
+            part += f.statuses.iter().map(|s| q.counts.get(*s)).sum::<u64>();
+            all += q.counts.total();
+        }
+    }
+    let share = if all == 0 {
+        1.0
+    } else {
+        (part as f64 / all as f64).clamp(0.000_001, 1.0)
+    };
+    build_with(conn, f, now, Some(share))
+}
+
+fn build_with(conn: &Connection, f: &Filter, now: Time, share: Option<f64>) -> Result<Where> {
     crate::rules::check_filter(f).map_err(crate::backend::Error::Invalid)?;
     let now = now.timestamp_millis();
     let mut conds: Vec<String> = Vec::new();
@@ -45,6 +77,10 @@ pub fn build(conn: &Connection, f: &Filter, now: Time) -> Result<Where> {
                 let list: Vec<String> = many.iter().map(|s| format!("'{s}'")).collect();
                 format!("i.status IN ({})", list.join(", "))
             }
+        };
+        let c = match share {
+            Some(p) => format!("likelihood({c}, {p:.6})"),
+            None => c,
         };
         push(c, vec![], &mut conds);
         if !f.statuses.contains(&Status::Processed) {
@@ -141,6 +177,32 @@ pub fn build(conn: &Connection, f: &Filter, now: Time) -> Result<Where> {
         params,
         counter_only,
         queue_id,
+    })
+}
+
+/// Items matching any of `fs`: the union of each filter's rows, each planned on its own
+/// (an OR of their conditions made SQLite's planner fail with partial indexes).
+pub fn build_any(conn: &Connection, fs: &[Filter], now: Time) -> Result<Where> {
+    if fs.is_empty() {
+        return Err(crate::backend::Error::Invalid(
+            "no filters given; nothing matches".into(),
+        ));
+    }
+    let mut sql = Vec::new();
+    let mut params = Vec::new();
+    for f in fs {
+        let w = build(conn, f, now)?;
+        sql.push(format!(
+            "SELECT i.seq FROM items i JOIN queues q ON q.id = i.queue_id WHERE {}",
+            w.sql
+        ));
+        params.extend(w.params);
+    }
+    Ok(Where {
+        sql: format!("i.seq IN ({})", sql.join(" UNION ")),
+        params,
+        counter_only: false,
+        queue_id: None,
     })
 }
 

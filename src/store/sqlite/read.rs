@@ -53,13 +53,18 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
     let expired = expired.max(0) as u64;
     let out_of_sla = out + expired - expired_old.max(0) as u64;
     let at_risk = (upto_risk - out).saturating_sub(expired_risky.max(0) as u64);
-    // The head of each priority's FIFO; the oldest of those is the oldest queued item.
+    // The head of each priority's FIFO among the takeable ones (items_ready), and the
+    // oldest dormant (delayed or expired) one; the oldest of those is the oldest queued item.
+    // Without `dormant = 0` a priority with no items walked every queued item of the queue.
     let oldest: Option<i64> = conn
         .prepare_cached(
             "SELECT min(e) FROM (
                SELECT (SELECT enqueued_at FROM items WHERE queue_id = ?1 AND status = 'queued'
-                       AND priority = p ORDER BY seq LIMIT 1) AS e
-               FROM (SELECT 0 AS p UNION ALL SELECT 1 UNION ALL SELECT 2))",
+                       AND dormant = 0 AND priority = p ORDER BY seq LIMIT 1) AS e
+               FROM (SELECT 0 AS p UNION ALL SELECT 1 UNION ALL SELECT 2)
+               UNION ALL
+               SELECT min(enqueued_at) FROM items
+               WHERE queue_id = ?1 AND status = 'queued' AND dormant = 1)",
         )
         .and_then(|mut st| st.query_row([q.id], |r| r.get(0)))
         .map_err(sql)?;
@@ -206,17 +211,38 @@ pub fn queues(conn: &Connection, now: Time) -> Result<Vec<QueueSummary>> {
     qs.into_iter().map(|q| summary(conn, q, now)).collect()
 }
 
+/// The ORDER BY of a page: each sort ends on `seq` in the same direction, so the reverse
+/// of an order is exactly that order backwards (the console reads deep pages from the far
+/// end). Priority "descending" is high first in enqueue order: what workers take next.
+pub fn order_by(sort: SortBy, descending: bool, prefix: &str) -> String {
+    let (dir, rev) = if descending {
+        ("DESC", "ASC")
+    } else {
+        ("ASC", "DESC")
+    };
+    match sort {
+        SortBy::Enqueued => format!("{prefix}seq {dir}"),
+        // Rank 0 is high: high first is the rank ascending.
+        SortBy::Priority => format!("{prefix}priority {rev}, {prefix}seq {rev}"),
+        SortBy::Name => format!("{prefix}name {dir}, {prefix}seq {dir}"),
+        SortBy::Status => format!("{prefix}status {dir}, {prefix}seq {dir}"),
+    }
+}
+
 /// A page of items, counted as the request asks.
 pub fn items(conn: &Connection, f: &Filter, page: &PageRequest, now: Time) -> Result<Page> {
-    let w = filter::build(conn, f, now)?;
-    let dir = if page.descending { "DESC" } else { "ASC" };
-    let order = match page.sort {
-        SortBy::Enqueued => format!("i.seq {dir}"),
-        SortBy::Priority => format!("i.priority {dir}, i.seq"),
-        SortBy::Name => format!("i.name {dir}, i.seq"),
-        SortBy::Status => format!("i.status {dir}, i.seq"),
-    };
     let queues = all_queues(conn)?;
+    let w = filter::build_hinted(conn, f, now, &queues)?;
+    let limit = page.limit.min(MAX_PAGE) as i64;
+    let offset = page.offset as i64;
+    let select = |extra: &str| {
+        format!(
+            "SELECT {ITEM_COLS} FROM items i JOIN queues q ON q.id = i.queue_id
+             WHERE {}{extra} ORDER BY {}",
+            w.sql,
+            order_by(page.sort, page.descending, "i.")
+        )
+    };
     let mut params = w.params.clone();
     let mut keyset = String::new();
     if let Some(after) = &page.after {
@@ -235,14 +261,35 @@ pub fn items(conn: &Connection, f: &Filter, page: &PageRequest, now: Time) -> Re
         keyset = format!(" AND i.seq {} ?", if page.descending { "<" } else { ">" });
         params.push(seq.into());
     }
-    params.push((page.limit.min(MAX_PAGE) as i64).into());
-    params.push((page.offset as i64).into());
+    let sql_text = if page.sort == SortBy::Name && f.queue.is_none() && queues.len() > 1 {
+        // By name across queues: the name index is per queue, so each queue gives its first
+        // `offset + limit` rows from the index and only those are merged. Without this,
+        // every page sorted every item of the file. (Keyset paging goes with enqueue order.)
+        let mut ids: Vec<i64> = queues.keys().copied().collect();
+        ids.sort_unstable();
+        let arms: Vec<String> = ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "SELECT * FROM ({} LIMIT {})",
+                    select(&format!(" AND i.queue_id = {id}")),
+                    offset + limit
+                )
+            })
+            .collect();
+        params = ids.iter().flat_map(|_| w.params.clone()).collect();
+        format!(
+            "SELECT * FROM ({}) ORDER BY {} LIMIT ? OFFSET ?",
+            arms.join(" UNION ALL "),
+            order_by(page.sort, page.descending, "")
+        )
+    } else {
+        format!("{} LIMIT ? OFFSET ?", select(&keyset))
+    };
+    params.push(limit.into());
+    params.push(offset.into());
     let rows = conn
-        .prepare_cached(&format!(
-            "SELECT {ITEM_COLS} FROM items i JOIN queues q ON q.id = i.queue_id
-             WHERE {}{keyset} ORDER BY {order} LIMIT ? OFFSET ?",
-            w.sql
-        ))
+        .prepare_cached(&sql_text)
         .and_then(|mut st| {
             st.query_map(rusqlite::params_from_iter(params), ItemRow::from_sql)?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -300,6 +347,7 @@ pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
         reason: None,
         note: None,
         action_id: None,
+        changes: vec![],
     }];
     let mut st = conn
         .prepare_cached(
@@ -318,6 +366,7 @@ pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
         reason: None,
         note: None,
         action_id: None,
+        changes: vec![],
     };
     let mut last_attempt = None;
     let rows = st
@@ -327,6 +376,8 @@ pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
             };
             let note: Option<String> = r.get(6)?;
             let detail: Option<String> = r.get(7)?;
+            // An old → new record is shown as such, not as JSON appended to the note.
+            let changes = detail.as_deref().and_then(FieldChange::parse);
             Ok((
                 HistoryEntry {
                     at: from_ms(r.get(0)?),
@@ -335,11 +386,16 @@ pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
                     from: status(3)?,
                     to: status(4)?,
                     reason: r.get::<_, Option<String>>(5)?.and_then(|s| s.parse().ok()),
-                    note: match (note, detail) {
-                        (Some(n), Some(d)) => Some(format!("{n} {d}")),
-                        (n, d) => n.or(d),
+                    note: match (note, &changes) {
+                        (n, Some(_)) => n,
+                        (Some(n), None) => Some(match &detail {
+                            Some(d) => format!("{n} {d}"),
+                            None => n,
+                        }),
+                        (None, None) => detail,
                     },
                     action_id: r.get(8)?,
+                    changes: changes.unwrap_or_default(),
                 },
                 r.get::<_, Option<i64>>(9)?,
                 r.get::<_, Option<String>>(10)?,

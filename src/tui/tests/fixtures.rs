@@ -224,6 +224,7 @@ pub fn detail(id: &str) -> Result<ItemDetail, Error> {
         reason: None,
         note: None,
         action_id: None,
+        changes: vec![],
     }];
     if item.status == Status::Exception {
         history.push(HistoryEntry {
@@ -235,6 +236,7 @@ pub fn detail(id: &str) -> Result<ItemDetail, Error> {
             reason: None,
             note: None,
             action_id: None,
+            changes: vec![],
         });
         history.push(HistoryEntry {
             at: mins_ago(5),
@@ -245,6 +247,7 @@ pub fn detail(id: &str) -> Result<ItemDetail, Error> {
             reason: item.reason,
             note: item.notes.last().map(|n| n.text.clone()),
             action_id: None,
+            changes: vec![],
         });
     }
     Ok(ItemDetail { item, history })
@@ -372,6 +375,19 @@ pub fn respond(fx: &Effect) -> Option<Msg> {
             let count = match t {
                 Target::Ids(ids) => ids.len() as u64,
                 Target::Filter(_) => 1240,
+                // Marked inbox rows: what their groups count (each item in one group).
+                Target::Any(fs) => fs
+                    .iter()
+                    .map(|f| {
+                        groups()
+                            .iter()
+                            .find(|g| {
+                                Some(&g.queue) == f.queue.as_ref()
+                                    && Some(&g.signature) == f.signature.as_ref()
+                            })
+                            .map_or(1240, |g| g.count)
+                    })
+                    .sum(),
             };
             Msg::Preview(
                 *seq,

@@ -345,3 +345,106 @@ fn light_theme_paints_its_own_background() {
     // An empty corner of the screen: the light background, not the terminal's.
     assert_eq!(buf[(79, 22)].bg, Color::Indexed(231));
 }
+
+#[test]
+fn help_and_the_delete_dialog_agree_that_history_is_kept() {
+    let mut s = fixtures::state(160, 48);
+    keys(&mut s, "2");
+    keys(&mut s, "?");
+    let help = render(&s).backend().to_string();
+    keys(&mut s, "q");
+    keys(&mut s, "D");
+    let dialog = render(&s).backend().to_string();
+    for (what, text) in [("help", &help), ("delete dialog", &dialog)] {
+        assert!(text.contains("history is kept"), "{what}:\n{text}");
+        assert!(!text.contains("and their history"), "{what}:\n{text}");
+    }
+}
+
+/// Item 297's detail with a long value, a note of three lines and an edited value.
+fn detail_with_edits(s: &mut State) {
+    keys(s, "\njj\n");
+    let d = s.detail.data.as_mut().unwrap();
+    let long = (0..12)
+        .map(|i| format!("\"Line{i}\":\"{}\"", "x".repeat(30)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let old = format!("{{\"InvoiceId\":\"I-1297\",\"Amount\":\"4999.00\",{long}}}");
+    let new = old.replace("4999.00", "4990.00");
+    d.item.value = format!("{new}TAIL");
+    d.item.notes.push(Note {
+        at: fixtures::now(),
+        by: "user:ana".into(),
+        text: "called the vendor\r\nthey fixed the master data\nretry tomorrow".into(),
+    });
+    d.history.push(HistoryEntry {
+        at: fixtures::now(),
+        by: "user:ana".into(),
+        action: "requeue".into(),
+        from: Some(Status::Exception),
+        to: Some(Status::Queued),
+        reason: None,
+        note: Some("amount typo".into()),
+        action_id: Some(7),
+        changes: vec![
+            FieldChange {
+                field: "value".into(),
+                old: serde_json::Value::String(old),
+                new: serde_json::Value::String(new),
+            },
+            FieldChange {
+                field: "priority".into(),
+                old: serde_json::json!("normal"),
+                new: serde_json::json!("high"),
+            },
+        ],
+    });
+}
+
+#[test]
+fn detail_wraps_values_keeps_note_lines_and_shows_edits_old_to_new() {
+    snap("detail_edits", detail_with_edits);
+    let mut s = state(160, 48);
+    detail_with_edits(&mut s);
+    let text = render(&s).backend().to_string();
+    // Each line of the note on its own screen line.
+    for l in [
+        "called the vendor",
+        "they fixed the master data",
+        "retry tomorrow",
+    ] {
+        assert!(text.lines().any(|r| r.contains(l)), "{l}:\n{text}");
+    }
+    assert!(!text.contains("vendorthey"), "{text}");
+    // The edit: the line that changed, old and new; the lines both share are left out.
+    let line = |mark: &str, amount: &str| {
+        text.lines()
+            .any(|l| l.contains(mark) && l.contains(&format!(r#""Amount": "{amount}","#)))
+    };
+    assert!(line("− ", "4999.00") && line("+ ", "4990.00"), "{text}");
+    assert!(
+        !text.contains(r#""InvoiceId": "I-1297","#),
+        "shared lines left out"
+    );
+    assert!(text.contains("priority: normal → high"), "{text}");
+    // The long value is wrapped, not cut: its end is on screen.
+    assert!(text.contains("TAIL"), "{text}");
+}
+
+#[test]
+fn inbox_marks_search_and_fitting_hints() {
+    // Two rows of two queues marked, then a search that leaves one of them shown.
+    snap("exceptions_marked", |s| keys(s, "3 jj /vendor\n"));
+    let mut s = state(160, 48);
+    keys(&mut s, "3");
+    let footer = |s: &State| {
+        let t = render(s).backend().to_string();
+        t.lines().nth(47).unwrap().to_string()
+    };
+    assert!(footer(&s).contains("r requeue"), "{}", footer(&s));
+    keys(&mut s, "G");
+    assert!(!footer(&s).contains("requeue"), "{}", footer(&s));
+    keys(&mut s, "/nothing like this\n");
+    let text = render(&s).backend().to_string();
+    assert!(text.contains("No inbox row matches"), "{text}");
+}

@@ -121,13 +121,40 @@ fn user_text_cannot_drive_the_terminal() {
             from: None,
             to: None,
             reason: None,
-            note: Some(format!("HN {HOSTILE}")),
+            note: Some(format!("HN {HOSTILE}\nHL {HOSTILE}")),
             action_id: None,
+            // A recorded change: one short (one line) and a value (its lines that differ).
+            changes: vec![
+                FieldChange {
+                    field: "name".into(),
+                    old: serde_json::json!(format!("CO {HOSTILE}")),
+                    new: serde_json::json!("x"),
+                },
+                FieldChange {
+                    field: "value".into(),
+                    old: serde_json::json!(format!("same\nVO {HOSTILE}")),
+                    new: serde_json::json!(format!("same\nVN {HOSTILE}")),
+                },
+            ],
         }],
     });
     s.view = View::Detail;
     let shown = assert_inert(&render(&s), "detail");
-    for tag in ["N ", "K ", "V ", "line two ", "W ", "B ", "T ", "H ", "HN "] {
+    for tag in [
+        "N ",
+        "K ",
+        "V ",
+        "line two ",
+        "W ",
+        "B ",
+        "T ",
+        "H ",
+        "HN ",
+        "HL ",
+        "CO ",
+        "− VO ",
+        "+ VN ",
+    ] {
         assert!(
             shown.contains(&format!("{tag}{SHOWN}")),
             "detail: {tag}\n{shown}"

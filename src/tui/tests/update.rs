@@ -125,9 +125,11 @@ fn a_list_is_counted_when_it_changes_not_on_every_window_move() {
         fixtures::ITEMS,
         "the known total survives uncounted pages"
     );
-    // A few seconds on, the next refresh counts again (bots change what matches).
+    // A few seconds on, the next change from the engine counts again (bots change what
+    // matches).
     let later = s.now + chrono::Duration::seconds(6);
-    let fx = update(&mut s, Msg::Tick(later));
+    update(&mut s, Msg::Tick(later));
+    let fx = update(&mut s, Msg::Changed);
     let counted = fx
         .iter()
         .any(|f| matches!(f, Effect::LoadPage { page, .. } if page.count == Count::Exact));
@@ -747,12 +749,66 @@ fn inbox_groups_open_and_act_as_a_whole() {
 }
 
 #[test]
-fn workers_list_moves() {
+fn workers_keep_their_order_and_the_selection_stays_on_its_worker() {
     let mut s = state(80, 24);
     settle(&mut s, k('4'));
     assert!(s.workers.loaded);
-    settle(&mut s, k('j'));
+    let names =
+        |s: &State| -> Vec<String> { s.workers.list.iter().map(|w| w.name.clone()).collect() };
+    assert_eq!(names(&s), ["crm-bot-02", "crm-bot-04", "sap-bot-01"]);
     assert_eq!(s.workers.selected.as_deref(), Some("crm-bot-02"));
+    settle(&mut s, k('j'));
+    assert_eq!(s.workers.selected.as_deref(), Some("crm-bot-04"));
+    // A refresh where another worker was heard from last (the engine lists those first),
+    // and a new worker appeared before the selected one.
+    let mut fresh = fixtures::workers();
+    fresh.reverse();
+    fresh.push(WorkerInfo {
+        name: "crm-bot-03".into(),
+        last_seen: now(),
+        holding: 0,
+        holding_ids: vec![],
+        processed: 1,
+        failed: 0,
+    });
+    update(&mut s, Msg::Changed);
+    let seq = s.workers.fetch.seq;
+    update(&mut s, Msg::Workers(seq, Ok(fresh)));
+    assert_eq!(
+        names(&s),
+        ["crm-bot-02", "crm-bot-03", "crm-bot-04", "sap-bot-01"]
+    );
+    assert_eq!(s.workers.selected.as_deref(), Some("crm-bot-04"));
+    assert_eq!(s.workers_cursor(), 2, "the highlight moved with its worker");
+}
+
+#[test]
+fn extend_refuses_a_zero_duration_like_the_ttl_editor() {
+    let mut s = items_state(80, 24);
+    settle(&mut s, k('x'));
+    typed(&mut s, "0s");
+    settle(&mut s, code(KeyCode::Enter));
+    let Some(Popup::Prompt { error: Some(e), .. }) = &s.popup else {
+        panic!("the prompt stays open with the error: {:?}", s.popup)
+    };
+    assert!(e.contains("longer than 0"), "{e}");
+    settle(&mut s, code(KeyCode::Esc));
+    // From the palette too: nothing to confirm, the error in the status line.
+    settle(&mut s, k(':'));
+    typed(&mut s, "extend 0m");
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(!matches!(s.popup, Some(Popup::Confirm(_))), "{:?}", s.popup);
+    assert!(s.status.as_ref().unwrap().text.contains("longer than 0"));
+    // The TTL editor says the same of a zero TTL.
+    let e = crate::tui::update::parse_settings("ttl=0s").unwrap_err();
+    assert!(e.contains("longer than 0"), "{e}");
+    // A real duration still extends.
+    settle(&mut s, k('x'));
+    typed(&mut s, "2h");
+    settle(&mut s, code(KeyCode::Enter));
+    assert!(matches!(&s.popup, Some(Popup::Confirm(c))
+        if matches!(c.action, ActionKind::ExtendExpiry { expires_at: Some(t) } if t == now() + chrono::Duration::hours(2))));
 }
 
 #[test]
@@ -958,17 +1014,49 @@ fn editing_a_queued_item_is_refused_with_a_reason() {
 }
 
 #[test]
-fn ticks_refresh_and_expire_the_status_line() {
+fn ticks_move_the_clock_and_expire_the_status_line_without_refetching() {
     let mut s = items_state(80, 24);
     crate::tui::update::set_status(&mut s, Level::Info, "hello".into());
+    // Nothing changed in the engine: a tick asks for nothing, however large the list.
     let fx = update(&mut s, Msg::Tick(now() + chrono::Duration::seconds(2)));
+    assert_eq!(fx, vec![]);
+    assert!(s.status.is_some());
+    assert!(update(&mut s, Msg::Tick(now() + chrono::Duration::seconds(10))).is_empty());
+    assert!(s.status.is_none());
+    // A change from the engine refetches what is shown.
+    let fx = update(&mut s, Msg::Changed);
     assert!(fx.iter().any(|e| matches!(e, Effect::LoadQueues(_))));
     assert!(fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })));
-    assert!(s.status.is_some());
-    // Nothing more is asked while those run.
-    assert!(update(&mut s, Msg::Changed).is_empty());
-    update(&mut s, Msg::Tick(now() + chrono::Duration::seconds(10)));
-    assert!(s.status.is_none());
+}
+
+#[test]
+fn time_alone_rechecks_the_summaries_now_and_then_and_the_rows_only_when_they_moved() {
+    use crate::tui::update::TIME_REFRESH_SECS;
+    let mut s = items_state(80, 24);
+    let later = |secs: i64| Msg::Tick(now() + chrono::Duration::seconds(secs));
+    assert!(update(&mut s, later(TIME_REFRESH_SECS - 1)).is_empty());
+    let fx = update(&mut s, later(TIME_REFRESH_SECS));
+    let [Effect::LoadQueues(seq)] = fx[..] else {
+        panic!("only the summaries: {fx:?}")
+    };
+    // Same SLA and expiry figures: the page is not asked again.
+    assert_eq!(
+        update(&mut s, Msg::Queues(seq, Ok(fixtures::queues()))),
+        vec![]
+    );
+    assert!(update(&mut s, later(TIME_REFRESH_SECS + 1)).is_empty());
+    // Time moved an item out of SLA: the rows on screen are fetched again.
+    let fx = update(&mut s, later(2 * TIME_REFRESH_SECS));
+    let [Effect::LoadQueues(seq)] = fx[..] else {
+        panic!("{fx:?}")
+    };
+    let mut moved = fixtures::queues();
+    moved[0].out_of_sla += 1;
+    let fx = update(&mut s, Msg::Queues(seq, Ok(moved)));
+    assert!(
+        matches!(fx[..], [Effect::LoadPage { .. }]),
+        "the page again: {fx:?}"
+    );
 }
 
 #[test]
@@ -1125,19 +1213,77 @@ fn config_file_sets_theme_mouse_keys_and_reports_problems_in_a_popup() {
         s.keymap.lookup(q, View::Items, false),
         Some(crate::tui::commands::Command::Requeue)
     );
-    // hold = "j" clashes with moving down: refused, shown at start.
-    let Some(Popup::Error { title, message }) = &s.popup else {
-        panic!("{:?}", s.popup)
-    };
-    assert!(title.contains("config"));
+    // hold = "j" clashes with moving down: refused, said at start in the status line (a
+    // popup would take the first key press), listed in help.
+    assert!(s.popup.is_none(), "{:?}", s.popup);
+    let st = s.status.as_ref().unwrap();
+    assert_eq!(st.level, Level::Warn);
     assert!(
-        message.contains("keys.hold") && message.contains("'j' is already 'down'"),
-        "{message}"
+        st.text.contains("config: 1 problem") && st.text.contains("'j' is already 'down'"),
+        "{}",
+        st.text
     );
+    assert!(s.config_problems[0].contains("keys.hold"));
     // A missing file is no problem.
     let s = crate::tui::app::initial_state_from(&opts, Some(dir.path().join("none.toml")), false);
-    assert!(s.popup.is_none());
+    assert!(s.popup.is_none() && s.status.is_none());
     assert!(s.config_problems.is_empty());
+}
+
+#[test]
+fn mouse_written_below_keys_is_reported_alone_and_the_first_key_press_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    // The help's example, then `mouse = true` below it: inside [keys] as TOML reads it.
+    let text = format!(
+        "[keys]\n{}\nmouse = true\n",
+        crate::tui::commands::KEYS_EXAMPLE
+    );
+    std::fs::write(&path, &text).unwrap();
+    let opts = crate::tui::app::Options {
+        source: "x".into(),
+        read_only: false,
+        actor: "user:t".into(),
+    };
+    let mut s = crate::tui::app::initial_state_from(&opts, Some(path), false);
+    assert_eq!(s.config_problems.len(), 1, "{:?}", s.config_problems);
+    assert!(
+        s.config_problems[0].contains("keys.mouse")
+            && s.config_problems[0].contains("above the [keys] line"),
+        "{:?}",
+        s.config_problems
+    );
+    // The rest of the file applies: the example's key requeues.
+    let alt_r = crate::tui::commands::Key::parse("alt-r").unwrap();
+    assert_eq!(
+        s.keymap.lookup(alt_r, View::Items, false),
+        Some(crate::tui::commands::Command::Requeue)
+    );
+    // The first key press does what it says.
+    settle(&mut s, Msg::Resize(80, 24));
+    assert!(s.popup.is_none());
+    update(&mut s, k('3'));
+    assert_eq!(s.view, View::Exceptions);
+    // Written where it belongs, nothing to report.
+    let (cfg, problems) = crate::tui::commands::parse_config(
+        &format!(
+            "mouse = true\n[keys]\n{}\n",
+            crate::tui::commands::KEYS_EXAMPLE
+        ),
+        "c.toml",
+    );
+    assert_eq!(problems, Vec::<String>::new());
+    assert_eq!(cfg.mouse, Some(true));
+    // Other bad entries of [keys] say what a key setting looks like.
+    let (_, problems) =
+        crate::tui::commands::parse_config("[keys]\nhold = 3\nnote = [\"n\", 4]\n", "c.toml");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.contains("give a key or a list of keys")),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -1520,4 +1666,250 @@ fn a_filter_takes_several_statuses() {
     settle(&mut s, code(KeyCode::Enter));
     let st = &s.status.as_ref().unwrap().text;
     assert!(st.contains("'bogus'"), "{st}");
+}
+
+#[test]
+fn the_detail_walks_the_list_it_was_opened_from() {
+    let mut s = items_state(80, 24);
+    // Newest first: the top row is item 299.
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.detail.id, Some(item(299).id));
+    let fx = update(&mut s, k(']'));
+    assert_eq!(s.view, View::Detail, "still in the detail");
+    assert!(
+        matches!(&fx[..], [Effect::LoadDetail(_, id)] if *id == item(298).id),
+        "{fx:?}"
+    );
+    for f in fx {
+        settle(&mut s, fixtures::respond(&f).unwrap());
+    }
+    assert_eq!(s.detail.data.as_ref().unwrap().item.id, item(298).id);
+    assert_eq!(s.detail.scroll, 0);
+    settle(&mut s, k('['));
+    settle(&mut s, k('['));
+    assert_eq!(s.detail.id, Some(item(299).id));
+    assert!(s.status.as_ref().unwrap().text.contains("first item"));
+    // Far past the rows first loaded: pages come from the engine as the walk goes on.
+    let mut pages = 0;
+    for _ in 0..130 {
+        let fx = update(&mut s, k(']'));
+        pages += fx
+            .iter()
+            .filter(|e| matches!(e, Effect::LoadPage { .. }))
+            .count();
+        for f in fx {
+            settle(&mut s, fixtures::respond(&f).unwrap());
+        }
+    }
+    assert!(pages > 0, "the walk left the first window");
+    assert_eq!(s.detail.id, Some(item(299 - 130).id));
+    assert_eq!(s.detail.data.as_ref().unwrap().item.id, item(299 - 130).id);
+    assert!(!s.detail.follow);
+    // Back in the list, the cursor is where the walk ended.
+    settle(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.view, View::Items);
+    assert_eq!(s.items.current().unwrap().id, item(299 - 130).id);
+    // The keys belong to the detail: in the list they are the status tabs.
+    settle(&mut s, k(']'));
+    assert_eq!(s.view, View::Items);
+    assert_eq!(s.items.tab, Some(Status::Queued));
+}
+
+/// The inbox: [vendor 1,240 group, vendor 96 group, vendor out of SLA, onboarding CRM
+/// group, onboarding expired].
+fn inbox_state() -> State {
+    let mut s = state(160, 48);
+    settle(&mut s, k('3'));
+    assert_eq!(s.inbox_rows().len(), 5);
+    s
+}
+
+#[test]
+fn inbox_marks_across_groups_and_queues_and_one_action_applies_to_all() {
+    let mut s = inbox_state();
+    settle(&mut s, k(' '));
+    settle(&mut s, k('j'));
+    settle(&mut s, k('j'));
+    settle(&mut s, k(' '));
+    assert_eq!(s.inbox.marks.len(), 2);
+    let fx = settle(&mut s, k('r'));
+    assert!(fx.is_empty(), "{fx:?}");
+    let Some(Popup::Confirm(c)) = &s.popup else {
+        panic!("{:?} {:?}", s.popup, s.status)
+    };
+    let Target::Any(fs) = &c.target else {
+        panic!("{:?}", c.target)
+    };
+    let sigs: Vec<(&str, &str)> = fs
+        .iter()
+        .map(|f| (f.queue.as_deref().unwrap(), f.signature.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        sigs,
+        [
+            ("vendor-invoices", "Vendor * not found in SAP vendor master"),
+            ("customer-onboarding", "CRM API timed out after *"),
+        ]
+    );
+    assert!(
+        c.what.contains("2 marked inbox rows (1,248 items)"),
+        "{}",
+        c.what
+    );
+    // The preview of the union counts what changes; over a thousand, the count is typed.
+    assert_eq!(c.changes(), Some(1248));
+    assert!(c.needs_count());
+    typed(&mut s, "1248");
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    let [Effect::Act(req)] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert!(matches!(req.target, Target::Any(ref f) if f.len() == 2));
+    settle(
+        &mut s,
+        Msg::Acted(Ok(ActionResult {
+            action_id: 9,
+            verb: "requeue".into(),
+            touched: 1248,
+            skipped: vec![],
+        })),
+    );
+    assert!(
+        s.inbox.marks.is_empty(),
+        "marks go once the action is applied"
+    );
+    // Esc clears marks before anything else.
+    settle(&mut s, k(' '));
+    settle(&mut s, code(KeyCode::Esc));
+    assert!(s.inbox.marks.is_empty());
+    assert_eq!(s.view, View::Exceptions);
+}
+
+#[test]
+fn inbox_rows_offer_only_the_actions_that_fit_them() {
+    let mut s = inbox_state();
+    // The expired row: requeue does not fit queued items, extend does.
+    settle(&mut s, k('G'));
+    assert!(!s.offered(crate::tui::commands::Command::Requeue));
+    assert!(s.offered(crate::tui::commands::Command::Extend));
+    let fx = settle(&mut s, k('r'));
+    assert!(fx.is_empty() && s.popup.is_none(), "{:?}", s.popup);
+    let text = &s.status.as_ref().unwrap().text;
+    assert!(
+        text.contains("requeue does not fit expired") && text.contains("x extend"),
+        "{text}"
+    );
+    settle(&mut s, k('x'));
+    assert!(matches!(
+        &s.popup,
+        Some(Popup::Prompt {
+            ask: Ask::Arg(ArgFor::Extend),
+            ..
+        })
+    ));
+    settle(&mut s, code(KeyCode::Esc));
+    // An exception group: requeue fits, extend does not.
+    settle(&mut s, k('g'));
+    assert!(s.offered(crate::tui::commands::Command::Requeue));
+    settle(&mut s, k('x'));
+    assert!(s.popup.is_none());
+    assert!(s
+        .status
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("extend does not fit"));
+    // Out of SLA (any unfinished status): priority fits, hold does not.
+    settle(&mut s, k('j'));
+    settle(&mut s, k('j'));
+    assert_eq!(s.inbox_targets()[0].kind, InboxKind::OutOfSla);
+    assert!(s.offered(crate::tui::commands::Command::Priority));
+    assert!(!s.offered(crate::tui::commands::Command::Hold));
+    // Marked rows: an action is offered only when it fits every one of them.
+    settle(&mut s, k('g'));
+    settle(&mut s, k(' '));
+    settle(&mut s, k('G'));
+    settle(&mut s, k(' '));
+    assert_eq!(s.inbox.marks.len(), 2);
+    for c in ["Requeue", "Extend"] {
+        let cmd = crate::tui::commands::TABLE
+            .iter()
+            .find(|x| format!("{:?}", x.cmd) == c)
+            .unwrap()
+            .cmd;
+        assert!(
+            !s.offered(cmd),
+            "{c} fits exceptions and expired items both?"
+        );
+    }
+    assert!(s.offered(crate::tui::commands::Command::Hold));
+    let fx = settle(&mut s, k('h'));
+    assert!(fx.is_empty());
+    assert!(matches!(&s.popup, Some(Popup::Confirm(c)) if matches!(c.target, Target::Any(_))));
+}
+
+#[test]
+fn the_inbox_searches_and_filters_its_rows() {
+    let mut s = inbox_state();
+    settle(&mut s, k('/'));
+    typed(&mut s, "CRM");
+    let rows = s.inbox_rows();
+    assert_eq!(rows.len(), 1, "live, any case: {rows:?}");
+    assert_eq!(rows[0].queue, "customer-onboarding");
+    // Search by a word of the example, not of the signature.
+    settle(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.inbox_rows().len(), 5, "esc drops the search");
+    settle(&mut s, k('/'));
+    typed(&mut s, "trey research");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.inbox.search.as_deref(), Some("trey research"));
+    assert_eq!(s.inbox_rows().len(), 1);
+    // What is acted on is what is shown.
+    let Some((Target::Filter(f), _)) = crate::tui::update::target(&s) else {
+        panic!()
+    };
+    assert_eq!(
+        f.signature.as_deref(),
+        Some("Vendor * not found in SAP vendor master")
+    );
+    // The filter: kind, queue and reason; bad ones say what and change nothing.
+    settle(&mut s, k(':'));
+    typed(&mut s, "filter kind=expired");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.view, View::Exceptions);
+    let rows = s.inbox_rows();
+    assert_eq!((rows.len(), &rows[0].kind), (1, &InboxKind::Expired));
+    for (bad, says) in [
+        ("filter kind=nope", "not one of exception, expired, sla"),
+        ("filter queue=nope", "unknown queue 'nope'"),
+        ("filter reason=bad", "filter reason"),
+        ("filter colour=red", "unknown inbox filter 'colour'"),
+    ] {
+        settle(&mut s, k(':'));
+        typed(&mut s, bad);
+        settle(&mut s, code(KeyCode::Enter));
+        assert!(
+            s.status.as_ref().unwrap().text.contains(says),
+            "{bad}: {:?}",
+            s.status
+        );
+        assert_eq!(
+            s.inbox.filter.kind,
+            Some(RowKind::Expired),
+            "{bad} changed nothing"
+        );
+    }
+    settle(&mut s, k(':'));
+    typed(&mut s, "filter queue=vendor-invoices reason=business");
+    settle(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.inbox_rows().len(), 2);
+    settle(&mut s, k('F'));
+    assert_eq!(s.inbox_rows().len(), 5);
+    // Marks survive a search that hides their rows, and still apply.
+    settle(&mut s, k(' '));
+    settle(&mut s, k('/'));
+    typed(&mut s, "crm");
+    settle(&mut s, code(KeyCode::Enter));
+    settle(&mut s, k(' '));
+    assert_eq!(s.inbox_targets().len(), 2);
 }

@@ -71,10 +71,11 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
     if c.dangerous {
         lines.push(Line::styled(
             match c.action {
-                ActionKind::Delete => {
-                    "deletes the items and their history (z undoes while unchanged)"
-                }
-                _ => "finishes the items without a bot (z undoes while unchanged)",
+                ActionKind::Delete => format!(
+                    "{} (z undoes while unchanged)",
+                    crate::tui::commands::DELETE_DESC
+                ),
+                _ => "finishes the items without a bot (z undoes while unchanged)".into(),
             },
             t.warn,
         ));

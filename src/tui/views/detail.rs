@@ -2,8 +2,10 @@
 //! the full history. Side by side when wide, one scrolling column when narrow.
 
 use super::{safe, status_text, when};
+use crate::cli::output::thousands;
 use crate::model::*;
-use crate::tui::state::State;
+use crate::tui::commands::Command;
+use crate::tui::state::{State, View};
 use crate::tui::theme::Theme;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -12,10 +14,20 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
-    let title = match &s.detail.data {
+    let mut title = match &s.detail.data {
         Some(d) => format!(" {} ", safe(d.item.name.as_deref().unwrap_or(&d.item.id))),
         None => format!(" {} ", safe(s.detail.id.as_deref().unwrap_or_default())),
     };
+    // Opened from a list: where in it, and how to walk it.
+    if s.back.last() == Some(&View::Items) && s.items.total > 0 {
+        title.push_str(&format!(
+            "· {} of {} · {} {} previous/next ",
+            thousands(s.items.cursor + 1),
+            thousands(s.items.total),
+            s.keymap.label(Command::PrevItem),
+            s.keymap.label(Command::NextItem)
+        ));
+    }
     let block = super::panel(title, t);
     let Some(d) = &s.detail.data else {
         let msg = if s.detail.fetch.inflight {
@@ -38,8 +50,11 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     let scroll = (s.detail.scroll, 0);
     if inner.width >= 100 {
         let lw = inner.width / 2;
+        // Wrapped, indentation kept: a long value is read whole, not cut at the middle.
         f.render_widget(
-            Paragraph::new(left).scroll(scroll),
+            Paragraph::new(left)
+                .wrap(Wrap { trim: false })
+                .scroll(scroll),
             Rect::new(inner.x + 1, inner.y, lw - 2, inner.height),
         );
         f.render_widget(
@@ -131,11 +146,89 @@ fn notes<'a>(s: &State, t: &Theme, i: &Item) -> Vec<Line<'a>> {
         out.push(Line::styled("none", t.dim));
     }
     for n in &i.notes {
+        // A note keeps its line breaks: the first line beside who wrote it, the rest below.
+        let mut text = text_lines(&n.text);
         out.push(Line::from(vec![
             Span::styled(format!("{} ", when(s, n.at)), t.dim),
             Span::styled(format!("{}: ", safe(&n.by)), t.info),
-            Span::raw(safe(&n.text)),
+            Span::raw(text.remove(0)),
         ]));
+        out.extend(text.into_iter().map(|l| Line::raw(format!("  {l}"))));
+    }
+    out
+}
+
+/// The lines of a text (LF or CRLF line ends), each safe for the terminal; at least one.
+/// A lone CR is no line end but a control, shown escaped as the CLI shows it.
+fn text_lines(text: &str) -> Vec<String> {
+    text.split('\n')
+        .map(|l| safe(l.strip_suffix('\r').unwrap_or(l)))
+        .collect()
+}
+
+/// Where the lines under a history row start: under its action, past the time column.
+const UNDER: &str = "             ";
+
+/// How many lines of a changed value are shown on each side before "… N more".
+const CHANGE_LINES: usize = 12;
+
+/// A recorded change (`FieldChange`, as `item show` reads it too) under its history row:
+/// short ones on one line, old → new; a value as the lines that differ, − old and + new
+/// (the lines both share are left out). User text, so every piece is escaped.
+fn change_lines<'a>(c: &FieldChange, t: &Theme) -> Vec<Line<'a>> {
+    let (old, new) = (FieldChange::side(&c.old), FieldChange::side(&c.new));
+    let pretty = |v: &str| crate::json_text::pretty(v).unwrap_or_else(|| v.to_string());
+    let (old_p, new_p) = (pretty(&old), pretty(&new));
+    if !old_p.contains('\n')
+        && !new_p.contains('\n')
+        && old.chars().count() + new.chars().count() <= 80
+    {
+        return vec![Line::from(vec![
+            Span::raw(UNDER),
+            Span::styled(format!("{}: ", safe(&c.field)), t.dim),
+            Span::styled(safe(&old), t.bad),
+            Span::raw(" → "),
+            Span::styled(safe(&new), t.ok),
+        ])];
+    }
+    let a: Vec<&str> = old_p.lines().collect();
+    let b: Vec<&str> = new_p.lines().collect();
+    let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let tail = a[head..]
+        .iter()
+        .rev()
+        .zip(b[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let mut out = vec![Line::from(vec![
+        Span::raw(UNDER),
+        Span::styled(format!("{}: old → new", safe(&c.field)), t.dim),
+        if head + tail > 0 {
+            Span::styled(
+                format!(" ({} unchanged lines not shown)", head + tail),
+                t.dim,
+            )
+        } else {
+            Span::raw("")
+        },
+    ])];
+    for (mark, lines, style) in [
+        ("− ", &a[head..a.len() - tail], t.bad),
+        ("+ ", &b[head..b.len() - tail], t.ok),
+    ] {
+        for l in lines.iter().take(CHANGE_LINES) {
+            out.push(Line::from(vec![
+                Span::raw(UNDER),
+                Span::styled(mark, style),
+                Span::styled(safe(l), style),
+            ]));
+        }
+        if lines.len() > CHANGE_LINES {
+            out.push(Line::styled(
+                format!("{UNDER}  … {} more lines", lines.len() - CHANGE_LINES),
+                t.dim,
+            ));
+        }
     }
     out
 }
@@ -170,10 +263,12 @@ fn history<'a>(s: &State, t: &Theme, h: &[HistoryEntry]) -> Vec<Line<'a>> {
         }
         out.push(Line::from(spans));
         if let Some(n) = &e.note {
-            out.push(Line::from(vec![
-                Span::raw("             "),
-                Span::raw(safe(n)),
-            ]));
+            for l in text_lines(n) {
+                out.push(Line::from(vec![Span::raw(UNDER), Span::raw(l)]));
+            }
+        }
+        for c in &e.changes {
+            out.extend(change_lines(c, t));
         }
     }
     out

@@ -15,18 +15,52 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     let exceptions: u64 = s.inbox.groups.iter().map(|g| g.count).sum();
     let expired: u64 = s.queues.list.iter().map(|q| q.expired).sum();
     let out: u64 = s.queues.list.iter().map(|q| q.out_of_sla).sum();
-    let title = if s.inbox.loaded {
-        format!(
-            " Exceptions inbox · {} exceptions in {} groups · {} expired · {} out of SLA ",
+    // What the person did first (marks, search), then the inbox's figures: a narrow
+    // screen cuts the end of a title.
+    let all = s.inbox_all_rows();
+    let narrowed = rows.len() < all.len();
+    let mut title = " Exceptions inbox ".to_string();
+    let marked = all.iter().filter(|r| s.inbox.marks.contains(&r.key()));
+    let (n_marked, n_items) = marked.fold((0u64, 0u64), |(n, c), r| (n + 1, c + r.count));
+    if n_marked > 0 {
+        title.push_str(&format!(
+            "· {n_marked} marked ({} items) ",
+            thousands(n_items)
+        ));
+    }
+    if let Some(q) = &s.inbox.search {
+        title.push_str(&format!("· search '{}' ", safe(q)));
+    }
+    if narrowed {
+        title.push_str(&format!("· {} of {} rows ", rows.len(), all.len()));
+    }
+    if s.inbox.loaded {
+        title.push_str(&format!(
+            "· {} exceptions in {} groups · {} expired · {} out of SLA ",
             thousands(exceptions),
             s.inbox.groups.len(),
             thousands(expired),
             thousands(out)
-        )
+        ));
     } else {
-        " Exceptions inbox · loading… ".to_string()
-    };
+        title.push_str("· loading… ");
+    }
     let block = super::panel(title, t);
+    if s.inbox.loaded && rows.is_empty() && narrowed {
+        let clear = s.keymap.label(crate::tui::commands::Command::ClearFilter);
+        f.render_widget(
+            Paragraph::new(vec![
+                Line::raw(""),
+                Line::styled(
+                    format!("  No inbox row matches the search or filter ({clear} clears them)."),
+                    t.dim,
+                ),
+            ])
+            .block(block),
+            body,
+        );
+        return;
+    }
     if s.inbox.loaded && rows.is_empty() {
         f.render_widget(
             Paragraph::new(vec![
@@ -67,7 +101,9 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
                 InboxKind::Group { .. } => t.exception,
                 InboxKind::Expired | InboxKind::OutOfSla => t.bad,
             };
+            let marked = s.inbox.marks.contains(&r.key());
             let mut cells = vec![
+                Cell::from(Span::styled(if marked { "●" } else { " " }, t.marked)),
                 Cell::from(Span::styled(q, t.title)),
                 Cell::from(Line::styled(compact(r.count), style).right_aligned()),
                 Cell::from(Span::raw(safe(&r.what()))),
@@ -91,8 +127,9 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             }
         })
         .collect();
-    let mut header = vec!["QUEUE", "COUNT", "WHAT"];
+    let mut header = vec!["", "QUEUE", "COUNT", "WHAT"];
     let mut widths = vec![
+        Constraint::Length(1),
         Constraint::Length(if wide { 24 } else { 22 }),
         Constraint::Length(6),
         Constraint::Fill(1),

@@ -1,7 +1,7 @@
 //! The help overlay: every command of the table with its keys, the current view's first.
 
 use super::popup_area;
-use crate::tui::commands::TABLE;
+use crate::tui::commands::{KEYS_EXAMPLE, TABLE};
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::text::{Line, Span};
@@ -59,7 +59,7 @@ pub fn lines<'a>(s: &State, t: &Theme) -> Vec<Line<'a>> {
     }
     let path = &s.config_file;
     out.push(Line::styled(
-        format!("keys can be changed in {path}, e.g. [keys] requeue = \"ctrl-r\""),
+        format!("keys can be changed in {path}, e.g. [keys] {KEYS_EXAMPLE}"),
         t.dim,
     ));
     out

@@ -288,7 +288,7 @@ fn footer(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     };
     for spec in TABLE
         .iter()
-        .filter(|c| here(c) && c.applies(s.view) && c.available(s.read_only))
+        .filter(|c| here(c) && c.applies(s.view) && c.available(s.read_only) && s.offered(c.cmd))
     {
         let key = s
             .keymap
