@@ -34,6 +34,22 @@ fn main() {
     }
 }
 
+/// Notes a closed stdout (`workq … >&-`) before Rust's runtime starts: the runtime then
+/// opens /dev/null in its place, where writes succeed unread, so a `dequeue` could not
+/// tell that nobody will get its lease tokens. Runs from `.init_array`, before `main`.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+#[used]
+#[link_section = ".init_array"]
+static NOTE_CLOSED_STDOUT: extern "C" fn() = {
+    extern "C" fn note() {
+        // SAFETY: F_GETFD only asks whether descriptor 1 is open; it changes nothing.
+        if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
+            workq::cli::output::stdout_was_closed();
+        }
+    }
+    note
+};
+
 /// Ends the process the way a Unix tool ends when its reader goes away: by SIGPIPE, which
 /// Rust ignores so that writes fail instead (letting `dequeue` hand its leases back first).
 fn die_of_sigpipe() -> ! {

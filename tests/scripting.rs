@@ -234,6 +234,71 @@ fn a_dequeue_whose_output_is_lost_hands_its_leases_back() {
     assert_eq!(db.statuses("q"), ["processing", "queued", "queued"]);
 }
 
+/// `workq … >&-`: Rust's runtime puts /dev/null where the closed stdout was, so writes
+/// "succeed" unread. A dequeue must notice: nothing is taken (no item sits in processing
+/// with nobody holding its token), it fails and says why; other commands say so too.
+#[test]
+fn a_dequeue_with_stdout_closed_takes_nothing_and_says_why() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q", "--max-retries", "2"]);
+    for v in ["a", "b", "c"] {
+        db.add("q", v);
+    }
+    let closed = |args: &str| {
+        let script = format!(
+            "exec {} --db {} {args} >&-",
+            bin().display(),
+            db.path.display()
+        );
+        std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env("TZ", "UTC")
+            .env("USER", "tester")
+            .output()
+            .unwrap()
+    };
+    for (args, json) in [
+        ("dequeue q --count 2", false),
+        ("--json dequeue q --count 2", true),
+        ("dequeue q", false),
+        ("dequeue q --wait 10s", false),
+    ] {
+        let o = closed(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        if json {
+            let e: Value = serde_json::from_str(err.trim()).unwrap();
+            assert_eq!(e["error"]["kind"], "output", "{err}");
+            assert!(e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("stdout is closed"));
+        } else {
+            assert_eq!(
+                err,
+                "error: stdout is closed, so the lease tokens would reach nobody: \
+                 nothing was taken\n",
+                "{args}"
+            );
+        }
+        assert_eq!(db.statuses("q"), ["queued"; 3], "{args}");
+    }
+    for v in db.json(&["item", "ls", "q"]).as_array().unwrap() {
+        assert_eq!(v["retry_count"], 0);
+        assert!(v["worker"].is_null(), "{v}");
+    }
+    // Any other command's output is lost too: it says so rather than exit 0.
+    let o = closed("queue ls");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "error: cannot write the output: stdout is closed\n"
+    );
+    // Still fine with stdout open, and the items are takeable.
+    assert_eq!(db.json(&["dequeue", "q"])["item"]["value"], "a");
+}
+
 // ------------------------------------------------------------------ hostile text
 
 /// CSI (clear screen), OSC (set the window title, ended by BEL), backspace, carriage

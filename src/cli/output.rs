@@ -22,9 +22,33 @@ macro_rules! tell {
 }
 pub(crate) use {say, tell};
 
+/// Set when the process started with no stdout at all (`workq … >&-`).
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records that stdout was closed when the process started. Rust's runtime puts /dev/null
+/// in its place before `main`, so every write would succeed and go nowhere: the binary
+/// calls this from a check that runs before the runtime does.
+pub fn stdout_was_closed() {
+    STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Fails when stdout was closed at start: checked before taking anything whose only
+/// record is what we print (a dequeue's lease tokens).
+pub fn check_stdout() -> Result<(), Failure> {
+    if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Failure {
+            kind: "output",
+            message: "cannot write the output: stdout is closed".into(),
+            code: 1,
+        });
+    }
+    Ok(())
+}
+
 /// Writes `s` to stdout at once. A closed pipe is `Failure::closed_pipe`; any other
-/// failure (a full disk under `> file`) is an error that says so.
+/// failure (a closed stdout, a full disk under `> file`) is an error that says so.
 pub fn emit(s: &str) -> Result<(), Failure> {
+    check_stdout()?;
     let mut out = std::io::stdout().lock();
     out.write_all(s.as_bytes())
         .and_then(|_| out.flush())

@@ -28,6 +28,12 @@ pub async fn dequeue(store: &dyn Backend, a: DequeueArgs, out: &Out) -> Result<(
         .map(|w| parse_duration(w).map_err(|e| Failure::invalid(format!("--wait: {e}"))))
         .transpose()?
         .unwrap_or(Duration::ZERO);
+    // With no stdout the tokens could reach nobody: take nothing rather than hand back.
+    output::check_stdout().map_err(|f| Failure {
+        message: "stdout is closed, so the lease tokens would reach nobody: nothing was taken"
+            .into(),
+        ..f
+    })?;
     let worker = a.worker.unwrap_or_else(|| format!("cli:{}", os_user()));
     let got = store
         .dequeue(DequeueRequest {
