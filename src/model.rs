@@ -768,47 +768,6 @@ pub struct UndoResult {
     pub dry_run: bool,
 }
 
-impl UndoResult {
-    /// "restored 88 of 109; 21 changed since: 19 processed, 2 on hold".
-    pub fn summary(&self) -> String {
-        let verb = if self.dry_run {
-            "would restore"
-        } else {
-            "restored"
-        };
-        let mut s = format!("{verb} {} of {}", self.restored, self.total);
-        let kept = self.kept_summary();
-        if !kept.is_empty() {
-            s.push_str("; ");
-            s.push_str(&kept);
-        }
-        s
-    }
-
-    /// "21 changed since: 19 processed, 2 on hold" (empty when everything is restored).
-    pub fn kept_summary(&self) -> String {
-        let n = |t: &[Tally]| t.iter().map(|t| t.count).sum::<u64>();
-        let list = |t: &[Tally]| {
-            t.iter()
-                .map(|t| format!("{} {}", t.count, t.why))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut parts = Vec::new();
-        if !self.changed.is_empty() {
-            parts.push(format!(
-                "{} changed since: {}",
-                n(&self.changed),
-                list(&self.changed)
-            ));
-        }
-        if !self.kept.is_empty() {
-            parts.push(format!("{} kept: {}", n(&self.kept), list(&self.kept)));
-        }
-        parts.join("; ")
-    }
-}
-
 /// Which past actions to list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionQuery {
@@ -894,26 +853,6 @@ impl fmt::Display for RowError {
             None => write!(f, "line {}: {}", self.line, self.message),
         }
     }
-}
-
-/// The bad rows of an import, one per line under `head`, up to a limit.
-pub fn import_failure(head: &str, rejected: &[RowError]) -> String {
-    const SHOWN: usize = 20;
-    let mut m = format!(
-        "{head}: {} bad row{}",
-        rejected.len(),
-        if rejected.len() == 1 { "" } else { "s" }
-    );
-    for r in rejected.iter().take(SHOWN) {
-        m.push_str(&format!("\n  {r}"));
-    }
-    if rejected.len() > SHOWN {
-        m.push_str(&format!(
-            "\n  … and {} more (use --skip-bad --rejects FILE to import the good rows and keep the bad)",
-            rejected.len() - SHOWN
-        ));
-    }
-    m
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

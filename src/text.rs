@@ -1,7 +1,7 @@
 //! Text for a terminal, shared by the CLI and the console: user data made safe to show,
 //! times that name their zone, and relative times that tell past from future.
 
-use crate::model::Time;
+use crate::model::{RowError, Tally, Time, UndoResult};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -129,6 +129,86 @@ pub fn relative(now: Time, t: Time) -> String {
     }
 }
 
+/// 1234567 → "1,234,567": every count a person reads, in the CLI and the console.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "1 item", "2 items", "1,240 items".
+pub fn count(n: u64, noun: &str) -> String {
+    format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
+/// The bad rows of an import, one per line under `head`, up to a limit.
+pub fn import_failure(head: &str, rejected: &[RowError]) -> String {
+    const SHOWN: usize = 20;
+    let mut m = format!("{head}: {}", count(rejected.len() as u64, "bad row"));
+    for r in rejected.iter().take(SHOWN) {
+        m.push_str(&format!("\n  {r}"));
+    }
+    if rejected.len() > SHOWN {
+        m.push_str(&format!(
+            "\n  … and {} more (use --skip-bad --rejects FILE to import the good rows and keep the bad)",
+            thousands((rejected.len() - SHOWN) as u64)
+        ));
+    }
+    m
+}
+
+// What an undo did, in words: here with the other text people read, not in the model.
+impl UndoResult {
+    /// "restored 88 of 109; 21 changed since: 19 processed, 2 on hold".
+    pub fn summary(&self) -> String {
+        let verb = if self.dry_run {
+            "would restore"
+        } else {
+            "restored"
+        };
+        let mut s = format!(
+            "{verb} {} of {}",
+            thousands(self.restored),
+            thousands(self.total)
+        );
+        let kept = self.kept_summary();
+        if !kept.is_empty() {
+            s.push_str("; ");
+            s.push_str(&kept);
+        }
+        s
+    }
+
+    /// "21 changed since: 19 processed, 2 on hold" (empty when everything is restored).
+    pub fn kept_summary(&self) -> String {
+        let n = |t: &[Tally]| thousands(t.iter().map(|t| t.count).sum::<u64>());
+        let list = |t: &[Tally]| {
+            t.iter()
+                .map(|t| format!("{} {}", thousands(t.count), t.why))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !self.changed.is_empty() {
+            parts.push(format!(
+                "{} changed since: {}",
+                n(&self.changed),
+                list(&self.changed)
+            ));
+        }
+        if !self.kept.is_empty() {
+            parts.push(format!("{} kept: {}", n(&self.kept), list(&self.kept)));
+        }
+        parts.join("; ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +262,42 @@ mod tests {
         assert_eq!(
             relative(now, at(-(86_400_000 + 3_600_000 * 4))),
             "1d 4h ago"
+        );
+    }
+
+    #[test]
+    fn counts_read_with_thousands_separators() {
+        for (n, shown) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (19_988, "19,988"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), shown);
+        }
+        assert_eq!(count(1, "item"), "1 item");
+        assert_eq!(count(20_000, "item"), "20,000 items");
+        let u = UndoResult {
+            action_id: 4,
+            verb: "requeue".into(),
+            total: 20_000,
+            restored: 19_988,
+            changed: vec![Tally {
+                count: 12,
+                why: "processed".into(),
+            }],
+            kept: vec![Tally {
+                count: 1_500,
+                why: "being processed".into(),
+            }],
+            kept_items: vec![],
+            dry_run: false,
+        };
+        assert_eq!(
+            u.summary(),
+            "restored 19,988 of 20,000; 12 changed since: 12 processed; \
+             1,500 kept: 1,500 being processed"
         );
     }
 

@@ -2471,6 +2471,51 @@ fn undo_of_an_unknown_action_is_refused() {
     db.refuses(&["undo", "last"], 2, &["'last'"]);
 }
 
+/// An undo restoring over 1,000 items is asked like any action that big: without a
+/// terminal it needs `--yes`; its counts read with thousands separators.
+#[test]
+fn a_big_undo_needs_yes_without_a_terminal_and_counts_with_separators() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    let rows: String = (0..1200).map(|i| format!("v{i}\n")).collect();
+    let csv = db.file("big.csv", format!("value\n{rows}"));
+    db.ok(&["import", "q", csv.to_str().unwrap()]);
+    let hold = action_id(&db.ok(&[
+        "item", "hold", "--queue", "q", "--status", "queued", "--yes",
+    ]));
+    // Twelve move on: released by hand.
+    let moved = db.ids(&["--status", "on-hold"]);
+    let mut release = vec!["item", "release"];
+    release.extend(moved.iter().take(12).map(String::as_str));
+    db.ok(&release);
+    let refusal = format!(
+        "undo of action {hold} (hold) would restore 1,188 items; no terminal to confirm at: \
+         add --yes to apply"
+    );
+    db.refuses(&["undo", &hold], 1, &[&refusal]);
+    let e = db.json_err(&["undo", &hold], 1);
+    assert_eq!(e["message"], refusal.as_str(), "{e}");
+    assert_eq!(db.queue("q")["counts"]["on_hold"], 1188, "nothing undone");
+    // A dry run only reads: it needs no --yes.
+    assert_eq!(
+        db.ok(&["undo", &hold, "--dry-run"]).lines().next().unwrap(),
+        format!(
+            "undo of action {hold} (hold): would restore 1,188 of 1,200; \
+             12 changed since: 12 queued"
+        )
+    );
+    let out = db.ok(&["undo", &hold, "--yes"]);
+    assert_eq!(
+        out.lines().next().unwrap(),
+        format!("undid action {hold} (hold): restored 1,188 of 1,200; 12 changed since: 12 queued")
+    );
+    assert_eq!(db.queue("q")["counts"]["queued"], 1200);
+    // The action log says it with separators too.
+    let log = db.ok(&["actions"]);
+    assert!(log.contains("(1,188 of 1,200 restored)"), "{log}");
+    assert!(log.contains("1,200"), "{log}");
+}
+
 // ------------------------------------------------------------------ import
 
 #[test]
@@ -3456,7 +3501,7 @@ fn at_a_terminal_a_big_bulk_action_asks_for_its_count() {
         "{s}"
     );
     assert!(
-        s.contains("that is over 1,000: type the count (1001) to apply:"),
+        s.contains("that is over 1,000: type the count (1,001) to apply:"),
         "{s}"
     );
     assert!(
@@ -3495,6 +3540,22 @@ fn at_a_terminal_a_big_bulk_action_asks_for_its_count() {
         "EXITED 0",
     );
     assert!(s.contains("hold: 1,001 items"), "{s}");
+    // Its undo restores as many: asked the same way, through the same prompt.
+    let undo = format!("undo {}", action_id(&s));
+    let s = run(&undo, "1000", "EXITED 1");
+    assert!(
+        s.contains(": would restore 1,001 of 1,001"),
+        "says what it restores first: {s}"
+    );
+    assert!(
+        s.contains("that is over 1,000: type the count (1,001) to apply:"),
+        "{s}"
+    );
+    assert!(s.contains("'1000' is not the count"), "{s}");
+    assert_eq!(db.queue("q")["counts"]["on_hold"], 1001);
+    let s = run(&undo, "1001", "EXITED 0");
+    assert!(s.contains(": restored 1,001 of 1,001"), "{s}");
+    assert_eq!(db.queue("q")["counts"]["on_hold"], 0);
 }
 
 /// Another process holds the write lock: pause and resume say so and change nothing.

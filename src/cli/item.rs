@@ -4,7 +4,7 @@ use super::output::{self, cell, say, status_of, tell, thousands, Failure, Out};
 use super::{os_user, ActionsArgs, FilterArgs, GroupsArgs, ImportArgs, ItemCmd, UndoArgs};
 use crate::backend::Backend;
 use crate::import::{self, Format};
-use crate::model::{self, *};
+use crate::model::*;
 use crate::rules::{parse_duration, parse_statuses, parse_time, TYPE_THE_COUNT_OVER};
 use crate::text;
 use clap::Args;
@@ -632,8 +632,7 @@ async fn act(
     Ok(())
 }
 
-/// Shows what a bulk action will do and asks: y/N, or past `TYPE_THE_COUNT_OVER` items the
-/// count itself. Without a terminal there is nobody to ask: `--yes` is the answer.
+/// Shows what a bulk action will do and asks (see `ask`).
 fn confirm(p: &Preview, verb: &str, out: &Out) -> Result<(), Failure> {
     let refused: u64 = p.skipped.iter().map(|t| t.count).sum();
     let skips = if refused > 0 {
@@ -641,41 +640,51 @@ fn confirm(p: &Preview, verb: &str, out: &Out) -> Result<(), Failure> {
     } else {
         String::new()
     };
+    let would = format!("this would {verb} {} items{skips}", thousands(p.changes));
+    ask(p.changes, &would, out, || {
+        tell!(
+            "this will {verb} {} of {} matching items, such as:",
+            thousands(p.changes),
+            thousands(p.count)
+        );
+        for i in &p.sample {
+            tell!(
+                "  {}  {}  {}  {}",
+                i.id,
+                status_of(i),
+                cell(i.name.as_deref().unwrap_or("-"), 24),
+                cell(i.notes.last().map(|n| n.text.as_str()).unwrap_or(""), 50)
+            );
+        }
+        if refused > 0 {
+            tell!("it skips {} the rules refuse:", thousands(refused));
+            for t in &p.skipped {
+                tell!("  {} × {}", thousands(t.count), text::line(&t.why));
+            }
+        }
+        for w in &p.warnings {
+            tell!("note: {}", text::line(w));
+        }
+    })
+}
+
+/// The one way the CLI asks before a change to `changes` items: `show` says what will
+/// happen, then y/N, or past `TYPE_THE_COUNT_OVER` items the count itself. Without a
+/// terminal (or with `--json`) there is nobody to ask: it refuses, saying what it `would`
+/// do, and `--yes` is the answer.
+fn ask(changes: u64, would: &str, out: &Out, show: impl FnOnce()) -> Result<(), Failure> {
     if out.json || !std::io::stdin().is_terminal() {
         return Err(Failure::invalid(format!(
-            "this would {verb} {} items{skips}; no terminal to confirm at: add --yes to apply",
-            thousands(p.changes)
+            "{would}; no terminal to confirm at: add --yes to apply"
         )));
     }
-    tell!(
-        "this will {verb} {} of {} matching items, such as:",
-        thousands(p.changes),
-        thousands(p.count)
-    );
-    for i in &p.sample {
-        tell!(
-            "  {}  {}  {}  {}",
-            i.id,
-            status_of(i),
-            cell(i.name.as_deref().unwrap_or("-"), 24),
-            cell(i.notes.last().map(|n| n.text.as_str()).unwrap_or(""), 50)
-        );
-    }
-    if refused > 0 {
-        tell!("it skips {} the rules refuse:", thousands(refused));
-        for t in &p.skipped {
-            tell!("  {} × {}", thousands(t.count), text::line(&t.why));
-        }
-    }
-    for w in &p.warnings {
-        tell!("note: {}", text::line(w));
-    }
-    let big = p.changes > TYPE_THE_COUNT_OVER;
+    show();
+    let big = changes > TYPE_THE_COUNT_OVER;
     if big {
         output::emit_err(&format!(
             "that is over {}: type the count ({}) to apply: ",
             thousands(TYPE_THE_COUNT_OVER),
-            p.changes
+            thousands(changes)
         ));
     } else {
         output::emit_err("apply? [y/N] ");
@@ -684,7 +693,7 @@ fn confirm(p: &Preview, verb: &str, out: &Out) -> Result<(), Failure> {
     std::io::stdin().read_line(&mut answer).ok();
     let answer = answer.trim();
     let yes = if big {
-        answer.replace([',', '_'], "") == p.changes.to_string()
+        answer.replace([',', '_'], "") == changes.to_string()
     } else {
         matches!(answer, "y" | "Y" | "yes")
     };
@@ -733,14 +742,34 @@ pub async fn groups(store: &dyn Backend, a: GroupsArgs, out: &Out) -> Result<(),
 }
 
 pub async fn undo(store: &dyn Backend, a: UndoArgs, out: &Out) -> Result<(), Failure> {
-    let r = store
-        .undo(UndoRequest {
-            action_id: a.action_id,
-            actor: format!("user:{}", os_user()),
-            strict: a.strict,
-            dry_run: a.dry_run,
-        })
-        .await?;
+    let req = |dry_run: bool| UndoRequest {
+        action_id: a.action_id,
+        actor: format!("user:{}", os_user()),
+        strict: a.strict,
+        dry_run,
+    };
+    // Restoring more than `TYPE_THE_COUNT_OVER` items is asked like any action that big:
+    // a dry run says how many, then the count is typed (or `--yes` given).
+    if !a.dry_run && !a.yes {
+        let dry = store.undo(req(true)).await?;
+        if dry.restored > TYPE_THE_COUNT_OVER {
+            let would = format!(
+                "undo of action {} ({}) would restore {} items",
+                dry.action_id,
+                dry.verb,
+                thousands(dry.restored)
+            );
+            ask(dry.restored, &would, out, || {
+                tell!(
+                    "undo of action {} ({}): {}",
+                    dry.action_id,
+                    dry.verb,
+                    text::line(&dry.summary())
+                );
+            })?;
+        }
+    }
+    let r = store.undo(req(a.dry_run)).await?;
     if out.json {
         out.json(&r)?;
         return Ok(());
@@ -945,7 +974,10 @@ pub async fn import(store: &dyn Backend, a: ImportArgs, out: &Out) -> Result<(),
             tell!("  {}", text::line(&r.to_string()));
         }
         if report.rejected.len() > 20 {
-            tell!("  … and {} more", report.rejected.len() - 20);
+            tell!(
+                "  … and {} more",
+                thousands(report.rejected.len() as u64 - 20)
+            );
         }
         if let (Some(dest), Some(n)) = (&a.rejects, written) {
             tell!(
@@ -976,7 +1008,7 @@ fn dry_run(
         .take(3)
         .collect();
     let failure = || {
-        Failure::invalid(model::import_failure(
+        Failure::invalid(text::import_failure(
             "dry run: import refused, nothing would be imported",
             &report.rejected,
         ))
@@ -1084,7 +1116,7 @@ fn dry_run(
         a.queue
     );
     if !report.rejected.is_empty() {
-        tell!("{}", model::import_failure("would skip", &report.rejected));
+        tell!("{}", text::import_failure("would skip", &report.rejected));
     }
     Ok(())
 }

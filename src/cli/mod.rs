@@ -274,6 +274,9 @@ pub struct UndoArgs {
     /// Say what the undo would restore and keep; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Undo without typing the count (asked when it restores over 1,000 items).
+    #[arg(long, short = 'y', conflicts_with = "dry_run")]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]

@@ -7,6 +7,7 @@ use crate::backend::Error;
 use crate::model::*;
 use crate::rules::format_duration;
 use crate::text::{self, Zone};
+pub use crate::text::{count, thousands};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
@@ -240,24 +241,6 @@ pub fn cell(s: &str, max: usize) -> String {
         t.push('…');
         t
     }
-}
-
-/// "1 item", "2 items", "1,240 items".
-pub fn count(n: u64, noun: &str) -> String {
-    format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
-}
-
-/// 1234567 → "1,234,567".
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Where a queue stands to its deadline, in the queue's time zone (the deadline reads as

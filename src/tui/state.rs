@@ -447,9 +447,19 @@ impl Confirm {
     }
     /// The count must be typed to confirm.
     pub fn needs_count(&self) -> bool {
-        self.changes()
-            .is_some_and(|n| n > crate::rules::TYPE_THE_COUNT_OVER)
+        self.changes().is_some_and(needs_count)
     }
+}
+
+/// Whether a confirmation that changes `n` items asks for the count to be typed
+/// (k9s-style): the same for every action and for an undo.
+pub fn needs_count(n: u64) -> bool {
+    n > crate::rules::TYPE_THE_COUNT_OVER
+}
+
+/// Whether `typed` is the count `n`: "1,201", "1201" and "1 201" all are.
+pub fn typed_count(typed: &Input, n: u64) -> bool {
+    typed.text.trim().replace([',', '_', ' '], "") == n.to_string()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,7 +475,20 @@ pub struct UndoConfirm {
     /// "requeue of 109 items by user:ana".
     pub what: String,
     pub preview: Option<UndoResult>,
+    /// Past `rules::TYPE_THE_COUNT_OVER` restores, the count the person types to confirm.
+    pub typed: Input,
     pub seq: u64,
+}
+
+impl UndoConfirm {
+    /// Items the undo will restore, once the dry run says.
+    pub fn restores(&self) -> Option<u64> {
+        self.preview.as_ref().map(|p| p.restored)
+    }
+    /// The count must be typed to confirm.
+    pub fn needs_count(&self) -> bool {
+        self.restores().is_some_and(needs_count)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -3,9 +3,9 @@
 //! fetched or changed goes out as effects, whose answers come back as messages.
 
 use crate::backend::Error;
-use crate::cli::output::thousands;
 use crate::model::*;
 use crate::rules::{exact_duration, parse_duration, parse_statuses, TYPE_THE_COUNT_OVER};
+use crate::text::thousands;
 use crate::tui::commands::{self, Command, Key};
 use crate::tui::state::*;
 use crate::tui::value_edit::{EditSession, Outcome};
@@ -680,13 +680,24 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
             s.popup = Some(p);
             vec![]
         }
-        Popup::Undo(u) => match k.code {
+        Popup::Undo(mut u) => match k.code {
             KeyCode::Esc => {
                 set_status(s, Level::Info, "undo cancelled: nothing changed".into());
                 vec![]
             }
             _ if ctrl_c => vec![],
             KeyCode::Enter => match &u.preview {
+                // As every confirmation over that many items: the count is typed first.
+                Some(p) if u.needs_count() && !typed_count(&u.typed, p.restored) => {
+                    let text = format!(
+                        "type {} to undo it for that many items (over {})",
+                        thousands(p.restored),
+                        thousands(TYPE_THE_COUNT_OVER)
+                    );
+                    s.popup = Some(Popup::Undo(u));
+                    set_status(s, Level::Warn, text);
+                    vec![]
+                }
                 Some(p) if p.restored > 0 => {
                     set_status(s, Level::Info, format!("undoing action {}…", u.action_id));
                     vec![Effect::Undo(UndoRequest::new(u.action_id, &s.actor))]
@@ -704,6 +715,9 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
                 }
             },
             _ => {
+                if u.needs_count() {
+                    edit(&mut u.typed, &k);
+                }
                 s.popup = Some(Popup::Undo(u));
                 vec![]
             }
@@ -1857,10 +1871,10 @@ fn confirm_enter(s: &mut State, mut c: Box<Confirm>) -> Vec<Effect> {
         );
         return keep(s, c, Level::Warn, text);
     }
-    if c.needs_count() && c.typed.text.trim().replace([',', '_', ' '], "") != changes.to_string() {
+    if c.needs_count() && !typed_count(&c.typed, changes) {
         c.focus = Field::Count;
         let text = format!(
-            "type {changes} to apply it to {} items (over {})",
+            "type {} to apply it to that many items (over {})",
             thousands(changes),
             thousands(TYPE_THE_COUNT_OVER)
         );
@@ -1931,6 +1945,7 @@ fn undo_cmd(s: &mut State) -> Vec<Effect> {
         action_id: id,
         what,
         preview: None,
+        typed: Input::default(),
         seq: s.seq,
     })));
     vec![Effect::UndoPreview(s.seq, id)]

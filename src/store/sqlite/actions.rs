@@ -10,6 +10,7 @@ use crate::backend::{Error, Result};
 use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules::{self, ActionRule, Kept, Part, To, UndoStep, UndoWhen};
+use crate::text::thousands;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -821,11 +822,12 @@ impl Plan {
         let not = r.total - r.restored;
         let mut m = if strict {
             format!(
-                "cannot undo action {} ({}) all or nothing: {not} of its {} items cannot be \
+                "cannot undo action {} ({}) all or nothing: {} of its {} items cannot be \
                  restored ({}); nothing undone:",
                 self.action.id,
                 self.action.verb,
-                r.total,
+                thousands(not),
+                thousands(r.total),
                 r.kept_summary()
             )
         } else {
@@ -834,7 +836,7 @@ impl Plan {
                  nothing undone:",
                 self.action.id,
                 self.action.verb,
-                r.total,
+                thousands(r.total),
                 r.kept_summary()
             )
         };
@@ -842,7 +844,7 @@ impl Plan {
             m.push_str(&format!("\n  item {}: {}", k.id, k.why));
         }
         if not > 5 {
-            m.push_str(&format!("\n  … and {} more", not - 5));
+            m.push_str(&format!("\n  … and {} more", thousands(not - 5)));
         }
         Error::Conflict(m)
     }

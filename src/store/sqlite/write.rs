@@ -148,7 +148,8 @@ pub fn delete_queue(ctx: &mut Ctx, name: &str, force: bool) -> Result<u64> {
     let n = q.counts.total();
     if n > 0 && !force {
         return Err(Error::Conflict(format!(
-            "queue '{name}' still has {n} items; delete it with --force to delete them too"
+            "queue '{name}' still has {}; delete it with --force to delete them too",
+            crate::text::count(n, "item")
         )));
     }
     for table in ["items", "history", "stats", "open_minutes", "action_queues"] {
@@ -632,7 +633,7 @@ pub fn import(
     if !opts.skip_bad && !report.rejected.is_empty() {
         report.imported = 0;
         if !opts.dry_run {
-            return Err(Error::Invalid(import_failure(
+            return Err(Error::Invalid(crate::text::import_failure(
                 "import refused, nothing imported",
                 &report.rejected,
             )));

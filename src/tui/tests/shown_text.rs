@@ -250,6 +250,7 @@ fn user_text_cannot_drive_the_terminal() {
             kept_items: vec![],
             dry_run: true,
         }),
+        typed: Input::default(),
         seq: 1,
     })));
     let shown = assert_inert(&render(&s), "undo");

@@ -1464,10 +1464,10 @@ fn over_a_thousand_items_the_count_is_typed_to_confirm() {
     assert!(c.needs_count());
     assert_eq!(c.focus, Field::Count, "typing goes to the count");
     let screen = crate::tui::tests::render::screen(&s);
-    assert!(screen.contains("type 1240 to apply:"), "{screen}");
+    assert!(screen.contains("type 1,240 to apply:"), "{screen}");
     // Enter alone, or a wrong count, applies nothing.
     assert!(settle(&mut s, code(KeyCode::Enter)).is_empty());
-    assert!(s.status.as_ref().unwrap().text.contains("type 1240"));
+    assert!(s.status.as_ref().unwrap().text.contains("type 1,240"));
     typed(&mut s, "124");
     assert!(settle(&mut s, code(KeyCode::Enter)).is_empty());
     assert!(matches!(s.popup, Some(Popup::Confirm(_))));
@@ -1494,6 +1494,87 @@ fn over_a_thousand_items_the_count_is_typed_to_confirm() {
     assert!(matches!(
         settle(&mut s, code(KeyCode::Enter)).first(),
         Some(Effect::Act(_))
+    ));
+}
+
+/// An undo that restores over a thousand items asks for the count like any action that
+/// big: from `z` after an action of this console, and from the action log.
+#[test]
+fn an_undo_of_over_a_thousand_items_asks_for_the_count() {
+    let big = |id: i64| {
+        let mut dry = undo_result(id, 19_988, 20_000);
+        dry.dry_run = true;
+        dry.changed = vec![Tally {
+            count: 12,
+            why: "processed".into(),
+        }];
+        dry
+    };
+    let mut from_z = items_state(160, 48);
+    from_z.last_action = Some(ActionResult {
+        action_id: 9,
+        verb: "requeue".into(),
+        touched: 20_000,
+        skipped: vec![],
+    });
+    let mut from_log = state(160, 48);
+    settle(&mut from_log, k('A'));
+    assert_eq!(from_log.view, View::Actions);
+    for s in [&mut from_z, &mut from_log] {
+        assert_eq!(settle(s, k('z')), vec![Effect::UndoPreview(s.seq, 9)]);
+        // Before the dry run lands nothing is typed and nothing undoes.
+        typed(s, "19");
+        let Some(Popup::Undo(u)) = &s.popup else {
+            panic!("{:?}", s.popup)
+        };
+        assert_eq!(u.typed.text, "");
+        let seq = s.seq;
+        settle(s, Msg::UndoPreview(seq, Ok(big(9))));
+        let screen = crate::tui::tests::render::screen(s);
+        assert!(
+            screen.contains("restores 19,988 of 20,000 items"),
+            "{screen}"
+        );
+        assert!(screen.contains("type 19,988 to undo:"), "{screen}");
+        // Enter alone, or a wrong count, undoes nothing and says what to type.
+        assert!(settle(s, code(KeyCode::Enter)).is_empty());
+        assert!(matches!(s.popup, Some(Popup::Undo(_))));
+        assert_eq!(
+            s.status.as_ref().unwrap().text,
+            "type 19,988 to undo it for that many items (over 1,000)"
+        );
+        typed(s, "1998");
+        assert!(settle(s, code(KeyCode::Enter)).is_empty());
+        // Keys that are commands elsewhere are text here.
+        typed(s, "z");
+        assert!(settle(s, code(KeyCode::Enter)).is_empty());
+        settle(s, code(KeyCode::Backspace));
+        typed(s, "8");
+        assert_eq!(
+            settle(s, code(KeyCode::Enter)),
+            vec![Effect::Undo(UndoRequest::new(9, "user:tester"))]
+        );
+    }
+    // "19,988" is the same count; a small undo needs none.
+    let mut s = state(160, 48);
+    settle(&mut s, k('A'));
+    settle(&mut s, k('z'));
+    let seq = s.seq;
+    settle(&mut s, Msg::UndoPreview(seq, Ok(big(9))));
+    typed(&mut s, "19,988");
+    assert!(matches!(
+        settle(&mut s, code(KeyCode::Enter)).first(),
+        Some(Effect::Undo(_))
+    ));
+    settle(&mut s, k('z'));
+    let seq = s.seq;
+    let mut small = undo_result(9, 1000, 1000);
+    small.dry_run = true;
+    settle(&mut s, Msg::UndoPreview(seq, Ok(small)));
+    assert!(!crate::tui::tests::render::screen(&s).contains("to undo:"));
+    assert!(matches!(
+        settle(&mut s, code(KeyCode::Enter)).first(),
+        Some(Effect::Undo(_))
     ));
 }
 

@@ -2,8 +2,8 @@
 //! Any of them can be undone from here, not just the last one.
 
 use super::{age, cut, list_offset, list_visible, safe};
-use crate::cli::output::thousands;
 use crate::model::*;
+use crate::text::thousands;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
@@ -57,7 +57,9 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             let undone = match (x.undone_at, &x.undone_by, x.restored) {
                 (Some(at), by, restored) => {
                     let part = match restored {
-                        Some(n) if n < x.touched => format!(", {n} of {} restored", x.touched),
+                        Some(n) if n < x.touched => {
+                            format!(", {} of {} restored", thousands(n), thousands(x.touched))
+                        }
                         _ => String::new(),
                     };
                     Span::styled(

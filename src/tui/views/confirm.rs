@@ -3,9 +3,9 @@
 //! the count is typed), and of an undo (what it restores and what it keeps).
 
 use super::{popup_area, status_text};
-use crate::cli::output::thousands;
 use crate::model::*;
 use crate::rules::format_duration;
+use crate::text::thousands;
 use crate::tui::state::{Confirm, Field, Input, State, UndoConfirm};
 use crate::tui::theme::Theme;
 use ratatui::layout::{Position, Rect};
@@ -134,7 +134,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
     };
     let mut cursor = input_line(f, t, inner, note_y, label, &c.note);
     if let Some(n) = c.changes().filter(|_| c.needs_count()) {
-        let label = format!("type {n} to apply: ");
+        let label = format!("type {} to apply: ", thousands(n));
         let at = input_line(f, t, inner, note_y + 1, &label, &c.typed);
         if c.focus == Field::Count {
             cursor = at;
@@ -226,6 +226,8 @@ pub fn draw_undo(f: &mut Frame, t: &Theme, u: &UndoConfirm) {
         }
     }
     lines.push(Line::raw(""));
+    // Below the text: the count to type (past 1,000 restores) and the keys.
+    let below = 1 + u.needs_count() as u16;
     let w = 90.min(area.width - 2);
     let text_w = w.saturating_sub(4).max(1) as usize;
     let rows: u16 = lines
@@ -236,19 +238,20 @@ pub fn draw_undo(f: &mut Frame, t: &Theme, u: &UndoConfirm) {
         f,
         t,
         w,
-        rows + 3,
+        rows + below + 2,
         &format!("undo action {}?", u.action_id),
         t.title,
     );
+    let h = inner.height.saturating_sub(below);
     f.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: true }),
-        Rect::new(
-            inner.x + 1,
-            inner.y,
-            inner.width.saturating_sub(2),
-            inner.height.saturating_sub(1),
-        ),
+        Rect::new(inner.x + 1, inner.y, inner.width.saturating_sub(2), h),
     );
+    if let Some(n) = u.restores().filter(|_| u.needs_count()) {
+        let label = format!("type {} to undo: ", thousands(n));
+        let at = input_line(f, t, inner, inner.y + h, &label, &u.typed);
+        f.set_cursor_position(at);
+    }
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled("enter", t.key),

@@ -251,9 +251,12 @@ fn context(s: &State) -> String {
         View::Items => {
             let it = &s.items;
             let marks = if it.mark_all {
-                format!("all {} marked · ", crate::cli::output::thousands(it.total))
+                format!("all {} marked · ", crate::text::thousands(it.total))
             } else if !it.marks.is_empty() {
-                format!("{} marked · ", it.marks.len())
+                format!(
+                    "{} marked · ",
+                    crate::text::thousands(it.marks.len() as u64)
+                )
             } else {
                 String::new()
             };
@@ -333,7 +336,7 @@ pub fn popup_area(f: &mut Frame, t: &Theme, w: u16, h: u16, title: &str, style: 
 /// 1,234 → "1.2k", for tight spots.
 pub fn compact(n: u64) -> String {
     match n {
-        0..=9_999 => crate::cli::output::thousands(n),
+        0..=9_999 => crate::text::thousands(n),
         10_000..=999_999 => format!("{}k", n / 1000),
         _ => format!("{:.1}M", n as f64 / 1e6),
     }
