@@ -173,6 +173,35 @@ fn actions_view() {
     snap("actions", |s| keys(s, "Aj"));
 }
 
+/// Ids of one to three digits and times between one and ten minutes ago: every column
+/// is as wide as its content, so no id runs into a time ("4 m 20s ago") and no time loses
+/// its first digit; counts have separators.
+#[test]
+fn actions_view_fits_ids_and_times() {
+    snap("actions_fitted", |s| {
+        keys(s, "A");
+        let mut list = fixtures::actions();
+        let ago = |secs: i64| fixtures::now() - chrono::Duration::seconds(secs);
+        for (a, (id, secs)) in list.iter_mut().zip([(123, 80), (42, 260), (7, 599)]) {
+            a.id = id;
+            a.at = ago(secs);
+        }
+        list[2].touched = 20_000;
+        list[2].restored = Some(19_988);
+        list[2].undone_at = Some(ago(65));
+        s.actions.list = list;
+    });
+    let mut s = state(160, 48);
+    keys(&mut s, "A");
+    s.actions.list[0].id = 4;
+    s.actions.list[0].at = fixtures::now() - chrono::Duration::seconds(80);
+    let screen = super::render::screen(&s);
+    assert!(
+        screen.contains("│ 4 1m 20s ago user:ana requeue"),
+        "{screen}"
+    );
+}
+
 #[test]
 fn undo_popup() {
     snap("undo", |s| {

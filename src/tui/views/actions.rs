@@ -1,7 +1,7 @@
 //! The action log: every human action, newest first, with whether and how it was undone.
 //! Any of them can be undone from here, not just the last one.
 
-use super::{age, cut, list_offset, list_visible, safe};
+use super::{age, cut, fit, list_offset, list_visible, safe};
 use crate::model::*;
 use crate::text::thousands;
 use crate::tui::state::State;
@@ -47,13 +47,31 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     let cursor = a.cursor();
     let visible = list_visible(s);
     let offset = list_offset(cursor, visible);
+    // The cells, then the columns sized to them (over the whole list, so they hold still
+    // while the cursor moves): an id of any length and "9m 59s ago" both fit whole.
+    let cells: Vec<[String; 6]> = a
+        .list
+        .iter()
+        .map(|x| {
+            [
+                x.id.to_string(),
+                format!("{} ago", age(s.now, x.at)),
+                cut(&x.by, 16),
+                cut(&what(x, &s.zone), 28),
+                thousands(x.touched),
+                cut(&x.queues.join(", "), 20),
+            ]
+        })
+        .collect();
+    let col = |i: usize| cells.iter().map(move |c| c[i].as_str());
     let rows: Vec<Row> = a
         .list
         .iter()
+        .zip(&cells)
         .enumerate()
         .skip(offset)
         .take(visible)
-        .map(|(i, x)| {
+        .map(|(i, (x, c))| {
             let undone = match (x.undone_at, &x.undone_by, x.restored) {
                 (Some(at), by, restored) => {
                     let part = match restored {
@@ -73,13 +91,14 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
                 }
                 (None, _, _) => Span::raw(""),
             };
+            let [id, when, by, action, items, queues] = c.clone();
             let mut cells = vec![
-                Cell::from(Line::raw(x.id.to_string()).right_aligned()),
-                Cell::from(Line::raw(format!("{} ago", age(s.now, x.at))).right_aligned()),
-                Cell::from(cut(&x.by, 16)),
-                Cell::from(cut(&what(x, &s.zone), 28)),
-                Cell::from(Line::raw(thousands(x.touched)).right_aligned()),
-                Cell::from(cut(&x.queues.join(", "), 20)),
+                Cell::from(Line::raw(id).right_aligned()),
+                Cell::from(Line::raw(when).right_aligned()),
+                Cell::from(by),
+                Cell::from(action),
+                Cell::from(Line::raw(items).right_aligned()),
+                Cell::from(queues),
             ];
             if wide {
                 cells.push(Cell::from(cut(x.note.as_deref().unwrap_or(""), 40)));
@@ -93,20 +112,28 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             }
         })
         .collect();
-    let mut header = vec!["ID", "WHEN", "WHO", "ACTION", "ITEMS", "QUEUES"];
+    let right = |h: &'static str| Line::raw(h).right_aligned();
+    let mut header = vec![
+        right("ID"),
+        right("WHEN"),
+        Line::raw("WHO"),
+        Line::raw("ACTION"),
+        right("ITEMS"),
+        Line::raw("QUEUES"),
+    ];
     let mut widths = vec![
-        Constraint::Length(5),
-        Constraint::Length(9),
-        Constraint::Length(16),
-        Constraint::Length(28),
-        Constraint::Length(7),
-        Constraint::Length(20),
+        fit("ID", col(0), 20),
+        fit("WHEN", col(1), 20),
+        fit("WHO", col(2), 16),
+        fit("ACTION", col(3), 28),
+        fit("ITEMS", col(4), 14),
+        fit("QUEUES", col(5), 20),
     ];
     if wide {
-        header.push("NOTE");
+        header.push(Line::raw("NOTE"));
         widths.push(Constraint::Fill(1));
     }
-    header.push("UNDONE");
+    header.push(Line::raw("UNDONE"));
     widths.push(Constraint::Fill(2));
     super::draw_table(f, body, block, header, rows, widths, t);
 }

@@ -18,7 +18,7 @@ use crate::model::*;
 use crate::tui::commands::{self, TABLE};
 use crate::tui::state::{Popup, State, View};
 use crate::tui::theme::Theme;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
@@ -139,23 +139,23 @@ pub fn panel<'a>(title: impl Into<Span<'a>>, t: &Theme) -> ratatui::widgets::Blo
         .title(title.style(t.title))
 }
 
-/// A list table as every view draws it: the styled header, the block around it, one space
-/// between columns.
-pub fn draw_table<'a>(
+/// A list table as every view draws it: the styled header (a header given as a
+/// right-aligned `Line` stands over its numbers), the block around it, one space between
+/// columns.
+pub fn draw_table<'a, H: Into<Line<'a>>>(
     f: &mut Frame,
     area: Rect,
     block: ratatui::widgets::Block<'a>,
-    header: Vec<&'a str>,
+    header: Vec<H>,
     rows: Vec<ratatui::widgets::Row<'a>>,
     widths: Vec<ratatui::layout::Constraint>,
     t: &Theme,
 ) {
     use ratatui::widgets::{Cell, Row, Table};
-    let header = Row::new(
-        header
-            .into_iter()
-            .map(|h| Cell::from(ratatui::text::Span::styled(h, t.header))),
-    );
+    let header = Row::new(header.into_iter().map(|h| {
+        let line: Line<'a> = h.into();
+        Cell::from(line.patch_style(t.header))
+    }));
     f.render_widget(
         Table::new(rows, widths)
             .header(header)
@@ -356,6 +356,18 @@ pub fn spark(data: &[u64], width: usize) -> String {
             }
         })
         .collect()
+}
+
+/// A column as wide as its widest cell or its header, and no wider than `max`: what fits
+/// the content, so a long cell never loses its first characters to the column before.
+pub fn fit<'c>(header: &str, cells: impl IntoIterator<Item = &'c str>, max: u16) -> Constraint {
+    let widest = cells
+        .into_iter()
+        .map(|c| Line::raw(c).width())
+        .chain([Line::raw(header).width()])
+        .max()
+        .unwrap_or(0);
+    Constraint::Length((widest as u16).min(max))
 }
 
 /// The age of `t` at `now`: "3m 5s", "2h 10m".
