@@ -817,6 +817,97 @@ fn queue_ls_text_and_json() {
     assert!(w["throughput_per_min"].as_f64().unwrap() > 0.0, "{w}");
 }
 
+/// Where each column of a text table starts and ends, from its header line: (name, start,
+/// end) in characters. Headers are one word and columns are two spaces apart.
+fn columns(header: &str) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = header.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == ' ' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && chars[i] != ' ' {
+            i += 1;
+        }
+        out.push((chars[start..i].iter().collect(), start, i));
+    }
+    out
+}
+
+/// The character at column `at` of `line` (a space past its end).
+fn char_at(line: &str, at: usize) -> char {
+    line.chars().nth(at).unwrap_or(' ')
+}
+
+/// A right-aligned column ends where its header ends on every line: its last character
+/// is there and the one after it is blank. A left-aligned one starts where its header does.
+fn assert_aligned(table: &str, right: &[&str], left: &[&str]) {
+    let mut lines = table.lines();
+    let cols = columns(lines.next().unwrap());
+    for l in lines {
+        for (name, start, end) in &cols {
+            if right.contains(&name.as_str()) {
+                assert!(
+                    char_at(l, end - 1) != ' ' && char_at(l, *end) == ' ',
+                    "{name} is not right-aligned in {l:?}:\n{table}"
+                );
+            }
+            if left.contains(&name.as_str()) {
+                assert!(
+                    char_at(l, *start) != ' ' && (*start == 0 || char_at(l, start - 1) == ' '),
+                    "{name} is not left-aligned in {l:?}:\n{table}"
+                );
+            }
+        }
+    }
+}
+
+/// Alignment is the column's: a limit beside a count ("1/1") and a column of "-" stay
+/// where the column's kind puts them.
+#[test]
+fn table_columns_align_by_what_they_hold_not_by_their_cells() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "limited", "--concurrency", "1"]);
+    db.ok(&["queue", "create", "open"]);
+    db.add("limited", "a", &[]);
+    db.add("open", "b", &[]);
+    db.take("limited");
+    for _ in 0..12 {
+        db.add("open", "x", &[]);
+    }
+    db.take("open");
+    let t = db.ok(&["queue", "ls"]);
+    assert_eq!(row(&t, "limited")[2], "1/1", "{t}");
+    assert_aligned(
+        &t,
+        &[
+            "QUEUED",
+            "PROCESSING",
+            "PROCESSED",
+            "ON-HOLD",
+            "EXCEPTION",
+            "EXPIRED",
+            "AT-RISK",
+            "OUT-SLA",
+            "OLDEST",
+            "PER-MIN",
+        ],
+        &["QUEUE", "DEADLINE"],
+    );
+    // Items without names: NAME is a column of "-", still text.
+    let items = db.ok(&["item", "ls", "open"]);
+    assert_aligned(&items, &[], &["ID", "NAME", "STATUS", "PRIORITY"]);
+    // Actions none of which was undone: UNDONE is a column of "-", still text.
+    let id = db.add("open", "n", &[]);
+    db.ok(&["item", "note", &id, "--note", "checked"]);
+    db.ok(&["item", "priority", &id, "--to", "high"]);
+    let log = db.ok(&["actions"]);
+    assert_aligned(&log, &["ID", "ITEMS"], &["WHO", "ACTION", "UNDONE"]);
+}
+
 #[test]
 fn queue_inspect_unknown_is_refused() {
     let db = Db::new();

@@ -605,7 +605,8 @@ fn print_table(figs: &[Figure]) -> Result<(), Failure> {
             "WORKQ/BASE",
             "GOAL",
             "NOTE",
-        ],
+        ]
+        .map(super::output::Col::left),
         &rows,
     )
 }

@@ -1,6 +1,6 @@
 //! `workq item …`, `workq import`, `workq groups`, `workq undo`: items and the human side.
 
-use super::output::{self, cell, say, status_of, tell, thousands, Failure, Out};
+use super::output::{self, cell, say, status_of, tell, thousands, Col, Failure, Out};
 use super::{os_user, ActionsArgs, FilterArgs, GroupsArgs, ImportArgs, ItemCmd, UndoArgs};
 use crate::backend::Backend;
 use crate::import::{self, Format};
@@ -331,8 +331,9 @@ async fn ls(store: &dyn Backend, a: LsArgs, out: &Out) -> Result<(), Failure> {
     }
     let now = chrono::Utc::now();
     let rows: Vec<Vec<String>> = page.items.iter().map(|i| ls_row(i, now)).collect();
-    let headers: Vec<&str> = LS_COLUMNS.iter().map(|(h, _)| *h).collect();
-    output::table(&headers, &rows)?;
+    // Left, as `--all` streams them: the two listings line up the same.
+    let cols: Vec<Col> = LS_COLUMNS.iter().map(|(h, _)| Col::left(h)).collect();
+    output::table(&cols, &rows)?;
     if a.offset > 0 || cut {
         say!(
             "{}–{} of {}{}",
@@ -480,7 +481,10 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
             ]
         })
         .collect();
-    output::table(&["WHEN", "WHO", "ACTION", "CHANGE", "NOTE"], &rows)?;
+    output::table(
+        &["WHEN", "WHO", "ACTION", "CHANGE", "NOTE"].map(Col::left),
+        &rows,
+    )?;
     let long: Vec<(&HistoryEntry, &FieldChange)> = d
         .history
         .iter()
@@ -736,7 +740,16 @@ pub async fn groups(store: &dyn Backend, a: GroupsArgs, out: &Out) -> Result<(),
                 ]
             })
             .collect();
-        output::table(&["COUNT", "QUEUE", "REASON", "SIGNATURE", "EXAMPLE"], &rows)?;
+        output::table(
+            &[
+                Col::right("COUNT"),
+                Col::left("QUEUE"),
+                Col::left("REASON"),
+                Col::left("SIGNATURE"),
+                Col::left("EXAMPLE"),
+            ],
+            &rows,
+        )?;
     }
     Ok(())
 }
@@ -862,7 +875,14 @@ pub async fn actions(store: &dyn Backend, a: ActionsArgs, out: &Out) -> Result<(
         .collect();
     output::table(
         &[
-            "ID", "WHEN", "WHO", "ACTION", "ITEMS", "QUEUES", "NOTE", "UNDONE",
+            Col::right("ID"),
+            Col::left("WHEN"),
+            Col::left("WHO"),
+            Col::left("ACTION"),
+            Col::right("ITEMS"),
+            Col::left("QUEUES"),
+            Col::left("NOTE"),
+            Col::left("UNDONE"),
         ],
         &rows,
     )?;

@@ -146,35 +146,44 @@ impl From<Error> for Failure {
     }
 }
 
-/// Left-aligned columns separated by two spaces; numbers right-aligned. Every cell is
-/// escaped, so no caller can forget to.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> Result<(), Failure> {
+/// A column of a text table: its header, and whether its cells line up right (counts,
+/// ages, rates) or left (text). A property of the column, never guessed from its cells:
+/// a count beside its limit ("1/1") or a "-" for none stays where the column's numbers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Col<'a> {
+    pub name: &'a str,
+    pub right: bool,
+}
+
+impl<'a> Col<'a> {
+    pub const fn left(name: &'a str) -> Col<'a> {
+        Col { name, right: false }
+    }
+    pub const fn right(name: &'a str) -> Col<'a> {
+        Col { name, right: true }
+    }
+}
+
+/// Columns separated by two spaces, each aligned as it says (its header too). Every cell
+/// is escaped, so no caller can forget to.
+pub fn table(cols: &[Col], rows: &[Vec<String>]) -> Result<(), Failure> {
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| r.iter().map(|c| text::line(c).into_owned()).collect())
         .collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = cols.iter().map(|c| c.name.chars().count()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
         }
     }
-    let numeric: Vec<bool> = (0..headers.len())
-        .map(|i| {
-            !rows.is_empty()
-                && rows.iter().all(|r| {
-                    let c = r[i].replace(',', "");
-                    c == "-" || c.parse::<f64>().is_ok()
-                })
-        })
-        .collect();
     let mut out = String::new();
     let mut line = |cells: Vec<&str>| {
         let parts: Vec<String> = cells
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                if numeric[i] {
+                if cols[i].right {
                     format!("{c:>w$}", w = widths[i])
                 } else {
                     format!("{c:<w$}", w = widths[i])
@@ -184,7 +193,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> Result<(), Failure> {
         out.push_str(parts.join("  ").trim_end());
         out.push('\n');
     };
-    line(headers.to_vec());
+    line(cols.iter().map(|c| c.name).collect());
     for r in &rows {
         line(r.iter().map(String::as_str).collect());
     }

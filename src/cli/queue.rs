@@ -111,7 +111,7 @@ fn ls(qs: &[QueueSummary]) -> Result<(), Failure> {
                 s.queue.name.clone()
             };
             let inflight = match s.queue.concurrency {
-                Some(l) => format!("{}/{}", c.processing, l),
+                Some(l) => format!("{}/{}", thousands(c.processing), thousands(l as u64)),
                 None => thousands(c.processing),
             };
             vec![
@@ -135,20 +135,21 @@ fn ls(qs: &[QueueSummary]) -> Result<(), Failure> {
             ]
         })
         .collect();
+    use output::Col;
     output::table(
         &[
-            "QUEUE",
-            "QUEUED",
-            "PROCESSING",
-            "PROCESSED",
-            "ON-HOLD",
-            "EXCEPTION",
-            "EXPIRED",
-            "AT-RISK",
-            "OUT-SLA",
-            "OLDEST",
-            "PER-MIN",
-            "DEADLINE",
+            Col::left("QUEUE"),
+            Col::right("QUEUED"),
+            Col::right("PROCESSING"),
+            Col::right("PROCESSED"),
+            Col::right("ON-HOLD"),
+            Col::right("EXCEPTION"),
+            Col::right("EXPIRED"),
+            Col::right("AT-RISK"),
+            Col::right("OUT-SLA"),
+            Col::right("OLDEST"),
+            Col::right("PER-MIN"),
+            Col::left("DEADLINE"),
         ],
         &rows,
     )
