@@ -1,7 +1,7 @@
 //! Text for a terminal, shared by the CLI and the console: user data made safe to show,
 //! times that name their zone, and relative times that tell past from future.
 
-use crate::model::{RowError, Tally, Time, UndoResult};
+use crate::model::{Projection, RowError, Stall, Tally, Time, UndoResult};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -111,6 +111,33 @@ impl Zone {
     pub fn hhmm(&self, t: Time) -> String {
         self.format(t, "%H:%M")
     }
+
+    /// The calendar date of `t` in this zone.
+    pub fn date(&self, t: Time) -> chrono::NaiveDate {
+        match self {
+            Zone::Named(z) => t.with_timezone(z).date_naive(),
+            Zone::Local => t.with_timezone(&chrono::Local).date_naive(),
+        }
+    }
+
+    /// A time of day that says its day when that is not today here: "18:15 CET",
+    /// "tomorrow 02:10 CET", "Tue 24 Nov 02:10 CET".
+    pub fn day_hhmm(&self, t: Time, now: Time) -> String {
+        match (self.date(t) - self.date(now)).num_days() {
+            0 => self.hhmm(t),
+            1 => format!("tomorrow {}", self.hhmm(t)),
+            _ => self.format(t, "%a %d %b %H:%M"),
+        }
+    }
+
+    /// A daily deadline, said as whose day it is: "23:00 CET", "tomorrow's 16:15 UTC".
+    pub fn deadline(&self, t: Time, now: Time) -> String {
+        match (self.date(t) - self.date(now)).num_days() {
+            0 => self.hhmm(t),
+            1 => format!("tomorrow's {}", self.hhmm(t)),
+            _ => self.format(t, "%a %d %b %H:%M"),
+        }
+    }
 }
 
 /// How far `t` is from `now`, in the direction it lies: "in 2h", "5m ago", "now".
@@ -161,6 +188,65 @@ pub fn import_failure(head: &str, rejected: &[RowError]) -> String {
         ));
     }
     m
+}
+
+/// Where a queue stands to its deadline at `now`, in the queue's time zone: every time
+/// names that zone, and a day that is not today says so (once today's deadline passed
+/// with only later work left, the projection is against tomorrow's, and reads that way):
+/// "drains 22:41 CET, 19m before 23:00 CET" ·
+/// "drains 18:30 UTC, 21h 45m before tomorrow's 16:15 UTC" ·
+/// "misses 23:00 CET by 40m (drains 23:40 CET)" · "missed 23:00 CET by 40m, 1,240 left" ·
+/// "paused: 1,240 items left for 23:00 CET" · "nothing left for tomorrow's 23:00 CET".
+pub fn projection(p: &Projection, tz: &str, now: Time) -> String {
+    let zone = Zone::named(tz);
+    let deadline = zone.deadline(p.deadline, now);
+    let left = count(p.backlog, "item");
+    let by = |secs: i64| crate::rules::format_duration(std::time::Duration::from_secs(secs as u64));
+    if p.missed {
+        return format!(
+            "missed {deadline} by {}, {} left",
+            by(-p.margin_secs.unwrap_or(0).min(0)),
+            thousands(p.backlog)
+        );
+    }
+    if let Some(why) = p.stalled {
+        let why = match why {
+            Stall::Paused => "paused",
+            Stall::NoWorkers => "no live workers",
+            Stall::NoThroughput => "no throughput yet",
+        };
+        return format!("{why}: {left} left for {deadline}");
+    }
+    let at = |t: Time| zone.day_hhmm(t, now);
+    match (p.backlog, p.drains_at, p.margin_secs) {
+        (0, _, _) => format!("nothing left for {deadline}"),
+        (_, Some(d), Some(m)) if m >= 0 => {
+            format!("drains {}, {} before {deadline}", at(d), by(m))
+        }
+        (_, Some(d), Some(m)) => {
+            format!("misses {deadline} by {} (drains {})", by(-m), at(d))
+        }
+        _ => format!("{left} left for {deadline}"),
+    }
+}
+
+/// Whether a projection is good news (drains in time, or nothing left).
+pub fn projection_ok(p: &Projection) -> bool {
+    !p.missed && p.stalled.is_none() && (p.backlog == 0 || p.margin_secs.is_some_and(|m| m >= 0))
+}
+
+/// The projection for a table cell: "22:41 CET, 19m before 23:00 CET",
+/// "misses 23:00 CET by 40m".
+pub fn projection_short(p: &Projection, tz: &str, now: Time) -> String {
+    let long = projection(p, tz, now);
+    let long = match long.split_once(" (drains ") {
+        Some((head, _)) => head.to_string(),
+        None => long,
+    };
+    match long.strip_prefix("drains ") {
+        Some(rest) => rest.to_string(),
+        None => long,
+    }
 }
 
 // What an undo did, in words: here with the other text people read, not in the model.

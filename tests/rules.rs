@@ -598,3 +598,59 @@ fn actions_fit_the_rows_they_are_offered_for() {
     }
     assert!(!action_fits(&[], &high), "nothing to act on");
 }
+
+/// Where a queue stands to its deadline, as people read it (`queue ls`, `queue inspect`,
+/// the console): every time names its zone, and a deadline or drain time that is not
+/// today says which day it is. Fixed times; the rules decide, the text says it.
+#[test]
+fn projections_name_the_zone_and_the_day_of_every_time() {
+    let utc = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+    let july = |h: u32| Utc.with_ymd_and_hms(2026, 7, 1, h, 0, 0).unwrap();
+    const BERLIN: &str = "Europe/Berlin";
+    // (zone, deadline, now, backlog, per minute, oldest queued, paused, what it says)
+    #[rustfmt::skip]
+    let cases = [
+        // Before today's 23:00 in Berlin (22:00 UTC): 1,350 at 10/min drain 18:15 CET.
+        (BERLIN, "23:00", utc(22, 15, 0), 1350, 10.0, utc(22, 8, 0), false,
+         "drains 18:15 CET, 4h 45m before 23:00 CET"),
+        // 1,800 at 10/min: past midnight in Berlin, so the drain time is tomorrow's.
+        (BERLIN, "23:00", utc(22, 20, 0), 1800, 10.0, utc(22, 8, 0), false,
+         "misses 23:00 CET by 1h (drains tomorrow 00:00 CET)"),
+        // Today's deadline passed with work from before it: missed, never tomorrow's.
+        (BERLIN, "23:00", utc(22, 22, 40), 1240, 10.0, utc(22, 8, 0), false,
+         "missed 23:00 CET by 40m, 1,240 left"),
+        // Only work that arrived after today's 16:15 is left: it is tomorrow's, said so.
+        ("UTC", "16:15", utc(22, 17, 0), 50, 10.0, utc(22, 16, 30), false,
+         "drains 17:05 UTC, 23h 10m before tomorrow's 16:15 UTC"),
+        ("UTC", "16:15", utc(22, 23, 0), 600, 5.0, utc(22, 16, 30), false,
+         "drains tomorrow 01:00 UTC, 15h 15m before tomorrow's 16:15 UTC"),
+        ("UTC", "16:15", utc(22, 17, 0), 50, 10.0, utc(22, 16, 30), true,
+         "paused: 50 items left for tomorrow's 16:15 UTC"),
+        (BERLIN, "23:00", utc(22, 22, 40), 0, 10.0, utc(22, 8, 0), false,
+         "nothing left for tomorrow's 23:00 CET"),
+        // The next morning, tonight's deadline is today's again.
+        (BERLIN, "23:00", utc(23, 7, 0), 600, 10.0, utc(23, 6, 0), false,
+         "drains 09:00 CET, 14h before 23:00 CET"),
+        // Summer time names its own zone.
+        (BERLIN, "23:00", july(12), 60, 1.0, july(9), false,
+         "drains 15:00 CEST, 8h before 23:00 CEST"),
+    ];
+    for (tz, deadline, now, backlog, per_min, oldest, paused, want) in cases {
+        let facts = DeadlineFacts {
+            deadline,
+            tz,
+            backlog,
+            oldest_queued: Some(oldest),
+            per_min,
+            paused,
+            live_leases: 3,
+            last_finished: None,
+        };
+        let p = deadline_status(&facts, now).unwrap();
+        assert_eq!(
+            workq::text::projection(&p, tz, now),
+            want,
+            "{facts:?} at {now}"
+        );
+    }
+}

@@ -7,7 +7,7 @@ use crate::backend::Error;
 use crate::model::*;
 use crate::rules::format_duration;
 use crate::text::{self, Zone};
-pub use crate::text::{count, thousands};
+pub use crate::text::{count, projection, projection_ok, projection_short, thousands};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
@@ -249,61 +249,6 @@ pub fn cell(s: &str, max: usize) -> String {
         let mut t: String = flat.chars().take(max.saturating_sub(1)).collect();
         t.push('…');
         t
-    }
-}
-
-/// Where a queue stands to its deadline, in the queue's time zone (the deadline reads as
-/// it was set, and says which zone that is):
-/// "drains 22:41, 19m before 23:00 CET" · "misses 23:00 CET by 40m (drains 23:40)" ·
-/// "missed 23:00 CET by 40m, 1,240 left" · "paused: 1,240 left for 23:00 CET" ·
-/// "nothing left for 23:00 CET".
-pub fn projection(p: &Projection, tz: &str) -> String {
-    let zone = Zone::named(tz);
-    let deadline = zone.hhmm(p.deadline);
-    let left = count(p.backlog, "item");
-    if p.missed {
-        return format!(
-            "missed {deadline} by {}, {} left",
-            age_secs(-p.margin_secs.unwrap_or(0)),
-            thousands(p.backlog)
-        );
-    }
-    if let Some(why) = p.stalled {
-        let why = match why {
-            Stall::Paused => "paused",
-            Stall::NoWorkers => "no live workers",
-            Stall::NoThroughput => "no throughput yet",
-        };
-        return format!("{why}: {left} left for {deadline}");
-    }
-    let at = |t: Time| zone.bare(t, "%H:%M");
-    match (p.backlog, p.drains_at, p.margin_secs) {
-        (0, _, _) => format!("nothing left for {deadline}"),
-        (_, Some(d), Some(m)) if m >= 0 => {
-            format!("drains {}, {} before {deadline}", at(d), age_secs(m))
-        }
-        (_, Some(d), Some(m)) => {
-            format!("misses {deadline} by {} (drains {})", age_secs(-m), at(d))
-        }
-        _ => format!("{left} left for {deadline}"),
-    }
-}
-
-/// Whether a projection is good news (drains in time, or nothing left).
-pub fn projection_ok(p: &Projection) -> bool {
-    !p.missed && p.stalled.is_none() && (p.backlog == 0 || p.margin_secs.is_some_and(|m| m >= 0))
-}
-
-/// The projection for a table cell: "22:41, 19m before 23:00 CET", "misses 23:00 CET by 40m".
-pub fn projection_short(p: &Projection, tz: &str) -> String {
-    let long = projection(p, tz);
-    let long = match long.split_once(" (drains ") {
-        Some((head, _)) => head.to_string(),
-        None => long,
-    };
-    match long.strip_prefix("drains ") {
-        Some(rest) => rest.to_string(),
-        None => long,
     }
 }
 

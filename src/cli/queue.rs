@@ -101,6 +101,7 @@ async fn state(store: &dyn Backend, name: &str, st: QueueState, out: &Out) -> Re
 }
 
 fn ls(qs: &[QueueSummary]) -> Result<(), Failure> {
+    let now = chrono::Utc::now();
     let rows: Vec<Vec<String>> = qs
         .iter()
         .map(|s| {
@@ -130,7 +131,7 @@ fn ls(qs: &[QueueSummary]) -> Result<(), Failure> {
                 format!("{:.1}", s.throughput_per_min),
                 s.projection
                     .as_ref()
-                    .map(|p| output::projection(p, &s.queue.tz))
+                    .map(|p| output::projection(p, &s.queue.tz, now))
                     .unwrap_or_else(|| "-".into()),
             ]
         })
@@ -229,7 +230,7 @@ fn inspect(s: &QueueSummary) -> Result<(), Failure> {
             "projection",
             s.projection
                 .as_ref()
-                .map(|p| output::projection(p, &s.queue.tz))
+                .map(|p| output::projection(p, &s.queue.tz, chrono::Utc::now()))
                 .unwrap_or_else(|| "-".into()),
         ),
     ];

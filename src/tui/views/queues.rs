@@ -2,10 +2,11 @@
 //! settings, throughput and deadline projection below.
 
 use super::{compact, list_offset, list_visible, safe, spark};
-use crate::cli::output::{age_secs, projection, projection_ok, projection_short};
+use crate::cli::output::age_secs;
 use crate::model::*;
 use crate::rules::format_duration;
 use crate::text::thousands;
+use crate::text::{projection, projection_ok, projection_short};
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
@@ -150,7 +151,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
                 ));
             }
             if wide {
-                cells.push(deadline_cell(q, t));
+                cells.push(deadline_cell(q, s.now, t));
             }
             let row = Row::new(cells);
             if i == cursor {
@@ -201,11 +202,11 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     }
 }
 
-fn deadline_cell<'a>(q: &QueueSummary, t: &Theme) -> Cell<'a> {
+fn deadline_cell<'a>(q: &QueueSummary, now: Time, t: &Theme) -> Cell<'a> {
     match &q.projection {
         Some(p) => {
             let style = if projection_ok(p) { t.ok } else { t.bad };
-            Cell::from(Span::styled(projection_short(p, &q.queue.tz), style))
+            Cell::from(Span::styled(projection_short(p, &q.queue.tz, now), style))
         }
         None => Cell::from(Span::styled("-", t.dim)),
     }
@@ -301,7 +302,7 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
         label("deadline"),
         match (&qq.deadline, &q.projection) {
             (Some(dl), Some(p)) => Span::styled(
-                format!("{dl} {}: {}", qq.tz, projection(p, &qq.tz)),
+                format!("{dl} {}: {}", qq.tz, projection(p, &qq.tz, s.now)),
                 if projection_ok(p) { t.ok } else { t.bad },
             ),
             (Some(dl), None) => Span::raw(format!("{dl} {}", qq.tz)),
