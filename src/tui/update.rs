@@ -656,12 +656,16 @@ fn popup_key(s: &mut State, k: KeyEvent) -> Vec<Effect> {
     let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
     match popup {
         Popup::Help { scroll } => {
+            // From where it shows (a resize may have cut what fits), never past the end.
+            let max = views::help::max_scroll(s);
+            let scroll = scroll.min(max);
             let scroll = match k.code {
-                KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
+                KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1).min(max),
                 KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
-                KeyCode::PageDown => scroll.saturating_add(10),
+                KeyCode::PageDown => scroll.saturating_add(10).min(max),
                 KeyCode::PageUp => scroll.saturating_sub(10),
                 KeyCode::Char('g') | KeyCode::Home => 0,
+                KeyCode::Char('G') | KeyCode::End => max,
                 KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter => {
                     return vec![]
                 }

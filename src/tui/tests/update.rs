@@ -649,6 +649,40 @@ fn help_opens_scrolls_and_closes() {
     assert!(s.quit);
 }
 
+/// `j` stops at the last line: the end of the help sits at the bottom of its box, never
+/// scrolled away into an empty one.
+#[test]
+fn help_scrolls_no_further_than_its_last_line() {
+    for (w, h) in [(80, 24), (160, 48)] {
+        let mut s = state(w, h);
+        settle(&mut s, k('?'));
+        for _ in 0..300 {
+            settle(&mut s, k('j'));
+        }
+        let Some(Popup::Help { scroll }) = s.popup else {
+            panic!("{:?}", s.popup)
+        };
+        assert!(scroll > 0, "{w}x{h}: the help is longer than the box");
+        let screen = crate::tui::tests::render::screen(&s);
+        let rows: Vec<&str> = screen.lines().collect();
+        // The box's bottom border is the screen's second-to-last row; the row above it
+        // holds the help's last line.
+        let last = rows[h as usize - 3];
+        assert!(
+            last.contains("keys can be changed in"),
+            "{w}x{h}:\n{screen}"
+        );
+        // PageDown and G stop there too; k goes back up one line.
+        settle(&mut s, code(KeyCode::PageDown));
+        settle(&mut s, k('G'));
+        assert_eq!(s.popup, Some(Popup::Help { scroll }));
+        settle(&mut s, k('k'));
+        assert_eq!(s.popup, Some(Popup::Help { scroll: scroll - 1 }));
+        settle(&mut s, k('g'));
+        assert_eq!(s.popup, Some(Popup::Help { scroll: 0 }));
+    }
+}
+
 #[test]
 fn queue_pause_and_settings() {
     let mut s = state(80, 24);

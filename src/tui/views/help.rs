@@ -65,6 +65,19 @@ pub fn lines<'a>(s: &State, t: &Theme) -> Vec<Line<'a>> {
     out
 }
 
+/// Rows of help text the overlay shows at once: the screen less the popup's margin and
+/// borders (the popup is as tall as the screen allows).
+fn rows_shown(s: &State) -> u16 {
+    s.size.1.saturating_sub(2).max(3).saturating_sub(2)
+}
+
+/// The furthest the help scrolls: its last line at the bottom of the box, never past it
+/// into an empty box.
+pub fn max_scroll(s: &State) -> u16 {
+    let n = lines(s, &Theme::of(s)).len();
+    (n as u16).saturating_sub(rows_shown(s))
+}
+
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, scroll: u16) {
     let area = f.area();
     let inner = popup_area(
@@ -75,5 +88,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, scroll: u16) {
         "help · esc closes · j/k scroll",
         t.title,
     );
+    // A scroll from before a resize may be past what now fits.
+    let scroll = scroll.min(max_scroll(s));
     f.render_widget(Paragraph::new(lines(s, t)).scroll((scroll, 0)), inner);
 }
