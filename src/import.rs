@@ -64,6 +64,32 @@ pub struct Options {
     pub key_column: Option<String>,
     /// The same for the item's name.
     pub name_column: Option<String>,
+    /// What separates a CSV's fields (`--delimiter`); `None`: a comma.
+    pub delimiter: Option<u8>,
+}
+
+impl Options {
+    fn delimiter(&self) -> u8 {
+        self.delimiter.unwrap_or(b',')
+    }
+}
+
+/// A `--delimiter`: one ASCII character (`;`, `|`), or a tab as `tab`, `\t` or itself.
+pub fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ => match s.as_bytes() {
+            [b] if b.is_ascii()
+                && !matches!(b, b'"' | b'\r' | b'\n')
+                && !b.is_ascii_alphanumeric() =>
+            {
+                Ok(*b)
+            }
+            _ => Err(format!(
+                "'{s}' is not a field separator: give one character such as ';' or '|', or tab"
+            )),
+        },
+    }
 }
 
 /// What a parse found, beside the rows it sent.
@@ -140,6 +166,9 @@ pub fn parse(
     progress: &dyn Fn(u64),
 ) -> Result<Parsed, String> {
     let file = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if opts.delimiter.is_some() && format == Format::Jsonl {
+        return Err("--delimiter is for CSV files; JSON Lines has none".into());
+    }
     for (flag, v) in [
         ("--key-column", &opts.key_column),
         ("--name-column", &opts.name_column),
@@ -272,7 +301,11 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 /// Opens a CSV for reading past its byte-order mark (Excel's "CSV UTF-8" writes one; the
 /// parser would otherwise see it as part of the first column's name, and a quoted first
 /// name as a literal quote). Returns the reader and the mark's length.
-fn open_csv(mut file: File, flexible: bool) -> Result<(csv::Reader<Lines<File>>, u64), String> {
+fn open_csv(
+    mut file: File,
+    flexible: bool,
+    delimiter: u8,
+) -> Result<(csv::Reader<Lines<File>>, u64), String> {
     let mut head = [0u8; 3];
     let mut got = 0;
     while got < 3 {
@@ -287,6 +320,7 @@ fn open_csv(mut file: File, flexible: bool) -> Result<(csv::Reader<Lines<File>>,
         .map_err(|e| format!("cannot read: {e}"))?;
     let rdr = csv::ReaderBuilder::new()
         .flexible(flexible)
+        .delimiter(delimiter)
         .has_headers(false)
         .buffer_capacity(1 << 16)
         .from_reader(Lines::new(file));
@@ -311,6 +345,22 @@ impl Layout {
     fn new(names: Vec<String>, opts: &Options, line: u64) -> Result<Layout, String> {
         if names.iter().all(|h| h.trim().is_empty()) {
             return Err(format!("line {line}: the CSV file has no header row"));
+        }
+        // One column whose name holds a ';' or a tab is a file split by those (Excel in
+        // German and other locales writes ';'): read as commas, every row would be one
+        // cell, or refused for its decimal commas. An explicit --delimiter is obeyed.
+        if let ([h], None) = (&names[..], opts.delimiter) {
+            if let Some(sep) = [(';', "';'"), ('\t', "tab")]
+                .iter()
+                .find(|(c, _)| h.contains(*c))
+                .map(|(_, name)| *name)
+            {
+                return Err(format!(
+                    "line {line}: the header is one column, '{h}': the file looks \
+                     {sep}-separated: add --delimiter {sep} (or --delimiter , to read it \
+                     as one column)"
+                ));
+            }
         }
         let mut seen = HashSet::new();
         for (i, h) in names.iter().enumerate() {
@@ -435,9 +485,11 @@ impl Layout {
                 None => {}
             }
             if Some(i) == self.key_col {
+                let v = needed(Some(v), "--key-column", "key").map_err(|m| err(h, m))?;
                 set_field(&mut item, Field::Key, v).map_err(|m| err(h, m))?;
             }
             if Some(i) == self.name_col {
+                let v = needed(Some(v), "--name-column", "name").map_err(|m| err(h, m))?;
                 set_field(&mut item, Field::Name, v).map_err(|m| err(h, m))?;
             }
         }
@@ -461,7 +513,8 @@ fn parse_csv(
     sink: &mut Sink,
     progress: &dyn Fn(u64),
 ) -> Result<Columns, String> {
-    let (mut rdr, bom) = open_csv(file, false)?;
+    let delimiter = opts.delimiter();
+    let (mut rdr, bom) = open_csv(file, false, delimiter)?;
     let mut rec = csv::ByteRecord::new();
     let header_line;
     match rdr.read_byte_record(&mut rec) {
@@ -469,7 +522,7 @@ fn parse_csv(
             let at = rec.position().map_or(0, |p| p.byte());
             header_line = rdr.get_mut().line_at(at);
             // A header that swallowed the file is an unclosed quote, not a giant name.
-            if let Some(e) = unclosed_quote(path, bom + at, header_line, &[])? {
+            if let Some(e) = unclosed_quote(path, bom + at, header_line, &[], delimiter)? {
                 return Err(format!("{e} (in the header)"));
             }
         }
@@ -531,7 +584,7 @@ fn parse_csv(
         }
     }
     if let Some((at, line, row)) = held {
-        let row = match unclosed_quote(path, bom + at, line, &layout.names)? {
+        let row = match unclosed_quote(path, bom + at, line, &layout.names, delimiter)? {
             Some(e) => Err(e),
             None => row,
         };
@@ -548,6 +601,7 @@ fn unclosed_quote(
     from: u64,
     line: u64,
     names: &[String],
+    delimiter: u8,
 ) -> Result<Option<RowError>, String> {
     let mut f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     f.seek(SeekFrom::Start(from))
@@ -580,7 +634,7 @@ fn unclosed_quote(
             S::Quoted => {}
             S::QuoteInQuoted if b == b'"' => s = S::Quoted,
             _ if b == b'\r' || b == b'\n' => return Ok(None),
-            _ if b == b',' => {
+            _ if b == delimiter => {
                 s = S::Start;
                 field += 1;
             }
@@ -617,6 +671,16 @@ fn unclosed_quote(
             "{here} is never closed, so lines {at}–{last} would all read as this one value; close the quote"
         ),
     }))
+}
+
+/// The text of a business column named by `--key-column`/`--name-column`: every row must
+/// have one, or the row would land without a key (and be imported again next time).
+fn needed<'v>(v: Option<&'v str>, flag: &str, what: &str) -> Result<&'v str, String> {
+    match v {
+        Some(t) if !t.trim().is_empty() => Ok(t),
+        Some(_) => Err(format!("empty, and {flag} needs a {what} for every row")),
+        None => Err(format!("null, and {flag} needs a {what} for every row")),
+    }
 }
 
 /// Sets one item field from text.
@@ -918,9 +982,10 @@ fn json_row(text: &str, line: u64, opts: &Options) -> Row {
         let Some(raw) = found else {
             return Err(err(Some(c), format!("no such field (named by {flag})")));
         };
-        if let Some(t) = scalar(raw).map_err(|m| err(Some(c), m))? {
-            set_field(&mut item, f, &t).map_err(|m| err(Some(c), m))?;
-        }
+        let t = scalar(raw).map_err(|m| err(Some(c), m))?;
+        let what = if f == Field::Key { "key" } else { "name" };
+        let t = needed(t.as_deref(), flag, what).map_err(|m| err(Some(c), m))?;
+        set_field(&mut item, f, t).map_err(|m| err(Some(c), m))?;
     }
     let labels = Labels {
         key: opts.key_column.as_deref(),
@@ -933,11 +998,13 @@ fn json_row(text: &str, line: u64, opts: &Options) -> Row {
 // ---------------------------------------------------------------- rejects
 
 /// Copies the rows at `lines` (their first lines, as reported) from `src` to `dest` byte
-/// for byte, CSV with its header (and byte-order mark, and line ends), so that they can
-/// be fixed and imported again.
+/// for byte, each with its own line end when it had one (a last row without one gets
+/// none), CSV with its header (and byte-order mark), so that they can be fixed and
+/// imported again.
 pub fn write_rejects(
     src: &Path,
     format: Format,
+    opts: &Options,
     lines: &HashSet<u64>,
     dest: &Path,
 ) -> Result<u64, String> {
@@ -949,7 +1016,7 @@ pub fn write_rejects(
     let mut n = 0;
     match format {
         Format::Csv => {
-            let (mut rdr, bom) = open_csv(input, true)?;
+            let (mut rdr, bom) = open_csv(input, true, opts.delimiter())?;
             let mut raw = File::open(src).map_err(rerr)?;
             let mut range = |from: u64, to: u64| -> Result<Vec<u8>, String> {
                 raw.seek(SeekFrom::Start(bom + from)).map_err(rerr)?;
@@ -963,7 +1030,6 @@ pub fn write_rejects(
             let mut rec = csv::ByteRecord::new();
             // Where the record before this one started, and on which line.
             let mut prev: Option<(u64, u64)> = None;
-            let mut eol: &[u8] = b"\n";
             loop {
                 let more = rdr.read_byte_record(&mut rec);
                 let at = match &more {
@@ -977,7 +1043,8 @@ pub fn write_rejects(
                         let bytes = range(from, at + 2)?;
                         let body = trim_breaks(&bytes[..bytes.len().min((at - from) as usize)]);
                         let after = &bytes[body.len() + leading_breaks(&bytes)..];
-                        eol = if after.starts_with(b"\r\n") {
+                        // Even a header that ends the file: the rows go below it.
+                        let eol: &[u8] = if after.starts_with(b"\r\n") {
                             b"\r\n"
                         } else if after.starts_with(b"\r") {
                             b"\r"
@@ -990,10 +1057,11 @@ pub fn write_rejects(
                             .map_err(werr)?;
                     }
                     Some((from, line)) if lines.contains(&line) => {
-                        let bytes = range(from, at)?;
-                        out.write_all(trim_breaks(&bytes))
-                            .and_then(|_| out.write_all(eol))
-                            .map_err(werr)?;
+                        // Two bytes on: the next record's position may sit inside the
+                        // `\r\n` that ends this one.
+                        let bytes = range(from, at + 2)?;
+                        let row = with_own_break(&bytes, (at - from) as usize);
+                        out.write_all(row).map_err(werr)?;
                         n += 1;
                     }
                     _ => {}
@@ -1010,13 +1078,16 @@ pub fn write_rejects(
             }
         }
         Format::Jsonl => {
-            let rdr = BufReader::new(input);
-            for (i, l) in rdr.split(b'\n').enumerate() {
-                let l = l.map_err(rerr)?;
-                if lines.contains(&(i as u64 + 1)) {
-                    out.write_all(&l)
-                        .and_then(|_| out.write_all(b"\n"))
-                        .map_err(werr)?;
+            let mut rdr = BufReader::new(input);
+            let mut l = Vec::new();
+            for i in 1.. {
+                l.clear();
+                if rdr.read_until(b'\n', &mut l).map_err(rerr)? == 0 {
+                    break;
+                }
+                // The line as the file has it: its `\n` (or `\r\n`) when it had one.
+                if lines.contains(&i) {
+                    out.write_all(&l).map_err(werr)?;
                     n += 1;
                 }
             }
@@ -1032,6 +1103,20 @@ fn is_break(b: &u8) -> bool {
 
 fn leading_breaks(t: &[u8]) -> usize {
     t.iter().take_while(|b| is_break(b)).count()
+}
+
+/// A record's bytes and its own line end (`\r\n`, `\n` or `\r`) when it has one, without
+/// the line ends before it or the blank lines after it. The record lies in `t[..len]`;
+/// its line end may run past that.
+fn with_own_break(t: &[u8], len: usize) -> &[u8] {
+    let lead = leading_breaks(&t[..len.min(t.len())]);
+    let body = trim_breaks(&t[lead..len.min(t.len())]).len();
+    let own = match &t[lead + body..] {
+        [b'\r', b'\n', ..] => 2,
+        [b'\r' | b'\n', ..] => 1,
+        _ => 0,
+    };
+    &t[lead..lead + body + own]
 }
 
 /// A record's bytes without the line ends before and after it.

@@ -2736,6 +2736,75 @@ fn import_skip_bad_writes_the_rejects() {
     );
 }
 
+/// A German Excel export (';', decimal commas, CRLF, BOM) through the real binary: refused
+/// with the flag to add, then imported with it; a key column with an empty cell is a bad
+/// row, its reject written as the file has it.
+#[test]
+fn import_a_semicolon_export_with_a_key_column() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "inv"]);
+    let f = db.file(
+        "rechnungen.csv",
+        "\u{feff}InvoiceId;Betrag;Status\r\nI-1;4999,00;Bezahlt\r\n;12,50;Offen\r\nI-3;7;Offen",
+    );
+    let file = f.to_str().unwrap();
+    db.refuses(
+        &["import", "inv", file],
+        1,
+        &["the file looks ';'-separated: add --delimiter ';'"],
+    );
+    db.refuses(
+        &[
+            "import",
+            "inv",
+            file,
+            "--delimiter",
+            ";",
+            "--key-column",
+            "InvoiceId",
+        ],
+        1,
+        &["line 3, column 'InvoiceId': empty, and --key-column needs a key for every row"],
+    );
+    assert_eq!(db.queue("inv")["counts"]["queued"], 0);
+    let rejects = db.dir.path().join("rej.csv");
+    db.ok(&[
+        "import",
+        "inv",
+        file,
+        "--delimiter",
+        ";",
+        "--key-column",
+        "InvoiceId",
+        "--skip-bad",
+        "--rejects",
+        rejects.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(&rejects).unwrap(),
+        b"\xef\xbb\xbfInvoiceId;Betrag;Status\r\n;12,50;Offen\r\n"
+    );
+    let items = db.items(&[]);
+    assert_eq!(strs(&items, "key"), ["I-1", "I-3"]);
+    assert_eq!(
+        items[0]["value"],
+        r#"{"InvoiceId":"I-1","Betrag":"4999,00","Status":"Bezahlt"}"#
+    );
+    // What cannot be a separator, and JSON Lines, are refused by name.
+    db.refuses(
+        &["import", "inv", file, "--delimiter", "semicolon"],
+        1,
+        &["--delimiter: 'semicolon' is not a field separator"],
+    );
+    let j = db.file("x.jsonl", "{\"a\": 1}\n");
+    db.refuses(
+        &["import", "inv", j.to_str().unwrap(), "--delimiter", ";"],
+        1,
+        &["--delimiter is for CSV files"],
+    );
+    assert_eq!(db.queue("inv")["counts"]["queued"], 2);
+}
+
 #[test]
 fn import_rejects_without_skip_bad_is_a_usage_error() {
     let db = Db::new();

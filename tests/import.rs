@@ -213,7 +213,7 @@ async fn bad_rows_are_reported_by_line_and_column_and_nothing_lands() {
     let dest = f.dir.path().join("rejects.csv");
     let set: HashSet<u64> = lines.into_iter().collect();
     assert_eq!(
-        import::write_rejects(&p, Format::Csv, &set, &dest).unwrap(),
+        import::write_rejects(&p, Format::Csv, &Options::default(), &set, &dest).unwrap(),
         4
     );
     let text = std::fs::read_to_string(&dest).unwrap();
@@ -275,7 +275,7 @@ async fn errors_name_the_physical_line_for_every_line_ending() {
         assert_eq!(r.imported, 3, "{name}");
         let set: HashSet<u64> = r.rejected.iter().map(|e| e.line).collect();
         let dest = f.dir.path().join(format!("{name}.rejects.csv"));
-        import::write_rejects(&p, Format::Csv, &set, &dest).unwrap();
+        import::write_rejects(&p, Format::Csv, &Options::default(), &set, &dest).unwrap();
         let eol = if name.starts_with("crlf") {
             "\r\n"
         } else if name.starts_with("cr") {
@@ -346,7 +346,14 @@ async fn an_unclosed_quote_is_refused_where_it_opens_and_nothing_is_swallowed() 
         let r = f.import(&p, true).await.unwrap();
         assert_eq!((r.imported, r.rejected.len()), (2, 1), "{name}");
         let dest = f.dir.path().join("rej.csv");
-        import::write_rejects(&p, Format::Csv, &HashSet::from([5]), &dest).unwrap();
+        import::write_rejects(
+            &p,
+            Format::Csv,
+            &Options::default(),
+            &HashSet::from([5]),
+            &dest,
+        )
+        .unwrap();
         let got = std::fs::read(&dest).unwrap();
         let tail = &bytes[bytes.len() - 48..];
         assert!(
@@ -437,6 +444,7 @@ async fn key_and_name_columns_make_a_daily_file_importable_twice() {
     let opts = Options {
         key_column: Some("InvoiceId".into()),
         name_column: Some("AccountName".into()),
+        ..Default::default()
     };
     let (r, parsed) = f.import_with(&p, &opts, false, false).await.unwrap();
     assert_eq!(r.imported, 2);
@@ -766,4 +774,216 @@ async fn a_big_file_streams_in_batches() {
         [format!("line {}, column 'key': 'K7' repeats line 9", n + 2)]
     );
     assert_eq!(f.store.queue("q").await.unwrap().counts.queued as usize, n);
+}
+
+/// A key (or name) taken from a business column is needed on every row: a row with that
+/// cell empty would land without a key, and the next import of the same file would add
+/// it again. It is a bad row like any other: refused, or a reject with `--skip-bad`.
+#[tokio::test]
+async fn a_key_or_name_column_needs_text_on_every_row() {
+    let f = fixture().await;
+    let csv = "InvoiceId,AccountName,Amount\n\
+               I-1,Fabrikam,1.00\n\
+               ,Contoso,2.00\n\
+               I-3,,3.00\n\
+               \"  \",Tailspin,4.00\n\
+               I-5,Litware,5.00\n";
+    let p = f.file("daily.csv", csv);
+    let e = f
+        .import_with(&p, &key_column("InvoiceId"), false, false)
+        .await
+        .unwrap_err();
+    assert!(e.contains("nothing imported: 2 bad rows"), "{e}");
+    for w in [
+        "line 3, column 'InvoiceId': empty, and --key-column needs a key for every row",
+        "line 5, column 'InvoiceId': empty, and --key-column needs a key for every row",
+    ] {
+        assert!(e.contains(w), "no {w:?} in\n{e}");
+    }
+    assert!(f.all().await.is_empty());
+    let names = Options {
+        name_column: Some("AccountName".into()),
+        ..Default::default()
+    };
+    let e = f.import_with(&p, &names, false, false).await.unwrap_err();
+    assert!(
+        e.contains(
+            "line 4, column 'AccountName': empty, and --name-column needs a name for every row"
+        ),
+        "{e}"
+    );
+    // With --skip-bad the others land, keyed, and the two go to the rejects as written.
+    let (r, _) = f
+        .import_with(&p, &key_column("InvoiceId"), true, false)
+        .await
+        .unwrap();
+    assert_eq!(r.imported, 3);
+    let keys: Vec<Option<String>> = f.all().await.into_iter().map(|i| i.key).collect();
+    assert_eq!(
+        keys,
+        [Some("I-1".into()), Some("I-3".into()), Some("I-5".into())]
+    );
+    let dest = f.dir.path().join("rej.csv");
+    let lines: HashSet<u64> = r.rejected.iter().map(|e| e.line).collect();
+    import::write_rejects(&p, Format::Csv, &Options::default(), &lines, &dest).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&dest).unwrap(),
+        "InvoiceId,AccountName,Amount\n,Contoso,2.00\n\"  \",Tailspin,4.00\n"
+    );
+    // JSON Lines: an empty, blank or null field is no key either.
+    let jsonl = concat!(
+        "{\"InvoiceId\": \"J-1\"}\n",
+        "{\"InvoiceId\": \"\"}\n",
+        "{\"InvoiceId\": \" \"}\n",
+        "{\"InvoiceId\": null}\n",
+        "{\"value\": {\"InvoiceId\": \"\"}}\n",
+    );
+    let p = f.file("k.jsonl", jsonl);
+    let e = f
+        .import_with(&p, &key_column("InvoiceId"), false, false)
+        .await
+        .unwrap_err();
+    for w in [
+        "line 2, column 'InvoiceId': empty, and --key-column needs a key for every row",
+        "line 3, column 'InvoiceId': empty, and --key-column needs a key for every row",
+        "line 4, column 'InvoiceId': null, and --key-column needs a key for every row",
+        "line 5, column 'InvoiceId': empty, and --key-column needs a key for every row",
+    ] {
+        assert!(e.contains(w), "no {w:?} in\n{e}");
+    }
+    assert!(!e.contains("line 1"), "{e}");
+}
+
+/// The reject file holds each bad row's bytes as the file has them, its own line end
+/// included when it had one: none added to a last row without one, none swapped for
+/// the header's.
+#[tokio::test]
+async fn rejects_keep_each_rows_bytes_and_its_own_line_end() {
+    let f = fixture().await;
+    let cases: [(&str, &[u8], &[u8]); 6] = [
+        ("last.csv", b"name,priority\na,high\nb,bogus\n", b"name,priority\nb,bogus\n"),
+        ("no-eol.csv", b"name,priority\na,high\nb,bogus", b"name,priority\nb,bogus"),
+        (
+            "mixed.csv",
+            b"name,priority\nb,bogus\nc,wrong\r\nd,high",
+            b"name,priority\nb,bogus\nc,wrong\r\n",
+        ),
+        (
+            "cr.csv",
+            b"name,priority\rb,bogus\rc,wrong\rd,high\r",
+            b"name,priority\rb,bogus\rc,wrong\r",
+        ),
+        (
+            "quoted.csv",
+            b"name,notes,priority\r\nb,\"x\r\n\",bogus\r\n\r\nc,y,wrong\r\n",
+            b"name,notes,priority\r\nb,\"x\r\n\",bogus\r\nc,y,wrong\r\n",
+        ),
+        (
+            "k.jsonl",
+            b"{\"value\":\"a\",\"priority\":\"x\"}\r\n{\"value\":\"b\"}\n{\"value\":\"c\",\"priority\":\"y\"}",
+            b"{\"value\":\"a\",\"priority\":\"x\"}\r\n{\"value\":\"c\",\"priority\":\"y\"}",
+        ),
+    ];
+    for (name, input, want) in cases {
+        let p = f.file(name, input);
+        let r = f.import(&p, true).await.unwrap();
+        let lines: HashSet<u64> = r.rejected.iter().map(|e| e.line).collect();
+        let dest = f.dir.path().join(format!("{name}.rej"));
+        let n = import::write_rejects(
+            &p,
+            Format::from_path(&p),
+            &Options::default(),
+            &lines,
+            &dest,
+        )
+        .unwrap();
+        assert_eq!(n, lines.len() as u64, "{name}");
+        assert_eq!(
+            String::from_utf8_lossy(&std::fs::read(&dest).unwrap()),
+            String::from_utf8_lossy(want),
+            "{name}"
+        );
+    }
+}
+
+/// Excel in German (and many other locales) saves "CSV" split by ';', with decimal
+/// commas. Read with commas it would be one column: refused with the way out, and read
+/// with `--delimiter ';'` (or tab) as the file means it.
+#[tokio::test]
+async fn a_semicolon_file_is_read_with_its_delimiter_and_hinted_without() {
+    let f = fixture().await;
+    let de =
+        "\u{feff}InvoiceId;Betrag;Status\r\nI-1;4999,00;Bezahlt\r\nI-2;12;\"Offen; gemahnt\"\r\n";
+    let p = f.file("de.csv", de);
+    let e = f.import(&p, false).await.unwrap_err();
+    assert_eq!(
+        e,
+        "line 1: the header is one column, 'InvoiceId;Betrag;Status': the file looks \
+         ';'-separated: add --delimiter ';' (or --delimiter , to read it as one column)"
+    );
+    assert!(f.all().await.is_empty());
+    let semi = Options {
+        delimiter: Some(import::parse_delimiter(";").unwrap()),
+        ..Default::default()
+    };
+    let (r, _) = f.import_with(&p, &semi, false, false).await.unwrap();
+    assert_eq!(r.imported, 2);
+    assert_eq!(
+        f.values().await,
+        [
+            r#"{"InvoiceId":"I-1","Betrag":"4999,00","Status":"Bezahlt"}"#,
+            r#"{"InvoiceId":"I-2","Betrag":"12","Status":"Offen; gemahnt"}"#,
+        ]
+    );
+    // Bad rows and unclosed quotes are found with that delimiter too, and rejected as written.
+    let bad = "name;priority;notes\na;high;x\nb;bogus;y\nc;low;\"never closed\nd;low;z\n";
+    let p = f.file("bad.csv", bad);
+    let e = f.import_with(&p, &semi, false, false).await.unwrap_err();
+    assert!(
+        e.contains("line 3, column 'priority': unknown priority 'bogus'"),
+        "{e}"
+    );
+    assert!(
+        e.contains("line 4, column 'notes': the quote that opens this value is never closed"),
+        "{e}"
+    );
+    let (r, _) = f.import_with(&p, &semi, true, false).await.unwrap();
+    let lines: HashSet<u64> = r.rejected.iter().map(|e| e.line).collect();
+    let dest = f.dir.path().join("bad.rej");
+    import::write_rejects(&p, Format::Csv, &semi, &lines, &dest).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&dest).unwrap(),
+        "name;priority;notes\nb;bogus;y\nc;low;\"never closed\nd;low;z\n"
+    );
+    // Tab-separated, said as "tab".
+    let p = f.file("t.csv", "InvoiceId\tAmount\nI-9\t1,5\n");
+    let e = f.import(&p, false).await.unwrap_err();
+    assert!(
+        e.contains("looks tab-separated: add --delimiter tab"),
+        "{e}"
+    );
+    let tab = Options {
+        delimiter: Some(import::parse_delimiter("tab").unwrap()),
+        ..Default::default()
+    };
+    f.import_with(&p, &tab, false, false).await.unwrap();
+    assert!(f
+        .values()
+        .await
+        .contains(&r#"{"InvoiceId":"I-9","Amount":"1,5"}"#.to_string()));
+    // An explicit comma is obeyed: one column whose name holds ';'.
+    let comma = Options {
+        delimiter: Some(b','),
+        ..Default::default()
+    };
+    let p = f.file("one.csv", "a;b\n1;2\n");
+    f.import_with(&p, &comma, false, false).await.unwrap();
+    assert!(f.values().await.contains(&r#"{"a;b":"1;2"}"#.to_string()));
+    // What is no separator is refused by name.
+    assert_eq!(import::parse_delimiter("\\t"), Ok(b'\t'));
+    assert_eq!(import::parse_delimiter("|"), Ok(b'|'));
+    for bad in ["", ";;", "a", "7", "\"", "é"] {
+        let e = import::parse_delimiter(bad).unwrap_err();
+        assert!(e.contains("is not a field separator"), "{bad:?}: {e}");
+    }
 }

@@ -948,9 +948,15 @@ pub async fn import(store: &dyn Backend, a: ImportArgs, out: &Out) -> Result<(),
     let popts = import::Options {
         key_column: a.key_column.clone(),
         name_column: a.name_column.clone(),
+        delimiter: a
+            .delimiter
+            .as_deref()
+            .map(|d| import::parse_delimiter(d).map_err(bad("--delimiter")))
+            .transpose()?,
     };
-    let parser = tokio::task::spawn_blocking(move || {
-        import::parse(&path, format, &popts, tx, &|b| pbar.set_position(b))
+    let parser = tokio::task::spawn_blocking({
+        let popts = popts.clone();
+        move || import::parse(&path, format, &popts, tx, &|b| pbar.set_position(b))
     });
     let opts = ImportOptions {
         skip_bad: a.skip_bad,
@@ -973,8 +979,10 @@ pub async fn import(store: &dyn Backend, a: ImportArgs, out: &Out) -> Result<(),
     let mut written = None;
     if let Some(dest) = &a.rejects {
         let lines: HashSet<u64> = report.rejected.iter().map(|r| r.line).collect();
-        written =
-            Some(import::write_rejects(&a.file, format, &lines, dest).map_err(Failure::invalid)?);
+        written = Some(
+            import::write_rejects(&a.file, format, &popts, &lines, dest)
+                .map_err(Failure::invalid)?,
+        );
     }
     if out.json {
         out.json(&report)?;

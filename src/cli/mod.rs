@@ -214,6 +214,10 @@ pub struct ImportArgs {
     /// A business column whose text is each item's name; it stays in the value.
     #[arg(long, value_name = "COLUMN")]
     pub name_column: Option<String>,
+    /// What separates a CSV's fields (default ','): e.g. ';' for Excel in many European
+    /// locales, or tab.
+    #[arg(long, value_name = "CHAR", allow_hyphen_values = true)]
+    pub delimiter: Option<String>,
 }
 
 #[derive(Args, Debug)]
