@@ -431,6 +431,9 @@ pub struct Confirm {
     pub what: String,
     /// The engine's preview of what the action will do; nothing applies before it lands.
     pub preview: Option<Preview>,
+    /// Marked inbox rows the action does not fit, left out of the target: their items,
+    /// by kind of row, and why ("expired rows: requeue does not fit; use extend").
+    pub misfit: Vec<Tally>,
     pub note: Input,
     /// Past `rules::TYPE_THE_COUNT_OVER` changes, the count the person types to confirm.
     pub typed: Input,
@@ -444,6 +447,10 @@ impl Confirm {
     /// Items the action will change, once the preview says.
     pub fn changes(&self) -> Option<u64> {
         self.preview.as_ref().map(|p| p.changes)
+    }
+    /// Items of the marked rows it leaves alone because it does not fit them.
+    pub fn misfits(&self) -> u64 {
+        self.misfit.iter().map(|t| t.count).sum()
     }
     /// The count must be typed to confirm.
     pub fn needs_count(&self) -> bool {
@@ -624,8 +631,10 @@ impl State {
             .collect()
     }
 
-    /// Whether a command is offered here: in the inbox an action that does not fit every
-    /// row it would apply to is not (requeue for expired items, extend for exceptions).
+    /// Whether a command is offered here: in the inbox an action is offered when it fits
+    /// at least one row it would apply to (it then applies to those and skips the rest,
+    /// saying so before it is confirmed); one that fits none is not (requeue for expired
+    /// items only, extend for exceptions only).
     pub fn offered(&self, cmd: Command) -> bool {
         if self.view != View::Exceptions {
             return true;
@@ -633,11 +642,15 @@ impl State {
         let Some(action) = crate::tui::commands::action_of(cmd) else {
             return true;
         };
-        let rows = self.inbox_targets();
-        !rows.is_empty()
-            && rows
-                .iter()
-                .all(|r| crate::rules::action_fits(r.statuses(), &action))
+        !self.inbox_fit(&action).0.is_empty()
+    }
+
+    /// The inbox rows an action applies to, split into those it fits and those it does
+    /// not (whose items it skips).
+    pub fn inbox_fit(&self, action: &ActionKind) -> (Vec<InboxRow>, Vec<InboxRow>) {
+        self.inbox_targets()
+            .into_iter()
+            .partition(|r| crate::rules::action_fits(r.statuses(), action))
     }
 
     /// The exceptions inbox: groups, then expired and out-of-SLA items, queue by queue in

@@ -1762,34 +1762,33 @@ pub fn target(s: &State) -> Option<(Target, String)> {
                 ))
             }
         }
-        View::Exceptions => {
-            let rows = s.inbox_targets();
-            match &rows[..] {
-                [] => None,
-                [row] => Some((
-                    Target::Filter(row.filter()),
-                    format!("{} × {} in {}", thousands(row.count), row.what(), row.queue),
-                )),
-                many => {
-                    let n: u64 = many.iter().map(|r| r.count).sum();
-                    Some((
-                        Target::Any(many.iter().map(|r| r.filter()).collect()),
-                        format!(
-                            "{} marked inbox rows ({} items) in {}",
-                            many.len(),
-                            thousands(n),
-                            {
-                                let mut q: Vec<&str> =
-                                    many.iter().map(|r| r.queue.as_str()).collect();
-                                q.dedup();
-                                q.join(", ")
-                            }
-                        ),
-                    ))
-                }
-            }
-        }
+        View::Exceptions => inbox_target(&s.inbox_targets()),
         View::Queues | View::Workers | View::Actions => None,
+    }
+}
+
+/// What an inbox action on `rows` applies to, and the words for it.
+fn inbox_target(rows: &[InboxRow]) -> Option<(Target, String)> {
+    match rows {
+        [] => None,
+        [row] => Some((
+            Target::Filter(row.filter()),
+            format!("{} × {} in {}", thousands(row.count), row.what(), row.queue),
+        )),
+        many => {
+            let n: u64 = many.iter().map(|r| r.count).sum();
+            let mut q: Vec<&str> = many.iter().map(|r| r.queue.as_str()).collect();
+            q.dedup();
+            Some((
+                Target::Any(many.iter().map(|r| r.filter()).collect()),
+                format!(
+                    "{} marked inbox rows ({} items) in {}",
+                    many.len(),
+                    thousands(n),
+                    q.join(", ")
+                ),
+            ))
+        }
     }
 }
 
@@ -1818,7 +1817,72 @@ fn open_confirm(s: &mut State, kind: ActionKind, note: String) -> Vec<Effect> {
         set_status(s, Level::Warn, "nothing selected to act on".into());
         return vec![];
     };
-    open_confirm_for(s, kind, target, what, note)
+    if s.view != View::Exceptions {
+        return open_confirm_for(s, kind, target, what, note);
+    }
+    // Marked inbox rows the action does not fit are left out, and said: the preview
+    // counts what it changes and what it skips before anything is confirmed.
+    let (fits, misfits) = s.inbox_fit(&kind);
+    let Some((target, _)) = inbox_target(&fits) else {
+        set_status(s, Level::Warn, "nothing selected that this fits".into());
+        return vec![];
+    };
+    let misfit = misfit_tallies(s, &kind, &misfits);
+    let fx = open_confirm_for(s, kind, target, what, note);
+    if let Some(Popup::Confirm(c)) = &mut s.popup {
+        c.misfit = misfit;
+    }
+    fx
+}
+
+/// The inbox rows an action does not fit, as one tally per kind of row: how many items,
+/// and why with what to use instead ("expired rows: requeue does not fit; use extend").
+fn misfit_tallies(s: &State, action: &ActionKind, rows: &[InboxRow]) -> Vec<Tally> {
+    let same = |a: &ActionKind| std::mem::discriminant(a) == std::mem::discriminant(action);
+    let name = commands::TABLE
+        .iter()
+        .find(|c| commands::action_of(c.cmd).is_some_and(|a| same(&a)))
+        .map_or(action.verb(), |c| c.name);
+    // The one that does for these rows what this does for the others, when there is one.
+    let twin = match action {
+        ActionKind::Requeue { .. } => Some(Command::Extend),
+        ActionKind::ExtendExpiry { .. } => Some(Command::Requeue),
+        _ => None,
+    };
+    let mut out: Vec<Tally> = Vec::new();
+    for kind in [RowKind::Exception, RowKind::Expired, RowKind::OutOfSla] {
+        let of_kind: Vec<&InboxRow> = rows.iter().filter(|r| r.kind() == kind).collect();
+        let Some(first) = of_kind.first() else {
+            continue;
+        };
+        let fits: Vec<&commands::Spec> = commands::TABLE
+            .iter()
+            .filter(|c| {
+                c.applies(View::Exceptions)
+                    && c.available(s.read_only)
+                    && commands::action_of(c.cmd)
+                        .is_some_and(|a| crate::rules::action_fits(first.statuses(), &a))
+            })
+            .collect();
+        let instead = match fits.iter().find(|c| Some(c.cmd) == twin) {
+            Some(t) => format!("; use {}", t.name),
+            None if fits.is_empty() => String::new(),
+            None => format!(
+                "; what fits: {}",
+                fits.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let rows_of = match kind {
+            RowKind::Exception => "exception",
+            RowKind::Expired => "expired",
+            RowKind::OutOfSla => "out-of-SLA",
+        };
+        out.push(Tally {
+            count: of_kind.iter().map(|r| r.count).sum(),
+            why: format!("{rows_of} rows: {name} does not fit{instead}"),
+        });
+    }
+    out
 }
 
 fn open_confirm_for(
@@ -1835,6 +1899,7 @@ fn open_confirm_for(
         target: target.clone(),
         what,
         preview: None,
+        misfit: Vec::new(),
         note: Input::new(&note),
         typed: Input::default(),
         focus: Field::Note,

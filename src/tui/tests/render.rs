@@ -263,6 +263,13 @@ fn confirm_with_skips_and_a_count_to_type() {
     });
 }
 
+/// The inbox's exception group and its expired row marked, then requeue: the preview
+/// says what it changes and which items it skips, and why, before anything applies.
+#[test]
+fn confirm_on_a_mixed_inbox_set() {
+    snap("confirm_mixed", |s| keys(s, "3 G r"));
+}
+
 #[test]
 fn too_small() {
     let mut s = state(30, 8);

@@ -221,6 +221,7 @@ fn user_text_cannot_drive_the_terminal() {
             warnings: vec![],
             sample: vec![item.clone()],
         }),
+        misfit: vec![],
         note: Input::default(),
         typed: Input::default(),
         focus: Field::Note,

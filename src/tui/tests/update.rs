@@ -1940,27 +1940,108 @@ fn inbox_rows_offer_only_the_actions_that_fit_them() {
     assert_eq!(s.inbox_targets()[0].kind, InboxKind::OutOfSla);
     assert!(s.offered(crate::tui::commands::Command::Priority));
     assert!(!s.offered(crate::tui::commands::Command::Hold));
-    // Marked rows: an action is offered only when it fits every one of them.
+    // Marked rows: an action is offered when it fits any of them (see below).
     settle(&mut s, k('g'));
     settle(&mut s, k(' '));
     settle(&mut s, k('G'));
     settle(&mut s, k(' '));
     assert_eq!(s.inbox.marks.len(), 2);
-    for c in ["Requeue", "Extend"] {
-        let cmd = crate::tui::commands::TABLE
-            .iter()
-            .find(|x| format!("{:?}", x.cmd) == c)
-            .unwrap()
-            .cmd;
-        assert!(
-            !s.offered(cmd),
-            "{c} fits exceptions and expired items both?"
-        );
-    }
+    assert!(s.offered(crate::tui::commands::Command::Requeue));
+    assert!(s.offered(crate::tui::commands::Command::Extend));
     assert!(s.offered(crate::tui::commands::Command::Hold));
     let fx = settle(&mut s, k('h'));
     assert!(fx.is_empty());
-    assert!(matches!(&s.popup, Some(Popup::Confirm(c)) if matches!(c.target, Target::Any(_))));
+    assert!(
+        matches!(&s.popup, Some(Popup::Confirm(c)) if matches!(c.target, Target::Any(_)) && c.misfit.is_empty()),
+        "hold fits both: {:?}",
+        s.popup
+    );
+}
+
+/// An exception group and the expired row marked together: requeue is offered on the
+/// set, applies to the group, and the preview says before confirming that it skips the
+/// expired items and why; extend the other way round. When nothing fits, it is refused.
+#[test]
+fn a_mixed_inbox_set_applies_what_fits_and_says_what_it_skips() {
+    let mut s = inbox_state();
+    settle(&mut s, k(' '));
+    settle(&mut s, k('G'));
+    settle(&mut s, k(' '));
+    assert_eq!(s.inbox.marks.len(), 2);
+    let group = s.inbox_rows()[0].clone();
+    let expired = s.inbox_rows()[4].clone();
+    assert_eq!(expired.kind, InboxKind::Expired);
+    let fx = settle(&mut s, k('r'));
+    assert!(fx.is_empty(), "{fx:?}");
+    let c = confirm_of(&s);
+    assert_eq!(c.target, Target::Filter(group.filter()), "only the group");
+    assert_eq!(
+        c.misfit,
+        [Tally {
+            count: expired.count,
+            why: "expired rows: requeue does not fit; use extend".into(),
+        }]
+    );
+    assert!(c.what.contains("2 marked inbox rows"), "{}", c.what);
+    let screen = crate::tui::tests::render::screen(&s);
+    let total = group.count + expired.count;
+    assert!(
+        screen.contains(&format!(
+            "changes 1,240 of {} items",
+            crate::text::thousands(total)
+        )),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!(
+            "skips {}: expired rows: requeue does not fit; use extend",
+            expired.count
+        )),
+        "{screen}"
+    );
+    // Applied, it is the group's requeue: the expired items are not in it.
+    typed(&mut s, "1240");
+    let fx = settle(&mut s, code(KeyCode::Enter));
+    let [Effect::Act(req)] = &fx[..] else {
+        panic!("{fx:?} {:?}", s.status)
+    };
+    assert_eq!(req.target, Target::Filter(group.filter()));
+    assert!(matches!(req.action, ActionKind::Requeue { .. }));
+    // Extend the other way round: the expired row, the group skipped.
+    let mut s = inbox_state();
+    settle(&mut s, k(' '));
+    settle(&mut s, k('G'));
+    settle(&mut s, k(' '));
+    settle(&mut s, k('x'));
+    typed(&mut s, "2h");
+    settle(&mut s, code(KeyCode::Enter));
+    let c = confirm_of(&s);
+    assert_eq!(c.target, Target::Filter(expired.filter()));
+    assert_eq!(
+        c.misfit,
+        [Tally {
+            count: group.count,
+            why: "exception rows: extend does not fit; use requeue".into(),
+        }]
+    );
+    // Nothing fits: refused as before, nothing opened.
+    let mut s = inbox_state();
+    settle(&mut s, k('j'));
+    settle(&mut s, k('j'));
+    settle(&mut s, k(' '));
+    settle(&mut s, k('G'));
+    settle(&mut s, k(' '));
+    let rows: Vec<InboxKind> = s.inbox_targets().into_iter().map(|r| r.kind).collect();
+    assert_eq!(rows, [InboxKind::OutOfSla, InboxKind::Expired]);
+    assert!(!s.offered(crate::tui::commands::Command::Requeue));
+    let fx = settle(&mut s, k('r'));
+    assert!(fx.is_empty() && s.popup.is_none(), "{:?}", s.popup);
+    assert!(s
+        .status
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("requeue does not fit"));
 }
 
 #[test]

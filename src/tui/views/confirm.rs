@@ -44,13 +44,18 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
     let p = c.preview.as_ref();
     let plural = |n: u64| if n == 1 { "" } else { "s" };
     let strong = if c.dangerous { t.danger } else { t.header };
+    // Of everything marked: what the engine counted, and the rows the action does not fit.
     let count = match p {
-        Some(p) if p.changes == p.count => Span::styled(
+        Some(p) if p.changes == p.count + c.misfits() => Span::styled(
             format!("{} item{}", thousands(p.changes), plural(p.changes)),
             strong,
         ),
         Some(p) => Span::styled(
-            format!("{} of {} items", thousands(p.changes), thousands(p.count)),
+            format!(
+                "{} of {} items",
+                thousands(p.changes),
+                thousands(p.count + c.misfits())
+            ),
             strong,
         ),
         None => Span::styled("counting…", t.dim),
@@ -59,7 +64,13 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
         Line::raw(super::safe(&c.what)),
         Line::from(vec![Span::raw("changes "), count]),
     ];
-    for k in p.iter().flat_map(|p| p.skipped.iter()).take(4) {
+    let skips: Vec<&Tally> = c
+        .misfit
+        .iter()
+        .chain(p.iter().flat_map(|p| p.skipped.iter()))
+        .take(4)
+        .collect();
+    for k in &skips {
         lines.push(Line::styled(
             format!("  skips {}: {}", thousands(k.count), super::safe(&k.why)),
             t.warn,
@@ -97,7 +108,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, c: &Confirm) {
     let room = area.height.saturating_sub(2 + 2 + below + used) as usize;
     let sample = p.map(|p| p.sample.as_slice()).unwrap_or(&[]);
     // After what it skips and the warnings: the things to read before confirming.
-    let at = 2 + p.map_or(0, |p| p.skipped.len().min(4) + p.warnings.len());
+    let at = 2 + skips.len() + p.map_or(0, |p| p.warnings.len());
     for (n, i) in sample.iter().take(5.min(room)).enumerate() {
         lines.insert(
             at + n,
