@@ -389,6 +389,20 @@ pub struct ItemDetail {
     #[serde(flatten)]
     pub item: Item,
     pub history: Vec<HistoryEntry>,
+    /// Set when the item was deleted: it is in no queue any more, and `item` is how it was
+    /// when deleted (its last status), kept with its history; undoing `action_id` brings
+    /// it back. `None` for an item that exists.
+    #[serde(default)]
+    pub deleted: Option<Deleted>,
+}
+
+/// Who deleted an item, when, and by which action (`workq undo ACTION` restores it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deleted {
+    #[serde(with = "time_ms")]
+    pub at: Time,
+    pub by: String,
+    pub action_id: i64,
 }
 
 /// What a caller enqueues.

@@ -2271,7 +2271,10 @@ fn actions_by_id() {
     );
     assert_eq!(i["status"], "queued", "a note changes no status");
     assert!(db.ok(&["item", "delete", &b]).starts_with("delete: 1 item"));
-    db.refuses(&["item", "show", &b], 1, &["unknown item"]);
+    assert_eq!(
+        field(&db.ok(&["item", "show", &b]), "status"),
+        "deleted (was processed)"
+    );
     assert_eq!(db.ids(&[]), [a]);
 }
 
@@ -2530,6 +2533,66 @@ fn undo_restores_deleted_items() {
         assert_eq!(strs(&after, k), strs(&before, k), "{k}");
     }
     assert_eq!(db.queue("q")["counts"]["queued"], 2);
+}
+
+/// Delete keeps the history, as help and the dialog say: `item show` of a deleted item
+/// shows it as deleted (who, when, which action undoes it) with its history; `--json`
+/// marks it; an undo brings it back and the marker goes.
+#[test]
+fn a_deleted_item_shows_as_deleted_with_its_history() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    let a = db.add(
+        "q",
+        "{\"InvoiceId\": \"I-1\"}",
+        &["--name", "Inv 1", "--key", "I-1"],
+    );
+    db.ok(&["item", "hold", &a, "--note", "check vendor"]);
+    let del = action_id(&db.ok(&["item", "delete", &a, "--note", "duplicate of I-0"]));
+    let t = db.ok(&["item", "show", &a]);
+    assert_eq!(field(&t, "status"), "deleted (was on-hold)", "{t}");
+    let d = field(&t, "deleted");
+    assert!(
+        d.contains("by user:tester")
+            && d.ends_with(&format!(
+                "(action {del}; `workq undo {del}` brings it back)"
+            )),
+        "{t}"
+    );
+    assert_eq!(field(&t, "key"), "I-1");
+    assert!(
+        t.contains("\"InvoiceId\": \"I-1\""),
+        "the value as it was: {t}"
+    );
+    let hist = t.split("history:").nth(1).unwrap();
+    assert!(
+        hist.contains("hold") && hist.contains("check vendor"),
+        "{t}"
+    );
+    assert!(
+        hist.contains("on-hold → deleted")
+            && hist.contains(&format!("duplicate of I-0 (action {del})")),
+        "{t}"
+    );
+    let j = db.json(&["item", "show", &a]);
+    assert_eq!(j["deleted"]["by"], "user:tester", "{j}");
+    assert_eq!(j["deleted"]["action_id"].to_string(), del);
+    assert!(j["deleted"]["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(j["status"], "on-hold", "as it was when deleted");
+    let last = j["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["action"].as_str(), last["to"].as_str()),
+        (Some("delete"), None)
+    );
+    // Not in any listing; unknown ids are still unknown.
+    assert_eq!(db.items(&[]), json!([]));
+    db.refuses(&["item", "show", "01NOPE"], 1, &["unknown item '01NOPE'"]);
+    // Undone, it is back and the marker is gone.
+    db.ok(&["undo", &del]);
+    let j = db.json(&["item", "show", &a]);
+    assert!(j["deleted"].is_null(), "{j}");
+    assert_eq!(j["status"], "on-hold");
+    assert_eq!(field(&db.ok(&["item", "show", &a]), "status"), "on-hold");
 }
 
 #[test]

@@ -616,8 +616,18 @@ pub async fn human_actions_follow_the_transition_table(env: Env) {
     act(&env, ids(&items[..1]), ActionKind::Delete)
         .await
         .unwrap();
-    let e = env.store.item(&items[0].id).await.unwrap_err();
-    assert_eq!(e.to_string(), format!("unknown item '{}'", items[0].id));
+    // A deleted item is still shown, as deleted, with who did it and its history.
+    let d = env.store.item(&items[0].id).await.unwrap();
+    let del = d.deleted.clone().expect("marked deleted");
+    assert_eq!(del.by, ME);
+    assert_eq!(d.item.status, Status::OnHold, "as it was when deleted");
+    let last = d.history.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.from, last.to, last.action_id),
+        ("delete", Some(Status::OnHold), None, Some(del.action_id))
+    );
+    let e = env.store.item("01NOPE").await.unwrap_err();
+    assert_eq!(e.to_string(), "unknown item '01NOPE'");
     let e = act(&env, Target::Ids(vec!["01NOPE".into()]), ActionKind::Hold)
         .await
         .unwrap_err();
@@ -632,8 +642,13 @@ pub async fn human_actions_follow_the_transition_table(env: Env) {
         .map(|e| e.action.as_str())
         .collect();
     assert_eq!(mine, ["hold", "processed", "requeue"]);
-    let h = env.store.item(&items[0].id).await;
-    assert!(h.is_err(), "deleted");
+    assert!(env
+        .store
+        .item(&items[1].id)
+        .await
+        .unwrap()
+        .deleted
+        .is_none());
 }
 
 pub async fn requeue_with_an_edited_value_keeps_the_old_one(env: Env) {
@@ -1338,8 +1353,16 @@ pub async fn undo_of_a_delete_restores_the_items(env: Env) {
         .unwrap();
     let r = act(&env, ids(&items), ActionKind::Delete).await.unwrap();
     assert_eq!(counts(&env, "q").await.total(), 0);
+    let gone = env.store.item(&items[0].id).await.unwrap();
+    assert_eq!(
+        gone.deleted.as_ref().map(|d| d.action_id),
+        Some(r.action_id)
+    );
+    assert_eq!(gone.item.value, "precious", "shown as it was");
+    assert_eq!((gone.item.sla, gone.item.expired), (None, false));
     undo(&env, r.action_id).await.unwrap();
     let d = env.store.item(&items[0].id).await.unwrap();
+    assert_eq!(d.deleted, None, "back in its queue");
     assert_eq!(
         (d.item.value.as_str(), d.item.key.as_deref()),
         ("precious", Some("K-1"))
@@ -1349,6 +1372,14 @@ pub async fn undo_of_a_delete_restores_the_items(env: Env) {
         d.history.iter().any(|h| h.action == "delete"),
         "history survives a delete"
     );
+    // Deleted again: the latest delete is the one named.
+    let again = act(&env, ids(&items), ActionKind::Delete).await.unwrap();
+    let d = env.store.item(&items[0].id).await.unwrap();
+    assert_eq!(d.deleted.map(|d| d.action_id), Some(again.action_id));
+    // Deleting the queue deletes the history too: then the item is unknown.
+    env.store.delete_queue("q", true).await.unwrap();
+    let e = env.store.item(&items[0].id).await.unwrap_err();
+    assert_eq!(e.kind(), "not_found", "{e}");
 }
 
 pub async fn bulk_filter_covers_statuses_and_search(env: Env) {

@@ -291,10 +291,11 @@ async fn a_console_pause_on_a_locked_file_is_reported() {
 
 /// A database at schema 1, the last release, as workq then wrote it through its CLI
 /// (`fixtures/schema1.sql`): the first open takes it through migration 2 (expired items in
-/// queue health), 3 (the action log) and 4 (the name index of sorted pages) to the schema a
-/// new file gets, and everything in it reads, counts and undoes as it did.
+/// queue health), 3 (the action log), 4 (the name index of sorted pages) and 5 (deleted
+/// items by id) to the schema a new file gets, and everything in it reads, counts and
+/// undoes as it did.
 #[tokio::test]
-async fn a_schema_1_database_migrates_through_2_3_and_4_and_keeps_everything() {
+async fn a_schema_1_database_migrates_through_2_to_5_and_keeps_everything() {
     use workq::model::*;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
@@ -313,7 +314,7 @@ async fn a_schema_1_database_migrates_through_2_3_and_4_and_keeps_everything() {
     let written = clock::from_ms(1_796_142_176_904);
     let at = clock::ManualClock::new(written + chrono::Duration::minutes(30));
     let s = SqliteStore::open(&path, Arc::new(at.clone())).unwrap();
-    assert_eq!(version(&path), 4);
+    assert_eq!(version(&path), 5);
     // The schema is the one a new file gets, index for index.
     let fresh = dir.path().join("new.db");
     drop(open(&fresh).unwrap());
@@ -328,7 +329,7 @@ async fn a_schema_1_database_migrates_through_2_3_and_4_and_keeps_everything() {
             .collect()
     };
     assert_eq!(schema(&path), schema(&fresh));
-    assert_eq!(version(&fresh), 4);
+    assert_eq!(version(&fresh), 5);
 
     // The items, byte for byte, and the queue's health from the new index.
     let q = s.queue("invoices").await.unwrap();
@@ -355,6 +356,18 @@ async fn a_schema_1_database_migrates_through_2_3_and_4_and_keeps_everything() {
         all.iter().all(|i| i.key.as_deref() != Some("I-4")),
         "deleted"
     );
+    // A delete from before the upgrade shows as one: migration 5 indexed its record.
+    let gone: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT json_extract(before, '$.id') FROM action_items WHERE version_after IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let d = s.item(&gone).await.unwrap();
+    assert_eq!(d.item.key.as_deref(), Some("I-4"));
+    assert_eq!(d.deleted.map(|d| d.action_id), Some(3));
     // A change recorded before the upgrade reads as one written now: old → new.
     let h = s.item(&by_key("I-3").id).await.unwrap().history;
     let priority = h.iter().find(|e| e.action == "priority").unwrap();
@@ -487,5 +500,5 @@ async fn a_schema_1_database_migrates_through_2_3_and_4_and_keeps_everything() {
     // Opened again, nothing is left to migrate.
     let s = SqliteStore::open(&path, Arc::new(at)).unwrap();
     assert_eq!(s.queue("invoices").await.unwrap().counts.queued, 4);
-    assert_eq!(version(&path), 4);
+    assert_eq!(version(&path), 5);
 }

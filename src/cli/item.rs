@@ -407,12 +407,17 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
     }
     let i = &d.item;
     let now = chrono::Utc::now();
-    let fields: Vec<(&str, String)> = vec![
+    // A deleted item is shown as it was, saying so first: who, when, and the undo.
+    let status = match &d.deleted {
+        Some(_) => format!("deleted (was {})", status_of(i)),
+        None => status_of(i),
+    };
+    let mut fields: Vec<(&str, String)> = vec![
         ("id", i.id.clone()),
         ("queue", i.queue.clone()),
         ("name", i.name.clone().unwrap_or_else(|| "-".into())),
         ("key", i.key.clone().unwrap_or_else(|| "-".into())),
-        ("status", status_of(i)),
+        ("status", status),
         ("priority", i.priority.to_string()),
         (
             "sla",
@@ -427,6 +432,21 @@ async fn show(store: &dyn Backend, id: &str, out: &Out) -> Result<(), Failure> {
         ("delayed until", output::time_from_now(i.delay_until, now)),
         ("worker", i.worker.clone().unwrap_or_else(|| "-".into())),
     ];
+    if let Some(del) = &d.deleted {
+        fields.insert(
+            5,
+            (
+                "deleted",
+                format!(
+                    "{} by {} (action {}; `workq undo {}` brings it back)",
+                    output::time_from_now(Some(del.at), now),
+                    del.by,
+                    del.action_id,
+                    del.action_id
+                ),
+            ),
+        );
+    }
     output::fields(&fields)?;
     say!("\nvalue:");
     // Re-indented token by token (keys, their order and number text as stored), then

@@ -170,7 +170,7 @@ pub enum ItemCmd {
     Add(item::AddArgs),
     /// List items.
     Ls(item::LsArgs),
-    /// Show an item: all fields, notes and history.
+    /// Show an item: all fields, notes and history (a deleted one too, marked as such).
     Show { id: String },
     /// Put items back in the queue (exception, on-hold or processed items).
     Requeue(item::ActArgs),
@@ -180,7 +180,8 @@ pub enum ItemCmd {
     Release(item::ActArgs),
     /// Mark items processed.
     Processed(item::ActArgs),
-    /// Delete items.
+    /// Delete items; their history is kept (`item show ID` shows a deleted item, and
+    /// `workq undo ACTION` brings it back).
     Delete(item::ActArgs),
     /// Change items' priority.
     Priority(item::ActArgs),

@@ -6,7 +6,7 @@ use crate::backend::{Error, Result};
 use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary> {
     let now_ms = now.timestamp_millis();
@@ -334,9 +334,54 @@ pub fn items(conn: &Connection, f: &Filter, page: &PageRequest, now: Time) -> Re
     })
 }
 
+/// A deleted item, from the record its delete left for undo (the row as it was) and the
+/// action that deleted it; `None` when no delete of this id is on record, or its queue was
+/// deleted since (which took its history along).
+fn deleted_item(conn: &Connection, id: &str) -> Result<Option<(ItemRow, Deleted)>> {
+    let found = conn
+        .prepare_cached(
+            "SELECT ai.before, a.id, a.at, a.by FROM action_items ai
+             JOIN actions a ON a.id = ai.action_id
+             WHERE ai.version_after IS NULL AND json_extract(ai.before, '$.id') = ?1
+             ORDER BY ai.action_id DESC LIMIT 1",
+        )
+        .and_then(|mut st| {
+            st.query_row([id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(sql)?;
+    let Some((before, action_id, at, by)) = found else {
+        return Ok(None);
+    };
+    let row: ItemRow = serde_json::from_str(&before)
+        .map_err(|e| Error::Storage(format!("undo record of item {id} is unreadable: {e}")))?;
+    Ok(Some((
+        row,
+        Deleted {
+            at: from_ms(at),
+            by,
+            action_id,
+        },
+    )))
+}
+
 pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
-    let row = item_by_id(conn, id)?;
     let queues = all_queues(conn)?;
+    let (row, deleted) = match item_by_id(conn, id) {
+        Ok(row) => (row, None),
+        Err(Error::NotFound { .. }) => match deleted_item(conn, id)? {
+            Some((row, d)) if queues.contains_key(&row.queue_id) => (row, Some(d)),
+            _ => return Err(Error::not_found("item", id)),
+        },
+        Err(e) => return Err(e),
+    };
     let q = &queues[&row.queue_id];
     let mut history = vec![HistoryEntry {
         at: from_ms(row.enqueued_at),
@@ -410,14 +455,21 @@ pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
         }
         history.push(entry);
     }
-    if row.status == Status::Processing {
+    if row.status == Status::Processing && deleted.is_none() {
         if let Some(s) = row.started_at.filter(|s| last_attempt != Some(*s)) {
             history.push(dequeue(s, row.worker.clone().unwrap_or_default()));
         }
     }
+    let mut item = row.to_item(q, now);
+    if deleted.is_some() {
+        // Time no longer runs for it: no SLA state, no expiry.
+        item.sla = None;
+        item.expired = false;
+    }
     Ok(ItemDetail {
-        item: row.to_item(q, now),
+        item,
         history,
+        deleted,
     })
 }
 

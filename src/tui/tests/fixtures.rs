@@ -250,7 +250,11 @@ pub fn detail(id: &str) -> Result<ItemDetail, Error> {
             changes: vec![],
         });
     }
-    Ok(ItemDetail { item, history })
+    Ok(ItemDetail {
+        item,
+        history,
+        deleted: None,
+    })
 }
 
 pub fn groups() -> Vec<ExceptionGroup> {

@@ -270,6 +270,32 @@ fn confirm_on_a_mixed_inbox_set() {
     snap("confirm_mixed", |s| keys(s, "3 G r"));
 }
 
+/// An item deleted while its detail is open (or opened by id) shows as deleted: who did
+/// it, when, and where to undo it.
+#[test]
+fn a_deleted_item_shows_as_deleted_in_its_detail() {
+    let mut s = state(160, 48);
+    keys(&mut s, "\n\n");
+    assert_eq!(s.view, View::Detail);
+    let d = s.detail.data.as_mut().unwrap();
+    d.deleted = Some(Deleted {
+        at: fixtures::now() - chrono::Duration::minutes(5),
+        by: "user:ana".into(),
+        action_id: 7,
+    });
+    let was = views::status_text(&d.item);
+    let text = screen(&s);
+    assert!(text.contains(&format!("deleted (was {was})")), "{text}");
+    assert!(
+        text.contains("deleted       2026-11-22 13:55:00 UTC (5m ago)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("deleted by    user:ana · action 7 (undo it from A)"),
+        "{text}"
+    );
+}
+
 #[test]
 fn too_small() {
     let mut s = state(30, 8);

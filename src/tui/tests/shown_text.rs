@@ -137,6 +137,7 @@ fn user_text_cannot_drive_the_terminal() {
                 },
             ],
         }],
+        deleted: None,
     });
     s.view = View::Detail;
     let shown = assert_inert(&render(&s), "detail");
@@ -280,6 +281,7 @@ fn future_times_read_as_future_and_every_time_names_its_zone() {
     s.detail.data = Some(ItemDetail {
         item,
         history: vec![],
+        deleted: None,
     });
     s.view = View::Detail;
     let shown = screen(render(&s).backend().buffer()).join("\n");

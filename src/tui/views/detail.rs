@@ -40,7 +40,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     };
     let inner = block.inner(body);
     f.render_widget(block, body);
-    let mut left = fields(s, t, &d.item);
+    let mut left = fields(s, t, &d.item, d.deleted.as_ref());
     left.push(Line::raw(""));
     left.push(Line::styled("value", t.header));
     left.extend(value_lines(&d.item.value, t));
@@ -93,7 +93,7 @@ fn time(t: Option<Time>, s: &State) -> String {
     }
 }
 
-fn fields<'a>(s: &State, t: &Theme, i: &Item) -> Vec<Line<'a>> {
+fn fields<'a>(s: &State, t: &Theme, i: &Item, deleted: Option<&Deleted>) -> Vec<Line<'a>> {
     let kv = |k: &str, v: String, style: Style| {
         Line::from(vec![
             Span::styled(format!("{k:<14}"), t.dim),
@@ -106,7 +106,10 @@ fn fields<'a>(s: &State, t: &Theme, i: &Item) -> Vec<Line<'a>> {
         kv("queue", safe(&i.queue), t.base),
         kv("name", safe(i.name.as_deref().unwrap_or("-")), t.base),
         kv("key", safe(i.key.as_deref().unwrap_or("-")), t.base),
-        kv("status", status_text(i), st_style),
+        match deleted {
+            Some(_) => kv("status", format!("deleted (was {})", status_text(i)), t.bad),
+            None => kv("status", status_text(i), st_style),
+        },
         kv("priority", i.priority.to_string(), t.base),
         match i.sla {
             Some(x) => kv("sla", x.to_string(), t.sla(x)),
@@ -137,6 +140,23 @@ fn fields<'a>(s: &State, t: &Theme, i: &Item) -> Vec<Line<'a>> {
         safe(i.worker.as_deref().unwrap_or("-")),
         t.base,
     ));
+    if let Some(d) = deleted {
+        // Said where the status is: who deleted it, when, and how it comes back.
+        out.insert(5, kv("deleted", time(Some(d.at), s), t.warn));
+        out.insert(
+            6,
+            kv(
+                "deleted by",
+                format!(
+                    "{} · action {} (undo it from {})",
+                    safe(&d.by),
+                    d.action_id,
+                    s.keymap.label(Command::Actions)
+                ),
+                t.warn,
+            ),
+        );
+    }
     out
 }
 
