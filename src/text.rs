@@ -249,6 +249,34 @@ pub fn projection_short(p: &Projection, tz: &str, now: Time) -> String {
     }
 }
 
+/// The projection for a narrow cell, its times still zoned: "22:41 CET, 19m early",
+/// "misses by 40m", "missed by 40m, 1,240 left", "paused, 1,240 left", "nothing left".
+pub fn projection_tight(p: &Projection, tz: &str, now: Time) -> String {
+    let zone = Zone::named(tz);
+    let by = |secs: i64| crate::rules::format_duration(std::time::Duration::from_secs(secs as u64));
+    if p.missed {
+        return format!(
+            "missed by {}, {} left",
+            by(-p.margin_secs.unwrap_or(0).min(0)),
+            thousands(p.backlog)
+        );
+    }
+    if let Some(why) = p.stalled {
+        let why = match why {
+            Stall::Paused => "paused",
+            Stall::NoWorkers => "no live workers",
+            Stall::NoThroughput => "no throughput yet",
+        };
+        return format!("{why}, {} left", thousands(p.backlog));
+    }
+    match (p.backlog, p.drains_at, p.margin_secs) {
+        (0, _, _) => "nothing left".into(),
+        (_, Some(d), Some(m)) if m >= 0 => format!("{}, {} early", zone.day_hhmm(d, now), by(m)),
+        (_, Some(_), Some(m)) => format!("misses by {}", by(-m)),
+        _ => format!("{} left", thousands(p.backlog)),
+    }
+}
+
 // What an undo did, in words: here with the other text people read, not in the model.
 impl UndoResult {
     /// "restored 88 of 109; 21 changed since: 19 processed, 2 on hold".

@@ -398,6 +398,32 @@ fn narrow_screens_keep_names_and_counts() {
     assert!(find(t.backend().buffer(), "All 2,389").is_some());
 }
 
+/// A narrower deadline column gets a tighter projection rather than a cut one, so the
+/// drain time keeps its zone; with room, the deadline is said too.
+#[test]
+fn a_narrow_deadline_column_keeps_the_zone() {
+    let row = |s: &State| {
+        let text = screen(s);
+        text.lines()
+            .find(|l| l.contains("│  vendor-invoices"))
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_string()
+    };
+    let wide = row(&state(160, 48));
+    assert!(
+        wide.contains(" 15:58 CET, 7h 1m before 23:00 CET "),
+        "{wide}"
+    );
+    let less = row(&state(150, 40));
+    assert!(less.contains(" 15:58 CET, 7h 1m early "), "{less}");
+    let mut s = state(150, 40);
+    for q in &mut s.queues.list {
+        q.queue.name = format!("{}-from-the-ap-mailbox", q.queue.name);
+    }
+    let tight = row(&s);
+    assert!(tight.ends_with(" 15:58 CET  │"), "{tight}");
+}
+
 #[test]
 fn light_theme_paints_its_own_background() {
     let mut s = state(80, 24);

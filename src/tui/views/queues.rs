@@ -6,7 +6,7 @@ use crate::cli::output::age_secs;
 use crate::model::*;
 use crate::rules::format_duration;
 use crate::text::thousands;
-use crate::text::{projection, projection_ok, projection_short};
+use crate::text::{projection, projection_ok, projection_short, projection_tight};
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
@@ -80,6 +80,51 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     if wide {
         header.push("DEADLINE");
     }
+    // The names are what people read first: never cut them when there is room.
+    let name_w = s
+        .queues
+        .list
+        .iter()
+        .map(|q| q.queue.name.chars().count() + 2)
+        .max()
+        .unwrap_or(10)
+        .clamp(10, 34) as u16;
+    let mut widths = vec![
+        Constraint::Length(name_w),
+        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(6),
+    ];
+    if !narrow {
+        widths.push(Constraint::Length(5));
+    }
+    if mid {
+        widths.extend([
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(5),
+        ]);
+    }
+    widths.push(Constraint::Length(5));
+    if !narrow {
+        widths.extend([Constraint::Length(7), Constraint::Length(spark_w as u16)]);
+    }
+    if mid {
+        widths.push(Constraint::Length(6));
+    }
+    if wide {
+        widths.push(Constraint::Fill(1));
+    }
+    // What is left for the deadline: the table less its borders, the fixed columns and
+    // the space between columns.
+    let fixed: u16 = widths
+        .iter()
+        .map(|c| match c {
+            Constraint::Length(n) => *n,
+            _ => 0,
+        })
+        .sum();
+    let deadline_w = (ta.width.saturating_sub(2 + fixed + widths.len() as u16 - 1)) as usize;
     let cursor = s.queues.cursor();
     let visible = list_visible(s);
     let offset = list_offset(cursor, visible);
@@ -151,7 +196,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
                 ));
             }
             if wide {
-                cells.push(deadline_cell(q, s.now, t));
+                cells.push(deadline_cell(q, s.now, deadline_w, t));
             }
             let row = Row::new(cells);
             if i == cursor {
@@ -161,52 +206,30 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
             }
         })
         .collect();
-    // The names are what people read first: never cut them when there is room.
-    let name_w = s
-        .queues
-        .list
-        .iter()
-        .map(|q| q.queue.name.chars().count() + 2)
-        .max()
-        .unwrap_or(10)
-        .clamp(10, 34) as u16;
-    let mut widths = vec![
-        Constraint::Length(name_w),
-        Constraint::Length(7),
-        Constraint::Length(6),
-        Constraint::Length(6),
-    ];
-    if !narrow {
-        widths.push(Constraint::Length(5));
-    }
-    if mid {
-        widths.extend([
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(5),
-        ]);
-    }
-    widths.push(Constraint::Length(5));
-    if !narrow {
-        widths.extend([Constraint::Length(7), Constraint::Length(spark_w as u16)]);
-    }
-    if mid {
-        widths.push(Constraint::Length(6));
-    }
-    if wide {
-        widths.push(Constraint::Fill(1));
-    }
     super::draw_table(f, ta, block, header, rows, widths, t);
     if let Some(q) = s.queues.current() {
         panel_draw(f, s, t, q, panel);
     }
 }
 
-fn deadline_cell<'a>(q: &QueueSummary, now: Time, t: &Theme) -> Cell<'a> {
+/// The projection in the room the cell has: the short form, a tighter one, or its head,
+/// whichever fits first (a cut would lose the zone at its end).
+fn deadline_cell<'a>(q: &QueueSummary, now: Time, width: usize, t: &Theme) -> Cell<'a> {
     match &q.projection {
         Some(p) => {
             let style = if projection_ok(p) { t.ok } else { t.bad };
-            Cell::from(Span::styled(projection_short(p, &q.queue.tz, now), style))
+            let short = projection_short(p, &q.queue.tz, now);
+            let tight = projection_tight(p, &q.queue.tz, now);
+            let fits = |t: &str| t.chars().count() <= width;
+            let text = if fits(&short) {
+                short
+            } else if fits(&tight) {
+                tight
+            } else {
+                // The head of it: the drain time and its zone, or what went wrong.
+                tight.split(", ").next().unwrap_or_default().to_string()
+            };
+            Cell::from(Span::styled(text, style))
         }
         None => Cell::from(Span::styled("-", t.dim)),
     }

@@ -59,7 +59,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
                 Cell::from(safe(&x.name)),
                 Cell::from(state),
                 Cell::from(Line::raw(when(s, x.last_seen)).right_aligned()),
-                Cell::from(Line::raw(x.holding.to_string()).right_aligned()),
+                Cell::from(Line::raw(thousands(x.holding)).right_aligned()),
                 Cell::from(Line::styled(thousands(x.processed), t.processed).right_aligned()),
                 Cell::from(
                     Line::styled(
