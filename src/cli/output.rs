@@ -7,6 +7,10 @@ use crate::backend::Error;
 use crate::model::*;
 use crate::rules::format_duration;
 use crate::text::{self, Zone};
+// How values read for people, shared with the console (it does not depend on the CLI).
+pub use crate::text::{
+    age_secs, cell, count, projection, projection_ok, projection_short, status_of, thousands,
+};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
@@ -121,49 +125,9 @@ impl From<Error> for Failure {
     }
 }
 
-/// Left-aligned columns separated by two spaces; numbers right-aligned. Every cell is
-/// escaped, so no caller can forget to.
+/// Left-aligned columns separated by two spaces; numbers right-aligned; every cell escaped.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> Result<(), Failure> {
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(|c| text::line(c).into_owned()).collect())
-        .collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let numeric: Vec<bool> = (0..headers.len())
-        .map(|i| {
-            !rows.is_empty()
-                && rows.iter().all(|r| {
-                    let c = r[i].replace(',', "");
-                    c == "-" || c.parse::<f64>().is_ok()
-                })
-        })
-        .collect();
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if numeric[i] {
-                    format!("{c:>w$}", w = widths[i])
-                } else {
-                    format!("{c:<w$}", w = widths[i])
-                }
-            })
-            .collect();
-        out.push_str(parts.join("  ").trim_end());
-        out.push('\n');
-    };
-    line(headers.to_vec());
-    for r in &rows {
-        line(r.iter().map(String::as_str).collect());
-    }
-    emit(&out)
+    emit(&text::table(headers, rows))
 }
 
 /// `key           value` lines (`item show`, `queue inspect`), the values escaped;
@@ -198,104 +162,6 @@ pub fn time_from_now(t: Option<Time>, now: Time) -> String {
     }
 }
 
-pub fn age_secs(secs: i64) -> String {
-    format_duration(Duration::from_secs(secs.max(0) as u64))
-}
-
 pub fn dur(d: Option<Duration>) -> String {
     d.map(format_duration).unwrap_or_else(|| "-".into())
-}
-
-/// One line, at most `max` characters, for a table cell: control characters escaped.
-pub fn cell(s: &str, max: usize) -> String {
-    let flat = text::line(s);
-    if flat.chars().count() <= max {
-        flat.into_owned()
-    } else {
-        let mut t: String = flat.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
-}
-
-/// "1 item", "2 items", "1,240 items".
-pub fn count(n: u64, noun: &str) -> String {
-    format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
-}
-
-/// 1234567 → "1,234,567".
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Where a queue stands to its deadline, in the queue's time zone (the deadline reads as
-/// it was set, and says which zone that is):
-/// "drains 22:41, 19m before 23:00 CET" · "misses 23:00 CET by 40m (drains 23:40)" ·
-/// "missed 23:00 CET by 40m, 1,240 left" · "paused: 1,240 left for 23:00 CET" ·
-/// "nothing left for 23:00 CET".
-pub fn projection(p: &Projection, tz: &str) -> String {
-    let zone = Zone::named(tz);
-    let deadline = zone.hhmm(p.deadline);
-    let left = count(p.backlog, "item");
-    if p.missed {
-        return format!(
-            "missed {deadline} by {}, {} left",
-            age_secs(-p.margin_secs.unwrap_or(0)),
-            thousands(p.backlog)
-        );
-    }
-    if let Some(why) = p.stalled {
-        let why = match why {
-            Stall::Paused => "paused",
-            Stall::NoWorkers => "no live workers",
-            Stall::NoThroughput => "no throughput yet",
-        };
-        return format!("{why}: {left} left for {deadline}");
-    }
-    let at = |t: Time| zone.bare(t, "%H:%M");
-    match (p.backlog, p.drains_at, p.margin_secs) {
-        (0, _, _) => format!("nothing left for {deadline}"),
-        (_, Some(d), Some(m)) if m >= 0 => {
-            format!("drains {}, {} before {deadline}", at(d), age_secs(m))
-        }
-        (_, Some(d), Some(m)) => {
-            format!("misses {deadline} by {} (drains {})", age_secs(-m), at(d))
-        }
-        _ => format!("{left} left for {deadline}"),
-    }
-}
-
-/// Whether a projection is good news (drains in time, or nothing left).
-pub fn projection_ok(p: &Projection) -> bool {
-    !p.missed && p.stalled.is_none() && (p.backlog == 0 || p.margin_secs.is_some_and(|m| m >= 0))
-}
-
-/// The projection for a table cell: "22:41, 19m before 23:00 CET", "misses 23:00 CET by 40m".
-pub fn projection_short(p: &Projection, tz: &str) -> String {
-    let long = projection(p, tz);
-    let long = match long.split_once(" (drains ") {
-        Some((head, _)) => head.to_string(),
-        None => long,
-    };
-    match long.strip_prefix("drains ") {
-        Some(rest) => rest.to_string(),
-        None => long,
-    }
-}
-
-pub fn status_of(i: &Item) -> String {
-    match (i.status, i.reason) {
-        (Status::Exception, Some(r)) => format!("exception/{r}"),
-        (Status::Queued, _) if i.expired => "queued (expired)".into(),
-        (Status::Queued, _) if i.delay_until.is_some() => "queued (delayed)".into(),
-        (s, _) => s.to_string(),
-    }
 }

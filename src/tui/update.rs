@@ -3,9 +3,9 @@
 //! fetched or changed goes out as effects, whose answers come back as messages.
 
 use crate::backend::Error;
-use crate::cli::output::thousands;
 use crate::model::*;
 use crate::rules::{exact_duration, parse_duration, parse_statuses, TYPE_THE_COUNT_OVER};
+use crate::text::thousands;
 use crate::tui::commands::{self, Command, Key};
 use crate::tui::state::*;
 use crate::tui::value_edit::{EditSession, Outcome};

@@ -2,8 +2,8 @@
 //! Any of them can be undone from here, not just the last one.
 
 use super::{age, cut, list_offset, list_visible, safe};
-use crate::cli::output::thousands;
 use crate::model::*;
+use crate::text::thousands;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};

@@ -3,9 +3,9 @@
 //! the count is typed), and of an undo (what it restores and what it keeps).
 
 use super::{popup_area, status_text};
-use crate::cli::output::thousands;
 use crate::model::*;
 use crate::rules::format_duration;
+use crate::text::thousands;
 use crate::tui::state::{Confirm, Field, Input, State, UndoConfirm};
 use crate::tui::theme::Theme;
 use ratatui::layout::{Position, Rect};

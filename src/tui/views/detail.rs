@@ -2,8 +2,8 @@
 //! the full history. Side by side when wide, one scrolling column when narrow.
 
 use super::{safe, status_text, when};
-use crate::cli::output::thousands;
 use crate::model::*;
+use crate::text::thousands;
 use crate::tui::commands::Command;
 use crate::tui::state::{State, View};
 use crate::tui::theme::Theme;

@@ -2,7 +2,7 @@
 //! out-of-SLA items, queue by queue. Enter opens a group's items; actions apply to it whole.
 
 use super::{age, compact, cut, list_offset, list_visible, safe};
-use crate::cli::output::thousands;
+use crate::text::thousands;
 use crate::tui::state::{InboxKind, State};
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};

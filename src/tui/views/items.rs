@@ -2,8 +2,8 @@
 //! loaded window of rows (rows not loaded yet show as placeholders, never as a stall).
 
 use super::{age, body, compact, cut, items_rows_area, safe, status_text};
-use crate::cli::output::thousands;
 use crate::model::*;
+use crate::text::thousands;
 use crate::tui::state::{ItemsState, State};
 use crate::tui::theme::Theme;
 use crate::tui::update::TABS;

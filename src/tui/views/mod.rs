@@ -13,8 +13,8 @@ pub mod prompt;
 pub mod queues;
 pub mod workers;
 
-use crate::cli::output::age_secs;
 use crate::model::*;
+use crate::text::age_secs;
 use crate::tui::commands::{self, TABLE};
 use crate::tui::state::{Popup, State, View};
 use crate::tui::theme::Theme;
@@ -251,7 +251,7 @@ fn context(s: &State) -> String {
         View::Items => {
             let it = &s.items;
             let marks = if it.mark_all {
-                format!("all {} marked · ", crate::cli::output::thousands(it.total))
+                format!("all {} marked · ", crate::text::thousands(it.total))
             } else if !it.marks.is_empty() {
                 format!("{} marked · ", it.marks.len())
             } else {
@@ -333,7 +333,7 @@ pub fn popup_area(f: &mut Frame, t: &Theme, w: u16, h: u16, title: &str, style: 
 /// 1,234 → "1.2k", for tight spots.
 pub fn compact(n: u64) -> String {
     match n {
-        0..=9_999 => crate::cli::output::thousands(n),
+        0..=9_999 => crate::text::thousands(n),
         10_000..=999_999 => format!("{}k", n / 1000),
         _ => format!("{:.1}M", n as f64 / 1e6),
     }
@@ -362,12 +362,12 @@ pub fn age(now: Time, t: Time) -> String {
 
 /// "exception/business", "queued (expired)": the CLI's words, shared.
 pub fn status_text(i: &Item) -> String {
-    crate::cli::output::status_of(i)
+    crate::text::status_of(i)
 }
 
 /// Cuts `s` to `max` characters with an ellipsis, escaped for the terminal.
 pub fn cut(s: &str, max: usize) -> String {
-    crate::cli::output::cell(s, max)
+    crate::text::cell(s, max)
 }
 
 /// User text for one line of the screen: control characters, escape sequences and bidi

@@ -2,9 +2,9 @@
 //! settings, throughput and deadline projection below.
 
 use super::{compact, list_offset, list_visible, safe, spark};
-use crate::cli::output::{age_secs, projection, projection_ok, projection_short, thousands};
 use crate::model::*;
 use crate::rules::format_duration;
+use crate::text::{age_secs, projection, projection_ok, projection_short, thousands};
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};

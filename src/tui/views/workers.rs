@@ -1,7 +1,7 @@
 //! Workers seen in the last hour: what each holds and when it was last heard from.
 
 use super::{cut, list_offset, list_visible, safe, when};
-use crate::cli::output::thousands;
+use crate::text::thousands;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
