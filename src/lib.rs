@@ -5,6 +5,7 @@ pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod clock;
+pub mod connect;
 pub mod demo;
 pub mod import;
 pub mod json_text;

@@ -125,6 +125,77 @@ fn a_read_only_file_says_so() {
     assert!(e.to_string().contains("read-only"), "{e}");
 }
 
+/// A store opened for reading refuses every change with one clear error, and the file
+/// stays as it was; what it reads is what the file holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_opened_for_reading_refuses_every_change() {
+    use workq::model::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let s = open(&path).unwrap();
+    s.create_queue("q", Default::default()).await.unwrap();
+    let added = s
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "v".into(),
+                ..Default::default()
+            }],
+            "bot",
+        )
+        .await
+        .unwrap();
+    drop(s);
+    let r = SqliteStore::open_read_only(&path, clock::system()).unwrap();
+    assert!(r.is_read_only());
+    assert_eq!(r.queue("q").await.unwrap().counts.queued, 1);
+    assert_eq!(r.item(&added[0].id).await.unwrap().item.value, "v");
+    let refused = |e: Error| {
+        assert_eq!(e.kind(), "storage", "{e}");
+        let m = e.to_string();
+        assert!(
+            m.contains(&format!(
+                "database {} is open for reading only",
+                path.display()
+            )) && m.contains("nothing was changed"),
+            "{m}"
+        );
+    };
+    refused(r.create_queue("r", Default::default()).await.unwrap_err());
+    refused(
+        r.set_queue_state("q", QueueState::Paused)
+            .await
+            .unwrap_err(),
+    );
+    refused(r.add_items("q", vec![], "bot").await.unwrap_err());
+    refused(
+        r.dequeue(DequeueRequest {
+            queues: vec!["q".into()],
+            worker: "w".into(),
+            count: 1,
+            wait: Duration::ZERO,
+        })
+        .await
+        .unwrap_err(),
+    );
+    refused(
+        r.act(ActionRequest {
+            target: Target::Ids(vec![added[0].id.clone()]),
+            action: ActionKind::Hold,
+            note: None,
+            actor: "user:t".into(),
+            skip_refused: false,
+        })
+        .await
+        .unwrap_err(),
+    );
+    refused(r.sweep().await.unwrap_err());
+    let s = open(&path).unwrap();
+    let q = s.queue("q").await.unwrap();
+    assert_eq!((q.queue.state, q.counts.queued), (QueueState::Active, 1));
+    assert_eq!(s.queues().await.unwrap().len(), 1);
+}
+
 /// Expired and delayed items leave the index a dequeue walks, so a queue full of them
 /// costs a dequeue nothing; they come back the moment they may be taken again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,6 +29,8 @@ pub struct Options {
     pub source: String,
     pub read_only: bool,
     pub actor: String,
+    /// Said in the status line at start (the file was opened read-only, and why).
+    pub notice: Option<String>,
 }
 
 /// Changes from the engine are gathered for this long before the console refetches.
@@ -103,6 +105,13 @@ pub fn initial_state_from(
         });
     }
     s.config_problems = problems;
+    if let Some(text) = &opts.notice {
+        s.status = Some(crate::tui::state::StatusLine {
+            text: text.clone(),
+            level: Level::Warn,
+            until: s.now + chrono::Duration::seconds(CONFIG_STATUS_SECS),
+        });
+    }
     s
 }
 

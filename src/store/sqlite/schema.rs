@@ -197,7 +197,8 @@ pub fn schema_version() -> i32 {
     MIGRATIONS.len() as i32
 }
 
-/// Opens (creating if need be) a workq database and brings its schema up to date.
+/// Opens (creating if need be) a workq database and brings its schema up to date; or, not
+/// `write`, opens it read-only and refuses a schema that is not up to date.
 pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
     if path.is_dir() {
         return Err(Error::Storage(format!(
@@ -226,7 +227,80 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
             path.display()
         )));
     }
-    let (app_id, version, tables) = identify(&conn).map_err(|e| storage_on(&conn, path, e))?;
+    let version = known(&conn, path)?;
+    if write {
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
+        )
+        .map_err(|e| storage_on(&conn, path, e))?;
+        migrate(&conn, version).map_err(|e| storage_on(&conn, path, e))?;
+    } else {
+        conn.execute_batch("PRAGMA cache_size = -32768;")
+            .map_err(|e| storage_on(&conn, path, e))?;
+        if version < schema_version() {
+            return Err(outdated(path, version));
+        }
+    }
+    Ok(conn)
+}
+
+/// An older workq's file that this user cannot write: upgrading its schema is a write.
+fn outdated(path: &Path, version: i32) -> Error {
+    Error::Storage(format!(
+        "database {} was written by an older workq (schema version {version}; this one reads \
+         {}) and must be upgraded, which needs write access: run any workq command on it once \
+         as a user who can write the file",
+        path.display(),
+        schema_version()
+    ))
+}
+
+/// What a read-only open finds to do before it may read: a schema to migrate, or leases
+/// that ran out while no workq had the file open (a writer's first sweep times them out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    pub migrate: bool,
+    pub sweep: bool,
+}
+
+/// Looks at the file without writing: refuses what any open refuses (not a workq file, a
+/// newer schema) and says what a writer would do first. `now_ms`: the store's clock.
+pub fn due(path: &Path, now_ms: i64) -> Result<Due, Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(path, e))?;
+    patient(&conn).map_err(|e| storage_on(&conn, path, e))?;
+    let version = known(&conn, path)?;
+    if version < schema_version() {
+        return Ok(Due {
+            migrate: true,
+            sweep: false,
+        });
+    }
+    let sweep = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM items WHERE status = 'processing' AND lease_until < ?1)",
+            [now_ms],
+            |r| r.get(0),
+        )
+        .map_err(|e| storage_on(&conn, path, e))?;
+    Ok(Due {
+        migrate: false,
+        sweep,
+    })
+}
+
+/// Whether this user may write the file at `path` (opening it says; nothing is written).
+pub fn can_write(path: &Path) -> bool {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(path, flags)
+        .map(|c| !c.is_readonly("main").unwrap_or(true))
+        .unwrap_or(false)
+}
+
+/// The schema version of a workq file; refuses a foreign SQLite file and a newer schema.
+fn known(conn: &Connection, path: &Path) -> Result<i32, Error> {
+    let (app_id, version, tables) = identify(conn).map_err(|e| storage_on(conn, path, e))?;
     if app_id != APPLICATION_ID && tables > 0 {
         return Err(Error::Storage(format!(
             "{} is an SQLite database but not a workq one",
@@ -240,29 +314,18 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
             schema_version()
         )));
     }
-    if write {
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
-        )
-        .map_err(|e| storage_on(&conn, path, e))?;
-        migrate(&conn, version).map_err(|e| storage_on(&conn, path, e))?;
-    } else {
-        conn.execute_batch("PRAGMA cache_size = -32768;")
-            .map_err(|e| storage_on(&conn, path, e))?;
-        if version < schema_version() {
-            return Err(Error::Storage(format!(
-                "database {} needs a schema upgrade that a read-only open cannot make",
-                path.display()
-            )));
-        }
-    }
-    Ok(conn)
+    Ok(version)
 }
 
-/// A connection for reads only, on a file the writer has already opened and migrated.
-pub fn open_reader(path: &Path) -> Result<Connection, Error> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+/// A connection for reads only, on a file the writer has already opened and migrated (or
+/// that a read-only store found current). `read_only`: opened so, for a store that never
+/// writes (the file may be one this user cannot write).
+pub fn open_reader(path: &Path, read_only: bool) -> Result<Connection, Error> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(path, e))?;
     patient(&conn)
         .and_then(|_| conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA query_only = ON;"))

@@ -41,7 +41,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Writer {
-    tx: SyncSender<Job>,
+    /// `None`: the store was opened for reading only, and refuses every write.
+    tx: Option<SyncSender<Job>>,
+    path: PathBuf,
 }
 
 impl Writer {
@@ -62,11 +64,20 @@ impl Writer {
         conn.busy_handler(None).ok();
         idle_sweep(&conn, &path, &*clock, &events, &wake, sweep);
         super::schema::patient(&conn).ok();
+        let at = path.clone();
         std::thread::Builder::new()
             .name("workq-writer".into())
             .spawn(move || run(conn, path, clock, events, wake, rx, sweep))
             .expect("spawn writer thread");
-        Writer { tx }
+        Writer {
+            tx: Some(tx),
+            path: at,
+        }
+    }
+
+    /// No writer: every write is refused, saying why.
+    pub fn read_only(path: PathBuf) -> Writer {
+        Writer { tx: None, path }
     }
 
     /// Runs `f` in the writer and answers once its transaction is committed.
@@ -75,6 +86,12 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&mut Ctx) -> Result<T> + Send + 'static,
     {
+        let Some(writer) = &self.tx else {
+            return Err(Error::Storage(format!(
+                "database {} is open for reading only; nothing was changed",
+                self.path.display()
+            )));
+        };
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let run: JobFn = Box::new(move |ctx| {
             let out = ctx.and_then(f);
@@ -87,7 +104,7 @@ impl Writer {
         let mut job = Job { run, exclusive };
         // A full channel means the writer is far behind: wait without blocking the runtime.
         loop {
-            match self.tx.try_send(job) {
+            match writer.try_send(job) {
                 Ok(()) => break,
                 Err(TrySendError::Full(j)) => {
                     job = j;

@@ -1202,6 +1202,7 @@ fn config_file_sets_theme_mouse_keys_and_reports_problems_in_a_popup() {
         source: "x".into(),
         read_only: false,
         actor: "user:t".into(),
+        notice: None,
     };
     let s = crate::tui::app::initial_state_from(&opts, Some(path.clone()), true);
     assert_eq!(s.theme, ThemeName::Light);
@@ -1244,6 +1245,7 @@ fn mouse_written_below_keys_is_reported_alone_and_the_first_key_press_works() {
         source: "x".into(),
         read_only: false,
         actor: "user:t".into(),
+        notice: None,
     };
     let mut s = crate::tui::app::initial_state_from(&opts, Some(path), false);
     assert_eq!(s.config_problems.len(), 1, "{:?}", s.config_problems);
