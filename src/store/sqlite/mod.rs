@@ -11,7 +11,7 @@ mod writer;
 
 pub use schema::{can_write, schema_version};
 
-use crate::backend::{Backend, Error, ImportRows, Result};
+use crate::backend::{Backend, Error, Feed, ImportRows, Result};
 use crate::clock::Clock;
 use crate::model::*;
 use async_trait::async_trait;
@@ -324,7 +324,7 @@ impl Backend for SqliteStore {
         self.write(write::sweep).await
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.inner.events.subscribe()
+    fn subscribe(&self) -> Feed {
+        Feed::from_broadcast(self.inner.events.subscribe())
     }
 }

@@ -1915,3 +1915,90 @@ fn the_inbox_searches_and_filters_its_rows() {
     settle(&mut s, k(' '));
     assert_eq!(s.inbox_targets().len(), 2);
 }
+
+// ------------------------------------------------------------------ the change feed
+
+fn loads(fx: &[Effect]) -> (bool, bool) {
+    (
+        fx.iter().any(|e| matches!(e, Effect::LoadQueues(_))),
+        fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })),
+    )
+}
+
+fn lost(why: &str) -> Msg {
+    Msg::Feed(crate::backend::Gap::Disconnected(why.into()))
+}
+
+#[test]
+fn a_feed_that_lagged_refetches_what_is_shown() {
+    let mut s = items_state(160, 48);
+    let fx = update(&mut s, Msg::Feed(crate::backend::Gap::Lagged(40)));
+    assert_eq!(loads(&fx), (true, true), "summaries and the page: {fx:?}");
+    assert!(
+        !s.feed.stale(),
+        "missed events are fetched, not a lost feed"
+    );
+}
+
+#[test]
+fn a_lost_feed_marks_the_data_stale_and_resubscribes_later_each_time() {
+    let mut s = items_state(160, 48);
+    let fx = update(&mut s, lost("the engine closed its change feed"));
+    assert_eq!(fx, [Effect::Resubscribe(Duration::from_millis(250))]);
+    assert!(s.feed.stale());
+    assert_eq!(s.feed.down_since, Some(now()));
+    assert_eq!(
+        s.feed.retry_at,
+        Some(now() + chrono::Duration::milliseconds(250))
+    );
+    let st = s.status.clone().unwrap();
+    assert_eq!(st.level, Level::Warn);
+    assert!(
+        st.text
+            .contains("live updates lost (the engine closed its change feed)"),
+        "{st:?}"
+    );
+    // Time passing does not clear it: only the feed coming back does.
+    settle(&mut s, Msg::Tick(now() + chrono::Duration::seconds(20)));
+    assert!(s.feed.stale() && s.status.is_none());
+    // Back: the marker goes and everything shown is fetched again.
+    let fx = update(&mut s, Msg::Resubscribed);
+    assert!(!s.feed.stale());
+    assert_eq!(s.feed.retry_at, None);
+    assert_eq!(loads(&fx), (true, true), "{fx:?}");
+    settle(&mut s, Msg::Changed);
+    // A feed that keeps going away right after coming back is tried less and less often,
+    // never in a tight loop, and at most every 30 s.
+    let mut waits = vec![];
+    for _ in 0..10 {
+        match update(&mut s, lost("connection refused")).as_slice() {
+            [Effect::Resubscribe(d)] => waits.push(d.as_millis()),
+            other => panic!("{other:?}"),
+        }
+        settle(&mut s, Msg::Resubscribed);
+    }
+    assert_eq!(
+        waits,
+        [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000]
+    );
+    // A feed that then stayed up a while starts again from the first, short wait.
+    let later = s.now + chrono::Duration::seconds(61);
+    settle(&mut s, Msg::Tick(later));
+    assert_eq!(
+        update(&mut s, lost("server restarted")),
+        [Effect::Resubscribe(Duration::from_millis(250))]
+    );
+    assert_eq!(s.feed.down_since, Some(later));
+    assert_eq!(s.feed.why, "server restarted");
+}
+
+#[test]
+fn the_feed_retry_wait_doubles_up_to_its_cap_without_overflow() {
+    use crate::tui::update::feed_retry_delay;
+    let ms = |n| feed_retry_delay(n).as_millis();
+    assert_eq!((ms(0), ms(1), ms(2), ms(3)), (250, 250, 500, 1000));
+    assert_eq!(
+        (ms(8), ms(9), ms(40), ms(u32::MAX)),
+        (30000, 30000, 30000, 30000)
+    );
+}
