@@ -1,41 +1,15 @@
 //! The contract suite: one set of behaviours every `Backend` must show. Each test takes an
 //! `Env` (a backend and the clock it runs on); the `contract!` list at the bottom runs them
-//! all against each implementation (today SQLite on a real file).
+//! all against each implementation of `common` (today SQLite on a real file).
 
 use chrono::TimeZone;
-use std::sync::Arc;
 use std::time::Duration;
-use workq::backend::{Backend, Error};
+use workq::backend::Error;
 use workq::clock::ManualClock;
 use workq::model::*;
 
-pub struct Env {
-    pub store: Arc<dyn Backend>,
-    pub clock: ManualClock,
-    _dir: tempfile::TempDir,
-}
-
-fn start() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()
-}
-
-async fn sqlite() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(start());
-    // A long poll re-polls the file only once an hour here: in one process, every wake-up
-    // must come from the write itself (see `a_long_poll_wakes_when_work_arrives`).
-    let options = workq::store::sqlite::Options {
-        poll_every: Duration::from_secs(3600),
-    };
-    let store =
-        workq::SqliteStore::open_with(dir.path().join("t.db"), Arc::new(clock.clone()), options)
-            .unwrap();
-    Env {
-        store: Arc::new(store),
-        clock,
-        _dir: dir,
-    }
-}
+mod common;
+use common::{contract, start, Env};
 
 const ME: &str = "user:tester";
 
@@ -2663,20 +2637,7 @@ impl NowForTest for ManualClock {
     }
 }
 
-macro_rules! contract {
-    ($backend:ident: $($name:ident),* $(,)?) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::$backend().await).await
-                }
-            )*
-        }
-    };
-}
-
-contract!(sqlite:
+contract!(
     queue_lifecycle,
     dequeue_takes_priority_then_fifo,
     dequeue_drains_queues_by_priority,
