@@ -290,12 +290,11 @@ pub fn due(path: &Path, now_ms: i64) -> Result<Due, Error> {
     })
 }
 
-/// Whether this user may write the file at `path` (opening it says; nothing is written).
+/// Whether this user may write the file at `path`: opened for writing as SQLite opens it
+/// (permissions, an immutable file, a read-only mount all refuse), nothing written; a
+/// plain open, cheaper than a connection.
 pub fn can_write(path: &Path) -> bool {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    Connection::open_with_flags(path, flags)
-        .map(|c| !c.is_readonly("main").unwrap_or(true))
-        .unwrap_or(false)
+    std::fs::OpenOptions::new().write(true).open(path).is_ok()
 }
 
 /// The schema version of a workq file; refuses a foreign SQLite file and a newer schema.
