@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod demo;
+pub mod error;
 pub mod import;
 pub mod json_text;
 pub mod model;

@@ -92,6 +92,46 @@ string_enum!(
     }
 );
 
+/// Where a change takes an item: a status, or out of existence. In JSON, the status's
+/// name or `deleted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum To {
+    Status(Status),
+    Deleted,
+}
+
+impl fmt::Display for To {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            To::Status(s) => s.fmt(f),
+            To::Deleted => f.write_str("deleted"),
+        }
+    }
+}
+
+impl FromStr for To {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "deleted" => Ok(To::Deleted),
+            s => s.parse().map(To::Status),
+        }
+    }
+}
+
+impl Serialize for To {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for To {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 // The enum comes from `string_enum!`, which has no place for `#[default]`.
 #[allow(clippy::derivable_impls)]
 impl Default for Priority {
@@ -805,11 +845,14 @@ pub struct ImportOptions {
 }
 
 /// A row that could not be imported, with where it was.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowError {
     pub line: u64,
     pub column: Option<String>,
     pub message: String,
+    /// Its key repeats the key of this earlier line of the same file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<u64>,
 }
 
 impl fmt::Display for RowError {

@@ -2,6 +2,7 @@
 //! SLA maths, retry policy, exception signatures, and the parsing of durations and times.
 //! Every store calls these, so SQLite, PostgreSQL and anything later cannot disagree.
 
+pub use crate::model::To;
 use crate::model::*;
 use chrono::{Duration as ChronoDuration, Local, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use std::sync::OnceLock;
@@ -16,22 +17,6 @@ pub enum Actor {
     Human,
     /// The engine itself: dequeue, lease sweeps, automatic retries.
     System,
-}
-
-/// Where a change takes an item: a status, or out of existence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum To {
-    Status(Status),
-    Deleted,
-}
-
-impl std::fmt::Display for To {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            To::Status(s) => s.fmt(f),
-            To::Deleted => f.write_str("deleted"),
-        }
-    }
 }
 
 /// SPEC §3's transition table. Same-status moves are never transitions.
@@ -54,9 +39,17 @@ pub fn transition_allowed(from: Status, to: To, actor: Actor) -> bool {
     }
 }
 
-/// The message for a refused transition: it names both ends.
-pub fn refusal(id: &str, from: Status, to: To) -> String {
-    format!("item {id}: {}", refusal_why(from, to))
+/// A refused transition: it names both ends.
+pub fn refusal(id: &str, action: &str, from: Status, to: To) -> crate::error::Error {
+    crate::error::Error::refused_one(
+        action,
+        crate::error::Refused {
+            id: id.to_string(),
+            from,
+            to: Some(to),
+            why: refusal_why(from, to),
+        },
+    )
 }
 
 /// Why a person may not take an item from `from` to `to`, without naming the item.
@@ -295,8 +288,10 @@ pub enum Kept {
     WasProcessing,
     /// A worker holds it now.
     Processing,
-    /// Another reason the store found (a deleted item's key is taken, its queue is gone).
-    Other(String),
+    /// A deleted item cannot come back: its queue was deleted since.
+    QueueDeleted,
+    /// A deleted item cannot come back: a newer item took its key.
+    KeyTaken(String),
 }
 
 impl Kept {
@@ -317,7 +312,8 @@ impl Kept {
                 "held while a worker processed it: its lease is gone (release it to queue it again)"
                     .into()
             }
-            Kept::Other(m) => m.clone(),
+            Kept::QueueDeleted => "its queue was deleted".into(),
+            Kept::KeyTaken(key) => format!("its key '{key}' is taken by a newer item"),
         }
     }
     /// The same for one named item: "processed since", "a worker holds it now".
@@ -823,44 +819,62 @@ pub const CLEARABLE: &[&str] = &["ttl", "sla", "deadline", "concurrency"];
 
 /// Checks the settings of a queue create or update.
 pub fn check_settings(s: &QueueSettings) -> Result<(), String> {
-    if let Some(p) = s.sla_risk_pct {
-        if !(1..=100).contains(&p) {
-            return Err(format!("SLA at-risk % must be 1–100, got {p}"));
+    settings_problem(s).map_or(Ok(()), |(_, m)| Err(m))
+}
+
+/// What is wrong with queue settings, if anything: the setting (as `QueueSettings` names
+/// it) and why.
+pub fn settings_problem(s: &QueueSettings) -> Option<(&'static str, String)> {
+    let check = || -> Result<(), (&'static str, String)> {
+        if let Some(p) = s.sla_risk_pct {
+            if !(1..=100).contains(&p) {
+                return Err((
+                    "sla_risk_pct",
+                    format!("SLA at-risk % must be 1–100, got {p}"),
+                ));
+            }
         }
-    }
-    if let Some(d) = &s.deadline {
-        parse_hhmm(d)?;
-    }
-    if let Some(tz) = &s.tz {
-        check_tz(tz)?;
-    }
-    if s.concurrency == Some(0) {
-        return Err("concurrency limit must be at least 1 (leave it out for no limit)".into());
-    }
-    if s.lease.is_some_and(|l| l < Duration::from_secs(1)) {
-        return Err("lease timeout must be at least 1s".into());
-    }
-    for (what, d) in [
-        ("TTL", s.ttl),
-        ("SLA target", s.sla),
-        ("lease timeout", s.lease),
-    ] {
-        if d.is_some_and(|d| d.is_zero()) {
-            return Err(format!("{what} must be longer than 0"));
+        if let Some(d) = &s.deadline {
+            parse_hhmm(d).map_err(|m| ("deadline", m))?;
         }
-        if let Some(d) = d {
-            check_duration(what, d)?;
+        if let Some(tz) = &s.tz {
+            check_tz(tz).map_err(|m| ("tz", m))?;
         }
-    }
-    for field in &s.clear {
-        if !CLEARABLE.contains(&field.as_str()) {
-            return Err(format!(
-                "cannot clear '{field}' (clearable: {})",
-                CLEARABLE.join(", ")
+        if s.concurrency == Some(0) {
+            return Err((
+                "concurrency",
+                "concurrency limit must be at least 1 (leave it out for no limit)".into(),
             ));
         }
-    }
-    Ok(())
+        if s.lease.is_some_and(|l| l < Duration::from_secs(1)) {
+            return Err(("lease", "lease timeout must be at least 1s".into()));
+        }
+        for (field, what, d) in [
+            ("ttl", "TTL", s.ttl),
+            ("sla", "SLA target", s.sla),
+            ("lease", "lease timeout", s.lease),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err((field, format!("{what} must be longer than 0")));
+            }
+            if let Some(d) = d {
+                check_duration(what, d).map_err(|m| (field, m))?;
+            }
+        }
+        for field in &s.clear {
+            if !CLEARABLE.contains(&field.as_str()) {
+                return Err((
+                    "clear",
+                    format!(
+                        "cannot clear '{field}' (clearable: {})",
+                        CLEARABLE.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    };
+    check().err()
 }
 
 /// Checks an item before it is stored; `Err` names the field.

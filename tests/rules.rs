@@ -61,12 +61,12 @@ fn every_transition_is_allowed_or_refused_as_the_spec_says() {
 
 #[test]
 fn a_refusal_names_both_statuses() {
-    let m = refusal("01ABC", Processed, To::Status(Processed));
+    let m = refusal("01ABC", "processed", Processed, To::Status(Processed)).to_string();
     assert!(
         m.contains("01ABC") && m.contains("from processed to processed"),
         "{m}"
     );
-    let m = refusal("X", Processing, To::Deleted);
+    let m = refusal("X", "delete", Processing, To::Deleted).to_string();
     assert!(
         m.contains("from processing to deleted") && m.contains("hold it first"),
         "{m}"

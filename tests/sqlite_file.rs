@@ -77,7 +77,7 @@ async fn a_locked_file_says_so_and_changes_nothing() {
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let started = Instant::now();
     let e = s.create_queue("r", Default::default()).await.unwrap_err();
-    assert!(matches!(e, Error::Busy(_)), "{e:?}");
+    assert!(matches!(e, Error::Busy { .. }), "{e:?}");
     assert!(e.to_string().contains("locked by another process"), "{e}");
     assert!(
         started.elapsed() >= Duration::from_secs(4),
@@ -263,7 +263,7 @@ async fn a_console_pause_on_a_locked_file_is_reported() {
     };
     let answer = perform(&*s, fx.into_iter().next().unwrap()).await.unwrap();
     assert!(
-        matches!(&answer, Msg::QueueSaved(Err(Error::Busy(_)))),
+        matches!(&answer, Msg::QueueSaved(Err(Error::Busy { .. }))),
         "{answer:?}"
     );
     update(&mut state, answer);

@@ -412,6 +412,7 @@ pub fn open_store(db: Option<PathBuf>, must_exist: bool) -> Result<Arc<dyn Backe
                 path.display()
             ),
             code: 1,
+            error: None,
         });
     }
     Ok(Arc::new(SqliteStore::open(&path, clock::system())?))
@@ -454,6 +455,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             kind: "read_only",
             message: format!("--read-only: `workq {name}` changes data; nothing was done"),
             code: 1,
+            error: None,
         });
     }
     let store = open_store(cli.db, command.reads_only())?;

@@ -6,7 +6,7 @@ use super::read;
 use super::rows::*;
 use super::write::{append_note, history, insert, key_taken, ms, save, Deltas, Hist, Queues};
 use super::writer::Ctx;
-use crate::backend::{Error, Result};
+use crate::backend::{Conflict, Error, Refused, Result, StorageCause, Thing};
 use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules::{self, ActionRule, Kept, Part, To, UndoStep, UndoWhen};
@@ -30,7 +30,7 @@ pub fn target_rows(
     match target {
         Target::Ids(ids) => {
             if ids.is_empty() {
-                return Err(Error::Invalid("no items named".into()));
+                return Err(Error::invalid("target", "no items named"));
             }
             let mut seen = std::collections::HashSet::new();
             let mut st = conn
@@ -42,7 +42,7 @@ pub fn target_rows(
                     st.query_row([id], ItemRow::from_sql)
                         .optional()
                         .map_err(sql)?
-                        .ok_or_else(|| Error::not_found("item", id.as_str()))
+                        .ok_or_else(|| Error::not_found(Thing::Item, id.as_str()))
                 })
                 .collect()
         }
@@ -357,7 +357,10 @@ fn apply(row: &mut ItemRow, action: &ActionKind, now: i64) {
 pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
     if let ActionKind::AddNote = req.action {
         if req.note.as_deref().is_none_or(|n| n.trim().is_empty()) {
-            return Err(Error::Invalid("a note action needs the note's text".into()));
+            return Err(Error::invalid(
+                "note",
+                "a note action needs the note's text",
+            ));
         }
     }
     if let ActionKind::Requeue { value: Some(v), .. } = &req.action {
@@ -365,10 +368,10 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
             value: v.clone(),
             ..Default::default()
         })
-        .map_err(|(_, m)| Error::Invalid(m))?;
+        .map_err(|(_, m)| Error::invalid("value", m))?;
     }
     if let ActionKind::Requeue { delay: Some(d), .. } = &req.action {
-        rules::check_duration("requeue delay", *d).map_err(Error::Invalid)?;
+        rules::check_duration("requeue delay", *d).map_err(|m| Error::invalid("delay", m))?;
     }
     let rule = rule_of(&req.action);
     let keeps_value = !matches!(
@@ -377,7 +380,7 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
     );
     let rows = target_rows(ctx.conn, &req.target, !keeps_value, ctx.now)?;
     if rows.is_empty() {
-        return Err(Error::Invalid("no items match; nothing changed".into()));
+        return Err(Error::invalid("target", "no items match; nothing changed"));
     }
     let total = rows.len();
     let mut refused = Vec::new();
@@ -386,26 +389,24 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
     for r in rows {
         match rules::refusal_reason(r.status, &req.action) {
             Some(why) => {
-                refused.push(format!("item {}: {why}", r.id));
-                tally(&mut skipped, why, 1);
+                tally(&mut skipped, why.clone(), 1);
+                refused.push(Refused {
+                    id: r.id,
+                    from: r.status,
+                    to: rules::action_target(&req.action),
+                    why,
+                });
             }
             None => chosen.push(r),
         }
     }
     if !refused.is_empty() && (!req.skip_refused || chosen.is_empty()) {
-        let mut m = format!(
-            "{} of {} items cannot be {}; nothing changed:",
-            refused.len(),
-            total,
-            req.action.past_tense()
-        );
-        for r in refused.iter().take(5) {
-            m.push_str(&format!("\n  {r}"));
-        }
-        if refused.len() > 5 {
-            m.push_str(&format!("\n  … and {} more", refused.len() - 5));
-        }
-        return Err(Error::Transition(m));
+        return Err(Error::refused_action(
+            req.action.verb(),
+            req.action.past_tense(),
+            total as u64,
+            refused,
+        ));
     }
     let verb = req.action.verb();
     let now = ms(ctx.now);
@@ -597,12 +598,9 @@ fn as_left(
                 _ => false,
             };
             if !queue_alive {
-                Err(Kept::Other("its queue was deleted".into()))
+                Err(Kept::QueueDeleted)
             } else if taken {
-                Err(Kept::Other(format!(
-                    "its key '{}' is taken by a newer item",
-                    before.key.as_deref().unwrap_or_default()
-                )))
+                Err(Kept::KeyTaken(before.key.clone().unwrap_or_default()))
             } else {
                 Ok(())
             }
@@ -659,19 +657,20 @@ fn plan_undo(conn: &Connection, action_id: i64) -> Result<Plan> {
         )
         .optional()
         .map_err(sql)?
-        .ok_or_else(|| Error::not_found("action", action_id.to_string()))?;
+        .ok_or_else(|| Error::not_found(Thing::Action, action_id.to_string()))?;
     if let Some(at) = action.undone_at {
-        return Err(Error::Conflict(format!(
-            "action {action_id} ({}) was already undone at {}",
-            action.verb,
-            from_ms(at).to_rfc3339()
-        )));
+        return Err(Error::conflict(Conflict::AlreadyUndone {
+            action_id,
+            verb: action.verb.clone(),
+            at: from_ms(at),
+        }));
     }
     let rule = rules::action_rule(&action.verb).ok_or_else(|| {
-        Error::Storage(format!(
-            "action {action_id} has an unknown verb '{}'",
-            action.verb
-        ))
+        Error::storage(
+            StorageCause::Io,
+            None,
+            format!("action {action_id} has an unknown verb '{}'", action.verb),
+        )
     })?;
     let records: Vec<(i64, Option<i64>, String)> = conn
         .prepare("SELECT item_seq, version_after, before FROM action_items WHERE action_id = ?1")
@@ -686,8 +685,13 @@ fn plan_undo(conn: &Connection, action_id: i64) -> Result<Plan> {
         .map_err(sql)?;
     let mut entries = Vec::with_capacity(records.len());
     for (seq, version_after, before) in records {
-        let before: ItemRow = serde_json::from_str(&before)
-            .map_err(|e| Error::Storage(format!("undo record of action {action_id}: {e}")))?;
+        let before: ItemRow = serde_json::from_str(&before).map_err(|e| {
+            Error::storage(
+                StorageCause::Io,
+                None,
+                format!("undo record of action {action_id}: {e}"),
+            )
+        })?;
         let current = current_of
             .query_row([seq], ItemRow::from_sql)
             .optional()
@@ -782,7 +786,16 @@ impl Plan {
         if not > 5 {
             m.push_str(&format!("\n  … and {} more", not - 5));
         }
-        Error::Conflict(m)
+        Error::Conflict {
+            conflict: Conflict::UndoRefused {
+                action_id: self.action.id,
+                total: r.total,
+                restorable: r.restored,
+                strict,
+                kept: r.kept_items.clone(),
+            },
+            message: m,
+        }
     }
 }
 
@@ -820,10 +833,10 @@ pub fn undo(ctx: &mut Ctx, req: &UndoRequest) -> Result<UndoResult> {
                 let mut before = e.before;
                 let mut row = before.clone();
                 if !insert(ctx, &mut row)? {
-                    return Err(Error::Conflict(format!(
-                        "cannot undo action {action_id}: item {}'s key is taken by a newer item",
-                        before.id
-                    )));
+                    return Err(Error::conflict(Conflict::KeyTaken {
+                        action_id,
+                        id: before.id,
+                    }));
                 }
                 save(ctx, &mut before, false)?;
                 deltas.moved(qid, None, Some(before.status), before.enqueued_at);
@@ -926,7 +939,7 @@ fn restore(row: &mut ItemRow, before: &ItemRow, part: Part, action: &ActionRow) 
 
 pub fn list(conn: &Connection, q: &ActionQuery) -> Result<Vec<ActionInfo>> {
     if q.limit == 0 {
-        return Err(Error::Invalid("limit must be at least 1".into()));
+        return Err(Error::invalid("limit", "limit must be at least 1"));
     }
     let qid = match &q.queue {
         Some(name) => Some(queue_by_name(conn, name)?.id),

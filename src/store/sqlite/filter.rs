@@ -20,7 +20,7 @@ pub struct Where {
 const EXPIRED: &str = "(i.status = 'queued' AND i.expires_at IS NOT NULL AND i.expires_at <= ?)";
 
 pub fn build(conn: &Connection, f: &Filter, now: Time) -> Result<Where> {
-    crate::rules::check_filter(f).map_err(crate::backend::Error::Invalid)?;
+    crate::rules::check_filter(f).map_err(|m| crate::backend::Error::invalid("search", m))?;
     let now = now.timestamp_millis();
     let mut conds: Vec<String> = Vec::new();
     let mut params: Vec<Value> = Vec::new();

@@ -11,7 +11,7 @@ mod writer;
 
 pub use schema::schema_version;
 
-use crate::backend::{Backend, Error, ImportRows, Result};
+use crate::backend::{Backend, Error, ImportRows, Result, StorageCause};
 use crate::clock::Clock;
 use crate::model::*;
 use async_trait::async_trait;
@@ -123,7 +123,13 @@ impl SqliteStore {
             out
         })
         .await
-        .map_err(|e| Error::Storage(format!("read task failed: {e}")))?
+        .map_err(|e| {
+            Error::storage(
+                StorageCause::Stopped,
+                None,
+                format!("read task failed: {e}"),
+            )
+        })?
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>

@@ -2,7 +2,7 @@
 
 use super::filter;
 use super::rows::*;
-use crate::backend::{Error, Result};
+use crate::backend::{Conflict, Error, Result};
 use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules;
@@ -221,16 +221,13 @@ pub fn items(conn: &Connection, f: &Filter, page: &PageRequest, now: Time) -> Re
     let mut keyset = String::new();
     if let Some(after) = &page.after {
         if page.sort != SortBy::Enqueued {
-            return Err(Error::Invalid(
-                "paging after an item goes with enqueue order only".into(),
+            return Err(Error::invalid(
+                "after",
+                "paging after an item goes with enqueue order only",
             ));
         }
         let seq = item_by_id(conn, after)
-            .map_err(|_| {
-                Error::Conflict(format!(
-                    "item {after}, where the listing was to continue, no longer exists; list again"
-                ))
-            })?
+            .map_err(|_| Error::conflict(Conflict::ListingGone { id: after.clone() }))?
             .seq;
         keyset = format!(" AND i.seq {} ?", if page.descending { "<" } else { ">" });
         params.push(seq.into());

@@ -1,6 +1,6 @@
 //! Rows as stored, and their conversion to the model.
 
-use crate::backend::{Error, Result};
+use crate::backend::{Error, Result, StorageCause, Thing};
 use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules;
@@ -182,7 +182,7 @@ pub fn queue_by_name(conn: &Connection, name: &str) -> Result<QueueRow> {
     conn.prepare_cached(&format!("SELECT {QUEUE_COLS} FROM queues WHERE name = ?1"))
         .and_then(|mut st| st.query_row([name], QueueRow::from_sql).optional())
         .map_err(sql)?
-        .ok_or_else(|| Error::not_found("queue", name))
+        .ok_or_else(|| Error::not_found(Thing::Queue, name))
 }
 
 pub fn all_queues(conn: &Connection) -> Result<HashMap<i64, QueueRow>> {
@@ -202,21 +202,23 @@ pub fn item_by_id(conn: &Connection, id: &str) -> Result<ItemRow> {
     conn.prepare_cached(&format!("SELECT {ITEM_COLS} FROM items i WHERE i.id = ?1"))
         .and_then(|mut st| st.query_row([id], ItemRow::from_sql).optional())
         .map_err(sql)?
-        .ok_or_else(|| Error::not_found("item", id))
+        .ok_or_else(|| Error::not_found(Thing::Item, id))
 }
 
 /// An SQL error inside a job; the file-level ones are mapped by `schema::storage`.
 pub fn sql(e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode::*;
     if super::schema::is_disk_full(&e) {
-        return Error::Storage(
-            "disk full: the database cannot grow (free some space and try again)".into(),
+        return Error::storage(
+            StorageCause::DiskFull,
+            None,
+            "disk full: the database cannot grow (free some space and try again)",
         );
     }
     match e.sqlite_error_code() {
         Some(DatabaseBusy | DatabaseLocked) => super::schema::locked(None),
-        Some(ReadOnly) => Error::Storage("database is read-only".into()),
-        _ => Error::Storage(format!("database error: {e}")),
+        Some(ReadOnly) => Error::storage(StorageCause::ReadOnly, None, "database is read-only"),
+        _ => Error::storage(StorageCause::Io, None, format!("database error: {e}")),
     }
 }
 

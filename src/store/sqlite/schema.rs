@@ -1,7 +1,7 @@
 //! Opening a workq SQLite file: pragmas, the schema and its migrations, and turning
 //! SQLite's errors into ones that say what is wrong with the file.
 
-use crate::backend::Error;
+use crate::backend::{Error, StorageCause as Cause};
 use rusqlite::{Connection, OpenFlags};
 use std::cell::Cell;
 use std::path::Path;
@@ -194,15 +194,23 @@ pub fn schema_version() -> i32 {
 /// Opens (creating if need be) a workq database and brings its schema up to date.
 pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
     if path.is_dir() {
-        return Err(Error::Storage(format!(
-            "{} is a directory; give the path of a database file",
-            path.display()
-        )));
+        return Err(Error::storage(
+            Cause::BadPath,
+            Some(path),
+            format!(
+                "{} is a directory; give the path of a database file",
+                path.display()
+            ),
+        ));
     }
     if write {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                Error::Storage(format!("cannot create directory {}: {e}", dir.display()))
+                Error::storage(
+                    Cause::BadPath,
+                    Some(path),
+                    format!("cannot create directory {}: {e}", dir.display()),
+                )
             })?;
         }
     }
@@ -215,24 +223,36 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
     let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(path, e))?;
     patient(&conn).map_err(|e| storage_on(&conn, path, e))?;
     if write && conn.is_readonly("main").unwrap_or(false) {
-        return Err(Error::Storage(format!(
-            "database {} is read-only (check the file's permissions)",
-            path.display()
-        )));
+        return Err(Error::storage(
+            Cause::ReadOnly,
+            Some(path),
+            format!(
+                "database {} is read-only (check the file's permissions)",
+                path.display()
+            ),
+        ));
     }
     let (app_id, version, tables) = identify(&conn).map_err(|e| storage_on(&conn, path, e))?;
     if app_id != APPLICATION_ID && tables > 0 {
-        return Err(Error::Storage(format!(
-            "{} is an SQLite database but not a workq one",
-            path.display()
-        )));
+        return Err(Error::storage(
+            Cause::NotWorkq,
+            Some(path),
+            format!(
+                "{} is an SQLite database but not a workq one",
+                path.display()
+            ),
+        ));
     }
     if version > schema_version() {
-        return Err(Error::Storage(format!(
-            "database {} has schema version {version}, newer than this workq knows ({}): upgrade workq",
-            path.display(),
-            schema_version()
-        )));
+        return Err(Error::storage(
+            Cause::NewerSchema,
+            Some(path),
+            format!(
+                "database {} has schema version {version}, newer than this workq knows ({}): upgrade workq",
+                path.display(),
+                schema_version()
+            ),
+        ));
     }
     if write {
         conn.execute_batch(
@@ -245,10 +265,14 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
         conn.execute_batch("PRAGMA cache_size = -32768;")
             .map_err(|e| storage_on(&conn, path, e))?;
         if version < schema_version() {
-            return Err(Error::Storage(format!(
-                "database {} needs a schema upgrade that a read-only open cannot make",
-                path.display()
-            )));
+            return Err(Error::storage(
+                Cause::NeedsUpgrade,
+                Some(path),
+                format!(
+                    "database {} needs a schema upgrade that a read-only open cannot make",
+                    path.display()
+                ),
+            ));
         }
     }
     Ok(conn)
@@ -305,17 +329,7 @@ thread_local! {
 /// "database X is locked by another process (waited 5.2s); try again": the time this
 /// thread really waited, when it waited at all.
 pub fn locked(path: Option<&Path>) -> Error {
-    let db = match path {
-        Some(p) => format!("database {}", p.display()),
-        None => "the database".to_string(),
-    };
-    Error::Busy(match WAITED.take() {
-        Some(w) => format!(
-            "{db} is locked by another process (waited {:.1}s); try again",
-            w.as_secs_f64()
-        ),
-        None => format!("{db} is locked by another process; try again"),
-    })
+    Error::busy(path, WAITED.take())
 }
 
 /// Whether SQLite failed for want of space: SQLITE_FULL, or an I/O error growing the
@@ -352,10 +366,14 @@ pub fn storage_on(conn: &Connection, path: &Path, e: rusqlite::Error) -> Error {
 }
 
 fn disk_full(path: &Path) -> Error {
-    Error::Storage(format!(
-        "disk full: database {} cannot grow (free some space and try again)",
-        path.display()
-    ))
+    Error::storage(
+        Cause::DiskFull,
+        Some(path),
+        format!(
+            "disk full: database {} cannot grow (free some space and try again)",
+            path.display()
+        ),
+    )
 }
 
 fn identify(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
@@ -396,11 +414,21 @@ pub fn storage(path: &Path, e: rusqlite::Error) -> Error {
     }
     match e.sqlite_error_code() {
         Some(DatabaseBusy | DatabaseLocked) => locked(Some(path)),
-        Some(ReadOnly) => Error::Storage(format!(
-            "database {p} is read-only (check the file's and its directory's permissions)"
-        )),
-        Some(NotADatabase) => Error::Storage(format!("{p} is not a workq database")),
-        Some(CannotOpen) => Error::Storage(format!("cannot open database {p}: {e}")),
-        _ => Error::Storage(format!("database {p}: {e}")),
+        Some(ReadOnly) => Error::storage(
+            Cause::ReadOnly,
+            Some(path),
+            format!("database {p} is read-only (check the file's and its directory's permissions)"),
+        ),
+        Some(NotADatabase) => Error::storage(
+            Cause::NotWorkq,
+            Some(path),
+            format!("{p} is not a workq database"),
+        ),
+        Some(CannotOpen) => Error::storage(
+            Cause::CannotOpen,
+            Some(path),
+            format!("cannot open database {p}: {e}"),
+        ),
+        _ => Error::storage(Cause::Io, Some(path), format!("database {p}: {e}")),
     }
 }

@@ -3,7 +3,7 @@
 
 use super::rows::*;
 use super::writer::Ctx;
-use crate::backend::{Error, ImportRows, Result};
+use crate::backend::{Conflict, Error, ImportRows, Result};
 use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules;
@@ -36,10 +36,12 @@ fn dur_ms(d: Option<std::time::Duration>) -> Option<i64> {
 // ---------------------------------------------------------------- queues
 
 pub fn create_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue> {
-    rules::check_queue_name(name).map_err(Error::Invalid)?;
-    rules::check_settings(&s).map_err(Error::Invalid)?;
+    rules::check_queue_name(name).map_err(|m| Error::invalid("name", m))?;
+    check_settings(&s)?;
     if queue_by_name(ctx.conn, name).is_ok() {
-        return Err(Error::Conflict(format!("queue '{name}' already exists")));
+        return Err(Error::conflict(Conflict::QueueExists {
+            queue: name.to_string(),
+        }));
     }
     ctx.conn
         .execute(
@@ -68,8 +70,15 @@ pub fn create_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
     Ok(queue_by_name(ctx.conn, name)?.queue)
 }
 
+fn check_settings(s: &QueueSettings) -> Result<()> {
+    match rules::settings_problem(s) {
+        Some((field, m)) => Err(Error::invalid(field, m)),
+        None => Ok(()),
+    }
+}
+
 pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue> {
-    rules::check_settings(&s).map_err(Error::Invalid)?;
+    check_settings(&s)?;
     let q = queue_by_name(ctx.conn, name)?;
     ctx.ready = true;
     let c = ctx.conn;
@@ -118,7 +127,7 @@ pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
             "sla" => "sla_ms",
             "deadline" => "deadline",
             "concurrency" => "concurrency",
-            other => return Err(Error::Invalid(format!("cannot clear '{other}'"))),
+            other => return Err(Error::invalid("clear", format!("cannot clear '{other}'"))),
         };
         set(col, V::Null)?;
     }
@@ -147,9 +156,10 @@ pub fn delete_queue(ctx: &mut Ctx, name: &str, force: bool) -> Result<u64> {
     let q = queue_by_name(ctx.conn, name)?;
     let n = q.counts.total();
     if n > 0 && !force {
-        return Err(Error::Conflict(format!(
-            "queue '{name}' still has {n} items; delete it with --force to delete them too"
-        )));
+        return Err(Error::conflict(Conflict::QueueNotEmpty {
+            queue: name.to_string(),
+            items: n,
+        }));
     }
     for table in ["items", "history", "stats", "open_minutes", "action_queues"] {
         ctx.conn
@@ -547,8 +557,14 @@ pub(super) fn insert(ctx: &Ctx, row: &mut ItemRow) -> Result<bool> {
     Ok(n == 1)
 }
 
+/// A taken key, as one row of an import reports it.
 fn duplicate_key(queue: &str, key: &str) -> String {
-    format!("duplicate key '{key}': queue '{queue}' already has an item with this key")
+    Error::conflict(Conflict::DuplicateKey {
+        queue: queue.to_string(),
+        key: key.to_string(),
+        index: None,
+    })
+    .to_string()
 }
 
 pub fn add_items(
@@ -562,18 +578,18 @@ pub fn add_items(
     let mut deltas = Deltas::default();
     let many = items.len() > 1;
     for (i, it) in items.into_iter().enumerate() {
-        let at = if many {
-            format!("item {}: ", i + 1)
-        } else {
-            String::new()
-        };
-        rules::check_new_item(&it).map_err(|(_, m)| Error::Invalid(format!("{at}{m}")))?;
+        let index = many.then_some(i as u64 + 1);
+        rules::check_new_item(&it).map_err(|(field, m)| match index {
+            Some(i) => Error::invalid_item(field, i, &m),
+            None => Error::invalid(field, m),
+        })?;
         let mut row = new_row(ctx, &q, it, actor);
         if !insert(ctx, &mut row)? {
-            return Err(Error::Conflict(format!(
-                "{at}{}",
-                duplicate_key(queue, row.key.as_deref().unwrap_or(""))
-            )));
+            return Err(Error::conflict(Conflict::DuplicateKey {
+                queue: queue.to_string(),
+                key: row.key.clone().unwrap_or_default(),
+                index,
+            }));
         }
         if row.status == Status::OnHold {
             created_on_hold(ctx, &row, actor)?;
@@ -632,10 +648,12 @@ pub fn import(
     if !opts.skip_bad && !report.rejected.is_empty() {
         report.imported = 0;
         if !opts.dry_run {
-            return Err(Error::Invalid(import_failure(
-                "import refused, nothing imported",
-                &report.rejected,
-            )));
+            return Err(Error::Invalid {
+                field: "rows".into(),
+                index: None,
+                message: import_failure("import refused, nothing imported", &report.rejected),
+                rows: report.rejected,
+            });
         }
     }
     Ok(report)
@@ -670,6 +688,7 @@ fn import_rows(
                     line: r.line,
                     column: Some(col.to_string()),
                     message: m,
+                    ..Default::default()
                 });
                 continue;
             }
@@ -690,14 +709,19 @@ fn import_rows(
             } else {
                 let key = row.key.as_deref().unwrap_or("");
                 let holder = key_holder(ctx.conn, q.id, key)?;
-                let message = match keyed.binary_search_by_key(&holder, |(seq, _)| *seq) {
-                    Ok(i) => format!("'{key}' repeats line {}", keyed[i].1),
-                    Err(_) => duplicate_key(queue, key),
+                let repeats = keyed
+                    .binary_search_by_key(&holder, |(seq, _)| *seq)
+                    .ok()
+                    .map(|i| keyed[i].1);
+                let message = match repeats {
+                    Some(earlier) => format!("'{key}' repeats line {earlier}"),
+                    None => duplicate_key(queue, key),
                 };
                 report.rejected.push(RowError {
                     line,
                     column: Some(key_col.to_string()),
                     message,
+                    repeats,
                 });
             }
         }
@@ -733,15 +757,16 @@ pub(super) fn key_taken(conn: &Connection, queue_id: i64, key: &str) -> Result<b
 
 pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
     if req.queues.is_empty() {
-        return Err(Error::Invalid(
-            "name at least one queue to dequeue from".into(),
+        return Err(Error::invalid(
+            "queues",
+            "name at least one queue to dequeue from",
         ));
     }
     if req.worker.trim().is_empty() {
-        return Err(Error::Invalid("worker name must not be empty".into()));
+        return Err(Error::invalid("worker", "worker name must not be empty"));
     }
     if req.count == 0 {
-        return Err(Error::Invalid("count must be at least 1".into()));
+        return Err(Error::invalid("count", "count must be at least 1"));
     }
     // A queue named twice is polled once: its concurrency room is read once per queue.
     let mut seen = std::collections::HashSet::new();
@@ -909,16 +934,12 @@ fn leased(conn: &Connection, id: &str, token: &str) -> Result<ItemRow> {
     let row = item_by_id(conn, id)?;
     match row.status {
         Status::Processing if row.lease_token.as_deref() == Some(token) => Ok(row),
-        Status::Processing => Err(Error::Conflict(format!(
-            "stale lease for item {id}: the token does not match its current lease (yours expired \
-             and it was leased again, or the token is wrong); your result was not recorded"
-        ))),
-        Status::OnHold => Err(Error::Conflict(format!(
-            "item {id} is on hold: a person held it while it was being processed; your result was not recorded"
-        ))),
-        other => Err(Error::Conflict(format!(
-            "item {id} is {other}, not processing under your lease (it timed out or was handled by someone else); your result was not recorded"
-        ))),
+        Status::Processing => Err(Error::conflict(Conflict::StaleLease { id: id.into() })),
+        Status::OnHold => Err(Error::conflict(Conflict::OnHold { id: id.into() })),
+        status => Err(Error::conflict(Conflict::NotLeased {
+            id: id.into(),
+            status,
+        })),
     }
 }
 
@@ -1089,10 +1110,7 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
                     // The common case in one statement; a miss is explained by `leased`.
                     let Some(row) = complete(ctx, o, worker)? else {
                         leased(ctx.conn, &o.id, &o.lease)?;
-                        return Err(Error::Conflict(format!(
-                            "item {} changed meanwhile; try again",
-                            o.id
-                        )));
+                        return Err(Error::conflict(Conflict::Changed { id: o.id.clone() }));
                     };
                     let by = row.worker.as_deref().unwrap_or(worker);
                     hist.complete(&row, by, o.note.as_deref());
@@ -1108,10 +1126,13 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
                     row
                 }
                 Some(Reason::Timeout) => {
-                    return Err(Error::Invalid(format!(
-                    "item {}: timeout is for leases that ran out; report generic, it or business",
-                    o.id
-                )))
+                    return Err(Error::invalid(
+                        "reason",
+                        format!(
+                            "item {}: timeout is for leases that ran out; report generic, it or business",
+                            o.id
+                        ),
+                    ))
                 }
                 Some(reason) => {
                     let mut row = leased(ctx.conn, &o.id, &o.lease)?;
@@ -1169,7 +1190,7 @@ pub fn hand_back(
             let mut row = leased(ctx.conn, &h.id, &h.lease)?;
             let to = rules::To::Status(Status::Queued);
             if !rules::transition_allowed(row.status, to, rules::Actor::LeaseHolder) {
-                return Err(Error::Transition(rules::refusal(&h.id, row.status, to)));
+                return Err(rules::refusal(&h.id, "hand-back", row.status, to));
             }
             let q = queues.get(ctx.conn, row.queue_id)?.clone();
             let by = row.worker.clone().unwrap_or_else(|| worker.to_string());

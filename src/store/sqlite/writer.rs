@@ -4,7 +4,7 @@
 //! so an acknowledged write is on disk.
 
 use super::schema::storage_on;
-use crate::backend::{Error, Result};
+use crate::backend::{Error, Result, StorageCause};
 use crate::clock::Clock;
 use crate::model::{Event, Time};
 use rusqlite::Connection;
@@ -94,12 +94,21 @@ impl Writer {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 Err(TrySendError::Disconnected(_)) => {
-                    return Err(Error::Storage("the database writer has stopped".into()))
+                    return Err(Error::storage(
+                        StorageCause::Stopped,
+                        None,
+                        "the database writer has stopped",
+                    ))
                 }
             }
         }
-        rx.await
-            .map_err(|_| Error::Storage("the database writer stopped mid-write".into()))?
+        rx.await.map_err(|_| {
+            Error::storage(
+                StorageCause::Stopped,
+                None,
+                "the database writer stopped mid-write",
+            )
+        })?
     }
 }
 
@@ -220,7 +229,11 @@ fn commit_batch(
                 exec(conn, "RELEASE job").ok();
                 // The job's reply went down with it: its caller sees "stopped mid-write".
                 if conn.is_autocommit() {
-                    lost = Some(Error::Storage("the transaction was lost".into()));
+                    lost = Some(Error::storage(
+                        StorageCause::Io,
+                        None,
+                        "the transaction was lost",
+                    ));
                 }
                 continue;
             }
@@ -232,10 +245,14 @@ fn commit_batch(
         exec(conn, "RELEASE job").ok();
         replies.push(reply);
         if conn.is_autocommit() {
-            lost = Some(Error::Storage(format!(
-                "database {}: the transaction was rolled back by SQLite (disk full or I/O error?)",
-                path.display()
-            )));
+            lost = Some(Error::storage(
+                StorageCause::Io,
+                Some(path),
+                format!(
+                    "database {}: the transaction was rolled back by SQLite (disk full or I/O error?)",
+                    path.display()
+                ),
+            ));
         }
     }
     let commit = exec(conn, "COMMIT").map_err(|e| storage_on(conn, path, e));

@@ -214,7 +214,7 @@ pub fn detail(id: &str) -> Result<ItemDetail, Error> {
     let item = all_items()
         .into_iter()
         .find(|i| i.id == id)
-        .ok_or_else(|| Error::not_found("item", id))?;
+        .ok_or_else(|| Error::not_found(crate::backend::Thing::Item, id))?;
     let mut history = vec![HistoryEntry {
         at: item.enqueued_at,
         by: "demo:import".into(),
