@@ -176,6 +176,9 @@ pub struct QueueSettings {
     pub lease: Option<Duration>,
     pub concurrency: Option<u32>,
     pub priority: Option<i32>,
+    /// How long automatic retries wait (see `Backoff`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff: Option<Backoff>,
     /// Settings to unset on update: any of `rules::CLEARABLE`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clear: Vec<String>,
@@ -199,8 +202,22 @@ pub struct Queue {
     pub lease: Duration,
     pub concurrency: Option<u32>,
     pub priority: i32,
+    /// How long automatic retries wait; `None`: they are queued again at once.
+    #[serde(default)]
+    pub retry_backoff: Option<Backoff>,
     #[serde(with = "time_ms")]
     pub created_at: Time,
+}
+
+/// The wait before an automatic retry (`rules::retry_delay`): `delay` before the first,
+/// doubling for each one after, never more than `max`; jittered over the upper half so
+/// items that failed together do not all come back at once. In JSON, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backoff {
+    #[serde(with = "duration_ms")]
+    pub delay: Duration,
+    #[serde(with = "duration_ms")]
+    pub max: Duration,
 }
 
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);

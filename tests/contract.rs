@@ -27,6 +27,8 @@ async fn sqlite() -> Env {
     // must come from the write itself (see `a_long_poll_wakes_when_work_arrives`).
     let options = workq::store::sqlite::Options {
         poll_every: Duration::from_secs(3600),
+        // Retry backoffs jitter at random, as in production: the tests hold for any draw.
+        ..Default::default()
     };
     let store =
         workq::SqliteStore::open_with(dir.path().join("t.db"), Arc::new(clock.clone()), options)
@@ -537,7 +539,10 @@ pub async fn a_timed_out_lease_without_retries_is_a_timeout_exception(env: Env) 
         (d.item.status, d.item.reason),
         (Status::Exception, Some(Reason::Timeout))
     );
-    assert!(d.item.notes.last().unwrap().text.contains("lease expired"));
+    assert_eq!(
+        d.item.notes.last().unwrap().text,
+        workq::rules::timeout_note(Some("w1"), Duration::from_secs(10))
+    );
     assert!(d
         .history
         .iter()
@@ -2457,6 +2462,206 @@ pub async fn a_heartbeat_keeps_the_lease_past_its_first_deadline(env: Env) {
     );
 }
 
+// ------------------------------------------------------------------ retry backoff
+
+/// Takes the one item `id` from `q` if it can be taken now; `None` if not.
+async fn take_if_ready(env: &Env, q: &str) -> Option<Lease> {
+    let mut got = take(env, &[q], 1).await;
+    match got.leases.pop() {
+        Some(l) => Some(l),
+        None => {
+            assert_eq!(
+                got.why_empty.map(|w| w.reason),
+                Some(EmptyReason::NothingReady)
+            );
+            None
+        }
+    }
+}
+
+/// Whatever the jitter draws, an automatic retry waits between half and all of its
+/// backoff (10 s before the first, 20 s before the second): never taken before, always
+/// after. Both kinds of retried failure wait: an IT exception and a lease that ran out.
+pub async fn automatic_retries_wait_for_their_backoff(env: Env) {
+    let backoff = Backoff {
+        delay: Duration::from_secs(10),
+        max: Duration::from_secs(3600),
+    };
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            max_retries: Some(3),
+            lease: Some(Duration::from_secs(30)),
+            retry_backoff: Some(backoff),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        env.store.queue("q").await.unwrap().queue.retry_backoff,
+        Some(backoff)
+    );
+    let id = add(&env, "q", &["a"]).await.remove(0).id;
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    let failed_at = env.clock.now_for_test();
+    let f = finish_one(&env, failed(&l, Reason::It, "SAP is down"))
+        .await
+        .unwrap();
+    assert_eq!((f.status, f.retry_count), (Status::Queued, 1));
+    let d = env.store.item(&id).await.unwrap();
+    let wait = d.item.delay_until.expect("a retry with a backoff waits") - failed_at;
+    assert!(
+        (5_000..=10_000).contains(&wait.num_milliseconds()),
+        "first retry waits 5–10 s: {wait}"
+    );
+    // The history has the failure, then the retry that says how long it waits.
+    let tail: Vec<(&str, &str)> = d
+        .history
+        .iter()
+        .rev()
+        .take(2)
+        .map(|h| (h.action.as_str(), h.by.as_str()))
+        .collect();
+    assert_eq!(tail, [("retry", "system"), ("fail", "w1")]);
+    assert!(d
+        .history
+        .last()
+        .unwrap()
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("backoff"));
+    // Not before its time…
+    assert!(take_if_ready(&env, "q").await.is_none(), "taken at once");
+    env.clock.advance(Duration::from_millis(4_999));
+    assert!(take_if_ready(&env, "q").await.is_none(), "taken before 5 s");
+    env.clock
+        .set(failed_at + chrono::Duration::milliseconds(wait.num_milliseconds() - 1));
+    assert!(
+        take_if_ready(&env, "q").await.is_none(),
+        "taken before its wait"
+    );
+    // …and then at once.
+    env.clock.set(failed_at + wait);
+    let l = take_if_ready(&env, "q")
+        .await
+        .expect("taken once its wait is over");
+    assert_eq!((l.item.id.as_str(), l.item.retry_count), (id.as_str(), 1));
+    assert_eq!(l.item.delay_until, None, "a passed delay is cleared");
+    // The lease runs out: the second retry waits twice as long (10–20 s).
+    env.clock.advance(Duration::from_secs(31));
+    let timed_out_at = env.clock.now_for_test();
+    assert_eq!(env.store.sweep().await.unwrap(), 1);
+    let d = env.store.item(&id).await.unwrap();
+    assert_eq!((d.item.status, d.item.retry_count), (Status::Queued, 2));
+    let wait = d.item.delay_until.unwrap() - timed_out_at;
+    assert!(
+        (10_000..=20_000).contains(&wait.num_milliseconds()),
+        "second retry waits 10–20 s: {wait}"
+    );
+    env.clock.advance(Duration::from_millis(9_999));
+    assert!(
+        take_if_ready(&env, "q").await.is_none(),
+        "taken before 10 s"
+    );
+    env.clock.set(timed_out_at + chrono::Duration::seconds(20));
+    assert!(take_if_ready(&env, "q").await.is_some());
+    // The queue counts it as queued while it waits, and nothing else moved.
+    let c = counts(&env, "q").await;
+    assert_eq!((c.processing, c.queued, c.exception), (1, 0, 0));
+}
+
+/// A backoff delays only automatic retries: a business exception stays an exception, a
+/// person's requeue and a hand-back are queued at once.
+pub async fn a_backoff_delays_only_automatic_retries(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            max_retries: Some(3),
+            retry_backoff: Some(Backoff {
+                delay: Duration::from_secs(60),
+                max: Duration::from_secs(60),
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "q", &["a", "b"]).await;
+    let got = take(&env, &["q"], 2).await.leases;
+    let f = finish_one(&env, failed(&got[0], Reason::Business, "no PO"))
+        .await
+        .unwrap();
+    assert_eq!(f.status, Status::Exception);
+    let back = HandBack {
+        id: got[1].item.id.clone(),
+        lease: got[1].lease.clone(),
+    };
+    env.store.hand_back(vec![back], "w1", "bye").await.unwrap();
+    act(&env, ids(&[got[0].item.clone()]), requeue())
+        .await
+        .unwrap();
+    let again = take(&env, &["q"], 5).await.leases;
+    assert_eq!(again.len(), 2, "both queued at once");
+    assert!(again.iter().all(|l| l.item.retry_count == 0));
+}
+
+/// The setting is set, changed, cleared and checked like any other.
+pub async fn retry_backoff_is_a_queue_setting(env: Env) {
+    let b = |d: u64, m: u64| Backoff {
+        delay: Duration::from_secs(d),
+        max: Duration::from_secs(m),
+    };
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            retry_backoff: Some(b(30, 600)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let set = |s: QueueSettings| {
+        let store = env.store.clone();
+        async move { store.update_queue("q", s).await }
+    };
+    let q = set(QueueSettings {
+        retry_backoff: Some(b(5, 60)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(q.retry_backoff, Some(b(5, 60)));
+    let q = set(QueueSettings {
+        max_retries: Some(2),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(q.retry_backoff, Some(b(5, 60)), "left as it is");
+    for bad in [b(0, 60), b(60, 5), b(1, 101 * 365 * 86_400)] {
+        let e = set(QueueSettings {
+            retry_backoff: Some(bad),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(invalid(&e), "retry_backoff", "{bad:?}");
+    }
+    let q = set(QueueSettings {
+        clear: vec!["retry-backoff".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(q.retry_backoff, None);
+    assert_eq!(
+        env.store.queue("q").await.unwrap().queue.retry_backoff,
+        None
+    );
+}
+
 /// A clock accessor for the tests.
 trait NowForTest {
     fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
@@ -2526,4 +2731,7 @@ contract!(sqlite:
     pages_continue_after_an_item,
     a_deadline_missed_today_says_so,
     a_heartbeat_keeps_the_lease_past_its_first_deadline,
+    automatic_retries_wait_for_their_backoff,
+    a_backoff_delays_only_automatic_retries,
+    retry_backoff_is_a_queue_setting,
 );

@@ -291,10 +291,10 @@ async fn a_console_pause_on_a_locked_file_is_reported() {
 
 /// A database at schema 1, the last release, as workq then wrote it through its CLI
 /// (`fixtures/schema1.sql`): the first open takes it through migration 2 (expired items in
-/// queue health) and 3 (the action log) to the schema a new file gets, and everything in it
-/// reads, counts and undoes as it did.
+/// queue health), 3 (the action log) and 4 (retry backoff) to the schema a new file gets,
+/// and everything in it reads, counts and undoes as it did.
 #[tokio::test]
-async fn a_schema_1_database_migrates_through_2_and_3_and_keeps_everything() {
+async fn a_schema_1_database_migrates_through_2_3_and_4_and_keeps_everything() {
     use workq::model::*;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
@@ -313,7 +313,7 @@ async fn a_schema_1_database_migrates_through_2_and_3_and_keeps_everything() {
     let written = clock::from_ms(1_796_142_176_904);
     let at = clock::ManualClock::new(written + chrono::Duration::minutes(30));
     let s = SqliteStore::open(&path, Arc::new(at.clone())).unwrap();
-    assert_eq!(version(&path), 3);
+    assert_eq!(version(&path), 4);
     // The schema is the one a new file gets, index for index.
     let fresh = dir.path().join("new.db");
     drop(open(&fresh).unwrap());
@@ -328,7 +328,7 @@ async fn a_schema_1_database_migrates_through_2_and_3_and_keeps_everything() {
             .collect()
     };
     assert_eq!(schema(&path), schema(&fresh));
-    assert_eq!(version(&fresh), 3);
+    assert_eq!(version(&fresh), 4);
 
     // The items, byte for byte, and the queue's health from the new index.
     let q = s.queue("invoices").await.unwrap();
@@ -337,6 +337,10 @@ async fn a_schema_1_database_migrates_through_2_and_3_and_keeps_everything() {
         (3, 1, 1)
     );
     assert_eq!((q.expired, q.out_of_sla, q.at_risk), (1, 1, 0), "{q:?}");
+    assert_eq!(
+        q.queue.retry_backoff, None,
+        "retries of an old queue wait as before"
+    );
     let all = s
         .items(Filter::default(), PageRequest::default())
         .await
@@ -441,5 +445,5 @@ async fn a_schema_1_database_migrates_through_2_and_3_and_keeps_everything() {
     // Opened again, nothing is left to migrate.
     let s = SqliteStore::open(&path, Arc::new(at)).unwrap();
     assert_eq!(s.queue("invoices").await.unwrap().counts.queued, 4);
-    assert_eq!(version(&path), 3);
+    assert_eq!(version(&path), 4);
 }

@@ -9,7 +9,7 @@ use super::writer::Ctx;
 use crate::backend::{Conflict, Error, Refused, Result, StorageCause, Thing};
 use crate::clock::from_ms;
 use crate::model::*;
-use crate::rules::{self, ActionRule, Kept, Part, To, UndoStep, UndoWhen};
+use crate::rules::{self, ActionRule, Kept, Part, Put, To, UndoStep, UndoWhen};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -65,9 +65,7 @@ pub fn target_rows(
     }
 }
 
-fn rule_of(action: &ActionKind) -> &'static ActionRule {
-    rules::action_rule(action.verb()).expect("every action has a row in rules::ACTION_RULES")
-}
+use rules::rule_of;
 
 // ---------------------------------------------------------------- previews
 
@@ -95,18 +93,20 @@ fn status_counts(conn: &Connection, w: &Where) -> Result<Vec<(Status, u64)>> {
     Ok(out)
 }
 
-/// Items matching a filter whose expiry has passed, among `statuses`.
+/// Items matching a filter whose expiry has passed (`rules::EXPIRY_PASSED`), among
+/// `statuses`.
 fn expired_among(conn: &Connection, w: &Where, statuses: &[Status], now: Time) -> Result<u64> {
     if statuses.is_empty() {
         return Ok(0);
     }
     let list: Vec<String> = statuses.iter().map(|s| format!("'{s}'")).collect();
+    let (passed, nows) = filter::cond(&rules::EXPIRY_PASSED);
     let mut p = w.params.clone();
-    p.push(ms(now).into());
+    p.extend(std::iter::repeat_n(ms(now).into(), nows));
     conn.query_row(
         &format!(
             "SELECT count(*) FROM items i JOIN queues q ON q.id = i.queue_id
-             WHERE {} AND i.status IN ({}) AND i.expires_at IS NOT NULL AND i.expires_at <= ?",
+             WHERE {} AND i.status IN ({}) AND {passed}",
             w.sql,
             list.join(", ")
         ),
@@ -227,7 +227,7 @@ pub fn preview(
                         if first.len() < sample as usize {
                             first.push(r);
                         }
-                        if r.expires_at.is_some_and(|e| e <= ms(now)) {
+                        if rules::EXPIRY_PASSED.holds(&r.facts(None), ms(now)) {
                             passed += 1;
                         }
                     }
@@ -310,47 +310,16 @@ fn detail(d: Map<String, Value>) -> Option<String> {
     (!d.is_empty()).then(|| Value::Object(d).to_string())
 }
 
-/// Takes `row` where `action` says, in place; the parts it changes are those of its rule.
+/// Takes `row` where `action` says, in place (`rules::act`); an edited value goes with it
+/// where the action's row writes one.
 fn apply(row: &mut ItemRow, action: &ActionKind, now: i64) {
-    match action {
-        ActionKind::Requeue { delay, value } => {
-            row.status = Status::Queued;
-            row.requeue_count += 1;
-            row.delay_until = delay.map(|d| now + d.as_millis() as i64);
-            if let Some(v) = value {
-                row.value = Some(v.clone());
-            }
-            // A person asked for it to be done again: a passed expiry would keep it from
-            // being taken. (The history records the expiry it had.)
-            if row.expires_at.is_some_and(|e| e <= now) {
-                row.expires_at = None;
-            }
-        }
-        // Off hold and nothing else: an expiry that passed meanwhile stays (SPEC §3).
-        ActionKind::Release => {
-            row.status = Status::Queued;
-            row.delay_until = None;
-        }
-        ActionKind::Hold => row.status = Status::OnHold,
-        ActionKind::Processed => {
-            row.status = Status::Processed;
-            row.finished_at = Some(now);
-        }
-        ActionKind::SetPriority { priority } => row.priority = priority.rank(),
-        ActionKind::ExtendExpiry { expires_at } => row.expires_at = expires_at.map(ms),
-        ActionKind::Delete | ActionKind::AddNote => {}
-    }
-    if matches!(rules::action_target(action), Some(To::Status(_))) {
-        // A person took it over: no lease survives.
-        row.lease_token = None;
-        row.lease_until = None;
-        if row.status != Status::Exception {
-            row.reason = None;
-            row.signature = None;
-        }
-        if row.status == Status::Queued {
-            row.finished_at = None;
-        }
+    let mut st = row.state();
+    rules::act(&mut st, action, now);
+    row.set_state(st);
+    if let (Put::Given, ActionKind::Requeue { value: Some(v), .. }) =
+        (rules::rule_of(action).writes.value, action)
+    {
+        row.value = Some(v.clone());
     }
 }
 

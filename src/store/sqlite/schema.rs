@@ -185,6 +185,13 @@ INSERT INTO action_queues (queue_id, action_id, n)
     SELECT json_extract(before, '$.queue_id'), action_id, count(*)
     FROM action_items GROUP BY 1, 2;
 "#,
+    // 4: retry backoff.
+    r#"
+-- How long automatic retries wait: the first delay and the most any one waits (both NULL:
+-- retries are queued again at once). See rules::retry_delay.
+ALTER TABLE queues ADD COLUMN retry_backoff_ms INTEGER;
+ALTER TABLE queues ADD COLUMN retry_backoff_max_ms INTEGER;
+"#,
 ];
 
 pub fn schema_version() -> i32 {

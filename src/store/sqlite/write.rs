@@ -6,8 +6,9 @@ use super::writer::Ctx;
 use crate::backend::{Conflict, Error, ImportRows, Result};
 use crate::clock::from_ms;
 use crate::model::*;
-use crate::rules;
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::rules::{self, ItemEvent};
+use crate::store::sql as store_sql;
+use rusqlite::{named_params, params, Connection, OptionalExtension};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -46,8 +47,9 @@ pub fn create_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
     ctx.conn
         .execute(
             "INSERT INTO queues (name, description, ttl_ms, sla_ms, sla_risk_pct, deadline, tz,
-                max_retries, lease_ms, concurrency, priority, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                max_retries, lease_ms, concurrency, priority, created_at, retry_backoff_ms,
+                retry_backoff_max_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 name,
                 s.description.unwrap_or_default(),
@@ -61,6 +63,8 @@ pub fn create_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
                 s.concurrency,
                 s.priority.unwrap_or(0),
                 ms(ctx.now),
+                dur_ms(s.retry_backoff.map(|b| b.delay)),
+                dur_ms(s.retry_backoff.map(|b| b.max)),
             ],
         )
         .map_err(sql)?;
@@ -121,15 +125,22 @@ pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
     if let Some(v) = s.priority {
         set("priority", V::Integer(v as i64))?;
     }
+    if let Some(b) = s.retry_backoff {
+        set("retry_backoff_ms", V::Integer(b.delay.as_millis() as i64))?;
+        set("retry_backoff_max_ms", V::Integer(b.max.as_millis() as i64))?;
+    }
     for field in &s.clear {
-        let col = match field.as_str() {
-            "ttl" => "ttl_ms",
-            "sla" => "sla_ms",
-            "deadline" => "deadline",
-            "concurrency" => "concurrency",
+        let cols: &[&str] = match field.as_str() {
+            "ttl" => &["ttl_ms"],
+            "sla" => &["sla_ms"],
+            "deadline" => &["deadline"],
+            "concurrency" => &["concurrency"],
+            "retry-backoff" => &["retry_backoff_ms", "retry_backoff_max_ms"],
             other => return Err(Error::invalid("clear", format!("cannot clear '{other}'"))),
         };
-        set(col, V::Null)?;
+        for col in cols {
+            set(col, V::Null)?;
+        }
     }
     ctx.events.push(Event::Queue {
         queue: name.to_string(),
@@ -353,14 +364,23 @@ impl HistoryBatch {
         if self.0.is_empty() {
             return Ok(());
         }
-        ctx.conn
-            .prepare_cached(
+        // The row's action and statuses are the completion's, from the state machine.
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let text = SQL.get_or_init(|| {
+            let t = rules::transition(ItemEvent::Complete);
+            format!(
                 "INSERT INTO history (item_seq, queue_id, at, by, action, from_status, to_status,
                     note, attempt_started, attempt_worker)
-                 SELECT value ->> 0, value ->> 1, ?1, value ->> 2, 'complete', 'processing',
-                        'processed', value ->> 3, value ->> 4, value ->> 2
+                 SELECT value ->> 0, value ->> 1, ?1, value ->> 2, '{}', '{}', '{}',
+                        value ->> 3, value ->> 4, value ->> 2
                  FROM json_each(?2)",
+                t.history.expect("a completion is history"),
+                t.from,
+                t.to
             )
+        });
+        ctx.conn
+            .prepare_cached(text)
             .and_then(|mut st| {
                 st.execute(params![
                     ms(ctx.now),
@@ -382,11 +402,20 @@ pub(super) fn append_note(row: &mut ItemRow, now: Time, by: &str, text: &str) {
     row.notes = Some(serde_json::to_string(&notes).expect("notes serialize"));
 }
 
-/// Queued but not takeable now: delayed, or expired (see `items.dormant` in the schema).
+/// `items.dormant` (see the schema): `rules::DORMANT`, kept in a column so the ready index
+/// holds only what a dequeue may take.
 fn dormant(row: &ItemRow, now: Time) -> bool {
-    let now = ms(now);
-    row.status == Status::Queued
-        && (row.delay_until.is_some_and(|d| d > now) || row.expires_at.is_some_and(|e| e <= now))
+    rules::DORMANT.holds(&row.facts(None), ms(now))
+}
+
+/// A condition of the rules in this store's SQL, with `:now` for now.
+fn cond(c: &rules::Cond, item_alias: &str) -> String {
+    let names = store_sql::Names {
+        item: item_alias,
+        queue: None,
+        param: &store_sql::named,
+    };
+    store_sql::cond(c, &names).0
 }
 
 /// Writes every changeable column of a row back, with its version bumped. The value, up to
@@ -780,7 +809,7 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
     queues.sort_by_key(|q| std::cmp::Reverse(q.queue.priority));
     let now = ms(ctx.now);
     let token = ulid::Ulid::new().to_string().to_ascii_lowercase();
-    let mut left = req.count as i64;
+    let mut left = req.count as u64;
     let mut leases = Vec::new();
     let mut why: Vec<QueueEmpty> = Vec::new();
     let mut deltas = Deltas::default();
@@ -788,55 +817,31 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
         if left == 0 {
             break;
         }
-        let empty = |reason, message| QueueEmpty {
+        let empty = |(reason, message)| QueueEmpty {
             queue: q.queue.name.clone(),
             reason,
             message,
         };
-        if q.queue.state == QueueState::Paused {
-            why.push(empty(
-                EmptyReason::Paused,
-                format!("queue '{}' is paused", q.queue.name),
-            ));
-            continue;
-        }
-        let mut take = left;
-        if let Some(limit) = q.queue.concurrency {
-            let room = limit as i64 - q.counts.processing as i64;
-            if room <= 0 {
-                why.push(empty(
-                    EmptyReason::ConcurrencyLimit,
-                    format!(
-                        "queue '{}' is at its concurrency limit ({}/{} processing)",
-                        q.queue.name, q.counts.processing, limit
-                    ),
-                ));
+        let take = match rules::dequeue_room(&q.queue, q.counts.processing, left) {
+            Ok(take) => take,
+            Err(e) => {
+                why.push(empty(e));
                 continue;
             }
-            take = take.min(room);
-        }
-        let lease_until = now + q.queue.lease.as_millis() as i64;
+        };
+        let lease_until = rules::lease_until(now, q.queue.lease);
         wake_due(ctx, q.id)?;
-        // Built once: the statement cache is keyed by the text, and this is the hot path.
-        static CLAIM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let claim = CLAIM.get_or_init(|| {
-            format!(
-                "UPDATE items SET status = 'processing', started_at = ?1, worker = ?2,
-                    lease_token = ?3 || '.' || seq, lease_until = ?4, delay_until = NULL,
-                    version = version + 1
-                 WHERE seq IN (SELECT seq FROM items
-                    WHERE queue_id = ?5 AND status = 'queued' AND dormant = 0
-                      AND (delay_until IS NULL OR delay_until <= ?1)
-                      AND (expires_at IS NULL OR expires_at > ?1)
-                    ORDER BY priority, seq LIMIT ?6)
-                 RETURNING {}",
-                returning_cols()
-            )
-        });
-        let mut st = ctx.conn.prepare_cached(claim).map_err(sql)?;
+        let mut st = ctx.conn.prepare_cached(claim_sql()).map_err(sql)?;
         let mut rows = st
             .query_map(
-                params![now, req.worker, token, lease_until, q.id, take],
+                named_params! {
+                    ":now": now,
+                    ":worker": req.worker,
+                    ":token": token,
+                    ":lease_until": lease_until,
+                    ":queue": q.id,
+                    ":take": take as i64,
+                },
                 ItemRow::from_sql,
             )
             .map_err(sql)?
@@ -845,13 +850,9 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
         drop(st);
         rows.sort_by_key(|r| (r.priority, r.seq));
         let taken = rows.len() as u64;
+        let t = rules::transition(ItemEvent::Dequeue);
         for row in rows {
-            deltas.moved(
-                q.id,
-                Some(Status::Queued),
-                Some(Status::Processing),
-                row.enqueued_at,
-            );
+            deltas.moved(q.id, Some(t.from), Some(t.to), row.enqueued_at);
             left -= 1;
             leases.push(Lease {
                 lease: row.lease_token.clone().unwrap_or_default(),
@@ -865,10 +866,7 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
                 count: taken,
             });
         } else {
-            why.push(empty(
-                EmptyReason::NothingReady,
-                format!("queue '{}' has no item ready to take", q.queue.name),
-            ));
+            why.push(empty(rules::nothing_ready(&q.queue.name)));
         }
     }
     deltas.flush(ctx)?;
@@ -877,16 +875,47 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
     Ok(Dequeued { leases, why_empty })
 }
 
+/// The claim, written once from the rules: the dequeue's transition as the SET, what may be
+/// taken (`rules::TAKEABLE`) as the WHERE, in dequeue order. `dormant = 0` is that same
+/// condition as the ready index keeps it. The statement cache is keyed by the text, and
+/// this is the hot path: it is built once.
+fn claim_sql() -> &'static str {
+    static CLAIM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CLAIM.get_or_init(|| {
+        let t = rules::transition(ItemEvent::Dequeue);
+        // Tokens end in the row's seq, so a completion finds its row without the id index.
+        let set = store_sql::set(t.to, &t.writes, ":token || '.' || seq", &store_sql::named);
+        debug_assert_eq!(set.params, ["now", "worker", "lease_until"]);
+        format!(
+            "UPDATE items SET {}, version = version + 1
+             WHERE seq IN (SELECT seq FROM items
+                WHERE queue_id = :queue AND dormant = 0 AND {}
+                ORDER BY priority, seq LIMIT :take)
+             RETURNING {}",
+            set.sql,
+            cond(&rules::TAKEABLE, ""),
+            returning_cols()
+        )
+    })
+}
+
 /// Delayed items of a queue whose time has come become takeable (or stay dormant, expired).
 /// Their passed delay is cleared, so they leave the index of delayed items for good.
 fn wake_due(ctx: &Ctx, queue_id: i64) -> Result<()> {
-    ctx.conn
-        .prepare_cached(
-            "UPDATE items SET delay_until = NULL,
-                dormant = (expires_at IS NOT NULL AND expires_at <= ?2)
-             WHERE queue_id = ?1 AND status = 'queued' AND dormant = 1 AND delay_until <= ?2",
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = SQL.get_or_init(|| {
+        let due = rules::Cond::Time(rules::Col::DelayUntil, rules::Cmp::Reached);
+        // With its delay gone, an item is dormant (`rules::DORMANT`) only when expired.
+        format!(
+            "UPDATE items SET delay_until = NULL, dormant = {}
+             WHERE queue_id = :queue AND status = 'queued' AND dormant = 1 AND {}",
+            cond(&rules::EXPIRY_PASSED, ""),
+            cond(&due, "")
         )
-        .and_then(|mut st| st.execute(params![queue_id, ms(ctx.now)]))
+    });
+    ctx.conn
+        .prepare_cached(text)
+        .and_then(|mut st| st.execute(named_params! {":queue": queue_id, ":now": ms(ctx.now)}))
         .map(|_| ())
         .map_err(sql)
 }
@@ -909,14 +938,22 @@ fn mark_expired(ctx: &Ctx) -> Result<()> {
         .prepare_cached("SELECT id FROM queues")
         .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
         .map_err(sql)?;
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    // Expired now (`rules::EXPIRED`) and not yet at the bookmark: a range of the
+    // items_expiring index, not every expired item again.
+    let mark = SQL.get_or_init(|| {
+        format!(
+            "UPDATE items SET dormant = 1 WHERE queue_id = :queue AND {}
+               AND expires_at > :from AND dormant = 0",
+            cond(&rules::EXPIRED, "")
+        )
+    });
     for qid in ids {
         ctx.conn
-            .prepare_cached(
-                "UPDATE items SET dormant = 1 WHERE queue_id = ?1 AND status = 'queued'
-                   AND expires_at IS NOT NULL AND expires_at > ?2 AND expires_at <= ?3
-                   AND dormant = 0",
-            )
-            .and_then(|mut st| st.execute(params![qid, from, now]))
+            .prepare_cached(mark)
+            .and_then(|mut st| {
+                st.execute(named_params! {":queue": qid, ":from": from, ":now": now})
+            })
             .map_err(sql)?;
     }
     ctx.conn
@@ -929,97 +966,126 @@ fn mark_expired(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Loads a leased item and checks the token: the fencing that makes stale workers harmless.
-fn leased(conn: &Connection, id: &str, token: &str) -> Result<ItemRow> {
+/// Loads an item a worker reports on and asks the rules whether it may: the token must be
+/// the item's lease (the fencing that makes stale workers harmless).
+fn leased(
+    conn: &Connection,
+    event: ItemEvent,
+    id: &str,
+    token: &str,
+) -> Result<(ItemRow, &'static rules::Transition)> {
     let row = item_by_id(conn, id)?;
-    match row.status {
-        Status::Processing if row.lease_token.as_deref() == Some(token) => Ok(row),
-        Status::Processing => Err(Error::conflict(Conflict::StaleLease { id: id.into() })),
-        Status::OnHold => Err(Error::conflict(Conflict::OnHold { id: id.into() })),
-        status => Err(Error::conflict(Conflict::NotLeased {
-            id: id.into(),
-            status,
-        })),
-    }
+    let t = rules::lease_holder(
+        event,
+        id,
+        row.status,
+        row.lease_token.as_deref() == Some(token),
+    )?;
+    Ok((row, t))
+}
+
+/// Applies a worker's or the engine's transition to a loaded row.
+fn apply(ctx: &Ctx, row: &mut ItemRow, t: &rules::Transition, given: &rules::Given) {
+    let mut st = row.state();
+    rules::apply(&mut st, t.to, &t.writes, given, ms(ctx.now));
+    row.set_state(st);
 }
 
 pub fn heartbeat(ctx: &mut Ctx, id: &str, token: &str) -> Result<Time> {
-    let mut row = leased(ctx.conn, id, token)?;
-    let q = Queues::default().get(ctx.conn, row.queue_id)?.clone();
-    let until = ms(ctx.now) + q.queue.lease.as_millis() as i64;
-    row.lease_until = Some(until);
+    let (mut row, t) = leased(ctx.conn, ItemEvent::Heartbeat, id, token)?;
+    let lease = Queues::default().get(ctx.conn, row.queue_id)?.queue.lease;
+    let given = rules::Given {
+        lease,
+        ..Default::default()
+    };
+    apply(ctx, &mut row, t, &given);
     save(ctx, &mut row, false)?;
     if let Some(w) = &row.worker {
         seen_worker(ctx, w, 0, 0)?;
     }
-    Ok(from_ms(until))
+    Ok(from_ms(row.lease_until.unwrap_or(ms(ctx.now))))
 }
 
-/// A failed attempt: an exception, or back to the queue when the retry policy says so.
+/// A failed attempt (`Fail` or `LeaseTimeout`): the rules make it an exception, or queue
+/// it again after its backoff; each step is a history row. `by`: the lease holder.
+#[allow(clippy::too_many_arguments)]
 fn fail(
     ctx: &Ctx,
     deltas: &mut Deltas,
     q: &QueueRow,
     row: &mut ItemRow,
+    event: ItemEvent,
     reason: Reason,
     note: Option<&str>,
     by: &str,
 ) -> Result<()> {
     let from = row.status;
     let started = row.started_at.unwrap_or(ms(ctx.now));
-    if let Some(n) = note {
-        append_note(row, ctx.now, by, n);
-    }
-    history(
-        ctx,
-        row,
-        Hist {
-            by,
-            action: "fail",
-            from: Some(from),
-            to: Some(Status::Exception),
-            reason: Some(reason),
-            note,
-            detail: None,
-            action_id: None,
-        },
-    )?;
-    deltas.attempt(q.id, ctx.now, false, ms(ctx.now) - started);
-    row.lease_token = None;
-    row.lease_until = None;
-    if rules::retries_again(reason, row.retry_count as u32, q.queue.max_retries) {
-        row.retry_count += 1;
-        row.status = Status::Queued;
-        row.reason = None;
-        row.signature = None;
-        row.finished_at = None;
-        let text = format!(
-            "automatic retry {} of {}",
-            row.retry_count, q.queue.max_retries
-        );
+    let mut st = row.state();
+    let steps = rules::fail(
+        &mut st,
+        event,
+        reason,
+        note,
+        &rules::RetryPolicy::of(&q.queue),
+        ms(ctx.now),
+        ctx.jitter.draw(),
+    );
+    // The attempt's start and holder stay on the row for the history (a failure keeps
+    // them: who last held an item is part of it).
+    row.set_state(st);
+    for step in &steps {
+        let t = step.transition;
+        let by = match t.actor {
+            rules::Actor::System => "system",
+            _ => by,
+        };
+        if let (true, Some(n)) = (t.appends_note, &step.note) {
+            append_note(row, ctx.now, by, n);
+        }
         history(
             ctx,
             row,
             Hist {
-                by: "system",
-                action: "retry",
-                from: Some(Status::Exception),
-                to: Some(Status::Queued),
-                reason: Some(reason),
-                note: Some(&text),
+                by,
+                action: t.history.expect("a failure and a retry are history"),
+                from: Some(t.from),
+                to: Some(t.to),
+                reason: step.reason,
+                note: step.note.as_deref(),
                 detail: None,
                 action_id: None,
             },
         )?;
-    } else {
-        row.status = Status::Exception;
-        row.reason = Some(reason);
-        // The group is this failure's own note: never a person's note from before.
-        row.signature = Some(rules::signature(note.unwrap_or("")));
-        row.finished_at = Some(ms(ctx.now));
+        if let Some(a) = t.attempt {
+            let processed = a == rules::Attempt::Processed;
+            deltas.attempt(q.id, ctx.now, processed, ms(ctx.now) - started);
+        }
     }
     deltas.moved(q.id, Some(from), Some(row.status), row.enqueued_at);
     save(ctx, row, false)
+}
+
+/// The completion in one statement, written once from the rules: the `Complete`
+/// transition's writes as the SET, its `from` and the lease as the WHERE, the reported
+/// note appended to the notes.
+fn complete_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let t = rules::transition(ItemEvent::Complete);
+        debug_assert!(t.appends_note && t.writes.lease == rules::LeasePut::End);
+        let set = store_sql::set(t.to, &t.writes, "", &store_sql::named);
+        debug_assert_eq!(set.params, ["now"]);
+        format!(
+            "UPDATE items SET {}, version = version + 1,
+                notes = CASE WHEN :note IS NULL THEN notes
+                    ELSE json_insert(COALESCE(notes, '[]'), '$[#]',
+                         json_set(json(:note), '$.by', COALESCE(worker, :worker))) END
+             WHERE seq = :seq AND id = :id AND status = '{}' AND lease_token = :lease
+             RETURNING queue_id, worker, started_at, retry_count, seq, enqueued_at",
+            set.sql, t.from
+        )
+    })
 }
 
 /// Completes a leased item in one statement; `None` when the lease does not match.
@@ -1029,20 +1095,19 @@ fn complete(ctx: &Ctx, o: &Outcome, worker: &str) -> Result<Option<Done>> {
         .as_ref()
         .map(|text| serde_json::json!({"at": ctx.now.format(crate::model::time_ms::FORMAT).to_string(), "by": worker, "text": text}).to_string());
     ctx.conn
-        .prepare_cached(
-            "UPDATE items SET status = 'processed', reason = NULL, finished_at = ?1,
-                lease_token = NULL, lease_until = NULL, version = version + 1,
-                notes = CASE WHEN ?2 IS NULL THEN notes
-                    ELSE json_insert(COALESCE(notes, '[]'), '$[#]',
-                         json_set(json(?2), '$.by', COALESCE(worker, ?3))) END
-             WHERE seq = ?6 AND id = ?4 AND status = 'processing' AND lease_token = ?5
-             RETURNING queue_id, worker, started_at, retry_count, seq, enqueued_at",
-        )
+        .prepare_cached(complete_sql())
         .and_then(|mut st| {
             // The token ends in the row's seq (see `dequeue`): a rowid lookup, not the id index.
             let seq: i64 = lease_seq(&o.lease).unwrap_or(-1);
             st.query_row(
-                params![ms(ctx.now), note, worker, o.id, o.lease, seq],
+                named_params! {
+                    ":now": ms(ctx.now),
+                    ":note": note,
+                    ":worker": worker,
+                    ":seq": seq,
+                    ":id": o.id,
+                    ":lease": o.lease,
+                },
                 |r| {
                     Ok(Done {
                         id: o.id.clone(),
@@ -1052,7 +1117,7 @@ fn complete(ctx: &Ctx, o: &Outcome, worker: &str) -> Result<Option<Done>> {
                         retry_count: r.get(3)?,
                         seq: r.get(4)?,
                         enqueued_at: r.get(5)?,
-                        status: Status::Processed,
+                        status: rules::transition(ItemEvent::Complete).to,
                         reason: None,
                     })
                 },
@@ -1107,21 +1172,17 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
         let r = (|| -> Result<Finished> {
             let row = match o.reason {
                 None => {
-                    // The common case in one statement; a miss is explained by `leased`.
+                    // The common case in one statement; a miss is explained by the rules.
                     let Some(row) = complete(ctx, o, worker)? else {
-                        leased(ctx.conn, &o.id, &o.lease)?;
+                        leased(ctx.conn, ItemEvent::Complete, &o.id, &o.lease)?;
                         return Err(Error::conflict(Conflict::Changed { id: o.id.clone() }));
                     };
+                    let t = rules::transition(ItemEvent::Complete);
                     let by = row.worker.as_deref().unwrap_or(worker);
                     hist.complete(&row, by, o.note.as_deref());
                     let started = row.started_at.unwrap_or(ms(ctx.now));
                     deltas.attempt(row.queue_id, ctx.now, true, ms(ctx.now) - started);
-                    deltas.moved(
-                        row.queue_id,
-                        Some(Status::Processing),
-                        Some(Status::Processed),
-                        row.enqueued_at,
-                    );
+                    deltas.moved(row.queue_id, Some(t.from), Some(t.to), row.enqueued_at);
                     done += 1;
                     row
                 }
@@ -1135,7 +1196,7 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
                     ))
                 }
                 Some(reason) => {
-                    let mut row = leased(ctx.conn, &o.id, &o.lease)?;
+                    let (mut row, _) = leased(ctx.conn, ItemEvent::Fail, &o.id, &o.lease)?;
                     let q = queues.get(ctx.conn, row.queue_id)?.clone();
                     let by = row.worker.clone().unwrap_or_else(|| worker.to_string());
                     fail(
@@ -1143,6 +1204,7 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
                         &mut deltas,
                         &q,
                         &mut row,
+                        ItemEvent::Fail,
                         reason,
                         o.note.as_deref(),
                         &by,
@@ -1187,38 +1249,26 @@ pub fn hand_back(
     let mut out = Vec::with_capacity(leases.len());
     for h in leases {
         let r = (|| -> Result<Finished> {
-            let mut row = leased(ctx.conn, &h.id, &h.lease)?;
-            let to = rules::To::Status(Status::Queued);
-            if !rules::transition_allowed(row.status, to, rules::Actor::LeaseHolder) {
-                return Err(rules::refusal(&h.id, "hand-back", row.status, to));
-            }
+            let (mut row, t) = leased(ctx.conn, ItemEvent::HandBack, &h.id, &h.lease)?;
             let q = queues.get(ctx.conn, row.queue_id)?.clone();
             let by = row.worker.clone().unwrap_or_else(|| worker.to_string());
+            // Before the change: the row still says who held it and since when.
             history(
                 ctx,
                 &row,
                 Hist {
                     by: &by,
-                    action: "hand-back",
-                    from: Some(Status::Processing),
-                    to: Some(Status::Queued),
+                    action: t.history.expect("a hand-back is history"),
+                    from: Some(t.from),
+                    to: Some(t.to),
                     reason: None,
                     note: Some(note).filter(|n| !n.is_empty()),
                     detail: None,
                     action_id: None,
                 },
             )?;
-            row.status = Status::Queued;
-            row.lease_token = None;
-            row.lease_until = None;
-            row.started_at = None;
-            row.worker = None;
-            deltas.moved(
-                q.id,
-                Some(Status::Processing),
-                Some(Status::Queued),
-                row.enqueued_at,
-            );
+            apply(ctx, &mut row, t, &rules::Given::default());
+            deltas.moved(q.id, Some(t.from), Some(t.to), row.enqueued_at);
             save(ctx, &mut row, false)?;
             ctx.events.push(Event::Items {
                 queue: q.queue.name.clone(),
@@ -1238,17 +1288,22 @@ pub fn hand_back(
     Ok(out)
 }
 
-/// Times out leases nobody renewed: each becomes a `timeout` failure (retried if allowed).
-/// Also puts newly expired items out of the dequeue's way.
+/// Times out leases nobody renewed (`rules::LEASE_RAN_OUT`): each becomes a `timeout`
+/// failure (retried if allowed). Also puts newly expired items out of the dequeue's way.
 pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
     mark_expired(ctx)?;
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let ran_out = SQL.get_or_init(|| {
+        format!(
+            "SELECT {ITEM_COLS} FROM items i WHERE {} LIMIT 1000",
+            cond(&rules::LEASE_RAN_OUT, "i.")
+        )
+    });
     let rows = ctx
         .conn
-        .prepare_cached(&format!(
-            "SELECT {ITEM_COLS} FROM items i WHERE i.status = 'processing' AND i.lease_until < ?1 LIMIT 1000"
-        ))
+        .prepare_cached(ran_out)
         .and_then(|mut st| {
-            st.query_map([ms(ctx.now)], ItemRow::from_sql)?
+            st.query_map(named_params! {":now": ms(ctx.now)}, ItemRow::from_sql)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(sql)?;
@@ -1260,16 +1315,13 @@ pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
     let n = rows.len() as u64;
     for mut row in rows {
         let q = queues.get(ctx.conn, row.queue_id)?.clone();
-        let note = format!(
-            "lease expired: no heartbeat from {} within {}",
-            row.worker.as_deref().unwrap_or("the worker"),
-            rules::format_duration(q.queue.lease)
-        );
+        let note = rules::timeout_note(row.worker.as_deref(), q.queue.lease);
         fail(
             ctx,
             &mut deltas,
             &q,
             &mut row,
+            ItemEvent::LeaseTimeout,
             Reason::Timeout,
             Some(&note),
             "system",
@@ -1281,4 +1333,50 @@ pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
     }
     deltas.flush(ctx)?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statements written from the rules keep to the indexes the hand-written ones
+    /// used: a rule rendered differently must not turn a dequeue into a scan.
+    #[test]
+    fn statements_from_the_rules_use_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::schema::open(&dir.path().join("t.db"), true).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            // Parameters left unbound: the plan does not depend on their values.
+            let mut rows = st.raw_query();
+            let mut steps = Vec::new();
+            while let Some(r) = rows.next().unwrap() {
+                steps.push(r.get::<_, String>(3).unwrap());
+            }
+            steps.join(" | ")
+        };
+        let sweep = format!(
+            "SELECT {ITEM_COLS} FROM items i WHERE {} LIMIT 1000",
+            cond(&rules::LEASE_RAN_OUT, "i.")
+        );
+        let expiring = format!(
+            "UPDATE items SET dormant = 1 WHERE queue_id = :queue AND {}
+               AND expires_at > :from AND dormant = 0",
+            cond(&rules::EXPIRED, "")
+        );
+        for (what, sql, index) in [
+            ("claim", claim_sql().to_string(), "items_ready"),
+            (
+                "completion",
+                complete_sql().to_string(),
+                "INTEGER PRIMARY KEY",
+            ),
+            ("sweep", sweep, "items_lease"),
+            ("expiry marks", expiring, "items_expiring"),
+        ] {
+            let p = plan(&sql);
+            assert!(p.contains(index), "{what}: {p}\n{sql}");
+            assert!(!p.contains("SCAN items"), "{what} scans: {p}");
+        }
+    }
 }

@@ -29,6 +29,7 @@ pub fn queue(name: &str) -> Queue {
         lease: Duration::from_secs(20),
         concurrency: None,
         priority: 0,
+        retry_backoff: None,
         created_at: mins_ago(600),
     }
 }
