@@ -1039,6 +1039,24 @@ fn settings_line_round_trips() {
     assert_eq!(st.clear, ["sla", "deadline"]);
     assert_eq!((st.sla, st.ttl, st.max_retries), (None, None, Some(2)));
     assert!(crate::tui::update::parse_settings("retries=none").is_err());
+    // The retry backoff: shown as DUR,MAX, saved back as it was, cleared with none.
+    let mut q = q.clone();
+    assert!(crate::tui::update::settings_line(&q).contains("retry-backoff=- "));
+    q.retry_backoff = Some(Backoff {
+        delay: Duration::from_secs(30),
+        max: Duration::from_secs(600),
+    });
+    let line = crate::tui::update::settings_line(&q);
+    assert!(line.contains("retry-backoff=30s,10m "), "{line}");
+    let st = crate::tui::update::parse_settings(&line).unwrap();
+    assert_eq!(st.retry_backoff, q.retry_backoff);
+    let st = crate::tui::update::parse_settings("retry-backoff=none").unwrap();
+    assert_eq!(st.clear, ["retry-backoff"]);
+    let e = crate::tui::update::parse_settings("retry-backoff=10m,1m").unwrap_err();
+    assert!(
+        e.starts_with("retry-backoff: ") && e.contains("shorter"),
+        "{e}"
+    );
 }
 
 #[test]
