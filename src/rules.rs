@@ -329,6 +329,28 @@ impl Default for ItemState {
     }
 }
 
+/// A new item as the rules start it (SPEC §2, §6): queued, or on hold when it is made for
+/// review; its expiry as given (a time, or a duration from now), else the queue's default
+/// TTL from now; not taken before its delay.
+pub fn enqueue(it: &NewItem, ttl: Option<Duration>, now: i64) -> ItemState {
+    let after = |d: Duration| now.saturating_add(ms_of(d));
+    ItemState {
+        status: if it.hold {
+            Status::OnHold
+        } else {
+            Status::Queued
+        },
+        priority: it.priority,
+        expires_at: it
+            .expires_at
+            .map(|t| t.timestamp_millis())
+            .or_else(|| it.expires_in.map(after))
+            .or_else(|| ttl.map(after)),
+        delay_until: it.delay_until.map(|t| t.timestamp_millis()),
+        ..ItemState::default()
+    }
+}
+
 /// What the caller of a change brings: the values `Put::Given` and leases take.
 #[derive(Debug, Clone, Default)]
 pub struct Given<'a> {

@@ -53,6 +53,54 @@ fn in_status(s: Status) -> ItemState {
     st
 }
 
+// ------------------------------------------------------------------ a new item
+
+#[test]
+fn a_new_item_starts_queued_or_on_hold_with_its_expiry() {
+    let at = |ms: i64| Some(chrono::DateTime::from_timestamp_millis(ms).unwrap());
+    let hour = Some(Duration::from_secs(3600));
+    let minute = Some(Duration::from_secs(60));
+    type Case = (
+        bool,
+        Option<Time>,
+        Option<Duration>,
+        Option<Duration>,
+        Status,
+        Option<i64>,
+    );
+    #[rustfmt::skip]
+    let cases: &[Case] = &[
+        // on hold?, expires_at, expires_in, queue TTL → status, expiry
+        (false, None, None, None, Queued, None),
+        (true, None, None, None, OnHold, None),
+        (false, None, None, hour, Queued, Some(NOW + 3_600_000)),
+        (false, None, minute, hour, Queued, Some(NOW + 60_000)),
+        (false, at(42), minute, hour, Queued, Some(42)),
+    ];
+    for (hold, expires_at, expires_in, ttl, status, expiry) in cases {
+        let it = NewItem {
+            value: "v".into(),
+            priority: Priority::Low,
+            hold: *hold,
+            expires_at: *expires_at,
+            expires_in: *expires_in,
+            delay_until: at(NOW + 5),
+            ..Default::default()
+        };
+        assert_eq!(
+            enqueue(&it, *ttl, NOW),
+            ItemState {
+                status: *status,
+                priority: Priority::Low,
+                expires_at: *expiry,
+                delay_until: Some(NOW + 5),
+                ..ItemState::default()
+            },
+            "{it:?} ttl {ttl:?}"
+        );
+    }
+}
+
 // ------------------------------------------------------------------ worker
 
 const WORKER_EVENTS: [ItemEvent; 4] = [

@@ -505,14 +505,11 @@ impl Queues {
 
 // ---------------------------------------------------------------- getting work in
 
-/// The row a new item becomes, before it is stored (`seq` is set by the insert).
+/// The row a new item becomes, before it is stored (`seq` is set by the insert): its state
+/// as the rules start it, its input and note as given.
 fn new_row(ctx: &Ctx, q: &QueueRow, it: NewItem, actor: &str) -> ItemRow {
     let now = ms(ctx.now);
-    let expires_at = it
-        .expires_at
-        .map(ms)
-        .or_else(|| it.expires_in.map(|d| now + d.as_millis() as i64))
-        .or_else(|| q.queue.ttl.map(|d| now + d.as_millis() as i64));
+    let state = rules::enqueue(&it, q.queue.ttl, now);
     let notes = it.note.map(|text| {
         serde_json::to_string(&[Note {
             at: ctx.now,
@@ -521,19 +518,15 @@ fn new_row(ctx: &Ctx, q: &QueueRow, it: NewItem, actor: &str) -> ItemRow {
         }])
         .expect("notes serialize")
     });
-    ItemRow {
+    let mut row = ItemRow {
         seq: 0,
         id: new_id(),
         queue_id: q.id,
         name: it.name,
         key: it.key,
         value: Some(it.value),
-        priority: it.priority.rank(),
-        status: if it.hold {
-            Status::OnHold
-        } else {
-            Status::Queued
-        },
+        priority: 0,
+        status: Status::Queued,
         reason: None,
         notes,
         signature: None,
@@ -542,14 +535,16 @@ fn new_row(ctx: &Ctx, q: &QueueRow, it: NewItem, actor: &str) -> ItemRow {
         enqueued_at: now,
         started_at: None,
         finished_at: None,
-        expires_at,
-        delay_until: it.delay_until.map(ms),
+        expires_at: None,
+        delay_until: None,
         worker: None,
         lease_token: None,
         lease_until: None,
         version: 1,
         created_by: actor.to_string(),
-    }
+    };
+    row.set_state(state);
+    row
 }
 
 /// Stores a row; `Ok(false)` when its key is already taken in the queue. A new row (seq 0)
