@@ -38,8 +38,25 @@ pub fn positional(_: &str) -> String {
 pub fn cond(c: &Cond, n: &Names) -> (String, Vec<&'static str>) {
     let mut out = String::new();
     let mut params = Vec::new();
-    render(c, false, n, &mut out, &mut params);
+    render(c, false, false, n, &mut out, &mut params);
     (out, params)
+}
+
+/// Whether `c` (negated when `neg`) renders to a term that is FALSE without an SLA target:
+/// `sla_ms IS NOT NULL` itself, or a conjunction holding it. The other terms of the same
+/// conjunction may then take the target as set (FALSE AND NULL is FALSE, so the whole stays
+/// two-valued): a bare `enqueued_at >= ? - sla_ms` is a range of the open-items index,
+/// where the same term guarded by `sla_ms IS NULL OR …` is not.
+fn needs_sla(c: &Cond, neg: bool) -> bool {
+    match c {
+        Cond::HasSla => !neg,
+        Cond::Status(_) | Cond::Time(..) | Cond::EnqueuedBefore(_) | Cond::FinishedInSla => false,
+        Cond::Not(c) => needs_sla(c, !neg),
+        // A conjunction needs it when one term does; a disjunction when every term does.
+        Cond::All(cs) if !neg => cs.iter().any(|c| needs_sla(c, false)),
+        Cond::Any(cs) if neg => cs.iter().any(|c| needs_sla(c, true)),
+        Cond::All(cs) | Cond::Any(cs) => cs.iter().all(|c| needs_sla(c, neg)),
+    }
 }
 
 fn time_col(c: Col) -> &'static str {
@@ -52,7 +69,16 @@ fn time_col(c: Col) -> &'static str {
 
 /// Renders `c`, or its negation: NOT is pushed down to the leaves, where each has an exact
 /// opposite, so an index's `status = 'queued'` term stays visible to the planner.
-fn render(c: &Cond, neg: bool, n: &Names, out: &mut String, params: &mut Vec<&'static str>) {
+/// `has_sla`: the enclosing conjunction already requires an SLA target (see `needs_sla`);
+/// each term is still two-valued where it matters, as FALSE AND NULL is FALSE.
+fn render(
+    c: &Cond,
+    neg: bool,
+    has_sla: bool,
+    n: &Names,
+    out: &mut String,
+    params: &mut Vec<&'static str>,
+) {
     let i = n.item;
     let now = |params: &mut Vec<&'static str>| {
         params.push("now");
@@ -93,31 +119,34 @@ fn render(c: &Cond, neg: bool, n: &Names, out: &mut String, params: &mut Vec<&'s
                 Edge::Out => format!("{now} - {q}sla_ms"),
                 Edge::Risk => format!("{now} - ({q}sla_ms * {q}sla_risk_pct / 100) + 1"),
             };
-            out.push_str(&if neg {
-                format!("({q}sla_ms IS NULL OR {i}enqueued_at >= {edge})")
-            } else {
-                format!("({q}sla_ms IS NOT NULL AND {i}enqueued_at < {edge})")
+            out.push_str(&match (neg, has_sla) {
+                (false, true) => format!("{i}enqueued_at < {edge}"),
+                (true, true) => format!("{i}enqueued_at >= {edge}"),
+                (false, false) => format!("({q}sla_ms IS NOT NULL AND {i}enqueued_at < {edge})"),
+                (true, false) => format!("({q}sla_ms IS NULL OR {i}enqueued_at >= {edge})"),
             });
         }
         Cond::FinishedInSla => {
             let q = q();
             let now = now(params);
             let took = format!("COALESCE({i}finished_at, {now}) - {i}enqueued_at");
-            out.push_str(&if neg {
-                format!("({q}sla_ms IS NULL OR {took} > {q}sla_ms)")
-            } else {
-                format!("({q}sla_ms IS NOT NULL AND {took} <= {q}sla_ms)")
+            out.push_str(&match (neg, has_sla) {
+                (false, true) => format!("{took} <= {q}sla_ms"),
+                (true, true) => format!("{took} > {q}sla_ms"),
+                (false, false) => format!("({q}sla_ms IS NOT NULL AND {took} <= {q}sla_ms)"),
+                (true, false) => format!("({q}sla_ms IS NULL OR {took} > {q}sla_ms)"),
             });
         }
-        Cond::Not(c) => render(c, !neg, n, out, params),
+        Cond::Not(c) => render(c, !neg, has_sla, n, out, params),
         Cond::All(cs) | Cond::Any(cs) => {
             let and = matches!(c, Cond::All(_)) != neg;
+            let has_sla = has_sla || (and && cs.iter().any(|c| needs_sla(c, neg)));
             out.push('(');
             for (k, c) in cs.iter().enumerate() {
                 if k > 0 {
                     out.push_str(if and { " AND " } else { " OR " });
                 }
-                render(c, neg, n, out, params);
+                render(c, neg, has_sla, n, out, params);
             }
             out.push(')');
         }
@@ -317,6 +346,18 @@ mod tests {
                 "{c:?} tells nothing apart"
             );
             assert_eq!(got, want, "{c:?} as {sql}");
+            // Never NULL, so it can be stored (`dormant = …`) or combined as it is.
+            let nulls: i64 = conn
+                .query_row(
+                    &format!(
+                        "SELECT count(*) FROM items i JOIN queues q ON q.id = i.queue_id
+                         WHERE ({sql}) IS NULL"
+                    ),
+                    rusqlite::params_from_iter(params.iter().map(|_| now)),
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(nulls, 0, "{c:?} is NULL for some items: {sql}");
         }
     }
 

@@ -1359,7 +1359,29 @@ mod tests {
                AND expires_at > :from AND dormant = 0",
             cond(&rules::EXPIRED, "")
         );
+        conn.execute_batch(
+            "INSERT INTO queues (name, sla_ms, sla_risk_pct, tz, max_retries, lease_ms, priority,
+                created_at) VALUES ('q', 3600000, 80, 'UTC', 0, 60000, 0, 0)",
+        )
+        .unwrap();
+        // An SLA window of one queue is a range of its open items, both ends.
+        let at_risk = Filter {
+            queue: Some("q".into()),
+            sla: Some(Sla::AtRisk),
+            ..Default::default()
+        };
+        let w = super::super::filter::build(&conn, &at_risk, from_ms(0)).unwrap();
+        let listing = format!(
+            "SELECT i.seq FROM items i JOIN queues q ON q.id = i.queue_id WHERE {} \
+             ORDER BY i.seq LIMIT 50",
+            w.sql
+        );
         for (what, sql, index) in [
+            (
+                "at-risk listing",
+                listing,
+                "items_open (queue_id=? AND enqueued_at>? AND enqueued_at<?)",
+            ),
             ("claim", claim_sql().to_string(), "items_ready"),
             (
                 "completion",
