@@ -9,49 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::sync::{broadcast, mpsc};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    /// An unknown queue, item or action.
-    #[error("unknown {what} '{name}'")]
-    NotFound { what: &'static str, name: String },
-    /// Bad input from the caller; the message says what and where.
-    #[error("{0}")]
-    Invalid(String),
-    /// A transition the rules refuse; the message names both statuses.
-    #[error("{0}")]
-    Transition(String),
-    /// The request clashes with the current state: stale lease, duplicate key, item on hold.
-    #[error("{0}")]
-    Conflict(String),
-    /// The database is locked by someone else for longer than we wait.
-    #[error("{0}")]
-    Busy(String),
-    /// The database cannot be used: read-only, not a workq file, newer schema, I/O.
-    #[error("{0}")]
-    Storage(String),
-}
-
-impl Error {
-    pub fn not_found(what: &'static str, name: impl Into<String>) -> Self {
-        Error::NotFound {
-            what,
-            name: name.into(),
-        }
-    }
-    /// A short, stable name for the kind, for `--json` errors and HTTP bodies.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::NotFound { .. } => "not_found",
-            Error::Invalid(_) => "invalid",
-            Error::Transition(_) => "transition",
-            Error::Conflict(_) => "conflict",
-            Error::Busy(_) => "busy",
-            Error::Storage(_) => "storage",
-        }
-    }
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use crate::error::{Conflict, Error, Refused, Result, StorageCause, Thing};
 
 /// Batches of parsed import rows, streamed so that a million-row file never sits in memory.
 /// A row the parser refused travels as its error, so the store alone decides all-or-nothing.

@@ -2,7 +2,7 @@
 //! what the user named (a `--db` path today; a `postgres://` URL or a `--remote` server
 //! next) becomes an `Arc<dyn Backend>`. Nothing above this module knows which store it has.
 
-use crate::backend::{self, Backend};
+use crate::backend::{self, Backend, StorageCause, Thing};
 use crate::clock::{self, Clock};
 use crate::store::sqlite::{self, SqliteStore};
 use std::path::PathBuf;
@@ -62,21 +62,30 @@ pub enum Error {
         .0.display()
     )]
     ReadOnlyFile(PathBuf),
-    /// Something named that this workq cannot reach yet, or that is not a database.
-    #[error("{0}")]
-    Unsupported(String),
+    /// Something named that this workq cannot reach yet, or that is not a database; `flag`
+    /// names what the user gave (`db`, `remote`).
+    #[error("{message}")]
+    Unsupported { flag: &'static str, message: String },
     #[error(transparent)]
     Backend(#[from] backend::Error),
 }
 
 impl Error {
-    /// The stable kind for `--json` errors.
-    pub fn kind(&self) -> &'static str {
+    /// The error as it crosses the seam (`backend::Error`): a stable kind and the facts,
+    /// for `--json` errors and, later, HTTP bodies.
+    pub fn into_backend(self) -> backend::Error {
+        let message = self.to_string();
         match self {
-            Error::Missing(_) => "not_found",
-            Error::ReadOnlyFile(_) => "storage",
-            Error::Unsupported(_) => "invalid",
-            Error::Backend(e) => e.kind(),
+            Error::Missing(path) => backend::Error::NotFound {
+                what: Thing::Database,
+                name: path.display().to_string(),
+                message,
+            },
+            Error::ReadOnlyFile(path) => {
+                backend::Error::storage(StorageCause::ReadOnly, Some(&path), message)
+            }
+            Error::Unsupported { flag, .. } => backend::Error::invalid(flag, message),
+            Error::Backend(e) => e,
         }
     }
 }
@@ -116,17 +125,21 @@ pub fn connect_on(target: &Target, open: Open, clock: Arc<dyn Clock>) -> Result<
 /// what this workq cannot open yet before anything makes a file or folder of it.
 pub fn local_path(target: &Target) -> Result<PathBuf, Error> {
     if let Some(url) = &target.remote {
-        return Err(Error::Unsupported(format!(
-            "--remote {url}: a remote workq server is not available yet in this workq; \
-             give --db the path of an SQLite file"
-        )));
+        return Err(Error::Unsupported {
+            flag: "remote",
+            message: format!(
+                "--remote {url}: a remote workq server is not available yet in this workq; \
+                 give --db the path of an SQLite file"
+            ),
+        });
     }
     let path = target.db.clone().unwrap_or_else(default_db);
     let text = path.to_string_lossy();
     if let Some((scheme, _)) = text.split_once("://") {
         let scheme = scheme.to_ascii_lowercase();
-        return Err(Error::Unsupported(
-            if scheme == "postgres" || scheme == "postgresql" {
+        return Err(Error::Unsupported {
+            flag: "db",
+            message: if scheme == "postgres" || scheme == "postgresql" {
                 format!(
                     "--db {text}: PostgreSQL is not available yet in this workq; \
                      give the path of an SQLite file"
@@ -137,7 +150,7 @@ pub fn local_path(target: &Target) -> Result<PathBuf, Error> {
                      give the path of an SQLite file"
                 )
             },
-        ));
+        });
     }
     Ok(path)
 }

@@ -122,11 +122,9 @@ pub async fn start(path: &Path, opts: DemoOptions) -> Result<Demo> {
     let clock = Arc::new(ShiftedClock::new(Duration::from_secs(
         HISTORY_MIN as u64 * 60,
     )));
-    let store = match connect::connect_on(&Target::db(path), Open::Create, clock.clone()) {
-        Ok(c) => c.backend,
-        Err(connect::Error::Backend(e)) => return Err(e),
-        Err(e) => return Err(crate::backend::Error::Storage(e.to_string())),
-    };
+    let store = connect::connect_on(&Target::db(path), Open::Create, clock.clone())
+        .map_err(connect::Error::into_backend)?
+        .backend;
     create_queues(&*store).await?;
     let history = opts.items.min(HISTORY_ITEMS);
     write_history(&store, &clock, history, opts.seed).await?;

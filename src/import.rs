@@ -415,6 +415,7 @@ impl Layout {
             line,
             column: Some(col.to_string()),
             message,
+            ..Default::default()
         };
         let mut item = NewItem::default();
         let mut value = Vec::new();
@@ -514,6 +515,7 @@ fn parse_csv(
                         line,
                         column: None,
                         message,
+                        ..Default::default()
                     }),
                 )
             }
@@ -616,6 +618,7 @@ fn unclosed_quote(
         message: format!(
             "{here} is never closed, so lines {at}–{last} would all read as this one value; close the quote"
         ),
+        ..Default::default()
     }))
 }
 
@@ -671,6 +674,7 @@ fn finish(item: NewItem, line: u64, labels: &Labels) -> Row {
             _ => Some(col.to_string()),
         },
         message,
+        ..Default::default()
     })?;
     Ok(ImportRow { line, item })
 }
@@ -707,6 +711,7 @@ fn parse_jsonl(
                     line,
                     column: None,
                     message: "not valid UTF-8".into(),
+                    ..Default::default()
                 }));
                 continue;
             }
@@ -806,6 +811,7 @@ fn json_row(text: &str, line: u64, opts: &Options) -> Row {
         line,
         column: column.map(str::to_string),
         message,
+        ..Default::default()
     };
     let members = match Members::parse(text) {
         Ok(m) => m,

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod connect;
 pub mod demo;
+pub mod error;
 pub mod import;
 pub mod json_text;
 pub mod model;

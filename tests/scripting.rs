@@ -566,6 +566,8 @@ fn reading_commands_refuse_a_database_that_does_not_exist() {
         let o = workq(&path).arg("--json").args(args).output().unwrap();
         let e: Value = serde_json::from_slice(&o.stderr).unwrap();
         assert_eq!(e["error"]["kind"], "not_found");
+        assert_eq!(e["error"]["what"], "database", "{e}");
+        assert_eq!(e["error"]["name"], path.display().to_string(), "{e}");
     }
     // A command that writes creates it, folders and all.
     let o = workq(&path)
@@ -600,6 +602,17 @@ fn a_postgres_url_is_refused_by_name_and_makes_no_file() {
             assert_eq!(o.status.code(), Some(1), "{args:?}");
             assert!(err.contains("PostgreSQL is not available yet"), "{err}");
         }
+        let o = workq(Path::new(url))
+            .current_dir(dir.path())
+            .args(["--json", "queue", "ls"])
+            .output()
+            .unwrap();
+        let e: Value = serde_json::from_slice(&o.stderr).unwrap();
+        assert_eq!(
+            (&e["error"]["kind"], &e["error"]["field"]),
+            (&"invalid".into(), &"db".into()),
+            "{e}"
+        );
     }
     let o = workq(Path::new("http://example.org/db"))
         .current_dir(dir.path())
@@ -718,6 +731,8 @@ fn every_reading_command_works_on_a_file_you_can_only_read() {
         let o = workq(&db.path).arg("--json").args(args).output().unwrap();
         let e: Value = serde_json::from_slice(&o.stderr).unwrap();
         assert_eq!(e["error"]["kind"], "storage", "{args:?}");
+        assert_eq!(e["error"]["cause"], "read_only", "{args:?}: {e}");
+        assert_eq!(e["error"]["path"], db.path.display().to_string(), "{e}");
     }
     assert_eq!(db.statuses("q"), ["on-hold", "queued"], "nothing changed");
 }
@@ -778,7 +793,7 @@ fn an_older_schema_is_upgraded_where_it_may_be_and_refused_clearly_where_not() {
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert!(
             err.contains(&format!(
-                "database {} was written by an older workq (schema version 1; this one reads 4)",
+                "database {} was written by an older workq (schema version 1; this one reads 5)",
                 path.display()
             )) && err.contains("needs write access")
                 && err.contains("as a user who can write the file"),
@@ -791,6 +806,7 @@ fn an_older_schema_is_upgraded_where_it_may_be_and_refused_clearly_where_not() {
             .unwrap();
         let e: Value = serde_json::from_slice(&o.stderr).unwrap();
         assert_eq!(e["error"]["kind"], "storage");
+        assert_eq!(e["error"]["cause"], "needs_upgrade", "{e}");
         assert_eq!(user_version(&path), 1, "nothing changed");
     }
     // Where it may write, a reading command upgrades it as any open does, and reads it.
@@ -801,7 +817,7 @@ fn an_older_schema_is_upgraded_where_it_may_be_and_refused_clearly_where_not() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let qs: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(qs[0]["name"], "invoices", "{qs}");
-    assert_eq!(user_version(&path), 4);
+    assert_eq!(user_version(&path), 5);
 }
 
 #[test]

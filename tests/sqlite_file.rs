@@ -77,7 +77,7 @@ async fn a_locked_file_says_so_and_changes_nothing() {
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let started = Instant::now();
     let e = s.create_queue("r", Default::default()).await.unwrap_err();
-    assert!(matches!(e, Error::Busy(_)), "{e:?}");
+    assert!(matches!(e, Error::Busy { .. }), "{e:?}");
     assert!(e.to_string().contains("locked by another process"), "{e}");
     assert!(
         started.elapsed() >= Duration::from_secs(4),
@@ -151,7 +151,14 @@ async fn a_store_opened_for_reading_refuses_every_change() {
     assert_eq!(r.queue("q").await.unwrap().counts.queued, 1);
     assert_eq!(r.item(&added[0].id).await.unwrap().item.value, "v");
     let refused = |e: Error| {
-        assert_eq!(e.kind(), "storage", "{e}");
+        let Error::Storage {
+            cause, path: named, ..
+        } = &e
+        else {
+            panic!("not a storage error: {e:?}")
+        };
+        assert_eq!(*cause, workq::backend::StorageCause::ReadOnly, "{e:?}");
+        assert_eq!(named.as_deref(), Some(&*path.display().to_string()));
         let m = e.to_string();
         assert!(
             m.contains(&format!(
@@ -334,7 +341,7 @@ async fn a_console_pause_on_a_locked_file_is_reported() {
     };
     let answer = perform(&*s, fx.into_iter().next().unwrap()).await.unwrap();
     assert!(
-        matches!(&answer, Msg::QueueSaved(Err(Error::Busy(_)))),
+        matches!(&answer, Msg::QueueSaved(Err(Error::Busy { .. }))),
         "{answer:?}"
     );
     update(&mut state, answer);
@@ -362,10 +369,11 @@ async fn a_console_pause_on_a_locked_file_is_reported() {
 
 /// A database at schema 1, the last release, as workq then wrote it through its CLI
 /// (`fixtures/schema1.sql`): the first open takes it through migration 2 (expired items in
-/// queue health), 3 (the action log) and 4 (the name index of sorted pages) to the schema a
-/// new file gets, and everything in it reads, counts and undoes as it did.
+/// queue health), 3 (the action log), 4 (the name index of sorted pages) and 5 (retry
+/// backoff) to the schema a new file gets, and everything in it reads, counts and undoes as
+/// it did.
 #[tokio::test]
-async fn a_schema_1_database_migrates_through_2_3_and_4_and_keeps_everything() {
+async fn a_schema_1_database_migrates_through_2_to_5_and_keeps_everything() {
     use workq::model::*;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
@@ -384,7 +392,7 @@ async fn a_schema_1_database_migrates_through_2_3_and_4_and_keeps_everything() {
     let written = clock::from_ms(1_796_142_176_904);
     let at = clock::ManualClock::new(written + chrono::Duration::minutes(30));
     let s = SqliteStore::open(&path, Arc::new(at.clone())).unwrap();
-    assert_eq!(version(&path), 4);
+    assert_eq!(version(&path), 5);
     // The schema is the one a new file gets, index for index.
     let fresh = dir.path().join("new.db");
     drop(open(&fresh).unwrap());
@@ -399,7 +407,7 @@ async fn a_schema_1_database_migrates_through_2_3_and_4_and_keeps_everything() {
             .collect()
     };
     assert_eq!(schema(&path), schema(&fresh));
-    assert_eq!(version(&fresh), 4);
+    assert_eq!(version(&fresh), 5);
 
     // The items, byte for byte, and the queue's health from the new index.
     let q = s.queue("invoices").await.unwrap();
@@ -408,6 +416,10 @@ async fn a_schema_1_database_migrates_through_2_3_and_4_and_keeps_everything() {
         (3, 1, 1)
     );
     assert_eq!((q.expired, q.out_of_sla, q.at_risk), (1, 1, 0), "{q:?}");
+    assert_eq!(
+        q.queue.retry_backoff, None,
+        "retries of an old queue wait as before"
+    );
     let all = s
         .items(Filter::default(), PageRequest::default())
         .await
@@ -558,5 +570,5 @@ async fn a_schema_1_database_migrates_through_2_3_and_4_and_keeps_everything() {
     // Opened again, nothing is left to migrate.
     let s = SqliteStore::open(&path, Arc::new(at)).unwrap();
     assert_eq!(s.queue("invoices").await.unwrap().counts.queued, 4);
-    assert_eq!(version(&path), 4);
+    assert_eq!(version(&path), 5);
 }

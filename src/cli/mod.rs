@@ -95,6 +95,10 @@ pub struct QueueFlags {
     /// Automatic retries of IT exceptions and lease timeouts (0 = off).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>)]
     pub max_retries: Option<u32>,
+    /// How long automatic retries wait: DUR before the first, doubling each time up to MAX
+    /// (default 1h), with jitter (each waits between half and all of that), e.g. 30s,10m.
+    #[arg(long, value_name = "DUR[,MAX]", allow_hyphen_values = true)]
+    pub retry_backoff: Option<String>,
     /// How long a worker may hold an item without a heartbeat (default 5m).
     #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub lease: Option<String>,
@@ -119,7 +123,8 @@ pub enum QueueCmd {
         name: String,
         #[command(flatten)]
         flags: QueueFlags,
-        /// Unset a setting: ttl (never expire), sla, deadline, concurrency (no limit).
+        /// Unset a setting: ttl (never expire), sla, deadline, concurrency (no limit),
+        /// retry-backoff (retries are queued at once).
         #[arg(long, value_name = "SETTING")]
         clear: Vec<String>,
     },
@@ -361,6 +366,7 @@ impl Command {
                 kind: "read_only",
                 message: format!("--read-only: `workq {name}` changes data; nothing was done"),
                 code: 1,
+                error: None,
             }),
             (Access::Writes(_), false) => Ok(Open::Create),
             (Access::Reads, _) => Ok(Open::ReadOnly),
@@ -387,11 +393,7 @@ pub fn whole<T: std::str::FromStr>(s: &str) -> Result<T, String> {
 
 impl From<crate::connect::Error> for Failure {
     fn from(e: crate::connect::Error) -> Failure {
-        Failure {
-            kind: e.kind(),
-            message: e.to_string(),
-            code: 1,
-        }
+        e.into_backend().into()
     }
 }
 

@@ -58,6 +58,8 @@ pub struct Failure {
     pub kind: &'static str,
     pub message: String,
     pub code: i32,
+    /// The engine's error, when it is one: `--json` prints its facts beside the message.
+    pub error: Option<Box<Error>>,
 }
 
 /// The kind of a failure that is no failure to report: the reader of our output left.
@@ -69,6 +71,7 @@ impl Failure {
             kind: "usage",
             message: m.into(),
             code: 2,
+            error: None,
         }
     }
     pub fn invalid(m: impl Into<String>) -> Failure {
@@ -76,6 +79,7 @@ impl Failure {
             kind: "invalid",
             message: m.into(),
             code: 1,
+            error: None,
         }
     }
     /// Output could not be written. A closed pipe stops the command quietly, the way
@@ -86,12 +90,14 @@ impl Failure {
                 kind: CLOSED_PIPE,
                 message: "the reader of the output went away".into(),
                 code: 141,
+                error: None,
             }
         } else {
             Failure {
                 kind: "output",
                 message: format!("cannot write the output: {e}"),
                 code: 1,
+                error: None,
             }
         }
     }
@@ -104,10 +110,13 @@ impl Failure {
             return;
         }
         if json {
-            tell!(
-                "{}",
-                serde_json::json!({"error": {"kind": self.kind, "message": self.message}})
-            );
+            // The engine's error as it crosses the seam (kind, facts, message); the CLI's
+            // own failures as their kind and message.
+            let error = match &self.error {
+                Some(e) => serde_json::to_value(e).expect("errors serialize"),
+                None => serde_json::json!({"kind": self.kind, "message": self.message}),
+            };
+            tell!("{}", serde_json::json!({ "error": error }));
         } else {
             // Errors echo what the user typed (a queue name, a duration): escaped too.
             tell!("error: {}", text::escape(&self.message, true));
@@ -121,6 +130,7 @@ impl From<Error> for Failure {
             kind: e.kind(),
             message: e.to_string(),
             code: 1,
+            error: Some(Box::new(e)),
         }
     }
 }

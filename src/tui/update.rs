@@ -2048,6 +2048,13 @@ pub fn settings_line(q: &Queue) -> String {
         format!("deadline={}", q.deadline.as_deref().unwrap_or("-")),
         format!("tz={}", q.tz),
         format!("retries={}", q.max_retries),
+        format!(
+            "retry-backoff={}",
+            q.retry_backoff
+                .as_ref()
+                .map(crate::rules::exact_backoff)
+                .unwrap_or_else(|| "-".into())
+        ),
         format!("lease={}", exact_duration(q.lease)),
         format!(
             "concurrency={}",
@@ -2062,7 +2069,7 @@ pub fn settings_line(q: &Queue) -> String {
 }
 
 /// Parses `key=value` settings; `-` leaves a setting as it is, `none` clears one that can be
-/// unset (sla, deadline, ttl, concurrency).
+/// unset (sla, deadline, ttl, concurrency, retry-backoff).
 pub fn parse_settings(line: &str) -> Result<QueueSettings, String> {
     let mut st = QueueSettings::default();
     let dur = |k: &str, v: &str| parse_duration(v).map_err(|e| format!("{k}: {e}"));
@@ -2101,6 +2108,11 @@ pub fn parse_settings(line: &str) -> Result<QueueSettings, String> {
                     Some(u32::try_from(num(k, v)?).map_err(|_| format!("retries: {v}"))?)
             }
             "lease" => st.lease = Some(dur(k, v)?),
+            "retry-backoff" => {
+                st.retry_backoff = Some(
+                    crate::rules::parse_backoff(v).map_err(|e| format!("retry-backoff: {e}"))?,
+                )
+            }
             "concurrency" => {
                 st.concurrency =
                     Some(u32::try_from(num(k, v)?).map_err(|_| format!("concurrency: {v}"))?)
@@ -2111,7 +2123,7 @@ pub fn parse_settings(line: &str) -> Result<QueueSettings, String> {
             }
             _ => {
                 return Err(format!(
-                    "unknown setting '{k}' (sla, risk, deadline, tz, retries, lease, concurrency, ttl, priority, description)"
+                    "unknown setting '{k}' (sla, risk, deadline, tz, retries, retry-backoff, lease, concurrency, ttl, priority, description)"
                 ))
             }
         }

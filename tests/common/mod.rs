@@ -31,6 +31,8 @@ pub async fn sqlite() -> Option<Env> {
     // must come from the write itself (see `a_long_poll_wakes_when_work_arrives`).
     let options = workq::store::sqlite::Options {
         poll_every: Duration::from_secs(3600),
+        // Retry backoffs jitter at random, as in production: the tests hold for any draw.
+        ..Default::default()
     };
     let store =
         workq::SqliteStore::open_with(dir.path().join("t.db"), Arc::new(clock.clone()), options)

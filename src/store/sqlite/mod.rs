@@ -11,7 +11,7 @@ mod writer;
 
 pub use schema::{can_write, schema_version};
 
-use crate::backend::{Backend, Error, Feed, ImportRows, Result};
+use crate::backend::{Backend, Error, Feed, ImportRows, Result, StorageCause};
 use crate::clock::Clock;
 use crate::model::*;
 use async_trait::async_trait;
@@ -40,17 +40,38 @@ struct Inner {
 }
 
 /// Knobs of the store; the defaults are what `open` uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
     /// Other processes on the same file do not wake a long poll: it also looks this often.
     /// (Writes of this process wake it at once.)
     pub poll_every: Duration,
+    /// Where retry backoffs get their jitter (`rules::retry_delay`).
+    pub jitter: Jitter,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             poll_every: Duration::from_millis(200),
+            jitter: Jitter::Random,
+        }
+    }
+}
+
+/// The jitter source of retry backoffs: a fresh random draw each time, or one fixed draw
+/// in [0, 1] (tests that want exact delays).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Jitter {
+    #[default]
+    Random,
+    Fixed(f64),
+}
+
+impl Jitter {
+    pub fn draw(self) -> f64 {
+        match self {
+            Jitter::Random => fastrand::f64(),
+            Jitter::Fixed(x) => x,
         }
     }
 }
@@ -73,10 +94,13 @@ impl SqliteStore {
         let wake = Arc::new(Notify::new());
         let writer = Writer::start(
             conn,
-            path.clone(),
-            clock.clone(),
-            events.clone(),
-            wake.clone(),
+            writer::Setup {
+                path: path.clone(),
+                clock: clock.clone(),
+                events: events.clone(),
+                wake: wake.clone(),
+                jitter: options.jitter,
+            },
             write::sweep,
         );
         Ok(SqliteStore {
@@ -165,7 +189,13 @@ impl SqliteStore {
             out
         })
         .await
-        .map_err(|e| Error::Storage(format!("read task failed: {e}")))?
+        .map_err(|e| {
+            Error::storage(
+                StorageCause::Stopped,
+                None,
+                format!("read task failed: {e}"),
+            )
+        })?
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>

@@ -161,8 +161,17 @@ fn error_popup() {
         keys(s, "\nu\n");
         settle(
             s,
-            Msg::Acted(Err(crate::backend::Error::Transition(
-                "1 of 1 items cannot be released; nothing changed:\n  item 01JDTEST000000000000000299: cannot release an item that is queued (only on-hold items are released)".into(),
+            Msg::Acted(Err(crate::backend::Error::refused_action(
+                "release",
+                "released",
+                1,
+                vec![crate::backend::Refused {
+                    id: "01JDTEST000000000000000299".into(),
+                    from: Status::Queued,
+                    to: Some(To::Status(Status::Queued)),
+                    why: "cannot release an item that is queued (only on-hold items are released)"
+                        .into(),
+                }],
             ))),
         );
     });

@@ -541,8 +541,7 @@ fn refused_actions_show_the_engines_words_and_the_console_goes_on() {
     settle(&mut s, k('u'));
     let fx = settle(&mut s, code(KeyCode::Enter));
     assert!(matches!(fx[0], Effect::Act(_)));
-    let msg = "1 of 1 items cannot be released; nothing changed:\n  item X: cannot release an item that is queued";
-    settle(&mut s, Msg::Acted(Err(Error::Transition(msg.into()))));
+    settle(&mut s, Msg::Acted(Err(released_refused("X"))));
     let Some(Popup::Error { message, .. }) = &s.popup else {
         panic!()
     };
@@ -694,7 +693,10 @@ fn queue_pause_and_settings() {
     assert_eq!(st.sla, Some(Duration::from_secs(3600)));
     assert_eq!(st.deadline.as_deref(), Some("22:30"));
     assert_eq!(st.description.as_deref(), Some("Invoices from the AP box"));
-    settle(&mut s, Msg::QueueSaved(Err(Error::Invalid("bad".into()))));
+    settle(
+        &mut s,
+        Msg::QueueSaved(Err(Error::invalid("settings", "bad"))),
+    );
     assert!(matches!(s.popup, Some(Popup::Error { .. })));
 }
 
@@ -856,7 +858,10 @@ fn detail_opens_refreshes_and_edits_then_requeues() {
     // A deleted item says so.
     let seq = s.detail.fetch.seq + 1;
     update(&mut s, Msg::Changed);
-    update(&mut s, Msg::Detail(seq, Err(Error::not_found("item", "x"))));
+    update(
+        &mut s,
+        Msg::Detail(seq, Err(Error::not_found(crate::backend::Thing::Item, "x"))),
+    );
     assert!(s.detail.data.is_none());
     settle(&mut s, code(KeyCode::Esc));
     assert_eq!(s.view, View::Items);
@@ -1122,6 +1127,24 @@ fn settings_line_round_trips() {
     assert_eq!(st.clear, ["sla", "deadline"]);
     assert_eq!((st.sla, st.ttl, st.max_retries), (None, None, Some(2)));
     assert!(crate::tui::update::parse_settings("retries=none").is_err());
+    // The retry backoff: shown as DUR,MAX, saved back as it was, cleared with none.
+    let mut q = q.clone();
+    assert!(crate::tui::update::settings_line(&q).contains("retry-backoff=- "));
+    q.retry_backoff = Some(Backoff {
+        delay: Duration::from_secs(30),
+        max: Duration::from_secs(600),
+    });
+    let line = crate::tui::update::settings_line(&q);
+    assert!(line.contains("retry-backoff=30s,10m "), "{line}");
+    let st = crate::tui::update::parse_settings(&line).unwrap();
+    assert_eq!(st.retry_backoff, q.retry_backoff);
+    let st = crate::tui::update::parse_settings("retry-backoff=none").unwrap();
+    assert_eq!(st.clear, ["retry-backoff"]);
+    let e = crate::tui::update::parse_settings("retry-backoff=10m,1m").unwrap_err();
+    assert!(
+        e.starts_with("retry-backoff: ") && e.contains("shorter"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -1322,12 +1345,7 @@ fn enter_on_a_worker_opens_what_it_holds() {
 fn refused(s: &mut State) {
     settle(s, k('u'));
     settle(s, code(KeyCode::Enter));
-    settle(
-        s,
-        Msg::Acted(Err(Error::Transition(
-            "1 of 1 items cannot be released; nothing changed".into(),
-        ))),
-    );
+    settle(s, Msg::Acted(Err(released_refused("X"))));
     assert!(matches!(s.popup, Some(Popup::Error { .. })));
 }
 
@@ -1616,7 +1634,7 @@ fn pausing_says_so_at_once_and_a_locked_database_is_reported() {
         .unwrap()
         .text
         .contains("pausing 'vendor-invoices'…"));
-    let busy = Error::Busy("database demo.db is locked by another process".into());
+    let busy = Error::busy(Some(std::path::Path::new("demo.db")), None);
     settle(&mut s, Msg::QueueSaved(Err(busy)));
     let Some(Popup::Error { message, .. }) = &s.popup else {
         panic!("{:?}", s.popup)
@@ -2001,4 +2019,19 @@ fn the_feed_retry_wait_doubles_up_to_its_cap_without_overflow() {
         (ms(8), ms(9), ms(40), ms(u32::MAX)),
         (30000, 30000, 30000, 30000)
     );
+}
+
+/// What the engine answers a release of a queued item.
+fn released_refused(id: &str) -> Error {
+    Error::refused_action(
+        "release",
+        "released",
+        1,
+        vec![crate::backend::Refused {
+            id: id.into(),
+            from: Status::Queued,
+            to: Some(To::Status(Status::Queued)),
+            why: "cannot release an item that is queued".into(),
+        }],
+    )
 }
