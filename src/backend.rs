@@ -3,51 +3,13 @@
 
 use crate::model::*;
 use async_trait::async_trait;
+use futures::stream::{BoxStream, Stream, StreamExt};
+use futures::FutureExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tokio::sync::{broadcast, mpsc};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    /// An unknown queue, item or action.
-    #[error("unknown {what} '{name}'")]
-    NotFound { what: &'static str, name: String },
-    /// Bad input from the caller; the message says what and where.
-    #[error("{0}")]
-    Invalid(String),
-    /// A transition the rules refuse; the message names both statuses.
-    #[error("{0}")]
-    Transition(String),
-    /// The request clashes with the current state: stale lease, duplicate key, item on hold.
-    #[error("{0}")]
-    Conflict(String),
-    /// The database is locked by someone else for longer than we wait.
-    #[error("{0}")]
-    Busy(String),
-    /// The database cannot be used: read-only, not a workq file, newer schema, I/O.
-    #[error("{0}")]
-    Storage(String),
-}
-
-impl Error {
-    pub fn not_found(what: &'static str, name: impl Into<String>) -> Self {
-        Error::NotFound {
-            what,
-            name: name.into(),
-        }
-    }
-    /// A short, stable name for the kind, for `--json` errors and HTTP bodies.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::NotFound { .. } => "not_found",
-            Error::Invalid(_) => "invalid",
-            Error::Transition(_) => "transition",
-            Error::Conflict(_) => "conflict",
-            Error::Busy(_) => "busy",
-            Error::Storage(_) => "storage",
-        }
-    }
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use crate::error::{Conflict, Error, Refused, Result, StorageCause, Thing};
 
 /// Batches of parsed import rows, streamed so that a million-row file never sits in memory.
 /// A row the parser refused travels as its error, so the store alone decides all-or-nothing.
@@ -117,6 +79,171 @@ pub trait Backend: Send + Sync {
     /// Times out expired leases now (the engine also does it by itself).
     async fn sweep(&self) -> Result<u64>;
 
-    /// The change feed.
-    fn subscribe(&self) -> broadcast::Receiver<Event>;
+    /// The change feed: events as the engine commits them, and where it could not follow.
+    fn subscribe(&self) -> Feed;
+}
+
+/// Where a change feed could not follow its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gap {
+    /// This many events were missed (the reader fell behind, or a reconnect resumed past
+    /// what the source keeps): whatever the reader shows must be fetched again.
+    Lagged(u64),
+    /// The source went away (the engine closed its feed, a server's stream dropped), and
+    /// why; nothing more comes on this feed: subscribe again, with a growing delay.
+    Disconnected(String),
+}
+
+/// A change feed: a stream of `Ok(event)` and `Err(gap)`, whatever carries it (a broadcast
+/// channel in-process; Server-Sent Events or LISTEN/NOTIFY behind other backends). After a
+/// `Disconnected` the stream ends, and `recv` keeps saying `Disconnected`.
+pub struct Feed {
+    items: BoxStream<'static, Result<Event, Gap>>,
+    /// Why the source went away, once it has.
+    gone: Option<String>,
+}
+
+impl Feed {
+    /// The feed of an in-process broadcast channel.
+    pub fn from_broadcast(rx: broadcast::Receiver<Event>) -> Feed {
+        use broadcast::error::RecvError;
+        Feed::from_stream(futures::stream::unfold(Some(rx), |rx| async move {
+            let mut rx = rx?;
+            let item = match rx.recv().await {
+                Ok(e) => Ok(e),
+                Err(RecvError::Lagged(n)) => Err(Gap::Lagged(n)),
+                Err(RecvError::Closed) => {
+                    let why = "the engine closed its change feed".to_string();
+                    return Some((Err(Gap::Disconnected(why)), None));
+                }
+            };
+            Some((item, Some(rx)))
+        }))
+    }
+
+    /// A feed of any stream of events and gaps; its end reads as `Disconnected`.
+    pub fn from_stream(items: impl Stream<Item = Result<Event, Gap>> + Send + 'static) -> Feed {
+        Feed {
+            items: items.boxed(),
+            gone: None,
+        }
+    }
+
+    /// The next event, or the gap where the feed could not follow. Cancel-safe (for
+    /// `select!`): nothing is lost when the wait is dropped.
+    pub async fn recv(&mut self) -> Result<Event, Gap> {
+        if let Some(why) = &self.gone {
+            return Err(Gap::Disconnected(why.clone()));
+        }
+        let next = self.items.next().await;
+        self.note(next)
+    }
+
+    /// What is waiting now, without waiting: `Err(None)` when nothing is.
+    pub fn try_recv(&mut self) -> Result<Event, Option<Gap>> {
+        if let Some(why) = &self.gone {
+            return Err(Some(Gap::Disconnected(why.clone())));
+        }
+        match self.items.next().now_or_never() {
+            None => Err(None),
+            Some(next) => self.note(next).map_err(Some),
+        }
+    }
+
+    /// Remembers that the source went away; an ended stream says so once.
+    fn note(&mut self, next: Option<Result<Event, Gap>>) -> Result<Event, Gap> {
+        match next {
+            Some(Err(Gap::Disconnected(why))) => {
+                self.gone = Some(why.clone());
+                Err(Gap::Disconnected(why))
+            }
+            Some(other) => other,
+            None => {
+                let why = "the change feed ended".to_string();
+                self.gone = Some(why.clone());
+                Err(Gap::Disconnected(why))
+            }
+        }
+    }
+}
+
+impl Stream for Feed {
+    type Item = Result<Event, Gap>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.gone.is_some() {
+            return Poll::Ready(None);
+        }
+        match self.items.poll_next_unpin(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(next) => Poll::Ready(Some(self.note(next))),
+        }
+    }
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed").field("gone", &self.gone).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(q: &str, n: u64) -> Event {
+        Event::Items {
+            queue: q.into(),
+            count: n,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broadcast_feed_says_when_it_lagged_and_when_its_source_went_away() {
+        let (tx, rx) = broadcast::channel(2);
+        let mut feed = Feed::from_broadcast(rx);
+        assert_eq!(feed.try_recv(), Err(None), "nothing yet");
+        for n in 1..=5 {
+            tx.send(items("q", n)).unwrap();
+        }
+        // Two kept, three missed: the reader is told how many, then goes on.
+        assert_eq!(feed.recv().await, Err(Gap::Lagged(3)));
+        assert_eq!(feed.recv().await, Ok(items("q", 4)));
+        assert_eq!(feed.try_recv(), Ok(items("q", 5)));
+        assert_eq!(feed.try_recv(), Err(None));
+        drop(tx);
+        let gone = Gap::Disconnected("the engine closed its change feed".into());
+        assert_eq!(feed.recv().await, Err(gone.clone()));
+        assert_eq!(feed.recv().await, Err(gone.clone()), "and keeps saying so");
+        assert_eq!(feed.try_recv(), Err(Some(gone)));
+        assert_eq!(feed.next().await, None, "the stream has ended");
+    }
+
+    #[tokio::test]
+    async fn a_stream_feed_passes_its_gaps_and_its_end_reads_as_disconnected() {
+        let mut feed = Feed::from_stream(futures::stream::iter(vec![
+            Ok(items("a", 1)),
+            Err(Gap::Lagged(7)),
+            Ok(items("b", 2)),
+        ]));
+        assert_eq!(feed.next().await, Some(Ok(items("a", 1))));
+        assert_eq!(feed.next().await, Some(Err(Gap::Lagged(7))));
+        assert_eq!(feed.recv().await, Ok(items("b", 2)));
+        let ended = Gap::Disconnected("the change feed ended".into());
+        assert_eq!(feed.next().await, Some(Err(ended.clone())));
+        assert_eq!(feed.next().await, None);
+        assert_eq!(feed.recv().await, Err(ended));
+    }
+
+    #[tokio::test]
+    async fn a_wait_dropped_midway_loses_no_event() {
+        let (tx, rx) = broadcast::channel(8);
+        let mut feed = Feed::from_broadcast(rx);
+        // A select! that picks another branch drops the wait; the event sent after it is
+        // still the next one read.
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(10), feed.recv()).await;
+        assert!(waited.is_err(), "nothing was sent yet");
+        tx.send(items("q", 1)).unwrap();
+        assert_eq!(feed.recv().await, Ok(items("q", 1)));
+    }
 }

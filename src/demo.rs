@@ -4,10 +4,10 @@
 
 use crate::backend::{Backend, Result};
 use crate::clock::{from_ms, Clock};
+use crate::connect::{self, Open, Target};
 use crate::model::*;
-use crate::store::sqlite::SqliteStore;
 use chrono::Utc;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +40,7 @@ impl Clock for ShiftedClock {
 
 /// What the demo holds: the store and the tasks that keep it alive.
 pub struct Demo {
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Backend>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -94,13 +94,37 @@ impl Default for DemoOptions {
     }
 }
 
+/// Where the demo writes its fresh database: the `--db` given (which must not exist yet:
+/// the demo never writes into someone's data), else a new folder in the temporary directory.
+pub fn fresh_path(target: &Target) -> std::result::Result<PathBuf, String> {
+    if target.db.is_some() || target.remote.is_some() {
+        let path = connect::local_path(target).map_err(|e| e.to_string())?;
+        if path.exists() {
+            return Err(format!(
+                "{} exists: the demo writes a fresh database (give another --db, or unset WORKQ_DB)",
+                path.display()
+            ));
+        }
+        return Ok(path);
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "workq-demo-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir.join("demo.db"))
+}
+
 /// Creates the demo database at `path` (which should not exist yet), writes its history,
 /// and starts the backlog import and the bots in the background.
 pub async fn start(path: &Path, opts: DemoOptions) -> Result<Demo> {
     let clock = Arc::new(ShiftedClock::new(Duration::from_secs(
         HISTORY_MIN as u64 * 60,
     )));
-    let store = Arc::new(SqliteStore::open(path, clock.clone())?);
+    let store = connect::connect_on(&Target::db(path), Open::Create, clock.clone())
+        .map_err(connect::Error::into_backend)?
+        .backend;
     create_queues(&*store).await?;
     let history = opts.items.min(HISTORY_ITEMS);
     write_history(&store, &clock, history, opts.seed).await?;
@@ -565,7 +589,7 @@ pub fn decide(item: &Item, rng: &mut Rng) -> Verdict {
 const HISTORY_RATE: &[(&str, u64)] = &[(INVOICES, 30), (RECONCILIATION, 40), (ONBOARDING, 8)];
 
 async fn write_history(
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn Backend>,
     clock: &ShiftedClock,
     items: u64,
     seed: u64,
@@ -701,7 +725,7 @@ const BOTS: &[BotSpec] = &[
 ];
 
 /// Starts the bots and the feeders that keep work arriving.
-pub fn spawn_bots(store: Arc<SqliteStore>, seed: u64) -> Vec<JoinHandle<()>> {
+pub fn spawn_bots(store: Arc<dyn Backend>, seed: u64) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     let mut rng = Rng::new(seed ^ 0xB07);
     for spec in BOTS {
@@ -725,7 +749,7 @@ pub fn spawn_bots(store: Arc<SqliteStore>, seed: u64) -> Vec<JoinHandle<()>> {
 }
 
 async fn bot(
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Backend>,
     queue: &'static str,
     name: String,
     work_ms: (u64, u64),
@@ -780,7 +804,7 @@ async fn bot(
 }
 
 async fn feeder(
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Backend>,
     queue: &'static str,
     every_ms: u64,
     max: u64,

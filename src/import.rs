@@ -465,6 +465,7 @@ impl Layout {
             line,
             column: Some(col.to_string()),
             message,
+            ..Default::default()
         };
         let mut item = NewItem::default();
         let mut value = Vec::new();
@@ -567,6 +568,7 @@ fn parse_csv(
                         line,
                         column: None,
                         message,
+                        ..Default::default()
                     }),
                 )
             }
@@ -670,6 +672,7 @@ fn unclosed_quote(
         message: format!(
             "{here} is never closed, so lines {at}–{last} would all read as this one value; close the quote"
         ),
+        ..Default::default()
     }))
 }
 
@@ -735,6 +738,7 @@ fn finish(item: NewItem, line: u64, labels: &Labels) -> Row {
             _ => Some(col.to_string()),
         },
         message,
+        ..Default::default()
     })?;
     Ok(ImportRow { line, item })
 }
@@ -771,6 +775,7 @@ fn parse_jsonl(
                     line,
                     column: None,
                     message: "not valid UTF-8".into(),
+                    ..Default::default()
                 }));
                 continue;
             }
@@ -870,6 +875,7 @@ fn json_row(text: &str, line: u64, opts: &Options) -> Row {
         line,
         column: column.map(str::to_string),
         message,
+        ..Default::default()
     };
     let members = match Members::parse(text) {
         Ok(m) => m,

@@ -1,20 +1,26 @@
-//! `workq`: parse the command line, build the backend, hand off.
+//! `workq`: parse the command line, build the backend, hand off. The one place that knows
+//! every front end: the console, the scripting commands, the demo and the bench each get
+//! their backend from `workq::connect` and never call one another.
 
 use clap::Parser;
+use std::sync::Arc;
+use workq::cli::{output, Cli, Command, Failure};
+use workq::connect::{self, Open, Target};
+use workq::tui;
 
 fn main() {
-    let cli = match workq::cli::Cli::try_parse() {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // --help and --version are "errors" to clap; scripts asking for JSON get JSON errors.
         Err(e) if e.use_stderr() && std::env::args().any(|a| a == "--json") => {
             let text = e.to_string();
-            workq::cli::Failure::usage(text.trim().trim_start_matches("error: ")).print(true);
+            Failure::usage(text.trim().trim_start_matches("error: ")).print(true);
             std::process::exit(2);
         }
         // Usage errors quote what was typed: shown escaped, like everything else.
         Err(e) if e.use_stderr() => {
             let text = e.render().to_string();
-            workq::cli::output::emit_err(&workq::text::escape(&text, true));
+            output::emit_err(&workq::text::escape(&text, true));
             std::process::exit(e.exit_code());
         }
         // Help and version; clap itself stops quietly when the reader went away.
@@ -25,7 +31,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if let Err(f) = rt.block_on(workq::cli::run(cli)) {
+    if let Err(f) = rt.block_on(run(cli)) {
         if f.is_closed_pipe() {
             die_of_sigpipe();
         }
@@ -49,6 +55,90 @@ static NOTE_CLOSED_STDOUT: extern "C" fn() = {
     }
     note
 };
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let target = cli.target();
+    match cli.command {
+        None => console(&target, cli.read_only).await,
+        Some(Command::Demo(args)) => demo(&target, args, cli.read_only).await,
+        Some(Command::Bench(args)) => {
+            let progress = |line: &str| output::emit_err(&format!("{line}\n"));
+            let text = workq::bench::run(args, &progress)
+                .await
+                .map_err(|e| Failure::invalid(format!("bench: {e}")))?;
+            output::emit(&text)
+        }
+        Some(command) => {
+            let open = command.opens(cli.read_only)?;
+            let conn = connect::connect(&target, open)?;
+            workq::cli::run(command, &*conn.backend, cli.json).await
+        }
+    }
+}
+
+/// `workq`: the console on the user's database, created on first use. With `--read-only`
+/// it is opened read-only; a file this user cannot write is opened so too, and said.
+async fn console(target: &Target, read_only: bool) -> Result<(), Failure> {
+    tui::need_terminal().map_err(Failure::usage)?;
+    let _guard = tui::init_logging();
+    let (conn, notice) = match connect::connect(
+        target,
+        if read_only {
+            Open::ReadOnly
+        } else {
+            Open::Create
+        },
+    ) {
+        Err(connect::Error::ReadOnlyFile(path)) => (
+            connect::connect(target, Open::ReadOnly)?,
+            Some(format!(
+                "{} is read-only for you: opened for reading, actions hidden",
+                path.display()
+            )),
+        ),
+        other => (other?, None),
+    };
+    tracing::info!("console on {}", conn.label);
+    let opts = tui::app::Options {
+        source: conn.label,
+        read_only: read_only || conn.read_only,
+        actor: format!("user:{}", connect::os_user()),
+        notice,
+    };
+    tui::run(conn.backend, opts).await.map_err(Failure::invalid)
+}
+
+/// `workq demo`: a fresh demo database with bots working live, and the console on it.
+async fn demo(
+    target: &Target,
+    args: workq::demo::DemoArgs,
+    read_only: bool,
+) -> Result<(), Failure> {
+    tui::need_terminal().map_err(Failure::usage)?;
+    let _guard = tui::init_logging();
+    let path = workq::demo::fresh_path(target).map_err(Failure::invalid)?;
+    let opts = workq::demo::DemoOptions {
+        items: args.items,
+        live: !args.no_bots,
+        ..Default::default()
+    };
+    let d = workq::demo::start(&path, opts).await?;
+    let opts = tui::app::Options {
+        source: format!("demo · {}", path.display()),
+        read_only,
+        actor: format!("user:{}", connect::os_user()),
+        notice: None,
+    };
+    let r = tui::run(Arc::clone(&d.store), opts)
+        .await
+        .map_err(Failure::invalid);
+    drop(d);
+    output::emit_err(&format!(
+        "the demo database stays at {} (workq --db {} …)\n",
+        path.display(),
+        path.display()
+    ));
+    r
+}
 
 /// Ends the process the way a Unix tool ends when its reader goes away: by SIGPIPE, which
 /// Rust ignores so that writes fail instead (letting `dequeue` hand its leases back first).

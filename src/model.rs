@@ -92,6 +92,46 @@ string_enum!(
     }
 );
 
+/// Where a change takes an item: a status, or out of existence. In JSON, the status's
+/// name or `deleted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum To {
+    Status(Status),
+    Deleted,
+}
+
+impl fmt::Display for To {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            To::Status(s) => s.fmt(f),
+            To::Deleted => f.write_str("deleted"),
+        }
+    }
+}
+
+impl FromStr for To {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "deleted" => Ok(To::Deleted),
+            s => s.parse().map(To::Status),
+        }
+    }
+}
+
+impl Serialize for To {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for To {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 // The enum comes from `string_enum!`, which has no place for `#[default]`.
 #[allow(clippy::derivable_impls)]
 impl Default for Priority {
@@ -136,6 +176,9 @@ pub struct QueueSettings {
     pub lease: Option<Duration>,
     pub concurrency: Option<u32>,
     pub priority: Option<i32>,
+    /// How long automatic retries wait (see `Backoff`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff: Option<Backoff>,
     /// Settings to unset on update: any of `rules::CLEARABLE`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clear: Vec<String>,
@@ -159,8 +202,22 @@ pub struct Queue {
     pub lease: Duration,
     pub concurrency: Option<u32>,
     pub priority: i32,
+    /// How long automatic retries wait; `None`: they are queued again at once.
+    #[serde(default)]
+    pub retry_backoff: Option<Backoff>,
     #[serde(with = "time_ms")]
     pub created_at: Time,
+}
+
+/// The wait before an automatic retry (`rules::retry_delay`): `delay` before the first,
+/// doubling for each one after, never more than `max`; jittered over the upper half so
+/// items that failed together do not all come back at once. In JSON, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backoff {
+    #[serde(with = "duration_ms")]
+    pub delay: Duration,
+    #[serde(with = "duration_ms")]
+    pub max: Duration,
 }
 
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
@@ -853,11 +910,14 @@ pub struct ImportOptions {
 }
 
 /// A row that could not be imported, with where it was.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowError {
     pub line: u64,
     pub column: Option<String>,
     pub message: String,
+    /// Its key repeats the key of this earlier line of the same file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<u64>,
 }
 
 impl fmt::Display for RowError {

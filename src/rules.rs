@@ -1,7 +1,18 @@
-//! The rules of workq, in one place and free of storage: which transitions are allowed,
-//! SLA maths, retry policy, exception signatures, and the parsing of durations and times.
-//! Every store calls these, so SQLite, PostgreSQL and anything later cannot disagree.
+//! The rules of workq, in one place and free of storage: the state machine (what each
+//! actor may do to an item and what it changes), the conditions stores filter by (expiry,
+//! SLA, leases), retry policy and backoff, exception signatures, and the parsing of
+//! durations and times. Every store applies these, so SQLite, PostgreSQL and anything later
+//! cannot disagree.
+//!
+//! How a store uses the state machine: it loads an item's `ItemState`, asks the rules
+//! whether an event or action may happen (`lease_holder`, `refusal_reason`), lets them
+//! change the state (`apply`, `fail`, `act`), and writes the state back with a history row
+//! per `Step`. Where a store must change items in SQL (the dequeue's claim, a completion in
+//! one statement), it generates the statement from the same `Transition` rows and renders
+//! the same `Cond`itions, so the SQL cannot restate a rule differently.
 
+use crate::error::{Conflict, Error, Refused};
+pub use crate::model::To;
 use crate::model::*;
 use chrono::{Duration as ChronoDuration, Local, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use std::sync::OnceLock;
@@ -18,45 +29,622 @@ pub enum Actor {
     System,
 }
 
-/// Where a change takes an item: a status, or out of existence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum To {
-    Status(Status),
-    Deleted,
+// ---------------------------------------------------------------- the state machine
+
+/// What happens to an item by a worker or by the engine. (A person's actions are
+/// `ActionKind`s, in `ACTION_RULES`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemEvent {
+    /// The engine leases a queued item to a worker.
+    Dequeue,
+    /// The lease holder extends its lease.
+    Heartbeat,
+    /// The lease holder reports the item processed.
+    Complete,
+    /// The lease holder reports an exception.
+    Fail,
+    /// The lease holder gives the item back unworked (its output was lost, it shuts down).
+    HandBack,
+    /// A lease ran out without a heartbeat: a `timeout` exception.
+    LeaseTimeout,
+    /// An IT exception or a timeout goes back to the queue while the queue allows retries.
+    Retry,
+    /// A queued item's expiry passes. Expired is not a status (SPEC §3): the item stays
+    /// queued and nothing is written; `EXPIRED` is what every read and the dequeue apply.
+    Expire,
 }
 
-impl std::fmt::Display for To {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            To::Status(s) => s.fmt(f),
-            To::Deleted => f.write_str("deleted"),
+impl ItemEvent {
+    pub const ALL: &'static [ItemEvent] = &[
+        ItemEvent::Dequeue,
+        ItemEvent::Heartbeat,
+        ItemEvent::Complete,
+        ItemEvent::Fail,
+        ItemEvent::HandBack,
+        ItemEvent::LeaseTimeout,
+        ItemEvent::Retry,
+        ItemEvent::Expire,
+    ];
+}
+
+/// How a transition sets one part of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Keep,
+    Clear,
+    /// The time of the change.
+    Now,
+    /// What the caller brings (`Given`): the reported reason, the worker, a delay…
+    Given,
+    Increment,
+    /// Cleared when it has passed (a requeue's expiry), else kept.
+    ClearPassed,
+}
+
+/// What a transition does to a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeasePut {
+    Keep,
+    /// A new token, valid for the queue's lease timeout from now.
+    Grant,
+    /// The same token, valid for the lease timeout from now.
+    Extend,
+    /// No lease any more.
+    End,
+}
+
+/// What a transition writes besides the status. Every part an item's state machine
+/// touches is here, so a transition that forgets one cannot exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writes {
+    pub reason: Put,
+    /// The exception group: `Given` is the signature of the reported note.
+    pub signature: Put,
+    pub retry_count: Put,
+    pub requeue_count: Put,
+    pub priority: Put,
+    pub started_at: Put,
+    pub finished_at: Put,
+    pub expires_at: Put,
+    /// `Given`: now plus the given delay (none: cleared).
+    pub delay_until: Put,
+    /// Who holds or last held it.
+    pub worker: Put,
+    pub lease: LeasePut,
+    /// The input; `Given` only when the caller brings one (the store writes it: a value is
+    /// not part of `ItemState`).
+    pub value: Put,
+}
+
+impl Writes {
+    pub const NONE: Writes = Writes {
+        reason: Put::Keep,
+        signature: Put::Keep,
+        retry_count: Put::Keep,
+        requeue_count: Put::Keep,
+        priority: Put::Keep,
+        started_at: Put::Keep,
+        finished_at: Put::Keep,
+        expires_at: Put::Keep,
+        delay_until: Put::Keep,
+        worker: Put::Keep,
+        lease: LeasePut::Keep,
+        value: Put::Keep,
+    };
+}
+
+/// How a finished attempt counts in throughput, handling time and error rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Processed,
+    Failed,
+}
+
+/// One row of the state machine: who may make an event happen, from where to where, and
+/// what it changes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub event: ItemEvent,
+    pub actor: Actor,
+    pub from: Status,
+    pub to: Status,
+    pub writes: Writes,
+    /// The history row it leaves (its `action`); `None`: none of its own (a dequeue is
+    /// told by the row that ends the attempt; a heartbeat or an expiry is no history).
+    pub history: Option<&'static str>,
+    /// Whether the note reported with it joins the item's notes.
+    pub appends_note: bool,
+    /// The processing attempt it ends, as the queue's health counts it.
+    pub attempt: Option<Attempt>,
+}
+
+/// Every worker and system transition (SPEC §3, §4). A person's moves are `ACTION_RULES`.
+pub const TRANSITIONS: &[Transition] = &[
+    Transition {
+        event: ItemEvent::Dequeue,
+        actor: Actor::System,
+        from: Status::Queued,
+        to: Status::Processing,
+        writes: Writes {
+            started_at: Put::Now,
+            worker: Put::Given,
+            lease: LeasePut::Grant,
+            // A delay that passed is done with.
+            delay_until: Put::Clear,
+            ..Writes::NONE
+        },
+        history: None,
+        appends_note: false,
+        attempt: None,
+    },
+    Transition {
+        event: ItemEvent::Heartbeat,
+        actor: Actor::LeaseHolder,
+        from: Status::Processing,
+        to: Status::Processing,
+        writes: Writes {
+            lease: LeasePut::Extend,
+            ..Writes::NONE
+        },
+        history: None,
+        appends_note: false,
+        attempt: None,
+    },
+    Transition {
+        event: ItemEvent::Complete,
+        actor: Actor::LeaseHolder,
+        from: Status::Processing,
+        to: Status::Processed,
+        writes: Writes {
+            reason: Put::Clear,
+            finished_at: Put::Now,
+            lease: LeasePut::End,
+            ..Writes::NONE
+        },
+        history: Some("complete"),
+        appends_note: true,
+        attempt: Some(Attempt::Processed),
+    },
+    Transition {
+        event: ItemEvent::Fail,
+        actor: Actor::LeaseHolder,
+        from: Status::Processing,
+        to: Status::Exception,
+        writes: FAILURE,
+        history: Some("fail"),
+        appends_note: true,
+        attempt: Some(Attempt::Failed),
+    },
+    Transition {
+        event: ItemEvent::HandBack,
+        actor: Actor::LeaseHolder,
+        from: Status::Processing,
+        to: Status::Queued,
+        // Unworked: no retry counted, no attempt in the stats, nobody holds it.
+        writes: Writes {
+            started_at: Put::Clear,
+            worker: Put::Clear,
+            lease: LeasePut::End,
+            ..Writes::NONE
+        },
+        history: Some("hand-back"),
+        appends_note: false,
+        attempt: None,
+    },
+    Transition {
+        event: ItemEvent::LeaseTimeout,
+        actor: Actor::System,
+        from: Status::Processing,
+        to: Status::Exception,
+        writes: FAILURE,
+        history: Some("fail"),
+        appends_note: true,
+        attempt: Some(Attempt::Failed),
+    },
+    Transition {
+        event: ItemEvent::Retry,
+        actor: Actor::System,
+        from: Status::Exception,
+        to: Status::Queued,
+        writes: Writes {
+            reason: Put::Clear,
+            signature: Put::Clear,
+            retry_count: Put::Increment,
+            finished_at: Put::Clear,
+            // The backoff (none: takeable at once).
+            delay_until: Put::Given,
+            ..Writes::NONE
+        },
+        history: Some("retry"),
+        appends_note: false,
+        attempt: None,
+    },
+    Transition {
+        event: ItemEvent::Expire,
+        actor: Actor::System,
+        from: Status::Queued,
+        to: Status::Queued,
+        writes: Writes::NONE,
+        history: None,
+        appends_note: false,
+        attempt: None,
+    },
+];
+
+/// A failed attempt, reported or timed out: an exception with its reason and group.
+const FAILURE: Writes = Writes {
+    reason: Put::Given,
+    signature: Put::Given,
+    finished_at: Put::Now,
+    lease: LeasePut::End,
+    ..Writes::NONE
+};
+
+/// The row of an event (each event has exactly one).
+pub fn transition(event: ItemEvent) -> &'static Transition {
+    TRANSITIONS
+        .iter()
+        .find(|t| t.event == event)
+        .expect("every event has a row in TRANSITIONS")
+}
+
+/// The parts of an item the state machine reads and writes, as every store keeps them
+/// (times in milliseconds since the epoch). A store loads these, lets the rules change
+/// them, and writes them back; the value and the notes stay with the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemState {
+    pub status: Status,
+    pub reason: Option<Reason>,
+    pub signature: Option<String>,
+    pub retry_count: u32,
+    pub requeue_count: u32,
+    pub priority: Priority,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub delay_until: Option<i64>,
+    pub worker: Option<String>,
+    pub lease_token: Option<String>,
+    pub lease_until: Option<i64>,
+}
+
+impl Default for ItemState {
+    /// A new item: queued, normal priority, nothing else set.
+    fn default() -> Self {
+        ItemState {
+            status: Status::Queued,
+            reason: None,
+            signature: None,
+            retry_count: 0,
+            requeue_count: 0,
+            priority: Priority::Normal,
+            started_at: None,
+            finished_at: None,
+            expires_at: None,
+            delay_until: None,
+            worker: None,
+            lease_token: None,
+            lease_until: None,
         }
     }
 }
 
-/// SPEC §3's transition table. Same-status moves are never transitions.
-pub fn transition_allowed(from: Status, to: To, actor: Actor) -> bool {
-    use Actor::*;
-    use Status::*;
-    match (from, to) {
-        (Queued, To::Status(Processing)) => actor == System,
-        (Queued, To::Status(OnHold | Processed)) | (Queued, To::Deleted) => actor == Human,
-        (Processing, To::Status(Processed | Exception)) => actor == LeaseHolder || actor == System,
-        // An automatic retry of an IT exception or a lease timeout (system), or a lease
-        // handed back unworked by its holder (output lost, shutting down).
-        (Processing, To::Status(Queued)) => actor == System || actor == LeaseHolder,
-        (Processing, To::Status(OnHold)) => actor == Human,
-        (Exception, To::Status(Queued)) => actor == Human || actor == System,
-        (Exception, To::Status(OnHold | Processed)) | (Exception, To::Deleted) => actor == Human,
-        (OnHold, To::Status(Queued | Processed)) | (OnHold, To::Deleted) => actor == Human,
-        (Processed, To::Status(Queued | OnHold)) | (Processed, To::Deleted) => actor == Human,
-        _ => false,
+/// A new item as the rules start it (SPEC §2, §6): queued, or on hold when it is made for
+/// review; its expiry as given (a time, or a duration from now), else the queue's default
+/// TTL from now; not taken before its delay.
+pub fn enqueue(it: &NewItem, ttl: Option<Duration>, now: i64) -> ItemState {
+    let after = |d: Duration| now.saturating_add(ms_of(d));
+    ItemState {
+        status: if it.hold {
+            Status::OnHold
+        } else {
+            Status::Queued
+        },
+        priority: it.priority,
+        expires_at: it
+            .expires_at
+            .map(|t| t.timestamp_millis())
+            .or_else(|| it.expires_in.map(after))
+            .or_else(|| ttl.map(after)),
+        delay_until: it.delay_until.map(|t| t.timestamp_millis()),
+        ..ItemState::default()
     }
 }
 
-/// The message for a refused transition: it names both ends.
-pub fn refusal(id: &str, from: Status, to: To) -> String {
-    format!("item {id}: {}", refusal_why(from, to))
+/// What the caller of a change brings: the values `Put::Given` and leases take.
+#[derive(Debug, Clone, Default)]
+pub struct Given<'a> {
+    pub reason: Option<Reason>,
+    /// The note reported with a failure: its signature is the exception's group.
+    pub note: Option<&'a str>,
+    pub worker: Option<&'a str>,
+    /// The token of a lease being granted.
+    pub lease_token: Option<&'a str>,
+    /// How long a granted or extended lease lasts: the queue's lease timeout.
+    pub lease: Duration,
+    /// A requeue's delay or a retry's backoff (none: no delay).
+    pub delay: Option<Duration>,
+    pub priority: Option<Priority>,
+    /// A new expiry (none: never expires).
+    pub expires_at: Option<i64>,
+}
+
+fn ms_of(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// When a lease granted or extended at `now` runs out.
+pub fn lease_until(now: i64, lease: Duration) -> i64 {
+    now.saturating_add(ms_of(lease))
+}
+
+/// Takes an item to `to` and writes what `w` says, in place, at `now` (ms).
+pub fn apply(s: &mut ItemState, to: Status, w: &Writes, g: &Given, now: i64) {
+    fn time(put: Put, v: &mut Option<i64>, now: i64) {
+        match put {
+            Put::Clear => *v = None,
+            Put::Now => *v = Some(now),
+            Put::ClearPassed if v.is_some_and(|t| t <= now) => *v = None,
+            _ => {}
+        }
+    }
+    fn count(put: Put, v: &mut u32) {
+        if put == Put::Increment {
+            *v = v.saturating_add(1);
+        }
+    }
+    s.status = to;
+    match w.reason {
+        Put::Clear => s.reason = None,
+        Put::Given => s.reason = g.reason,
+        _ => {}
+    }
+    match w.signature {
+        Put::Clear => s.signature = None,
+        Put::Given => s.signature = Some(signature(g.note.unwrap_or(""))),
+        _ => {}
+    }
+    count(w.retry_count, &mut s.retry_count);
+    count(w.requeue_count, &mut s.requeue_count);
+    if let (Put::Given, Some(p)) = (w.priority, g.priority) {
+        s.priority = p;
+    }
+    time(w.started_at, &mut s.started_at, now);
+    time(w.finished_at, &mut s.finished_at, now);
+    match w.expires_at {
+        Put::Given => s.expires_at = g.expires_at,
+        put => time(put, &mut s.expires_at, now),
+    }
+    match w.delay_until {
+        Put::Given => s.delay_until = g.delay.map(|d| now.saturating_add(ms_of(d))),
+        put => time(put, &mut s.delay_until, now),
+    }
+    match w.worker {
+        Put::Clear => s.worker = None,
+        Put::Given => s.worker = g.worker.map(str::to_string),
+        _ => {}
+    }
+    match w.lease {
+        LeasePut::Keep => {}
+        LeasePut::Grant => {
+            s.lease_token = g.lease_token.map(str::to_string);
+            s.lease_until = Some(lease_until(now, g.lease));
+        }
+        LeasePut::Extend => s.lease_until = Some(lease_until(now, g.lease)),
+        LeasePut::End => {
+            s.lease_token = None;
+            s.lease_until = None;
+        }
+    }
+}
+
+/// What a worker may do to the item `id` it reports on, in `status`, where `token_matches`
+/// says whether its token is the item's current lease: the transition, or why not. The
+/// fencing that makes a stale worker harmless.
+pub fn lease_holder(
+    event: ItemEvent,
+    id: &str,
+    status: Status,
+    token_matches: bool,
+) -> Result<&'static Transition, Error> {
+    let t = transition(event);
+    debug_assert_eq!(t.actor, Actor::LeaseHolder, "{event:?} is not a worker's");
+    let id = id.to_string();
+    match status {
+        s if s == t.from && token_matches => Ok(t),
+        Status::Processing => Err(Error::conflict(Conflict::StaleLease { id })),
+        Status::OnHold => Err(Error::conflict(Conflict::OnHold { id })),
+        status => Err(Error::conflict(Conflict::NotLeased { id, status })),
+    }
+}
+
+/// One change an event made to an item, for its history: which transition, by whom (a
+/// worker's events are its own, the system's are `system`), why and with what note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub transition: &'static Transition,
+    pub reason: Option<Reason>,
+    pub note: Option<String>,
+}
+
+/// A queue's retry policy (SPEC §1, §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub backoff: Option<Backoff>,
+}
+
+impl RetryPolicy {
+    pub fn of(q: &Queue) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: q.max_retries,
+            backoff: q.retry_backoff,
+        }
+    }
+}
+
+/// What happens after a failure: back to the queue for another try, or stay an exception.
+pub fn retries_again(reason: Reason, retry_count: u32, max_retries: u32) -> bool {
+    matches!(reason, Reason::It | Reason::Timeout) && retry_count < max_retries
+}
+
+/// A failed attempt: `Fail` (reported by the lease holder) or `LeaseTimeout`, with its
+/// reason and note. The item becomes an exception; if the policy has a retry left for the
+/// reason, it goes back to the queue after its backoff (`jitter`: a draw in [0, 1) from the
+/// store's jitter source). The steps are the history rows, in order: the failure is always
+/// recorded, the retry after it.
+pub fn fail(
+    s: &mut ItemState,
+    event: ItemEvent,
+    reason: Reason,
+    note: Option<&str>,
+    policy: &RetryPolicy,
+    now: i64,
+    jitter: f64,
+) -> Vec<Step> {
+    debug_assert!(matches!(event, ItemEvent::Fail | ItemEvent::LeaseTimeout));
+    let t = transition(event);
+    let given = Given {
+        reason: Some(reason),
+        note,
+        ..Default::default()
+    };
+    apply(s, t.to, &t.writes, &given, now);
+    let mut steps = vec![Step {
+        transition: t,
+        reason: Some(reason),
+        note: note.map(str::to_string),
+    }];
+    if retries_again(reason, s.retry_count, policy.max_retries) {
+        let r = transition(ItemEvent::Retry);
+        let delay = policy
+            .backoff
+            .map(|b| retry_delay(&b, s.retry_count + 1, jitter));
+        let g = Given {
+            delay,
+            ..Default::default()
+        };
+        apply(s, r.to, &r.writes, &g, now);
+        let mut text = format!(
+            "automatic retry {} of {}",
+            s.retry_count, policy.max_retries
+        );
+        if let Some(d) = delay {
+            text.push_str(&format!(", after a backoff of {}", format_duration(d)));
+        }
+        steps.push(Step {
+            transition: r,
+            reason: Some(reason),
+            note: Some(text),
+        });
+    }
+    steps
+}
+
+/// The note of a lease that ran out.
+pub fn timeout_note(worker: Option<&str>, lease: Duration) -> String {
+    format!(
+        "lease expired: no heartbeat from {} within {}",
+        worker.unwrap_or("the worker"),
+        format_duration(lease)
+    )
+}
+
+/// The wait before automatic retry number `retry` (1 for the first): the backoff's delay,
+/// doubled for each retry before this one, at most its max; then spread over the upper
+/// half of that by `jitter` (a draw in [0, 1]: 0 waits half, 1 the whole), so items that
+/// failed together do not all come back together. Never more than `max`.
+pub fn retry_delay(b: &Backoff, retry: u32, jitter: f64) -> Duration {
+    let doublings = retry.saturating_sub(1);
+    let factor = 1u32.checked_shl(doublings).unwrap_or(u32::MAX);
+    let full = b.delay.saturating_mul(factor).min(b.max);
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    full / 2 + (full - full / 2).mul_f64(jitter)
+}
+
+/// Without a given max, retries stop growing at an hour (or at the first delay, if longer).
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(3600);
+
+/// Parses `DUR[,MAX]`: `30s`, `30s,10m`.
+pub fn parse_backoff(s: &str) -> Result<Backoff, String> {
+    let (delay, max) = match s.split_once(',') {
+        Some((d, m)) => (d, Some(m)),
+        None => (s, None),
+    };
+    let delay = parse_duration(delay)?;
+    let max = match max {
+        Some(m) => parse_duration(m)?,
+        None => DEFAULT_BACKOFF_MAX.max(delay),
+    };
+    let b = Backoff { delay, max };
+    check_backoff(&b)?;
+    Ok(b)
+}
+
+pub fn check_backoff(b: &Backoff) -> Result<(), String> {
+    if b.delay.is_zero() {
+        return Err("retry backoff must be longer than 0 (clear it for no backoff)".into());
+    }
+    if b.max < b.delay {
+        return Err(format!(
+            "retry backoff's max ({}) is shorter than its delay ({})",
+            exact_duration(b.max),
+            exact_duration(b.delay)
+        ));
+    }
+    check_duration("retry backoff", b.max)
+}
+
+/// `30s, doubling up to 1h`: a backoff as people read it.
+pub fn describe_backoff(b: &Backoff) -> String {
+    if b.max == b.delay {
+        format!("{} (with jitter)", format_duration(b.delay))
+    } else {
+        format!(
+            "{}, doubling up to {} (with jitter)",
+            format_duration(b.delay),
+            format_duration(b.max)
+        )
+    }
+}
+
+/// `30s,1h`: a backoff as it is written on the command line and in the console.
+pub fn exact_backoff(b: &Backoff) -> String {
+    format!("{},{}", exact_duration(b.delay), exact_duration(b.max))
+}
+
+/// SPEC §3's transition table, from the two tables that define it: a worker's and the
+/// engine's moves (`TRANSITIONS`) and a person's (`ACTION_RULES`). Same-status changes (a
+/// heartbeat, an expiry) are never transitions.
+pub fn transition_allowed(from: Status, to: To, actor: Actor) -> bool {
+    if to == To::Status(from) {
+        return false;
+    }
+    match actor {
+        Actor::Human => ACTION_RULES
+            .iter()
+            .any(|r| r.to == Some(to) && r.from.contains(&from)),
+        _ => TRANSITIONS
+            .iter()
+            .any(|t| t.actor == actor && t.from == from && To::Status(t.to) == to),
+    }
+}
+
+/// A refused transition of one item: it names both ends.
+pub fn refusal(id: &str, action: &str, from: Status, to: To) -> Error {
+    Error::refused_one(
+        action,
+        Refused {
+            id: id.to_string(),
+            from,
+            to: Some(to),
+            why: refusal_why(from, to),
+        },
+    )
 }
 
 /// Why a person may not take an item from `from` to `to`, without naming the item.
@@ -80,15 +668,7 @@ fn refusal_why(from: Status, to: To) -> String {
 
 /// Where a human action takes an item, or `None` when it keeps its status.
 pub fn action_target(action: &ActionKind) -> Option<To> {
-    match action {
-        ActionKind::Requeue { .. } | ActionKind::Release => Some(To::Status(Status::Queued)),
-        ActionKind::Hold => Some(To::Status(Status::OnHold)),
-        ActionKind::Processed => Some(To::Status(Status::Processed)),
-        ActionKind::Delete => Some(To::Deleted),
-        ActionKind::SetPriority { .. } | ActionKind::ExtendExpiry { .. } | ActionKind::AddNote => {
-            None
-        }
-    }
+    rule_of(action).to
 }
 
 /// Whether a human action may apply to an item in `from`; `Err` is the refusal message.
@@ -102,20 +682,57 @@ pub fn check_action(id: &str, from: Status, action: &ActionKind) -> Result<(), S
 /// Why an action is refused for every item in `from` (`None`: it is allowed). It depends on
 /// the status alone, so a preview counts refusals per status without reading items.
 pub fn refusal_reason(from: Status, action: &ActionKind) -> Option<String> {
-    match (action, action_target(action)) {
+    let rule = rule_of(action);
+    if rule.from.contains(&from) {
+        return None;
+    }
+    Some(match (action, rule.to) {
         // Release means "off hold" and nothing else.
-        (ActionKind::Release, _) if from != Status::OnHold => Some(format!(
-            "cannot release an item that is {from} (only on-hold items are released)"
-        )),
+        (ActionKind::Release, _) => {
+            format!("cannot release an item that is {from} (only on-hold items are released)")
+        }
         // Already in the queue: what keeps an expired one from being taken is its expiry.
-        (ActionKind::Requeue { .. }, _) if from == Status::Queued => Some(
+        (ActionKind::Requeue { .. }, _) if from == Status::Queued => {
             "cannot go from queued to queued (it is in the queue already; \
              an expired one needs a new expiry: extend it)"
-                .into(),
-        ),
-        (_, Some(to)) if !transition_allowed(from, to, Actor::Human) => Some(refusal_why(from, to)),
-        _ => None,
+                .into()
+        }
+        (_, Some(to)) => refusal_why(from, to),
+        (_, None) => format!("cannot {} an item that is {from}", rule.verb),
+    })
+}
+
+/// What the caller of a human action brings to its row's `Given` writes.
+fn given_by(action: &ActionKind) -> Given<'static> {
+    match action {
+        ActionKind::Requeue { delay, .. } => Given {
+            delay: *delay,
+            ..Default::default()
+        },
+        ActionKind::SetPriority { priority } => Given {
+            priority: Some(*priority),
+            ..Default::default()
+        },
+        ActionKind::ExtendExpiry { expires_at } => Given {
+            expires_at: expires_at.map(|t| t.timestamp_millis()),
+            ..Default::default()
+        },
+        _ => Given::default(),
     }
+}
+
+/// A person's action on an item the rules allow it for (see `refusal_reason`): takes it
+/// where the action's row says and writes what it says. A delete changes no state (the
+/// store removes the item); the action's note and an edited value are the store's to write
+/// (`Part::Note`, `Writes::value`).
+pub fn act(s: &mut ItemState, action: &ActionKind, now: i64) {
+    let rule = rule_of(action);
+    let to = match rule.to {
+        Some(To::Status(to)) => to,
+        Some(To::Deleted) => return,
+        None => s.status,
+    };
+    apply(s, to, &rule.writes, &given_by(action), now);
 }
 
 /// Why a dequeue took nothing, from each queue's reason. The overall reason is the one
@@ -144,6 +761,279 @@ pub fn why_empty(queues: Vec<QueueEmpty>) -> WhyEmpty {
         message,
         queues,
     }
+}
+
+/// How many items a dequeue may take from a queue now (`None`: as many as it likes), or
+/// why it may take none: paused, or at its concurrency limit (SPEC §4).
+pub fn dequeue_room(q: &Queue, processing: u64, wanted: u64) -> Result<u64, (EmptyReason, String)> {
+    if q.state == QueueState::Paused {
+        return Err((EmptyReason::Paused, format!("queue '{}' is paused", q.name)));
+    }
+    match q.concurrency {
+        Some(limit) if processing >= limit as u64 => Err((
+            EmptyReason::ConcurrencyLimit,
+            format!(
+                "queue '{}' is at its concurrency limit ({processing}/{limit} processing)",
+                q.name
+            ),
+        )),
+        Some(limit) => Ok(wanted.min(limit as u64 - processing)),
+        None => Ok(wanted),
+    }
+}
+
+/// Why a queue that could give had nothing to take.
+pub fn nothing_ready(queue: &str) -> (EmptyReason, String) {
+    (
+        EmptyReason::NothingReady,
+        format!("queue '{queue}' has no item ready to take"),
+    )
+}
+
+// ---------------------------------------------------------------- conditions
+
+/// An item's time column that the rules compare with the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    ExpiresAt,
+    DelayUntil,
+    LeaseUntil,
+}
+
+/// How a time column stands to now. Each needs the column set: an unset time has neither
+/// come nor is it ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// At or before now: it has come (an expiry at this very instant has passed).
+    Reached,
+    /// Strictly before now: it has gone by (a lease is still good at its deadline).
+    Passed,
+    /// After now: still ahead.
+    Ahead,
+}
+
+/// The two edges of an SLA (see `sla_edges`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    /// Enqueued before it: out of SLA.
+    Out,
+    /// Enqueued before it: at risk (or out).
+    Risk,
+}
+
+/// A condition on an item (and its queue) at a given instant, as data. `holds` evaluates it
+/// on an item the caller has loaded; a store renders the same condition in its SQL where
+/// it must filter many items, so the two cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cond {
+    Status(Status),
+    Time(Col, Cmp),
+    /// The item's queue has an SLA target.
+    HasSla,
+    /// Enqueued before an SLA edge of its queue (never, without an SLA target).
+    EnqueuedBefore(Edge),
+    /// Finished (or, unfinished, now) within its queue's SLA target.
+    FinishedInSla,
+    Not(&'static Cond),
+    All(&'static [Cond]),
+    Any(&'static [Cond]),
+}
+
+/// An expiry that has come, in any status.
+pub const EXPIRY_PASSED: Cond = Cond::Time(Col::ExpiresAt, Cmp::Reached);
+/// A queued item past its expiry is expired (SPEC §3): shown as such, counted out of SLA,
+/// never dequeued.
+pub const EXPIRED: Cond = Cond::All(&[Cond::Status(Status::Queued), EXPIRY_PASSED]);
+/// Asked to wait (a requeue with delay, a retry's backoff) and still waiting.
+pub const DELAYED: Cond = Cond::Time(Col::DelayUntil, Cmp::Ahead);
+/// What a dequeue may take (SPEC §4): queued, not delayed, not expired.
+pub const TAKEABLE: Cond = Cond::All(&[
+    Cond::Status(Status::Queued),
+    Cond::Not(&EXPIRY_PASSED),
+    Cond::Not(&DELAYED),
+]);
+/// Queued but not takeable now: delayed or expired.
+pub const DORMANT: Cond = Cond::All(&[
+    Cond::Status(Status::Queued),
+    Cond::Any(&[DELAYED, EXPIRY_PASSED]),
+]);
+/// A lease nobody renewed in time: the sweep makes it a `timeout` exception.
+pub const LEASE_RAN_OUT: Cond = Cond::All(&[
+    Cond::Status(Status::Processing),
+    Cond::Time(Col::LeaseUntil, Cmp::Passed),
+]);
+/// A lease still good: someone is working on the item.
+pub const LEASE_LIVE: Cond = Cond::All(&[
+    Cond::Status(Status::Processing),
+    Cond::Not(&Cond::Time(Col::LeaseUntil, Cmp::Passed)),
+]);
+
+const UNFINISHED_IN_SLA: Cond = Cond::All(&[
+    Cond::HasSla,
+    Cond::Not(&EXPIRED),
+    Cond::Not(&Cond::Status(Status::Processed)),
+]);
+
+/// The condition of each SLA status (SPEC §5): `in` below the at-risk threshold, `at-risk`
+/// up to and including the target, `out` past it, for unfinished items; `met` or `missed`
+/// for finished ones. An expired item is `out` whatever its age, and even in a queue
+/// without an SLA target: SPEC §3 counts it as a violation. Exactly one holds for an item
+/// of a queue with an SLA target or an expired one; none for the others.
+pub fn sla_cond(sla: Sla) -> Cond {
+    const OUT: Cond = Cond::Any(&[
+        EXPIRED,
+        Cond::All(&[
+            Cond::HasSla,
+            Cond::Not(&Cond::Status(Status::Processed)),
+            Cond::EnqueuedBefore(Edge::Out),
+        ]),
+    ]);
+    const AT_RISK: Cond = Cond::All(&[
+        UNFINISHED_IN_SLA,
+        Cond::Not(&Cond::EnqueuedBefore(Edge::Out)),
+        Cond::EnqueuedBefore(Edge::Risk),
+    ]);
+    const IN: Cond = Cond::All(&[
+        UNFINISHED_IN_SLA,
+        Cond::Not(&Cond::EnqueuedBefore(Edge::Risk)),
+    ]);
+    const MET: Cond = Cond::All(&[
+        Cond::HasSla,
+        Cond::Status(Status::Processed),
+        Cond::FinishedInSla,
+    ]);
+    const MISSED: Cond = Cond::All(&[
+        Cond::HasSla,
+        Cond::Status(Status::Processed),
+        Cond::Not(&Cond::FinishedInSla),
+    ]);
+    match sla {
+        Sla::Out => OUT,
+        Sla::AtRisk => AT_RISK,
+        Sla::In => IN,
+        Sla::Met => MET,
+        Sla::Missed => MISSED,
+    }
+}
+
+/// What the conditions read of an item and its queue (times in ms since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    pub status: Status,
+    pub enqueued_at: i64,
+    pub finished_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub delay_until: Option<i64>,
+    pub lease_until: Option<i64>,
+    /// The queue's SLA target and at-risk share.
+    pub sla_ms: Option<i64>,
+    pub risk_pct: u8,
+}
+
+impl Cond {
+    /// Whether the condition holds for an item at `now` (ms).
+    pub fn holds(&self, f: &Facts, now: i64) -> bool {
+        match self {
+            Cond::Status(s) => f.status == *s,
+            Cond::Time(col, cmp) => {
+                let t = match col {
+                    Col::ExpiresAt => f.expires_at,
+                    Col::DelayUntil => f.delay_until,
+                    Col::LeaseUntil => f.lease_until,
+                };
+                t.is_some_and(|t| match cmp {
+                    Cmp::Reached => t <= now,
+                    Cmp::Passed => t < now,
+                    Cmp::Ahead => t > now,
+                })
+            }
+            Cond::HasSla => f.sla_ms.is_some(),
+            Cond::EnqueuedBefore(edge) => f.sla_ms.is_some_and(|sla| {
+                let e = sla_edges(sla, f.risk_pct, now);
+                f.enqueued_at
+                    < match edge {
+                        Edge::Out => e.out,
+                        Edge::Risk => e.risk,
+                    }
+            }),
+            Cond::FinishedInSla => f.sla_ms.is_some_and(|sla| {
+                f.finished_at.unwrap_or(now).saturating_sub(f.enqueued_at) <= sla
+            }),
+            Cond::Not(c) => !c.holds(f, now),
+            Cond::All(cs) => cs.iter().all(|c| c.holds(f, now)),
+            Cond::Any(cs) => cs.iter().any(|c| c.holds(f, now)),
+        }
+    }
+}
+
+/// The at-risk threshold of an SLA target, in milliseconds.
+pub fn risk_ms(sla_ms: i64, risk_pct: u8) -> i64 {
+    sla_ms.saturating_mul(risk_pct as i64) / 100
+}
+
+/// Where an SLA's edges fall at `now`, as enqueue times: an unfinished item enqueued before
+/// `out` is out of SLA (older than the target), one enqueued before `risk` is at risk (its
+/// age has reached the at-risk threshold). The one place this arithmetic lives; stores
+/// render it as `enqueued_at < now - sla` and `enqueued_at < now - risk_ms + 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlaEdges {
+    pub out: i64,
+    pub risk: i64,
+}
+
+pub fn sla_edges(sla_ms: i64, risk_pct: u8, now: i64) -> SlaEdges {
+    SlaEdges {
+        out: now.saturating_sub(sla_ms),
+        risk: now
+            .saturating_sub(risk_ms(sla_ms, risk_pct))
+            .saturating_add(1),
+    }
+}
+
+/// SLA status of one item (see `sla_cond`).
+pub fn sla_of(f: &Facts, now: i64) -> Option<Sla> {
+    Sla::ALL
+        .iter()
+        .copied()
+        .find(|s| sla_cond(*s).holds(f, now))
+}
+
+/// SLA status of one item, from its queue's SLA target and its times (see `sla_cond`).
+pub fn item_sla(
+    sla: Option<Duration>,
+    risk_pct: u8,
+    status: Status,
+    enqueued_at: Time,
+    finished_at: Option<Time>,
+    expires_at: Option<Time>,
+    now: Time,
+) -> Option<Sla> {
+    let f = Facts {
+        status,
+        enqueued_at: enqueued_at.timestamp_millis(),
+        finished_at: finished_at.map(|t| t.timestamp_millis()),
+        expires_at: expires_at.map(|t| t.timestamp_millis()),
+        delay_until: None,
+        lease_until: None,
+        sla_ms: sla.map(ms_of),
+        risk_pct,
+    };
+    sla_of(&f, now.timestamp_millis())
+}
+
+/// Whether an item is expired (`EXPIRED`).
+pub fn is_expired(status: Status, expires_at: Option<Time>, now: Time) -> bool {
+    let f = Facts {
+        status,
+        enqueued_at: 0,
+        finished_at: None,
+        expires_at: expires_at.map(|t| t.timestamp_millis()),
+        delay_until: None,
+        lease_until: None,
+        sla_ms: None,
+        risk_pct: 0,
+    };
+    EXPIRED.holds(&f, now.timestamp_millis())
 }
 
 // ---------------------------------------------------------------- what actions change
@@ -199,10 +1089,18 @@ pub enum UndoWhen {
     StillDeleted,
 }
 
-/// One row of the action table: what a human action changes, and what its undo restores.
-#[derive(Debug)]
+/// One row of the action table: which statuses a human action applies to and where it
+/// takes them, what it changes, and what its undo restores.
+#[derive(Debug, PartialEq, Eq)]
 pub struct ActionRule {
     pub verb: &'static str,
+    /// The statuses it applies to; any other is refused (`refusal_reason`). With `to`,
+    /// these are SPEC §3's moves for a person.
+    pub from: &'static [Status],
+    /// Where it takes an item; `None`: the item keeps its status.
+    pub to: Option<To>,
+    /// What it writes (`act` applies it).
+    pub writes: Writes,
     /// Every part the action may change (at most these; a note only when one is given).
     pub changes: &'static [Part],
     /// What the undo puts back: a subset of `changes`, never the lease.
@@ -210,56 +1108,114 @@ pub struct ActionRule {
     pub undo_when: UndoWhen,
 }
 
-/// What each human action changes and what its undo restores (SPEC §7). The stores apply
-/// this table; `undo_step` adds the one rule that overrides it (a worker's item).
+/// A person moved the item: whatever a worker or an earlier failure left goes with it.
+const TAKEN_OVER: Writes = Writes {
+    reason: Put::Clear,
+    signature: Put::Clear,
+    lease: LeasePut::End,
+    ..Writes::NONE
+};
+
+/// What each human action does, and what its undo restores (SPEC §3, §7). The stores
+/// apply this table; `undo_step` adds the one rule that overrides it (a worker's item).
 pub const ACTION_RULES: &[ActionRule] = {
+    use crate::model::Status::{Exception, OnHold, Processed, Processing, Queued};
     use Part::*;
     use UndoWhen::*;
+    const ANY: &[crate::model::Status] = crate::model::Status::ALL;
     &[
         ActionRule {
             verb: "requeue",
+            from: &[Exception, OnHold, Processed],
+            to: Some(To::Status(Queued)),
+            writes: Writes {
+                finished_at: Put::Clear,
+                delay_until: Put::Given,
+                requeue_count: Put::Increment,
+                // A person asked for it to be done again: a passed expiry would keep it from
+                // being taken. (The history records the expiry it had.)
+                expires_at: Put::ClearPassed,
+                value: Put::Given,
+                ..TAKEN_OVER
+            },
             changes: &[Status, Delay, Value, Expiry, RequeueCount, Note],
             undo_restores: &[Status, Delay, Value, Expiry, RequeueCount, Note],
             undo_when: Untouched,
         },
         ActionRule {
             verb: "hold",
+            from: &[Queued, Processing, Exception, Processed],
+            to: Some(To::Status(OnHold)),
+            // From a worker's hands too: its lease ends, its next report is refused.
+            writes: TAKEN_OVER,
             changes: &[Status, Lease, Note],
             undo_restores: &[Status, Note],
             undo_when: Untouched,
         },
         ActionRule {
             verb: "release",
+            from: &[OnHold],
+            to: Some(To::Status(Queued)),
+            // Off hold and nothing else: an expiry that passed meanwhile stays (SPEC §3).
+            writes: Writes {
+                finished_at: Put::Clear,
+                delay_until: Put::Clear,
+                ..TAKEN_OVER
+            },
             changes: &[Status, Delay, Note],
             undo_restores: &[Status, Delay, Note],
             undo_when: Untouched,
         },
         ActionRule {
             verb: "processed",
+            from: &[Queued, Exception, OnHold],
+            to: Some(To::Status(Processed)),
+            writes: Writes {
+                finished_at: Put::Now,
+                ..TAKEN_OVER
+            },
             changes: &[Status, Note],
             undo_restores: &[Status, Note],
             undo_when: Untouched,
         },
         ActionRule {
             verb: "delete",
+            from: &[Queued, Exception, OnHold, Processed],
+            to: Some(To::Deleted),
+            writes: Writes::NONE,
             changes: &[Existence],
             undo_restores: &[Existence],
             undo_when: StillDeleted,
         },
         ActionRule {
             verb: "priority",
+            from: ANY,
+            to: None,
+            writes: Writes {
+                priority: Put::Given,
+                ..Writes::NONE
+            },
             changes: &[Priority, Note],
             undo_restores: &[Priority, Note],
             undo_when: PartsAsLeft,
         },
         ActionRule {
             verb: "extend-expiry",
+            from: ANY,
+            to: None,
+            writes: Writes {
+                expires_at: Put::Given,
+                ..Writes::NONE
+            },
             changes: &[Expiry, Note],
             undo_restores: &[Expiry, Note],
             undo_when: PartsAsLeft,
         },
         ActionRule {
             verb: "note",
+            from: ANY,
+            to: None,
+            writes: Writes::NONE,
             changes: &[Note],
             undo_restores: &[Note],
             undo_when: PartsAsLeft,
@@ -270,6 +1226,11 @@ pub const ACTION_RULES: &[ActionRule] = {
 /// The table row of an action, by its verb (`ActionKind::verb`).
 pub fn action_rule(verb: &str) -> Option<&'static ActionRule> {
     ACTION_RULES.iter().find(|r| r.verb == verb)
+}
+
+/// The table row of an action.
+pub fn rule_of(action: &ActionKind) -> &'static ActionRule {
+    action_rule(action.verb()).expect("every action has a row in ACTION_RULES")
 }
 
 /// What undo does with one item of an action.
@@ -295,8 +1256,10 @@ pub enum Kept {
     WasProcessing,
     /// A worker holds it now.
     Processing,
-    /// Another reason the store found (a deleted item's key is taken, its queue is gone).
-    Other(String),
+    /// A deleted item cannot come back: its queue was deleted since.
+    QueueDeleted,
+    /// A deleted item cannot come back: a newer item took its key.
+    KeyTaken(String),
 }
 
 impl Kept {
@@ -317,7 +1280,8 @@ impl Kept {
                 "held while a worker processed it: its lease is gone (release it to queue it again)"
                     .into()
             }
-            Kept::Other(m) => m.clone(),
+            Kept::QueueDeleted => "its queue was deleted".into(),
+            Kept::KeyTaken(key) => format!("its key '{key}' is taken by a newer item"),
         }
     }
     /// The same for one named item: "processed since", "a worker holds it now".
@@ -400,56 +1364,6 @@ pub fn action_fits(statuses: &[Status], action: &ActionKind) -> bool {
         _ => true,
     };
     !statuses.is_empty() && allowed && matters
-}
-
-/// What happens after a failure: back to the queue for another try, or stay an exception.
-pub fn retries_again(reason: Reason, retry_count: u32, max_retries: u32) -> bool {
-    matches!(reason, Reason::It | Reason::Timeout) && retry_count < max_retries
-}
-
-/// The at-risk threshold of an SLA target, in milliseconds.
-pub fn risk_ms(sla_ms: i64, risk_pct: u8) -> i64 {
-    sla_ms.saturating_mul(risk_pct as i64) / 100
-}
-
-/// SLA status of one item: `in` below the at-risk threshold, `at-risk` up to and including
-/// the target, `out` past it; finished items record `met` or `missed`. An expired item
-/// (`is_expired`) is `out` whatever its age, and even in a queue without an SLA target:
-/// SPEC §3 counts it as an SLA violation.
-pub fn item_sla(
-    sla: Option<Duration>,
-    risk_pct: u8,
-    status: Status,
-    enqueued_at: Time,
-    finished_at: Option<Time>,
-    expired: bool,
-    now: Time,
-) -> Option<Sla> {
-    if expired {
-        return Some(Sla::Out);
-    }
-    let sla_ms = sla?.as_millis() as i64;
-    if status == Status::Processed {
-        let took = (finished_at.unwrap_or(now) - enqueued_at).num_milliseconds();
-        return Some(if took <= sla_ms {
-            Sla::Met
-        } else {
-            Sla::Missed
-        });
-    }
-    let elapsed = (now - enqueued_at).num_milliseconds();
-    Some(if elapsed > sla_ms {
-        Sla::Out
-    } else if elapsed >= risk_ms(sla_ms, risk_pct) {
-        Sla::AtRisk
-    } else {
-        Sla::In
-    })
-}
-
-/// A queued item past its expiry is expired (SPEC §3): shown as such, never dequeued.
-pub fn is_expired(status: Status, expires_at: Option<Time>, now: Time) -> bool {
-    status == Status::Queued && expires_at.is_some_and(|e| e <= now)
 }
 
 /// A daily "HH:MM" deadline on one local date of a zone; a deadline inside a DST gap falls
@@ -846,48 +1760,69 @@ pub fn check_queue_name(name: &str) -> Result<(), String> {
 }
 
 /// Queue settings that can be unset ("none": never expire, no SLA, no deadline, no limit).
-pub const CLEARABLE: &[&str] = &["ttl", "sla", "deadline", "concurrency"];
+pub const CLEARABLE: &[&str] = &["ttl", "sla", "deadline", "concurrency", "retry-backoff"];
 
 /// Checks the settings of a queue create or update.
 pub fn check_settings(s: &QueueSettings) -> Result<(), String> {
-    if let Some(p) = s.sla_risk_pct {
-        if !(1..=100).contains(&p) {
-            return Err(format!("SLA at-risk % must be 1–100, got {p}"));
+    settings_problem(s).map_or(Ok(()), |(_, m)| Err(m))
+}
+
+/// What is wrong with queue settings, if anything: the setting (as `QueueSettings` names
+/// it) and why.
+pub fn settings_problem(s: &QueueSettings) -> Option<(&'static str, String)> {
+    let check = || -> Result<(), (&'static str, String)> {
+        if let Some(p) = s.sla_risk_pct {
+            if !(1..=100).contains(&p) {
+                return Err((
+                    "sla_risk_pct",
+                    format!("SLA at-risk % must be 1–100, got {p}"),
+                ));
+            }
         }
-    }
-    if let Some(d) = &s.deadline {
-        parse_hhmm(d)?;
-    }
-    if let Some(tz) = &s.tz {
-        check_tz(tz)?;
-    }
-    if s.concurrency == Some(0) {
-        return Err("concurrency limit must be at least 1 (leave it out for no limit)".into());
-    }
-    if s.lease.is_some_and(|l| l < Duration::from_secs(1)) {
-        return Err("lease timeout must be at least 1s".into());
-    }
-    for (what, d) in [
-        ("TTL", s.ttl),
-        ("SLA target", s.sla),
-        ("lease timeout", s.lease),
-    ] {
-        if d.is_some_and(|d| d.is_zero()) {
-            return Err(format!("{what} must be longer than 0"));
+        if let Some(d) = &s.deadline {
+            parse_hhmm(d).map_err(|m| ("deadline", m))?;
         }
-        if let Some(d) = d {
-            check_duration(what, d)?;
+        if let Some(tz) = &s.tz {
+            check_tz(tz).map_err(|m| ("tz", m))?;
         }
-    }
-    for field in &s.clear {
-        if !CLEARABLE.contains(&field.as_str()) {
-            return Err(format!(
-                "cannot clear '{field}' (clearable: {})",
-                CLEARABLE.join(", ")
+        if s.concurrency == Some(0) {
+            return Err((
+                "concurrency",
+                "concurrency limit must be at least 1 (leave it out for no limit)".into(),
             ));
         }
-    }
-    Ok(())
+        if s.lease.is_some_and(|l| l < Duration::from_secs(1)) {
+            return Err(("lease", "lease timeout must be at least 1s".into()));
+        }
+        for (field, what, d) in [
+            ("ttl", "TTL", s.ttl),
+            ("sla", "SLA target", s.sla),
+            ("lease", "lease timeout", s.lease),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err((field, format!("{what} must be longer than 0")));
+            }
+            if let Some(d) = d {
+                check_duration(what, d).map_err(|m| (field, m))?;
+            }
+        }
+        if let Some(b) = &s.retry_backoff {
+            check_backoff(b).map_err(|m| ("retry_backoff", m))?;
+        }
+        for field in &s.clear {
+            if !CLEARABLE.contains(&field.as_str()) {
+                return Err((
+                    "clear",
+                    format!(
+                        "cannot clear '{field}' (clearable: {})",
+                        CLEARABLE.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    };
+    check().err()
 }
 
 /// Checks an item before it is stored; `Err` names the field.

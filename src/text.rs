@@ -1,9 +1,13 @@
 //! Text for a terminal, shared by the CLI and the console: user data made safe to show,
-//! times that name their zone, and relative times that tell past from future.
+//! times that name their zone, relative times that tell past from future, and numbers,
+//! ages, statuses, deadline projections and tables as people read them.
 
-use crate::model::{Projection, RowError, Stall, Tally, Time, UndoResult};
+use crate::model::*;
+pub use crate::numbers::{count, thousands};
+use crate::rules::format_duration;
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 /// A character a terminal must not receive raw: C0 controls (ESC, BEL, BS, CR…), DEL,
 /// C1 controls (U+0080–U+009F, where U+009B is a one-byte CSI), line and paragraph
@@ -156,22 +160,20 @@ pub fn relative(now: Time, t: Time) -> String {
     }
 }
 
-/// 1234567 → "1,234,567": every count a person reads, in the CLI and the console.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+pub fn age_secs(secs: i64) -> String {
+    format_duration(Duration::from_secs(secs.max(0) as u64))
 }
 
-/// "1 item", "2 items", "1,240 items".
-pub fn count(n: u64, noun: &str) -> String {
-    format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
+/// One line, at most `max` characters, for a table cell: control characters escaped.
+pub fn cell(s: &str, max: usize) -> String {
+    let flat = line(s);
+    if flat.chars().count() <= max {
+        flat.into_owned()
+    } else {
+        let mut t: String = flat.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
 }
 
 /// The bad rows of an import, one per line under `head`, up to a limit.
@@ -323,6 +325,70 @@ impl UndoResult {
     }
 }
 
+/// "exception/business", "queued (expired)": an item's status as people read it.
+pub fn status_of(i: &Item) -> String {
+    match (i.status, i.reason) {
+        (Status::Exception, Some(r)) => format!("exception/{r}"),
+        (Status::Queued, _) if i.expired => "queued (expired)".into(),
+        (Status::Queued, _) if i.delay_until.is_some() => "queued (delayed)".into(),
+        (s, _) => s.to_string(),
+    }
+}
+
+/// A column of a text table: its header, and whether its cells line up right (counts,
+/// ages, rates) or left (text). A property of the column, never guessed from its cells:
+/// a count beside its limit ("1/1") or a "-" for none stays where the column's numbers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Col<'a> {
+    pub name: &'a str,
+    pub right: bool,
+}
+
+impl<'a> Col<'a> {
+    pub const fn left(name: &'a str) -> Col<'a> {
+        Col { name, right: false }
+    }
+    pub const fn right(name: &'a str) -> Col<'a> {
+        Col { name, right: true }
+    }
+}
+
+/// Columns separated by two spaces, each aligned as it says (its header too). Every cell
+/// is escaped, so no caller can forget to.
+pub fn table(cols: &[Col], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| line(c).into_owned()).collect())
+        .collect();
+    let mut widths: Vec<usize> = cols.iter().map(|c| c.name.chars().count()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if cols[i].right {
+                    format!("{c:>w$}", w = widths[i])
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        out.push_str(parts.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(cols.iter().map(|c| c.name).collect());
+    for r in &rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,18 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_read_with_thousands_separators() {
-        for (n, shown) in [
-            (0, "0"),
-            (999, "999"),
-            (1000, "1,000"),
-            (19_988, "19,988"),
-            (1_234_567, "1,234,567"),
-        ] {
-            assert_eq!(thousands(n), shown);
-        }
-        assert_eq!(count(1, "item"), "1 item");
-        assert_eq!(count(20_000, "item"), "20,000 items");
+    fn an_undo_says_its_counts_with_separators() {
         let u = UndoResult {
             action_id: 4,
             verb: "requeue".into(),

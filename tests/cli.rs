@@ -539,6 +539,8 @@ fn queue_create_with_every_setting() {
         "4",
         "--priority",
         "-3",
+        "--retry-backoff",
+        "30s,10m",
     ]);
     let expect = json!({
         "name": "invoices",
@@ -553,6 +555,7 @@ fn queue_create_with_every_setting() {
         "lease": 90_000,
         "concurrency": 4,
         "priority": -3,
+        "retry_backoff": {"delay": 30_000, "max": 600_000},
     });
     for (k, v) in expect.as_object().unwrap() {
         assert_eq!(&q[k], v, "create --json: {k}");
@@ -578,6 +581,7 @@ fn queue_create_with_every_setting() {
         ("deadline", "23:00 Europe/Berlin"),
         ("max retries", "2"),
         ("lease timeout", "1m 30s"),
+        ("retry backoff", "30s, doubling up to 10m (with jitter)"),
         ("concurrency", "4"),
         ("queued", "0"),
         ("exception", "0"),
@@ -598,7 +602,7 @@ fn queue_create_text_and_defaults() {
     let expect = json!({
         "description": "", "state": "active", "ttl": null, "sla": null, "sla_risk_pct": 80,
         "deadline": null, "tz": "UTC", "max_retries": 0, "lease": 300_000,
-        "concurrency": null, "priority": 0, "projection": null,
+        "concurrency": null, "priority": 0, "projection": null, "retry_backoff": null,
     });
     for (k, v) in expect.as_object().unwrap() {
         assert_eq!(&s[k], v, "default {k}");
@@ -608,6 +612,10 @@ fn queue_create_text_and_defaults() {
     assert_eq!(field(&t, "lease timeout"), "5m");
     assert_eq!(field(&t, "description"), "-");
     assert_eq!(field(&t, "deadline"), "-");
+    assert_eq!(
+        field(&t, "retry backoff"),
+        "none (retries are queued at once)"
+    );
 }
 
 #[test]
@@ -666,6 +674,34 @@ fn queue_bad_settings_are_refused_on_create_and_update() {
         ),
         (&["--concurrency", "-1"], 2, &["'-1' is negative"]),
         (&["--priority", "high"], 2, &["--priority", "high"]),
+        (
+            &["--retry-backoff", "10m,1m"],
+            1,
+            &[
+                "--retry-backoff",
+                "max (1m) is shorter than its delay (10m)",
+            ],
+        ),
+        (
+            &["--retry-backoff", "0s"],
+            1,
+            &["--retry-backoff", "longer than 0"],
+        ),
+        (
+            &["--retry-backoff", "soon"],
+            1,
+            &["--retry-backoff", "bad duration 'soon'"],
+        ),
+        (
+            &["--retry-backoff", "30s,"],
+            1,
+            &["--retry-backoff", "empty duration"],
+        ),
+        (
+            &["--retry-backoff", "1d,400000d"],
+            1,
+            &["--retry-backoff", "too long"],
+        ),
     ];
     for (flags, code, needles) in cases {
         for (verb, name) in [("create", "r"), ("update", "q")] {
@@ -706,6 +742,144 @@ fn queue_bad_settings_are_refused_on_create_and_update() {
         &["queue", "create", &long],
         1,
         &["1–100 characters, got 101"],
+    );
+}
+
+#[test]
+fn retry_backoff_is_set_shown_and_cleared() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q", "--max-retries", "2"]);
+    db.ok(&["queue", "update", "q", "--retry-backoff", "1m"]);
+    let ls = db.json(&["queue", "ls"]);
+    assert_eq!(
+        ls[0]["retry_backoff"],
+        json!({"delay": 60_000, "max": 3_600_000}),
+        "without a max, an hour"
+    );
+    assert_eq!(
+        field(&db.ok(&["queue", "inspect", "q"]), "retry backoff"),
+        "1m, doubling up to 1h (with jitter)"
+    );
+    db.ok(&["queue", "update", "q", "--retry-backoff", "2h"]);
+    assert_eq!(
+        field(&db.ok(&["queue", "inspect", "q"]), "retry backoff"),
+        "2h (with jitter)",
+        "a delay past the default max is its own max"
+    );
+    // Another setting leaves it as it is; --clear unsets it.
+    db.ok(&["queue", "update", "q", "--max-retries", "3"]);
+    assert_eq!(
+        db.queue("q")["retry_backoff"],
+        json!({"delay": 7_200_000, "max": 7_200_000})
+    );
+    db.ok(&["queue", "update", "q", "--clear", "retry-backoff"]);
+    assert_eq!(db.queue("q")["retry_backoff"], json!(null));
+    let err = db.refuses(
+        &["queue", "update", "q", "--clear", "backoff"],
+        1,
+        &["cannot clear 'backoff'", "retry-backoff"],
+    );
+    assert!(err.contains("clearable:"), "{err}");
+}
+
+#[test]
+fn a_retried_item_shows_its_wait() {
+    let db = Db::new();
+    db.ok(&[
+        "queue",
+        "create",
+        "q",
+        "--max-retries",
+        "1",
+        "--retry-backoff",
+        "1h",
+    ]);
+    let id = db.add("q", "v", &[]);
+    let l = db.json(&["dequeue", "q"]);
+    let failed_at = Utc::now();
+    let f = db.ok(&[
+        "fail",
+        &id,
+        "--lease",
+        l["lease"].as_str().unwrap(),
+        "--reason",
+        "it",
+        "--note",
+        "SAP down",
+    ]);
+    assert_eq!(
+        f,
+        format!("{id}: failed, queued again for automatic retry 1\n")
+    );
+    let item = db.json(&["item", "show", &id]);
+    let wait = time(&item["delay_until"]) - failed_at;
+    assert!(
+        (1_799..=3_601).contains(&wait.num_seconds()),
+        "waits half to all of an hour: {wait}"
+    );
+    let retry = item["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (retry["action"].clone(), retry["by"].clone()),
+        (json!("retry"), json!("system"))
+    );
+    assert!(
+        retry["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("automatic retry 1 of 1, after a backoff of "),
+        "{retry}"
+    );
+    // Not taken while it waits, and said why.
+    let e = db.json(&["dequeue", "q"]);
+    assert_eq!(e["lease"], json!(null));
+    assert_eq!(e["why_empty"]["reason"], "nothing_ready");
+    let t = db.ok(&["item", "ls", "q"]);
+    assert!(t.contains("queued (delayed)"), "{t}");
+}
+
+/// `--json` errors carry the engine's facts beside kind and message: which item, which
+/// statuses, which lease.
+#[test]
+fn json_errors_carry_the_facts() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    let id = db.add("q", "v", &[]);
+    let e = db.json_err(&["item", "release", &id], 1);
+    assert_eq!(e["action"], "release");
+    assert_eq!(
+        (e["total"].clone(), e["refused"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(e["items"][0]["id"], json!(id));
+    assert_eq!(
+        (e["items"][0]["from"].clone(), e["items"][0]["to"].clone()),
+        (json!("queued"), json!("queued"))
+    );
+    let l = db.json(&["dequeue", "q"]);
+    let e = db.json_err(&["complete", &id, "--lease", "forged.1"], 1);
+    assert_eq!(
+        (e["kind"].clone(), e["conflict"].clone(), e["id"].clone()),
+        (json!("conflict"), json!("stale_lease"), json!(id))
+    );
+    db.ok(&["complete", &id, "--lease", l["lease"].as_str().unwrap()]);
+    let e = db.json_err(
+        &["complete", &id, "--lease", l["lease"].as_str().unwrap()],
+        1,
+    );
+    assert_eq!(
+        (e["conflict"].clone(), e["status"].clone()),
+        (json!("not_leased"), json!("processed"))
+    );
+    let e = db.json_err(&["item", "show", "NOPE"], 1);
+    assert_eq!(
+        (e["what"].clone(), e["name"].clone()),
+        (json!("item"), json!("NOPE"))
+    );
+    db.add("q", "w", &["--key", "K-1"]);
+    let e = db.json_err(&["item", "add", "q", "--value", "w", "--key", "K-1"], 1);
+    assert_eq!(
+        (e["conflict"].clone(), e["queue"].clone(), e["key"].clone()),
+        (json!("duplicate_key"), json!("q"), json!("K-1"))
     );
 }
 

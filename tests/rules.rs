@@ -17,9 +17,9 @@ const ALLOWED: &[(Status, To, Actor)] = &[
     (Queued, To::Deleted, Human),
     (Processing, To::Status(Processed), LeaseHolder),
     (Processing, To::Status(Exception), LeaseHolder),
-    (Processing, To::Status(Processed), System),
+    // A lease that ran out is a timeout exception; only its holder completes an item, and
+    // an automatic retry goes through the exception (exception → queued, below).
     (Processing, To::Status(Exception), System),
-    (Processing, To::Status(Queued), System),
     // A lease handed back unworked (its output was lost, the worker shuts down).
     (Processing, To::Status(Queued), LeaseHolder),
     (Processing, To::Status(OnHold), Human),
@@ -61,12 +61,12 @@ fn every_transition_is_allowed_or_refused_as_the_spec_says() {
 
 #[test]
 fn a_refusal_names_both_statuses() {
-    let m = refusal("01ABC", Processed, To::Status(Processed));
+    let m = refusal("01ABC", "processed", Processed, To::Status(Processed)).to_string();
     assert!(
         m.contains("01ABC") && m.contains("from processed to processed"),
         "{m}"
     );
-    let m = refusal("X", Processing, To::Deleted);
+    let m = refusal("X", "delete", Processing, To::Deleted).to_string();
     assert!(
         m.contains("from processing to deleted") && m.contains("hold it first"),
         "{m}"
@@ -152,25 +152,25 @@ fn sla_edges() {
     ];
     for (elapsed, want) in cases {
         assert_eq!(
-            item_sla(sla, 80, Queued, t0, None, false, at(elapsed)),
+            item_sla(sla, 80, Queued, t0, None, None, at(elapsed)),
             Some(want),
             "elapsed {elapsed}s"
         );
     }
     assert_eq!(
-        item_sla(sla, 50, Exception, t0, None, false, at(50)),
+        item_sla(sla, 50, Exception, t0, None, None, at(50)),
         Some(Sla::AtRisk)
     );
     assert_eq!(
-        item_sla(sla, 80, Processed, t0, Some(at(100)), false, at(900)),
+        item_sla(sla, 80, Processed, t0, Some(at(100)), None, at(900)),
         Some(Sla::Met)
     );
     assert_eq!(
-        item_sla(sla, 80, Processed, t0, Some(at(101)), false, at(101)),
+        item_sla(sla, 80, Processed, t0, Some(at(101)), None, at(101)),
         Some(Sla::Missed)
     );
     assert_eq!(
-        item_sla(None, 80, Queued, t0, None, false, at(1_000_000)),
+        item_sla(None, 80, Queued, t0, None, None, at(1_000_000)),
         None
     );
 }

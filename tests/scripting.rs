@@ -631,6 +631,8 @@ fn reading_commands_refuse_a_database_that_does_not_exist() {
         let o = workq(&path).arg("--json").args(args).output().unwrap();
         let e: Value = serde_json::from_slice(&o.stderr).unwrap();
         assert_eq!(e["error"]["kind"], "not_found");
+        assert_eq!(e["error"]["what"], "database", "{e}");
+        assert_eq!(e["error"]["name"], path.display().to_string(), "{e}");
     }
     // A command that writes creates it, folders and all.
     let o = workq(&path)
@@ -665,6 +667,17 @@ fn a_postgres_url_is_refused_by_name_and_makes_no_file() {
             assert_eq!(o.status.code(), Some(1), "{args:?}");
             assert!(err.contains("PostgreSQL is not available yet"), "{err}");
         }
+        let o = workq(Path::new(url))
+            .current_dir(dir.path())
+            .args(["--json", "queue", "ls"])
+            .output()
+            .unwrap();
+        let e: Value = serde_json::from_slice(&o.stderr).unwrap();
+        assert_eq!(
+            (&e["error"]["kind"], &e["error"]["field"]),
+            (&"invalid".into(), &"db".into()),
+            "{e}"
+        );
     }
     let o = workq(Path::new("http://example.org/db"))
         .current_dir(dir.path())
@@ -677,6 +690,214 @@ fn a_postgres_url_is_refused_by_name_and_makes_no_file() {
         0,
         "no postgres: folder"
     );
+}
+
+/// Makes a file read-only for every process until dropped: immutable where we can (root
+/// ignores permission bits, so a chmod alone would not stop it), else mode 0444.
+struct ReadOnly {
+    path: PathBuf,
+    immutable: bool,
+}
+
+impl ReadOnly {
+    fn new(path: &Path) -> ReadOnly {
+        let mut p = std::fs::metadata(path).unwrap().permissions();
+        p.set_readonly(true);
+        std::fs::set_permissions(path, p).unwrap();
+        let immutable = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        ReadOnly {
+            path: path.to_path_buf(),
+            immutable,
+        }
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        if self.immutable {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(&self.path)
+                .status();
+        }
+        if let Ok(m) = std::fs::metadata(&self.path) {
+            let mut p = m.permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            p.set_readonly(false);
+            let _ = std::fs::set_permissions(&self.path, p);
+        }
+    }
+}
+
+/// The schema version a file records.
+fn user_version(db: &Path) -> i32 {
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn every_reading_command_works_on_a_file_you_can_only_read() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q"]);
+    let id = db.add("q", "Malmö 4999.00");
+    db.add("q", "second");
+    let l: Value = db.json(&["dequeue", "q"]);
+    let taken = l["item"]["id"].as_str().unwrap().to_string();
+    db.ok(&[
+        "fail",
+        &taken,
+        "--lease",
+        l["lease"].as_str().unwrap(),
+        "--reason",
+        "business",
+        "--note",
+        "Vendor 'Contoso' not found",
+    ]);
+    db.ok(&["item", "hold", &taken, "--note", "waiting for AP"]);
+    let shown_before = db.json(&["item", "show", &id]);
+    let _ro = ReadOnly::new(&db.path);
+    for args in [
+        &["queue", "ls"][..],
+        &["queue", "inspect", "q"][..],
+        &["item", "ls"][..],
+        &["item", "ls", "--all"][..],
+        &["item", "show", &id][..],
+        &["groups"][..],
+        &["actions"][..],
+        &["undo", "1", "--dry-run"][..],
+    ] {
+        let out = db.ok(args);
+        assert!(!out.trim().is_empty(), "{args:?} printed nothing");
+    }
+    assert_eq!(db.json(&["item", "show", &id]), shown_before);
+    assert_eq!(db.statuses("q"), ["on-hold", "queued"]);
+    assert!(db.ok(&["actions"]).contains("hold"));
+    // What writes says why it cannot, names the file, and what does work.
+    for args in [
+        &["item", "add", "q", "--value", "w"][..],
+        &["queue", "pause", "q"][..],
+        &["dequeue", "q"][..],
+        &["item", "release", &taken][..],
+    ] {
+        let err = db.fails(args, 1);
+        assert!(
+            err.contains(&format!(
+                "database {} is read-only for you",
+                db.path.display()
+            )) && err.contains("commands that only read still work"),
+            "{args:?}: {err}"
+        );
+        let o = workq(&db.path).arg("--json").args(args).output().unwrap();
+        let e: Value = serde_json::from_slice(&o.stderr).unwrap();
+        assert_eq!(e["error"]["kind"], "storage", "{args:?}");
+        assert_eq!(e["error"]["cause"], "read_only", "{args:?}: {e}");
+        assert_eq!(e["error"]["path"], db.path.display().to_string(), "{e}");
+    }
+    assert_eq!(db.statuses("q"), ["on-hold", "queued"], "nothing changed");
+}
+
+#[test]
+fn a_reading_command_writes_nothing_to_the_file() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q", "--ttl", "1s"]);
+    db.add("q", "soon expired");
+    db.add("q", "held by a worker");
+    db.json(&["dequeue", "q"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    // The database and its write-ahead log, byte for byte (the -shm is shared memory that
+    // every reader uses for its read marks, not data).
+    let bytes = |p: &Path| {
+        let wal = PathBuf::from(format!("{}-wal", p.display()));
+        (
+            std::fs::read(p).unwrap(),
+            std::fs::read(wal).unwrap_or_default(),
+        )
+    };
+    let before = bytes(&db.path);
+    for args in [
+        &["queue", "ls"][..],
+        &["queue", "inspect", "q"][..],
+        &["item", "ls", "--all"][..],
+        &["groups"][..],
+        &["actions"][..],
+    ] {
+        db.ok(args);
+    }
+    assert!(
+        bytes(&db.path) == before,
+        "a reading command changed the file"
+    );
+    // What was read is still true: the item past its expiry is shown expired.
+    let q = db.json(&["queue", "inspect", "q"]);
+    assert_eq!(
+        (q["expired"].clone(), q["counts"]["processing"].clone()),
+        (1.into(), 1.into()),
+        "{q}"
+    );
+}
+
+#[test]
+fn an_older_schema_is_upgraded_where_it_may_be_and_refused_clearly_where_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(include_str!("fixtures/schema1.sql"))
+        .unwrap();
+    drop(c);
+    assert_eq!(user_version(&path), 1);
+    {
+        let _ro = ReadOnly::new(&path);
+        let o = workq(&path).args(["queue", "ls"]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "database {} was written by an older workq (schema version 1; this one reads 6)",
+                path.display()
+            )) && err.contains("needs write access")
+                && err.contains("as a user who can write the file"),
+            "{err}"
+        );
+        assert!(o.stdout.is_empty());
+        let o = workq(&path)
+            .args(["--json", "item", "ls"])
+            .output()
+            .unwrap();
+        let e: Value = serde_json::from_slice(&o.stderr).unwrap();
+        assert_eq!(e["error"]["kind"], "storage");
+        assert_eq!(e["error"]["cause"], "needs_upgrade", "{e}");
+        assert_eq!(user_version(&path), 1, "nothing changed");
+    }
+    // Where it may write, a reading command upgrades it as any open does, and reads it.
+    let o = workq(&path)
+        .args(["--json", "queue", "ls"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let qs: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(qs[0]["name"], "invoices", "{qs}");
+    assert_eq!(user_version(&path), 6);
+}
+
+#[test]
+fn leases_that_ran_out_are_timed_out_by_a_reader_that_may_write_and_shown_as_they_are_otherwise() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "t", "--lease", "1s"]);
+    db.add("t", "a");
+    db.json(&["dequeue", "t"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    {
+        // Timing them out is a write: a reader that cannot write shows what the file says.
+        let _ro = ReadOnly::new(&db.path);
+        assert_eq!(db.statuses("t"), ["processing"]);
+    }
+    assert_eq!(db.statuses("t"), ["exception"]);
 }
 
 // ------------------------------------------------------------------ durations, numbers

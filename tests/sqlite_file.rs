@@ -77,7 +77,7 @@ async fn a_locked_file_says_so_and_changes_nothing() {
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let started = Instant::now();
     let e = s.create_queue("r", Default::default()).await.unwrap_err();
-    assert!(matches!(e, Error::Busy(_)), "{e:?}");
+    assert!(matches!(e, Error::Busy { .. }), "{e:?}");
     assert!(e.to_string().contains("locked by another process"), "{e}");
     assert!(
         started.elapsed() >= Duration::from_secs(4),
@@ -123,6 +123,84 @@ fn a_read_only_file_says_so() {
     }
     let e = r.err().expect("a read-only file is refused for writing");
     assert!(e.to_string().contains("read-only"), "{e}");
+}
+
+/// A store opened for reading refuses every change with one clear error, and the file
+/// stays as it was; what it reads is what the file holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_opened_for_reading_refuses_every_change() {
+    use workq::model::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let s = open(&path).unwrap();
+    s.create_queue("q", Default::default()).await.unwrap();
+    let added = s
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "v".into(),
+                ..Default::default()
+            }],
+            "bot",
+        )
+        .await
+        .unwrap();
+    drop(s);
+    let r = SqliteStore::open_read_only(&path, clock::system()).unwrap();
+    assert!(r.is_read_only());
+    assert_eq!(r.queue("q").await.unwrap().counts.queued, 1);
+    assert_eq!(r.item(&added[0].id).await.unwrap().item.value, "v");
+    let refused = |e: Error| {
+        let Error::Storage {
+            cause, path: named, ..
+        } = &e
+        else {
+            panic!("not a storage error: {e:?}")
+        };
+        assert_eq!(*cause, workq::backend::StorageCause::ReadOnly, "{e:?}");
+        assert_eq!(named.as_deref(), Some(&*path.display().to_string()));
+        let m = e.to_string();
+        assert!(
+            m.contains(&format!(
+                "database {} is open for reading only",
+                path.display()
+            )) && m.contains("nothing was changed"),
+            "{m}"
+        );
+    };
+    refused(r.create_queue("r", Default::default()).await.unwrap_err());
+    refused(
+        r.set_queue_state("q", QueueState::Paused)
+            .await
+            .unwrap_err(),
+    );
+    refused(r.add_items("q", vec![], "bot").await.unwrap_err());
+    refused(
+        r.dequeue(DequeueRequest {
+            queues: vec!["q".into()],
+            worker: "w".into(),
+            count: 1,
+            wait: Duration::ZERO,
+        })
+        .await
+        .unwrap_err(),
+    );
+    refused(
+        r.act(ActionRequest {
+            target: Target::Ids(vec![added[0].id.clone()]),
+            action: ActionKind::Hold,
+            note: None,
+            actor: "user:t".into(),
+            skip_refused: false,
+        })
+        .await
+        .unwrap_err(),
+    );
+    refused(r.sweep().await.unwrap_err());
+    let s = open(&path).unwrap();
+    let q = s.queue("q").await.unwrap();
+    assert_eq!((q.queue.state, q.counts.queued), (QueueState::Active, 1));
+    assert_eq!(s.queues().await.unwrap().len(), 1);
 }
 
 /// Expired and delayed items leave the index a dequeue walks, so a queue full of them
@@ -263,7 +341,7 @@ async fn a_console_pause_on_a_locked_file_is_reported() {
     };
     let answer = perform(&*s, fx.into_iter().next().unwrap()).await.unwrap();
     assert!(
-        matches!(&answer, Msg::QueueSaved(Err(Error::Busy(_)))),
+        matches!(&answer, Msg::QueueSaved(Err(Error::Busy { .. }))),
         "{answer:?}"
     );
     update(&mut state, answer);
@@ -291,11 +369,11 @@ async fn a_console_pause_on_a_locked_file_is_reported() {
 
 /// A database at schema 1, the last release, as workq then wrote it through its CLI
 /// (`fixtures/schema1.sql`): the first open takes it through migration 2 (expired items in
-/// queue health), 3 (the action log), 4 (the name index of sorted pages) and 5 (deleted
-/// items by id) to the schema a new file gets, and everything in it reads, counts and
-/// undoes as it did.
+/// queue health), 3 (the action log), 4 (the name index of sorted pages), 5 (retry
+/// backoff) and 6 (deleted items by id) to the schema a new file gets, and everything in it
+/// reads, counts and undoes as it did.
 #[tokio::test]
-async fn a_schema_1_database_migrates_through_2_to_5_and_keeps_everything() {
+async fn a_schema_1_database_migrates_through_2_to_6_and_keeps_everything() {
     use workq::model::*;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
@@ -314,7 +392,7 @@ async fn a_schema_1_database_migrates_through_2_to_5_and_keeps_everything() {
     let written = clock::from_ms(1_796_142_176_904);
     let at = clock::ManualClock::new(written + chrono::Duration::minutes(30));
     let s = SqliteStore::open(&path, Arc::new(at.clone())).unwrap();
-    assert_eq!(version(&path), 5);
+    assert_eq!(version(&path), 6);
     // The schema is the one a new file gets, index for index.
     let fresh = dir.path().join("new.db");
     drop(open(&fresh).unwrap());
@@ -329,7 +407,7 @@ async fn a_schema_1_database_migrates_through_2_to_5_and_keeps_everything() {
             .collect()
     };
     assert_eq!(schema(&path), schema(&fresh));
-    assert_eq!(version(&fresh), 5);
+    assert_eq!(version(&fresh), 6);
 
     // The items, byte for byte, and the queue's health from the new index.
     let q = s.queue("invoices").await.unwrap();
@@ -338,6 +416,10 @@ async fn a_schema_1_database_migrates_through_2_to_5_and_keeps_everything() {
         (3, 1, 1)
     );
     assert_eq!((q.expired, q.out_of_sla, q.at_risk), (1, 1, 0), "{q:?}");
+    assert_eq!(
+        q.queue.retry_backoff, None,
+        "retries of an old queue wait as before"
+    );
     let all = s
         .items(Filter::default(), PageRequest::default())
         .await
@@ -356,7 +438,7 @@ async fn a_schema_1_database_migrates_through_2_to_5_and_keeps_everything() {
         all.iter().all(|i| i.key.as_deref() != Some("I-4")),
         "deleted"
     );
-    // A delete from before the upgrade shows as one: migration 5 indexed its record.
+    // A delete from before the upgrade shows as one: migration 6 indexed its record.
     let gone: String = rusqlite::Connection::open(&path)
         .unwrap()
         .query_row(
@@ -500,5 +582,5 @@ async fn a_schema_1_database_migrates_through_2_to_5_and_keeps_everything() {
     // Opened again, nothing is left to migrate.
     let s = SqliteStore::open(&path, Arc::new(at)).unwrap();
     assert_eq!(s.queue("invoices").await.unwrap().counts.queued, 4);
-    assert_eq!(version(&path), 5);
+    assert_eq!(version(&path), 6);
 }

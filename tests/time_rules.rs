@@ -107,7 +107,7 @@ fn an_expired_item_is_out_of_sla_whatever_its_age() {
     ];
     for (sla, status, expired, want) in cases {
         assert_eq!(
-            item_sla(*sla, 80, *status, t0, None, *expired, now),
+            item_sla(*sla, 80, *status, t0, None, expired.then_some(t0), now),
             *want,
             "{sla:?} {status} expired={expired}"
         );

@@ -602,7 +602,11 @@ async fn act(
             .preview(target.clone(), Some(action.clone()), 5)
             .await?;
         if p.count == 0 {
-            return Err(Failure::invalid("no items match; nothing changed"));
+            return Err(crate::backend::Error::invalid(
+                "target",
+                "no items match; nothing changed",
+            )
+            .into());
         }
         let refused: u64 = p.skipped.iter().map(|t| t.count).sum();
         if p.changes == 0 || (refused > 0 && !skip_refused) {
@@ -615,11 +619,15 @@ async fn act(
             for t in &p.skipped {
                 m.push_str(&format!("\n  {} × {}", thousands(t.count), t.why));
             }
-            return Err(Failure {
-                kind: "transition",
+            // The preview counts refusals by why, not by item: no items to list.
+            return Err(crate::backend::Error::Transition {
+                action: action.verb().to_string(),
+                total: p.count,
+                refused,
+                items: vec![],
                 message: m,
-                code: 1,
-            });
+            }
+            .into());
         }
         if !a.yes {
             confirm(&p, verb, out)?;

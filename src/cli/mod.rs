@@ -1,17 +1,17 @@
 //! The `workq` command line: argument definitions and dispatch. One file per command group.
 
-mod bench;
 mod item;
 pub mod output;
 mod queue;
 mod work;
 
 use crate::backend::Backend;
-use crate::clock;
-use crate::store::sqlite::SqliteStore;
+use crate::connect::{Open, Target};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use std::sync::Arc;
+
+// Who a person is, for the commands' history entries.
+use crate::connect::os_user;
 
 pub use output::Failure;
 
@@ -30,6 +30,9 @@ pub struct Cli {
     /// The database file (default: workq.db in the user's data directory).
     #[arg(long, global = true, env = "WORKQ_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
+    /// A remote `workq serve` to work on instead of a file (not available yet).
+    #[arg(long, global = true, env = "WORKQ_REMOTE", value_name = "URL")]
+    pub remote: Option<String>,
     /// Print JSON instead of text (errors too, on stderr).
     #[arg(long, global = true)]
     pub json: bool,
@@ -65,7 +68,7 @@ pub enum Command {
     /// Past human actions, newest first (undo any of them with `workq undo ID`).
     Actions(ActionsArgs),
     /// Measure the engine against a bare-SQLite baseline.
-    Bench(bench::BenchArgs),
+    Bench(crate::bench::BenchArgs),
     /// The console on a fresh demo database, with simulated bots working live.
     Demo(crate::demo::DemoArgs),
 }
@@ -92,6 +95,10 @@ pub struct QueueFlags {
     /// Automatic retries of IT exceptions and lease timeouts (0 = off).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>)]
     pub max_retries: Option<u32>,
+    /// How long automatic retries wait: DUR before the first, doubling each time up to MAX
+    /// (default 1h), with jitter (each waits between half and all of that), e.g. 30s,10m.
+    #[arg(long, value_name = "DUR[,MAX]", allow_hyphen_values = true)]
+    pub retry_backoff: Option<String>,
     /// How long a worker may hold an item without a heartbeat (default 5m).
     #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub lease: Option<String>,
@@ -116,7 +123,8 @@ pub enum QueueCmd {
         name: String,
         #[command(flatten)]
         flags: QueueFlags,
-        /// Unset a setting: ttl (never expire), sla, deadline, concurrency (no limit).
+        /// Unset a setting: ttl (never expire), sla, deadline, concurrency (no limit),
+        /// retry-backoff (retries are queued at once).
         #[arg(long, value_name = "SETTING")]
         clear: Vec<String>,
     },
@@ -295,11 +303,14 @@ pub struct ActionsArgs {
 }
 
 /// What a command does with the `--db` database. One table: `--read-only` refuses what
-/// writes, and what only reads refuses a database that does not exist yet.
+/// writes, what only reads opens the database read-only, and neither creates one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Only reads: refuses a missing database instead of creating it.
+    /// Only reads: opens the database read-only; refuses a missing one instead of creating it.
     Reads,
+    /// Changes nothing, but rehearses the real thing on the writer and rolls it back (a
+    /// dry-run import): refuses a missing database, needs a writable one.
+    Rehearses,
     /// Changes data (the command's name, for `--read-only`'s refusal).
     Writes(&'static str),
     /// Does not open the `--db`: the bench makes its own files, the demo a fresh one (its
@@ -333,7 +344,7 @@ impl Command {
                 ItemCmd::Ls(_) | ItemCmd::Show { .. } => Reads,
             },
             // A dry run checks the file against the queue and writes nothing.
-            Command::Import(a) if a.dry_run => Reads,
+            Command::Import(a) if a.dry_run => Rehearses,
             Command::Import(_) => Writes("import"),
             // Taking an item leases it: that is a change.
             Command::Dequeue(_) => Writes("dequeue"),
@@ -355,43 +366,26 @@ impl Command {
         }
     }
 
-    /// Whether the command only reads: it refuses a database that does not exist yet.
-    pub fn reads_only(&self) -> bool {
-        self.access() == Access::Reads
+    /// How the command opens the database; `Err` when `--read-only` refuses it (before
+    /// anything is opened: opening may create the file).
+    pub fn opens(&self, read_only: bool) -> Result<Open, Failure> {
+        match (self.access(), read_only) {
+            (Access::Writes(name), true) => Err(Failure {
+                kind: "read_only",
+                message: format!("--read-only: `workq {name}` changes data; nothing was done"),
+                code: 1,
+                error: None,
+            }),
+            (Access::Writes(_), false) => Ok(Open::Create),
+            (Access::Reads, _) => Ok(Open::ReadOnly),
+            (Access::Rehearses, _) => Ok(Open::Existing),
+            (Access::OwnDatabase, _) => Err(own_database()),
+        }
     }
 }
 
-/// The default database: `workq.db` in the user's data directory.
-pub fn default_db() -> PathBuf {
-    directories::ProjectDirs::from("", "", "workq")
-        .map(|d| d.data_dir().join("workq.db"))
-        .unwrap_or_else(|| PathBuf::from("workq.db"))
-}
-
-/// Who a person is in item history: the OS user (from the environment, else from the
-/// passwd entry of our uid, so a bare `sudo` or a service still names someone).
-pub fn os_user() -> String {
-    ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-        .or_else(passwd_user)
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn passwd_user() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .to_string();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        (f.nth(1)? == uid).then(|| name.to_string())
-    })
+fn own_database() -> Failure {
+    Failure::usage("this command opens a database of its own: main runs it, not cli::run")
 }
 
 /// A whole number for a flag, refusing a negative one by name (clap's own error would
@@ -405,78 +399,37 @@ pub fn whole<T: std::str::FromStr>(s: &str) -> Result<T, String> {
         .map_err(|_| format!("'{s}' is not a whole number (or is too large)"))
 }
 
-/// Opens the database a `--db` names: an SQLite file, created on first use unless
-/// `must_exist` (a command that only reads refuses to make one: a mistyped path must not
-/// leave an empty database, and its folders, behind). A URL is refused by what it is.
-pub fn open_store(db: Option<PathBuf>, must_exist: bool) -> Result<Arc<dyn Backend>, Failure> {
-    let path = db.unwrap_or_else(default_db);
-    refuse_url(&path)?;
-    if must_exist && !path.exists() {
-        return Err(Failure {
-            kind: "not_found",
-            message: format!(
-                "no workq database at {} (a command that only reads does not create one; \
-                 `workq queue create NAME` does)",
-                path.display()
-            ),
-            code: 1,
-        });
+impl From<crate::connect::Error> for Failure {
+    fn from(e: crate::connect::Error) -> Failure {
+        e.into_backend().into()
     }
-    Ok(Arc::new(SqliteStore::open(&path, clock::system())?))
 }
 
-/// A `--db` that is a URL is refused by what it is, before anything makes a file of it.
-pub fn refuse_url(path: &std::path::Path) -> Result<(), Failure> {
-    let text = path.to_string_lossy();
-    if let Some((scheme, _)) = text.split_once("://") {
-        let scheme = scheme.to_ascii_lowercase();
-        return Err(Failure::invalid(
-            if scheme == "postgres" || scheme == "postgresql" {
-                format!(
-                    "--db {text}: PostgreSQL is not available yet in this workq; \
-                     give the path of an SQLite file"
-                )
-            } else {
-                format!("--db {text}: a {scheme}:// URL is not a database path; give the path of an SQLite file")
-            },
-        ));
+impl Cli {
+    /// What `--db` and `--remote` name.
+    pub fn target(&self) -> Target {
+        Target {
+            db: self.db.clone(),
+            remote: self.remote.clone(),
+        }
     }
-    Ok(())
 }
 
-/// Runs a scripting command; `Err` carries what to print and the exit code.
-pub async fn run(cli: Cli) -> Result<(), Failure> {
-    let json = cli.json;
-    let Some(command) = cli.command else {
-        return crate::tui::run_console(cli.db, cli.read_only).await;
-    };
-    if let Command::Demo(args) = command {
-        return crate::tui::run_demo(cli.db, args, cli.read_only).await;
-    }
-    if let Command::Bench(args) = command {
-        return bench::run(args).await;
-    }
-    // Before the store opens: opening may create the file or sweep expired leases.
-    if let (true, Some(name)) = (cli.read_only, command.writes()) {
-        return Err(Failure {
-            kind: "read_only",
-            message: format!("--read-only: `workq {name}` changes data; nothing was done"),
-            code: 1,
-        });
-    }
-    let store = open_store(cli.db, command.reads_only())?;
+/// Runs a scripting command on the backend opened for it (as `Command::opens` says);
+/// `Err` carries what to print and the exit code.
+pub async fn run(command: Command, store: &dyn Backend, json: bool) -> Result<(), Failure> {
     let out = output::Out { json };
     match command {
-        Command::Queue(c) => queue::run(&*store, c, &out).await,
-        Command::Item(c) => item::run(&*store, c, &out).await,
-        Command::Import(a) => item::import(&*store, a, &out).await,
-        Command::Dequeue(a) => work::dequeue(&*store, a, &out).await,
-        Command::Complete(a) => work::complete(&*store, a, &out).await,
-        Command::Fail(a) => work::fail(&*store, a, &out).await,
-        Command::Heartbeat(a) => work::heartbeat(&*store, a, &out).await,
-        Command::Groups(a) => item::groups(&*store, a, &out).await,
-        Command::Undo(a) => item::undo(&*store, a, &out).await,
-        Command::Actions(a) => item::actions(&*store, a, &out).await,
-        Command::Bench(_) | Command::Demo(_) => unreachable!("handled above"),
+        Command::Queue(c) => queue::run(store, c, &out).await,
+        Command::Item(c) => item::run(store, c, &out).await,
+        Command::Import(a) => item::import(store, a, &out).await,
+        Command::Dequeue(a) => work::dequeue(store, a, &out).await,
+        Command::Complete(a) => work::complete(store, a, &out).await,
+        Command::Fail(a) => work::fail(store, a, &out).await,
+        Command::Heartbeat(a) => work::heartbeat(store, a, &out).await,
+        Command::Groups(a) => item::groups(store, a, &out).await,
+        Command::Undo(a) => item::undo(store, a, &out).await,
+        Command::Actions(a) => item::actions(store, a, &out).await,
+        Command::Bench(_) | Command::Demo(_) => Err(own_database()),
     }
 }

@@ -7,7 +7,10 @@ use crate::backend::Error;
 use crate::model::*;
 use crate::rules::format_duration;
 use crate::text::{self, Zone};
-pub use crate::text::{count, projection, projection_ok, projection_short, thousands};
+// How values read for people, shared with the console (it does not depend on the CLI).
+pub use crate::text::{
+    age_secs, cell, count, projection, projection_ok, projection_short, status_of, thousands, Col,
+};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
@@ -41,6 +44,7 @@ pub fn check_stdout() -> Result<(), Failure> {
             kind: "output",
             message: "cannot write the output: stdout is closed".into(),
             code: 1,
+            error: None,
         });
     }
     Ok(())
@@ -79,6 +83,8 @@ pub struct Failure {
     pub kind: &'static str,
     pub message: String,
     pub code: i32,
+    /// The engine's error, when it is one: `--json` prints its facts beside the message.
+    pub error: Option<Box<Error>>,
 }
 
 /// The kind of a failure that is no failure to report: the reader of our output left.
@@ -90,6 +96,7 @@ impl Failure {
             kind: "usage",
             message: m.into(),
             code: 2,
+            error: None,
         }
     }
     pub fn invalid(m: impl Into<String>) -> Failure {
@@ -97,6 +104,7 @@ impl Failure {
             kind: "invalid",
             message: m.into(),
             code: 1,
+            error: None,
         }
     }
     /// Output could not be written. A closed pipe stops the command quietly, the way
@@ -107,12 +115,14 @@ impl Failure {
                 kind: CLOSED_PIPE,
                 message: "the reader of the output went away".into(),
                 code: 141,
+                error: None,
             }
         } else {
             Failure {
                 kind: "output",
                 message: format!("cannot write the output: {e}"),
                 code: 1,
+                error: None,
             }
         }
     }
@@ -125,10 +135,13 @@ impl Failure {
             return;
         }
         if json {
-            tell!(
-                "{}",
-                serde_json::json!({"error": {"kind": self.kind, "message": self.message}})
-            );
+            // The engine's error as it crosses the seam (kind, facts, message); the CLI's
+            // own failures as their kind and message.
+            let error = match &self.error {
+                Some(e) => serde_json::to_value(e).expect("errors serialize"),
+                None => serde_json::json!({"kind": self.kind, "message": self.message}),
+            };
+            tell!("{}", serde_json::json!({ "error": error }));
         } else {
             // Errors echo what the user typed (a queue name, a duration): escaped too.
             tell!("error: {}", text::escape(&self.message, true));
@@ -142,62 +155,14 @@ impl From<Error> for Failure {
             kind: e.kind(),
             message: e.to_string(),
             code: 1,
+            error: Some(Box::new(e)),
         }
     }
 }
 
-/// A column of a text table: its header, and whether its cells line up right (counts,
-/// ages, rates) or left (text). A property of the column, never guessed from its cells:
-/// a count beside its limit ("1/1") or a "-" for none stays where the column's numbers are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Col<'a> {
-    pub name: &'a str,
-    pub right: bool,
-}
-
-impl<'a> Col<'a> {
-    pub const fn left(name: &'a str) -> Col<'a> {
-        Col { name, right: false }
-    }
-    pub const fn right(name: &'a str) -> Col<'a> {
-        Col { name, right: true }
-    }
-}
-
-/// Columns separated by two spaces, each aligned as it says (its header too). Every cell
-/// is escaped, so no caller can forget to.
+/// Columns aligned as each says, separated by two spaces; every cell escaped.
 pub fn table(cols: &[Col], rows: &[Vec<String>]) -> Result<(), Failure> {
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(|c| text::line(c).into_owned()).collect())
-        .collect();
-    let mut widths: Vec<usize> = cols.iter().map(|c| c.name.chars().count()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if cols[i].right {
-                    format!("{c:>w$}", w = widths[i])
-                } else {
-                    format!("{c:<w$}", w = widths[i])
-                }
-            })
-            .collect();
-        out.push_str(parts.join("  ").trim_end());
-        out.push('\n');
-    };
-    line(cols.iter().map(|c| c.name).collect());
-    for r in &rows {
-        line(r.iter().map(String::as_str).collect());
-    }
-    emit(&out)
+    emit(&text::table(cols, rows))
 }
 
 /// `key           value` lines (`item show`, `queue inspect`), the values escaped;
@@ -232,31 +197,6 @@ pub fn time_from_now(t: Option<Time>, now: Time) -> String {
     }
 }
 
-pub fn age_secs(secs: i64) -> String {
-    format_duration(Duration::from_secs(secs.max(0) as u64))
-}
-
 pub fn dur(d: Option<Duration>) -> String {
     d.map(format_duration).unwrap_or_else(|| "-".into())
-}
-
-/// One line, at most `max` characters, for a table cell: control characters escaped.
-pub fn cell(s: &str, max: usize) -> String {
-    let flat = text::line(s);
-    if flat.chars().count() <= max {
-        flat.into_owned()
-    } else {
-        let mut t: String = flat.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
-}
-
-pub fn status_of(i: &Item) -> String {
-    match (i.status, i.reason) {
-        (Status::Exception, Some(r)) => format!("exception/{r}"),
-        (Status::Queued, _) if i.expired => "queued (expired)".into(),
-        (Status::Queued, _) if i.delay_until.is_some() => "queued (delayed)".into(),
-        (s, _) => s.to_string(),
-    }
 }

@@ -4,7 +4,7 @@ use super::output::{self, age_secs, dur, say, thousands, Failure, Out};
 use super::{QueueCmd, QueueFlags};
 use crate::backend::Backend;
 use crate::model::*;
-use crate::rules::{check_tz, parse_duration, parse_hhmm};
+use crate::rules::{check_tz, describe_backoff, parse_backoff, parse_duration, parse_hhmm};
 
 fn settings(f: QueueFlags) -> Result<QueueSettings, Failure> {
     // The engine checks these too, but without naming the flag.
@@ -29,6 +29,12 @@ fn settings(f: QueueFlags) -> Result<QueueSettings, Failure> {
         lease: d("lease", f.lease)?,
         concurrency: f.concurrency,
         priority: f.priority,
+        retry_backoff: f
+            .retry_backoff
+            .map(|b| {
+                parse_backoff(&b).map_err(|e| Failure::invalid(format!("--retry-backoff: {e}")))
+            })
+            .transpose()?,
         clear: vec![],
     })
 }
@@ -186,6 +192,13 @@ fn inspect(s: &QueueSummary) -> Result<(), Failure> {
                 .unwrap_or_else(|| "-".into()),
         ),
         ("max retries", q.max_retries.to_string()),
+        (
+            "retry backoff",
+            q.retry_backoff
+                .as_ref()
+                .map(describe_backoff)
+                .unwrap_or_else(|| "none (retries are queued at once)".into()),
+        ),
         ("lease timeout", dur(Some(q.lease))),
         (
             "concurrency",

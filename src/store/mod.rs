@@ -1,3 +1,4 @@
 //! Storage engines behind the `Backend` trait.
 
+pub mod sql;
 pub mod sqlite;

@@ -1,11 +1,13 @@
 //! The console loop: one task owns the state; terminal events, backend answers, the change
 //! feed and a one-second tick come in as messages; the screen is redrawn after changes.
-//! Data is fetched again on change events only; the tick moves clocks on screen.
+//! Data is fetched again on change events only; the tick moves clocks on screen. A change
+//! feed that lags or goes away is `update`'s to judge; the loop subscribes again when told.
 
 use crate::backend::Backend;
+use crate::backend::{Feed, Gap};
 use crate::tui::commands::{self, Keymap};
 use crate::tui::state::{Level, State, ThemeName};
-use crate::tui::update::{self, update, Effect, Msg};
+use crate::tui::update::{update, Effect, Msg};
 use crate::tui::value_edit::{self, EditSession};
 use crate::tui::{effects, views};
 use futures::StreamExt;
@@ -21,7 +23,6 @@ use ratatui::Terminal;
 use std::io::{stdout, Stdout};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 pub struct Options {
@@ -29,6 +30,8 @@ pub struct Options {
     pub source: String,
     pub read_only: bool,
     pub actor: String,
+    /// Said in the status line at start (the file was opened read-only, and why).
+    pub notice: Option<String>,
 }
 
 /// Changes from the engine are gathered for this long before the console refetches.
@@ -103,6 +106,13 @@ pub fn initial_state_from(
         });
     }
     s.config_problems = problems;
+    if let Some(text) = &opts.notice {
+        s.status = Some(crate::tui::state::StatusLine {
+            text: text.clone(),
+            level: Level::Warn,
+            until: s.now + chrono::Duration::seconds(CONFIG_STATUS_SECS),
+        });
+    }
     s
 }
 
@@ -124,7 +134,9 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
     execute!(stdout(), Clear(ClearType::All))?;
     let mut term: Term = Terminal::new(CrosstermBackend::new(stdout()))?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-    let mut changes = backend.subscribe();
+    // `None` while the feed is away, until `Effect::Resubscribe`'s time comes.
+    let mut changes: Option<Feed> = Some(backend.subscribe());
+    let mut resubscribe_at: Option<tokio::time::Instant> = None;
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -147,6 +159,9 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
                         let r = edit_value(&mut term, s.mouse, &sess);
                         events = EventStream::new();
                         pending.insert(0, Msg::Edited(sess, r));
+                    }
+                    Effect::Resubscribe(after) => {
+                        resubscribe_at = Some(tokio::time::Instant::now() + after);
                     }
                     Effect::SetMouse(on) => {
                         let _ = if on {
@@ -186,16 +201,22 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
             },
             Some(m) = rx.recv() => pending.push(m),
             _ = tick.tick() => pending.push(Msg::Tick(chrono::Utc::now())),
-            r = changes.recv() => match r {
-                Ok(_) | Err(RecvError::Lagged(_)) => {
+            r = next_change(&mut changes), if changes.is_some() => match r {
+                Ok(_) => {
                     debounce.get_or_insert_with(|| tokio::time::Instant::now() + DEBOUNCE);
                 }
-                Err(RecvError::Closed) => {
-                    changes = backend.subscribe();
-                    update::set_status(s, Level::Warn, "change feed closed; subscribed again".into());
-                    pending.push(Msg::Changed);
+                Err(gap) => {
+                    if matches!(gap, Gap::Disconnected(_)) {
+                        changes = None;
+                    }
+                    pending.push(Msg::Feed(gap));
                 }
             },
+            _ = sleep_until_some(resubscribe_at), if resubscribe_at.is_some() => {
+                resubscribe_at = None;
+                changes = Some(backend.subscribe());
+                pending.push(Msg::Resubscribed);
+            }
             _ = tokio::time::sleep_until(sleep_until), if debounce.is_some() => {
                 // Busy bots change something every few milliseconds: refetch at most
                 // once per MIN_REFRESH so slow filtered queries do not run back to back.
@@ -209,6 +230,21 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
                 }
             }
         }
+    }
+}
+
+/// The next event or gap of the feed (only polled while there is one).
+async fn next_change(feed: &mut Option<Feed>) -> Result<crate::model::Event, Gap> {
+    match feed {
+        Some(f) => f.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -10,7 +10,8 @@ use tokio::sync::mpsc::UnboundedSender;
 /// How many past actions the console lists.
 pub const ACTIONS_LISTED: u32 = 200;
 
-/// Starts `fx`; effects that need the terminal (editor, mouse) are the loop's own.
+/// Starts `fx`; effects that need the terminal (editor, mouse) or the change feed are the
+/// loop's own.
 pub fn spawn(backend: &Arc<dyn Backend>, fx: Effect, tx: &UnboundedSender<Msg>) {
     let b = backend.clone();
     let tx = tx.clone();
@@ -28,7 +29,7 @@ pub fn spawn(backend: &Arc<dyn Backend>, fx: Effect, tx: &UnboundedSender<Msg>) 
 }
 
 /// Runs one effect against the backend and says how it went, as the message `update`
-/// takes; `None` for the effects that need the terminal.
+/// takes; `None` for the loop's own effects (the terminal, the change feed).
 pub async fn perform(b: &dyn Backend, fx: Effect) -> Option<Msg> {
     Some(match fx {
         Effect::LoadQueues(seq) => Msg::Queues(seq, b.queues().await),
@@ -71,6 +72,6 @@ pub async fn perform(b: &dyn Backend, fx: Effect) -> Option<Msg> {
         ),
         Effect::SetQueueState(q, st) => Msg::QueueSaved(b.set_queue_state(&q, st).await),
         Effect::UpdateQueue(q, settings) => Msg::QueueSaved(b.update_queue(&q, settings).await),
-        Effect::Edit(..) | Effect::SetMouse(_) => return None,
+        Effect::Edit(..) | Effect::SetMouse(_) | Effect::Resubscribe(_) => return None,
     })
 }

@@ -537,6 +537,29 @@ pub struct StatusLine {
     pub until: Time,
 }
 
+/// The change feed as the console last heard it. While it is down, what is on screen may
+/// be out of date: the header says so, and the loop subscribes again after `retry_at`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedState {
+    /// When the feed went away; `None` while it is live.
+    pub down_since: Option<Time>,
+    /// Why, as the backend said.
+    pub why: String,
+    /// When the next subscription is due.
+    pub retry_at: Option<Time>,
+    /// Subscriptions since the feed last stayed up long enough to count as back: each one
+    /// waits longer than the last.
+    pub attempts: u32,
+    /// When the feed was last subscribed again.
+    pub up_since: Option<Time>,
+}
+
+impl FeedState {
+    pub fn stale(&self) -> bool {
+        self.down_since.is_some()
+    }
+}
+
 /// The whole console state.
 pub struct State {
     pub now: Time,
@@ -562,6 +585,7 @@ pub struct State {
     pub actions: ActionsState,
     pub popup: Option<Popup>,
     pub status: Option<StatusLine>,
+    pub feed: FeedState,
     /// The last action applied from this console, for `:undo`.
     pub last_action: Option<ActionResult>,
     /// Problems found in the config file, shown at start and in help.
@@ -596,6 +620,7 @@ impl State {
             actions: ActionsState::default(),
             popup: None,
             status: None,
+            feed: FeedState::default(),
             last_action: None,
             config_problems: Vec::new(),
             config_file: "config.toml in the workq config directory".into(),

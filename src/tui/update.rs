@@ -2,7 +2,7 @@
 //! with no I/O. Keys, mouse, ticks and backend answers come in as messages; what must be
 //! fetched or changed goes out as effects, whose answers come back as messages.
 
-use crate::backend::Error;
+use crate::backend::{Error, Gap};
 use crate::model::*;
 use crate::rules::{exact_duration, parse_duration, parse_statuses, TYPE_THE_COUNT_OVER};
 use crate::text::thousands;
@@ -24,6 +24,10 @@ pub enum Msg {
     Tick(Time),
     /// The backend reported changes (debounced by the loop).
     Changed,
+    /// The change feed could not follow the engine: events were missed, or it went away.
+    Feed(Gap),
+    /// The loop subscribed to the change feed again (as `Effect::Resubscribe` asked).
+    Resubscribed,
     Queues(u64, Result<Vec<QueueSummary>, Error>),
     Page(u64, u64, Result<Page, Error>),
     Detail(u64, Result<ItemDetail, Error>),
@@ -65,6 +69,8 @@ pub enum Effect {
     /// Suspend the console and open $EDITOR on an item's value.
     Edit(EditSession),
     SetMouse(bool),
+    /// Subscribe to the change feed again after this long (the loop owns the feed).
+    Resubscribe(std::time::Duration),
 }
 
 const STATUS_SECS: i64 = 6;
@@ -106,6 +112,14 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
             }
         }
         Msg::Changed => refresh(s),
+        Msg::Feed(gap) => feed_gap(s, gap),
+        Msg::Resubscribed => {
+            s.feed.down_since = None;
+            s.feed.retry_at = None;
+            s.feed.up_since = Some(s.now);
+            // Whatever changed while the feed was away is fetched now.
+            refresh(s)
+        }
         Msg::Queues(seq, r) => {
             let (apply, again) = landed(&mut s.queues.fetch, seq);
             let timed = std::mem::take(&mut s.queues.timed) && apply;
@@ -374,6 +388,50 @@ fn plural(n: u64) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+/// The first wait before subscribing to a lost change feed again; each further attempt
+/// waits twice as long, up to `FEED_RETRY_MAX`.
+pub const FEED_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(250);
+pub const FEED_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+/// A feed that stayed up this long before it went away starts again from the first wait.
+pub const FEED_STABLE_SECS: i64 = 60;
+
+/// How long to wait before attempt `n` (1, 2, …) to subscribe again.
+pub fn feed_retry_delay(n: u32) -> std::time::Duration {
+    let doublings = n.saturating_sub(1).min(16);
+    (FEED_RETRY_FIRST * 2u32.pow(doublings)).min(FEED_RETRY_MAX)
+}
+
+fn feed_gap(s: &mut State, gap: Gap) -> Vec<Effect> {
+    match gap {
+        // Events were missed: nothing on screen can be trusted until fetched again.
+        Gap::Lagged(n) => {
+            tracing::info!("change feed lagged by {n} events: refetching");
+            refresh(s)
+        }
+        Gap::Disconnected(why) => {
+            let stable = s
+                .feed
+                .up_since
+                .is_none_or(|t| (s.now - t).num_seconds() >= FEED_STABLE_SECS);
+            if s.feed.down_since.is_none() && stable {
+                s.feed.attempts = 0;
+            }
+            s.feed.attempts += 1;
+            let delay = feed_retry_delay(s.feed.attempts);
+            s.feed.down_since.get_or_insert(s.now);
+            s.feed.retry_at = Some(s.now + ChronoDuration::milliseconds(delay.as_millis() as i64));
+            tracing::warn!("change feed lost ({why}); subscribing again in {delay:?}");
+            set_status(
+                s,
+                Level::Warn,
+                format!("live updates lost ({why}): what is shown may be out of date"),
+            );
+            s.feed.why = why;
+            vec![Effect::Resubscribe(delay)]
+        }
     }
 }
 
@@ -2074,6 +2132,13 @@ pub fn settings_line(q: &Queue) -> String {
         format!("deadline={}", q.deadline.as_deref().unwrap_or("-")),
         format!("tz={}", q.tz),
         format!("retries={}", q.max_retries),
+        format!(
+            "retry-backoff={}",
+            q.retry_backoff
+                .as_ref()
+                .map(crate::rules::exact_backoff)
+                .unwrap_or_else(|| "-".into())
+        ),
         format!("lease={}", exact_duration(q.lease)),
         format!(
             "concurrency={}",
@@ -2088,7 +2153,7 @@ pub fn settings_line(q: &Queue) -> String {
 }
 
 /// Parses `key=value` settings; `-` leaves a setting as it is, `none` clears one that can be
-/// unset (sla, deadline, ttl, concurrency).
+/// unset (sla, deadline, ttl, concurrency, retry-backoff).
 pub fn parse_settings(line: &str) -> Result<QueueSettings, String> {
     let mut st = QueueSettings::default();
     let dur = |k: &str, v: &str| parse_duration(v).map_err(|e| format!("{k}: {e}"));
@@ -2127,6 +2192,11 @@ pub fn parse_settings(line: &str) -> Result<QueueSettings, String> {
                     Some(u32::try_from(num(k, v)?).map_err(|_| format!("retries: {v}"))?)
             }
             "lease" => st.lease = Some(dur(k, v)?),
+            "retry-backoff" => {
+                st.retry_backoff = Some(
+                    crate::rules::parse_backoff(v).map_err(|e| format!("retry-backoff: {e}"))?,
+                )
+            }
             "concurrency" => {
                 st.concurrency =
                     Some(u32::try_from(num(k, v)?).map_err(|_| format!("concurrency: {v}"))?)
@@ -2137,7 +2207,7 @@ pub fn parse_settings(line: &str) -> Result<QueueSettings, String> {
             }
             _ => {
                 return Err(format!(
-                    "unknown setting '{k}' (sla, risk, deadline, tz, retries, lease, concurrency, ttl, priority, description)"
+                    "unknown setting '{k}' (sla, risk, deadline, tz, retries, retry-backoff, lease, concurrency, ttl, priority, description)"
                 ))
             }
         }

@@ -6,10 +6,10 @@ use super::read;
 use super::rows::*;
 use super::write::{append_note, history, insert, key_taken, ms, save, Deltas, Hist, Queues};
 use super::writer::Ctx;
-use crate::backend::{Error, Result};
+use crate::backend::{Conflict, Error, Refused, Result, StorageCause, Thing};
 use crate::clock::from_ms;
 use crate::model::*;
-use crate::rules::{self, ActionRule, Kept, Part, To, UndoStep, UndoWhen};
+use crate::rules::{self, rule_of, ActionRule, Kept, Part, Put, To, UndoStep, UndoWhen};
 use crate::text::thousands;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -31,7 +31,7 @@ pub fn target_rows(
     match target {
         Target::Ids(ids) => {
             if ids.is_empty() {
-                return Err(Error::Invalid("no items named".into()));
+                return Err(Error::invalid("target", "no items named"));
             }
             let mut seen = std::collections::HashSet::new();
             let mut st = conn
@@ -43,7 +43,7 @@ pub fn target_rows(
                     st.query_row([id], ItemRow::from_sql)
                         .optional()
                         .map_err(sql)?
-                        .ok_or_else(|| Error::not_found("item", id.as_str()))
+                        .ok_or_else(|| Error::not_found(Thing::Item, id.as_str()))
                 })
                 .collect()
         }
@@ -72,10 +72,6 @@ fn rows_where(conn: &Connection, cols: &str, w: &Where) -> Result<Vec<ItemRow>> 
     rows
 }
 
-fn rule_of(action: &ActionKind) -> &'static ActionRule {
-    rules::action_rule(action.verb()).expect("every action has a row in rules::ACTION_RULES")
-}
-
 // ---------------------------------------------------------------- previews
 
 /// Items matching a filter, by status: refusals depend on the status alone.
@@ -102,18 +98,20 @@ fn status_counts(conn: &Connection, w: &Where) -> Result<Vec<(Status, u64)>> {
     Ok(out)
 }
 
-/// Items matching a filter whose expiry has passed, among `statuses`.
+/// Items matching a filter whose expiry has passed (`rules::EXPIRY_PASSED`), among
+/// `statuses`.
 fn expired_among(conn: &Connection, w: &Where, statuses: &[Status], now: Time) -> Result<u64> {
     if statuses.is_empty() {
         return Ok(0);
     }
     let list: Vec<String> = statuses.iter().map(|s| format!("'{s}'")).collect();
+    let (passed, nows) = filter::cond(&rules::EXPIRY_PASSED);
     let mut p = w.params.clone();
-    p.push(ms(now).into());
+    p.extend(std::iter::repeat_n(ms(now).into(), nows));
     conn.query_row(
         &format!(
             "SELECT count(*) FROM items i JOIN queues q ON q.id = i.queue_id
-             WHERE {} AND i.status IN ({}) AND i.expires_at IS NOT NULL AND i.expires_at <= ?",
+             WHERE {} AND i.status IN ({}) AND {passed}",
             w.sql,
             list.join(", ")
         ),
@@ -216,7 +214,7 @@ pub fn preview(
                         if first.len() < sample as usize {
                             first.push(r);
                         }
-                        if r.expires_at.is_some_and(|e| e <= ms(now)) {
+                        if rules::EXPIRY_PASSED.holds(&r.facts(None), ms(now)) {
                             passed += 1;
                         }
                     }
@@ -373,54 +371,26 @@ fn diff(before: &ItemRow, after: &ItemRow) -> (Vec<Part>, Vec<FieldChange>) {
     (parts, d)
 }
 
-/// Takes `row` where `action` says, in place; the parts it changes are those of its rule.
+/// Takes `row` where `action` says, in place (`rules::act`); an edited value goes with it
+/// where the action's row writes one.
 fn apply(row: &mut ItemRow, action: &ActionKind, now: i64) {
-    match action {
-        ActionKind::Requeue { delay, value } => {
-            row.status = Status::Queued;
-            row.requeue_count += 1;
-            row.delay_until = delay.map(|d| now + d.as_millis() as i64);
-            if let Some(v) = value {
-                row.value = Some(v.clone());
-            }
-            // A person asked for it to be done again: a passed expiry would keep it from
-            // being taken. (The history records the expiry it had.)
-            if row.expires_at.is_some_and(|e| e <= now) {
-                row.expires_at = None;
-            }
-        }
-        // Off hold and nothing else: an expiry that passed meanwhile stays (SPEC §3).
-        ActionKind::Release => {
-            row.status = Status::Queued;
-            row.delay_until = None;
-        }
-        ActionKind::Hold => row.status = Status::OnHold,
-        ActionKind::Processed => {
-            row.status = Status::Processed;
-            row.finished_at = Some(now);
-        }
-        ActionKind::SetPriority { priority } => row.priority = priority.rank(),
-        ActionKind::ExtendExpiry { expires_at } => row.expires_at = expires_at.map(ms),
-        ActionKind::Delete | ActionKind::AddNote => {}
-    }
-    if matches!(rules::action_target(action), Some(To::Status(_))) {
-        // A person took it over: no lease survives.
-        row.lease_token = None;
-        row.lease_until = None;
-        if row.status != Status::Exception {
-            row.reason = None;
-            row.signature = None;
-        }
-        if row.status == Status::Queued {
-            row.finished_at = None;
-        }
+    let mut st = row.state();
+    rules::act(&mut st, action, now);
+    row.set_state(st);
+    if let (Put::Given, ActionKind::Requeue { value: Some(v), .. }) =
+        (rules::rule_of(action).writes.value, action)
+    {
+        row.value = Some(v.clone());
     }
 }
 
 pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
     if let ActionKind::AddNote = req.action {
         if req.note.as_deref().is_none_or(|n| n.trim().is_empty()) {
-            return Err(Error::Invalid("a note action needs the note's text".into()));
+            return Err(Error::invalid(
+                "note",
+                "a note action needs the note's text",
+            ));
         }
     }
     if let ActionKind::Requeue { value: Some(v), .. } = &req.action {
@@ -428,10 +398,10 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
             value: v.clone(),
             ..Default::default()
         })
-        .map_err(|(_, m)| Error::Invalid(m))?;
+        .map_err(|(_, m)| Error::invalid("value", m))?;
     }
     if let ActionKind::Requeue { delay: Some(d), .. } = &req.action {
-        rules::check_duration("requeue delay", *d).map_err(Error::Invalid)?;
+        rules::check_duration("requeue delay", *d).map_err(|m| Error::invalid("delay", m))?;
     }
     let rule = rule_of(&req.action);
     let keeps_value = !matches!(
@@ -440,7 +410,7 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
     );
     let rows = target_rows(ctx.conn, &req.target, !keeps_value, ctx.now)?;
     if rows.is_empty() {
-        return Err(Error::Invalid("no items match; nothing changed".into()));
+        return Err(Error::invalid("target", "no items match; nothing changed"));
     }
     let total = rows.len();
     let mut refused = Vec::new();
@@ -449,26 +419,24 @@ pub fn act(ctx: &mut Ctx, req: &ActionRequest) -> Result<ActionResult> {
     for r in rows {
         match rules::refusal_reason(r.status, &req.action) {
             Some(why) => {
-                refused.push(format!("item {}: {why}", r.id));
-                tally(&mut skipped, why, 1);
+                tally(&mut skipped, why.clone(), 1);
+                refused.push(Refused {
+                    id: r.id,
+                    from: r.status,
+                    to: rules::action_target(&req.action),
+                    why,
+                });
             }
             None => chosen.push(r),
         }
     }
     if !refused.is_empty() && (!req.skip_refused || chosen.is_empty()) {
-        let mut m = format!(
-            "{} of {} items cannot be {}; nothing changed:",
-            refused.len(),
-            total,
-            req.action.past_tense()
-        );
-        for r in refused.iter().take(5) {
-            m.push_str(&format!("\n  {r}"));
-        }
-        if refused.len() > 5 {
-            m.push_str(&format!("\n  … and {} more", refused.len() - 5));
-        }
-        return Err(Error::Transition(m));
+        return Err(Error::refused_action(
+            req.action.verb(),
+            req.action.past_tense(),
+            total as u64,
+            refused,
+        ));
     }
     let verb = req.action.verb();
     let now = ms(ctx.now);
@@ -660,12 +628,9 @@ fn as_left(
                 _ => false,
             };
             if !queue_alive {
-                Err(Kept::Other("its queue was deleted".into()))
+                Err(Kept::QueueDeleted)
             } else if taken {
-                Err(Kept::Other(format!(
-                    "its key '{}' is taken by a newer item",
-                    before.key.as_deref().unwrap_or_default()
-                )))
+                Err(Kept::KeyTaken(before.key.clone().unwrap_or_default()))
             } else {
                 Ok(())
             }
@@ -722,19 +687,20 @@ fn plan_undo(conn: &Connection, action_id: i64) -> Result<Plan> {
         )
         .optional()
         .map_err(sql)?
-        .ok_or_else(|| Error::not_found("action", action_id.to_string()))?;
+        .ok_or_else(|| Error::not_found(Thing::Action, action_id.to_string()))?;
     if let Some(at) = action.undone_at {
-        return Err(Error::Conflict(format!(
-            "action {action_id} ({}) was already undone at {}",
-            action.verb,
-            from_ms(at).to_rfc3339()
-        )));
+        return Err(Error::conflict(Conflict::AlreadyUndone {
+            action_id,
+            verb: action.verb.clone(),
+            at: from_ms(at),
+        }));
     }
     let rule = rules::action_rule(&action.verb).ok_or_else(|| {
-        Error::Storage(format!(
-            "action {action_id} has an unknown verb '{}'",
-            action.verb
-        ))
+        Error::storage(
+            StorageCause::Io,
+            None,
+            format!("action {action_id} has an unknown verb '{}'", action.verb),
+        )
     })?;
     let records: Vec<(i64, Option<i64>, String)> = conn
         .prepare("SELECT item_seq, version_after, before FROM action_items WHERE action_id = ?1")
@@ -749,8 +715,13 @@ fn plan_undo(conn: &Connection, action_id: i64) -> Result<Plan> {
         .map_err(sql)?;
     let mut entries = Vec::with_capacity(records.len());
     for (seq, version_after, before) in records {
-        let before: ItemRow = serde_json::from_str(&before)
-            .map_err(|e| Error::Storage(format!("undo record of action {action_id}: {e}")))?;
+        let before: ItemRow = serde_json::from_str(&before).map_err(|e| {
+            Error::storage(
+                StorageCause::Io,
+                None,
+                format!("undo record of action {action_id}: {e}"),
+            )
+        })?;
         let current = current_of
             .query_row([seq], ItemRow::from_sql)
             .optional()
@@ -846,7 +817,16 @@ impl Plan {
         if not > 5 {
             m.push_str(&format!("\n  … and {} more", thousands(not - 5)));
         }
-        Error::Conflict(m)
+        Error::Conflict {
+            conflict: Conflict::UndoRefused {
+                action_id: self.action.id,
+                total: r.total,
+                restorable: r.restored,
+                strict,
+                kept: r.kept_items.clone(),
+            },
+            message: m,
+        }
     }
 }
 
@@ -884,10 +864,10 @@ pub fn undo(ctx: &mut Ctx, req: &UndoRequest) -> Result<UndoResult> {
                 let mut before = e.before;
                 let mut row = before.clone();
                 if !insert(ctx, &mut row)? {
-                    return Err(Error::Conflict(format!(
-                        "cannot undo action {action_id}: item {}'s key is taken by a newer item",
-                        before.id
-                    )));
+                    return Err(Error::conflict(Conflict::KeyTaken {
+                        action_id,
+                        id: before.id,
+                    }));
                 }
                 save(ctx, &mut before, false)?;
                 deltas.moved(qid, None, Some(before.status), before.enqueued_at);
@@ -990,7 +970,7 @@ fn restore(row: &mut ItemRow, before: &ItemRow, part: Part, action: &ActionRow) 
 
 pub fn list(conn: &Connection, q: &ActionQuery) -> Result<Vec<ActionInfo>> {
     if q.limit == 0 {
-        return Err(Error::Invalid("limit must be at least 1".into()));
+        return Err(Error::invalid("limit", "limit must be at least 1"));
     }
     let qid = match &q.queue {
         Some(name) => Some(queue_by_name(conn, name)?.id),

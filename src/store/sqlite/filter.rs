@@ -1,9 +1,11 @@
-//! A `Filter` as SQL: one `WHERE` for listings, previews and bulk actions alike.
-//! The SLA conditions mirror `rules::item_sla` (same integer maths).
+//! A `Filter` as SQL: one `WHERE` for listings, previews and bulk actions alike. Expiry and
+//! SLA are the rules' own conditions (`rules::EXPIRED`, `rules::sla_cond`), rendered.
 
 use super::rows::{queue_by_name, sql, QueueRow};
 use crate::backend::Result;
 use crate::model::*;
+use crate::rules;
+use crate::store::sql as store_sql;
 use rusqlite::types::Value;
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -17,8 +19,17 @@ pub struct Where {
     pub queue_id: Option<i64>,
 }
 
-/// A queued item past its expiry (`rules::is_expired`), with `now` as its one parameter.
-const EXPIRED: &str = "(i.status = 'queued' AND i.expires_at IS NOT NULL AND i.expires_at <= ?)";
+/// A condition of the rules over `items i JOIN queues q`, with a `?` for each time it
+/// names now (the count).
+pub fn cond(c: &rules::Cond) -> (String, usize) {
+    let names = store_sql::Names {
+        item: "i.",
+        queue: Some("q."),
+        param: &store_sql::positional,
+    };
+    let (sql, params) = store_sql::cond(c, &names);
+    (sql, params.len())
+}
 
 pub fn build(conn: &Connection, f: &Filter, now: Time) -> Result<Where> {
     build_with(conn, f, now, None)
@@ -52,7 +63,7 @@ pub fn build_hinted(
 }
 
 fn build_with(conn: &Connection, f: &Filter, now: Time, share: Option<f64>) -> Result<Where> {
-    crate::rules::check_filter(f).map_err(crate::backend::Error::Invalid)?;
+    crate::rules::check_filter(f).map_err(|m| crate::backend::Error::invalid("search", m))?;
     let now = now.timestamp_millis();
     let mut conds: Vec<String> = Vec::new();
     let mut params: Vec<Value> = Vec::new();
@@ -97,35 +108,16 @@ fn build_with(conn: &Connection, f: &Filter, now: Time, share: Option<f64>) -> R
     if let Some(p) = f.priority {
         push("i.priority = ?".into(), vec![p.rank().into()], &mut conds);
     }
+    let mut rule = |c: &rules::Cond, conds: &mut Vec<String>| {
+        let (c, n) = cond(c);
+        push(c, vec![now.into(); n], conds);
+    };
     if let Some(sla) = f.sla {
-        let risk = "(q.sla_ms * q.sla_risk_pct / 100)";
-        // An expired queued item is out of SLA whatever its age, target or not (SPEC §3).
-        let c = match sla {
-            Sla::Out => format!(
-                "({EXPIRED} OR (q.sla_ms IS NOT NULL AND i.status <> 'processed' \
-                 AND i.enqueued_at < ? - q.sla_ms))"
-            ),
-            Sla::AtRisk => format!(
-                "q.sla_ms IS NOT NULL AND NOT {EXPIRED} AND i.status <> 'processed' \
-                 AND i.enqueued_at >= ? - q.sla_ms AND i.enqueued_at <= ? - {risk}"
-            ),
-            Sla::In => format!(
-                "q.sla_ms IS NOT NULL AND NOT {EXPIRED} AND i.status <> 'processed' \
-                 AND i.enqueued_at > ? - {risk}"
-            ),
-            Sla::Met => "q.sla_ms IS NOT NULL AND i.status = 'processed' \
-                 AND i.finished_at - i.enqueued_at <= q.sla_ms"
-                .to_string(),
-            Sla::Missed => "q.sla_ms IS NOT NULL AND i.status = 'processed' \
-                 AND i.finished_at - i.enqueued_at > q.sla_ms"
-                .to_string(),
-        };
-        let n = c.matches('?').count();
-        push(c, vec![now.into(); n], &mut conds);
+        rule(&rules::sla_cond(sla), &mut conds);
     }
     match f.expired {
-        Some(true) => push(EXPIRED.into(), vec![now.into()], &mut conds),
-        Some(false) => push(format!("NOT {EXPIRED}"), vec![now.into()], &mut conds),
+        Some(true) => rule(&rules::EXPIRED, &mut conds),
+        Some(false) => rule(&rules::Cond::Not(&rules::EXPIRED), &mut conds),
         None => {}
     }
     if let Some(text) = f.search.as_deref().filter(|t| !t.is_empty()) {
@@ -184,8 +176,9 @@ fn build_with(conn: &Connection, f: &Filter, now: Time, share: Option<f64>) -> R
 /// (an OR of their conditions made SQLite's planner fail with partial indexes).
 pub fn build_any(conn: &Connection, fs: &[Filter], now: Time) -> Result<Where> {
     if fs.is_empty() {
-        return Err(crate::backend::Error::Invalid(
-            "no filters given; nothing matches".into(),
+        return Err(crate::backend::Error::invalid(
+            "target",
+            "no filters given; nothing matches",
         ));
     }
     let mut sql = Vec::new();

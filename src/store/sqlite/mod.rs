@@ -9,9 +9,9 @@ mod schema;
 mod write;
 mod writer;
 
-pub use schema::schema_version;
+pub use schema::{can_write, schema_version};
 
-use crate::backend::{Backend, Error, ImportRows, Result};
+use crate::backend::{Backend, Error, Feed, ImportRows, Result, StorageCause};
 use crate::clock::Clock;
 use crate::model::*;
 use async_trait::async_trait;
@@ -35,20 +35,43 @@ struct Inner {
     /// Woken after every commit that changed items, for long-polling dequeues.
     wake: Arc<Notify>,
     options: Options,
+    /// Opened with `open_read_only`: readers open the file read-only too.
+    read_only: bool,
 }
 
 /// Knobs of the store; the defaults are what `open` uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
     /// Other processes on the same file do not wake a long poll: it also looks this often.
     /// (Writes of this process wake it at once.)
     pub poll_every: Duration,
+    /// Where retry backoffs get their jitter (`rules::retry_delay`).
+    pub jitter: Jitter,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             poll_every: Duration::from_millis(200),
+            jitter: Jitter::Random,
+        }
+    }
+}
+
+/// The jitter source of retry backoffs: a fresh random draw each time, or one fixed draw
+/// in [0, 1] (tests that want exact delays).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Jitter {
+    #[default]
+    Random,
+    Fixed(f64),
+}
+
+impl Jitter {
+    pub fn draw(self) -> f64 {
+        match self {
+            Jitter::Random => fastrand::f64(),
+            Jitter::Fixed(x) => x,
         }
     }
 }
@@ -71,10 +94,13 @@ impl SqliteStore {
         let wake = Arc::new(Notify::new());
         let writer = Writer::start(
             conn,
-            path.clone(),
-            clock.clone(),
-            events.clone(),
-            wake.clone(),
+            writer::Setup {
+                path: path.clone(),
+                clock: clock.clone(),
+                events: events.clone(),
+                wake: wake.clone(),
+                jitter: options.jitter,
+            },
             write::sweep,
         );
         Ok(SqliteStore {
@@ -86,8 +112,48 @@ impl SqliteStore {
                 events,
                 wake,
                 options,
+                read_only: false,
             }),
         })
+    }
+
+    /// Opens the database for reading only: no writer thread, no lock taken, nothing
+    /// written, so it works on a file this user can only read and never waits behind
+    /// another process's write; every change is refused.
+    ///
+    /// A file this user can write is first brought up to date as any open would, so that
+    /// what is read is true: an older schema is migrated, and leases that ran out while no
+    /// workq had the file open are timed out. Only when there is something to do: reading
+    /// a current file writes nothing. On a file this user cannot write, an older schema is
+    /// refused (upgrading it is a write), and such leases show as they are until a process
+    /// that can write times them out.
+    pub fn open_read_only(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let due = schema::due(&path, clock.now().timestamp_millis())?;
+        if (due.migrate || due.sweep) && schema::can_write(&path) {
+            // A writer migrates on open and sweeps before it hands the store out.
+            drop(Self::open(&path, clock.clone())?);
+        }
+        let conn = schema::open(&path, false)?;
+        let wake = Arc::new(Notify::new());
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writer: Writer::read_only(path.clone()),
+                path,
+                clock,
+                readers: Mutex::new(vec![conn]),
+                // Nothing is written here, so nothing is ever sent.
+                events: broadcast::channel(1).0,
+                wake,
+                options: Options::default(),
+                read_only: true,
+            }),
+        })
+    }
+
+    /// Whether every change is refused (opened with `open_read_only`).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
     }
 
     pub fn path(&self) -> &Path {
@@ -109,7 +175,7 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let conn = match inner.readers.lock().expect("reader pool").pop() {
                 Some(c) => c,
-                None => schema::open_reader(&inner.path)?,
+                None => schema::open_reader(&inner.path, inner.read_only)?,
             };
             let out = conn
                 .execute_batch("BEGIN")
@@ -123,7 +189,13 @@ impl SqliteStore {
             out
         })
         .await
-        .map_err(|e| Error::Storage(format!("read task failed: {e}")))?
+        .map_err(|e| {
+            Error::storage(
+                StorageCause::Stopped,
+                None,
+                format!("read task failed: {e}"),
+            )
+        })?
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
@@ -282,7 +354,7 @@ impl Backend for SqliteStore {
         self.write(write::sweep).await
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.inner.events.subscribe()
+    fn subscribe(&self) -> Feed {
+        Feed::from_broadcast(self.inner.events.subscribe())
     }
 }

@@ -2,10 +2,11 @@
 
 use super::filter;
 use super::rows::*;
-use crate::backend::{Error, Result};
+use crate::backend::{Conflict, Error, Result};
 use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules;
+use crate::store::sql as store_sql;
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary> {
@@ -15,16 +16,15 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
     // anything to correct, how many of those they already count as out and how many sit
     // in the at-risk window (they move from there to out). The split costs a comparison
     // per expired item, so it is only asked for when the tallies say it can matter.
+    // The rules' SLA edges (`rules::sla_edges`): out when enqueued before `out`, at risk
+    // when before `risk`.
     let (out_edge, risk_edge) = match q.queue.sla {
         Some(sla) => {
-            let sla_ms = sla.as_millis() as i64;
-            let risk = rules::risk_ms(sla_ms, q.queue.sla_risk_pct);
-            (now_ms - sla_ms, now_ms - risk + 1)
+            let e = rules::sla_edges(sla.as_millis() as i64, q.queue.sla_risk_pct, now_ms);
+            (e.out, e.risk)
         }
         None => (i64::MIN, i64::MIN),
     };
-    // Same edges as rules::item_sla: out when enqueued before now − SLA, at risk up to and
-    // including now − risk threshold.
     let [out, upto_risk] = match q.queue.sla {
         Some(_) => open_before(conn, q.id, [out_edge, risk_edge])?,
         None => [0, 0],
@@ -39,10 +39,22 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
         ),
     };
     let p: [i64; 4] = [q.id, now_ms, out_edge, risk_edge];
+    // `rules::EXPIRED`, with now as ?2: a range of the items_expiring index.
+    static EXPIRED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let expired_cond = EXPIRED.get_or_init(|| {
+        store_sql::cond(
+            &rules::EXPIRED,
+            &store_sql::Names {
+                item: "",
+                queue: None,
+                param: &|_| "?2".to_string(),
+            },
+        )
+        .0
+    });
     let (expired, expired_old, expired_risky): (i64, i64, i64) = conn
         .prepare_cached(&format!(
-            "SELECT count(*), {split} FROM items WHERE queue_id = ?1 AND status = 'queued'
-               AND expires_at IS NOT NULL AND expires_at <= ?2"
+            "SELECT count(*), {split} FROM items WHERE queue_id = ?1 AND {expired_cond}"
         ))
         .and_then(|mut st| {
             st.query_row(rusqlite::params_from_iter(&p[..2 + edges]), |r| {
@@ -139,15 +151,26 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
     })
 }
 
-/// Items of a queue under a lease that has not run out: someone is working on it.
+/// Items of a queue under a lease that has not run out (`rules::LEASE_LIVE`): someone is
+/// working on it.
 fn live_leases(conn: &Connection, queue_id: i64, now_ms: i64) -> Result<u64> {
-    conn.prepare_cached(
-        "SELECT count(*) FROM items WHERE queue_id = ?1 AND status = 'processing'
-           AND lease_until > ?2",
-    )
-    .and_then(|mut st| st.query_row(params![queue_id, now_ms], |r| r.get::<_, i64>(0)))
-    .map(|n| n.max(0) as u64)
-    .map_err(sql)
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = SQL.get_or_init(|| {
+        let live = store_sql::cond(
+            &rules::LEASE_LIVE,
+            &store_sql::Names {
+                item: "",
+                queue: None,
+                param: &|_| "?2".to_string(),
+            },
+        )
+        .0;
+        format!("SELECT count(*) FROM items WHERE queue_id = ?1 AND {live}")
+    });
+    conn.prepare_cached(text)
+        .and_then(|mut st| st.query_row(params![queue_id, now_ms], |r| r.get::<_, i64>(0)))
+        .map(|n| n.max(0) as u64)
+        .map_err(sql)
 }
 
 /// Open (not processed) items of a queue enqueued before each of two instants: whole minutes
@@ -247,16 +270,13 @@ pub fn items(conn: &Connection, f: &Filter, page: &PageRequest, now: Time) -> Re
     let mut keyset = String::new();
     if let Some(after) = &page.after {
         if page.sort != SortBy::Enqueued {
-            return Err(Error::Invalid(
-                "paging after an item goes with enqueue order only".into(),
+            return Err(Error::invalid(
+                "after",
+                "paging after an item goes with enqueue order only",
             ));
         }
         let seq = item_by_id(conn, after)
-            .map_err(|_| {
-                Error::Conflict(format!(
-                    "item {after}, where the listing was to continue, no longer exists; list again"
-                ))
-            })?
+            .map_err(|_| Error::conflict(Conflict::ListingGone { id: after.clone() }))?
             .seq;
         keyset = format!(" AND i.seq {} ?", if page.descending { "<" } else { ">" });
         params.push(seq.into());
@@ -360,8 +380,13 @@ fn deleted_item(conn: &Connection, id: &str) -> Result<Option<(ItemRow, Deleted)
     let Some((before, action_id, at, by)) = found else {
         return Ok(None);
     };
-    let row: ItemRow = serde_json::from_str(&before)
-        .map_err(|e| Error::Storage(format!("undo record of item {id} is unreadable: {e}")))?;
+    let row: ItemRow = serde_json::from_str(&before).map_err(|e| {
+        Error::storage(
+            crate::error::StorageCause::Io,
+            None,
+            format!("undo record of item {id}: {e}"),
+        )
+    })?;
     Ok(Some((
         row,
         Deleted {
@@ -378,7 +403,7 @@ pub fn item(conn: &Connection, id: &str, now: Time) -> Result<ItemDetail> {
         Ok(row) => (row, None),
         Err(Error::NotFound { .. }) => match deleted_item(conn, id)? {
             Some((row, d)) if queues.contains_key(&row.queue_id) => (row, Some(d)),
-            _ => return Err(Error::not_found("item", id)),
+            _ => return Err(Error::not_found(crate::error::Thing::Item, id)),
         },
         Err(e) => return Err(e),
     };

@@ -1,6 +1,6 @@
 //! Rows as stored, and their conversion to the model.
 
-use crate::backend::{Error, Result};
+use crate::backend::{Error, Result, StorageCause, Thing};
 use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules;
@@ -94,11 +94,63 @@ impl ItemRow {
             .unwrap_or_default()
     }
 
+    /// What the state machine reads and writes of the row.
+    pub fn state(&self) -> rules::ItemState {
+        rules::ItemState {
+            status: self.status,
+            reason: self.reason,
+            signature: self.signature.clone(),
+            retry_count: self.retry_count.max(0) as u32,
+            requeue_count: self.requeue_count.max(0) as u32,
+            priority: Priority::from_rank(self.priority),
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            expires_at: self.expires_at,
+            delay_until: self.delay_until,
+            worker: self.worker.clone(),
+            lease_token: self.lease_token.clone(),
+            lease_until: self.lease_until,
+        }
+    }
+
+    /// Takes what the state machine made of the row's state.
+    pub fn set_state(&mut self, s: rules::ItemState) {
+        self.status = s.status;
+        self.reason = s.reason;
+        self.signature = s.signature;
+        self.retry_count = s.retry_count as i64;
+        self.requeue_count = s.requeue_count as i64;
+        self.priority = s.priority.rank();
+        self.started_at = s.started_at;
+        self.finished_at = s.finished_at;
+        self.expires_at = s.expires_at;
+        self.delay_until = s.delay_until;
+        self.worker = s.worker;
+        self.lease_token = s.lease_token;
+        self.lease_until = s.lease_until;
+    }
+
+    /// What the rules' conditions read of the row (`q`: its queue, for the SLA).
+    pub fn facts(&self, q: Option<&Queue>) -> rules::Facts {
+        rules::Facts {
+            status: self.status,
+            enqueued_at: self.enqueued_at,
+            finished_at: self.finished_at,
+            expires_at: self.expires_at,
+            delay_until: self.delay_until,
+            lease_until: self.lease_until,
+            sla_ms: q.and_then(|q| q.sla).map(|d| d.as_millis() as i64),
+            risk_pct: q.map_or(0, |q| q.sla_risk_pct),
+        }
+    }
+
     pub fn to_item(&self, q: &QueueRow, now: Time) -> Item {
         let status = self.status;
         let finished_at = self.finished_at.map(from_ms);
         let expires_at = self.expires_at.map(from_ms);
-        let expired = rules::is_expired(status, expires_at, now);
+        let facts = self.facts(Some(&q.queue));
+        let now_ms = now.timestamp_millis();
+        let expired = rules::EXPIRED.holds(&facts, now_ms);
         Item {
             id: self.id.clone(),
             queue: q.queue.name.clone(),
@@ -117,15 +169,7 @@ impl ItemRow {
             expires_at,
             delay_until: self.delay_until.map(from_ms),
             worker: self.worker.clone(),
-            sla: rules::item_sla(
-                q.queue.sla,
-                q.queue.sla_risk_pct,
-                status,
-                from_ms(self.enqueued_at),
-                finished_at,
-                expired,
-                now,
-            ),
+            sla: rules::sla_of(&facts, now_ms),
             expired,
             version: self.version as u64,
         }
@@ -142,7 +186,8 @@ pub struct QueueRow {
 
 pub const QUEUE_COLS: &str = "id, name, description, state, ttl_ms, sla_ms, sla_risk_pct, \
     deadline, tz, max_retries, lease_ms, concurrency, priority, created_at, \
-    n_queued, n_processing, n_processed, n_on_hold, n_exception";
+    n_queued, n_processing, n_processed, n_on_hold, n_exception, \
+    retry_backoff_ms, retry_backoff_max_ms";
 
 fn ms(v: Option<i64>) -> Option<Duration> {
     v.map(|m| Duration::from_millis(m.max(0) as u64))
@@ -165,6 +210,10 @@ impl QueueRow {
                 lease: ms(Some(r.get(10)?)).unwrap_or(DEFAULT_LEASE),
                 concurrency: r.get(11)?,
                 priority: r.get(12)?,
+                retry_backoff: match (ms(r.get(19)?), ms(r.get(20)?)) {
+                    (Some(delay), Some(max)) => Some(Backoff { delay, max }),
+                    _ => None,
+                },
                 created_at: from_ms(r.get(13)?),
             },
             counts: StatusCounts {
@@ -182,7 +231,7 @@ pub fn queue_by_name(conn: &Connection, name: &str) -> Result<QueueRow> {
     conn.prepare_cached(&format!("SELECT {QUEUE_COLS} FROM queues WHERE name = ?1"))
         .and_then(|mut st| st.query_row([name], QueueRow::from_sql).optional())
         .map_err(sql)?
-        .ok_or_else(|| Error::not_found("queue", name))
+        .ok_or_else(|| Error::not_found(Thing::Queue, name))
 }
 
 pub fn all_queues(conn: &Connection) -> Result<HashMap<i64, QueueRow>> {
@@ -202,21 +251,23 @@ pub fn item_by_id(conn: &Connection, id: &str) -> Result<ItemRow> {
     conn.prepare_cached(&format!("SELECT {ITEM_COLS} FROM items i WHERE i.id = ?1"))
         .and_then(|mut st| st.query_row([id], ItemRow::from_sql).optional())
         .map_err(sql)?
-        .ok_or_else(|| Error::not_found("item", id))
+        .ok_or_else(|| Error::not_found(Thing::Item, id))
 }
 
 /// An SQL error inside a job; the file-level ones are mapped by `schema::storage`.
 pub fn sql(e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode::*;
     if super::schema::is_disk_full(&e) {
-        return Error::Storage(
-            "disk full: the database cannot grow (free some space and try again)".into(),
+        return Error::storage(
+            StorageCause::DiskFull,
+            None,
+            "disk full: the database cannot grow (free some space and try again)",
         );
     }
     match e.sqlite_error_code() {
         Some(DatabaseBusy | DatabaseLocked) => super::schema::locked(None),
-        Some(ReadOnly) => Error::Storage("database is read-only".into()),
-        _ => Error::Storage(format!("database error: {e}")),
+        Some(ReadOnly) => Error::storage(StorageCause::ReadOnly, None, "database is read-only"),
+        _ => Error::storage(StorageCause::Io, None, format!("database error: {e}")),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Opening a workq SQLite file: pragmas, the schema and its migrations, and turning
 //! SQLite's errors into ones that say what is wrong with the file.
 
-use crate::backend::Error;
+use crate::backend::{Error, StorageCause as Cause};
 use rusqlite::{Connection, OpenFlags};
 use std::cell::Cell;
 use std::path::Path;
@@ -191,7 +191,14 @@ INSERT INTO action_queues (queue_id, action_id, n)
     r#"
 CREATE INDEX items_name ON items(queue_id, name, seq);
 "#,
-    // 5: deleted items read by id. Their history is kept and their undo record holds the
+    // 5: retry backoff.
+    r#"
+-- How long automatic retries wait: the first delay and the most any one waits (both NULL:
+-- retries are queued again at once). See rules::retry_delay.
+ALTER TABLE queues ADD COLUMN retry_backoff_ms INTEGER;
+ALTER TABLE queues ADD COLUMN retry_backoff_max_ms INTEGER;
+"#,
+    // 6: deleted items read by id. Their history is kept and their undo record holds the
     // row as it was: `item show` of one finds that record here instead of saying "unknown".
     r#"
 CREATE INDEX action_items_deleted ON action_items(json_extract(before, '$.id'))
@@ -203,18 +210,27 @@ pub fn schema_version() -> i32 {
     MIGRATIONS.len() as i32
 }
 
-/// Opens (creating if need be) a workq database and brings its schema up to date.
+/// Opens (creating if need be) a workq database and brings its schema up to date; or, not
+/// `write`, opens it read-only and refuses a schema that is not up to date.
 pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
     if path.is_dir() {
-        return Err(Error::Storage(format!(
-            "{} is a directory; give the path of a database file",
-            path.display()
-        )));
+        return Err(Error::storage(
+            Cause::BadPath,
+            Some(path),
+            format!(
+                "{} is a directory; give the path of a database file",
+                path.display()
+            ),
+        ));
     }
     if write {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                Error::Storage(format!("cannot create directory {}: {e}", dir.display()))
+                Error::storage(
+                    Cause::BadPath,
+                    Some(path),
+                    format!("cannot create directory {}: {e}", dir.display()),
+                )
             })?;
         }
     }
@@ -227,25 +243,16 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
     let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(path, e))?;
     patient(&conn).map_err(|e| storage_on(&conn, path, e))?;
     if write && conn.is_readonly("main").unwrap_or(false) {
-        return Err(Error::Storage(format!(
-            "database {} is read-only (check the file's permissions)",
-            path.display()
-        )));
+        return Err(Error::storage(
+            Cause::ReadOnly,
+            Some(path),
+            format!(
+                "database {} is read-only (check the file's permissions)",
+                path.display()
+            ),
+        ));
     }
-    let (app_id, version, tables) = identify(&conn).map_err(|e| storage_on(&conn, path, e))?;
-    if app_id != APPLICATION_ID && tables > 0 {
-        return Err(Error::Storage(format!(
-            "{} is an SQLite database but not a workq one",
-            path.display()
-        )));
-    }
-    if version > schema_version() {
-        return Err(Error::Storage(format!(
-            "database {} has schema version {version}, newer than this workq knows ({}): upgrade workq",
-            path.display(),
-            schema_version()
-        )));
-    }
+    let version = known(&conn, path)?;
     if write {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
@@ -257,18 +264,114 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, Error> {
         conn.execute_batch("PRAGMA cache_size = -32768;")
             .map_err(|e| storage_on(&conn, path, e))?;
         if version < schema_version() {
-            return Err(Error::Storage(format!(
-                "database {} needs a schema upgrade that a read-only open cannot make",
-                path.display()
-            )));
+            return Err(outdated(path, version));
         }
     }
     Ok(conn)
 }
 
-/// A connection for reads only, on a file the writer has already opened and migrated.
-pub fn open_reader(path: &Path) -> Result<Connection, Error> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+/// An older workq's file that this user cannot write: upgrading its schema is a write.
+fn outdated(path: &Path, version: i32) -> Error {
+    Error::storage(
+        Cause::NeedsUpgrade,
+        Some(path),
+        format!(
+            "database {} was written by an older workq (schema version {version}; this one \
+             reads {}) and must be upgraded, which needs write access: run any workq command \
+             on it once as a user who can write the file",
+            path.display(),
+            schema_version()
+        ),
+    )
+}
+
+/// What a read-only open finds to do before it may read: a schema to migrate, or leases
+/// that ran out while no workq had the file open (a writer's first sweep times them out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    pub migrate: bool,
+    pub sweep: bool,
+}
+
+/// Looks at the file without writing: refuses what any open refuses (not a workq file, a
+/// newer schema) and says what a writer would do first. `now_ms`: the store's clock.
+pub fn due(path: &Path, now_ms: i64) -> Result<Due, Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(path, e))?;
+    patient(&conn).map_err(|e| storage_on(&conn, path, e))?;
+    let version = known(&conn, path)?;
+    if version < schema_version() {
+        return Ok(Due {
+            migrate: true,
+            sweep: false,
+        });
+    }
+    // What the writer's sweep looks for: `rules::LEASE_RAN_OUT`, as the stores render it.
+    let ran_out = crate::store::sql::cond(
+        &crate::rules::LEASE_RAN_OUT,
+        &crate::store::sql::Names {
+            item: "",
+            queue: None,
+            param: &crate::store::sql::named,
+        },
+    )
+    .0;
+    let sweep = conn
+        .query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM items WHERE {ran_out})"),
+            rusqlite::named_params! {":now": now_ms},
+            |r| r.get(0),
+        )
+        .map_err(|e| storage_on(&conn, path, e))?;
+    Ok(Due {
+        migrate: false,
+        sweep,
+    })
+}
+
+/// Whether this user may write the file at `path`: opened for writing as SQLite opens it
+/// (permissions, an immutable file, a read-only mount all refuse), nothing written; a
+/// plain open, cheaper than a connection.
+pub fn can_write(path: &Path) -> bool {
+    std::fs::OpenOptions::new().write(true).open(path).is_ok()
+}
+
+/// The schema version of a workq file; refuses a foreign SQLite file and a newer schema.
+fn known(conn: &Connection, path: &Path) -> Result<i32, Error> {
+    let (app_id, version, tables) = identify(conn).map_err(|e| storage_on(conn, path, e))?;
+    if app_id != APPLICATION_ID && tables > 0 {
+        return Err(Error::storage(
+            Cause::NotWorkq,
+            Some(path),
+            format!(
+                "{} is an SQLite database but not a workq one",
+                path.display()
+            ),
+        ));
+    }
+    if version > schema_version() {
+        return Err(Error::storage(
+            Cause::NewerSchema,
+            Some(path),
+            format!(
+                "database {} has schema version {version}, newer than this workq knows ({}): upgrade workq",
+                path.display(),
+                schema_version()
+            ),
+        ));
+    }
+    Ok(version)
+}
+
+/// A connection for reads only, on a file the writer has already opened and migrated (or
+/// that a read-only store found current). `read_only`: opened so, for a store that never
+/// writes (the file may be one this user cannot write).
+pub fn open_reader(path: &Path, read_only: bool) -> Result<Connection, Error> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(path, e))?;
     patient(&conn)
         .and_then(|_| conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA query_only = ON;"))
@@ -317,17 +420,7 @@ thread_local! {
 /// "database X is locked by another process (waited 5.2s); try again": the time this
 /// thread really waited, when it waited at all.
 pub fn locked(path: Option<&Path>) -> Error {
-    let db = match path {
-        Some(p) => format!("database {}", p.display()),
-        None => "the database".to_string(),
-    };
-    Error::Busy(match WAITED.take() {
-        Some(w) => format!(
-            "{db} is locked by another process (waited {:.1}s); try again",
-            w.as_secs_f64()
-        ),
-        None => format!("{db} is locked by another process; try again"),
-    })
+    Error::busy(path, WAITED.take())
 }
 
 /// Whether SQLite failed for want of space: SQLITE_FULL, or an I/O error growing the
@@ -364,10 +457,14 @@ pub fn storage_on(conn: &Connection, path: &Path, e: rusqlite::Error) -> Error {
 }
 
 fn disk_full(path: &Path) -> Error {
-    Error::Storage(format!(
-        "disk full: database {} cannot grow (free some space and try again)",
-        path.display()
-    ))
+    Error::storage(
+        Cause::DiskFull,
+        Some(path),
+        format!(
+            "disk full: database {} cannot grow (free some space and try again)",
+            path.display()
+        ),
+    )
 }
 
 fn identify(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
@@ -408,11 +505,21 @@ pub fn storage(path: &Path, e: rusqlite::Error) -> Error {
     }
     match e.sqlite_error_code() {
         Some(DatabaseBusy | DatabaseLocked) => locked(Some(path)),
-        Some(ReadOnly) => Error::Storage(format!(
-            "database {p} is read-only (check the file's and its directory's permissions)"
-        )),
-        Some(NotADatabase) => Error::Storage(format!("{p} is not a workq database")),
-        Some(CannotOpen) => Error::Storage(format!("cannot open database {p}: {e}")),
-        _ => Error::Storage(format!("database {p}: {e}")),
+        Some(ReadOnly) => Error::storage(
+            Cause::ReadOnly,
+            Some(path),
+            format!("database {p} is read-only (check the file's and its directory's permissions)"),
+        ),
+        Some(NotADatabase) => Error::storage(
+            Cause::NotWorkq,
+            Some(path),
+            format!("{p} is not a workq database"),
+        ),
+        Some(CannotOpen) => Error::storage(
+            Cause::CannotOpen,
+            Some(path),
+            format!("cannot open database {p}: {e}"),
+        ),
+        _ => Error::storage(Cause::Io, Some(path), format!("database {p}: {e}")),
     }
 }

@@ -3,11 +3,12 @@
 
 use super::rows::*;
 use super::writer::Ctx;
-use crate::backend::{Error, ImportRows, Result};
+use crate::backend::{Conflict, Error, ImportRows, Result};
 use crate::clock::from_ms;
 use crate::model::*;
-use crate::rules;
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::rules::{self, ItemEvent};
+use crate::store::sql as store_sql;
+use rusqlite::{named_params, params, Connection, OptionalExtension};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -36,16 +37,19 @@ fn dur_ms(d: Option<std::time::Duration>) -> Option<i64> {
 // ---------------------------------------------------------------- queues
 
 pub fn create_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue> {
-    rules::check_queue_name(name).map_err(Error::Invalid)?;
-    rules::check_settings(&s).map_err(Error::Invalid)?;
+    rules::check_queue_name(name).map_err(|m| Error::invalid("name", m))?;
+    check_settings(&s)?;
     if queue_by_name(ctx.conn, name).is_ok() {
-        return Err(Error::Conflict(format!("queue '{name}' already exists")));
+        return Err(Error::conflict(Conflict::QueueExists {
+            queue: name.to_string(),
+        }));
     }
     ctx.conn
         .execute(
             "INSERT INTO queues (name, description, ttl_ms, sla_ms, sla_risk_pct, deadline, tz,
-                max_retries, lease_ms, concurrency, priority, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                max_retries, lease_ms, concurrency, priority, created_at, retry_backoff_ms,
+                retry_backoff_max_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 name,
                 s.description.unwrap_or_default(),
@@ -59,6 +63,8 @@ pub fn create_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
                 s.concurrency,
                 s.priority.unwrap_or(0),
                 ms(ctx.now),
+                dur_ms(s.retry_backoff.map(|b| b.delay)),
+                dur_ms(s.retry_backoff.map(|b| b.max)),
             ],
         )
         .map_err(sql)?;
@@ -68,8 +74,15 @@ pub fn create_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
     Ok(queue_by_name(ctx.conn, name)?.queue)
 }
 
+fn check_settings(s: &QueueSettings) -> Result<()> {
+    match rules::settings_problem(s) {
+        Some((field, m)) => Err(Error::invalid(field, m)),
+        None => Ok(()),
+    }
+}
+
 pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue> {
-    rules::check_settings(&s).map_err(Error::Invalid)?;
+    check_settings(&s)?;
     let q = queue_by_name(ctx.conn, name)?;
     ctx.ready = true;
     let c = ctx.conn;
@@ -112,15 +125,22 @@ pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
     if let Some(v) = s.priority {
         set("priority", V::Integer(v as i64))?;
     }
+    if let Some(b) = s.retry_backoff {
+        set("retry_backoff_ms", V::Integer(b.delay.as_millis() as i64))?;
+        set("retry_backoff_max_ms", V::Integer(b.max.as_millis() as i64))?;
+    }
     for field in &s.clear {
-        let col = match field.as_str() {
-            "ttl" => "ttl_ms",
-            "sla" => "sla_ms",
-            "deadline" => "deadline",
-            "concurrency" => "concurrency",
-            other => return Err(Error::Invalid(format!("cannot clear '{other}'"))),
+        let cols: &[&str] = match field.as_str() {
+            "ttl" => &["ttl_ms"],
+            "sla" => &["sla_ms"],
+            "deadline" => &["deadline"],
+            "concurrency" => &["concurrency"],
+            "retry-backoff" => &["retry_backoff_ms", "retry_backoff_max_ms"],
+            other => return Err(Error::invalid("clear", format!("cannot clear '{other}'"))),
         };
-        set(col, V::Null)?;
+        for col in cols {
+            set(col, V::Null)?;
+        }
     }
     ctx.events.push(Event::Queue {
         queue: name.to_string(),
@@ -147,10 +167,10 @@ pub fn delete_queue(ctx: &mut Ctx, name: &str, force: bool) -> Result<u64> {
     let q = queue_by_name(ctx.conn, name)?;
     let n = q.counts.total();
     if n > 0 && !force {
-        return Err(Error::Conflict(format!(
-            "queue '{name}' still has {}; delete it with --force to delete them too",
-            crate::text::count(n, "item")
-        )));
+        return Err(Error::conflict(Conflict::QueueNotEmpty {
+            queue: name.to_string(),
+            items: n,
+        }));
     }
     for table in ["items", "history", "stats", "open_minutes", "action_queues"] {
         ctx.conn
@@ -344,14 +364,23 @@ impl HistoryBatch {
         if self.0.is_empty() {
             return Ok(());
         }
-        ctx.conn
-            .prepare_cached(
+        // The row's action and statuses are the completion's, from the state machine.
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let text = SQL.get_or_init(|| {
+            let t = rules::transition(ItemEvent::Complete);
+            format!(
                 "INSERT INTO history (item_seq, queue_id, at, by, action, from_status, to_status,
                     note, attempt_started, attempt_worker)
-                 SELECT value ->> 0, value ->> 1, ?1, value ->> 2, 'complete', 'processing',
-                        'processed', value ->> 3, value ->> 4, value ->> 2
+                 SELECT value ->> 0, value ->> 1, ?1, value ->> 2, '{}', '{}', '{}',
+                        value ->> 3, value ->> 4, value ->> 2
                  FROM json_each(?2)",
+                t.history.expect("a completion is history"),
+                t.from,
+                t.to
             )
+        });
+        ctx.conn
+            .prepare_cached(text)
             .and_then(|mut st| {
                 st.execute(params![
                     ms(ctx.now),
@@ -373,11 +402,20 @@ pub(super) fn append_note(row: &mut ItemRow, now: Time, by: &str, text: &str) {
     row.notes = Some(serde_json::to_string(&notes).expect("notes serialize"));
 }
 
-/// Queued but not takeable now: delayed, or expired (see `items.dormant` in the schema).
+/// `items.dormant` (see the schema): `rules::DORMANT`, kept in a column so the ready index
+/// holds only what a dequeue may take.
 fn dormant(row: &ItemRow, now: Time) -> bool {
-    let now = ms(now);
-    row.status == Status::Queued
-        && (row.delay_until.is_some_and(|d| d > now) || row.expires_at.is_some_and(|e| e <= now))
+    rules::DORMANT.holds(&row.facts(None), ms(now))
+}
+
+/// A condition of the rules in this store's SQL, with `:now` for now.
+fn cond(c: &rules::Cond, item_alias: &str) -> String {
+    let names = store_sql::Names {
+        item: item_alias,
+        queue: None,
+        param: &store_sql::named,
+    };
+    store_sql::cond(c, &names).0
 }
 
 /// Writes every changeable column of a row back, with its version bumped. The value, up to
@@ -467,14 +505,11 @@ impl Queues {
 
 // ---------------------------------------------------------------- getting work in
 
-/// The row a new item becomes, before it is stored (`seq` is set by the insert).
+/// The row a new item becomes, before it is stored (`seq` is set by the insert): its state
+/// as the rules start it, its input and note as given.
 fn new_row(ctx: &Ctx, q: &QueueRow, it: NewItem, actor: &str) -> ItemRow {
     let now = ms(ctx.now);
-    let expires_at = it
-        .expires_at
-        .map(ms)
-        .or_else(|| it.expires_in.map(|d| now + d.as_millis() as i64))
-        .or_else(|| q.queue.ttl.map(|d| now + d.as_millis() as i64));
+    let state = rules::enqueue(&it, q.queue.ttl, now);
     let notes = it.note.map(|text| {
         serde_json::to_string(&[Note {
             at: ctx.now,
@@ -483,19 +518,15 @@ fn new_row(ctx: &Ctx, q: &QueueRow, it: NewItem, actor: &str) -> ItemRow {
         }])
         .expect("notes serialize")
     });
-    ItemRow {
+    let mut row = ItemRow {
         seq: 0,
         id: new_id(),
         queue_id: q.id,
         name: it.name,
         key: it.key,
         value: Some(it.value),
-        priority: it.priority.rank(),
-        status: if it.hold {
-            Status::OnHold
-        } else {
-            Status::Queued
-        },
+        priority: 0,
+        status: Status::Queued,
         reason: None,
         notes,
         signature: None,
@@ -504,14 +535,16 @@ fn new_row(ctx: &Ctx, q: &QueueRow, it: NewItem, actor: &str) -> ItemRow {
         enqueued_at: now,
         started_at: None,
         finished_at: None,
-        expires_at,
-        delay_until: it.delay_until.map(ms),
+        expires_at: None,
+        delay_until: None,
         worker: None,
         lease_token: None,
         lease_until: None,
         version: 1,
         created_by: actor.to_string(),
-    }
+    };
+    row.set_state(state);
+    row
 }
 
 /// Stores a row; `Ok(false)` when its key is already taken in the queue. A new row (seq 0)
@@ -548,8 +581,14 @@ pub(super) fn insert(ctx: &Ctx, row: &mut ItemRow) -> Result<bool> {
     Ok(n == 1)
 }
 
+/// A taken key, as one row of an import reports it.
 fn duplicate_key(queue: &str, key: &str) -> String {
-    format!("duplicate key '{key}': queue '{queue}' already has an item with this key")
+    Error::conflict(Conflict::DuplicateKey {
+        queue: queue.to_string(),
+        key: key.to_string(),
+        index: None,
+    })
+    .to_string()
 }
 
 pub fn add_items(
@@ -563,18 +602,18 @@ pub fn add_items(
     let mut deltas = Deltas::default();
     let many = items.len() > 1;
     for (i, it) in items.into_iter().enumerate() {
-        let at = if many {
-            format!("item {}: ", i + 1)
-        } else {
-            String::new()
-        };
-        rules::check_new_item(&it).map_err(|(_, m)| Error::Invalid(format!("{at}{m}")))?;
+        let index = many.then_some(i as u64 + 1);
+        rules::check_new_item(&it).map_err(|(field, m)| match index {
+            Some(i) => Error::invalid_item(field, i, &m),
+            None => Error::invalid(field, m),
+        })?;
         let mut row = new_row(ctx, &q, it, actor);
         if !insert(ctx, &mut row)? {
-            return Err(Error::Conflict(format!(
-                "{at}{}",
-                duplicate_key(queue, row.key.as_deref().unwrap_or(""))
-            )));
+            return Err(Error::conflict(Conflict::DuplicateKey {
+                queue: queue.to_string(),
+                key: row.key.clone().unwrap_or_default(),
+                index,
+            }));
         }
         if row.status == Status::OnHold {
             created_on_hold(ctx, &row, actor)?;
@@ -633,10 +672,15 @@ pub fn import(
     if !opts.skip_bad && !report.rejected.is_empty() {
         report.imported = 0;
         if !opts.dry_run {
-            return Err(Error::Invalid(crate::text::import_failure(
-                "import refused, nothing imported",
-                &report.rejected,
-            )));
+            return Err(Error::Invalid {
+                field: "rows".into(),
+                index: None,
+                message: crate::text::import_failure(
+                    "import refused, nothing imported",
+                    &report.rejected,
+                ),
+                rows: report.rejected,
+            });
         }
     }
     Ok(report)
@@ -671,6 +715,7 @@ fn import_rows(
                     line: r.line,
                     column: Some(col.to_string()),
                     message: m,
+                    ..Default::default()
                 });
                 continue;
             }
@@ -691,14 +736,19 @@ fn import_rows(
             } else {
                 let key = row.key.as_deref().unwrap_or("");
                 let holder = key_holder(ctx.conn, q.id, key)?;
-                let message = match keyed.binary_search_by_key(&holder, |(seq, _)| *seq) {
-                    Ok(i) => format!("'{key}' repeats line {}", keyed[i].1),
-                    Err(_) => duplicate_key(queue, key),
+                let repeats = keyed
+                    .binary_search_by_key(&holder, |(seq, _)| *seq)
+                    .ok()
+                    .map(|i| keyed[i].1);
+                let message = match repeats {
+                    Some(earlier) => format!("'{key}' repeats line {earlier}"),
+                    None => duplicate_key(queue, key),
                 };
                 report.rejected.push(RowError {
                     line,
                     column: Some(key_col.to_string()),
                     message,
+                    repeats,
                 });
             }
         }
@@ -734,15 +784,16 @@ pub(super) fn key_taken(conn: &Connection, queue_id: i64, key: &str) -> Result<b
 
 pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
     if req.queues.is_empty() {
-        return Err(Error::Invalid(
-            "name at least one queue to dequeue from".into(),
+        return Err(Error::invalid(
+            "queues",
+            "name at least one queue to dequeue from",
         ));
     }
     if req.worker.trim().is_empty() {
-        return Err(Error::Invalid("worker name must not be empty".into()));
+        return Err(Error::invalid("worker", "worker name must not be empty"));
     }
     if req.count == 0 {
-        return Err(Error::Invalid("count must be at least 1".into()));
+        return Err(Error::invalid("count", "count must be at least 1"));
     }
     // A queue named twice is polled once: its concurrency room is read once per queue.
     let mut seen = std::collections::HashSet::new();
@@ -756,7 +807,7 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
     queues.sort_by_key(|q| std::cmp::Reverse(q.queue.priority));
     let now = ms(ctx.now);
     let token = ulid::Ulid::new().to_string().to_ascii_lowercase();
-    let mut left = req.count as i64;
+    let mut left = req.count as u64;
     let mut leases = Vec::new();
     let mut why: Vec<QueueEmpty> = Vec::new();
     let mut deltas = Deltas::default();
@@ -764,55 +815,31 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
         if left == 0 {
             break;
         }
-        let empty = |reason, message| QueueEmpty {
+        let empty = |(reason, message)| QueueEmpty {
             queue: q.queue.name.clone(),
             reason,
             message,
         };
-        if q.queue.state == QueueState::Paused {
-            why.push(empty(
-                EmptyReason::Paused,
-                format!("queue '{}' is paused", q.queue.name),
-            ));
-            continue;
-        }
-        let mut take = left;
-        if let Some(limit) = q.queue.concurrency {
-            let room = limit as i64 - q.counts.processing as i64;
-            if room <= 0 {
-                why.push(empty(
-                    EmptyReason::ConcurrencyLimit,
-                    format!(
-                        "queue '{}' is at its concurrency limit ({}/{} processing)",
-                        q.queue.name, q.counts.processing, limit
-                    ),
-                ));
+        let take = match rules::dequeue_room(&q.queue, q.counts.processing, left) {
+            Ok(take) => take,
+            Err(e) => {
+                why.push(empty(e));
                 continue;
             }
-            take = take.min(room);
-        }
-        let lease_until = now + q.queue.lease.as_millis() as i64;
+        };
+        let lease_until = rules::lease_until(now, q.queue.lease);
         wake_due(ctx, q.id)?;
-        // Built once: the statement cache is keyed by the text, and this is the hot path.
-        static CLAIM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let claim = CLAIM.get_or_init(|| {
-            format!(
-                "UPDATE items SET status = 'processing', started_at = ?1, worker = ?2,
-                    lease_token = ?3 || '.' || seq, lease_until = ?4, delay_until = NULL,
-                    version = version + 1
-                 WHERE seq IN (SELECT seq FROM items
-                    WHERE queue_id = ?5 AND status = 'queued' AND dormant = 0
-                      AND (delay_until IS NULL OR delay_until <= ?1)
-                      AND (expires_at IS NULL OR expires_at > ?1)
-                    ORDER BY priority, seq LIMIT ?6)
-                 RETURNING {}",
-                returning_cols()
-            )
-        });
-        let mut st = ctx.conn.prepare_cached(claim).map_err(sql)?;
+        let mut st = ctx.conn.prepare_cached(claim_sql()).map_err(sql)?;
         let mut rows = st
             .query_map(
-                params![now, req.worker, token, lease_until, q.id, take],
+                named_params! {
+                    ":now": now,
+                    ":worker": req.worker,
+                    ":token": token,
+                    ":lease_until": lease_until,
+                    ":queue": q.id,
+                    ":take": take as i64,
+                },
                 ItemRow::from_sql,
             )
             .map_err(sql)?
@@ -821,13 +848,9 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
         drop(st);
         rows.sort_by_key(|r| (r.priority, r.seq));
         let taken = rows.len() as u64;
+        let t = rules::transition(ItemEvent::Dequeue);
         for row in rows {
-            deltas.moved(
-                q.id,
-                Some(Status::Queued),
-                Some(Status::Processing),
-                row.enqueued_at,
-            );
+            deltas.moved(q.id, Some(t.from), Some(t.to), row.enqueued_at);
             left -= 1;
             leases.push(Lease {
                 lease: row.lease_token.clone().unwrap_or_default(),
@@ -841,10 +864,7 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
                 count: taken,
             });
         } else {
-            why.push(empty(
-                EmptyReason::NothingReady,
-                format!("queue '{}' has no item ready to take", q.queue.name),
-            ));
+            why.push(empty(rules::nothing_ready(&q.queue.name)));
         }
     }
     deltas.flush(ctx)?;
@@ -853,16 +873,47 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
     Ok(Dequeued { leases, why_empty })
 }
 
+/// The claim, written once from the rules: the dequeue's transition as the SET, what may be
+/// taken (`rules::TAKEABLE`) as the WHERE, in dequeue order. `dormant = 0` is that same
+/// condition as the ready index keeps it. The statement cache is keyed by the text, and
+/// this is the hot path: it is built once.
+fn claim_sql() -> &'static str {
+    static CLAIM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CLAIM.get_or_init(|| {
+        let t = rules::transition(ItemEvent::Dequeue);
+        // Tokens end in the row's seq, so a completion finds its row without the id index.
+        let set = store_sql::set(t.to, &t.writes, ":token || '.' || seq", &store_sql::named);
+        debug_assert_eq!(set.params, ["now", "worker", "lease_until"]);
+        format!(
+            "UPDATE items SET {}, version = version + 1
+             WHERE seq IN (SELECT seq FROM items
+                WHERE queue_id = :queue AND dormant = 0 AND {}
+                ORDER BY priority, seq LIMIT :take)
+             RETURNING {}",
+            set.sql,
+            cond(&rules::TAKEABLE, ""),
+            returning_cols()
+        )
+    })
+}
+
 /// Delayed items of a queue whose time has come become takeable (or stay dormant, expired).
 /// Their passed delay is cleared, so they leave the index of delayed items for good.
 fn wake_due(ctx: &Ctx, queue_id: i64) -> Result<()> {
-    ctx.conn
-        .prepare_cached(
-            "UPDATE items SET delay_until = NULL,
-                dormant = (expires_at IS NOT NULL AND expires_at <= ?2)
-             WHERE queue_id = ?1 AND status = 'queued' AND dormant = 1 AND delay_until <= ?2",
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = SQL.get_or_init(|| {
+        let due = rules::Cond::Time(rules::Col::DelayUntil, rules::Cmp::Reached);
+        // With its delay gone, an item is dormant (`rules::DORMANT`) only when expired.
+        format!(
+            "UPDATE items SET delay_until = NULL, dormant = {}
+             WHERE queue_id = :queue AND status = 'queued' AND dormant = 1 AND {}",
+            cond(&rules::EXPIRY_PASSED, ""),
+            cond(&due, "")
         )
-        .and_then(|mut st| st.execute(params![queue_id, ms(ctx.now)]))
+    });
+    ctx.conn
+        .prepare_cached(text)
+        .and_then(|mut st| st.execute(named_params! {":queue": queue_id, ":now": ms(ctx.now)}))
         .map(|_| ())
         .map_err(sql)
 }
@@ -885,14 +936,22 @@ fn mark_expired(ctx: &Ctx) -> Result<()> {
         .prepare_cached("SELECT id FROM queues")
         .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
         .map_err(sql)?;
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    // Expired now (`rules::EXPIRED`) and not yet at the bookmark: a range of the
+    // items_expiring index, not every expired item again.
+    let mark = SQL.get_or_init(|| {
+        format!(
+            "UPDATE items SET dormant = 1 WHERE queue_id = :queue AND {}
+               AND expires_at > :from AND dormant = 0",
+            cond(&rules::EXPIRED, "")
+        )
+    });
     for qid in ids {
         ctx.conn
-            .prepare_cached(
-                "UPDATE items SET dormant = 1 WHERE queue_id = ?1 AND status = 'queued'
-                   AND expires_at IS NOT NULL AND expires_at > ?2 AND expires_at <= ?3
-                   AND dormant = 0",
-            )
-            .and_then(|mut st| st.execute(params![qid, from, now]))
+            .prepare_cached(mark)
+            .and_then(|mut st| {
+                st.execute(named_params! {":queue": qid, ":from": from, ":now": now})
+            })
             .map_err(sql)?;
     }
     ctx.conn
@@ -905,101 +964,126 @@ fn mark_expired(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Loads a leased item and checks the token: the fencing that makes stale workers harmless.
-fn leased(conn: &Connection, id: &str, token: &str) -> Result<ItemRow> {
+/// Loads an item a worker reports on and asks the rules whether it may: the token must be
+/// the item's lease (the fencing that makes stale workers harmless).
+fn leased(
+    conn: &Connection,
+    event: ItemEvent,
+    id: &str,
+    token: &str,
+) -> Result<(ItemRow, &'static rules::Transition)> {
     let row = item_by_id(conn, id)?;
-    match row.status {
-        Status::Processing if row.lease_token.as_deref() == Some(token) => Ok(row),
-        Status::Processing => Err(Error::Conflict(format!(
-            "stale lease for item {id}: the token does not match its current lease (yours expired \
-             and it was leased again, or the token is wrong); your result was not recorded"
-        ))),
-        Status::OnHold => Err(Error::Conflict(format!(
-            "item {id} is on hold: a person held it while it was being processed; your result was not recorded"
-        ))),
-        other => Err(Error::Conflict(format!(
-            "item {id} is {other}, not processing under your lease (it timed out or was handled by someone else); your result was not recorded"
-        ))),
-    }
+    let t = rules::lease_holder(
+        event,
+        id,
+        row.status,
+        row.lease_token.as_deref() == Some(token),
+    )?;
+    Ok((row, t))
+}
+
+/// Applies a worker's or the engine's transition to a loaded row.
+fn apply(ctx: &Ctx, row: &mut ItemRow, t: &rules::Transition, given: &rules::Given) {
+    let mut st = row.state();
+    rules::apply(&mut st, t.to, &t.writes, given, ms(ctx.now));
+    row.set_state(st);
 }
 
 pub fn heartbeat(ctx: &mut Ctx, id: &str, token: &str) -> Result<Time> {
-    let mut row = leased(ctx.conn, id, token)?;
-    let q = Queues::default().get(ctx.conn, row.queue_id)?.clone();
-    let until = ms(ctx.now) + q.queue.lease.as_millis() as i64;
-    row.lease_until = Some(until);
+    let (mut row, t) = leased(ctx.conn, ItemEvent::Heartbeat, id, token)?;
+    let lease = Queues::default().get(ctx.conn, row.queue_id)?.queue.lease;
+    let given = rules::Given {
+        lease,
+        ..Default::default()
+    };
+    apply(ctx, &mut row, t, &given);
     save(ctx, &mut row, false)?;
     if let Some(w) = &row.worker {
         seen_worker(ctx, w, 0, 0)?;
     }
-    Ok(from_ms(until))
+    Ok(from_ms(row.lease_until.unwrap_or(ms(ctx.now))))
 }
 
-/// A failed attempt: an exception, or back to the queue when the retry policy says so.
+/// A failed attempt (`Fail` or `LeaseTimeout`): the rules make it an exception, or queue
+/// it again after its backoff; each step is a history row. `by`: the lease holder.
+#[allow(clippy::too_many_arguments)]
 fn fail(
     ctx: &Ctx,
     deltas: &mut Deltas,
     q: &QueueRow,
     row: &mut ItemRow,
+    event: ItemEvent,
     reason: Reason,
     note: Option<&str>,
     by: &str,
 ) -> Result<()> {
     let from = row.status;
     let started = row.started_at.unwrap_or(ms(ctx.now));
-    if let Some(n) = note {
-        append_note(row, ctx.now, by, n);
-    }
-    history(
-        ctx,
-        row,
-        Hist {
-            by,
-            action: "fail",
-            from: Some(from),
-            to: Some(Status::Exception),
-            reason: Some(reason),
-            note,
-            detail: None,
-            action_id: None,
-        },
-    )?;
-    deltas.attempt(q.id, ctx.now, false, ms(ctx.now) - started);
-    row.lease_token = None;
-    row.lease_until = None;
-    if rules::retries_again(reason, row.retry_count as u32, q.queue.max_retries) {
-        row.retry_count += 1;
-        row.status = Status::Queued;
-        row.reason = None;
-        row.signature = None;
-        row.finished_at = None;
-        let text = format!(
-            "automatic retry {} of {}",
-            row.retry_count, q.queue.max_retries
-        );
+    let mut st = row.state();
+    let steps = rules::fail(
+        &mut st,
+        event,
+        reason,
+        note,
+        &rules::RetryPolicy::of(&q.queue),
+        ms(ctx.now),
+        ctx.jitter.draw(),
+    );
+    // The attempt's start and holder stay on the row for the history (a failure keeps
+    // them: who last held an item is part of it).
+    row.set_state(st);
+    for step in &steps {
+        let t = step.transition;
+        let by = match t.actor {
+            rules::Actor::System => "system",
+            _ => by,
+        };
+        if let (true, Some(n)) = (t.appends_note, &step.note) {
+            append_note(row, ctx.now, by, n);
+        }
         history(
             ctx,
             row,
             Hist {
-                by: "system",
-                action: "retry",
-                from: Some(Status::Exception),
-                to: Some(Status::Queued),
-                reason: Some(reason),
-                note: Some(&text),
+                by,
+                action: t.history.expect("a failure and a retry are history"),
+                from: Some(t.from),
+                to: Some(t.to),
+                reason: step.reason,
+                note: step.note.as_deref(),
                 detail: None,
                 action_id: None,
             },
         )?;
-    } else {
-        row.status = Status::Exception;
-        row.reason = Some(reason);
-        // The group is this failure's own note: never a person's note from before.
-        row.signature = Some(rules::signature(note.unwrap_or("")));
-        row.finished_at = Some(ms(ctx.now));
+        if let Some(a) = t.attempt {
+            let processed = a == rules::Attempt::Processed;
+            deltas.attempt(q.id, ctx.now, processed, ms(ctx.now) - started);
+        }
     }
     deltas.moved(q.id, Some(from), Some(row.status), row.enqueued_at);
     save(ctx, row, false)
+}
+
+/// The completion in one statement, written once from the rules: the `Complete`
+/// transition's writes as the SET, its `from` and the lease as the WHERE, the reported
+/// note appended to the notes.
+fn complete_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let t = rules::transition(ItemEvent::Complete);
+        debug_assert!(t.appends_note && t.writes.lease == rules::LeasePut::End);
+        let set = store_sql::set(t.to, &t.writes, "", &store_sql::named);
+        debug_assert_eq!(set.params, ["now"]);
+        format!(
+            "UPDATE items SET {}, version = version + 1,
+                notes = CASE WHEN :note IS NULL THEN notes
+                    ELSE json_insert(COALESCE(notes, '[]'), '$[#]',
+                         json_set(json(:note), '$.by', COALESCE(worker, :worker))) END
+             WHERE seq = :seq AND id = :id AND status = '{}' AND lease_token = :lease
+             RETURNING queue_id, worker, started_at, retry_count, seq, enqueued_at",
+            set.sql, t.from
+        )
+    })
 }
 
 /// Completes a leased item in one statement; `None` when the lease does not match.
@@ -1009,20 +1093,19 @@ fn complete(ctx: &Ctx, o: &Outcome, worker: &str) -> Result<Option<Done>> {
         .as_ref()
         .map(|text| serde_json::json!({"at": ctx.now.format(crate::model::time_ms::FORMAT).to_string(), "by": worker, "text": text}).to_string());
     ctx.conn
-        .prepare_cached(
-            "UPDATE items SET status = 'processed', reason = NULL, finished_at = ?1,
-                lease_token = NULL, lease_until = NULL, version = version + 1,
-                notes = CASE WHEN ?2 IS NULL THEN notes
-                    ELSE json_insert(COALESCE(notes, '[]'), '$[#]',
-                         json_set(json(?2), '$.by', COALESCE(worker, ?3))) END
-             WHERE seq = ?6 AND id = ?4 AND status = 'processing' AND lease_token = ?5
-             RETURNING queue_id, worker, started_at, retry_count, seq, enqueued_at",
-        )
+        .prepare_cached(complete_sql())
         .and_then(|mut st| {
             // The token ends in the row's seq (see `dequeue`): a rowid lookup, not the id index.
             let seq: i64 = lease_seq(&o.lease).unwrap_or(-1);
             st.query_row(
-                params![ms(ctx.now), note, worker, o.id, o.lease, seq],
+                named_params! {
+                    ":now": ms(ctx.now),
+                    ":note": note,
+                    ":worker": worker,
+                    ":seq": seq,
+                    ":id": o.id,
+                    ":lease": o.lease,
+                },
                 |r| {
                     Ok(Done {
                         id: o.id.clone(),
@@ -1032,7 +1115,7 @@ fn complete(ctx: &Ctx, o: &Outcome, worker: &str) -> Result<Option<Done>> {
                         retry_count: r.get(3)?,
                         seq: r.get(4)?,
                         enqueued_at: r.get(5)?,
-                        status: Status::Processed,
+                        status: rules::transition(ItemEvent::Complete).to,
                         reason: None,
                     })
                 },
@@ -1087,35 +1170,31 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
         let r = (|| -> Result<Finished> {
             let row = match o.reason {
                 None => {
-                    // The common case in one statement; a miss is explained by `leased`.
+                    // The common case in one statement; a miss is explained by the rules.
                     let Some(row) = complete(ctx, o, worker)? else {
-                        leased(ctx.conn, &o.id, &o.lease)?;
-                        return Err(Error::Conflict(format!(
-                            "item {} changed meanwhile; try again",
-                            o.id
-                        )));
+                        leased(ctx.conn, ItemEvent::Complete, &o.id, &o.lease)?;
+                        return Err(Error::conflict(Conflict::Changed { id: o.id.clone() }));
                     };
+                    let t = rules::transition(ItemEvent::Complete);
                     let by = row.worker.as_deref().unwrap_or(worker);
                     hist.complete(&row, by, o.note.as_deref());
                     let started = row.started_at.unwrap_or(ms(ctx.now));
                     deltas.attempt(row.queue_id, ctx.now, true, ms(ctx.now) - started);
-                    deltas.moved(
-                        row.queue_id,
-                        Some(Status::Processing),
-                        Some(Status::Processed),
-                        row.enqueued_at,
-                    );
+                    deltas.moved(row.queue_id, Some(t.from), Some(t.to), row.enqueued_at);
                     done += 1;
                     row
                 }
                 Some(Reason::Timeout) => {
-                    return Err(Error::Invalid(format!(
-                    "item {}: timeout is for leases that ran out; report generic, it or business",
-                    o.id
-                )))
+                    return Err(Error::invalid(
+                        "reason",
+                        format!(
+                            "item {}: timeout is for leases that ran out; report generic, it or business",
+                            o.id
+                        ),
+                    ))
                 }
                 Some(reason) => {
-                    let mut row = leased(ctx.conn, &o.id, &o.lease)?;
+                    let (mut row, _) = leased(ctx.conn, ItemEvent::Fail, &o.id, &o.lease)?;
                     let q = queues.get(ctx.conn, row.queue_id)?.clone();
                     let by = row.worker.clone().unwrap_or_else(|| worker.to_string());
                     fail(
@@ -1123,6 +1202,7 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
                         &mut deltas,
                         &q,
                         &mut row,
+                        ItemEvent::Fail,
                         reason,
                         o.note.as_deref(),
                         &by,
@@ -1167,38 +1247,26 @@ pub fn hand_back(
     let mut out = Vec::with_capacity(leases.len());
     for h in leases {
         let r = (|| -> Result<Finished> {
-            let mut row = leased(ctx.conn, &h.id, &h.lease)?;
-            let to = rules::To::Status(Status::Queued);
-            if !rules::transition_allowed(row.status, to, rules::Actor::LeaseHolder) {
-                return Err(Error::Transition(rules::refusal(&h.id, row.status, to)));
-            }
+            let (mut row, t) = leased(ctx.conn, ItemEvent::HandBack, &h.id, &h.lease)?;
             let q = queues.get(ctx.conn, row.queue_id)?.clone();
             let by = row.worker.clone().unwrap_or_else(|| worker.to_string());
+            // Before the change: the row still says who held it and since when.
             history(
                 ctx,
                 &row,
                 Hist {
                     by: &by,
-                    action: "hand-back",
-                    from: Some(Status::Processing),
-                    to: Some(Status::Queued),
+                    action: t.history.expect("a hand-back is history"),
+                    from: Some(t.from),
+                    to: Some(t.to),
                     reason: None,
                     note: Some(note).filter(|n| !n.is_empty()),
                     detail: None,
                     action_id: None,
                 },
             )?;
-            row.status = Status::Queued;
-            row.lease_token = None;
-            row.lease_until = None;
-            row.started_at = None;
-            row.worker = None;
-            deltas.moved(
-                q.id,
-                Some(Status::Processing),
-                Some(Status::Queued),
-                row.enqueued_at,
-            );
+            apply(ctx, &mut row, t, &rules::Given::default());
+            deltas.moved(q.id, Some(t.from), Some(t.to), row.enqueued_at);
             save(ctx, &mut row, false)?;
             ctx.events.push(Event::Items {
                 queue: q.queue.name.clone(),
@@ -1218,17 +1286,22 @@ pub fn hand_back(
     Ok(out)
 }
 
-/// Times out leases nobody renewed: each becomes a `timeout` failure (retried if allowed).
-/// Also puts newly expired items out of the dequeue's way.
+/// Times out leases nobody renewed (`rules::LEASE_RAN_OUT`): each becomes a `timeout`
+/// failure (retried if allowed). Also puts newly expired items out of the dequeue's way.
 pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
     mark_expired(ctx)?;
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let ran_out = SQL.get_or_init(|| {
+        format!(
+            "SELECT {ITEM_COLS} FROM items i WHERE {} LIMIT 1000",
+            cond(&rules::LEASE_RAN_OUT, "i.")
+        )
+    });
     let rows = ctx
         .conn
-        .prepare_cached(&format!(
-            "SELECT {ITEM_COLS} FROM items i WHERE i.status = 'processing' AND i.lease_until < ?1 LIMIT 1000"
-        ))
+        .prepare_cached(ran_out)
         .and_then(|mut st| {
-            st.query_map([ms(ctx.now)], ItemRow::from_sql)?
+            st.query_map(named_params! {":now": ms(ctx.now)}, ItemRow::from_sql)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(sql)?;
@@ -1240,16 +1313,13 @@ pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
     let n = rows.len() as u64;
     for mut row in rows {
         let q = queues.get(ctx.conn, row.queue_id)?.clone();
-        let note = format!(
-            "lease expired: no heartbeat from {} within {}",
-            row.worker.as_deref().unwrap_or("the worker"),
-            rules::format_duration(q.queue.lease)
-        );
+        let note = rules::timeout_note(row.worker.as_deref(), q.queue.lease);
         fail(
             ctx,
             &mut deltas,
             &q,
             &mut row,
+            ItemEvent::LeaseTimeout,
             Reason::Timeout,
             Some(&note),
             "system",
@@ -1261,4 +1331,72 @@ pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
     }
     deltas.flush(ctx)?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statements written from the rules keep to the indexes the hand-written ones
+    /// used: a rule rendered differently must not turn a dequeue into a scan.
+    #[test]
+    fn statements_from_the_rules_use_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::schema::open(&dir.path().join("t.db"), true).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            // Parameters left unbound: the plan does not depend on their values.
+            let mut rows = st.raw_query();
+            let mut steps = Vec::new();
+            while let Some(r) = rows.next().unwrap() {
+                steps.push(r.get::<_, String>(3).unwrap());
+            }
+            steps.join(" | ")
+        };
+        let sweep = format!(
+            "SELECT {ITEM_COLS} FROM items i WHERE {} LIMIT 1000",
+            cond(&rules::LEASE_RAN_OUT, "i.")
+        );
+        let expiring = format!(
+            "UPDATE items SET dormant = 1 WHERE queue_id = :queue AND {}
+               AND expires_at > :from AND dormant = 0",
+            cond(&rules::EXPIRED, "")
+        );
+        conn.execute_batch(
+            "INSERT INTO queues (name, sla_ms, sla_risk_pct, tz, max_retries, lease_ms, priority,
+                created_at) VALUES ('q', 3600000, 80, 'UTC', 0, 60000, 0, 0)",
+        )
+        .unwrap();
+        // An SLA window of one queue is a range of its open items, both ends.
+        let at_risk = Filter {
+            queue: Some("q".into()),
+            sla: Some(Sla::AtRisk),
+            ..Default::default()
+        };
+        let w = super::super::filter::build(&conn, &at_risk, from_ms(0)).unwrap();
+        let listing = format!(
+            "SELECT i.seq FROM items i JOIN queues q ON q.id = i.queue_id WHERE {} \
+             ORDER BY i.seq LIMIT 50",
+            w.sql
+        );
+        for (what, sql, index) in [
+            (
+                "at-risk listing",
+                listing,
+                "items_open (queue_id=? AND enqueued_at>? AND enqueued_at<?)",
+            ),
+            ("claim", claim_sql().to_string(), "items_ready"),
+            (
+                "completion",
+                complete_sql().to_string(),
+                "INTEGER PRIMARY KEY",
+            ),
+            ("sweep", sweep, "items_lease"),
+            ("expiry marks", expiring, "items_expiring"),
+        ] {
+            let p = plan(&sql);
+            assert!(p.contains(index), "{what}: {p}\n{sql}");
+            assert!(!p.contains("SCAN items"), "{what} scans: {p}");
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! so an acknowledged write is on disk.
 
 use super::schema::storage_on;
-use crate::backend::{Error, Result};
+use super::Jitter;
+use crate::backend::{Error, Result, StorageCause};
 use crate::clock::Clock;
 use crate::model::{Event, Time};
 use rusqlite::Connection;
@@ -22,6 +23,18 @@ pub struct Ctx<'a> {
     pub events: Vec<Event>,
     /// Set by a job that made work takeable; wakes long-polling dequeues after the commit.
     pub ready: bool,
+    /// Where retry backoffs get their jitter.
+    pub jitter: Jitter,
+}
+
+/// What the writer thread works with besides its connection.
+pub struct Setup {
+    pub path: PathBuf,
+    pub clock: Arc<dyn Clock>,
+    pub events: broadcast::Sender<Event>,
+    /// Woken after commits that made work takeable.
+    pub wake: Arc<Notify>,
+    pub jitter: Jitter,
 }
 
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
@@ -41,32 +54,36 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Writer {
-    tx: SyncSender<Job>,
+    /// `None`: the store was opened for reading only, and refuses every write.
+    tx: Option<SyncSender<Job>>,
+    path: PathBuf,
 }
 
 impl Writer {
     /// Starts the writer thread. `sweep` runs when the writer is idle, once per `SWEEP_EVERY`.
-    pub fn start(
-        conn: Connection,
-        path: PathBuf,
-        clock: Arc<dyn Clock>,
-        events: broadcast::Sender<Event>,
-        wake: Arc<Notify>,
-        sweep: fn(&mut Ctx) -> Result<u64>,
-    ) -> Writer {
+    pub fn start(conn: Connection, setup: Setup, sweep: fn(&mut Ctx) -> Result<u64>) -> Writer {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4096);
         // Leases that ran out while no workq had the file open are swept before the store is
         // handed out, so the first read already shows them timed out. Without waiting for
         // the lock: a lock held elsewhere is a live process that sweeps, and a read must
         // never wait behind another process's write.
         conn.busy_handler(None).ok();
-        idle_sweep(&conn, &path, &*clock, &events, &wake, sweep);
+        idle_sweep(&conn, &setup, sweep);
         super::schema::patient(&conn).ok();
+        let at = setup.path.clone();
         std::thread::Builder::new()
             .name("workq-writer".into())
-            .spawn(move || run(conn, path, clock, events, wake, rx, sweep))
+            .spawn(move || run(conn, setup, rx, sweep))
             .expect("spawn writer thread");
-        Writer { tx }
+        Writer {
+            tx: Some(tx),
+            path: at,
+        }
+    }
+
+    /// No writer: every write is refused, saying why.
+    pub fn read_only(path: PathBuf) -> Writer {
+        Writer { tx: None, path }
     }
 
     /// Runs `f` in the writer and answers once its transaction is committed.
@@ -75,6 +92,16 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&mut Ctx) -> Result<T> + Send + 'static,
     {
+        let Some(writer) = &self.tx else {
+            return Err(Error::storage(
+                StorageCause::ReadOnly,
+                Some(&self.path),
+                format!(
+                    "database {} is open for reading only; nothing was changed",
+                    self.path.display()
+                ),
+            ));
+        };
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let run: JobFn = Box::new(move |ctx| {
             let out = ctx.and_then(f);
@@ -87,31 +114,32 @@ impl Writer {
         let mut job = Job { run, exclusive };
         // A full channel means the writer is far behind: wait without blocking the runtime.
         loop {
-            match self.tx.try_send(job) {
+            match writer.try_send(job) {
                 Ok(()) => break,
                 Err(TrySendError::Full(j)) => {
                     job = j;
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 Err(TrySendError::Disconnected(_)) => {
-                    return Err(Error::Storage("the database writer has stopped".into()))
+                    return Err(Error::storage(
+                        StorageCause::Stopped,
+                        None,
+                        "the database writer has stopped",
+                    ))
                 }
             }
         }
-        rx.await
-            .map_err(|_| Error::Storage("the database writer stopped mid-write".into()))?
+        rx.await.map_err(|_| {
+            Error::storage(
+                StorageCause::Stopped,
+                None,
+                "the database writer stopped mid-write",
+            )
+        })?
     }
 }
 
-fn run(
-    conn: Connection,
-    path: PathBuf,
-    clock: Arc<dyn Clock>,
-    events: broadcast::Sender<Event>,
-    wake: Arc<Notify>,
-    rx: Receiver<Job>,
-    sweep: fn(&mut Ctx) -> Result<u64>,
-) {
+fn run(conn: Connection, setup: Setup, rx: Receiver<Job>, sweep: fn(&mut Ctx) -> Result<u64>) {
     let mut last_sweep = Instant::now();
     let mut pending: Option<Job> = None;
     loop {
@@ -121,7 +149,7 @@ fn run(
                 Ok(j) => j,
                 Err(RecvTimeoutError::Timeout) => {
                     last_sweep = Instant::now();
-                    idle_sweep(&conn, &path, &*clock, &events, &wake, sweep);
+                    idle_sweep(&conn, &setup, sweep);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -141,7 +169,7 @@ fn run(
             }
         }
         let started = Instant::now();
-        commit_batch(&conn, &path, &*clock, &events, &wake, batch);
+        commit_batch(&conn, &setup, batch);
         // Heartbeats that queued up behind a long job (an import, a big bulk action) are
         // let in before the next sweep, or their leases would time out for nothing.
         if started.elapsed() >= SWEEP_EVERY / 2 {
@@ -150,35 +178,22 @@ fn run(
         // A busy writer still sweeps.
         if last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = Instant::now();
-            idle_sweep(&conn, &path, &*clock, &events, &wake, sweep);
+            idle_sweep(&conn, &setup, sweep);
         }
     }
 }
 
-fn idle_sweep(
-    conn: &Connection,
-    path: &std::path::Path,
-    clock: &dyn Clock,
-    events: &broadcast::Sender<Event>,
-    wake: &Notify,
-    sweep: fn(&mut Ctx) -> Result<u64>,
-) {
+fn idle_sweep(conn: &Connection, setup: &Setup, sweep: fn(&mut Ctx) -> Result<u64>) {
     let job = Job {
         // Nobody waits for a sweep; one that fails (a locked file) is tried again next time.
         run: Box::new(move |ctx| (ctx.and_then(sweep).is_ok(), Box::new(|_| {}))),
         exclusive: false,
     };
-    commit_batch(conn, path, clock, events, wake, vec![job]);
+    commit_batch(conn, setup, vec![job]);
 }
 
-fn commit_batch(
-    conn: &Connection,
-    path: &std::path::Path,
-    clock: &dyn Clock,
-    events: &broadcast::Sender<Event>,
-    wake: &Notify,
-    batch: Vec<Job>,
-) {
+fn commit_batch(conn: &Connection, setup: &Setup, batch: Vec<Job>) {
+    let path = setup.path.as_path();
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let err = storage_on(conn, path, e);
         for job in batch {
@@ -189,9 +204,10 @@ fn commit_batch(
     }
     let mut ctx = Ctx {
         conn,
-        now: clock.now(),
+        now: setup.clock.now(),
         events: Vec::new(),
         ready: false,
+        jitter: setup.jitter,
     };
     let mut replies = Vec::with_capacity(batch.len());
     let mut lost: Option<Error> = None;
@@ -220,7 +236,11 @@ fn commit_batch(
                 exec(conn, "RELEASE job").ok();
                 // The job's reply went down with it: its caller sees "stopped mid-write".
                 if conn.is_autocommit() {
-                    lost = Some(Error::Storage("the transaction was lost".into()));
+                    lost = Some(Error::storage(
+                        StorageCause::Io,
+                        None,
+                        "the transaction was lost",
+                    ));
                 }
                 continue;
             }
@@ -232,10 +252,14 @@ fn commit_batch(
         exec(conn, "RELEASE job").ok();
         replies.push(reply);
         if conn.is_autocommit() {
-            lost = Some(Error::Storage(format!(
-                "database {}: the transaction was rolled back by SQLite (disk full or I/O error?)",
-                path.display()
-            )));
+            lost = Some(Error::storage(
+                StorageCause::Io,
+                Some(path),
+                format!(
+                    "database {}: the transaction was rolled back by SQLite (disk full or I/O error?)",
+                    path.display()
+                ),
+            ));
         }
     }
     let commit = exec(conn, "COMMIT").map_err(|e| storage_on(conn, path, e));
@@ -249,10 +273,10 @@ fn commit_batch(
     if committed {
         ctx.events.dedup();
         for e in ctx.events.drain(..) {
-            let _ = events.send(e);
+            let _ = setup.events.send(e);
         }
         if ctx.ready {
-            wake.notify_waiters();
+            setup.wake.notify_waiters();
         }
     }
 }

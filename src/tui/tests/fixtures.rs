@@ -29,6 +29,7 @@ pub fn queue(name: &str) -> Queue {
         lease: Duration::from_secs(20),
         concurrency: None,
         priority: 0,
+        retry_backoff: None,
         created_at: mins_ago(600),
     }
 }
@@ -214,7 +215,7 @@ pub fn detail(id: &str) -> Result<ItemDetail, Error> {
     let item = all_items()
         .into_iter()
         .find(|i| i.id == id)
-        .ok_or_else(|| Error::not_found("item", id))?;
+        .ok_or_else(|| Error::not_found(crate::backend::Thing::Item, id))?;
     let mut history = vec![HistoryEntry {
         at: item.enqueued_at,
         by: "demo:import".into(),

@@ -161,8 +161,17 @@ fn error_popup() {
         keys(s, "\nu\n");
         settle(
             s,
-            Msg::Acted(Err(crate::backend::Error::Transition(
-                "1 of 1 items cannot be released; nothing changed:\n  item 01JDTEST000000000000000299: cannot release an item that is queued (only on-hold items are released)".into(),
+            Msg::Acted(Err(crate::backend::Error::refused_action(
+                "release",
+                "released",
+                1,
+                vec![crate::backend::Refused {
+                    id: "01JDTEST000000000000000299".into(),
+                    from: Status::Queued,
+                    to: Some(To::Status(Status::Queued)),
+                    why: "cannot release an item that is queued (only on-hold items are released)"
+                        .into(),
+                }],
             ))),
         );
     });
@@ -301,6 +310,40 @@ fn too_small() {
     let mut s = state(30, 8);
     s.size = (30, 8);
     insta::assert_snapshot!("too_small", render(&s).backend());
+}
+
+/// The change feed went away (five times in a row, so the next try is 4 s off) a second
+/// ago: the header says the data may be out of date and when the console tries again.
+fn feed_lost(s: &mut State) {
+    use crate::backend::Gap;
+    for _ in 0..4 {
+        settle(s, Msg::Feed(Gap::Disconnected("connection refused".into())));
+        settle(s, Msg::Resubscribed);
+    }
+    settle(s, Msg::Feed(Gap::Disconnected("connection refused".into())));
+    settle(s, Msg::Tick(fixtures::now() + chrono::Duration::seconds(1)));
+}
+
+#[test]
+fn stale_data_is_marked_in_the_header() {
+    snap("feed_lost", feed_lost);
+    snap("feed_lost_read_only", |s| {
+        s.read_only = true;
+        feed_lost(s);
+    });
+}
+
+#[test]
+fn the_stale_marker_is_red_and_goes_when_the_feed_is_back() {
+    let mut s = state(160, 48);
+    feed_lost(&mut s);
+    let t = render(&s);
+    let buf = t.backend().buffer();
+    let (x, y) = find(buf, "STALE: no live updates for 1s · retry in 3s").expect("marker");
+    assert_eq!(y, 0, "in the header");
+    assert_eq!(buf[(x, y)].fg, Color::Red);
+    settle(&mut s, Msg::Resubscribed);
+    assert!(find(render(&s).backend().buffer(), "STALE").is_none());
 }
 
 /// Where `text` starts on screen.

@@ -7,7 +7,6 @@ use crate::model::*;
 use crate::text::Zone;
 use crate::tui::state::*;
 use crate::tui::views;
-use crate::Backend;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::Terminal;
@@ -311,7 +310,11 @@ fn expired_items_count_as_out_of_sla_in_the_console() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(fixtures::now());
-    let store = crate::SqliteStore::open(dir.path().join("c.db"), Arc::new(clock.clone())).unwrap();
+    use crate::connect::{connect_on, Open, Target};
+    let target = Target::db(dir.path().join("c.db"));
+    let store = connect_on(&target, Open::Create, Arc::new(clock.clone()))
+        .unwrap()
+        .backend;
     let (queues, page) = rt.block_on(async {
         let settings = QueueSettings {
             sla: Some(Duration::from_secs(3600)),

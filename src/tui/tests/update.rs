@@ -541,8 +541,7 @@ fn refused_actions_show_the_engines_words_and_the_console_goes_on() {
     settle(&mut s, k('u'));
     let fx = settle(&mut s, code(KeyCode::Enter));
     assert!(matches!(fx[0], Effect::Act(_)));
-    let msg = "1 of 1 items cannot be released; nothing changed:\n  item X: cannot release an item that is queued";
-    settle(&mut s, Msg::Acted(Err(Error::Transition(msg.into()))));
+    settle(&mut s, Msg::Acted(Err(released_refused("X"))));
     let Some(Popup::Error { message, .. }) = &s.popup else {
         panic!()
     };
@@ -728,7 +727,10 @@ fn queue_pause_and_settings() {
     assert_eq!(st.sla, Some(Duration::from_secs(3600)));
     assert_eq!(st.deadline.as_deref(), Some("22:30"));
     assert_eq!(st.description.as_deref(), Some("Invoices from the AP box"));
-    settle(&mut s, Msg::QueueSaved(Err(Error::Invalid("bad".into()))));
+    settle(
+        &mut s,
+        Msg::QueueSaved(Err(Error::invalid("settings", "bad"))),
+    );
     assert!(matches!(s.popup, Some(Popup::Error { .. })));
 }
 
@@ -890,7 +892,10 @@ fn detail_opens_refreshes_and_edits_then_requeues() {
     // A deleted item says so.
     let seq = s.detail.fetch.seq + 1;
     update(&mut s, Msg::Changed);
-    update(&mut s, Msg::Detail(seq, Err(Error::not_found("item", "x"))));
+    update(
+        &mut s,
+        Msg::Detail(seq, Err(Error::not_found(crate::backend::Thing::Item, "x"))),
+    );
     assert!(s.detail.data.is_none());
     settle(&mut s, code(KeyCode::Esc));
     assert_eq!(s.view, View::Items);
@@ -1156,6 +1161,24 @@ fn settings_line_round_trips() {
     assert_eq!(st.clear, ["sla", "deadline"]);
     assert_eq!((st.sla, st.ttl, st.max_retries), (None, None, Some(2)));
     assert!(crate::tui::update::parse_settings("retries=none").is_err());
+    // The retry backoff: shown as DUR,MAX, saved back as it was, cleared with none.
+    let mut q = q.clone();
+    assert!(crate::tui::update::settings_line(&q).contains("retry-backoff=- "));
+    q.retry_backoff = Some(Backoff {
+        delay: Duration::from_secs(30),
+        max: Duration::from_secs(600),
+    });
+    let line = crate::tui::update::settings_line(&q);
+    assert!(line.contains("retry-backoff=30s,10m "), "{line}");
+    let st = crate::tui::update::parse_settings(&line).unwrap();
+    assert_eq!(st.retry_backoff, q.retry_backoff);
+    let st = crate::tui::update::parse_settings("retry-backoff=none").unwrap();
+    assert_eq!(st.clear, ["retry-backoff"]);
+    let e = crate::tui::update::parse_settings("retry-backoff=10m,1m").unwrap_err();
+    assert!(
+        e.starts_with("retry-backoff: ") && e.contains("shorter"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -1236,6 +1259,7 @@ fn config_file_sets_theme_mouse_keys_and_reports_problems_in_a_popup() {
         source: "x".into(),
         read_only: false,
         actor: "user:t".into(),
+        notice: None,
     };
     let s = crate::tui::app::initial_state_from(&opts, Some(path.clone()), true);
     assert_eq!(s.theme, ThemeName::Light);
@@ -1278,6 +1302,7 @@ fn mouse_written_below_keys_is_reported_alone_and_the_first_key_press_works() {
         source: "x".into(),
         read_only: false,
         actor: "user:t".into(),
+        notice: None,
     };
     let mut s = crate::tui::app::initial_state_from(&opts, Some(path), false);
     assert_eq!(s.config_problems.len(), 1, "{:?}", s.config_problems);
@@ -1354,12 +1379,7 @@ fn enter_on_a_worker_opens_what_it_holds() {
 fn refused(s: &mut State) {
     settle(s, k('u'));
     settle(s, code(KeyCode::Enter));
-    settle(
-        s,
-        Msg::Acted(Err(Error::Transition(
-            "1 of 1 items cannot be released; nothing changed".into(),
-        ))),
-    );
+    settle(s, Msg::Acted(Err(released_refused("X"))));
     assert!(matches!(s.popup, Some(Popup::Error { .. })));
 }
 
@@ -1729,7 +1749,7 @@ fn pausing_says_so_at_once_and_a_locked_database_is_reported() {
         .unwrap()
         .text
         .contains("pausing 'vendor-invoices'…"));
-    let busy = Error::Busy("database demo.db is locked by another process".into());
+    let busy = Error::busy(Some(std::path::Path::new("demo.db")), None);
     settle(&mut s, Msg::QueueSaved(Err(busy)));
     let Some(Popup::Error { message, .. }) = &s.popup else {
         panic!("{:?}", s.popup)
@@ -2108,4 +2128,106 @@ fn the_inbox_searches_and_filters_its_rows() {
     settle(&mut s, code(KeyCode::Enter));
     settle(&mut s, k(' '));
     assert_eq!(s.inbox_targets().len(), 2);
+}
+
+// ------------------------------------------------------------------ the change feed
+
+fn loads(fx: &[Effect]) -> (bool, bool) {
+    (
+        fx.iter().any(|e| matches!(e, Effect::LoadQueues(_))),
+        fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })),
+    )
+}
+
+fn lost(why: &str) -> Msg {
+    Msg::Feed(crate::backend::Gap::Disconnected(why.into()))
+}
+
+#[test]
+fn a_feed_that_lagged_refetches_what_is_shown() {
+    let mut s = items_state(160, 48);
+    let fx = update(&mut s, Msg::Feed(crate::backend::Gap::Lagged(40)));
+    assert_eq!(loads(&fx), (true, true), "summaries and the page: {fx:?}");
+    assert!(
+        !s.feed.stale(),
+        "missed events are fetched, not a lost feed"
+    );
+}
+
+#[test]
+fn a_lost_feed_marks_the_data_stale_and_resubscribes_later_each_time() {
+    let mut s = items_state(160, 48);
+    let fx = update(&mut s, lost("the engine closed its change feed"));
+    assert_eq!(fx, [Effect::Resubscribe(Duration::from_millis(250))]);
+    assert!(s.feed.stale());
+    assert_eq!(s.feed.down_since, Some(now()));
+    assert_eq!(
+        s.feed.retry_at,
+        Some(now() + chrono::Duration::milliseconds(250))
+    );
+    let st = s.status.clone().unwrap();
+    assert_eq!(st.level, Level::Warn);
+    assert!(
+        st.text
+            .contains("live updates lost (the engine closed its change feed)"),
+        "{st:?}"
+    );
+    // Time passing does not clear it: only the feed coming back does.
+    settle(&mut s, Msg::Tick(now() + chrono::Duration::seconds(20)));
+    assert!(s.feed.stale() && s.status.is_none());
+    // Back: the marker goes and everything shown is fetched again.
+    let fx = update(&mut s, Msg::Resubscribed);
+    assert!(!s.feed.stale());
+    assert_eq!(s.feed.retry_at, None);
+    assert_eq!(loads(&fx), (true, true), "{fx:?}");
+    settle(&mut s, Msg::Changed);
+    // A feed that keeps going away right after coming back is tried less and less often,
+    // never in a tight loop, and at most every 30 s.
+    let mut waits = vec![];
+    for _ in 0..10 {
+        match update(&mut s, lost("connection refused")).as_slice() {
+            [Effect::Resubscribe(d)] => waits.push(d.as_millis()),
+            other => panic!("{other:?}"),
+        }
+        settle(&mut s, Msg::Resubscribed);
+    }
+    assert_eq!(
+        waits,
+        [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000]
+    );
+    // A feed that then stayed up a while starts again from the first, short wait.
+    let later = s.now + chrono::Duration::seconds(61);
+    settle(&mut s, Msg::Tick(later));
+    assert_eq!(
+        update(&mut s, lost("server restarted")),
+        [Effect::Resubscribe(Duration::from_millis(250))]
+    );
+    assert_eq!(s.feed.down_since, Some(later));
+    assert_eq!(s.feed.why, "server restarted");
+}
+
+#[test]
+fn the_feed_retry_wait_doubles_up_to_its_cap_without_overflow() {
+    use crate::tui::update::feed_retry_delay;
+    let ms = |n| feed_retry_delay(n).as_millis();
+    assert_eq!((ms(0), ms(1), ms(2), ms(3)), (250, 250, 500, 1000));
+    assert_eq!(
+        (ms(8), ms(9), ms(40), ms(u32::MAX)),
+        (30000, 30000, 30000, 30000)
+    );
+}
+
+/// What the engine answers a release of a queued item.
+fn released_refused(id: &str) -> Error {
+    Error::refused_action(
+        "release",
+        "released",
+        1,
+        vec![crate::backend::Refused {
+            id: id.into(),
+            from: Status::Queued,
+            to: Some(To::Status(Status::Queued)),
+            why: "cannot release an item that is queued".into(),
+        }],
+    )
 }

@@ -13,8 +13,8 @@ pub mod prompt;
 pub mod queues;
 pub mod workers;
 
-use crate::cli::output::age_secs;
 use crate::model::*;
+use crate::text::age_secs;
 use crate::tui::commands::{self, TABLE};
 use crate::tui::state::{Popup, State, View};
 use crate::tui::theme::Theme;
@@ -220,18 +220,50 @@ fn header(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         spans.push(Span::styled(label, style));
         spans.push(Span::raw(" "));
     }
-    let mut right = vec![];
-    if s.read_only {
-        right.push(Span::styled(" READ-ONLY ", t.warn));
-    }
-    right.push(Span::styled(format!("{} ", safe(&s.source)), t.dim));
     let used: usize = spans.iter().map(|s| s.width()).sum();
-    let rw: usize = right.iter().map(|s| s.width()).sum();
-    if used + rw < area.width as usize {
-        spans.push(Span::raw(" ".repeat(area.width as usize - used - rw)));
+    // The markers matter more than the source's name: where room is short, the name goes
+    // first, then the stale marker's detail.
+    let room = (area.width as usize).saturating_sub(used);
+    let fits = |r: &[Span]| r.iter().map(|s| s.width()).sum::<usize>() < room;
+    let mut right = header_marks(s, t, true);
+    right.push(Span::styled(format!("{} ", safe(&s.source)), t.dim));
+    if !fits(&right) {
+        right = header_marks(s, t, true);
+    }
+    if !fits(&right) {
+        right = header_marks(s, t, false);
+    }
+    if fits(&right) {
+        let rw: usize = right.iter().map(|s| s.width()).sum();
+        spans.push(Span::raw(" ".repeat(room - rw)));
         spans.extend(right);
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// What the header's right side warns of: data that may be out of date (with how long
+/// and when the console tries again, when `detail`), and a console that cannot change data.
+fn header_marks<'a>(s: &State, t: &Theme, detail: bool) -> Vec<Span<'a>> {
+    let mut marks = vec![];
+    if let Some(since) = s.feed.down_since {
+        let text = if detail {
+            let retry = match s.feed.retry_at {
+                Some(at) if at > s.now => format!("retry {}", when(s, at)),
+                _ => "retrying".to_string(),
+            };
+            format!(
+                " STALE: no live updates for {} · {retry} ",
+                age(s.now, since)
+            )
+        } else {
+            " STALE ".to_string()
+        };
+        marks.push(Span::styled(text, t.bad));
+    }
+    if s.read_only {
+        marks.push(Span::styled(" READ-ONLY ", t.warn));
+    }
+    marks
 }
 
 fn status_line(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
@@ -377,12 +409,12 @@ pub fn age(now: Time, t: Time) -> String {
 
 /// "exception/business", "queued (expired)": the CLI's words, shared.
 pub fn status_text(i: &Item) -> String {
-    crate::cli::output::status_of(i)
+    crate::text::status_of(i)
 }
 
 /// Cuts `s` to `max` characters with an ellipsis, escaped for the terminal.
 pub fn cut(s: &str, max: usize) -> String {
-    crate::cli::output::cell(s, max)
+    crate::text::cell(s, max)
 }
 
 /// User text for one line of the screen: control characters, escape sequences and bidi

@@ -2,11 +2,11 @@
 //! settings, throughput and deadline projection below.
 
 use super::{compact, list_offset, list_visible, safe, spark};
-use crate::cli::output::age_secs;
 use crate::model::*;
 use crate::rules::format_duration;
-use crate::text::thousands;
-use crate::text::{projection, projection_ok, projection_short, projection_tight};
+use crate::text::{
+    age_secs, projection, projection_ok, projection_short, projection_tight, thousands,
+};
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};

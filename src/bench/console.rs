@@ -1,9 +1,11 @@
-//! Console figures for `workq bench`: time to first frame, frame render time and key press
-//! to updated frame, on a real database, through the same update → effects → draw path the
-//! console runs (only the terminal is ratatui's `TestBackend`).
+//! The console on the imported queue: time to first frame, frame render time, key press to
+//! updated frame, idle CPU and peak memory, through the same update → effects → draw path
+//! the console runs (only the terminal is ratatui's `TestBackend`).
 
+use super::engine::sqlite_file;
+use super::import::{DB, QUEUE};
+use super::{median, median_ms_sync, peak_rss_mb, Engine, Figure};
 use crate::backend::Backend;
-use crate::bench::{median, median_ms_sync, Figure};
 use crate::model::*;
 use crate::tui::commands::Command;
 use crate::tui::state::{State, View};
@@ -46,17 +48,30 @@ fn draw(term: &mut Terminal<TestBackend>, s: &State) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Runs the console figures on `db` (a queue `queue` of many items).
-pub async fn figures(db: &Path, queue: &str) -> Result<Vec<Figure>, String> {
+pub async fn figures(dir: &Path, engine: &Engine) -> Result<Vec<Figure>, String> {
+    let mut figs = console(dir, engine, QUEUE).await?;
+    figs.push(Figure {
+        what: "console: peak memory on the 1M-item file".into(),
+        engine: peak_rss_mb(),
+        baseline: None,
+        unit: "MB".into(),
+        goal: "≤ 80".into(),
+        note: "VmHWM of the process that ran the console figures".into(),
+    });
+    Ok(figs)
+}
+
+/// The console figures on the run's imported database (a queue `queue` of many items).
+async fn console(dir: &Path, engine: &Engine, queue: &str) -> Result<Vec<Figure>, String> {
     let e = |e: crate::Error| e.to_string();
     // First frame: open the file, load what the first screen shows, draw it.
     let started = Instant::now();
-    let store: Arc<dyn Backend> =
-        Arc::new(crate::SqliteStore::open(db, crate::clock::system()).map_err(e)?);
+    let store: Arc<dyn Backend> = engine.open(dir, DB)?;
     let opts = app::Options {
-        source: db.display().to_string(),
+        source: sqlite_file(dir, DB).display().to_string(),
         read_only: false,
         actor: "user:bench".into(),
+        notice: None,
     };
     let mut s = app::initial_state_from(&opts, None, false);
     settle(
@@ -73,7 +88,7 @@ pub async fn figures(db: &Path, queue: &str) -> Result<Vec<Figure>, String> {
     }
     // Baseline: the same file opened and its queue summaries read, nothing drawn.
     let started = Instant::now();
-    let bare = crate::SqliteStore::open(db, crate::clock::system()).map_err(e)?;
+    let bare = engine.open(dir, DB)?;
     bare.queues().await.map_err(e)?;
     let first_base = started.elapsed().as_secs_f64() * 1000.0;
     drop(bare);
@@ -146,7 +161,7 @@ pub async fn figures(db: &Path, queue: &str) -> Result<Vec<Figure>, String> {
     settle(&*store, &mut s, vec![key(KeyCode::Char('g'))]).await;
     let mut sort_ms = Vec::new();
     let mut sort_base = Vec::new();
-    let raw = rusqlite::Connection::open(db).map_err(|e| e.to_string())?;
+    let raw = rusqlite::Connection::open(sqlite_file(dir, DB)).map_err(|e| e.to_string())?;
     for _ in 0..7 {
         let started = Instant::now();
         let fx = update::run(&mut s, Command::Sort, Some("name".into()));

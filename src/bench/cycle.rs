@@ -1,151 +1,54 @@
-//! Benchmark stages behind `workq bench`. Each stage runs in a child process of its own (so
-//! its peak memory is its own) and measures the engine beside a baseline: the same work
-//! as bare rusqlite statements in a plain loop, in the same run, on the same machine.
+//! The full cycle: a producer adding items, workers taking and completing them, through
+//! the engine; beside the same statements in one thread with no engine.
 
-use crate::backend::Backend;
-use crate::import::{self, Format};
+use super::{seconds, Engine, Figure};
 use crate::model::*;
 use crate::SqliteStore;
 use rusqlite::params;
-use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One line of the results table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Figure {
-    pub what: String,
-    pub engine: f64,
-    /// `None` where a baseline has no meaning (the engine's own peak memory).
-    pub baseline: Option<f64>,
-    /// "rows/s", "items/s", "ms", "MB".
-    pub unit: String,
-    pub goal: String,
-    pub note: String,
-}
-
-/// Peak resident memory of this process so far, in MB (Linux `VmHWM`).
-pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
-/// A realistic CSV of vendor invoices: name, JSON value, unique key.
-pub fn write_csv(path: &Path, rows: u64) -> std::io::Result<()> {
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    writeln!(w, "name,value,key,priority")?;
-    let vendors = ["Fabrikam", "Contoso", "Northwind", "Tailspin", "Woodgrove"];
-    for i in 0..rows {
-        let p = ["normal", "normal", "high", "low"][(i % 4) as usize];
-        writeln!(
-            w,
-            "I-{i},\"{{\"\"InvoiceId\"\":\"\"I-{i}\"\",\"\"AccountName\"\":\"\"{}\"\",\"\"Amount\"\":{}.{:02}}}\",I-{i},{p}",
-            vendors[(i % 5) as usize],
-            (i * 7919) % 9000,
-            i % 100
-        )?;
-    }
-    w.flush()
-}
-
-fn seconds(d: Duration) -> f64 {
-    d.as_secs_f64().max(1e-9)
-}
-
-/// Import through the engine: the CLI's path (parser thread + store import).
-pub async fn import_engine(csv: &Path, db: &Path) -> Result<(f64, u64), String> {
-    let store = SqliteStore::open(db, crate::clock::system()).map_err(|e| e.to_string())?;
-    store
-        .create_queue(
-            "invoices",
-            QueueSettings {
-                sla: Some(Duration::from_secs(4 * 3600)),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let p = csv.to_path_buf();
-    let parser = tokio::task::spawn_blocking(move || {
-        import::parse(&p, Format::Csv, &Default::default(), tx, &|_| {})
-    });
-    let report = store
-        .import("invoices", ImportOptions::default(), rx, "bench")
-        .await
-        .map_err(|e| e.to_string())?;
-    parser.await.map_err(|e| e.to_string())??;
-    Ok((seconds(started.elapsed()), report.imported))
-}
-
-/// The same import as a plain loop: csv crate records into one prepared INSERT, one transaction.
-pub fn import_baseline(csv: &Path, db: &Path) -> Result<(f64, u64), String> {
-    drop(SqliteStore::open(db, crate::clock::system()).map_err(|e| e.to_string())?);
-    let conn = rusqlite::Connection::open(db).map_err(|e| e.to_string())?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;
-         INSERT INTO queues (name, sla_risk_pct, tz, max_retries, lease_ms, priority, created_at)
-         VALUES ('invoices', 80, 'UTC', 0, 300000, 0, 0);",
-    )
-    .map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let mut rdr = csv::Reader::from_path(csv).map_err(|e| e.to_string())?;
-    let tx = conn.unchecked_transaction().map_err(|e| e.to_string())?;
-    let mut n = 0u64;
-    {
-        let mut st = tx
-            .prepare(
-                "INSERT INTO items (id, queue_id, name, key, value, priority, status, enqueued_at, created_by)
-                 VALUES (?1, 1, ?2, ?3, ?4, ?5, 'queued', ?6, 'bench')",
-            )
-            .map_err(|e| e.to_string())?;
-        let mut rec = csv::StringRecord::new();
-        let now = chrono::Utc::now().timestamp_millis();
-        while rdr.read_record(&mut rec).map_err(|e| e.to_string())? {
-            let prio: i64 = match &rec[3] {
-                "high" => 0,
-                "low" => 2,
-                _ => 1,
-            };
-            st.execute(params![
-                ulid::Ulid::new().to_string(),
-                &rec[0],
-                &rec[2],
-                &rec[1],
-                prio,
-                now
-            ])
-            .map_err(|e| e.to_string())?;
-            n += 1;
+pub async fn figures(
+    dir: &Path,
+    engine: &Engine,
+    items: u64,
+    workers: usize,
+    batch: u32,
+) -> Result<Vec<Figure>, String> {
+    let base_db = dir.join("cycle-baseline.db");
+    super::fresh(&base_db);
+    let base = cycle_baseline(&base_db, items, batch)?;
+    let store = engine.fresh(dir, &format!("cycle-{workers}"))?;
+    let rate = cycle_engine(store, items, workers, batch).await?;
+    Ok(vec![Figure {
+        what: format!(
+            "full cycle, {} worker{}, batches of {}",
+            workers,
+            if workers == 1 { "" } else { "s" },
+            batch
+        ),
+        engine: rate,
+        baseline: Some(base),
+        unit: "items/s".into(),
+        goal: if workers == 1 {
+            "≥ 25,000"
+        } else {
+            "≥ 60,000"
         }
-    }
-    tx.execute("UPDATE queues SET n_queued = ?1", [n as i64])
-        .map_err(|e| e.to_string())?;
-    tx.commit().map_err(|e| e.to_string())?;
-    Ok((seconds(started.elapsed()), n))
+        .into(),
+        note: "baseline: same SQL, one thread, no engine".into(),
+    }])
 }
 
 /// Enqueue → dequeue → complete through the engine: one producer adding batches of `batch`,
 /// `workers` workers taking up to `batch` at a time and completing them in one call.
-pub async fn cycle_engine(
-    db: &Path,
+async fn cycle_engine(
+    store: Arc<dyn crate::Backend>,
     items: u64,
     workers: usize,
     batch: u32,
 ) -> Result<f64, String> {
-    let store: Arc<dyn Backend> =
-        Arc::new(SqliteStore::open(db, crate::clock::system()).map_err(|e| e.to_string())?);
     store
         .create_queue("cycle", Default::default())
         .await
@@ -221,7 +124,7 @@ pub async fn cycle_engine(
 
 /// The same cycle as bare statements in one thread: insert a batch, claim it with the same
 /// `UPDATE … RETURNING`, complete each with an update and a history row; a transaction each.
-pub fn cycle_baseline(db: &Path, items: u64, batch: u32) -> Result<f64, String> {
+fn cycle_baseline(db: &Path, items: u64, batch: u32) -> Result<f64, String> {
     drop(SqliteStore::open(db, crate::clock::system()).map_err(|e| e.to_string())?);
     let e = |e: rusqlite::Error| e.to_string();
     let conn = rusqlite::Connection::open(db).map_err(e)?;
@@ -294,38 +197,4 @@ pub fn cycle_baseline(db: &Path, items: u64, batch: u32) -> Result<f64, String> 
         left -= n;
     }
     Ok(items as f64 / seconds(started.elapsed()))
-}
-
-/// The median of some timings.
-pub fn median(mut t: Vec<f64>) -> f64 {
-    t.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    t[t.len() / 2]
-}
-
-/// Median of `runs` timings of `f`, in milliseconds.
-pub async fn median_ms<F, Fut>(runs: usize, mut f: F) -> Result<f64, String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let mut t = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let s = Instant::now();
-        f().await?;
-        t.push(s.elapsed().as_secs_f64() * 1000.0);
-    }
-    Ok(median(t))
-}
-
-pub fn median_ms_sync(
-    runs: usize,
-    mut f: impl FnMut() -> Result<(), String>,
-) -> Result<f64, String> {
-    let mut t = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let s = Instant::now();
-        f()?;
-        t.push(s.elapsed().as_secs_f64() * 1000.0);
-    }
-    Ok(median(t))
 }

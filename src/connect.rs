@@ -1,0 +1,189 @@
+//! Where the console, the CLI, the demo and the bench get their backend: the one place where
+//! what the user named (a `--db` path today; a `postgres://` URL or a `--remote` server
+//! next) becomes an `Arc<dyn Backend>`. Nothing above this module knows which store it has.
+
+use crate::backend::{self, Backend, StorageCause, Thing};
+use crate::clock::{self, Clock};
+use crate::store::sqlite::{self, SqliteStore};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What the user named: `--db` and `--remote`, as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    pub db: Option<PathBuf>,
+    pub remote: Option<String>,
+}
+
+impl Target {
+    pub fn db(path: impl Into<PathBuf>) -> Target {
+        Target {
+            db: Some(path.into()),
+            remote: None,
+        }
+    }
+}
+
+/// How a caller means to use the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Only reads: the database must exist, and is opened read-only (see
+    /// `SqliteStore::open_read_only`: a file this user can write is first brought up to date).
+    ReadOnly,
+    /// Changes nothing but rehearses on the writer (a dry-run import): the database must
+    /// exist, and be writable.
+    Existing,
+    /// Changes data: opened for writing, created (folders and all) on first use.
+    Create,
+}
+
+/// An open backend and what a person should know about it.
+pub struct Connection {
+    pub backend: Arc<dyn Backend>,
+    /// What the console's header names: the database file's name.
+    pub label: String,
+    /// Every change is refused (opened with `Open::ReadOnly`).
+    pub read_only: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A command that only reads does not create a database.
+    #[error(
+        "no workq database at {} (a command that only reads does not create one; \
+         `workq queue create NAME` does)",
+        .0.display()
+    )]
+    Missing(PathBuf),
+    /// The file exists but this user cannot write it.
+    #[error(
+        "database {} is read-only for you (check the file's and its folder's permissions); \
+         commands that only read still work, and `workq --read-only` opens the console on it",
+        .0.display()
+    )]
+    ReadOnlyFile(PathBuf),
+    /// Something named that this workq cannot reach yet, or that is not a database; `flag`
+    /// names what the user gave (`db`, `remote`).
+    #[error("{message}")]
+    Unsupported { flag: &'static str, message: String },
+    #[error(transparent)]
+    Backend(#[from] backend::Error),
+}
+
+impl Error {
+    /// The error as it crosses the seam (`backend::Error`): a stable kind and the facts,
+    /// for `--json` errors and, later, HTTP bodies.
+    pub fn into_backend(self) -> backend::Error {
+        let message = self.to_string();
+        match self {
+            Error::Missing(path) => backend::Error::NotFound {
+                what: Thing::Database,
+                name: path.display().to_string(),
+                message,
+            },
+            Error::ReadOnlyFile(path) => {
+                backend::Error::storage(StorageCause::ReadOnly, Some(&path), message)
+            }
+            Error::Unsupported { flag, .. } => backend::Error::invalid(flag, message),
+            Error::Backend(e) => e,
+        }
+    }
+}
+
+/// Opens what `target` names on the system clock.
+pub fn connect(target: &Target, open: Open) -> Result<Connection, Error> {
+    connect_on(target, open, clock::system())
+}
+
+/// `connect` on a clock of the caller's (the demo writes its history in the past, the
+/// bench puts a store a day ahead).
+pub fn connect_on(target: &Target, open: Open, clock: Arc<dyn Clock>) -> Result<Connection, Error> {
+    let path = local_path(target)?;
+    let exists = path.exists();
+    if open != Open::Create && !exists {
+        return Err(Error::Missing(path));
+    }
+    // Said by what it is, before the store's own (lower-level) words.
+    if open != Open::ReadOnly && exists && !path.is_dir() && !sqlite::can_write(&path) {
+        return Err(Error::ReadOnlyFile(path));
+    }
+    let backend: Arc<dyn Backend> = match open {
+        Open::ReadOnly => Arc::new(SqliteStore::open_read_only(&path, clock)?),
+        Open::Existing | Open::Create => Arc::new(SqliteStore::open(&path, clock)?),
+    };
+    Ok(Connection {
+        backend,
+        label: path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        read_only: open == Open::ReadOnly,
+    })
+}
+
+/// The local database file `target` names (the default one when it names none), refusing
+/// what this workq cannot open yet before anything makes a file or folder of it.
+pub fn local_path(target: &Target) -> Result<PathBuf, Error> {
+    if let Some(url) = &target.remote {
+        return Err(Error::Unsupported {
+            flag: "remote",
+            message: format!(
+                "--remote {url}: a remote workq server is not available yet in this workq; \
+                 give --db the path of an SQLite file"
+            ),
+        });
+    }
+    let path = target.db.clone().unwrap_or_else(default_db);
+    let text = path.to_string_lossy();
+    if let Some((scheme, _)) = text.split_once("://") {
+        let scheme = scheme.to_ascii_lowercase();
+        return Err(Error::Unsupported {
+            flag: "db",
+            message: if scheme == "postgres" || scheme == "postgresql" {
+                format!(
+                    "--db {text}: PostgreSQL is not available yet in this workq; \
+                     give the path of an SQLite file"
+                )
+            } else {
+                format!(
+                    "--db {text}: a {scheme}:// URL is not a database path; \
+                     give the path of an SQLite file"
+                )
+            },
+        });
+    }
+    Ok(path)
+}
+
+/// The default database: `workq.db` in the user's data directory.
+pub fn default_db() -> PathBuf {
+    directories::ProjectDirs::from("", "", "workq")
+        .map(|d| d.data_dir().join("workq.db"))
+        .unwrap_or_else(|| PathBuf::from("workq.db"))
+}
+
+/// Who a person is in item history: the OS user (from the environment, else from the
+/// passwd entry of our uid, so a bare `sudo` or a service still names someone).
+pub fn os_user() -> String {
+    ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .or_else(passwd_user)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn passwd_user() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    })
+}

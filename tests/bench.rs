@@ -1,0 +1,92 @@
+//! The benchmark harness runs: each stage, in the child process `workq bench` starts for
+//! it, measures the engine and its baseline and reports the figures it names. No timing is
+//! asserted (speed is for `workq bench` to print, beside its baseline).
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn stage(dir: &std::path::Path, name: &str, extra: &[&str]) -> Vec<Value> {
+    let o = Command::cargo_bin("workq")
+        .unwrap()
+        .env_remove("WORKQ_DB")
+        .args(["bench", "--stage", name, "--dir"])
+        .arg(dir)
+        .args(["--rows", "300", "--items", "200", "--batch", "10"])
+        .args(extra)
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "stage {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&o.stdout).unwrap()
+}
+
+fn whats(figs: &[Value]) -> Vec<String> {
+    for f in figs {
+        let v = f["engine"].as_f64().unwrap();
+        assert!(v.is_finite() && v >= 0.0, "{f}");
+        if let Some(b) = f["baseline"].as_f64() {
+            assert!(b.is_finite() && b >= 0.0, "{f}");
+        }
+    }
+    figs.iter()
+        .map(|f| f["what"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_quick_stage_reports_its_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    workq::bench::write_csv(&dir.path().join("bench.csv"), 300).unwrap();
+    assert_eq!(
+        whats(&stage(dir.path(), "import", &[])),
+        ["import 300 CSV rows", "import peak memory (process)"]
+    );
+    // The reads run on what the import left.
+    let reads = whats(&stage(dir.path(), "reads", &[]));
+    assert_eq!(reads.len(), 7, "{reads:?}");
+    assert!(
+        reads.contains(&"queue ls on 300 items".to_string()),
+        "{reads:?}"
+    );
+    assert_eq!(
+        whats(&stage(dir.path(), "bulk", &[])),
+        [
+            "bulk requeue of 200 items (preview + apply)",
+            "undo of that bulk requeue (200 items)"
+        ]
+    );
+    assert_eq!(
+        whats(&stage(dir.path(), "cycle", &["--workers", "3"])),
+        ["full cycle, 3 workers, batches of 10"]
+    );
+}
+
+#[test]
+fn a_bad_stage_or_engine_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::cargo_bin("workq")
+        .unwrap()
+        .args(["bench", "--engine", "oracle"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unknown engine 'oracle' (known: sqlite)"),
+        "{err}"
+    );
+    let o = Command::cargo_bin("workq")
+        .unwrap()
+        .args(["bench", "--stage", "warp", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("bench: unknown stage 'warp'"), "{err}");
+    assert!(o.stdout.is_empty());
+}

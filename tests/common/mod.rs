@@ -1,0 +1,72 @@
+//! What the contract suite runs against. Each test takes an `Env`: a fresh backend and the
+//! clock it runs on. `contract!` instantiates every test once per backend, a module each
+//! (`sqlite::queue_lifecycle`, …); a new backend is its factory below and one line in
+//! `contract!` (the client→server pair and PostgreSQL, next).
+
+use chrono::TimeZone;
+use std::sync::Arc;
+use std::time::Duration;
+use workq::backend::Backend;
+use workq::clock::ManualClock;
+use workq::model::Time;
+
+pub struct Env {
+    pub store: Arc<dyn Backend>,
+    pub clock: ManualClock,
+    /// What the backend needs kept alive until the test ends (a folder, a server, a schema).
+    _keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+/// Where every test's clock starts.
+pub fn start() -> Time {
+    chrono::Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()
+}
+
+/// The embedded store on a real file. `None` would skip the test (a backend that cannot
+/// run here, like PostgreSQL without `WORKQ_TEST_PG_URL`).
+pub async fn sqlite() -> Option<Env> {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(start());
+    // A long poll re-polls the file only once an hour here: in one process, every wake-up
+    // must come from the write itself (see `a_long_poll_wakes_when_work_arrives`).
+    let options = workq::store::sqlite::Options {
+        poll_every: Duration::from_secs(3600),
+        // Retry backoffs jitter at random, as in production: the tests hold for any draw.
+        ..Default::default()
+    };
+    let store =
+        workq::SqliteStore::open_with(dir.path().join("t.db"), Arc::new(clock.clone()), options)
+            .unwrap();
+    Some(Env {
+        store: Arc::new(store),
+        clock,
+        _keep: Box::new(dir),
+    })
+}
+
+/// `contract!(test, …)`: every test, once per backend.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        $crate::common::contract_on!(sqlite: $($name),*);
+    };
+}
+
+/// The tests of `contract!` on one backend: a module named after its factory.
+macro_rules! contract_on {
+    ($backend:ident: $($name:ident),*) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(env) = $crate::common::$backend().await else {
+                        eprintln!("SKIPPED: {} is not available here", stringify!($backend));
+                        return;
+                    };
+                    super::$name(env).await
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) use {contract, contract_on};
