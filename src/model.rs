@@ -160,6 +160,7 @@ impl Priority {
 
 /// Settings a queue is created or updated with. `None` in an update means "leave as is".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QueueSettings {
     pub description: Option<String>,
     /// Default time-to-live of an item enqueued without an expiry.
@@ -213,6 +214,7 @@ pub struct Queue {
 /// doubling for each one after, never more than `max`; jittered over the upper half so
 /// items that failed together do not all come back at once. In JSON, milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Backoff {
     #[serde(with = "duration_ms")]
     pub delay: Duration,
@@ -464,6 +466,7 @@ pub struct Deleted {
 
 /// What a caller enqueues.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewItem {
     pub value: String,
     #[serde(default)]
@@ -531,12 +534,14 @@ pub struct QueueEmpty {
 /// A lease a worker gives back unworked (its output could not be delivered, it is shutting
 /// down): the item goes back to `queued` at once, without counting a retry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HandBack {
     pub id: String,
     pub lease: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DequeueRequest {
     pub queues: Vec<String>,
     pub worker: String,
@@ -547,6 +552,7 @@ pub struct DequeueRequest {
 
 /// What a worker reports for one leased item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Outcome {
     pub id: String,
     pub lease: String,
@@ -578,6 +584,7 @@ impl Lease {
 
 /// Which items a listing or a bulk action covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Filter {
     pub queue: Option<String>,
     #[serde(default)]
@@ -625,6 +632,7 @@ pub enum Count {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PageRequest {
     pub offset: u64,
     pub limit: u32,
@@ -671,6 +679,7 @@ pub const MAX_PAGE: u32 = 10_000;
 
 /// What a human does to items (SPEC §7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ActionKind {
     Requeue {
@@ -723,6 +732,7 @@ impl ActionKind {
 
 /// The items a human action applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     Ids(Vec<String>),
@@ -733,6 +743,7 @@ pub enum Target {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     pub target: Target,
     pub action: ActionKind,
@@ -789,6 +800,7 @@ pub struct ActionResult {
 
 /// An undo of a past action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UndoRequest {
     pub action_id: i64,
     pub actor: String,
@@ -841,6 +853,7 @@ pub struct UndoResult {
 
 /// Which past actions to list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ActionQuery {
     /// Only actions that touched this queue.
     pub queue: Option<String>,
@@ -897,6 +910,7 @@ pub struct WorkerInfo {
 
 /// Import behaviour for bad rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImportOptions {
     /// Import the good rows and report the bad; otherwise nothing lands when any row is bad.
     pub skip_bad: bool,
