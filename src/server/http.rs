@@ -118,7 +118,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         return Err(Error::invalid("body", "the request needs a JSON body"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| bad_input(e, "body"))?;
+    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // Broken JSON is the body's fault, wherever the parser was; the rest names a field.
+        if matches!(
+            e.inner().classify(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        ) {
+            Error::invalid("body", format!("malformed JSON: {}", e.inner()))
+        } else {
+            bad_input(e, "body")
+        }
+    })?;
     de.end()
         .map_err(|e| Error::invalid("body", format!("malformed JSON: {e}")))?;
     Ok(v)
