@@ -9,13 +9,13 @@ use crate::token::Role;
 use serde::{Deserialize, Serialize};
 
 /// Every error body: `{"error": {"kind": …, "message": …, …facts}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: Error,
 }
 
 /// `POST /v1/queues`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateQueue {
     pub name: String,
@@ -24,7 +24,18 @@ pub struct CreateQueue {
 }
 
 /// `DELETE /v1/queues/{name}?force=true`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    utoipa::IntoParams,
+)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQueue {
     #[serde(default)]
@@ -32,14 +43,14 @@ pub struct DeleteQueue {
 }
 
 /// What a queue delete removed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueDeleted {
     pub queue: String,
     pub deleted_items: u64,
 }
 
 /// `POST /v1/queues/{name}/items`: one item or a batch, all or nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddItems {
     pub items: Vec<NewItem>,
@@ -47,7 +58,18 @@ pub struct AddItems {
 
 /// `GET /v1/items?…`: every filter and paging knob of `item ls`, as query parameters.
 /// `status` is a comma-separated list; `expired` true or false.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    utoipa::IntoParams,
+)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ItemsQuery {
     pub queue: Option<String>,
@@ -175,14 +197,36 @@ impl ItemsQuery {
 }
 
 /// `GET /v1/groups?queue=`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    utoipa::IntoParams,
+)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GroupsQuery {
     pub queue: Option<String>,
 }
 
 /// `GET /v1/actions?queue=&limit=`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    utoipa::IntoParams,
+)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ActionsQuery {
     pub queue: Option<String>,
@@ -190,7 +234,18 @@ pub struct ActionsQuery {
 }
 
 /// `POST /v1/queues/{name}/import?…`: the file is the body, as is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    utoipa::IntoParams,
+)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     /// csv or jsonl (default csv).
@@ -206,7 +261,7 @@ pub struct ImportQuery {
 
 /// What an import did: the store's report, and what the parser saw (for a dry run: how
 /// the columns map and the first rows as they would be stored).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImportDone {
     #[serde(flatten)]
     pub report: ImportReport,
@@ -218,7 +273,7 @@ pub struct ImportDone {
 /// `POST /v1/dequeue`. `worker` names the worker under the token: history says
 /// `token:NAME/WORKER` (`token:NAME` without one). `wait` in milliseconds, capped by the
 /// server's `--max-wait`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Dequeue {
     pub queues: Vec<String>,
@@ -235,7 +290,7 @@ fn one() -> u32 {
 }
 
 /// `POST /v1/heartbeat`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     pub id: String,
@@ -243,15 +298,16 @@ pub struct Heartbeat {
 }
 
 /// The new deadline of a lease.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LeaseUntil {
     pub id: String,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub lease_until: Time,
 }
 
 /// `POST /v1/complete`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Complete {
     pub id: String,
@@ -263,7 +319,7 @@ pub struct Complete {
 }
 
 /// `POST /v1/fail`: an exception with its reason (generic, it or business).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fail {
     pub id: String,
@@ -276,7 +332,7 @@ pub struct Fail {
 }
 
 /// `POST /v1/finish`: many outcomes at once, each applied or refused on its own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Finish {
     pub outcomes: Vec<Outcome>,
@@ -285,7 +341,7 @@ pub struct Finish {
 }
 
 /// `POST /v1/hand-back`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandBackLeases {
     pub leases: Vec<HandBack>,
@@ -295,7 +351,7 @@ pub struct HandBackLeases {
 }
 
 /// One answer of a batch: `{"ok": …}` or `{"error": …}`, in the order asked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Each<T> {
     Ok(T),
@@ -321,7 +377,7 @@ impl<T> From<Each<T>> for Result<T, Error> {
 }
 
 /// `POST /v1/preview`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
     pub target: Target,
@@ -336,7 +392,7 @@ fn sample() -> u32 {
 }
 
 /// `POST /v1/actions`: a human action; the actor is the token (`token:NAME`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Act {
     pub target: Target,
@@ -348,7 +404,7 @@ pub struct Act {
 }
 
 /// `POST /v1/actions/{id}/undo`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Undo {
     #[serde(default)]
@@ -358,13 +414,13 @@ pub struct Undo {
 }
 
 /// What `POST /v1/sweep` timed out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Swept {
     pub timed_out: u64,
 }
 
 /// `POST /v1/tokens`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub name: String,
@@ -372,14 +428,14 @@ pub struct CreateToken {
 }
 
 /// `POST /v1/tokens/verify`: whose token a secret is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyToken {
     pub token: String,
 }
 
 /// `GET /healthz` and `/readyz`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: String,
 }
@@ -389,7 +445,7 @@ pub const EVENT_REFETCH: &str = "refetch";
 pub const EVENT_SHUTDOWN: &str = "shutdown";
 
 /// The data of a `refetch` event: why the stream could not carry on from where the client was.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Refetch {
     pub reason: String,
 }

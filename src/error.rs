@@ -98,6 +98,41 @@ pub enum Error {
     Timeout { after_ms: u64, message: String },
 }
 
+/// In the API document: an object with its `kind` and `message`, and the facts of its kind.
+impl utoipa::PartialSchema for Error {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .property(
+                "kind",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([
+                        "not_found",
+                        "invalid",
+                        "transition",
+                        "conflict",
+                        "busy",
+                        "storage",
+                        "unauthorized",
+                        "forbidden",
+                        "too_large",
+                        "rate_limited",
+                        "timeout",
+                    ])),
+            )
+            .required("kind")
+            .property("message", ObjectBuilder::new().schema_type(Type::String))
+            .required("message")
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::<
+                utoipa::openapi::Schema,
+            >::FreeForm(true)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Error {}
+
 /// What an unknown name was meant to name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -19,7 +19,7 @@ pub const MAX_SEARCH_CHARS: usize = 1000;
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         pub enum $name { $(#[serde(rename = $text)] $variant),+ }
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -119,6 +119,17 @@ impl FromStr for To {
     }
 }
 
+impl utoipa::PartialSchema for To {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("a status, or `deleted`"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for To {}
+
 impl Serialize for To {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -159,14 +170,16 @@ impl Priority {
 }
 
 /// Settings a queue is created or updated with. `None` in an update means "leave as is".
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueSettings {
     pub description: Option<String>,
     /// Default time-to-live of an item enqueued without an expiry.
     #[serde(with = "opt_duration_ms", default)]
+    #[schema(value_type = Option<u64>)]
     pub ttl: Option<Duration>,
     #[serde(with = "opt_duration_ms", default)]
+    #[schema(value_type = Option<u64>)]
     pub sla: Option<Duration>,
     pub sla_risk_pct: Option<u8>,
     /// "HH:MM" in `tz`.
@@ -174,6 +187,7 @@ pub struct QueueSettings {
     pub tz: Option<String>,
     pub max_retries: Option<u32>,
     #[serde(with = "opt_duration_ms", default)]
+    #[schema(value_type = Option<u64>)]
     pub lease: Option<Duration>,
     pub concurrency: Option<u32>,
     pub priority: Option<i32>,
@@ -186,20 +200,23 @@ pub struct QueueSettings {
 }
 
 /// A queue as stored, with every setting resolved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Queue {
     pub name: String,
     pub description: String,
     pub state: QueueState,
     #[serde(with = "opt_duration_ms")]
+    #[schema(value_type = Option<u64>)]
     pub ttl: Option<Duration>,
     #[serde(with = "opt_duration_ms")]
+    #[schema(value_type = Option<u64>)]
     pub sla: Option<Duration>,
     pub sla_risk_pct: u8,
     pub deadline: Option<String>,
     pub tz: String,
     pub max_retries: u32,
     #[serde(with = "duration_ms")]
+    #[schema(value_type = u64)]
     pub lease: Duration,
     pub concurrency: Option<u32>,
     pub priority: i32,
@@ -207,18 +224,21 @@ pub struct Queue {
     #[serde(default)]
     pub retry_backoff: Option<Backoff>,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
 }
 
 /// The wait before an automatic retry (`rules::retry_delay`): `delay` before the first,
 /// doubling for each one after, never more than `max`; jittered over the upper half so
 /// items that failed together do not all come back at once. In JSON, milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Backoff {
     #[serde(with = "duration_ms")]
+    #[schema(value_type = u64)]
     pub delay: Duration,
     #[serde(with = "duration_ms")]
+    #[schema(value_type = u64)]
     pub max: Duration,
 }
 
@@ -226,7 +246,7 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 pub const DEFAULT_SLA_RISK_PCT: u8 = 80;
 
 /// Counts by status, maintained by the store so they are instant on a million items.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusCounts {
     pub queued: u64,
     pub processing: u64,
@@ -260,14 +280,16 @@ impl StatusCounts {
 }
 
 /// Where the backlog stands to the queue's deadline (SPEC §5), from `rules::deadline_status`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Projection {
     /// The deadline this is about: today's when it passed with backlog left, else the next.
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub deadline: Time,
     /// When the backlog empties at the current throughput; `None` when that cannot be
     /// told (`stalled` says why) or the deadline was already missed.
     #[serde(with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub drains_at: Option<Time>,
     /// Positive: drains this many seconds before the deadline; negative: after it. For a
     /// missed deadline, how long ago it passed (negative).
@@ -294,7 +316,7 @@ string_enum!(
 );
 
 /// A queue with its health, as `queue ls` and the console's queue view show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueSummary {
     #[serde(flatten)]
     pub queue: Queue,
@@ -318,15 +340,16 @@ pub const THROUGHPUT_WINDOW_MIN: i64 = 15;
 pub const SPARKLINE_MIN: i64 = 30;
 
 /// One processing note.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Note {
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Time,
     pub by: String,
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Item {
     pub id: String,
     pub queue: String,
@@ -340,14 +363,19 @@ pub struct Item {
     pub retry_count: u32,
     pub requeue_count: u32,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub enqueued_at: Time,
     #[serde(with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<Time>,
     #[serde(with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<Time>,
     #[serde(with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Time>,
     #[serde(with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub delay_until: Option<Time>,
     pub worker: Option<String>,
     pub sla: Option<Sla>,
@@ -357,9 +385,10 @@ pub struct Item {
 }
 
 /// One row of an item's history: every change, who made it, from → to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Time,
     pub by: String,
     pub action: String,
@@ -378,7 +407,7 @@ pub struct HistoryEntry {
 
 /// One field a change set: what it was and what it became, as recorded. A value is the
 /// user's text as stored (a JSON string holding it), a time or priority as its JSON form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldChange {
     pub field: String,
     pub old: serde_json::Value,
@@ -443,7 +472,7 @@ impl FieldChange {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemDetail {
     #[serde(flatten)]
     pub item: Item,
@@ -456,16 +485,17 @@ pub struct ItemDetail {
 }
 
 /// Who deleted an item, when, and by which action (`workq undo ACTION` restores it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deleted {
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Time,
     pub by: String,
     pub action_id: i64,
 }
 
 /// What a caller enqueues.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewItem {
     pub value: String,
@@ -476,11 +506,14 @@ pub struct NewItem {
     #[serde(default)]
     pub priority: Priority,
     #[serde(default, with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Time>,
     /// Relative expiry; resolved against the engine's clock at enqueue.
     #[serde(default, with = "opt_duration_ms")]
+    #[schema(value_type = Option<u64>)]
     pub expires_in: Option<Duration>,
     #[serde(default, with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub delay_until: Option<Time>,
     #[serde(default)]
     pub hold: bool,
@@ -489,16 +522,17 @@ pub struct NewItem {
 }
 
 /// A dequeued item and the token that proves the lease.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Lease {
     pub lease: String,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub lease_until: Time,
     pub item: Item,
 }
 
 /// The answer to a dequeue: the leases taken and, when none, why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dequeued {
     pub leases: Vec<Lease>,
     /// Set whenever nothing was taken: why, for the whole request and for each queue.
@@ -516,7 +550,7 @@ string_enum!(
 
 /// Why a dequeue took nothing. `reason` is the one every queue shares, else
 /// `nothing_ready` (a queue that could have given something had nothing takeable).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WhyEmpty {
     pub reason: EmptyReason,
     /// "queue 'a' is paused; queue 'b' is at its concurrency limit (4/4 processing)".
@@ -524,7 +558,7 @@ pub struct WhyEmpty {
     pub queues: Vec<QueueEmpty>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueEmpty {
     pub queue: String,
     pub reason: EmptyReason,
@@ -533,25 +567,26 @@ pub struct QueueEmpty {
 
 /// A lease a worker gives back unworked (its output could not be delivered, it is shutting
 /// down): the item goes back to `queued` at once, without counting a retry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandBack {
     pub id: String,
     pub lease: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DequeueRequest {
     pub queues: Vec<String>,
     pub worker: String,
     pub count: u32,
     #[serde(with = "duration_ms", default)]
+    #[schema(value_type = u64)]
     pub wait: Duration,
 }
 
 /// What a worker reports for one leased item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
     pub id: String,
@@ -562,7 +597,7 @@ pub struct Outcome {
 }
 
 /// Where a reported outcome left the item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finished {
     pub id: String,
     pub status: Status,
@@ -583,7 +618,7 @@ impl Lease {
 }
 
 /// Which items a listing or a bulk action covers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     pub queue: Option<String>,
@@ -603,7 +638,7 @@ pub struct Filter {
     pub worker: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum SortBy {
     /// Enqueue order.
     #[default]
@@ -619,7 +654,7 @@ pub enum SortBy {
 
 /// How a listing counts what matches. Counter-backed filters (queue and status only) are
 /// always exact and cost nothing; the mode matters for refined filters over many items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Count {
     /// Up to `COUNT_CAP`, then "10,000+".
@@ -631,7 +666,7 @@ pub enum Count {
     Skip,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageRequest {
     pub offset: u64,
@@ -660,7 +695,7 @@ impl Default for PageRequest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page {
     pub items: Vec<Item>,
     /// Items matching the filter (`None` when asked not to count); at most `COUNT_CAP`
@@ -678,12 +713,13 @@ pub const COUNT_CAP: u64 = 10_000;
 pub const MAX_PAGE: u32 = 10_000;
 
 /// What a human does to items (SPEC §7).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ActionKind {
     Requeue {
         #[serde(with = "opt_duration_ms", default)]
+        #[schema(value_type = Option<u64>)]
         delay: Option<Duration>,
         #[serde(default)]
         value: Option<String>,
@@ -697,6 +733,7 @@ pub enum ActionKind {
     },
     ExtendExpiry {
         #[serde(with = "opt_time_ms")]
+        #[schema(value_type = Option<String>, format = DateTime)]
         expires_at: Option<Time>,
     },
     AddNote,
@@ -731,7 +768,7 @@ impl ActionKind {
 }
 
 /// The items a human action applies to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
@@ -742,7 +779,7 @@ pub enum Target {
     Any(Vec<Filter>),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     pub target: Target,
@@ -756,7 +793,7 @@ pub struct ActionRequest {
 }
 
 /// Items counted by why: "28 · cannot release an item that is queued (…)", "19 · processed".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tally {
     pub count: u64,
     pub why: String,
@@ -772,7 +809,7 @@ pub fn tally(list: &mut Vec<Tally>, why: String, n: u64) {
 }
 
 /// What a bulk action will touch, before it is applied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Preview {
     /// Items the target covers.
     pub count: u64,
@@ -788,7 +825,7 @@ pub struct Preview {
     pub sample: Vec<Item>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionResult {
     pub action_id: i64,
     pub verb: String,
@@ -799,7 +836,7 @@ pub struct ActionResult {
 }
 
 /// An undo of a past action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UndoRequest {
     pub action_id: i64,
@@ -824,7 +861,7 @@ impl UndoRequest {
 }
 
 /// An item an undo left as it is, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeptItem {
     pub id: String,
     pub why: String,
@@ -833,7 +870,7 @@ pub struct KeptItem {
 /// Most kept items an undo names one by one (the tallies count them all).
 pub const KEPT_LISTED: usize = 1000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UndoResult {
     pub action_id: i64,
     pub verb: String,
@@ -852,7 +889,7 @@ pub struct UndoResult {
 }
 
 /// Which past actions to list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionQuery {
     /// Only actions that touched this queue.
@@ -862,10 +899,11 @@ pub struct ActionQuery {
 }
 
 /// A past human action, as `workq actions` and the console list them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionInfo {
     pub id: i64,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Time,
     pub by: String,
     pub verb: String,
@@ -876,6 +914,7 @@ pub struct ActionInfo {
     /// The queues its items are in (deleted queues left out).
     pub queues: Vec<String>,
     #[serde(with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub undone_at: Option<Time>,
     pub undone_by: Option<String>,
     /// Items the undo restored (an undo on a live queue may restore fewer than `touched`).
@@ -883,7 +922,7 @@ pub struct ActionInfo {
 }
 
 /// Exceptions that share a queue, a reason and a masked note signature.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExceptionGroup {
     pub queue: String,
     pub reason: Option<Reason>,
@@ -892,15 +931,18 @@ pub struct ExceptionGroup {
     /// One real note of the group, unmasked.
     pub example: Option<String>,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub oldest: Time,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub newest: Time,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerInfo {
     pub name: String,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub last_seen: Time,
     pub holding: u64,
     pub holding_ids: Vec<String>,
@@ -909,7 +951,7 @@ pub struct WorkerInfo {
 }
 
 /// Import behaviour for bad rows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportOptions {
     /// Import the good rows and report the bad; otherwise nothing lands when any row is bad.
@@ -924,7 +966,7 @@ pub struct ImportOptions {
 }
 
 /// A row that could not be imported, with where it was.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RowError {
     pub line: u64,
     pub column: Option<String>,
@@ -943,13 +985,13 @@ impl fmt::Display for RowError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImportRow {
     pub line: u64,
     pub item: NewItem,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub imported: u64,
     /// Rows the store refused (duplicate keys, oversize values), with their lines.
@@ -957,7 +999,7 @@ pub struct ImportReport {
 }
 
 /// What changed, for live consoles. Coarse on purpose: a console refetches what it shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// Items of a queue changed (enqueue, dequeue, completion, human action, sweep).

@@ -11,7 +11,19 @@ use subtle::ConstantTimeEq;
 /// What a token may do. Each role may do what the ones before it may: a viewer reads, a
 /// worker also takes and reports work, an operator also adds items and takes human
 /// actions, an admin also manages queues and tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Viewer,
@@ -58,18 +70,20 @@ impl FromStr for Role {
 }
 
 /// A token as stored: its name and role, never its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub name: String,
     pub role: Role,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
     #[serde(with = "opt_time_ms", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<Time>,
 }
 
 /// A token just made: the only time its secret is seen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewToken {
     pub token: String,
     #[serde(flatten)]

@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// `GET /v1/events?queue=`: only that queue's events (refetch and shutdown always come).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     pub queue: Option<String>,
