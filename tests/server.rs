@@ -1005,3 +1005,39 @@ async fn sigterm_finishes_requests_under_way_and_ends_event_streams_with_shutdow
     assert!(st.success(), "{st:?}: {err}");
     assert!(err.contains("stopped"), "{err}");
 }
+
+#[tokio::test]
+async fn an_upload_over_max_import_is_413_and_a_wait_is_capped_by_max_wait() {
+    let (s, tokens) = Server::start(&["--max-import", "1K", "--max-wait", "100ms"]);
+    let t = tokens.admin();
+    post(&s, t, "/v1/queues", json!({"name": "q"})).await;
+    let mut csv = String::from("value\n");
+    while csv.len() <= 2048 {
+        csv.push_str("some value\n");
+    }
+    let r = client()
+        .post(format!("{}/v1/queues/q/import", s.url))
+        .bearer_auth(t)
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (kind(&v), v["error"]["limit"].as_u64()),
+        ("too_large", Some(1024))
+    );
+    assert_eq!(get(&s, t, "/v1/items?queue=q").await["total"], 0);
+    // An hour's wait asked, a tenth of a second served: the answer comes, empty, well
+    // inside the client's own minute.
+    let got = post(
+        &s,
+        t,
+        "/v1/dequeue",
+        json!({"queues": ["q"], "wait": 3_600_000}),
+    )
+    .await;
+    assert_eq!(got["leases"], json!([]));
+    assert_eq!(got["why_empty"]["reason"], "nothing_ready", "{got}");
+}
