@@ -2,8 +2,9 @@
 //! and import, dequeue, outcomes and the lease sweep. The rules come from `crate::rules`.
 
 use super::rows::*;
+use super::spool::{self, Spool};
 use super::writer::Ctx;
-use crate::backend::{Conflict, Error, ImportRows, Result};
+use crate::backend::{Conflict, Error, Result};
 use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules::{self, ItemEvent};
@@ -581,16 +582,6 @@ pub(super) fn insert(ctx: &Ctx, row: &mut ItemRow) -> Result<bool> {
     Ok(n == 1)
 }
 
-/// A taken key, as one row of an import reports it.
-fn duplicate_key(queue: &str, key: &str) -> String {
-    Error::conflict(Conflict::DuplicateKey {
-        queue: queue.to_string(),
-        key: key.to_string(),
-        index: None,
-    })
-    .to_string()
-}
-
 pub fn add_items(
     ctx: &mut Ctx,
     queue: &str,
@@ -647,112 +638,64 @@ fn created_on_hold(ctx: &Ctx, row: &ItemRow, actor: &str) -> Result<()> {
     )
 }
 
-/// Streams batches of rows into one transaction: all-or-nothing unless `skip_bad`. A dry
-/// run does all of it inside a savepoint that it rolls back, so its report is exactly the
-/// real import's (a refused one included) and nothing is written.
+/// The commit of an import whose rows were spooled (see `spool`): every row read back and
+/// stored in this one transaction, all-or-nothing unless `skip_bad`. Nothing here waits
+/// for a producer. A row whose key is taken (by the queue, or by an earlier line) is
+/// reported; rows after a failure of all-or-nothing are still tried, so that every bad
+/// row is named, and the whole job then rolls back.
 pub fn import(
     ctx: &mut Ctx,
     queue: &str,
-    opts: ImportOptions,
-    rows: ImportRows,
-    actor: &str,
-) -> Result<ImportReport> {
-    let events = ctx.events.len();
-    if opts.dry_run {
-        ctx.conn.execute_batch("SAVEPOINT dry_run").map_err(sql)?;
-    }
-    let r = import_rows(ctx, queue, &opts, rows, actor);
-    if opts.dry_run {
-        ctx.events.truncate(events);
-        ctx.conn
-            .execute_batch("ROLLBACK TO dry_run; RELEASE dry_run")
-            .map_err(sql)?;
-    }
-    let mut report = r?;
-    if !opts.skip_bad && !report.rejected.is_empty() {
-        report.imported = 0;
-        if !opts.dry_run {
-            return Err(Error::Invalid {
-                field: "rows".into(),
-                index: None,
-                message: crate::text::import_failure(
-                    "import refused, nothing imported",
-                    &report.rejected,
-                ),
-                rows: report.rejected,
-            });
-        }
-    }
-    Ok(report)
-}
-
-/// Stores every good row and reports the bad; the caller decides whether it stands.
-fn import_rows(
-    ctx: &mut Ctx,
-    queue: &str,
     opts: &ImportOptions,
-    mut rows: ImportRows,
+    spool: &mut Spool,
     actor: &str,
 ) -> Result<ImportReport> {
     let q = queue_by_name(ctx.conn, queue)?;
     let key_col = opts.key_column.as_deref().unwrap_or("key");
-    let mut report = ImportReport::default();
+    let mut report = ImportReport {
+        imported: 0,
+        rejected: std::mem::take(&mut spool.rejected),
+    };
     let mut counts = StatusCounts::default();
     // (seq, line) of the rows with a key that this import stored, in seq order: a key
     // refused because this file already had it names the line it repeats.
     let mut keyed: Vec<(i64, u64)> = Vec::new();
-    while let Some(batch) = rows.blocking_recv() {
-        for r in batch {
-            let r = match r {
-                Ok(r) => r,
-                Err(e) => {
-                    report.rejected.push(e);
-                    continue;
-                }
+    for r in spool.read_back()? {
+        let r = r?;
+        let line = r.line;
+        let mut row = new_row(ctx, &q, r.item, actor);
+        if insert(ctx, &mut row)? {
+            if row.status == Status::OnHold {
+                created_on_hold(ctx, &row, actor)?;
+            }
+            if row.key.is_some() {
+                keyed.push((row.seq, line));
+            }
+            *counts.get_mut(row.status) += 1;
+            report.imported += 1;
+        } else {
+            let key = row.key.as_deref().unwrap_or("");
+            let holder = key_holder(ctx.conn, q.id, key)?;
+            let repeats = keyed
+                .binary_search_by_key(&holder, |(seq, _)| *seq)
+                .ok()
+                .map(|i| keyed[i].1);
+            let message = match repeats {
+                Some(earlier) => format!("'{key}' repeats line {earlier}"),
+                None => spool::duplicate_key(queue, key),
             };
-            if let Err((col, m)) = rules::check_new_item(&r.item) {
-                report.rejected.push(RowError {
-                    line: r.line,
-                    column: Some(col.to_string()),
-                    message: m,
-                    ..Default::default()
-                });
-                continue;
-            }
-            // Rows after a failure of all-or-nothing are still stored, so that every bad
-            // row is reported (a key repeated later in the file too); the whole import
-            // rolls back.
-            let line = r.line;
-            let mut row = new_row(ctx, &q, r.item, actor);
-            if insert(ctx, &mut row)? {
-                if row.status == Status::OnHold {
-                    created_on_hold(ctx, &row, actor)?;
-                }
-                if row.key.is_some() {
-                    keyed.push((row.seq, line));
-                }
-                *counts.get_mut(row.status) += 1;
-                report.imported += 1;
-            } else {
-                let key = row.key.as_deref().unwrap_or("");
-                let holder = key_holder(ctx.conn, q.id, key)?;
-                let repeats = keyed
-                    .binary_search_by_key(&holder, |(seq, _)| *seq)
-                    .ok()
-                    .map(|i| keyed[i].1);
-                let message = match repeats {
-                    Some(earlier) => format!("'{key}' repeats line {earlier}"),
-                    None => duplicate_key(queue, key),
-                };
-                report.rejected.push(RowError {
-                    line,
-                    column: Some(key_col.to_string()),
-                    message,
-                    repeats,
-                });
-            }
+            report.rejected.push(RowError {
+                line,
+                column: Some(key_col.to_string()),
+                message,
+                repeats,
+            });
         }
     }
+    if !opts.skip_bad && !report.rejected.is_empty() {
+        return Err(spool::refused(report.rejected));
+    }
+    report.rejected.sort_by_key(|e| e.line);
     let mut deltas = Deltas::default();
     for s in Status::ALL {
         deltas.add(q.id, *s, counts.get(*s) as i64, ms(ctx.now));
