@@ -1028,8 +1028,9 @@ async fn workers_go_on_while_a_slow_import_waits_for_its_rows() {
     let held = s.dequeue(take("w1", 2)).await.unwrap().leases;
     assert_eq!(held.len(), 2);
 
-    // Two imports at once, each fed slowly by its producer; the second repeats a key of the
-    // first in its last batch, so it must land nothing at all.
+    // Two imports at once, each fed slowly by its producer; the second repeats one of its
+    // own keys in its last batch (found by the store at the commit), so it must land
+    // nothing at all.
     let (tx1, rx1) = tokio::sync::mpsc::channel(1);
     let (tx2, rx2) = tokio::sync::mpsc::channel(1);
     let good = s.import("q", ImportOptions::default(), rx1, "user:t");
@@ -1078,7 +1079,7 @@ async fn workers_go_on_while_a_slow_import_waits_for_its_rows() {
         // Only now do the producers send their last rows.
         tx1.send(vec![row(4, "C")]).await.unwrap();
         drop(tx1);
-        tx2.send(vec![row(3, "Y"), row(4, "A")]).await.unwrap();
+        tx2.send(vec![row(3, "Y"), row(4, "X")]).await.unwrap();
         drop(tx2);
     };
     let (good, doomed, ()) = tokio::join!(good, doomed, others);
@@ -1090,10 +1091,12 @@ async fn workers_go_on_while_a_slow_import_waits_for_its_rows() {
         .filter(|i| i.queue == "q")
         .filter_map(|i| i.key)
         .collect();
-    // The imports committed one after the other; whichever came second found 'A' taken.
     assert_eq!(keys, HashSet::from(["A", "B", "C"].map(String::from)));
     let e = doomed.unwrap_err().to_string();
-    assert!(e.contains("line 4, column 'key': duplicate key 'A'"), "{e}");
+    assert!(
+        e.contains("line 4, column 'key': 'X' repeats line 2"),
+        "{e}"
+    );
     assert_eq!(s.queue("q").await.unwrap().counts.queued, 3);
 }
 
@@ -1149,4 +1152,75 @@ async fn a_dry_run_takes_no_lock_and_reads_a_file_it_cannot_write() {
         (1, expected.map(String::from).to_vec())
     );
     assert_eq!(f.store.queue("q").await.unwrap().counts.queued, 1);
+}
+
+#[tokio::test]
+async fn rows_go_in_by_the_chunk_and_each_refused_one_is_named() {
+    let f = fixture().await;
+    f.store
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "old".into(),
+                key: Some("k100".into()),
+                ..Default::default()
+            }],
+            "user:t",
+        )
+        .await
+        .unwrap();
+    // 300 rows: several full INSERT chunks and a short last one. Line 102 takes a key the
+    // queue has, line 151 repeats line 12 inside the same chunk, line 290 one of another
+    // chunk; every other row lands, in the file's order, and held rows say why.
+    let mut csv = String::from("value,key,status\n");
+    for i in 0..300u32 {
+        let key = match i {
+            149 => "k10".to_string(),
+            288 => "k200".to_string(),
+            _ => format!("k{i}"),
+        };
+        let hold = if i % 97 == 0 { "on-hold" } else { "" };
+        csv.push_str(&format!("v{i},{key},{hold}\n"));
+    }
+    let p = f.file("chunks.csv", &csv);
+    let e = f.import(&p, false).await.unwrap_err();
+    assert!(e.contains("3 bad rows"), "{e}");
+    assert_eq!(
+        f.all().await.len(),
+        1,
+        "an all-or-nothing import refused lands nothing"
+    );
+    let report = f.import(&p, true).await.unwrap();
+    assert_eq!(
+        shown(&report.rejected),
+        [
+            "line 102, column 'key': duplicate key 'k100': queue 'q' already has an item with this key",
+            "line 151, column 'key': 'k10' repeats line 12",
+            "line 290, column 'key': 'k200' repeats line 202",
+        ]
+    );
+    assert_eq!(report.imported, 297);
+    let values: Vec<String> = f.values().await;
+    let expected: Vec<String> = std::iter::once("old".to_string())
+        .chain(
+            (0..300u32)
+                .filter(|i| ![100, 149, 288].contains(i))
+                .map(|i| format!("v{i}")),
+        )
+        .collect();
+    assert_eq!(values, expected);
+    let counts = f.store.queue("q").await.unwrap().counts;
+    assert_eq!((counts.queued, counts.on_hold), (1 + 297 - 4, 4));
+    let held = f
+        .all()
+        .await
+        .into_iter()
+        .find(|i| i.value == "v97")
+        .unwrap();
+    let detail = f.store.item(&held.id).await.unwrap();
+    assert!(
+        detail.history.iter().any(|h| h.action == "hold"),
+        "{:?}",
+        detail.history
+    );
 }

@@ -660,20 +660,41 @@ pub fn import(
     // (seq, line) of the rows with a key that this import stored, in seq order: a key
     // refused because this file already had it names the line it repeats.
     let mut keyed: Vec<(i64, u64)> = Vec::new();
-    for r in spool.read_back()? {
-        let r = r?;
-        let line = r.line;
-        let mut row = new_row(ctx, &q, r.item, actor);
-        if insert(ctx, &mut row)? {
-            if row.status == Status::OnHold {
-                created_on_hold(ctx, &row, actor)?;
-            }
-            if row.key.is_some() {
-                keyed.push((row.seq, line));
-            }
-            *counts.get_mut(row.status) += 1;
-            report.imported += 1;
+    // The seqs AUTOINCREMENT would give, given here, so that a chunk of rows goes in one
+    // statement and each row's seq is still known (a refused row leaves a gap, as a
+    // deleted one does).
+    let mut next = next_seq(ctx.conn)?;
+    let full = chunk_sql(IMPORT_CHUNK);
+    let mut chunk: Vec<(ItemRow, u64)> = Vec::with_capacity(IMPORT_CHUNK);
+    let mut rows = spool.read_back()?.peekable();
+    while rows.peek().is_some() {
+        chunk.clear();
+        for r in rows.by_ref().take(IMPORT_CHUNK) {
+            let r = r?;
+            let mut row = new_row(ctx, &q, r.item, actor);
+            row.seq = next;
+            next += 1;
+            chunk.push((row, r.line));
+        }
+        let landed = if chunk.len() == IMPORT_CHUNK {
+            insert_chunk(ctx, &full, &chunk)?
         } else {
+            insert_chunk(ctx, &chunk_sql(chunk.len()), &chunk)?
+        };
+        for (row, line) in &chunk {
+            // Only a row with a key can be refused; when none was, none is looked up.
+            let stored = landed == chunk.len() || row.key.is_none() || seq_taken(ctx.conn, row)?;
+            if stored {
+                if row.status == Status::OnHold {
+                    created_on_hold(ctx, row, actor)?;
+                }
+                if row.key.is_some() {
+                    keyed.push((row.seq, *line));
+                }
+                *counts.get_mut(row.status) += 1;
+                report.imported += 1;
+                continue;
+            }
             let key = row.key.as_deref().unwrap_or("");
             let holder = key_holder(ctx.conn, q.id, key)?;
             let repeats = keyed
@@ -685,7 +706,7 @@ pub fn import(
                 None => spool::duplicate_key(queue, key),
             };
             report.rejected.push(RowError {
-                line,
+                line: *line,
                 column: Some(key_col.to_string()),
                 message,
                 repeats,
@@ -706,6 +727,79 @@ pub fn import(
         count: report.imported,
     });
     Ok(report)
+}
+
+/// Rows per INSERT statement of an import: one statement's overhead (cursors on the table
+/// and every index, the AUTOINCREMENT bookkeeping) is paid per chunk, not per row.
+const IMPORT_CHUNK: usize = 64;
+
+/// The seq the next new item gets: what AUTOINCREMENT would pick.
+fn next_seq(conn: &Connection) -> Result<i64> {
+    conn.query_row(
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'items'), 0),
+                    coalesce((SELECT max(seq) FROM items), 0)) + 1",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(sql)
+}
+
+/// Stores rows with their seqs in one statement, skipping those whose key is taken in the
+/// queue (by an item or an earlier row); says how many went in.
+fn insert_chunk(ctx: &Ctx, sql_text: &str, chunk: &[(ItemRow, u64)]) -> Result<usize> {
+    let mut st = ctx.conn.prepare_cached(sql_text).map_err(sql)?;
+    for (i, (row, _)) in chunk.iter().enumerate() {
+        let at = i * COLS;
+        let dormant = dormant(row, ctx.now);
+        let params: [&dyn rusqlite::ToSql; COLS] = [
+            &row.id,
+            &row.queue_id,
+            &row.name,
+            &row.key,
+            &row.value,
+            &row.priority,
+            &row.status.as_str(),
+            &row.notes,
+            &row.enqueued_at,
+            &row.expires_at,
+            &row.delay_until,
+            &row.created_by,
+            &dormant,
+            &row.seq,
+        ];
+        for (c, p) in params.iter().enumerate() {
+            st.raw_bind_parameter(at + c + 1, p).map_err(sql)?;
+        }
+    }
+    st.raw_execute().map_err(sql)
+}
+
+const COLS: usize = 14;
+
+/// The INSERT of `n` rows for `insert_chunk`.
+fn chunk_sql(n: usize) -> String {
+    let values = (0..n)
+        .map(|i| {
+            let p = (1..=COLS)
+                .map(|c| format!("?{}", i * COLS + c))
+                .collect::<Vec<_>>();
+            format!("({})", p.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(",\n");
+    format!(
+        "INSERT INTO items (id, queue_id, name, key, value, priority, status, notes,
+            enqueued_at, expires_at, delay_until, created_by, dormant, seq)
+         VALUES {values}
+         ON CONFLICT (queue_id, key) WHERE key IS NOT NULL DO NOTHING"
+    )
+}
+
+/// Whether the row given this seq went in (its key was free).
+fn seq_taken(conn: &Connection, row: &ItemRow) -> Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM items WHERE seq = ?1")
+        .and_then(|mut st| st.exists([row.seq]))
+        .map_err(sql)
 }
 
 /// The seq of the item that holds `key` in the queue.
