@@ -1151,6 +1151,22 @@ async fn a_dry_run_takes_no_lock_and_reads_a_file_it_cannot_write() {
         (report.imported, shown(&report.rejected)),
         (1, expected.map(String::from).to_vec())
     );
+    // A real import on it is refused as every write there is, before any row is read.
+    let real = ImportOptions {
+        dry_run: false,
+        ..dry.clone()
+    };
+    let e = ro.import("q", real, rows(), "user:t").await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            workq::backend::Error::Storage {
+                cause: workq::backend::StorageCause::ReadOnly,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert_eq!(f.store.queue("q").await.unwrap().counts.queued, 1);
 }
 

@@ -308,6 +308,14 @@ impl Backend for SqliteStore {
                 .with_reader(move |c| spool::rehearse(c, &queue, &opts, rows))
                 .await;
         }
+        if self.inner.read_only {
+            // Refused by the writer there is not, before any row is waited for or spooled.
+            return self
+                .inner
+                .writer
+                .write(true, |_| Ok(ImportReport::default()))
+                .await;
+        }
         // An unknown queue is refused before any row is waited for.
         let q = queue.clone();
         self.read(move |c, _| rows::queue_by_name(c, &q).map(|_| ()))
