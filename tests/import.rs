@@ -1185,13 +1185,13 @@ async fn rows_go_in_by_the_chunk_and_each_refused_one_is_named() {
         )
         .await
         .unwrap();
-    // 300 rows: several full INSERT chunks and a short last one. Line 102 takes a key the
-    // queue has, line 151 repeats line 12 inside the same chunk, line 290 one of another
-    // chunk; every other row lands, in the file's order, and held rows say why.
+    // 300 rows: several full INSERT chunks (64 rows) and a short last one. Line 102 takes
+    // a key the queue has, line 151 repeats line 142 of the same chunk, line 290 a line of
+    // the chunk before; every other row lands, in the file's order, and held rows say why.
     let mut csv = String::from("value,key,status\n");
     for i in 0..300u32 {
         let key = match i {
-            149 => "k10".to_string(),
+            149 => "k140".to_string(),
             288 => "k200".to_string(),
             _ => format!("k{i}"),
         };
@@ -1211,7 +1211,7 @@ async fn rows_go_in_by_the_chunk_and_each_refused_one_is_named() {
         shown(&report.rejected),
         [
             "line 102, column 'key': duplicate key 'k100': queue 'q' already has an item with this key",
-            "line 151, column 'key': 'k10' repeats line 12",
+            "line 151, column 'key': 'k140' repeats line 142",
             "line 290, column 'key': 'k200' repeats line 202",
         ]
     );
