@@ -874,8 +874,9 @@ fn an_older_schema_is_upgraded_where_it_may_be_and_refused_clearly_where_not() {
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert!(
             err.contains(&format!(
-                "database {} was written by an older workq (schema version 1; this one reads 6)",
-                path.display()
+                "database {} was written by an older workq (schema version 1; this one reads {})",
+                path.display(),
+                workq::store::sqlite::schema_version()
             )) && err.contains("needs write access")
                 && err.contains("as a user who can write the file"),
             "{err}"
@@ -898,7 +899,7 @@ fn an_older_schema_is_upgraded_where_it_may_be_and_refused_clearly_where_not() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let qs: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(qs[0]["name"], "invoices", "{qs}");
-    assert_eq!(user_version(&path), 6);
+    assert_eq!(user_version(&path), workq::store::sqlite::schema_version());
 }
 
 #[test]

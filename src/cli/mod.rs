@@ -3,6 +3,7 @@
 mod item;
 pub mod output;
 mod queue;
+mod token;
 mod work;
 
 use crate::backend::Backend;
@@ -69,6 +70,12 @@ pub enum Command {
     Actions(ActionsArgs),
     /// Measure the engine against a bare-SQLite baseline.
     Bench(crate::bench::BenchArgs),
+    /// Serve the database over HTTP: the whole engine, with bearer tokens, live events,
+    /// health, Prometheus metrics and an OpenAPI document.
+    Serve(crate::server::ServeArgs),
+    /// Make, list and revoke the bearer tokens of `workq serve`.
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// The console on a fresh demo database, with simulated bots working live.
     Demo(crate::demo::DemoArgs),
 }
@@ -197,6 +204,22 @@ pub enum ItemCmd {
     Extend(item::ActArgs),
     /// Add a note to items.
     Note(item::ActArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Make a token: prints it once, alone on stdout (only its hash is kept).
+    Create {
+        name: String,
+        /// viewer (reads), worker (takes and reports work), operator (adds items, takes
+        /// human actions) or admin (queues and tokens); each may do what those before it may.
+        #[arg(long)]
+        role: String,
+    },
+    /// List tokens, live and revoked (never their secrets).
+    Ls,
+    /// Revoke a token: the server refuses it from the next request on.
+    Revoke { name: String },
 }
 
 #[derive(Args, Debug)]
@@ -352,6 +375,11 @@ impl Command {
             Command::Undo(a) if a.dry_run => Reads,
             Command::Undo(_) => Writes("undo"),
             Command::Groups(_) | Command::Actions(_) => Reads,
+            Command::Token(TokenCmd::Create { .. }) => Writes("token create"),
+            Command::Token(TokenCmd::Revoke { .. }) => Writes("token revoke"),
+            Command::Token(TokenCmd::Ls) => Reads,
+            // Serves every change its tokens allow.
+            Command::Serve(_) => Writes("serve"),
             Command::Bench(_) | Command::Demo(_) => OwnDatabase,
         }
     }
@@ -427,6 +455,7 @@ pub async fn run(command: Command, store: &dyn Backend, json: bool) -> Result<()
         Command::Groups(a) => item::groups(store, a, &out).await,
         Command::Undo(a) => item::undo(store, a, &out).await,
         Command::Actions(a) => item::actions(store, a, &out).await,
-        Command::Bench(_) | Command::Demo(_) => Err(own_database()),
+        Command::Token(c) => token::run(store, c, &out).await,
+        Command::Bench(_) | Command::Demo(_) | Command::Serve(_) => Err(own_database()),
     }
 }

@@ -7,6 +7,7 @@ mod read;
 mod rows;
 mod schema;
 mod spool;
+mod tokens;
 mod write;
 mod writer;
 
@@ -15,6 +16,7 @@ pub use schema::{can_write, schema_version};
 use crate::backend::{Backend, Error, Feed, ImportRows, Result, StorageCause};
 use crate::clock::Clock;
 use crate::model::*;
+use crate::token::{NewToken, Role, TokenInfo};
 use async_trait::async_trait;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -425,6 +427,26 @@ impl Backend for SqliteStore {
 
     async fn sweep(&self) -> Result<u64> {
         self.write(write::sweep).await
+    }
+
+    async fn create_token(&self, name: &str, role: Role) -> Result<NewToken> {
+        let name = name.to_string();
+        self.write(move |ctx| tokens::create(ctx, &name, role))
+            .await
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.read(|c, _| tokens::list(c)).await
+    }
+
+    async fn revoke_token(&self, name: &str) -> Result<TokenInfo> {
+        let name = name.to_string();
+        self.write(move |ctx| tokens::revoke(ctx, &name)).await
+    }
+
+    async fn verify_token(&self, secret: &str) -> Result<Option<TokenInfo>> {
+        let secret = secret.to_string();
+        self.read(move |c, _| tokens::verify(c, &secret)).await
     }
 
     fn subscribe(&self) -> Feed {

@@ -204,6 +204,19 @@ ALTER TABLE queues ADD COLUMN retry_backoff_max_ms INTEGER;
 CREATE INDEX action_items_deleted ON action_items(json_extract(before, '$.id'))
     WHERE version_after IS NULL;
 "#,
+    // 7: bearer tokens for `workq serve`. Only a token's SHA-256 is kept; a revoked one
+    // stays listed (who had access, until when) and its name can be given again.
+    r#"
+CREATE TABLE tokens (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    hash       BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE UNIQUE INDEX tokens_live_name ON tokens(name) WHERE revoked_at IS NULL;
+"#,
 ];
 
 pub fn schema_version() -> i32 {
