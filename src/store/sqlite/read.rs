@@ -635,6 +635,32 @@ mod tests {
     fn queue_health_reads_expired_items_from_the_covering_index() {
         let dir = tempfile::tempdir().unwrap();
         let conn = super::super::schema::open(&dir.path().join("t.db"), true).unwrap();
+        // With plans fixed at prepare time (QPSG, as the statement cache may keep them) and
+        // without; before and after ANALYZE has stats to weigh the indexes by (made once).
+        for (qpsg, analyze) in [(false, false), (true, false), (false, true), (true, true)] {
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+                qpsg,
+            )
+            .unwrap();
+            if analyze && !qpsg {
+                conn.execute_batch(
+                    "INSERT INTO queues (name, sla_risk_pct, tz, max_retries, lease_ms, priority, created_at)
+                       VALUES ('q', 80, 'UTC', 0, 60000, 0, 0);
+                     WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 2000)
+                     INSERT INTO items (id, queue_id, value, priority, status, enqueued_at,
+                         expires_at, created_by, dormant)
+                       SELECT 'i' || k, 1, 'v', k % 3, 'queued', k, CASE WHEN k % 10 < 3 THEN k + 1 END,
+                         'bot', k % 10 < 3 FROM n;
+                     ANALYZE;",
+                )
+                .unwrap();
+            }
+            plans_use_the_indexes(&conn, &format!("qpsg {qpsg}, analyze {analyze}"));
+        }
+    }
+
+    fn plans_use_the_indexes(conn: &Connection, when: &str) {
         let plan = |sql: &str| -> String {
             let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let mut rows = st.raw_query();
@@ -655,17 +681,20 @@ mod tests {
             let p = plan(&sql);
             assert!(
                 p.contains("USING COVERING INDEX items_expiring (queue_id=? AND expires_at"),
-                "{p}\n{sql}"
+                "{when}: {p}\n{sql}"
             );
         }
         // The rest of the oldest-queued age: the ready heads and the delayed items, each a
         // range of its index; no expired item is read here, and nothing is scanned.
         let p = plan(OLDEST_SQL);
-        assert!(p.contains("items_ready (queue_id=? AND priority=?)"), "{p}");
+        assert!(
+            p.contains("items_ready (queue_id=? AND priority=?)"),
+            "{when}: {p}"
+        );
         assert!(
             p.contains("items_dormant (queue_id=? AND delay_until>?)"),
-            "{p}"
+            "{when}: {p}"
         );
-        assert!(!p.contains("SCAN items"), "{p}");
+        assert!(!p.contains("SCAN items"), "{when}: {p}");
     }
 }
