@@ -404,6 +404,53 @@ pub async fn delayed_and_expired_items_are_not_taken(env: Env) {
     assert_eq!(take(&env, &["q"], 5).await.leases[0].item.id, expired);
 }
 
+/// The oldest-queued age counts every queued item, takeable or not: an expired one (read
+/// with the expired count), a delayed one, then a takeable one as the older ones leave.
+pub async fn the_oldest_queued_age_counts_dormant_items(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let now = env.clock.now_for_test();
+    let new = |value: &str, expires_in, delay_until| NewItem {
+        value: value.into(),
+        expires_in,
+        delay_until,
+        ..Default::default()
+    };
+    let expiring = env
+        .store
+        .add_items(
+            "q",
+            vec![new("expiring", Some(Duration::from_secs(60)), None)],
+            "bot",
+        )
+        .await
+        .unwrap();
+    env.clock.advance(Duration::from_secs(10));
+    let later = Some(now + chrono::Duration::hours(1));
+    let delayed = env
+        .store
+        .add_items("q", vec![new("delayed", None, later)], "bot")
+        .await
+        .unwrap();
+    env.clock.advance(Duration::from_secs(60));
+    // The expired item is dormant once swept, as the delayed one is from the start.
+    env.store.sweep().await.unwrap();
+    add(&env, "q", &["ready"]).await;
+    env.clock.advance(Duration::from_secs(10));
+    let s = env.store.queue("q").await.unwrap();
+    assert_eq!((s.expired, s.counts.queued), (1, 3));
+    assert_eq!(s.oldest_queued_secs, Some(80), "the expired one");
+    for (gone, age) in [(&expiring, 70), (&delayed, 10)] {
+        act(&env, ids(gone), ActionKind::Delete).await.unwrap();
+        let s = env.store.queue("q").await.unwrap();
+        assert_eq!(
+            s.oldest_queued_secs,
+            Some(age),
+            "after deleting {}",
+            gone[0].value
+        );
+    }
+}
+
 pub async fn ttl_gives_a_default_expiry(env: Env) {
     queue(
         &env,
@@ -3044,6 +3091,7 @@ contract!(
     dequeue_drains_queues_by_priority,
     dequeue_says_why_when_the_queue_is_the_reason,
     delayed_and_expired_items_are_not_taken,
+    the_oldest_queued_age_counts_dormant_items,
     ttl_gives_a_default_expiry,
     leases_are_fenced,
     a_timed_out_lease_without_retries_is_a_timeout_exception,
