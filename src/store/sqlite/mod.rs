@@ -300,10 +300,8 @@ impl Backend for SqliteStore {
         }
     }
 
-    async fn heartbeat(&self, id: &str, lease: &str) -> Result<Time> {
-        let (id, lease) = (id.to_string(), lease.to_string());
-        self.write(move |ctx| write::heartbeat(ctx, &id, &lease))
-            .await
+    async fn heartbeat(&self, leases: Vec<LeaseRef>) -> Result<Vec<Result<Time>>> {
+        self.write(move |ctx| write::heartbeat(ctx, &leases)).await
     }
 
     async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Finished>>> {

@@ -989,19 +989,35 @@ fn apply(ctx: &Ctx, row: &mut ItemRow, t: &rules::Transition, given: &rules::Giv
     row.set_state(st);
 }
 
-pub fn heartbeat(ctx: &mut Ctx, id: &str, token: &str) -> Result<Time> {
-    let (mut row, t) = leased(ctx.conn, ItemEvent::Heartbeat, id, token)?;
-    let lease = Queues::default().get(ctx.conn, row.queue_id)?.queue.lease;
-    let given = rules::Given {
-        lease,
-        ..Default::default()
-    };
-    apply(ctx, &mut row, t, &given);
-    save(ctx, &mut row, false)?;
-    if let Some(w) = &row.worker {
+/// Extends each lease on its own: a refused one (stale token, item moved on) changes
+/// nothing and leaves the others extended. The holder is marked seen once per call.
+pub fn heartbeat(ctx: &mut Ctx, leases: &[LeaseRef]) -> Result<Vec<Result<Time>>> {
+    let mut queues = Queues::default();
+    let mut holders: Vec<String> = Vec::new();
+    let mut out = Vec::with_capacity(leases.len());
+    for l in leases {
+        let r = (|| -> Result<Time> {
+            let (mut row, t) = leased(ctx.conn, ItemEvent::Heartbeat, &l.id, &l.lease)?;
+            let lease = queues.get(ctx.conn, row.queue_id)?.queue.lease;
+            let given = rules::Given {
+                lease,
+                ..Default::default()
+            };
+            apply(ctx, &mut row, t, &given);
+            save(ctx, &mut row, false)?;
+            if let Some(w) = row.worker.take() {
+                if !holders.contains(&w) {
+                    holders.push(w);
+                }
+            }
+            Ok(from_ms(row.lease_until.unwrap_or(ms(ctx.now))))
+        })();
+        out.push(r);
+    }
+    for w in &holders {
         seen_worker(ctx, w, 0, 0)?;
     }
-    Ok(from_ms(row.lease_until.unwrap_or(ms(ctx.now))))
+    Ok(out)
 }
 
 /// A failed attempt (`Fail` or `LeaseTimeout`): the rules make it an exception, or queue
