@@ -61,7 +61,15 @@ fn every_quick_stage_reports_its_figures() {
     );
     assert_eq!(
         whats(&stage(dir.path(), "cycle", &["--workers", "3"])),
-        ["full cycle, 3 workers, batches of 10"]
+        ["full cycle, 3 workers, 3 producers, batches of 10"]
+    );
+    assert_eq!(
+        whats(&stage(
+            dir.path(),
+            "cycle",
+            &["--workers", "2", "--producers", "1"]
+        )),
+        ["full cycle, 2 workers, 1 producer, batches of 10"]
     );
 }
 

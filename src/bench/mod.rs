@@ -41,6 +41,10 @@ pub struct BenchArgs {
     pub stage: Option<String>,
     #[arg(long, hide = true, default_value_t = 1)]
     pub workers: usize,
+    /// Producers adding items in the cycle benchmarks (default: as many as workers, so a
+    /// single producer is not what limits many workers).
+    #[arg(long, hide = true)]
+    pub producers: Option<usize>,
 }
 
 /// One line of the results table.
@@ -109,6 +113,7 @@ fn child(stage: &str, workers: usize, dir: &Path, a: &BenchArgs) -> Result<Vec<F
         .args(["--items", &a.items.to_string()])
         .args(["--batch", &a.batch.to_string()])
         .args(["--workers", &workers.to_string()])
+        .args(a.producers.map(|p| format!("--producers={p}")))
         .args(["--engine", &a.engine])
         .output()
         .map_err(|e| e.to_string())?;
@@ -132,7 +137,10 @@ async fn run_stage(
         "console" => console::figures(dir, engine).await,
         "reads" => reads::figures(dir, engine).await,
         "bulk" => bulk::figures(dir, engine, a.items).await,
-        "cycle" => cycle::figures(dir, engine, a.items, a.workers, a.batch).await,
+        "cycle" => {
+            let producers = a.producers.unwrap_or(a.workers).max(1);
+            cycle::figures(dir, engine, a.items, a.workers, producers, a.batch).await
+        }
         other => Err(format!(
             "unknown stage '{other}' (known: import, console, reads, bulk, cycle)"
         )),
