@@ -2207,6 +2207,87 @@ pub async fn a_long_poll_wakes_when_work_arrives(env: Env) {
     assert_eq!(got.leases[0].item.value, "late");
 }
 
+/// One enqueue wakes one long poll, not every poll waiting: the others do not even look
+/// (a dequeue records when its worker was last seen, so a poll that looked says so), and
+/// each item added later reaches a poll of its own.
+pub async fn one_enqueue_wakes_one_long_poll_not_all(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let names: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    let polls: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let (store, worker) = (env.store.clone(), name.clone());
+            tokio::spawn(async move {
+                store
+                    .dequeue(DequeueRequest {
+                        queues: vec!["q".into()],
+                        worker,
+                        count: 1,
+                        wait: Duration::from_secs(3600),
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    // Every poll has looked once and found nothing; from now on only wake-ups make them look.
+    while env.store.workers().await.unwrap().len() < names.len() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first_look = env.clock.now_for_test();
+    // Later on the store's clock, so a second look shows as a later `last_seen`.
+    env.clock.advance(Duration::from_secs(2));
+    add(&env, "q", &["one"]).await;
+    let mut polls: Vec<_> = polls.into_iter().map(Some).collect();
+    let winner = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Some(i) = polls.iter().position(|h| h.as_ref().unwrap().is_finished()) {
+                return i;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("a poll is woken by the write, not by the hourly re-poll");
+    let got = polls[winner].take().unwrap().await.unwrap();
+    assert_eq!(got.leases.len(), 1);
+    assert_eq!(got.leases[0].item.value, "one");
+    // Whatever a wake-up of the others would have sent is written before this sweep.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    env.store.sweep().await.unwrap();
+    let looked: Vec<String> = env
+        .store
+        .workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.last_seen > first_look)
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(
+        looked,
+        [names[winner].clone()],
+        "only the woken poll looked again"
+    );
+    let waiting = polls.iter().flatten().filter(|h| !h.is_finished()).count();
+    assert_eq!(waiting, names.len() - 1, "the others still wait");
+    // Seven more items, one call: each reaches a poll of its own.
+    let values: Vec<String> = (0..7).map(|i| format!("v{i}")).collect();
+    let refs: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
+    add(&env, "q", &refs).await;
+    let mut taken = Vec::new();
+    for h in polls.into_iter().flatten() {
+        let got = tokio::time::timeout(Duration::from_secs(60), h)
+            .await
+            .expect("every item wakes a poll")
+            .unwrap();
+        assert_eq!(got.leases.len(), 1, "{got:?}");
+        taken.push(got.leases[0].item.value.clone());
+    }
+    taken.sort();
+    assert_eq!(taken, values);
+}
+
 /// One heartbeat call for several leases: each good one is extended, each bad one is
 /// refused on its own (and changes nothing), in the order given.
 pub async fn a_batch_heartbeat_extends_each_lease_and_refuses_only_the_bad_ones(env: Env) {
@@ -3152,6 +3233,7 @@ contract!(
     workers_are_seen_with_what_they_hold,
     the_change_feed_reports_changes,
     a_long_poll_wakes_when_work_arrives,
+    one_enqueue_wakes_one_long_poll_not_all,
     a_lease_handed_back_is_queued_again_at_once,
     a_batch_heartbeat_extends_each_lease_and_refuses_only_the_bad_ones,
     expired_items_count_as_out_of_sla_once,

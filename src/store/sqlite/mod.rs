@@ -287,8 +287,12 @@ impl Backend for SqliteStore {
     async fn dequeue(&self, req: DequeueRequest) -> Result<Dequeued> {
         let deadline = tokio::time::Instant::now() + req.wait;
         loop {
-            // Register for the wake-up before looking, so a commit in between is not missed.
+            // In the line for a wake-up before looking, so a commit in between is not missed.
+            // One is woken per item made takeable; one woken while it took something anyway
+            // passes its wake-up on when it is dropped (tokio's `Notified`).
             let woken = self.inner.wake.notified();
+            let mut woken = std::pin::pin!(woken);
+            woken.as_mut().enable();
             let r = req.clone();
             let got = self.write(move |ctx| write::dequeue(ctx, &r)).await?;
             let now = tokio::time::Instant::now();

@@ -84,7 +84,7 @@ fn check_settings(s: &QueueSettings) -> Result<()> {
 pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue> {
     check_settings(&s)?;
     let q = queue_by_name(ctx.conn, name)?;
-    ctx.ready = true;
+    ctx.ready = super::writer::WAKE_ALL;
     let c = ctx.conn;
     let set = |col: &str, v: rusqlite::types::Value| -> Result<()> {
         c.execute(
@@ -150,7 +150,7 @@ pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
 
 pub fn set_queue_state(ctx: &mut Ctx, name: &str, state: QueueState) -> Result<Queue> {
     let q = queue_by_name(ctx.conn, name)?;
-    ctx.ready = true;
+    ctx.ready = super::writer::WAKE_ALL;
     ctx.conn
         .execute(
             "UPDATE queues SET state = ?1 WHERE id = ?2",
@@ -255,7 +255,7 @@ impl Deltas {
             if (s == Status::Queued && n > 0)
                 || (s == Status::Processing && n < 0 && limited(conn, qid)?)
             {
-                ctx.ready = true;
+                ctx.ready = ctx.ready.saturating_add(n.unsigned_abs());
             }
         }
         for ((qid, minute), n) in self.open {

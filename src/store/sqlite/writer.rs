@@ -21,8 +21,9 @@ pub struct Ctx<'a> {
     pub conn: &'a Connection,
     pub now: Time,
     pub events: Vec<Event>,
-    /// Set by a job that made work takeable; wakes long-polling dequeues after the commit.
-    pub ready: bool,
+    /// How many items jobs made takeable (`WAKE_ALL`: a queue's settings changed): after
+    /// the commit, as many long-polling dequeues are woken, not all of them.
+    pub ready: u64,
     /// Where retry backoffs get their jitter.
     pub jitter: Jitter,
 }
@@ -206,7 +207,7 @@ fn commit_batch(conn: &Connection, setup: &Setup, batch: Vec<Job>) {
         conn,
         now: setup.clock.now(),
         events: Vec::new(),
-        ready: false,
+        ready: 0,
         jitter: setup.jitter,
     };
     let mut replies = Vec::with_capacity(batch.len());
@@ -275,11 +276,29 @@ fn commit_batch(conn: &Connection, setup: &Setup, batch: Vec<Job>) {
         for e in ctx.events.drain(..) {
             let _ = setup.events.send(e);
         }
-        if ctx.ready {
-            setup.wake.notify_waiters();
-        }
+        wake(&setup.wake, ctx.ready);
     }
 }
+
+/// Wakes one waiting dequeue per item made takeable, so that one enqueue wakes one poller
+/// and not all of them (each would send a dequeue, and all but one come back empty).
+/// A poller woken for an item another took waits again; `notify_one` with nobody waiting
+/// keeps one permit, for the next poller to look at once.
+fn wake(notify: &Notify, ready: u64) {
+    if ready == WAKE_ALL {
+        notify.notify_waiters();
+        return;
+    }
+    for _ in 0..ready.min(WAKE_MAX) {
+        notify.notify_one();
+    }
+}
+
+/// `Ctx::ready` for a change that may make anything takeable (a queue resumed, a limit
+/// raised): every poller looks.
+pub const WAKE_ALL: u64 = u64::MAX;
+/// More wake-ups than this in one turn would only wake pollers that find nothing.
+const WAKE_MAX: u64 = 1024;
 
 /// Transaction control through the statement cache: parsed once, not once per job.
 fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
