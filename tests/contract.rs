@@ -2288,6 +2288,55 @@ pub async fn one_enqueue_wakes_one_long_poll_not_all(env: Env) {
     assert_eq!(taken, values);
 }
 
+/// Many one-item dequeues at once (grouped into one writer turn, whose counters are written
+/// at its end) still keep to a queue's concurrency limit, and the counters come out right.
+pub async fn concurrent_dequeues_keep_the_concurrency_limit(env: Env) {
+    queue(
+        &env,
+        "lim",
+        QueueSettings {
+            concurrency: Some(3),
+            ..Default::default()
+        },
+    )
+    .await;
+    let values: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    let refs: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
+    add(&env, "lim", &refs).await;
+    let calls: Vec<_> = (0..16)
+        .map(|i| {
+            let store = env.store.clone();
+            tokio::spawn(async move {
+                store
+                    .dequeue(DequeueRequest {
+                        queues: vec!["lim".into()],
+                        worker: format!("w{i}"),
+                        count: 1,
+                        wait: Duration::ZERO,
+                    })
+                    .await
+                    .unwrap()
+                    .leases
+            })
+        })
+        .collect();
+    let mut leases = Vec::new();
+    for c in calls {
+        leases.extend(c.await.unwrap());
+    }
+    assert_eq!(leases.len(), 3, "three at a time: {leases:?}");
+    let c = counts(&env, "lim").await;
+    assert_eq!((c.queued, c.processing), (17, 3));
+    // Each completion frees a slot for one more.
+    for l in &leases {
+        finish_one(&env, done(l)).await.unwrap();
+    }
+    let more = take(&env, &["lim"], 10).await.leases;
+    assert_eq!(more.len(), 3);
+    let c = counts(&env, "lim").await;
+    assert_eq!((c.queued, c.processing, c.processed), (14, 3, 3));
+}
+
 /// One heartbeat call for several leases: each good one is extended, each bad one is
 /// refused on its own (and changes nothing), in the order given.
 pub async fn a_batch_heartbeat_extends_each_lease_and_refuses_only_the_bad_ones(env: Env) {
@@ -3234,6 +3283,7 @@ contract!(
     the_change_feed_reports_changes,
     a_long_poll_wakes_when_work_arrives,
     one_enqueue_wakes_one_long_poll_not_all,
+    concurrent_dequeues_keep_the_concurrency_limit,
     a_lease_handed_back_is_queued_again_at_once,
     a_batch_heartbeat_extends_each_lease_and_refuses_only_the_bad_ones,
     expired_items_count_as_out_of_sla_once,

@@ -101,7 +101,10 @@ impl SqliteStore {
                 wake: wake.clone(),
                 jitter: options.jitter,
             },
-            write::sweep,
+            writer::Hooks {
+                sweep: write::sweep,
+                settle: write::settle,
+            },
         );
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -203,7 +206,16 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut writer::Ctx) -> Result<T> + Send + 'static,
     {
-        self.inner.writer.write(false, f).await
+        self.inner.writer.write(writer::Mode::Plain, f).await
+    }
+
+    /// A worker's call on the hot path: its tallies are written once per writer turn.
+    async fn write_hot<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut writer::Ctx) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.write(writer::Mode::Hot, f).await
     }
 }
 
@@ -245,7 +257,7 @@ impl Backend for SqliteStore {
 
     async fn add_items(&self, queue: &str, items: Vec<NewItem>, actor: &str) -> Result<Vec<Item>> {
         let (queue, actor) = (queue.to_string(), actor.to_string());
-        self.write(move |ctx| write::add_items(ctx, &queue, items, &actor))
+        self.write_hot(move |ctx| write::add_items(ctx, &queue, items, &actor))
             .await
     }
 
@@ -259,7 +271,7 @@ impl Backend for SqliteStore {
         let (queue, actor) = (queue.to_string(), actor.to_string());
         self.inner
             .writer
-            .write(true, move |ctx| {
+            .write(writer::Mode::Exclusive, move |ctx| {
                 write::import(ctx, &queue, opts, rows, &actor)
             })
             .await
@@ -294,7 +306,7 @@ impl Backend for SqliteStore {
             let mut woken = std::pin::pin!(woken);
             woken.as_mut().enable();
             let r = req.clone();
-            let got = self.write(move |ctx| write::dequeue(ctx, &r)).await?;
+            let got = self.write_hot(move |ctx| write::dequeue(ctx, &r)).await?;
             let now = tokio::time::Instant::now();
             if !got.leases.is_empty() || now >= deadline {
                 return Ok(got);
@@ -305,12 +317,13 @@ impl Backend for SqliteStore {
     }
 
     async fn heartbeat(&self, leases: Vec<LeaseRef>) -> Result<Vec<Result<Time>>> {
-        self.write(move |ctx| write::heartbeat(ctx, &leases)).await
+        self.write_hot(move |ctx| write::heartbeat(ctx, &leases))
+            .await
     }
 
     async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Finished>>> {
         let worker = worker.to_string();
-        self.write(move |ctx| write::finish(ctx, &outcomes, &worker))
+        self.write_hot(move |ctx| write::finish(ctx, &outcomes, &worker))
             .await
     }
 
@@ -321,7 +334,7 @@ impl Backend for SqliteStore {
         note: &str,
     ) -> Result<Vec<Result<Finished>>> {
         let (worker, note) = (worker.to_string(), note.to_string());
-        self.write(move |ctx| write::hand_back(ctx, &leases, &worker, &note))
+        self.write_hot(move |ctx| write::hand_back(ctx, &leases, &worker, &note))
             .await
     }
 

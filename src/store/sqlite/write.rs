@@ -197,6 +197,8 @@ pub(super) struct Deltas {
     open: HashMap<(i64, i64), i64>,
     /// (queue, minute) → (processed, failed, handling ms).
     stats: HashMap<(i64, i64), (i64, i64, i64)>,
+    /// Worker → (processed, failed) since its row was last written; seen now.
+    workers: HashMap<String, (i64, i64)>,
 }
 
 impl Deltas {
@@ -247,55 +249,114 @@ impl Deltas {
         }
         e.2 += handling_ms.max(0);
     }
-    /// Writes the tallies, and tells long-polling workers when this job made work takeable:
-    /// an item became queued, or a slot freed up on a queue with a concurrency limit.
+    /// Ends a job's tallies: they join the job's, to be written with the turn's (see
+    /// `settle`); and long-polling workers are told when this job made work takeable: an
+    /// item became queued, or a slot freed up on a queue with a concurrency limit.
     pub(super) fn flush(self, ctx: &mut Ctx) -> Result<()> {
-        let conn = ctx.conn;
         for (&(qid, s), &n) in &self.counts {
             if (s == Status::Queued && n > 0)
-                || (s == Status::Processing && n < 0 && limited(conn, qid)?)
+                || (s == Status::Processing && n < 0 && limited(ctx.conn, qid)?)
             {
                 ctx.ready = ctx.ready.saturating_add(n.unsigned_abs());
             }
         }
-        for ((qid, minute), n) in self.open {
-            if n != 0 {
-                conn.prepare_cached(
-                    "INSERT INTO open_minutes (queue_id, minute, n) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (queue_id, minute) DO UPDATE SET n = n + excluded.n",
-                )
-                .and_then(|mut st| st.execute(params![qid, minute, n]))
-                .and_then(|_| {
-                    conn.prepare_cached(
-                        "DELETE FROM open_minutes WHERE queue_id = ?1 AND minute = ?2 AND n = 0",
-                    )?
-                    .execute(params![qid, minute])
-                })
-                .map_err(sql)?;
-            }
-        }
-        for ((qid, minute), (p, f, h)) in self.stats {
-            conn.prepare_cached(
-                "INSERT INTO stats (queue_id, minute, processed, failed, handling_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (queue_id, minute) DO UPDATE SET processed = processed + excluded.processed,
-                    failed = failed + excluded.failed, handling_ms = handling_ms + excluded.handling_ms",
-            )
-            .and_then(|mut st| st.execute(params![qid, minute, p, f, h]))
-            .map_err(sql)?;
-        }
-        for ((qid, s), n) in self.counts {
-            if n != 0 {
-                let col = status_column(s);
-                conn.prepare_cached(&format!(
-                    "UPDATE queues SET {col} = {col} + ?1 WHERE id = ?2"
-                ))
-                .and_then(|mut st| st.execute(params![n, qid]))
-                .map_err(sql)?;
-            }
-        }
+        ctx.job.merge(self);
         Ok(())
     }
+
+    pub(super) fn merge(&mut self, other: Deltas) {
+        for (k, n) in other.counts {
+            *self.counts.entry(k).or_default() += n;
+        }
+        for (k, n) in other.open {
+            *self.open.entry(k).or_default() += n;
+        }
+        for (k, (p, f, h)) in other.stats {
+            let e = self.stats.entry(k).or_default();
+            e.0 += p;
+            e.1 += f;
+            e.2 += h;
+        }
+        for (k, (p, f)) in other.workers {
+            let e = self.workers.entry(k).or_default();
+            e.0 += p;
+            e.1 += f;
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+            && self.open.is_empty()
+            && self.stats.is_empty()
+            && self.workers.is_empty()
+    }
+
+    /// The change in a queue's counter not written yet.
+    fn pending(&self, queue_id: i64, s: Status) -> i64 {
+        self.counts.get(&(queue_id, s)).copied().unwrap_or(0)
+    }
+}
+
+/// Writes the tallies of a writer turn's jobs: counters, open-item minutes, stats and the
+/// workers seen, one statement per queue and minute rather than per job.
+pub fn settle(ctx: &mut Ctx) -> Result<()> {
+    let d = std::mem::take(&mut ctx.turn);
+    let conn = ctx.conn;
+    for ((qid, minute), n) in d.open {
+        if n != 0 {
+            conn.prepare_cached(
+                "INSERT INTO open_minutes (queue_id, minute, n) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (queue_id, minute) DO UPDATE SET n = n + excluded.n",
+            )
+            .and_then(|mut st| st.execute(params![qid, minute, n]))
+            .and_then(|_| {
+                conn.prepare_cached(
+                    "DELETE FROM open_minutes WHERE queue_id = ?1 AND minute = ?2 AND n = 0",
+                )?
+                .execute(params![qid, minute])
+            })
+            .map_err(sql)?;
+        }
+    }
+    for ((qid, minute), (p, f, h)) in d.stats {
+        conn.prepare_cached(
+            "INSERT INTO stats (queue_id, minute, processed, failed, handling_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (queue_id, minute) DO UPDATE SET processed = processed + excluded.processed,
+                failed = failed + excluded.failed, handling_ms = handling_ms + excluded.handling_ms",
+        )
+        .and_then(|mut st| st.execute(params![qid, minute, p, f, h]))
+        .map_err(sql)?;
+    }
+    for ((qid, s), n) in d.counts {
+        if n != 0 {
+            conn.prepare_cached(count_sql(s))
+                .and_then(|mut st| st.execute(params![n, qid]))
+                .map_err(sql)?;
+        }
+    }
+    for (name, (p, f)) in d.workers {
+        write_worker(ctx, &name, p, f)?;
+    }
+    Ok(())
+}
+
+/// The counter update of a status, its text built once (the statement cache is keyed by it).
+fn count_sql(s: Status) -> &'static str {
+    static SQL: std::sync::OnceLock<HashMap<Status, String>> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        Status::ALL
+            .iter()
+            .map(|&s| {
+                let col = status_column(s);
+                (
+                    s,
+                    format!("UPDATE queues SET {col} = {col} + ?1 WHERE id = ?2"),
+                )
+            })
+            .collect()
+    })[&s]
+        .as_str()
 }
 
 fn limited(conn: &Connection, queue_id: i64) -> Result<bool> {
@@ -462,7 +523,18 @@ thread_local! {
     static SEEN: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
 }
 
-fn seen_worker(ctx: &Ctx, name: &str, processed: i64, failed: i64) -> Result<()> {
+/// A worker was seen now, having processed and failed so many: written with the turn.
+fn seen_worker(ctx: &mut Ctx, name: &str, processed: i64, failed: i64) -> Result<()> {
+    let e = match ctx.job.workers.get_mut(name) {
+        Some(e) => e,
+        None => ctx.job.workers.entry(name.to_string()).or_default(),
+    };
+    e.0 += processed;
+    e.1 += failed;
+    Ok(())
+}
+
+fn write_worker(ctx: &Ctx, name: &str, processed: i64, failed: i64) -> Result<()> {
     let now = ms(ctx.now);
     let fresh = SEEN.with(|s| {
         let mut s = s.borrow_mut();
@@ -664,6 +736,8 @@ pub fn import(
     let r = import_rows(ctx, queue, &opts, rows, actor);
     if opts.dry_run {
         ctx.events.truncate(events);
+        // Its tallies go with what it rolled back.
+        ctx.job = Deltas::default();
         ctx.conn
             .execute_batch("ROLLBACK TO dry_run; RELEASE dry_run")
             .map_err(sql)?;
@@ -820,7 +894,10 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
             reason,
             message,
         };
-        let take = match rules::dequeue_room(&q.queue, q.counts.processing, left) {
+        // Counters of this turn's earlier jobs are not written yet: counted in.
+        let processing =
+            (q.counts.processing as i64 + ctx.turn.pending(q.id, Status::Processing)).max(0) as u64;
+        let take = match rules::dequeue_room(&q.queue, processing, left) {
             Ok(take) => take,
             Err(e) => {
                 why.push(empty(e));
