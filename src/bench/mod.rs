@@ -2,7 +2,7 @@
 //! its peak memory is its own) and measures the engine beside a baseline: the same work as
 //! bare statements in a plain loop, in the same run, on the same machine.
 //!
-//! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`); every stage opens
+//! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`, `mixed`); every stage opens
 //! what it measures through an `Engine` (`engine.rs`), so the same stages can run against
 //! each backend. The baselines are the bare SQL of the store measured (SQLite's today).
 
@@ -11,6 +11,7 @@ mod console;
 mod cycle;
 pub mod engine;
 mod import;
+mod mixed;
 mod reads;
 
 pub use engine::Engine;
@@ -45,6 +46,9 @@ pub struct BenchArgs {
     /// single producer is not what limits many workers).
     #[arg(long, hide = true)]
     pub producers: Option<usize>,
+    /// Items added per second in the mixed stage (it runs for `--items / --rate` seconds).
+    #[arg(long, hide = true, default_value_t = 10_000)]
+    pub rate: u64,
 }
 
 /// One line of the results table.
@@ -61,13 +65,14 @@ pub struct Figure {
 }
 
 /// The stages of a whole run, in order, with the workers each runs with.
-const RUN: [(&str, usize); 6] = [
+const RUN: [(&str, usize); 7] = [
     ("import", 1),
     ("console", 1),
     ("reads", 1),
     ("bulk", 1),
     ("cycle", 1),
     ("cycle", 16),
+    ("mixed", 16),
 ];
 
 /// Runs the bench as `a` says and returns what goes to stdout: the results table, or (for
@@ -114,6 +119,7 @@ fn child(stage: &str, workers: usize, dir: &Path, a: &BenchArgs) -> Result<Vec<F
         .args(["--batch", &a.batch.to_string()])
         .args(["--workers", &workers.to_string()])
         .args(a.producers.map(|p| format!("--producers={p}")))
+        .args(["--rate", &a.rate.to_string()])
         .args(["--engine", &a.engine])
         .output()
         .map_err(|e| e.to_string())?;
@@ -141,8 +147,9 @@ async fn run_stage(
             let producers = a.producers.unwrap_or(a.workers).max(1);
             cycle::figures(dir, engine, a.items, a.workers, producers, a.batch).await
         }
+        "mixed" => mixed::figures(dir, engine, a.items, a.rate).await,
         other => Err(format!(
-            "unknown stage '{other}' (known: import, console, reads, bulk, cycle)"
+            "unknown stage '{other}' (known: import, console, reads, bulk, cycle, mixed)"
         )),
     }
 }
