@@ -95,9 +95,21 @@ impl Writer {
         idle_sweep(&conn, &setup, hooks);
         super::schema::patient(&conn).ok();
         let at = setup.path.clone();
+        // The writer leaves checkpoints to a thread of their own, so that copying the WAL
+        // back and its fsync are off the path of every call; it does them itself only if
+        // that thread falls far behind.
+        let (alive, lives) = std::sync::mpsc::channel::<()>();
+        let checkpoints = checkpointer(&at, lives);
+        if checkpoints {
+            conn.pragma_update(None, "wal_autocheckpoint", WAL_FALLBACK)
+                .ok();
+        }
         std::thread::Builder::new()
             .name("workq-writer".into())
-            .spawn(move || run(conn, setup, rx, hooks))
+            .spawn(move || {
+                let _alive = alive;
+                run(conn, setup, rx, hooks)
+            })
             .expect("spawn writer thread");
         Writer {
             tx: Some(tx),
@@ -209,6 +221,32 @@ fn run(conn: Connection, setup: Setup, rx: Receiver<Job>, hooks: Hooks) {
             idle_sweep(&conn, &setup, hooks);
         }
     }
+}
+
+/// How often the checkpoint thread looks at the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// WAL pages at which the writer checkpoints by itself (SQLite's default is 1,000).
+const WAL_FALLBACK: i64 = 20_000;
+
+/// Starts the thread that copies the WAL back into the database (passive checkpoints: it
+/// never waits for, nor blocks, the writer or a reader) until `lives` is dropped with the
+/// writer. Whether it started.
+fn checkpointer(path: &std::path::Path, lives: Receiver<()>) -> bool {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let Ok(conn) = Connection::open_with_flags(path, flags) else {
+        return false;
+    };
+    conn.busy_handler(None).ok();
+    std::thread::Builder::new()
+        .name("workq-checkpoint".into())
+        .spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = lives.recv_timeout(CHECKPOINT_EVERY) {
+                // Busy or locked now: the next look tries again.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+        })
+        .is_ok()
 }
 
 /// What the store gives the writer to run: the sweep of expired leases, and the writing of
