@@ -566,7 +566,7 @@ impl Queues {
     pub(super) fn get(&mut self, conn: &Connection, id: i64) -> Result<&QueueRow> {
         if let std::collections::hash_map::Entry::Vacant(e) = self.0.entry(id) {
             let q = conn
-                .prepare_cached(&format!("SELECT {QUEUE_COLS} FROM queues WHERE id = ?1"))
+                .prepare_cached(sql_once!("SELECT {QUEUE_COLS} FROM queues WHERE id = ?1"))
                 .and_then(|mut st| st.query_row([id], QueueRow::from_sql))
                 .map_err(sql)?;
             e.insert(q);
