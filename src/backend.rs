@@ -2,6 +2,7 @@
 //! The SQLite store implements it now; PostgreSQL and the HTTP client will too.
 
 use crate::model::*;
+use crate::token::{NewToken, Role, TokenInfo};
 use async_trait::async_trait;
 use futures::stream::{BoxStream, Stream, StreamExt};
 use futures::FutureExt;
@@ -77,6 +78,16 @@ pub trait Backend: Send + Sync {
     async fn undo(&self, req: UndoRequest) -> Result<UndoResult>;
     /// Past human actions, newest first.
     async fn actions(&self, query: ActionQuery) -> Result<Vec<ActionInfo>>;
+
+    // Bearer tokens of `workq serve` (SPEC §9).
+    /// A new token: its secret is in the answer and nowhere else (only its hash is kept).
+    async fn create_token(&self, name: &str, role: Role) -> Result<NewToken>;
+    /// Every token, live and revoked, oldest first; never a secret.
+    async fn tokens(&self) -> Result<Vec<TokenInfo>>;
+    /// Revokes the live token of this name: from now on it is refused.
+    async fn revoke_token(&self, name: &str) -> Result<TokenInfo>;
+    /// The live token whose secret this is, if any (compared in constant time).
+    async fn verify_token(&self, secret: &str) -> Result<Option<TokenInfo>>;
 
     /// Times out expired leases now (the engine also does it by itself).
     async fn sweep(&self) -> Result<u64>;

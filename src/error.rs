@@ -72,7 +72,66 @@ pub enum Error {
         path: Option<String>,
         message: String,
     },
+    /// A server refused the request before it reached the engine: no token, or one it does
+    /// not know (wrong, revoked).
+    #[error("{message}")]
+    Unauthorized { message: String },
+    /// The token's role may not do this: `role` is the token's, `needs` the least role that may.
+    #[error("{message}")]
+    Forbidden {
+        role: String,
+        needs: String,
+        message: String,
+    },
+    /// A request body over the server's limit (`limit` bytes).
+    #[error("{message}")]
+    TooLarge { limit: u64, message: String },
+    /// Too many requests from one token: try again after `retry_after_secs`.
+    #[error("{message}")]
+    RateLimited {
+        retry_after_secs: u64,
+        message: String,
+    },
+    /// The server gave up on a request after `after_ms`; it may or may not have been applied
+    /// only when the engine had already taken it (a write is all or nothing either way).
+    #[error("{message}")]
+    Timeout { after_ms: u64, message: String },
 }
+
+/// In the API document: an object with its `kind` and `message`, and the facts of its kind.
+impl utoipa::PartialSchema for Error {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .property(
+                "kind",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([
+                        "not_found",
+                        "invalid",
+                        "transition",
+                        "conflict",
+                        "busy",
+                        "storage",
+                        "unauthorized",
+                        "forbidden",
+                        "too_large",
+                        "rate_limited",
+                        "timeout",
+                    ])),
+            )
+            .required("kind")
+            .property("message", ObjectBuilder::new().schema_type(Type::String))
+            .required("message")
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::<
+                utoipa::openapi::Schema,
+            >::FreeForm(true)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Error {}
 
 /// What an unknown name was meant to name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +142,10 @@ pub enum Thing {
     Action,
     /// A database file a command that only reads was pointed at (it never makes one).
     Database,
+    /// A server's bearer token, by name.
+    Token,
+    /// A path the server has no route for.
+    Route,
 }
 
 impl Thing {
@@ -92,6 +155,8 @@ impl Thing {
             Thing::Item => "item",
             Thing::Action => "action",
             Thing::Database => "database",
+            Thing::Token => "token",
+            Thing::Route => "route",
         }
     }
 }
@@ -168,6 +233,10 @@ pub enum Conflict {
     ListingGone {
         id: String,
     },
+    /// A live token already has this name (revoke it first).
+    TokenExists {
+        name: String,
+    },
 }
 
 impl Conflict {
@@ -219,6 +288,9 @@ impl Conflict {
             ),
             Conflict::ListingGone { id } => format!(
                 "item {id}, where the listing was to continue, no longer exists; list again"
+            ),
+            Conflict::TokenExists { name } => format!(
+                "a token named '{name}' already exists; revoke it first (workq token revoke {name})"
             ),
         }
     }
@@ -351,6 +423,54 @@ impl Error {
         }
     }
 
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Error::Unauthorized {
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(role: &str, needs: &str, what: &str) -> Self {
+        Error::Forbidden {
+            role: role.to_string(),
+            needs: needs.to_string(),
+            message: format!(
+                "{} {role} token may not {what}: that needs {} {needs} token; nothing was changed",
+                article(role),
+                article(needs)
+            ),
+        }
+    }
+
+    pub fn too_large(limit: u64) -> Self {
+        Error::TooLarge {
+            limit,
+            message: format!(
+                "the request body is over the server's limit of {} bytes; nothing was changed",
+                thousands(limit)
+            ),
+        }
+    }
+
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Error::RateLimited {
+            retry_after_secs,
+            message: format!(
+                "too many requests with this token; try again in {}; nothing was changed",
+                count(retry_after_secs, "second")
+            ),
+        }
+    }
+
+    pub fn timeout(after: Duration) -> Self {
+        Error::Timeout {
+            after_ms: after.as_millis() as u64,
+            message: format!(
+                "the server gave up on the request after {:.1}s",
+                after.as_secs_f64()
+            ),
+        }
+    }
+
     /// A short, stable name for the kind, for `--json` errors and HTTP bodies.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -360,6 +480,11 @@ impl Error {
             Error::Conflict { .. } => "conflict",
             Error::Busy { .. } => "busy",
             Error::Storage { .. } => "storage",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::Forbidden { .. } => "forbidden",
+            Error::TooLarge { .. } => "too_large",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Timeout { .. } => "timeout",
         }
     }
 
@@ -369,6 +494,14 @@ impl Error {
             Error::Conflict { conflict, .. } => Some(conflict),
             _ => None,
         }
+    }
+}
+
+/// "a" or "an" before a role's name.
+fn article(word: &str) -> &'static str {
+    match word.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
     }
 }
 
@@ -415,6 +548,12 @@ mod tests {
             }),
             Error::busy(Some(Path::new("a.db")), Some(Duration::from_millis(5200))),
             Error::storage(StorageCause::ReadOnly, None, "database is read-only"),
+            Error::unauthorized("no token"),
+            Error::forbidden("viewer", "admin", "create a queue"),
+            Error::too_large(1024),
+            Error::rate_limited(3),
+            Error::timeout(Duration::from_secs(30)),
+            Error::conflict(Conflict::TokenExists { name: "ci".into() }),
         ];
         for e in errors {
             let v = serde_json::to_value(&e).unwrap();

@@ -104,7 +104,7 @@ pub struct Parsed {
 }
 
 /// How a CSV's columns map onto items.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Columns {
     /// Columns that set an item field (their exact lowercase names), in file order.
     pub reserved: Vec<String>,

@@ -1,6 +1,7 @@
 //! workq: a durable work-queue engine. The library face: the model, the `Backend` seam,
 //! the rules, and the stores behind it.
 
+pub mod api;
 pub mod backend;
 pub mod bench;
 pub mod cli;
@@ -13,8 +14,10 @@ pub mod json_text;
 pub mod model;
 pub mod numbers;
 pub mod rules;
+pub mod server;
 pub mod store;
 pub mod text;
+pub mod token;
 pub mod tui;
 
 pub use backend::{Backend, Error, Result};

@@ -67,6 +67,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(|e| Failure::invalid(format!("bench: {e}")))?;
             output::emit(&text)
         }
+        Some(Command::Serve(args)) => {
+            if cli.read_only {
+                return Err(Failure::usage(
+                    "--read-only: `workq serve` serves changes too; nothing was done",
+                ));
+            }
+            let conn = connect::connect(&target, connect::Open::Create)?;
+            let db = connect::local_path(&target)?.display().to_string();
+            workq::server::serve(conn.backend, args, db)
+                .await
+                .map_err(Failure::invalid)
+        }
         Some(command) => {
             let open = command.opens(cli.read_only)?;
             let conn = connect::connect(&target, open)?;

@@ -21,6 +21,20 @@ macro_rules! string_enum {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+        // By hand: the derive does not see a rename whose text comes through the macro.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
             pub fn as_str(self) -> &'static str { match self { $($name::$variant => $text),+ } }
@@ -119,6 +133,17 @@ impl FromStr for To {
     }
 }
 
+impl utoipa::PartialSchema for To {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("a status, or `deleted`"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for To {}
+
 impl Serialize for To {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -159,13 +184,16 @@ impl Priority {
 }
 
 /// Settings a queue is created or updated with. `None` in an update means "leave as is".
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct QueueSettings {
     pub description: Option<String>,
     /// Default time-to-live of an item enqueued without an expiry.
     #[serde(with = "opt_duration_ms", default)]
+    #[schema(value_type = Option<u64>)]
     pub ttl: Option<Duration>,
     #[serde(with = "opt_duration_ms", default)]
+    #[schema(value_type = Option<u64>)]
     pub sla: Option<Duration>,
     pub sla_risk_pct: Option<u8>,
     /// "HH:MM" in `tz`.
@@ -173,6 +201,7 @@ pub struct QueueSettings {
     pub tz: Option<String>,
     pub max_retries: Option<u32>,
     #[serde(with = "opt_duration_ms", default)]
+    #[schema(value_type = Option<u64>)]
     pub lease: Option<Duration>,
     pub concurrency: Option<u32>,
     pub priority: Option<i32>,
@@ -185,20 +214,23 @@ pub struct QueueSettings {
 }
 
 /// A queue as stored, with every setting resolved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Queue {
     pub name: String,
     pub description: String,
     pub state: QueueState,
     #[serde(with = "opt_duration_ms")]
+    #[schema(value_type = Option<u64>)]
     pub ttl: Option<Duration>,
     #[serde(with = "opt_duration_ms")]
+    #[schema(value_type = Option<u64>)]
     pub sla: Option<Duration>,
     pub sla_risk_pct: u8,
     pub deadline: Option<String>,
     pub tz: String,
     pub max_retries: u32,
     #[serde(with = "duration_ms")]
+    #[schema(value_type = u64)]
     pub lease: Duration,
     pub concurrency: Option<u32>,
     pub priority: i32,
@@ -206,17 +238,21 @@ pub struct Queue {
     #[serde(default)]
     pub retry_backoff: Option<Backoff>,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
 }
 
 /// The wait before an automatic retry (`rules::retry_delay`): `delay` before the first,
 /// doubling for each one after, never more than `max`; jittered over the upper half so
 /// items that failed together do not all come back at once. In JSON, milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Backoff {
     #[serde(with = "duration_ms")]
+    #[schema(value_type = u64)]
     pub delay: Duration,
     #[serde(with = "duration_ms")]
+    #[schema(value_type = u64)]
     pub max: Duration,
 }
 
@@ -224,7 +260,7 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 pub const DEFAULT_SLA_RISK_PCT: u8 = 80;
 
 /// Counts by status, maintained by the store so they are instant on a million items.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusCounts {
     pub queued: u64,
     pub processing: u64,
@@ -258,14 +294,16 @@ impl StatusCounts {
 }
 
 /// Where the backlog stands to the queue's deadline (SPEC §5), from `rules::deadline_status`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Projection {
     /// The deadline this is about: today's when it passed with backlog left, else the next.
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub deadline: Time,
     /// When the backlog empties at the current throughput; `None` when that cannot be
     /// told (`stalled` says why) or the deadline was already missed.
     #[serde(with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub drains_at: Option<Time>,
     /// Positive: drains this many seconds before the deadline; negative: after it. For a
     /// missed deadline, how long ago it passed (negative).
@@ -292,7 +330,7 @@ string_enum!(
 );
 
 /// A queue with its health, as `queue ls` and the console's queue view show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueSummary {
     #[serde(flatten)]
     pub queue: Queue,
@@ -316,15 +354,16 @@ pub const THROUGHPUT_WINDOW_MIN: i64 = 15;
 pub const SPARKLINE_MIN: i64 = 30;
 
 /// One processing note.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Note {
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Time,
     pub by: String,
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Item {
     pub id: String,
     pub queue: String,
@@ -338,14 +377,19 @@ pub struct Item {
     pub retry_count: u32,
     pub requeue_count: u32,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub enqueued_at: Time,
     #[serde(with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<Time>,
     #[serde(with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<Time>,
     #[serde(with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Time>,
     #[serde(with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub delay_until: Option<Time>,
     pub worker: Option<String>,
     pub sla: Option<Sla>,
@@ -355,9 +399,10 @@ pub struct Item {
 }
 
 /// One row of an item's history: every change, who made it, from → to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Time,
     pub by: String,
     pub action: String,
@@ -376,7 +421,7 @@ pub struct HistoryEntry {
 
 /// One field a change set: what it was and what it became, as recorded. A value is the
 /// user's text as stored (a JSON string holding it), a time or priority as its JSON form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldChange {
     pub field: String,
     pub old: serde_json::Value,
@@ -441,7 +486,7 @@ impl FieldChange {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemDetail {
     #[serde(flatten)]
     pub item: Item,
@@ -454,16 +499,18 @@ pub struct ItemDetail {
 }
 
 /// Who deleted an item, when, and by which action (`workq undo ACTION` restores it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deleted {
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Time,
     pub by: String,
     pub action_id: i64,
 }
 
 /// What a caller enqueues.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewItem {
     pub value: String,
     #[serde(default)]
@@ -473,11 +520,14 @@ pub struct NewItem {
     #[serde(default)]
     pub priority: Priority,
     #[serde(default, with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Time>,
     /// Relative expiry; resolved against the engine's clock at enqueue.
     #[serde(default, with = "opt_duration_ms")]
+    #[schema(value_type = Option<u64>)]
     pub expires_in: Option<Duration>,
     #[serde(default, with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub delay_until: Option<Time>,
     #[serde(default)]
     pub hold: bool,
@@ -486,16 +536,17 @@ pub struct NewItem {
 }
 
 /// A dequeued item and the token that proves the lease.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Lease {
     pub lease: String,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub lease_until: Time,
     pub item: Item,
 }
 
 /// The answer to a dequeue: the leases taken and, when none, why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dequeued {
     pub leases: Vec<Lease>,
     /// Set whenever nothing was taken: why, for the whole request and for each queue.
@@ -513,7 +564,7 @@ string_enum!(
 
 /// Why a dequeue took nothing. `reason` is the one every queue shares, else
 /// `nothing_ready` (a queue that could have given something had nothing takeable).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WhyEmpty {
     pub reason: EmptyReason,
     /// "queue 'a' is paused; queue 'b' is at its concurrency limit (4/4 processing)".
@@ -521,7 +572,7 @@ pub struct WhyEmpty {
     pub queues: Vec<QueueEmpty>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueEmpty {
     pub queue: String,
     pub reason: EmptyReason,
@@ -529,7 +580,8 @@ pub struct QueueEmpty {
 }
 
 /// A lease a worker holds, named by its item and its token: what a heartbeat extends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LeaseRef {
     pub id: String,
     pub lease: String,
@@ -539,17 +591,20 @@ pub struct LeaseRef {
 /// down): the item goes back to `queued` at once, without counting a retry.
 pub type HandBack = LeaseRef;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DequeueRequest {
     pub queues: Vec<String>,
     pub worker: String,
     pub count: u32,
     #[serde(with = "duration_ms", default)]
+    #[schema(value_type = u64)]
     pub wait: Duration,
 }
 
 /// What a worker reports for one leased item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Outcome {
     pub id: String,
     pub lease: String,
@@ -559,7 +614,7 @@ pub struct Outcome {
 }
 
 /// Where a reported outcome left the item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finished {
     pub id: String,
     pub status: Status,
@@ -588,7 +643,8 @@ impl Lease {
 }
 
 /// Which items a listing or a bulk action covers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Filter {
     pub queue: Option<String>,
     #[serde(default)]
@@ -607,7 +663,7 @@ pub struct Filter {
     pub worker: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum SortBy {
     /// Enqueue order.
     #[default]
@@ -623,7 +679,7 @@ pub enum SortBy {
 
 /// How a listing counts what matches. Counter-backed filters (queue and status only) are
 /// always exact and cost nothing; the mode matters for refined filters over many items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Count {
     /// Up to `COUNT_CAP`, then "10,000+".
@@ -635,7 +691,8 @@ pub enum Count {
     Skip,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PageRequest {
     pub offset: u64,
     pub limit: u32,
@@ -663,7 +720,7 @@ impl Default for PageRequest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page {
     pub items: Vec<Item>,
     /// Items matching the filter (`None` when asked not to count); at most `COUNT_CAP`
@@ -681,11 +738,13 @@ pub const COUNT_CAP: u64 = 10_000;
 pub const MAX_PAGE: u32 = 10_000;
 
 /// What a human does to items (SPEC §7).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ActionKind {
     Requeue {
         #[serde(with = "opt_duration_ms", default)]
+        #[schema(value_type = Option<u64>)]
         delay: Option<Duration>,
         #[serde(default)]
         value: Option<String>,
@@ -699,6 +758,7 @@ pub enum ActionKind {
     },
     ExtendExpiry {
         #[serde(with = "opt_time_ms")]
+        #[schema(value_type = Option<String>, format = DateTime)]
         expires_at: Option<Time>,
     },
     AddNote,
@@ -733,7 +793,8 @@ impl ActionKind {
 }
 
 /// The items a human action applies to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     Ids(Vec<String>),
@@ -743,7 +804,8 @@ pub enum Target {
     Any(Vec<Filter>),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     pub target: Target,
     pub action: ActionKind,
@@ -756,7 +818,7 @@ pub struct ActionRequest {
 }
 
 /// Items counted by why: "28 · cannot release an item that is queued (…)", "19 · processed".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tally {
     pub count: u64,
     pub why: String,
@@ -772,7 +834,7 @@ pub fn tally(list: &mut Vec<Tally>, why: String, n: u64) {
 }
 
 /// What a bulk action will touch, before it is applied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Preview {
     /// Items the target covers.
     pub count: u64,
@@ -788,7 +850,7 @@ pub struct Preview {
     pub sample: Vec<Item>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionResult {
     pub action_id: i64,
     pub verb: String,
@@ -799,7 +861,8 @@ pub struct ActionResult {
 }
 
 /// An undo of a past action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UndoRequest {
     pub action_id: i64,
     pub actor: String,
@@ -823,7 +886,7 @@ impl UndoRequest {
 }
 
 /// An item an undo left as it is, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeptItem {
     pub id: String,
     pub why: String,
@@ -832,7 +895,7 @@ pub struct KeptItem {
 /// Most kept items an undo names one by one (the tallies count them all).
 pub const KEPT_LISTED: usize = 1000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UndoResult {
     pub action_id: i64,
     pub verb: String,
@@ -851,7 +914,8 @@ pub struct UndoResult {
 }
 
 /// Which past actions to list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ActionQuery {
     /// Only actions that touched this queue.
     pub queue: Option<String>,
@@ -860,10 +924,11 @@ pub struct ActionQuery {
 }
 
 /// A past human action, as `workq actions` and the console list them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionInfo {
     pub id: i64,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Time,
     pub by: String,
     pub verb: String,
@@ -874,6 +939,7 @@ pub struct ActionInfo {
     /// The queues its items are in (deleted queues left out).
     pub queues: Vec<String>,
     #[serde(with = "opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub undone_at: Option<Time>,
     pub undone_by: Option<String>,
     /// Items the undo restored (an undo on a live queue may restore fewer than `touched`).
@@ -881,7 +947,7 @@ pub struct ActionInfo {
 }
 
 /// Exceptions that share a queue, a reason and a masked note signature.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExceptionGroup {
     pub queue: String,
     pub reason: Option<Reason>,
@@ -890,15 +956,18 @@ pub struct ExceptionGroup {
     /// One real note of the group, unmasked.
     pub example: Option<String>,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub oldest: Time,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub newest: Time,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerInfo {
     pub name: String,
     #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub last_seen: Time,
     pub holding: u64,
     pub holding_ids: Vec<String>,
@@ -907,7 +976,8 @@ pub struct WorkerInfo {
 }
 
 /// Import behaviour for bad rows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ImportOptions {
     /// Import the good rows and report the bad; otherwise nothing lands when any row is bad.
     pub skip_bad: bool,
@@ -921,7 +991,7 @@ pub struct ImportOptions {
 }
 
 /// A row that could not be imported, with where it was.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RowError {
     pub line: u64,
     pub column: Option<String>,
@@ -940,13 +1010,13 @@ impl fmt::Display for RowError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImportRow {
     pub line: u64,
     pub item: NewItem,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub imported: u64,
     /// Rows the store refused (duplicate keys, oversize values), with their lines.
@@ -954,7 +1024,7 @@ pub struct ImportReport {
 }
 
 /// What changed, for live consoles. Coarse on purpose: a console refetches what it shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// Items of a queue changed (enqueue, dequeue, completion, human action, sweep).

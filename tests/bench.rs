@@ -89,6 +89,13 @@ fn every_quick_stage_reports_its_figures() {
         mixed.iter().all(|f| f["engine"].as_f64().unwrap() > 0.0),
         "{mixed:?}"
     );
+    assert_eq!(
+        whats(&stage(dir.path(), "http", &["--workers", "2"])),
+        [
+            "full cycle over HTTP, 2 workers, one item per request",
+            "full cycle over HTTP, 2 workers, batches of 32"
+        ]
+    );
 }
 
 #[test]

@@ -45,7 +45,31 @@ const RULES: &[(&str, &[&str])] = &[
         "import",
         &["store", "connect", "cli", "tui", "demo", "bench"],
     ),
-    ("store", &["connect", "cli", "tui", "demo", "bench"]),
+    (
+        "token",
+        &["store", "connect", "cli", "tui", "demo", "bench", "server"],
+    ),
+    (
+        "api",
+        &["store", "connect", "cli", "tui", "demo", "bench", "server"],
+    ),
+    (
+        "store",
+        &["connect", "cli", "tui", "demo", "bench", "server"],
+    ),
+    // The server wraps whatever backend it is handed: no store, no front end.
+    (
+        "server",
+        &[
+            "cli",
+            "tui",
+            "demo",
+            "bench",
+            "store",
+            "SqliteStore",
+            "connect",
+        ],
+    ),
     ("connect", &["cli", "tui", "demo", "bench"]),
     ("tui", &["cli", "demo", "bench", "store", "SqliteStore"]),
     ("cli", &["tui", "store", "SqliteStore"]),

@@ -761,8 +761,23 @@ fn every_reading_command_works_on_a_file_you_can_only_read() {
     ]);
     db.ok(&["item", "hold", &taken, "--note", "waiting for AP"]);
     let shown_before = db.json(&["item", "show", &id]);
+    let csv = db.path.with_file_name("in.csv");
+    std::fs::write(&csv, "value,key\nnew,K-1\nagain,K-1\n").unwrap();
+    let csv = csv.to_str().unwrap();
     let _ro = ReadOnly::new(&db.path);
+    // A dry-run import checks the file on a reader: it finds the repeated key all the same.
+    let dry = workq(&db.path)
+        .args(["import", "q", csv, "--dry-run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&dry.stderr);
+    assert_eq!(dry.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("line 3, column 'key': 'K-1' repeats line 2"),
+        "{err}"
+    );
     for args in [
+        &["import", "q", csv, "--dry-run", "--skip-bad"][..],
         &["queue", "ls"][..],
         &["queue", "inspect", "q"][..],
         &["item", "ls"][..],
@@ -784,6 +799,7 @@ fn every_reading_command_works_on_a_file_you_can_only_read() {
         &["queue", "pause", "q"][..],
         &["dequeue", "q"][..],
         &["item", "release", &taken][..],
+        &["import", "q", csv][..],
     ] {
         let err = db.fails(args, 1);
         assert!(
@@ -858,8 +874,9 @@ fn an_older_schema_is_upgraded_where_it_may_be_and_refused_clearly_where_not() {
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert!(
             err.contains(&format!(
-                "database {} was written by an older workq (schema version 1; this one reads 6)",
-                path.display()
+                "database {} was written by an older workq (schema version 1; this one reads {})",
+                path.display(),
+                workq::store::sqlite::schema_version()
             )) && err.contains("needs write access")
                 && err.contains("as a user who can write the file"),
             "{err}"
@@ -882,7 +899,7 @@ fn an_older_schema_is_upgraded_where_it_may_be_and_refused_clearly_where_not() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let qs: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(qs[0]["name"], "invoices", "{qs}");
-    assert_eq!(user_version(&path), 6);
+    assert_eq!(user_version(&path), workq::store::sqlite::schema_version());
 }
 
 #[test]

@@ -392,7 +392,7 @@ async fn a_schema_1_database_migrates_through_2_to_6_and_keeps_everything() {
     let written = clock::from_ms(1_796_142_176_904);
     let at = clock::ManualClock::new(written + chrono::Duration::minutes(30));
     let s = SqliteStore::open(&path, Arc::new(at.clone())).unwrap();
-    assert_eq!(version(&path), 6);
+    assert_eq!(version(&path), workq::store::sqlite::schema_version());
     // The schema is the one a new file gets, index for index.
     let fresh = dir.path().join("new.db");
     drop(open(&fresh).unwrap());
@@ -407,7 +407,7 @@ async fn a_schema_1_database_migrates_through_2_to_6_and_keeps_everything() {
             .collect()
     };
     assert_eq!(schema(&path), schema(&fresh));
-    assert_eq!(version(&fresh), 6);
+    assert_eq!(version(&fresh), workq::store::sqlite::schema_version());
 
     // The items, byte for byte, and the queue's health from the new index.
     let q = s.queue("invoices").await.unwrap();
@@ -582,5 +582,5 @@ async fn a_schema_1_database_migrates_through_2_to_6_and_keeps_everything() {
     // Opened again, nothing is left to migrate.
     let s = SqliteStore::open(&path, Arc::new(at)).unwrap();
     assert_eq!(s.queue("invoices").await.unwrap().counts.queued, 4);
-    assert_eq!(version(&path), 6);
+    assert_eq!(version(&path), workq::store::sqlite::schema_version());
 }

@@ -48,7 +48,7 @@ pub async fn figures(
 /// Enqueue → dequeue → complete through the engine: `producers` adding batches of `batch`
 /// (sharing out the items), `workers` workers taking up to `batch` at a time and
 /// completing them in one call.
-async fn cycle_engine(
+pub(super) async fn cycle_engine(
     store: Arc<dyn crate::Backend>,
     items: u64,
     workers: usize,

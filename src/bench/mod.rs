@@ -2,7 +2,7 @@
 //! its peak memory is its own) and measures the engine beside a baseline: the same work as
 //! bare statements in a plain loop, in the same run, on the same machine.
 //!
-//! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`, `mixed`); every stage opens
+//! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`, `mixed`, `http`); every stage opens
 //! what it measures through an `Engine` (`engine.rs`), so the same stages can run against
 //! each backend. The baselines are the bare SQL of the store measured (SQLite's today).
 
@@ -10,6 +10,7 @@ mod bulk;
 mod console;
 mod cycle;
 pub mod engine;
+mod http;
 mod import;
 mod mixed;
 mod reads;
@@ -65,7 +66,7 @@ pub struct Figure {
 }
 
 /// The stages of a whole run, in order, with the workers each runs with.
-const RUN: [(&str, usize); 7] = [
+const RUN: [(&str, usize); 9] = [
     ("import", 1),
     ("console", 1),
     ("reads", 1),
@@ -73,6 +74,8 @@ const RUN: [(&str, usize); 7] = [
     ("cycle", 1),
     ("cycle", 16),
     ("mixed", 16),
+    ("http", 1),
+    ("http", 16),
 ];
 
 /// Runs the bench as `a` says and returns what goes to stdout: the results table, or (for
@@ -148,8 +151,9 @@ async fn run_stage(
             cycle::figures(dir, engine, a.items, a.workers, producers, a.batch).await
         }
         "mixed" => mixed::figures(dir, engine, a.items, a.rate).await,
+        "http" => http::figures(dir, engine, a.items, a.workers).await,
         other => Err(format!(
-            "unknown stage '{other}' (known: import, console, reads, bulk, cycle, mixed)"
+            "unknown stage '{other}' (known: import, console, reads, bulk, cycle, mixed, http)"
         )),
     }
 }

@@ -3,6 +3,7 @@
 mod item;
 pub mod output;
 mod queue;
+mod token;
 mod work;
 
 use crate::backend::Backend;
@@ -69,6 +70,12 @@ pub enum Command {
     Actions(ActionsArgs),
     /// Measure the engine against a bare-SQLite baseline.
     Bench(crate::bench::BenchArgs),
+    /// Serve the database over HTTP: the whole engine, with bearer tokens, live events,
+    /// health, Prometheus metrics and an OpenAPI document.
+    Serve(crate::server::ServeArgs),
+    /// Make, list and revoke the bearer tokens of `workq serve`.
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// The console on a fresh demo database, with simulated bots working live.
     Demo(crate::demo::DemoArgs),
 }
@@ -199,6 +206,22 @@ pub enum ItemCmd {
     Note(item::ActArgs),
 }
 
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Make a token: prints it once, alone on stdout (only its hash is kept).
+    Create {
+        name: String,
+        /// viewer (reads), worker (takes and reports work), operator (adds items, takes
+        /// human actions) or admin (queues and tokens); each may do what those before it may.
+        #[arg(long)]
+        role: String,
+    },
+    /// List tokens, live and revoked (never their secrets).
+    Ls,
+    /// Revoke a token: the server refuses it from the next request on.
+    Revoke { name: String },
+}
+
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     pub queue: String,
@@ -311,9 +334,6 @@ pub struct ActionsArgs {
 pub enum Access {
     /// Only reads: opens the database read-only; refuses a missing one instead of creating it.
     Reads,
-    /// Changes nothing, but rehearses the real thing on the writer and rolls it back (a
-    /// dry-run import): refuses a missing database, needs a writable one.
-    Rehearses,
     /// Changes data (the command's name, for `--read-only`'s refusal).
     Writes(&'static str),
     /// Does not open the `--db`: the bench makes its own files, the demo a fresh one (its
@@ -346,8 +366,9 @@ impl Command {
                 ItemCmd::Note(_) => Writes("item note"),
                 ItemCmd::Ls(_) | ItemCmd::Show { .. } => Reads,
             },
-            // A dry run checks the file against the queue and writes nothing.
-            Command::Import(a) if a.dry_run => Rehearses,
+            // A dry run checks the file against the queue on a reader: it writes nothing and
+            // takes no lock, so it works on a file this user can only read.
+            Command::Import(a) if a.dry_run => Reads,
             Command::Import(_) => Writes("import"),
             // Taking an item leases it: that is a change.
             Command::Dequeue(_) => Writes("dequeue"),
@@ -357,6 +378,11 @@ impl Command {
             Command::Undo(a) if a.dry_run => Reads,
             Command::Undo(_) => Writes("undo"),
             Command::Groups(_) | Command::Actions(_) => Reads,
+            Command::Token(TokenCmd::Create { .. }) => Writes("token create"),
+            Command::Token(TokenCmd::Revoke { .. }) => Writes("token revoke"),
+            Command::Token(TokenCmd::Ls) => Reads,
+            // Serves every change its tokens allow.
+            Command::Serve(_) => Writes("serve"),
             Command::Bench(_) | Command::Demo(_) => OwnDatabase,
         }
     }
@@ -381,7 +407,6 @@ impl Command {
             }),
             (Access::Writes(_), false) => Ok(Open::Create),
             (Access::Reads, _) => Ok(Open::ReadOnly),
-            (Access::Rehearses, _) => Ok(Open::Existing),
             (Access::OwnDatabase, _) => Err(own_database()),
         }
     }
@@ -433,6 +458,7 @@ pub async fn run(command: Command, store: &dyn Backend, json: bool) -> Result<()
         Command::Groups(a) => item::groups(store, a, &out).await,
         Command::Undo(a) => item::undo(store, a, &out).await,
         Command::Actions(a) => item::actions(store, a, &out).await,
-        Command::Bench(_) | Command::Demo(_) => Err(own_database()),
+        Command::Token(c) => token::run(store, c, &out).await,
+        Command::Bench(_) | Command::Demo(_) | Command::Serve(_) => Err(own_database()),
     }
 }
