@@ -41,8 +41,9 @@ pub struct BenchArgs {
     pub engine: String,
     #[arg(long, hide = true)]
     pub stage: Option<String>,
-    #[arg(long, hide = true, default_value_t = 1)]
-    pub workers: usize,
+    /// Workers in the cycle, mixed and http stages (default: 16 for mixed, 1 for the others).
+    #[arg(long, hide = true)]
+    pub workers: Option<usize>,
     /// Producers adding items in the cycle benchmarks (default: as many as workers, so a
     /// single producer is not what limits many workers).
     #[arg(long, hide = true)]
@@ -147,11 +148,15 @@ async fn run_stage(
         "reads" => reads::figures(dir, engine).await,
         "bulk" => bulk::figures(dir, engine, a.items).await,
         "cycle" => {
-            let producers = a.producers.unwrap_or(a.workers).max(1);
-            cycle::figures(dir, engine, a.items, a.workers, producers, a.batch).await
+            let workers = a.workers.unwrap_or(1).max(1);
+            let producers = a.producers.unwrap_or(workers).max(1);
+            cycle::figures(dir, engine, a.items, workers, producers, a.batch).await
         }
-        "mixed" => mixed::figures(dir, engine, a.items, a.rate).await,
-        "http" => http::figures(dir, engine, a.items, a.workers).await,
+        "mixed" => {
+            let workers = a.workers.unwrap_or(mixed::WORKERS).max(1);
+            mixed::figures(dir, engine, a.items, a.rate, workers).await
+        }
+        "http" => http::figures(dir, engine, a.items, a.workers.unwrap_or(1).max(1)).await,
         other => Err(format!(
             "unknown stage '{other}' (known: import, console, reads, bulk, cycle, mixed, http)"
         )),
