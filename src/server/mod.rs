@@ -223,22 +223,7 @@ pub async fn serve(backend: Arc<dyn Backend>, args: ServeArgs, db: String) -> Re
              make one with: workq --db {db} token create NAME --role admin"
         );
     }
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let epoch = chrono::Utc::now().timestamp_millis() as u64;
-    let state = Arc::new(State {
-        backend,
-        opts: Options {
-            max_body: args.max_body,
-            max_import: args.max_import,
-            timeout: args.timeout,
-            max_wait: args.max_wait,
-        },
-        events: events::Hub::new(epoch, args.events_window),
-        metrics: metrics::Metrics::default(),
-        limiter: auth::Limiter::new(args.rate_limit, args.rate_burst),
-        stop,
-    });
-    events::follow(state.clone());
+    let (state, stop_tx) = start(backend, &args);
     let app = router(state.clone());
     let listener =
         std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -286,6 +271,69 @@ pub async fn serve(backend: Arc<dyn Backend>, args: ServeArgs, db: String) -> Re
     served.map_err(|e| format!("the server stopped: {e}"))?;
     eprintln!("workq serve: stopped");
     Ok(())
+}
+
+/// The state of a server about to start, following the engine's feed, and what stops it.
+fn start(
+    backend: Arc<dyn Backend>,
+    args: &ServeArgs,
+) -> (Arc<State>, tokio::sync::watch::Sender<bool>) {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let epoch = chrono::Utc::now().timestamp_millis() as u64;
+    let state = Arc::new(State {
+        backend,
+        opts: Options {
+            max_body: args.max_body,
+            max_import: args.max_import,
+            timeout: args.timeout,
+            max_wait: args.max_wait,
+        },
+        events: events::Hub::new(epoch, args.events_window),
+        metrics: metrics::Metrics::default(),
+        limiter: auth::Limiter::new(args.rate_limit, args.rate_burst),
+        stop,
+    });
+    events::follow(state.clone());
+    (state, stop_tx)
+}
+
+impl ServeArgs {
+    /// `workq serve`'s defaults, as its flags have them.
+    pub fn defaults() -> ServeArgs {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        <Flags as clap::Parser>::parse_from(["serve"]).args
+    }
+}
+
+/// Plain HTTP on `listener` until `stop` resolves, in this process: the remote client's
+/// contract suite and the bench's `http` engine serve their own backend (on their own
+/// clock) so. No signals, no TLS; the limits are `args`'.
+pub async fn serve_on(
+    backend: Arc<dyn Backend>,
+    listener: std::net::TcpListener,
+    args: ServeArgs,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let (state, stop_tx) = start(backend, &args);
+    let app = router(state);
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    let grace = args.grace;
+    tokio::spawn(async move {
+        stop.await;
+        let _ = stop_tx.send(true);
+        h.graceful_shutdown(Some(grace));
+    });
+    axum_server::from_tcp(listener)
+        .map_err(|e| e.to_string())?
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await
+        .map_err(|e| format!("the server stopped: {e}"))
 }
 
 /// SIGINT or SIGTERM.
