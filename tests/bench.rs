@@ -63,6 +63,13 @@ fn every_quick_stage_reports_its_figures() {
         whats(&stage(dir.path(), "cycle", &["--workers", "3"])),
         ["full cycle, 3 workers, batches of 10"]
     );
+    assert_eq!(
+        whats(&stage(dir.path(), "http", &["--workers", "2"])),
+        [
+            "full cycle over HTTP, 2 workers, one item per request",
+            "full cycle over HTTP, 2 workers, batches of 32"
+        ]
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! schemathesis against `/openapi.json` on a live `workq serve` (real binary, 127.0.0.1):
 //! generated requests for every route but the event stream (it never ends) and token
 //! revocation (it would revoke the run's own token); no answer may be a 5xx, and every
-//! answer must match the document (status, content type, headers, body schema).
+//! answer must match the document (status, content type, headers, body schema), and a
+//! route that needs a token must refuse a request without one (`ignored_auth`).
 //!
 //! schemathesis comes from PyPI: `.ci/run` installs it into `$HOME/.cache/workq-ci/venv`.
 //! Without it the test is skipped with a notice, except under CI=true, where it fails.
@@ -90,7 +91,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,\
-             response_schema_conformance,response_headers_conformance",
+             response_schema_conformance,response_headers_conformance,ignored_auth",
         ])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["-n", &examples])

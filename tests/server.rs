@@ -1041,3 +1041,52 @@ async fn an_upload_over_max_import_is_413_and_a_wait_is_capped_by_max_wait() {
     assert_eq!(got["leases"], json!([]));
     assert_eq!(got["why_empty"]["reason"], "nothing_ready", "{got}");
 }
+
+#[test]
+fn token_commands_keep_only_hashes_and_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let secret = token(&db, "ci", "worker");
+    let run = |args: &[&str]| workq(&db).args(args).output().unwrap();
+    let dup = run(&["token", "create", "ci", "--role", "admin"]);
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&dup.stderr).contains("already exists"),
+        "{dup:?}"
+    );
+    let bad = run(&["token", "create", "x", "--role", "root"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--role: unknown role 'root'"),
+        "{bad:?}"
+    );
+    let bad = run(&["token", "create", "a b", "--role", "viewer"]);
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    let gone = run(&["token", "revoke", "nobody"]);
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("unknown token 'nobody'"),
+        "{gone:?}"
+    );
+    assert!(run(&["token", "revoke", "ci"]).status.success());
+    // The name can be given again once revoked; the list keeps both, secrets in neither.
+    let again = token(&db, "ci", "viewer");
+    assert_ne!(again, secret);
+    let ls = run(&["--json", "token", "ls"]);
+    let list: Value = serde_json::from_slice(&ls.stdout).unwrap();
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert!(
+        rows[0]["revoked_at"].is_string() && rows[1]["revoked_at"].is_null(),
+        "{list}"
+    );
+    assert_eq!(rows[1]["role"], "viewer");
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(!text.contains(&secret) && !text.contains(&again));
+    // The file holds the hash, never the token.
+    let raw = std::fs::read(&db).unwrap();
+    let wal = std::fs::read(dir.path().join("t.db-wal")).unwrap_or_default();
+    for s in [&secret, &again] {
+        let needle = s.as_bytes();
+        assert!(!raw.windows(needle.len()).any(|w| w == needle));
+        assert!(!wal.windows(needle.len()).any(|w| w == needle));
+    }
+}

@@ -43,7 +43,7 @@ pub async fn figures(
 
 /// Enqueue → dequeue → complete through the engine: one producer adding batches of `batch`,
 /// `workers` workers taking up to `batch` at a time and completing them in one call.
-async fn cycle_engine(
+pub(super) async fn cycle_engine(
     store: Arc<dyn crate::Backend>,
     items: u64,
     workers: usize,

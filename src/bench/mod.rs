@@ -2,7 +2,7 @@
 //! its peak memory is its own) and measures the engine beside a baseline: the same work as
 //! bare statements in a plain loop, in the same run, on the same machine.
 //!
-//! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`); every stage opens
+//! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`, `http`); every stage opens
 //! what it measures through an `Engine` (`engine.rs`), so the same stages can run against
 //! each backend. The baselines are the bare SQL of the store measured (SQLite's today).
 
@@ -10,6 +10,7 @@ mod bulk;
 mod console;
 mod cycle;
 pub mod engine;
+mod http;
 mod import;
 mod reads;
 
@@ -57,13 +58,15 @@ pub struct Figure {
 }
 
 /// The stages of a whole run, in order, with the workers each runs with.
-const RUN: [(&str, usize); 6] = [
+const RUN: [(&str, usize); 8] = [
     ("import", 1),
     ("console", 1),
     ("reads", 1),
     ("bulk", 1),
     ("cycle", 1),
     ("cycle", 16),
+    ("http", 1),
+    ("http", 16),
 ];
 
 /// Runs the bench as `a` says and returns what goes to stdout: the results table, or (for
@@ -133,8 +136,9 @@ async fn run_stage(
         "reads" => reads::figures(dir, engine).await,
         "bulk" => bulk::figures(dir, engine, a.items).await,
         "cycle" => cycle::figures(dir, engine, a.items, a.workers, a.batch).await,
+        "http" => http::figures(dir, engine, a.items, a.workers).await,
         other => Err(format!(
-            "unknown stage '{other}' (known: import, console, reads, bulk, cycle)"
+            "unknown stage '{other}' (known: import, console, reads, bulk, cycle, http)"
         )),
     }
 }

@@ -195,9 +195,43 @@ async fn method_not_allowed(req: Request) -> Response {
     r
 }
 
-/// Runs the server until SIGINT or SIGTERM, then stops gracefully: no new connections,
-/// requests under way get `--grace` to finish, event streams end with `shutdown`.
-pub async fn serve(backend: Arc<dyn Backend>, args: ServeArgs, db: String) -> Result<(), String> {
+/// A server running on this process's runtime (the bench, tests): where it listens, and
+/// how to stop it.
+pub struct Running {
+    pub url: String,
+    pub addr: SocketAddr,
+    handle: axum_server::Handle<SocketAddr>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops gracefully: no new connections, event streams end with `shutdown`, requests
+    /// under way get `grace` to finish.
+    pub async fn stop(self, grace: Duration) -> Result<(), String> {
+        let _ = self.stop.send(true);
+        self.handle.graceful_shutdown(Some(grace));
+        self.task
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("the server stopped: {e}"))
+    }
+}
+
+impl Default for ServeArgs {
+    /// The defaults of `workq serve`.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        <Wrap as clap::Parser>::parse_from(["serve"]).args
+    }
+}
+
+/// Starts serving `backend` as `args` say, on this runtime; answers once it listens.
+pub async fn start(backend: Arc<dyn Backend>, args: &ServeArgs) -> Result<Running, String> {
     let addr: SocketAddr = args
         .listen
         .to_socket_addrs()
@@ -211,73 +245,6 @@ pub async fn serve(backend: Arc<dyn Backend>, args: ServeArgs, db: String) -> Re
              readable; give --tls-cert and --tls-key, or --insecure to do it anyway"
         ));
     }
-    if !backend
-        .tokens()
-        .await
-        .map_err(|e| e.to_string())?
-        .iter()
-        .any(|t| t.revoked_at.is_none())
-    {
-        eprintln!(
-            "no tokens yet: every request but /healthz, /readyz and /openapi.json needs one;\n  \
-             make one with: workq --db {db} token create NAME --role admin"
-        );
-    }
-    let (state, stop_tx) = start(backend, &args);
-    let app = router(state.clone());
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let handle = axum_server::Handle::new();
-    let scheme = if tls { "https" } else { "http" };
-    eprintln!("workq serve: listening on {scheme}://{bound} (database {db})");
-    let grace = args.grace;
-    let h = handle.clone();
-    tokio::spawn(async move {
-        stopped().await;
-        eprintln!(
-            "workq serve: stopping; requests under way get up to {:.0}s",
-            grace.as_secs_f64()
-        );
-        let _ = stop_tx.send(true);
-        h.graceful_shutdown(Some(grace));
-    });
-    let service = app.into_make_service();
-    let served = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map_err(|e| {
-                    format!(
-                        "cannot use --tls-cert {} / --tls-key {}: {e}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?;
-            axum_server::tls_rustls::from_tcp_rustls(listener, config)
-                .map_err(|e| e.to_string())?
-                .handle(handle)
-                .serve(service)
-                .await
-        }
-        _ => {
-            axum_server::from_tcp(listener)
-                .map_err(|e| e.to_string())?
-                .handle(handle)
-                .serve(service)
-                .await
-        }
-    };
-    served.map_err(|e| format!("the server stopped: {e}"))?;
-    eprintln!("workq serve: stopped");
-    Ok(())
-}
-
-/// The state of a server about to start, following the engine's feed, and what stops it.
-fn start(
-    backend: Arc<dyn Backend>,
-    args: &ServeArgs,
-) -> (Arc<State>, tokio::sync::watch::Sender<bool>) {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let epoch = chrono::Utc::now().timestamp_millis() as u64;
     let state = Arc::new(State {
@@ -293,47 +260,78 @@ fn start(
         limiter: auth::Limiter::new(args.rate_limit, args.rate_burst),
         stop,
     });
+    let tls_config = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot use --tls-cert {} / --tls-key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?,
+        ),
+        _ => None,
+    };
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
     events::follow(state.clone());
-    (state, stop_tx)
-}
-
-impl ServeArgs {
-    /// `workq serve`'s defaults, as its flags have them.
-    pub fn defaults() -> ServeArgs {
-        #[derive(clap::Parser)]
-        struct Flags {
-            #[command(flatten)]
-            args: ServeArgs,
-        }
-        <Flags as clap::Parser>::parse_from(["serve"]).args
-    }
-}
-
-/// Plain HTTP on `listener` until `stop` resolves, in this process: the remote client's
-/// contract suite and the bench's `http` engine serve their own backend (on their own
-/// clock) so. No signals, no TLS; the limits are `args`'.
-pub async fn serve_on(
-    backend: Arc<dyn Backend>,
-    listener: std::net::TcpListener,
-    args: ServeArgs,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
-    let (state, stop_tx) = start(backend, &args);
-    let app = router(state);
+    let service = router(state).into_make_service();
     let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    let grace = args.grace;
-    tokio::spawn(async move {
-        stop.await;
-        let _ = stop_tx.send(true);
-        h.graceful_shutdown(Some(grace));
-    });
-    axum_server::from_tcp(listener)
-        .map_err(|e| e.to_string())?
-        .handle(handle)
-        .serve(app.into_make_service())
-        .await
-        .map_err(|e| format!("the server stopped: {e}"))
+    let task = match tls_config {
+        Some(config) => {
+            let server = axum_server::tls_rustls::from_tcp_rustls(listener, config)
+                .map_err(|e| e.to_string())?
+                .handle(handle.clone());
+            tokio::spawn(server.serve(service))
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)
+                .map_err(|e| e.to_string())?
+                .handle(handle.clone());
+            tokio::spawn(server.serve(service))
+        }
+    };
+    let scheme = if tls { "https" } else { "http" };
+    Ok(Running {
+        url: format!("{scheme}://{bound}"),
+        addr: bound,
+        handle,
+        stop: stop_tx,
+        task,
+    })
+}
+
+/// `workq serve`: runs the server until SIGINT or SIGTERM, then stops gracefully.
+pub async fn serve(backend: Arc<dyn Backend>, args: ServeArgs, db: String) -> Result<(), String> {
+    let tokens = backend.tokens().await.map_err(|e| e.to_string())?;
+    let mut running = start(backend, &args).await?;
+    if !tokens.iter().any(|t| t.revoked_at.is_none()) {
+        eprintln!(
+            "no tokens yet: every request but /healthz, /readyz and /openapi.json needs one;\n  \
+             make one with: workq --db {db} token create NAME --role admin"
+        );
+    }
+    eprintln!("workq serve: listening on {} (database {db})", running.url);
+    tokio::select! {
+        _ = stopped() => {}
+        ended = &mut running.task => {
+            return Err(match ended {
+                Ok(Ok(())) => "the server stopped by itself".to_string(),
+                Ok(Err(e)) => format!("the server stopped: {e}"),
+                Err(e) => e.to_string(),
+            });
+        }
+    }
+    eprintln!(
+        "workq serve: stopping; requests under way get up to {:.0}s",
+        args.grace.as_secs_f64()
+    );
+    running.stop(args.grace).await?;
+    eprintln!("workq serve: stopped");
+    Ok(())
 }
 
 /// SIGINT or SIGTERM.

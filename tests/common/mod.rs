@@ -80,23 +80,18 @@ pub async fn http() -> Option<Env> {
         .create_token("contract", workq::token::Role::Admin)
         .await
         .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(workq::server::serve_on(
-        store,
-        listener,
-        workq::server::ServeArgs::defaults(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let args = workq::server::ServeArgs {
+        listen: "127.0.0.1:0".into(),
+        ..Default::default()
+    };
+    let server = workq::server::start(store, &args).await.unwrap();
+    let url = server.url.clone();
     let client = workq::client::HttpClient::new(&url, Some(token.token)).unwrap();
     Some(Env {
         store: Arc::new(client),
         clock,
         token: Some("contract"),
-        _keep: Box::new((_keep, stop)),
+        _keep: Box::new((_keep, server)),
     })
 }
 
