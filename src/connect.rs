@@ -88,9 +88,6 @@ pub enum Open {
     /// Only reads: the database must exist, and is opened read-only (see
     /// `SqliteStore::open_read_only`: a file this user can write is first brought up to date).
     ReadOnly,
-    /// Changes nothing but rehearses on the writer (a dry-run import): the database must
-    /// exist, and be writable.
-    Existing,
     /// Changes data: opened for writing, created (folders and all) on first use.
     Create,
 }
@@ -176,7 +173,7 @@ pub fn connect_on(target: &Target, open: Open, clock: Arc<dyn Clock>) -> Result<
     }
     let backend: Arc<dyn Backend> = match open {
         Open::ReadOnly => Arc::new(SqliteStore::open_read_only(&path, clock)?),
-        Open::Existing | Open::Create => Arc::new(SqliteStore::open(&path, clock)?),
+        Open::Create => Arc::new(SqliteStore::open(&path, clock)?),
     };
     Ok(Connection {
         backend,

@@ -987,3 +987,256 @@ async fn a_semicolon_file_is_read_with_its_delimiter_and_hinted_without() {
         assert!(e.contains("is not a field separator"), "{bad:?}: {e}");
     }
 }
+
+fn row(line: u64, key: &str) -> Result<ImportRow, RowError> {
+    Ok(ImportRow {
+        line,
+        item: NewItem {
+            value: format!("value of {key}"),
+            key: Some(key.into()),
+            ..Default::default()
+        },
+    })
+}
+
+/// Guards against a hang only (a writer held by the import would never answer): it turns
+/// that into a failure. Nothing here is a measure of speed.
+async fn answered<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} got no answer while an import was waiting for rows"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_go_on_while_a_slow_import_waits_for_its_rows() {
+    let f = fixture().await;
+    let s = &f.store;
+    s.create_queue("work", Default::default()).await.unwrap();
+    let work: Vec<NewItem> = (0..4)
+        .map(|i| NewItem {
+            value: format!("w{i}"),
+            ..Default::default()
+        })
+        .collect();
+    s.add_items("work", work, "user:t").await.unwrap();
+    let take = |worker: &str, count| DequeueRequest {
+        queues: vec!["work".into()],
+        worker: worker.into(),
+        count,
+        wait: Default::default(),
+    };
+    let held = s.dequeue(take("w1", 2)).await.unwrap().leases;
+    assert_eq!(held.len(), 2);
+
+    // Two imports at once, each fed slowly by its producer; the second repeats one of its
+    // own keys in its last batch (found by the store at the commit), so it must land
+    // nothing at all.
+    let (tx1, rx1) = tokio::sync::mpsc::channel(1);
+    let (tx2, rx2) = tokio::sync::mpsc::channel(1);
+    let good = s.import("q", ImportOptions::default(), rx1, "user:t");
+    let doomed = s.import("q", ImportOptions::default(), rx2, "user:t");
+    let others = async {
+        tx1.send(vec![row(2, "A"), row(3, "B")]).await.unwrap();
+        tx2.send(vec![row(2, "X")]).await.unwrap();
+        // Both imports are open (their producers have not finished): the other workers'
+        // heartbeats, completions, failures and dequeues are answered all the same.
+        let extended = answered("a heartbeat", s.heartbeat(&held[0].item.id, &held[0].lease)).await;
+        assert!(extended.unwrap() >= held[0].lease_until);
+        let outcomes = vec![
+            Outcome {
+                id: held[0].item.id.clone(),
+                lease: held[0].lease.clone(),
+                reason: None,
+                note: None,
+            },
+            Outcome {
+                id: held[1].item.id.clone(),
+                lease: held[1].lease.clone(),
+                reason: Some(Reason::Business),
+                note: Some("bad invoice".into()),
+            },
+        ];
+        let done = answered("a completion", s.finish(outcomes, "w1"))
+            .await
+            .unwrap();
+        assert!(done.iter().all(|d| d.is_ok()), "{done:?}");
+        let next = answered("a dequeue", s.dequeue(take("w2", 1)))
+            .await
+            .unwrap();
+        assert_eq!(next.leases.len(), 1);
+        let counts = answered("a read", s.queue("work")).await.unwrap().counts;
+        assert_eq!(
+            (
+                counts.processed,
+                counts.exception,
+                counts.processing,
+                counts.queued
+            ),
+            (1, 1, 1, 1)
+        );
+        // Nothing of either import shows before its commit.
+        assert_eq!(s.queue("q").await.unwrap().counts.queued, 0);
+        // Only now do the producers send their last rows.
+        tx1.send(vec![row(4, "C")]).await.unwrap();
+        drop(tx1);
+        tx2.send(vec![row(3, "Y"), row(4, "X")]).await.unwrap();
+        drop(tx2);
+    };
+    let (good, doomed, ()) = tokio::join!(good, doomed, others);
+    assert_eq!(good.unwrap().imported, 3);
+    let keys: HashSet<String> = f
+        .all()
+        .await
+        .into_iter()
+        .filter(|i| i.queue == "q")
+        .filter_map(|i| i.key)
+        .collect();
+    assert_eq!(keys, HashSet::from(["A", "B", "C"].map(String::from)));
+    let e = doomed.unwrap_err().to_string();
+    assert!(
+        e.contains("line 4, column 'key': 'X' repeats line 2"),
+        "{e}"
+    );
+    assert_eq!(s.queue("q").await.unwrap().counts.queued, 3);
+}
+
+#[tokio::test]
+async fn a_dry_run_takes_no_lock_and_reads_a_file_it_cannot_write() {
+    let f = fixture().await;
+    f.store
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "old".into(),
+                key: Some("K".into()),
+                ..Default::default()
+            }],
+            "user:t",
+        )
+        .await
+        .unwrap();
+    let dry = ImportOptions {
+        skip_bad: true,
+        dry_run: true,
+        key_column: None,
+    };
+    let rows = || {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.try_send(vec![row(2, "K"), row(3, "L"), row(4, "L")])
+            .unwrap();
+        rx
+    };
+    let expected = [
+        "line 2, column 'key': duplicate key 'K': queue 'q' already has an item with this key",
+        "line 4, column 'key': 'L' repeats line 3",
+    ];
+    // Another process holds the write lock for the whole dry run.
+    let lock = rusqlite::Connection::open(f.dir.path().join("w.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let report = f
+        .store
+        .import("q", dry.clone(), rows(), "user:t")
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.imported, shown(&report.rejected)),
+        (1, expected.map(String::from).to_vec())
+    );
+    lock.execute_batch("COMMIT").unwrap();
+    // A store opened read-only (no writer at all) says the same.
+    let ro = workq::SqliteStore::open_read_only(f.dir.path().join("w.db"), workq::clock::system())
+        .unwrap();
+    let report = ro.import("q", dry.clone(), rows(), "user:t").await.unwrap();
+    assert_eq!(
+        (report.imported, shown(&report.rejected)),
+        (1, expected.map(String::from).to_vec())
+    );
+    // A real import on it is refused as every write there is, before any row is read.
+    let real = ImportOptions {
+        dry_run: false,
+        ..dry.clone()
+    };
+    let e = ro.import("q", real, rows(), "user:t").await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            workq::backend::Error::Storage {
+                cause: workq::backend::StorageCause::ReadOnly,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(f.store.queue("q").await.unwrap().counts.queued, 1);
+}
+
+#[tokio::test]
+async fn rows_go_in_by_the_chunk_and_each_refused_one_is_named() {
+    let f = fixture().await;
+    f.store
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "old".into(),
+                key: Some("k100".into()),
+                ..Default::default()
+            }],
+            "user:t",
+        )
+        .await
+        .unwrap();
+    // 300 rows: several full INSERT chunks (64 rows) and a short last one. Line 102 takes
+    // a key the queue has, line 151 repeats line 142 of the same chunk, line 290 a line of
+    // the chunk before; every other row lands, in the file's order, and held rows say why.
+    let mut csv = String::from("value,key,status\n");
+    for i in 0..300u32 {
+        let key = match i {
+            149 => "k140".to_string(),
+            288 => "k200".to_string(),
+            _ => format!("k{i}"),
+        };
+        let hold = if i % 97 == 0 { "on-hold" } else { "" };
+        csv.push_str(&format!("v{i},{key},{hold}\n"));
+    }
+    let p = f.file("chunks.csv", &csv);
+    let e = f.import(&p, false).await.unwrap_err();
+    assert!(e.contains("3 bad rows"), "{e}");
+    assert_eq!(
+        f.all().await.len(),
+        1,
+        "an all-or-nothing import refused lands nothing"
+    );
+    let report = f.import(&p, true).await.unwrap();
+    assert_eq!(
+        shown(&report.rejected),
+        [
+            "line 102, column 'key': duplicate key 'k100': queue 'q' already has an item with this key",
+            "line 151, column 'key': 'k140' repeats line 142",
+            "line 290, column 'key': 'k200' repeats line 202",
+        ]
+    );
+    assert_eq!(report.imported, 297);
+    let values: Vec<String> = f.values().await;
+    let expected: Vec<String> = std::iter::once("old".to_string())
+        .chain(
+            (0..300u32)
+                .filter(|i| ![100, 149, 288].contains(i))
+                .map(|i| format!("v{i}")),
+        )
+        .collect();
+    assert_eq!(values, expected);
+    let counts = f.store.queue("q").await.unwrap().counts;
+    assert_eq!((counts.queued, counts.on_hold), (1 + 297 - 4, 4));
+    let held = f
+        .all()
+        .await
+        .into_iter()
+        .find(|i| i.value == "v97")
+        .unwrap();
+    let detail = f.store.item(&held.id).await.unwrap();
+    assert!(
+        detail.history.iter().any(|h| h.action == "hold"),
+        "{:?}",
+        detail.history
+    );
+}

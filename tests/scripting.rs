@@ -761,8 +761,23 @@ fn every_reading_command_works_on_a_file_you_can_only_read() {
     ]);
     db.ok(&["item", "hold", &taken, "--note", "waiting for AP"]);
     let shown_before = db.json(&["item", "show", &id]);
+    let csv = db.path.with_file_name("in.csv");
+    std::fs::write(&csv, "value,key\nnew,K-1\nagain,K-1\n").unwrap();
+    let csv = csv.to_str().unwrap();
     let _ro = ReadOnly::new(&db.path);
+    // A dry-run import checks the file on a reader: it finds the repeated key all the same.
+    let dry = workq(&db.path)
+        .args(["import", "q", csv, "--dry-run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&dry.stderr);
+    assert_eq!(dry.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("line 3, column 'key': 'K-1' repeats line 2"),
+        "{err}"
+    );
     for args in [
+        &["import", "q", csv, "--dry-run", "--skip-bad"][..],
         &["queue", "ls"][..],
         &["queue", "inspect", "q"][..],
         &["item", "ls"][..],
@@ -784,6 +799,7 @@ fn every_reading_command_works_on_a_file_you_can_only_read() {
         &["queue", "pause", "q"][..],
         &["dequeue", "q"][..],
         &["item", "release", &taken][..],
+        &["import", "q", csv][..],
     ] {
         let err = db.fails(args, 1);
         assert!(

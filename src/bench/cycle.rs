@@ -20,7 +20,7 @@ pub async fn figures(
     super::fresh(&base_db);
     let base = cycle_baseline(&base_db, items, batch)?;
     let store = engine.fresh(dir, &format!("cycle-{workers}"))?;
-    let rate = cycle_engine(store, items, workers, batch).await?;
+    let rate = cycle_engine(store, items, workers, batch, batch).await?;
     Ok(vec![Figure {
         what: format!(
             "full cycle, {} worker{}, batches of {}",
@@ -41,13 +41,14 @@ pub async fn figures(
     }])
 }
 
-/// Enqueue → dequeue → complete through the engine: one producer adding batches of `batch`,
-/// `workers` workers taking up to `batch` at a time and completing them in one call.
+/// Enqueue → dequeue → complete through the engine: one producer adding batches of
+/// `produce`, `workers` workers taking up to `batch` at a time and completing them in one call.
 pub(super) async fn cycle_engine(
     store: Arc<dyn crate::Backend>,
     items: u64,
     workers: usize,
     batch: u32,
+    produce: u32,
 ) -> Result<f64, String> {
     store
         .create_queue("cycle", Default::default())
@@ -59,7 +60,7 @@ pub(super) async fn cycle_engine(
         tokio::spawn(async move {
             let mut left = items;
             while left > 0 {
-                let n = left.min(batch as u64);
+                let n = left.min(produce as u64);
                 let batch_items = (0..n)
                     .map(|i| NewItem {
                         value: format!("{{\"n\":{i}}}"),

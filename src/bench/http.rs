@@ -14,6 +14,8 @@ use std::time::Instant;
 
 /// Most items a one-per-request run takes: two requests an item.
 const ONE_BY_ONE: u64 = 20_000;
+/// The producer's batches, over HTTP and in-process alike: the figure is the workers'.
+const PRODUCE: u32 = 100;
 
 pub async fn figures(
     dir: &Path,
@@ -25,7 +27,7 @@ pub async fn figures(
     let mut out = Vec::new();
     for batch in [1u32, 32] {
         let local = engine.fresh(dir, &format!("http-local-{workers}-{batch}"))?;
-        let base = super::cycle::cycle_engine(local, items, workers, batch).await?;
+        let base = super::cycle::cycle_engine(local, items, workers, batch, PRODUCE).await?;
         let remote = engine.fresh(dir, &format!("http-{workers}-{batch}"))?;
         let rate = cycle_http(remote, items, workers, batch).await?;
         let goal = match (workers, batch) {
@@ -101,7 +103,7 @@ async fn cycle_http(
         tokio::spawn(async move {
             let mut left = items;
             while left > 0 {
-                let n = left.min(100);
+                let n = left.min(PRODUCE as u64);
                 let batch: Vec<_> = (0..n)
                     .map(|i| json!({"value": format!("{{\"n\":{i}}}")}))
                     .collect();

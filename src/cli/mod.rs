@@ -344,9 +344,6 @@ pub struct ActionsArgs {
 pub enum Access {
     /// Only reads: opens the database read-only; refuses a missing one instead of creating it.
     Reads,
-    /// Changes nothing, but rehearses the real thing on the writer and rolls it back (a
-    /// dry-run import): refuses a missing database, needs a writable one.
-    Rehearses,
     /// Changes data (the command's name, for `--read-only`'s refusal).
     Writes(&'static str),
     /// Does not open the `--db`: the bench makes its own files, the demo a fresh one (its
@@ -379,8 +376,9 @@ impl Command {
                 ItemCmd::Note(_) => Writes("item note"),
                 ItemCmd::Ls(_) | ItemCmd::Show { .. } => Reads,
             },
-            // A dry run checks the file against the queue and writes nothing.
-            Command::Import(a) if a.dry_run => Rehearses,
+            // A dry run checks the file against the queue on a reader: it writes nothing and
+            // takes no lock, so it works on a file this user can only read.
+            Command::Import(a) if a.dry_run => Reads,
             Command::Import(_) => Writes("import"),
             // Taking an item leases it: that is a change.
             Command::Dequeue(_) => Writes("dequeue"),
@@ -419,7 +417,6 @@ impl Command {
             }),
             (Access::Writes(_), false) => Ok(Open::Create),
             (Access::Reads, _) => Ok(Open::ReadOnly),
-            (Access::Rehearses, _) => Ok(Open::Existing),
             (Access::OwnDatabase, _) => Err(own_database()),
         }
     }

@@ -6,6 +6,7 @@ mod filter;
 mod read;
 mod rows;
 mod schema;
+mod spool;
 mod tokens;
 mod write;
 mod writer;
@@ -200,6 +201,48 @@ impl SqliteStore {
         })?
     }
 
+    /// Runs `f` on a reader connection off the async threads, without a transaction
+    /// around it (`f` makes its own, for work that waits on a producer).
+    async fn with_reader<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        self.blocking(move || {
+            let conn = match inner.readers.lock().expect("reader pool").pop() {
+                Some(c) => c,
+                None => schema::open_reader(&inner.path, inner.read_only)?,
+            };
+            let out = f(&conn);
+            // A failed `f` may have left its transaction open.
+            if !conn.is_autocommit() {
+                conn.execute_batch("ROLLBACK").ok();
+            }
+            let mut pool = inner.readers.lock().expect("reader pool");
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+    }
+
+    /// Runs `f` off the async threads.
+    async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
+        tokio::task::spawn_blocking(f).await.map_err(|e| {
+            Error::storage(
+                StorageCause::Stopped,
+                None,
+                format!("import task failed: {e}"),
+            )
+        })?
+    }
+
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -251,6 +294,9 @@ impl Backend for SqliteStore {
             .await
     }
 
+    /// Rows are taken, checked and spooled off the writer, for as long as the producer
+    /// takes; the writer is held only for the commit, which reads the spool back in one
+    /// transaction. A dry run never takes the writer (nor the file's write lock).
     async fn import(
         &self,
         queue: &str,
@@ -259,10 +305,37 @@ impl Backend for SqliteStore {
         actor: &str,
     ) -> Result<ImportReport> {
         let (queue, actor) = (queue.to_string(), actor.to_string());
+        if opts.dry_run {
+            return self
+                .with_reader(move |c| spool::rehearse(c, &queue, &opts, rows))
+                .await;
+        }
+        if self.inner.read_only {
+            // Refused by the writer there is not, before any row is waited for or spooled.
+            return self
+                .inner
+                .writer
+                .write(true, |_| Ok(ImportReport::default()))
+                .await;
+        }
+        // An unknown queue is refused before any row is waited for.
+        let q = queue.clone();
+        self.read(move |c, _| rows::queue_by_name(c, &q).map(|_| ()))
+            .await?;
+        let db = self.inner.path.clone();
+        let mut sp = self.blocking(move || spool::Spool::fill(&db, rows)).await?;
+        if !opts.skip_bad && !sp.rejected.is_empty() {
+            // Refused whatever the keys say: the keys are checked on a reader, so that
+            // the refusal names every bad row.
+            let e = self
+                .with_reader(move |c| spool::refusal(c, &queue, &opts, &mut sp))
+                .await?;
+            return Err(e);
+        }
         self.inner
             .writer
             .write(true, move |ctx| {
-                write::import(ctx, &queue, opts, rows, &actor)
+                write::import(ctx, &queue, &opts, &mut sp, &actor)
             })
             .await
     }

@@ -2,8 +2,9 @@
 //! and import, dequeue, outcomes and the lease sweep. The rules come from `crate::rules`.
 
 use super::rows::*;
+use super::spool::{self, Spool};
 use super::writer::Ctx;
-use crate::backend::{Conflict, Error, ImportRows, Result};
+use crate::backend::{Conflict, Error, Result};
 use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules::{self, ItemEvent};
@@ -581,16 +582,6 @@ pub(super) fn insert(ctx: &Ctx, row: &mut ItemRow) -> Result<bool> {
     Ok(n == 1)
 }
 
-/// A taken key, as one row of an import reports it.
-fn duplicate_key(queue: &str, key: &str) -> String {
-    Error::conflict(Conflict::DuplicateKey {
-        queue: queue.to_string(),
-        key: key.to_string(),
-        index: None,
-    })
-    .to_string()
-}
-
 pub fn add_items(
     ctx: &mut Ctx,
     queue: &str,
@@ -647,112 +638,85 @@ fn created_on_hold(ctx: &Ctx, row: &ItemRow, actor: &str) -> Result<()> {
     )
 }
 
-/// Streams batches of rows into one transaction: all-or-nothing unless `skip_bad`. A dry
-/// run does all of it inside a savepoint that it rolls back, so its report is exactly the
-/// real import's (a refused one included) and nothing is written.
+/// The commit of an import whose rows were spooled (see `spool`): every row read back and
+/// stored in this one transaction, all-or-nothing unless `skip_bad`. Nothing here waits
+/// for a producer. A row whose key is taken (by the queue, or by an earlier line) is
+/// reported; rows after a failure of all-or-nothing are still tried, so that every bad
+/// row is named, and the whole job then rolls back.
 pub fn import(
     ctx: &mut Ctx,
     queue: &str,
-    opts: ImportOptions,
-    rows: ImportRows,
-    actor: &str,
-) -> Result<ImportReport> {
-    let events = ctx.events.len();
-    if opts.dry_run {
-        ctx.conn.execute_batch("SAVEPOINT dry_run").map_err(sql)?;
-    }
-    let r = import_rows(ctx, queue, &opts, rows, actor);
-    if opts.dry_run {
-        ctx.events.truncate(events);
-        ctx.conn
-            .execute_batch("ROLLBACK TO dry_run; RELEASE dry_run")
-            .map_err(sql)?;
-    }
-    let mut report = r?;
-    if !opts.skip_bad && !report.rejected.is_empty() {
-        report.imported = 0;
-        if !opts.dry_run {
-            return Err(Error::Invalid {
-                field: "rows".into(),
-                index: None,
-                message: crate::text::import_failure(
-                    "import refused, nothing imported",
-                    &report.rejected,
-                ),
-                rows: report.rejected,
-            });
-        }
-    }
-    Ok(report)
-}
-
-/// Stores every good row and reports the bad; the caller decides whether it stands.
-fn import_rows(
-    ctx: &mut Ctx,
-    queue: &str,
     opts: &ImportOptions,
-    mut rows: ImportRows,
+    spool: &mut Spool,
     actor: &str,
 ) -> Result<ImportReport> {
     let q = queue_by_name(ctx.conn, queue)?;
     let key_col = opts.key_column.as_deref().unwrap_or("key");
-    let mut report = ImportReport::default();
+    let mut report = ImportReport {
+        imported: 0,
+        rejected: std::mem::take(&mut spool.rejected),
+    };
     let mut counts = StatusCounts::default();
     // (seq, line) of the rows with a key that this import stored, in seq order: a key
     // refused because this file already had it names the line it repeats.
     let mut keyed: Vec<(i64, u64)> = Vec::new();
-    while let Some(batch) = rows.blocking_recv() {
-        for r in batch {
-            let r = match r {
-                Ok(r) => r,
-                Err(e) => {
-                    report.rejected.push(e);
-                    continue;
-                }
-            };
-            if let Err((col, m)) = rules::check_new_item(&r.item) {
-                report.rejected.push(RowError {
-                    line: r.line,
-                    column: Some(col.to_string()),
-                    message: m,
-                    ..Default::default()
-                });
-                continue;
-            }
-            // Rows after a failure of all-or-nothing are still stored, so that every bad
-            // row is reported (a key repeated later in the file too); the whole import
-            // rolls back.
-            let line = r.line;
+    // The seqs AUTOINCREMENT would give, given here, so that a chunk of rows goes in one
+    // statement and each row's seq is still known (a refused row leaves a gap, as a
+    // deleted one does).
+    let mut next = next_seq(ctx.conn)?;
+    let full = chunk_sql(IMPORT_CHUNK);
+    let mut chunk: Vec<(ItemRow, u64)> = Vec::with_capacity(IMPORT_CHUNK);
+    let mut rows = spool.read_back()?.peekable();
+    while rows.peek().is_some() {
+        chunk.clear();
+        for r in rows.by_ref().take(IMPORT_CHUNK) {
+            let r = r?;
             let mut row = new_row(ctx, &q, r.item, actor);
-            if insert(ctx, &mut row)? {
+            row.seq = next;
+            next += 1;
+            chunk.push((row, r.line));
+        }
+        let landed = if chunk.len() == IMPORT_CHUNK {
+            insert_chunk(ctx, &full, &chunk)?
+        } else {
+            insert_chunk(ctx, &chunk_sql(chunk.len()), &chunk)?
+        };
+        for (row, line) in &chunk {
+            // Only a row with a key can be refused; when none was, none is looked up.
+            let stored = landed == chunk.len() || row.key.is_none() || seq_taken(ctx.conn, row)?;
+            if stored {
                 if row.status == Status::OnHold {
-                    created_on_hold(ctx, &row, actor)?;
+                    created_on_hold(ctx, row, actor)?;
                 }
                 if row.key.is_some() {
-                    keyed.push((row.seq, line));
+                    keyed.push((row.seq, *line));
                 }
                 *counts.get_mut(row.status) += 1;
                 report.imported += 1;
-            } else {
-                let key = row.key.as_deref().unwrap_or("");
-                let holder = key_holder(ctx.conn, q.id, key)?;
-                let repeats = keyed
-                    .binary_search_by_key(&holder, |(seq, _)| *seq)
-                    .ok()
-                    .map(|i| keyed[i].1);
-                let message = match repeats {
-                    Some(earlier) => format!("'{key}' repeats line {earlier}"),
-                    None => duplicate_key(queue, key),
-                };
-                report.rejected.push(RowError {
-                    line,
-                    column: Some(key_col.to_string()),
-                    message,
-                    repeats,
-                });
+                continue;
             }
+            let key = row.key.as_deref().unwrap_or("");
+            let holder = key_holder(ctx.conn, q.id, key)?;
+            let repeats = keyed
+                .binary_search_by_key(&holder, |(seq, _)| *seq)
+                .ok()
+                .map(|i| keyed[i].1);
+            let message = match repeats {
+                Some(earlier) => format!("'{key}' repeats line {earlier}"),
+                None => spool::duplicate_key(queue, key),
+            };
+            report.rejected.push(RowError {
+                line: *line,
+                column: Some(key_col.to_string()),
+                message,
+                repeats,
+            });
         }
     }
+    if !opts.skip_bad && !report.rejected.is_empty() {
+        return Err(spool::refused(report.rejected));
+    }
+    report.rejected.sort_by_key(|e| e.line);
     let mut deltas = Deltas::default();
     for s in Status::ALL {
         deltas.add(q.id, *s, counts.get(*s) as i64, ms(ctx.now));
@@ -763,6 +727,79 @@ fn import_rows(
         count: report.imported,
     });
     Ok(report)
+}
+
+/// Rows per INSERT statement of an import: one statement's overhead (cursors on the table
+/// and every index, the AUTOINCREMENT bookkeeping) is paid per chunk, not per row.
+const IMPORT_CHUNK: usize = 64;
+
+/// The seq the next new item gets: what AUTOINCREMENT would pick.
+fn next_seq(conn: &Connection) -> Result<i64> {
+    conn.query_row(
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'items'), 0),
+                    coalesce((SELECT max(seq) FROM items), 0)) + 1",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(sql)
+}
+
+/// Stores rows with their seqs in one statement, skipping those whose key is taken in the
+/// queue (by an item or an earlier row); says how many went in.
+fn insert_chunk(ctx: &Ctx, sql_text: &str, chunk: &[(ItemRow, u64)]) -> Result<usize> {
+    let mut st = ctx.conn.prepare_cached(sql_text).map_err(sql)?;
+    for (i, (row, _)) in chunk.iter().enumerate() {
+        let at = i * COLS;
+        let dormant = dormant(row, ctx.now);
+        let params: [&dyn rusqlite::ToSql; COLS] = [
+            &row.id,
+            &row.queue_id,
+            &row.name,
+            &row.key,
+            &row.value,
+            &row.priority,
+            &row.status.as_str(),
+            &row.notes,
+            &row.enqueued_at,
+            &row.expires_at,
+            &row.delay_until,
+            &row.created_by,
+            &dormant,
+            &row.seq,
+        ];
+        for (c, p) in params.iter().enumerate() {
+            st.raw_bind_parameter(at + c + 1, p).map_err(sql)?;
+        }
+    }
+    st.raw_execute().map_err(sql)
+}
+
+const COLS: usize = 14;
+
+/// The INSERT of `n` rows for `insert_chunk`.
+fn chunk_sql(n: usize) -> String {
+    let values = (0..n)
+        .map(|i| {
+            let p = (1..=COLS)
+                .map(|c| format!("?{}", i * COLS + c))
+                .collect::<Vec<_>>();
+            format!("({})", p.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(",\n");
+    format!(
+        "INSERT INTO items (id, queue_id, name, key, value, priority, status, notes,
+            enqueued_at, expires_at, delay_until, created_by, dormant, seq)
+         VALUES {values}
+         ON CONFLICT (queue_id, key) WHERE key IS NOT NULL DO NOTHING"
+    )
+}
+
+/// Whether the row given this seq went in (its key was free).
+fn seq_taken(conn: &Connection, row: &ItemRow) -> Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM items WHERE seq = ?1")
+        .and_then(|mut st| st.exists([row.seq]))
+        .map_err(sql)
 }
 
 /// The seq of the item that holds `key` in the queue.
