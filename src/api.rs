@@ -297,6 +297,13 @@ pub struct Heartbeat {
     pub lease: String,
 }
 
+/// `POST /v1/heartbeats`: several leases in one call, each answered alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeats {
+    pub leases: Vec<crate::model::LeaseRef>,
+}
+
 /// The new deadline of a lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LeaseUntil {

@@ -1,6 +1,7 @@
 //! Where the console, the CLI, the demo and the bench get their backend: the one place where
-//! what the user named (a `--db` path today; a `postgres://` URL or a `--remote` server
-//! next) becomes an `Arc<dyn Backend>`. Nothing above this module knows which store it has.
+//! what the user named (a `--db` path, a `--remote` server with its `--token`, a
+//! `--connect` name from the config file; a `postgres://` URL next) becomes an
+//! `Arc<dyn Backend>`. Nothing above this module knows which store it has.
 
 use crate::backend::{self, Backend, StorageCause, Thing};
 use crate::clock::{self, Clock};
@@ -8,19 +9,76 @@ use crate::store::sqlite::{self, SqliteStore};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// What the user named: `--db` and `--remote`, as given.
+/// What the user named: `--db`, `--remote` and `--token`, `--connect`, as given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Target {
     pub db: Option<PathBuf>,
     pub remote: Option<String>,
+    pub token: Option<String>,
+    /// A `[connections.NAME]` of the config file.
+    pub connection: Option<String>,
 }
 
 impl Target {
     pub fn db(path: impl Into<PathBuf>) -> Target {
         Target {
             db: Some(path.into()),
-            remote: None,
+            ..Default::default()
         }
+    }
+
+    /// A remote server at `url` with `token`.
+    pub fn remote(url: impl Into<String>, token: Option<String>) -> Target {
+        Target {
+            remote: Some(url.into()),
+            token,
+            ..Default::default()
+        }
+    }
+
+    /// Whether this names a server rather than a file.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some() || self.connection.is_some()
+    }
+}
+
+/// The server `target` names, with its token: `--remote`/`--token`, else `--connect`
+/// from the config file. `None`: a local file.
+pub fn remote(target: &Target) -> Result<Option<crate::config::Remote>, Error> {
+    let flag = |message: String| Error::Unsupported {
+        flag: "remote",
+        message,
+    };
+    if target.db.is_some() && target.is_remote() {
+        return Err(flag(format!(
+            "--db and {} both name where to work: give one (is WORKQ_DB or WORKQ_REMOTE set?)",
+            if target.remote.is_some() {
+                "--remote"
+            } else {
+                "--connect"
+            }
+        )));
+    }
+    if let Some(url) = &target.remote {
+        return Ok(Some(crate::config::Remote {
+            url: url.clone(),
+            token: target.token.clone(),
+        }));
+    }
+    match &target.connection {
+        None => Ok(None),
+        Some(name) => crate::config::connection(name, crate::config::path().as_deref())
+            .map(|mut r| {
+                // --token (or WORKQ_TOKEN) overrides what the file says.
+                if target.token.is_some() {
+                    r.token = target.token.clone();
+                }
+                Some(r)
+            })
+            .map_err(|m| Error::Unsupported {
+                flag: "connect",
+                message: m,
+            }),
     }
 }
 
@@ -95,6 +153,15 @@ pub fn connect(target: &Target, open: Open) -> Result<Connection, Error> {
 /// `connect` on a clock of the caller's (the demo writes its history in the past, the
 /// bench puts a store a day ahead).
 pub fn connect_on(target: &Target, open: Open, clock: Arc<dyn Clock>) -> Result<Connection, Error> {
+    if let Some(r) = remote(target)? {
+        // The server keeps its own time; the token's role says what may be changed.
+        let client = crate::client::HttpClient::new(&r.url, r.token)?;
+        return Ok(Connection {
+            label: client.url().to_string(),
+            backend: Arc::new(client),
+            read_only: open == Open::ReadOnly,
+        });
+    }
     let path = local_path(target)?;
     let exists = path.exists();
     if open != Open::Create && !exists {
@@ -121,12 +188,17 @@ pub fn connect_on(target: &Target, open: Open, clock: Arc<dyn Clock>) -> Result<
 /// The local database file `target` names (the default one when it names none), refusing
 /// what this workq cannot open yet before anything makes a file or folder of it.
 pub fn local_path(target: &Target) -> Result<PathBuf, Error> {
-    if let Some(url) = &target.remote {
+    if target.is_remote() {
+        let named = match (&target.remote, &target.connection) {
+            (Some(url), _) => format!("--remote {url}"),
+            (None, Some(name)) => format!("--connect {name}"),
+            _ => unreachable!("is_remote"),
+        };
         return Err(Error::Unsupported {
             flag: "remote",
             message: format!(
-                "--remote {url}: a remote workq server is not available yet in this workq; \
-                 give --db the path of an SQLite file"
+                "{named}: this command works on a local database file; give --db the path \
+                 of an SQLite file"
             ),
         });
     }

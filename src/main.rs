@@ -73,8 +73,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     "--read-only: `workq serve` serves changes too; nothing was done",
                 ));
             }
-            let conn = connect::connect(&target, connect::Open::Create)?;
+            // A file of this machine, never a server to serve again.
             let db = connect::local_path(&target)?.display().to_string();
+            let conn = connect::connect(&target, connect::Open::Create)?;
             workq::server::serve(conn.backend, args, db)
                 .await
                 .map_err(Failure::invalid)

@@ -99,6 +99,30 @@ fn every_quick_stage_reports_its_figures() {
 }
 
 #[test]
+fn the_cycle_runs_through_the_http_client_and_leaves_every_item_processed() {
+    let dir = tempfile::tempdir().unwrap();
+    let figs = stage(dir.path(), "cycle", &["--engine", "http", "--workers", "1"]);
+    assert_eq!(whats(&figs), ["full cycle, 1 worker, batches of 10"]);
+    // The server wrote the run's file: every item went round.
+    let db = dir.path().join("cycle-1.db");
+    let o = Command::cargo_bin("workq")
+        .unwrap()
+        .env_remove("WORKQ_DB")
+        .arg("--db")
+        .arg(&db)
+        .args(["--json", "queue", "ls"])
+        .output()
+        .unwrap();
+    let qs: Vec<Value> = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    let processed: u64 = qs
+        .iter()
+        .map(|q| q["counts"]["processed"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(processed, 200, "{qs:?}");
+}
+
+#[test]
 fn a_bad_stage_or_engine_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let o = Command::cargo_bin("workq")
@@ -109,7 +133,7 @@ fn a_bad_stage_or_engine_is_refused_by_name() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("unknown engine 'oracle' (known: sqlite)"),
+        err.contains("unknown engine 'oracle' (known: sqlite, http)"),
         "{err}"
     );
     let o = Command::cargo_bin("workq")

@@ -70,6 +70,36 @@ const RULES: &[(&str, &[&str])] = &[
             "connect",
         ],
     ),
+    // The HTTP client speaks the server's bodies (api) over the wire: no store, no server
+    // code, no front end; `connect` chooses it.
+    (
+        "client",
+        &[
+            "cli",
+            "tui",
+            "demo",
+            "bench",
+            "store",
+            "SqliteStore",
+            "connect",
+            "server",
+        ],
+    ),
+    // The config file: read by connect and the console, using neither.
+    (
+        "config",
+        &[
+            "cli",
+            "tui",
+            "demo",
+            "bench",
+            "store",
+            "SqliteStore",
+            "connect",
+            "server",
+            "client",
+        ],
+    ),
     ("connect", &["cli", "tui", "demo", "bench"]),
     ("tui", &["cli", "demo", "bench", "store", "SqliteStore"]),
     ("cli", &["tui", "store", "SqliteStore"]),

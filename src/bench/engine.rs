@@ -1,6 +1,6 @@
 //! What the stages measure: a way to open a backend on one of the run's databases. Each
-//! backend is one entry of `ENGINES` (the HTTP client on a local server and PostgreSQL
-//! will add one each); every stage opens what it measures through it.
+//! backend is one entry of `ENGINES` (SQLite in-process, the HTTP client on a local
+//! server; PostgreSQL next); every stage opens what it measures through it.
 
 use crate::backend::Backend;
 use crate::clock::Clock;
@@ -43,19 +43,79 @@ impl Engine {
     }
 }
 
-pub const ENGINES: &[Engine] = &[Engine {
-    name: "sqlite",
-    open: |dir, db, clock| {
-        connect::connect_on(
-            &Target::db(sqlite_file(dir, db)),
-            connect::Open::Create,
-            clock,
-        )
-        .map(|c| c.backend)
-        .map_err(|e| e.to_string())
+pub const ENGINES: &[Engine] = &[
+    Engine {
+        name: "sqlite",
+        open: open_sqlite,
+        remove: |dir, db| super::fresh(&sqlite_file(dir, db)),
     },
-    remove: |dir, db| super::fresh(&sqlite_file(dir, db)),
-}];
+    // The remote client, through a `workq serve` on 127.0.0.1 over the same SQLite file:
+    // what a stage measures with it is the HTTP path beside the in-process one.
+    Engine {
+        name: "http",
+        open: open_http,
+        remove: |dir, db| super::fresh(&sqlite_file(dir, db)),
+    },
+];
+
+fn open_sqlite(dir: &Path, db: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn Backend>, String> {
+    connect::connect_on(
+        &Target::db(sqlite_file(dir, db)),
+        connect::Open::Create,
+        clock,
+    )
+    .map(|c| c.backend)
+    .map_err(|e| e.to_string())
+}
+
+/// Serves the run's SQLite database from a thread of its own (its own runtime, so the
+/// server does not share the measured workers' threads unless the machine makes it),
+/// and opens the HTTP client on it with an admin token. The server lives until the bench
+/// process ends (each stage is a process of its own).
+fn open_http(dir: &Path, db: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn Backend>, String> {
+    let store = open_sqlite(dir, db, clock)?;
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(String, String), String>>();
+    std::thread::Builder::new()
+        .name(format!("bench-server-{db}"))
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return drop(tx.send(Err(e.to_string()))),
+            };
+            rt.block_on(async move {
+                let started = async {
+                    let name = format!("bench-{}", ulid::Ulid::new());
+                    let token = store
+                        .create_token(&name, crate::token::Role::Admin)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let args = crate::server::ServeArgs {
+                        listen: "127.0.0.1:0".into(),
+                        ..Default::default()
+                    };
+                    let running = crate::server::start(store, &args).await?;
+                    Ok::<_, String>((running, token.token))
+                };
+                match started.await {
+                    Ok((running, token)) => {
+                        let _ = tx.send(Ok((running.url.clone(), token)));
+                        std::future::pending::<()>().await;
+                        drop(running);
+                    }
+                    Err(e) => drop(tx.send(Err(e))),
+                }
+            })
+        })
+        .map_err(|e| format!("cannot start the bench's server: {e}"))?;
+    let (url, token) = rx
+        .recv()
+        .map_err(|_| "the bench's server did not start".to_string())??;
+    let client = crate::client::HttpClient::new(&url, Some(token)).map_err(|e| e.to_string())?;
+    Ok(Arc::new(client))
+}
 
 /// Where the SQLite engine keeps the run's database `db`: what its bare-SQL baselines open.
 pub fn sqlite_file(dir: &Path, db: &str) -> PathBuf {

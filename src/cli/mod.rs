@@ -31,9 +31,22 @@ pub struct Cli {
     /// The database file (default: workq.db in the user's data directory).
     #[arg(long, global = true, env = "WORKQ_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// A remote `workq serve` to work on instead of a file (not available yet).
+    /// A remote `workq serve` to work on instead of a file, e.g. http://127.0.0.1:7878.
     #[arg(long, global = true, env = "WORKQ_REMOTE", value_name = "URL")]
     pub remote: Option<String>,
+    /// The bearer token for --remote or --connect (`workq token create` makes one).
+    #[arg(
+        long,
+        global = true,
+        env = "WORKQ_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// A server named in the config file's [connections.NAME] (url and token_file,
+    /// token_env or token).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub connect: Option<String>,
     /// Print JSON instead of text (errors too, on stderr).
     #[arg(long, global = true)]
     pub json: bool,
@@ -439,6 +452,8 @@ impl Cli {
         Target {
             db: self.db.clone(),
             remote: self.remote.clone(),
+            token: self.token.clone(),
+            connection: self.connect.clone(),
         }
     }
 }

@@ -49,6 +49,7 @@ fn schemas() -> Schemas {
     add::<api::Dequeue>(&mut v);
     add::<Dequeued>(&mut v);
     add::<api::Heartbeat>(&mut v);
+    add::<api::Heartbeats>(&mut v);
     add::<api::LeaseUntil>(&mut v);
     add::<api::Complete>(&mut v);
     add::<api::Fail>(&mut v);
@@ -73,6 +74,10 @@ fn schemas() -> Schemas {
         "EachFinished".into(),
         <Each<Finished> as PartialSchema>::schema(),
     ));
+    v.push((
+        "EachLeaseUntil".into(),
+        <Each<api::LeaseUntil> as PartialSchema>::schema(),
+    ));
     // Later entries of the same name say the same; keep the first.
     let mut seen = std::collections::HashSet::new();
     v.retain(|(n, _)| seen.insert(n.clone()));
@@ -87,6 +92,7 @@ fn named(name: &str) -> RefOr<Schema> {
         "GroupList" => Some("ExceptionGroup"),
         "WorkerList" => Some("WorkerInfo"),
         "FinishedList" => Some("EachFinished"),
+        "LeaseUntilList" => Some("EachLeaseUntil"),
         "ActionList" => Some("ActionInfo"),
         "TokenList" => Some("TokenInfo"),
         _ => None,

@@ -2,8 +2,8 @@
 //! bodies and its handler. The axum router, the auth check, the OpenAPI document and the
 //! auth-matrix test are all built from it, so a new route cannot miss any of them.
 //!
-//! Heartbeat takes one lease here; the seam's heartbeat takes several (`Vec<LeaseRef>`, an
-//! answer per lease), so this route's body can become a list the same way `finish` is.
+//! Heartbeat has the two shapes `complete`/`finish` have: one lease (`/v1/heartbeat`, refused
+//! as the request) and several (`/v1/heartbeats`, an answer per lease, as the seam gives).
 
 use super::http::{ok, Call};
 use super::{events, metrics};
@@ -285,6 +285,15 @@ pub static TABLE: &[Route] = &[
         (N, s("Heartbeat"), s("LeaseUntil")),
         Quick,
         h!(heartbeat),
+    ),
+    r(
+        Post,
+        "/v1/heartbeats",
+        Some(Worker),
+        "Extend several leases, each extended or refused alone",
+        (N, s("Heartbeats"), s("LeaseUntilList")),
+        Quick,
+        h!(heartbeats),
     ),
     r(
         Post,
@@ -632,6 +641,19 @@ async fn heartbeat(c: Call) -> Result<Response, Error> {
         id: b.id,
         lease_until: until,
     })
+}
+
+async fn heartbeats(c: Call) -> Result<Response, Error> {
+    let state = c.state.clone();
+    let b: api::Heartbeats = c.json().await?;
+    let ids: Vec<String> = b.leases.iter().map(|l| l.id.clone()).collect();
+    let done = state.backend.heartbeat(b.leases).await?;
+    let each: Vec<Each<api::LeaseUntil>> = ids
+        .into_iter()
+        .zip(done)
+        .map(|(id, r)| Each::from(r.map(|lease_until| api::LeaseUntil { id, lease_until })))
+        .collect();
+    ok(&each)
 }
 
 /// One outcome, refused as the request when it is refused.

@@ -892,7 +892,7 @@ pub struct Config {
 pub const KEYS_EXAMPLE: &str = "requeue = \"alt-r\"";
 
 pub fn config_path() -> Option<std::path::PathBuf> {
-    directories::ProjectDirs::from("", "", "workq").map(|d| d.config_dir().join("config.toml"))
+    crate::config::path()
 }
 
 /// Reads the config; a missing file is no problem, a broken one is reported.
@@ -919,6 +919,10 @@ struct RawConfig {
     mouse: Option<bool>,
     #[serde(default)]
     keys: BTreeMap<String, toml::Value>,
+    /// `[connections.NAME]`: read by `crate::config` for `--connect`.
+    #[serde(default)]
+    #[allow(dead_code)]
+    connections: Option<toml::Value>,
 }
 
 pub fn parse_config(text: &str, origin: &str) -> (Config, Vec<String>) {

@@ -13,8 +13,29 @@ use workq::model::Time;
 pub struct Env {
     pub store: Arc<dyn Backend>,
     pub clock: ManualClock,
+    /// Whose token the backend acts under, if any: a server records `token:NAME` for
+    /// people and `token:NAME/WORKER` for workers, whatever name the caller gives.
+    pub token: Option<&'static str>,
     /// What the backend needs kept alive until the test ends (a folder, a server, a schema).
     _keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl Env {
+    /// How history names the person `who` on this backend.
+    pub fn person(&self, who: &str) -> String {
+        match self.token {
+            Some(t) => format!("token:{t}"),
+            None => who.to_string(),
+        }
+    }
+
+    /// How history and the worker list name the worker `who` on this backend.
+    pub fn worker(&self, who: &str) -> String {
+        match self.token {
+            Some(t) => format!("token:{t}/{who}"),
+            None => who.to_string(),
+        }
+    }
 }
 
 /// Where every test's clock starts.
@@ -40,7 +61,37 @@ pub async fn sqlite() -> Option<Env> {
     Some(Env {
         store: Arc::new(store),
         clock,
+        token: None,
         _keep: Box::new(dir),
+    })
+}
+
+/// The HTTP client talking to a server on 127.0.0.1 that serves the embedded store on a
+/// real file. The server runs in this process so that it shares the test's clock; the
+/// client holds an admin token, so every route is open to it.
+pub async fn http() -> Option<Env> {
+    let Env {
+        store,
+        clock,
+        _keep,
+        ..
+    } = sqlite().await?;
+    let token = store
+        .create_token("contract", workq::token::Role::Admin)
+        .await
+        .unwrap();
+    let args = workq::server::ServeArgs {
+        listen: "127.0.0.1:0".into(),
+        ..Default::default()
+    };
+    let server = workq::server::start(store, &args).await.unwrap();
+    let url = server.url.clone();
+    let client = workq::client::HttpClient::new(&url, Some(token.token)).unwrap();
+    Some(Env {
+        store: Arc::new(client),
+        clock,
+        token: Some("contract"),
+        _keep: Box::new((_keep, server)),
     })
 }
 
@@ -48,6 +99,7 @@ pub async fn sqlite() -> Option<Env> {
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         $crate::common::contract_on!(sqlite: $($name),*);
+        $crate::common::contract_on!(http: $($name),*);
     };
 }
 
