@@ -46,8 +46,10 @@ pub trait Backend: Send + Sync {
 
     // Taking work.
     async fn dequeue(&self, req: DequeueRequest) -> Result<Dequeued>;
-    /// Extends the lease; returns the new deadline.
-    async fn heartbeat(&self, id: &str, lease: &str) -> Result<Time>;
+    /// Extends each lease; returns its new deadline, or why it was refused (a stale token
+    /// refuses that lease only; the others are still extended), in order. One call for all
+    /// the leases a worker holds.
+    async fn heartbeat(&self, leases: Vec<LeaseRef>) -> Result<Vec<Result<Time>>>;
     /// Reports outcomes; each is applied or refused on its own, in order.
     async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Finished>>>;
     /// Gives leases back unworked: each item returns to `queued` at once, its retry count

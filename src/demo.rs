@@ -784,7 +784,7 @@ async fn bot(
             tokio::time::sleep(Duration::from_millis(step)).await;
             left -= step;
             if left > 0 {
-                let _ = store.heartbeat(&lease.item.id, &lease.lease).await;
+                let _ = store.heartbeat(vec![lease.held()]).await;
             }
         }
         let (reason, note) = match decide(&lease.item, &mut rng) {

@@ -579,14 +579,17 @@ pub struct QueueEmpty {
     pub message: String,
 }
 
-/// A lease a worker gives back unworked (its output could not be delivered, it is shutting
-/// down): the item goes back to `queued` at once, without counting a retry.
+/// A lease a worker holds, named by its item and its token: what a heartbeat extends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HandBack {
+pub struct LeaseRef {
     pub id: String,
     pub lease: String,
 }
+
+/// A lease a worker gives back unworked (its output could not be delivered, it is shutting
+/// down): the item goes back to `queued` at once, without counting a retry.
+pub type HandBack = LeaseRef;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -627,6 +630,14 @@ impl Lease {
             lease: self.lease.clone(),
             reason,
             note,
+        }
+    }
+
+    /// This lease by item and token: what a heartbeat or a hand-back names.
+    pub fn held(&self) -> LeaseRef {
+        LeaseRef {
+            id: self.item.id.clone(),
+            lease: self.lease.clone(),
         }
     }
 }

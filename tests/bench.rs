@@ -61,7 +61,33 @@ fn every_quick_stage_reports_its_figures() {
     );
     assert_eq!(
         whats(&stage(dir.path(), "cycle", &["--workers", "3"])),
-        ["full cycle, 3 workers, batches of 10"]
+        ["full cycle, 3 workers, 3 producers, batches of 10"]
+    );
+    assert_eq!(
+        whats(&stage(
+            dir.path(),
+            "cycle",
+            &["--workers", "2", "--producers", "1"]
+        )),
+        ["full cycle, 2 workers, 1 producer, batches of 10"]
+    );
+    // The mixed steady state, a second at 200 items/s: what it sustained and how long
+    // calls took.
+    let mixed = stage(dir.path(), "mixed", &["--rate", "200"]);
+    let w = "mixed, 200/s offered, 16 workers: ";
+    assert_eq!(
+        whats(&mixed),
+        [
+            "sustained",
+            "dequeue p50",
+            "dequeue p99",
+            "console read p99"
+        ]
+        .map(|x| format!("{w}{x}"))
+    );
+    assert!(
+        mixed.iter().all(|f| f["engine"].as_f64().unwrap() > 0.0),
+        "{mixed:?}"
     );
     assert_eq!(
         whats(&stage(dir.path(), "http", &["--workers", "2"])),

@@ -2207,6 +2207,52 @@ fn heartbeat_extends_the_lease() {
     assert_eq!(db.item(&id)["status"], "processed");
 }
 
+/// Several leases in one heartbeat: `ID:TOKEN` pairs; each is extended or refused on its
+/// own, and a refused one makes the command fail after saying which.
+#[test]
+fn heartbeat_extends_several_leases_in_one_call() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "h", "--lease", "1h"]);
+    let a = db.add("h", "a", &[]);
+    let b = db.add("h", "b", &[]);
+    let (ta, la) = db.take("h");
+    let (tb, lb) = db.take("h");
+    assert_eq!((ta.as_str(), tb.as_str()), (a.as_str(), b.as_str()));
+    let (pa, pb) = (format!("{a}:{la}"), format!("{b}:{lb}"));
+    let out = db.ok(&["heartbeat", &pa, &pb]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(&format!("{a}: lease extended until ")),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{b}: lease extended until ")),
+        "{out}"
+    );
+    let hb = db.json(&["heartbeat", &pa, &pb]);
+    assert_eq!(hb[0]["id"], a.as_str(), "{hb}");
+    assert_eq!(hb[1]["id"], b.as_str(), "{hb}");
+    assert!(hb[1]["lease_until"].is_string(), "{hb}");
+    // A forged token among good ones: the good one is extended, the command fails naming b.
+    let forged = format!("{b}:forged");
+    let a_cmd = db.cmd(&["heartbeat", &pa, &forged]).code(1);
+    assert!(
+        stdout(&a_cmd).starts_with(&format!("{a}: lease extended until ")),
+        "{}",
+        stdout(&a_cmd)
+    );
+    let err = stderr(&a_cmd);
+    assert!(err.contains(&b) && err.contains("lease"), "{err}");
+    assert!(!err.contains(&lb), "does not leak the real token: {err}");
+    // The shapes that cannot be read change nothing.
+    db.refuses(&["heartbeat", &a, &b, "--lease", &la], 2, &["--lease"]);
+    db.refuses(&["heartbeat", &a], 2, &[&format!("'{a}'"), "ID:TOKEN"]);
+    db.refuses(&["heartbeat", &format!("{a}:")], 2, &["ID:TOKEN"]);
+    db.ok(&["complete", &a, "--lease", &la]);
+    db.ok(&["complete", &b, "--lease", &lb]);
+}
+
 #[test]
 fn a_lease_that_runs_out_becomes_a_timeout_exception() {
     let db = Db::new();

@@ -1,5 +1,7 @@
-//! Sixteen worker threads and a second process on one SQLite file: every item is delivered to exactly one
-//! worker at a time and processed exactly once.
+//! Many workers and a second process on one SQLite file: every item is delivered to exactly
+//! one worker at a time and processed exactly once. Sixteen threads taking batches; and 64
+//! tasks of one runtime taking one item per call with long polls (the hot path: group
+//! commit of many one-item calls, wake-ups of one poller per item).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -12,9 +14,30 @@ use workq::model::*;
 const ITEMS: usize = 20_000;
 const THREADS: usize = 16;
 const CHILD_ENV: &str = "WORKQ_TEST_CHILD_DB";
+/// What the child runs: `threads` (batches) or `tasks` (one item per call).
+const CHILD_MODE: &str = "WORKQ_TEST_CHILD_MODE";
+/// Items and tasks of the one-item-per-call test (a debug build: kept small).
+const ONE_ITEMS: usize = 3_000;
+const TASKS: usize = 64;
 
-/// Takes batches until the queue is drained; returns the ids it completed.
-async fn work(store: Arc<dyn Backend>, name: String) -> Vec<String> {
+/// How a worker takes: so many per call, waiting so long for work.
+#[derive(Clone, Copy)]
+struct Take {
+    count: u32,
+    wait: Duration,
+}
+
+const BATCHES: Take = Take {
+    count: 8,
+    wait: Duration::ZERO,
+};
+const ONE_AT_A_TIME: Take = Take {
+    count: 1,
+    wait: Duration::from_millis(20),
+};
+
+/// Takes until the queue is drained; returns the ids it completed.
+async fn work(store: Arc<dyn Backend>, name: String, take: Take) -> Vec<String> {
     let mut mine = Vec::new();
     let mut idle = 0;
     loop {
@@ -22,8 +45,8 @@ async fn work(store: Arc<dyn Backend>, name: String) -> Vec<String> {
             .dequeue(DequeueRequest {
                 queues: vec!["q".into()],
                 worker: name.clone(),
-                count: 8,
-                wait: Duration::ZERO,
+                count: take.count,
+                wait: take.wait,
             })
             .await
             .expect("dequeue");
@@ -48,7 +71,7 @@ async fn work(store: Arc<dyn Backend>, name: String) -> Vec<String> {
 
 /// Both processes open the file first, then start together: the child says it is ready,
 /// the parent says go. Otherwise the first one up may drain the queue alone.
-async fn run_workers(db: &Path, threads: usize, prefix: &str) -> Vec<String> {
+async fn open_together(db: &Path, prefix: &str) -> Arc<dyn Backend> {
     let store: Arc<dyn Backend> =
         Arc::new(workq::SqliteStore::open(db, workq::clock::system()).unwrap());
     let (ready, go) = (flag(db, "ready"), flag(db, "go"));
@@ -59,6 +82,24 @@ async fn run_workers(db: &Path, threads: usize, prefix: &str) -> Vec<String> {
         wait_for(&ready).await;
         std::fs::write(&go, "").unwrap();
     }
+    store
+}
+
+/// `tasks` workers as tasks of this runtime, sharing one store, one item per call.
+async fn run_tasks(db: &Path, tasks: usize, prefix: &str) -> Vec<String> {
+    let store = open_together(db, prefix).await;
+    let handles: Vec<_> = (0..tasks)
+        .map(|i| tokio::spawn(work(store.clone(), format!("{prefix}-{i}"), ONE_AT_A_TIME)))
+        .collect();
+    let mut ids = Vec::new();
+    for h in handles {
+        ids.extend(h.await.expect("worker task"));
+    }
+    ids
+}
+
+async fn run_workers(db: &Path, threads: usize, prefix: &str) -> Vec<String> {
+    let store = open_together(db, prefix).await;
     // Each worker is an OS thread with a runtime of its own, sharing one store.
     let handles: Vec<_> = (0..threads)
         .map(|i| {
@@ -68,7 +109,7 @@ async fn run_workers(db: &Path, threads: usize, prefix: &str) -> Vec<String> {
                     .enable_all()
                     .build()
                     .unwrap()
-                    .block_on(work(store, name))
+                    .block_on(work(store, name, BATCHES))
             })
         })
         .collect();
@@ -103,18 +144,31 @@ async fn child_process_worker() {
     let Ok(db) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let ids = run_workers(Path::new(&db), 8, "child").await;
+    let ids = match std::env::var(CHILD_MODE).as_deref() {
+        Ok("tasks") => run_tasks(Path::new(&db), 16, "child").await,
+        _ => run_workers(Path::new(&db), 8, "child").await,
+    };
     std::fs::write(format!("{db}.child-ids"), ids.join("\n")).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_item_is_processed_exactly_once() {
+    exactly_once(ITEMS, "threads").await;
+}
+
+/// 64 tasks taking one item per call, and a second process doing the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_item_is_processed_exactly_once_one_item_per_call() {
+    exactly_once(ONE_ITEMS, "tasks").await;
+}
+
+async fn exactly_once(items_n: usize, mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("c.db");
     {
         let store = workq::SqliteStore::open(&db, workq::clock::system()).unwrap();
         store.create_queue("q", Default::default()).await.unwrap();
-        let items: Vec<NewItem> = (0..ITEMS)
+        let items: Vec<NewItem> = (0..items_n)
             .map(|i| NewItem {
                 value: format!("item {i}"),
                 ..Default::default()
@@ -130,9 +184,13 @@ async fn every_item_is_processed_exactly_once() {
             "--nocapture",
         ])
         .env(CHILD_ENV, &db)
+        .env(CHILD_MODE, mode)
         .spawn()
         .expect("start the second process");
-    let mine = run_workers(&db, THREADS, "parent").await;
+    let mine = match mode {
+        "tasks" => run_tasks(&db, TASKS, "parent").await,
+        _ => run_workers(&db, THREADS, "parent").await,
+    };
     let status = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
@@ -149,11 +207,11 @@ async fn every_item_is_processed_exactly_once() {
     let total = mine.len() + theirs.len();
     let unique: HashSet<&String> = mine.iter().chain(theirs.iter()).collect();
     assert_eq!(unique.len(), total, "no item was completed twice");
-    assert_eq!(total, ITEMS, "every item was completed");
+    assert_eq!(total, items_n, "every item was completed");
 
     let store = workq::SqliteStore::open(&db, workq::clock::system()).unwrap();
     let c = store.queue("q").await.unwrap().counts;
-    assert_eq!((c.processed, c.total()), (ITEMS as u64, ITEMS as u64));
+    assert_eq!((c.processed, c.total()), (items_n as u64, items_n as u64));
     // Each item was dequeued exactly once: one dequeue and one complete in its history.
     let sample = store
         .items(

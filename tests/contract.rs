@@ -56,6 +56,17 @@ async fn finish_one(env: &Env, o: Outcome) -> Result<Finished, Error> {
     env.store.finish(vec![o], "w1").await.unwrap().remove(0)
 }
 
+/// A heartbeat on one lease.
+async fn beat(env: &Env, id: &str, lease: &str) -> Result<Time, Error> {
+    let one = LeaseRef {
+        id: id.into(),
+        lease: lease.into(),
+    };
+    let mut r = env.store.heartbeat(vec![one]).await.unwrap();
+    assert_eq!(r.len(), 1, "one answer per lease");
+    r.remove(0)
+}
+
 async fn status(env: &Env, id: &str) -> Status {
     env.store.item(id).await.unwrap().item.status
 }
@@ -404,6 +415,53 @@ pub async fn delayed_and_expired_items_are_not_taken(env: Env) {
     assert_eq!(take(&env, &["q"], 5).await.leases[0].item.id, expired);
 }
 
+/// The oldest-queued age counts every queued item, takeable or not: an expired one (read
+/// with the expired count), a delayed one, then a takeable one as the older ones leave.
+pub async fn the_oldest_queued_age_counts_dormant_items(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let now = env.clock.now_for_test();
+    let new = |value: &str, expires_in, delay_until| NewItem {
+        value: value.into(),
+        expires_in,
+        delay_until,
+        ..Default::default()
+    };
+    let expiring = env
+        .store
+        .add_items(
+            "q",
+            vec![new("expiring", Some(Duration::from_secs(60)), None)],
+            "bot",
+        )
+        .await
+        .unwrap();
+    env.clock.advance(Duration::from_secs(10));
+    let later = Some(now + chrono::Duration::hours(1));
+    let delayed = env
+        .store
+        .add_items("q", vec![new("delayed", None, later)], "bot")
+        .await
+        .unwrap();
+    env.clock.advance(Duration::from_secs(60));
+    // The expired item is dormant once swept, as the delayed one is from the start.
+    env.store.sweep().await.unwrap();
+    add(&env, "q", &["ready"]).await;
+    env.clock.advance(Duration::from_secs(10));
+    let s = env.store.queue("q").await.unwrap();
+    assert_eq!((s.expired, s.counts.queued), (1, 3));
+    assert_eq!(s.oldest_queued_secs, Some(80), "the expired one");
+    for (gone, age) in [(&expiring, 70), (&delayed, 10)] {
+        act(&env, ids(gone), ActionKind::Delete).await.unwrap();
+        let s = env.store.queue("q").await.unwrap();
+        assert_eq!(
+            s.oldest_queued_secs,
+            Some(age),
+            "after deleting {}",
+            gone[0].value
+        );
+    }
+}
+
 pub async fn ttl_gives_a_default_expiry(env: Env) {
     queue(
         &env,
@@ -442,21 +500,13 @@ pub async fn leases_are_fenced(env: Env) {
     );
     // A heartbeat moves the deadline.
     env.clock.advance(Duration::from_secs(30));
-    let until = env
-        .store
-        .heartbeat(&first.item.id, &first.lease)
-        .await
-        .unwrap();
+    let until = beat(&env, &first.item.id, &first.lease).await.unwrap();
     assert_eq!(
         until,
         env.clock.now_for_test() + chrono::Duration::seconds(60)
     );
     // A wrong token changes nothing.
-    let e = env
-        .store
-        .heartbeat(&first.item.id, "forged")
-        .await
-        .unwrap_err();
+    let e = beat(&env, &first.item.id, "forged").await.unwrap_err();
     assert_eq!(
         conflict(&e),
         &Conflict::StaleLease {
@@ -894,7 +944,12 @@ pub async fn undo_never_takes_an_item_from_its_worker(env: Env) {
     for (l, action) in ls.iter().zip(actions) {
         let r = act(&env, target(l), action).await.unwrap();
         // The worker is still at it: its heartbeat changes the item, not the action's part.
-        env.store.heartbeat(&l.item.id, &l.lease).await.unwrap();
+        env.store
+            .heartbeat(vec![l.held()])
+            .await
+            .unwrap()
+            .remove(0)
+            .unwrap();
         let u = undo(&env, r.action_id).await.unwrap();
         assert_eq!((u.restored, u.total), (1, 1), "{}", r.verb);
         let i = env.store.item(&l.item.id).await.unwrap().item;
@@ -2199,6 +2254,196 @@ pub async fn a_long_poll_wakes_when_work_arrives(env: Env) {
     assert_eq!(got.leases[0].item.value, "late");
 }
 
+/// One enqueue wakes one long poll, not every poll waiting: the others do not even look
+/// (a dequeue records when its worker was last seen, so a poll that looked says so), and
+/// each item added later reaches a poll of its own.
+pub async fn one_enqueue_wakes_one_long_poll_not_all(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let names: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    let polls: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let (store, worker) = (env.store.clone(), name.clone());
+            tokio::spawn(async move {
+                store
+                    .dequeue(DequeueRequest {
+                        queues: vec!["q".into()],
+                        worker,
+                        count: 1,
+                        wait: Duration::from_secs(3600),
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    // Every poll has looked once and found nothing; from now on only wake-ups make them look.
+    while env.store.workers().await.unwrap().len() < names.len() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first_look = env.clock.now_for_test();
+    // Later on the store's clock, so a second look shows as a later `last_seen`.
+    env.clock.advance(Duration::from_secs(2));
+    add(&env, "q", &["one"]).await;
+    let mut polls: Vec<_> = polls.into_iter().map(Some).collect();
+    let winner = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Some(i) = polls.iter().position(|h| h.as_ref().unwrap().is_finished()) {
+                return i;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("a poll is woken by the write, not by the hourly re-poll");
+    let got = polls[winner].take().unwrap().await.unwrap();
+    assert_eq!(got.leases.len(), 1);
+    assert_eq!(got.leases[0].item.value, "one");
+    // Whatever a wake-up of the others would have sent is written before this sweep.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    env.store.sweep().await.unwrap();
+    let looked: Vec<String> = env
+        .store
+        .workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.last_seen > first_look)
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(
+        looked,
+        [names[winner].clone()],
+        "only the woken poll looked again"
+    );
+    let waiting = polls.iter().flatten().filter(|h| !h.is_finished()).count();
+    assert_eq!(waiting, names.len() - 1, "the others still wait");
+    // Seven more items, one call: each reaches a poll of its own.
+    let values: Vec<String> = (0..7).map(|i| format!("v{i}")).collect();
+    let refs: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
+    add(&env, "q", &refs).await;
+    let mut taken = Vec::new();
+    for h in polls.into_iter().flatten() {
+        let got = tokio::time::timeout(Duration::from_secs(60), h)
+            .await
+            .expect("every item wakes a poll")
+            .unwrap();
+        assert_eq!(got.leases.len(), 1, "{got:?}");
+        taken.push(got.leases[0].item.value.clone());
+    }
+    taken.sort();
+    assert_eq!(taken, values);
+}
+
+/// Many one-item dequeues at once (grouped into one writer turn, whose counters are written
+/// at its end) still keep to a queue's concurrency limit, and the counters come out right.
+pub async fn concurrent_dequeues_keep_the_concurrency_limit(env: Env) {
+    queue(
+        &env,
+        "lim",
+        QueueSettings {
+            concurrency: Some(3),
+            ..Default::default()
+        },
+    )
+    .await;
+    let values: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    let refs: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
+    add(&env, "lim", &refs).await;
+    let calls: Vec<_> = (0..16)
+        .map(|i| {
+            let store = env.store.clone();
+            tokio::spawn(async move {
+                store
+                    .dequeue(DequeueRequest {
+                        queues: vec!["lim".into()],
+                        worker: format!("w{i}"),
+                        count: 1,
+                        wait: Duration::ZERO,
+                    })
+                    .await
+                    .unwrap()
+                    .leases
+            })
+        })
+        .collect();
+    let mut leases = Vec::new();
+    for c in calls {
+        leases.extend(c.await.unwrap());
+    }
+    assert_eq!(leases.len(), 3, "three at a time: {leases:?}");
+    let c = counts(&env, "lim").await;
+    assert_eq!((c.queued, c.processing), (17, 3));
+    // Each completion frees a slot for one more.
+    for l in &leases {
+        finish_one(&env, done(l)).await.unwrap();
+    }
+    let more = take(&env, &["lim"], 10).await.leases;
+    assert_eq!(more.len(), 3);
+    let c = counts(&env, "lim").await;
+    assert_eq!((c.queued, c.processing, c.processed), (14, 3, 3));
+}
+
+/// One heartbeat call for several leases: each good one is extended, each bad one is
+/// refused on its own (and changes nothing), in the order given.
+pub async fn a_batch_heartbeat_extends_each_lease_and_refuses_only_the_bad_ones(env: Env) {
+    queue(
+        &env,
+        "hb",
+        QueueSettings {
+            lease: Some(Duration::from_secs(60)),
+            max_retries: Some(0),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "hb", &["a", "b", "c", "d"]).await;
+    let got = take(&env, &["hb"], 4).await.leases;
+    let [a, b, c, d] = <[Lease; 4]>::try_from(got).expect("four leases");
+    finish_one(&env, done(&b)).await.unwrap();
+    env.clock.advance(Duration::from_secs(30));
+    let forged = LeaseRef {
+        id: d.item.id.clone(),
+        lease: "forged".into(),
+    };
+    let unknown = LeaseRef {
+        id: "NOPE".into(),
+        lease: a.lease.clone(),
+    };
+    let r = env
+        .store
+        .heartbeat(vec![a.held(), b.held(), forged, unknown, c.held()])
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 5, "one answer per lease, in order: {r:?}");
+    let extended = env.clock.now_for_test() + chrono::Duration::seconds(60);
+    assert_eq!(r[0].as_ref().unwrap(), &extended);
+    // b is finished: its lease is spent, and says so.
+    let e = r[1].as_ref().unwrap_err();
+    assert_eq!(e.kind(), "conflict", "{e:?}");
+    assert_eq!(
+        conflict(r[2].as_ref().unwrap_err()),
+        &Conflict::StaleLease {
+            id: d.item.id.clone()
+        }
+    );
+    assert_eq!(not_found(r[3].as_ref().unwrap_err()), (Thing::Item, "NOPE"));
+    assert_eq!(
+        r[4].as_ref().unwrap(),
+        &extended,
+        "a refusal stops nothing after it"
+    );
+    // Past d's first deadline: only d, whose heartbeat was refused, times out.
+    env.clock.advance(Duration::from_secs(31));
+    assert_eq!(env.store.sweep().await.unwrap(), 1);
+    assert_eq!(status(&env, &a.item.id).await, Status::Processing);
+    assert_eq!(status(&env, &b.item.id).await, Status::Processed);
+    assert_eq!(status(&env, &c.item.id).await, Status::Processing);
+    assert_eq!(status(&env, &d.item.id).await, Status::Exception);
+    // An empty call answers nothing and changes nothing.
+    assert!(env.store.heartbeat(Vec::new()).await.unwrap().is_empty());
+}
+
 pub async fn a_lease_handed_back_is_queued_again_at_once(env: Env) {
     queue(
         &env,
@@ -2506,7 +2751,13 @@ pub async fn a_heartbeat_keeps_the_lease_past_its_first_deadline(env: Env) {
     let l = take(&env, &["h"], 1).await.leases.remove(0);
     let first = l.lease_until;
     env.clock.advance(Duration::from_secs(3));
-    let until = env.store.heartbeat(&l.item.id, &l.lease).await.unwrap();
+    let until = env
+        .store
+        .heartbeat(vec![l.held()])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
     assert_eq!(until, first + chrono::Duration::seconds(3));
     // Past the first deadline, one millisecond before the new one: still held.
     env.clock.advance(Duration::from_millis(3999));
@@ -3044,6 +3295,7 @@ contract!(
     dequeue_drains_queues_by_priority,
     dequeue_says_why_when_the_queue_is_the_reason,
     delayed_and_expired_items_are_not_taken,
+    the_oldest_queued_age_counts_dormant_items,
     ttl_gives_a_default_expiry,
     leases_are_fenced,
     a_timed_out_lease_without_retries_is_a_timeout_exception,
@@ -3078,7 +3330,10 @@ contract!(
     workers_are_seen_with_what_they_hold,
     the_change_feed_reports_changes,
     a_long_poll_wakes_when_work_arrives,
+    one_enqueue_wakes_one_long_poll_not_all,
+    concurrent_dequeues_keep_the_concurrency_limit,
     a_lease_handed_back_is_queued_again_at_once,
+    a_batch_heartbeat_extends_each_lease_and_refuses_only_the_bad_ones,
     expired_items_count_as_out_of_sla_once,
     pages_continue_after_an_item,
     a_deadline_missed_today_says_so,

@@ -1040,8 +1040,9 @@ async fn workers_go_on_while_a_slow_import_waits_for_its_rows() {
         tx2.send(vec![row(2, "X")]).await.unwrap();
         // Both imports are open (their producers have not finished): the other workers'
         // heartbeats, completions, failures and dequeues are answered all the same.
-        let extended = answered("a heartbeat", s.heartbeat(&held[0].item.id, &held[0].lease)).await;
-        assert!(extended.unwrap() >= held[0].lease_until);
+        let extended = answered("a heartbeat", s.heartbeat(vec![held[0].held()])).await;
+        let until = extended.unwrap().pop().expect("one answer per lease");
+        assert!(until.unwrap() >= held[0].lease_until);
         let outcomes = vec![
             Outcome {
                 id: held[0].item.id.clone(),

@@ -27,7 +27,7 @@ pub async fn figures(
     let mut out = Vec::new();
     for batch in [1u32, 32] {
         let local = engine.fresh(dir, &format!("http-local-{workers}-{batch}"))?;
-        let base = super::cycle::cycle_engine(local, items, workers, batch, PRODUCE).await?;
+        let base = super::cycle::cycle_engine(local, items, workers, 1, batch, PRODUCE).await?;
         let remote = engine.fresh(dir, &format!("http-{workers}-{batch}"))?;
         let rate = cycle_http(remote, items, workers, batch).await?;
         let goal = match (workers, batch) {

@@ -2,7 +2,7 @@
 //! its peak memory is its own) and measures the engine beside a baseline: the same work as
 //! bare statements in a plain loop, in the same run, on the same machine.
 //!
-//! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`, `http`); every stage opens
+//! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`, `mixed`, `http`); every stage opens
 //! what it measures through an `Engine` (`engine.rs`), so the same stages can run against
 //! each backend. The baselines are the bare SQL of the store measured (SQLite's today).
 
@@ -12,6 +12,7 @@ mod cycle;
 pub mod engine;
 mod http;
 mod import;
+mod mixed;
 mod reads;
 
 pub use engine::Engine;
@@ -42,6 +43,13 @@ pub struct BenchArgs {
     pub stage: Option<String>,
     #[arg(long, hide = true, default_value_t = 1)]
     pub workers: usize,
+    /// Producers adding items in the cycle benchmarks (default: as many as workers, so a
+    /// single producer is not what limits many workers).
+    #[arg(long, hide = true)]
+    pub producers: Option<usize>,
+    /// Items added per second in the mixed stage (it runs for `--items / --rate` seconds).
+    #[arg(long, hide = true, default_value_t = 10_000)]
+    pub rate: u64,
 }
 
 /// One line of the results table.
@@ -58,13 +66,14 @@ pub struct Figure {
 }
 
 /// The stages of a whole run, in order, with the workers each runs with.
-const RUN: [(&str, usize); 8] = [
+const RUN: [(&str, usize); 9] = [
     ("import", 1),
     ("console", 1),
     ("reads", 1),
     ("bulk", 1),
     ("cycle", 1),
     ("cycle", 16),
+    ("mixed", 16),
     ("http", 1),
     ("http", 16),
 ];
@@ -112,6 +121,8 @@ fn child(stage: &str, workers: usize, dir: &Path, a: &BenchArgs) -> Result<Vec<F
         .args(["--items", &a.items.to_string()])
         .args(["--batch", &a.batch.to_string()])
         .args(["--workers", &workers.to_string()])
+        .args(a.producers.map(|p| format!("--producers={p}")))
+        .args(["--rate", &a.rate.to_string()])
         .args(["--engine", &a.engine])
         .output()
         .map_err(|e| e.to_string())?;
@@ -135,10 +146,14 @@ async fn run_stage(
         "console" => console::figures(dir, engine).await,
         "reads" => reads::figures(dir, engine).await,
         "bulk" => bulk::figures(dir, engine, a.items).await,
-        "cycle" => cycle::figures(dir, engine, a.items, a.workers, a.batch).await,
+        "cycle" => {
+            let producers = a.producers.unwrap_or(a.workers).max(1);
+            cycle::figures(dir, engine, a.items, a.workers, producers, a.batch).await
+        }
+        "mixed" => mixed::figures(dir, engine, a.items, a.rate).await,
         "http" => http::figures(dir, engine, a.items, a.workers).await,
         other => Err(format!(
-            "unknown stage '{other}' (known: import, console, reads, bulk, cycle, http)"
+            "unknown stage '{other}' (known: import, console, reads, bulk, cycle, mixed, http)"
         )),
     }
 }

@@ -291,9 +291,12 @@ pub struct FailArgs {
 
 #[derive(Args, Debug)]
 pub struct HeartbeatArgs {
-    pub id: String,
+    /// The item whose lease `--lease` names; or, without `--lease`, several ID:TOKEN pairs
+    /// extended in one call.
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
     #[arg(long, value_name = "TOKEN")]
-    pub lease: String,
+    pub lease: Option<String>,
 }
 
 #[derive(Args, Debug)]

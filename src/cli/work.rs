@@ -2,7 +2,7 @@
 
 use super::output::{self, say, tell, Failure, Out};
 use super::{os_user, CompleteArgs, DequeueArgs, FailArgs, HeartbeatArgs};
-use crate::backend::Backend;
+use crate::backend::{Backend, Error};
 use crate::model::*;
 use crate::rules::parse_duration;
 use crate::text;
@@ -169,14 +169,75 @@ pub async fn fail(store: &dyn Backend, a: FailArgs, out: &Out) -> Result<(), Fai
 }
 
 pub async fn heartbeat(store: &dyn Backend, a: HeartbeatArgs, out: &Out) -> Result<(), Failure> {
-    let until = store.heartbeat(&a.id, &a.lease).await?;
-    if out.json {
-        out.json(&serde_json::json!({
-            "id": a.id,
-            "lease_until": until.format(time_ms::FORMAT).to_string()
-        }))?;
-    } else {
-        say!("{}: lease extended until {}", a.id, output::time(until));
+    let leases = held(a)?;
+    let one = leases.len() == 1;
+    let ids: Vec<String> = leases.iter().map(|l| l.id.clone()).collect();
+    let mut results = store.heartbeat(leases).await?;
+    if one {
+        let until = results.remove(0)?;
+        if out.json {
+            out.json(&serde_json::json!({
+                "id": ids[0],
+                "lease_until": until.format(time_ms::FORMAT).to_string()
+            }))?;
+        } else {
+            say!("{}: lease extended until {}", ids[0], output::time(until));
+        }
+        return Ok(());
     }
-    Ok(())
+    // Several: each extended one is said; each refused one too, and the command fails.
+    let mut shown = Vec::with_capacity(ids.len());
+    let mut refused: Option<Error> = None;
+    for (id, r) in ids.iter().zip(results) {
+        match r {
+            Ok(until) => {
+                if out.json {
+                    let at = until.format(time_ms::FORMAT).to_string();
+                    shown.push(serde_json::json!({ "id": id, "lease_until": at }));
+                } else {
+                    say!("{}: lease extended until {}", id, output::time(until));
+                }
+            }
+            Err(e) => {
+                if out.json {
+                    shown.push(serde_json::json!({ "id": id, "error": e }));
+                } else if refused.is_some() {
+                    // The first refusal is the command's failure, printed as it ends.
+                    tell!("error: {}", text::escape(&e.to_string(), true));
+                }
+                refused.get_or_insert(e);
+            }
+        }
+    }
+    if out.json {
+        out.json(&shown)?;
+    }
+    match refused {
+        None => Ok(()),
+        Some(e) => Err(e.into()),
+    }
+}
+
+/// The leases named on the command line: `ID --lease TOKEN`, or `ID:TOKEN` pairs.
+fn held(a: HeartbeatArgs) -> Result<Vec<LeaseRef>, Failure> {
+    if let Some(lease) = a.lease {
+        return match <[String; 1]>::try_from(a.ids) {
+            Ok([id]) => Ok(vec![LeaseRef { id, lease }]),
+            Err(_) => Err(Failure::usage(
+                "--lease names the lease of one item; for several, give ID:TOKEN pairs without --lease",
+            )),
+        };
+    }
+    a.ids
+        .into_iter()
+        .map(|pair| match pair.rsplit_once(':') {
+            Some((id, lease)) if !id.is_empty() && !lease.is_empty() => Ok(LeaseRef {
+                id: id.to_string(),
+                lease: lease.to_string(),
+            }),
+            _ => Err(Failure::usage(format!(
+                "'{pair}': expected ID:TOKEN (or one ID with --lease TOKEN)"
+            ))),
+        })
+        .collect()
 }

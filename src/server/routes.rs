@@ -2,8 +2,8 @@
 //! bodies and its handler. The axum router, the auth check, the OpenAPI document and the
 //! auth-matrix test are all built from it, so a new route cannot miss any of them.
 //!
-//! Heartbeat takes one lease here (the `Backend` shape on main); when the seam's heartbeat
-//! takes several, this route's body becomes a list the same way `finish` is.
+//! Heartbeat takes one lease here; the seam's heartbeat takes several (`Vec<LeaseRef>`, an
+//! answer per lease), so this route's body can become a list the same way `finish` is.
 
 use super::http::{ok, Call};
 use super::{events, metrics};
@@ -613,7 +613,21 @@ async fn dequeue(c: Call) -> Result<Response, Error> {
 async fn heartbeat(c: Call) -> Result<Response, Error> {
     let state = c.state.clone();
     let b: api::Heartbeat = c.json().await?;
-    let until = state.backend.heartbeat(&b.id, &b.lease).await?;
+    let one = crate::model::LeaseRef {
+        id: b.id.clone(),
+        lease: b.lease.clone(),
+    };
+    let until = state
+        .backend
+        .heartbeat(vec![one])
+        .await?
+        .pop()
+        .unwrap_or_else(|| {
+            Err(Error::invalid(
+                "id",
+                "the engine gave no answer for the lease",
+            ))
+        })?;
     ok(&api::LeaseUntil {
         id: b.id,
         lease_until: until,

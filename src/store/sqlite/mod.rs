@@ -104,7 +104,10 @@ impl SqliteStore {
                 wake: wake.clone(),
                 jitter: options.jitter,
             },
-            write::sweep,
+            writer::Hooks {
+                sweep: write::sweep,
+                settle: write::settle,
+            },
         );
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -248,7 +251,16 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut writer::Ctx) -> Result<T> + Send + 'static,
     {
-        self.inner.writer.write(false, f).await
+        self.inner.writer.write(writer::Mode::Plain, f).await
+    }
+
+    /// A worker's call on the hot path: its tallies are written once per writer turn.
+    async fn write_hot<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut writer::Ctx) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.write(writer::Mode::Hot, f).await
     }
 }
 
@@ -290,7 +302,7 @@ impl Backend for SqliteStore {
 
     async fn add_items(&self, queue: &str, items: Vec<NewItem>, actor: &str) -> Result<Vec<Item>> {
         let (queue, actor) = (queue.to_string(), actor.to_string());
-        self.write(move |ctx| write::add_items(ctx, &queue, items, &actor))
+        self.write_hot(move |ctx| write::add_items(ctx, &queue, items, &actor))
             .await
     }
 
@@ -315,7 +327,7 @@ impl Backend for SqliteStore {
             return self
                 .inner
                 .writer
-                .write(true, |_| Ok(ImportReport::default()))
+                .write(writer::Mode::Exclusive, |_| Ok(ImportReport::default()))
                 .await;
         }
         // An unknown queue is refused before any row is waited for.
@@ -334,7 +346,7 @@ impl Backend for SqliteStore {
         }
         self.inner
             .writer
-            .write(true, move |ctx| {
+            .write(writer::Mode::Exclusive, move |ctx| {
                 write::import(ctx, &queue, &opts, &mut sp, &actor)
             })
             .await
@@ -362,10 +374,14 @@ impl Backend for SqliteStore {
     async fn dequeue(&self, req: DequeueRequest) -> Result<Dequeued> {
         let deadline = tokio::time::Instant::now() + req.wait;
         loop {
-            // Register for the wake-up before looking, so a commit in between is not missed.
+            // In the line for a wake-up before looking, so a commit in between is not missed.
+            // One is woken per item made takeable; one woken while it took something anyway
+            // passes its wake-up on when it is dropped (tokio's `Notified`).
             let woken = self.inner.wake.notified();
+            let mut woken = std::pin::pin!(woken);
+            woken.as_mut().enable();
             let r = req.clone();
-            let got = self.write(move |ctx| write::dequeue(ctx, &r)).await?;
+            let got = self.write_hot(move |ctx| write::dequeue(ctx, &r)).await?;
             let now = tokio::time::Instant::now();
             if !got.leases.is_empty() || now >= deadline {
                 return Ok(got);
@@ -375,15 +391,14 @@ impl Backend for SqliteStore {
         }
     }
 
-    async fn heartbeat(&self, id: &str, lease: &str) -> Result<Time> {
-        let (id, lease) = (id.to_string(), lease.to_string());
-        self.write(move |ctx| write::heartbeat(ctx, &id, &lease))
+    async fn heartbeat(&self, leases: Vec<LeaseRef>) -> Result<Vec<Result<Time>>> {
+        self.write_hot(move |ctx| write::heartbeat(ctx, &leases))
             .await
     }
 
     async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Finished>>> {
         let worker = worker.to_string();
-        self.write(move |ctx| write::finish(ctx, &outcomes, &worker))
+        self.write_hot(move |ctx| write::finish(ctx, &outcomes, &worker))
             .await
     }
 
@@ -394,7 +409,7 @@ impl Backend for SqliteStore {
         note: &str,
     ) -> Result<Vec<Result<Finished>>> {
         let (worker, note) = (worker.to_string(), note.to_string());
-        self.write(move |ctx| write::hand_back(ctx, &leases, &worker, &note))
+        self.write_hot(move |ctx| write::hand_back(ctx, &leases, &worker, &note))
             .await
     }
 

@@ -227,8 +227,18 @@ impl QueueRow {
     }
 }
 
+/// A statement's text built from the column lists once, not on every call (the statement
+/// cache is keyed by the text, so it was built only to be looked up).
+macro_rules! sql_once {
+    ($($arg:tt)*) => {{
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        SQL.get_or_init(|| format!($($arg)*)).as_str()
+    }};
+}
+pub(super) use sql_once;
+
 pub fn queue_by_name(conn: &Connection, name: &str) -> Result<QueueRow> {
-    conn.prepare_cached(&format!("SELECT {QUEUE_COLS} FROM queues WHERE name = ?1"))
+    conn.prepare_cached(sql_once!("SELECT {QUEUE_COLS} FROM queues WHERE name = ?1"))
         .and_then(|mut st| st.query_row([name], QueueRow::from_sql).optional())
         .map_err(sql)?
         .ok_or_else(|| Error::not_found(Thing::Queue, name))
@@ -248,7 +258,7 @@ pub fn all_queues(conn: &Connection) -> Result<HashMap<i64, QueueRow>> {
 }
 
 pub fn item_by_id(conn: &Connection, id: &str) -> Result<ItemRow> {
-    conn.prepare_cached(&format!("SELECT {ITEM_COLS} FROM items i WHERE i.id = ?1"))
+    conn.prepare_cached(sql_once!("SELECT {ITEM_COLS} FROM items i WHERE i.id = ?1"))
         .and_then(|mut st| st.query_row([id], ItemRow::from_sql).optional())
         .map_err(sql)?
         .ok_or_else(|| Error::not_found(Thing::Item, id))

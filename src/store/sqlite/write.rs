@@ -85,7 +85,7 @@ fn check_settings(s: &QueueSettings) -> Result<()> {
 pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue> {
     check_settings(&s)?;
     let q = queue_by_name(ctx.conn, name)?;
-    ctx.ready = true;
+    ctx.ready = super::writer::WAKE_ALL;
     let c = ctx.conn;
     let set = |col: &str, v: rusqlite::types::Value| -> Result<()> {
         c.execute(
@@ -151,7 +151,7 @@ pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
 
 pub fn set_queue_state(ctx: &mut Ctx, name: &str, state: QueueState) -> Result<Queue> {
     let q = queue_by_name(ctx.conn, name)?;
-    ctx.ready = true;
+    ctx.ready = super::writer::WAKE_ALL;
     ctx.conn
         .execute(
             "UPDATE queues SET state = ?1 WHERE id = ?2",
@@ -198,6 +198,8 @@ pub(super) struct Deltas {
     open: HashMap<(i64, i64), i64>,
     /// (queue, minute) → (processed, failed, handling ms).
     stats: HashMap<(i64, i64), (i64, i64, i64)>,
+    /// Worker → (processed, failed) since its row was last written; seen now.
+    workers: HashMap<String, (i64, i64)>,
 }
 
 impl Deltas {
@@ -248,55 +250,114 @@ impl Deltas {
         }
         e.2 += handling_ms.max(0);
     }
-    /// Writes the tallies, and tells long-polling workers when this job made work takeable:
-    /// an item became queued, or a slot freed up on a queue with a concurrency limit.
+    /// Ends a job's tallies: they join the job's, to be written with the turn's (see
+    /// `settle`); and long-polling workers are told when this job made work takeable: an
+    /// item became queued, or a slot freed up on a queue with a concurrency limit.
     pub(super) fn flush(self, ctx: &mut Ctx) -> Result<()> {
-        let conn = ctx.conn;
         for (&(qid, s), &n) in &self.counts {
             if (s == Status::Queued && n > 0)
-                || (s == Status::Processing && n < 0 && limited(conn, qid)?)
+                || (s == Status::Processing && n < 0 && limited(ctx.conn, qid)?)
             {
-                ctx.ready = true;
+                ctx.ready = ctx.ready.saturating_add(n.unsigned_abs());
             }
         }
-        for ((qid, minute), n) in self.open {
-            if n != 0 {
-                conn.prepare_cached(
-                    "INSERT INTO open_minutes (queue_id, minute, n) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (queue_id, minute) DO UPDATE SET n = n + excluded.n",
-                )
-                .and_then(|mut st| st.execute(params![qid, minute, n]))
-                .and_then(|_| {
-                    conn.prepare_cached(
-                        "DELETE FROM open_minutes WHERE queue_id = ?1 AND minute = ?2 AND n = 0",
-                    )?
-                    .execute(params![qid, minute])
-                })
-                .map_err(sql)?;
-            }
-        }
-        for ((qid, minute), (p, f, h)) in self.stats {
-            conn.prepare_cached(
-                "INSERT INTO stats (queue_id, minute, processed, failed, handling_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (queue_id, minute) DO UPDATE SET processed = processed + excluded.processed,
-                    failed = failed + excluded.failed, handling_ms = handling_ms + excluded.handling_ms",
-            )
-            .and_then(|mut st| st.execute(params![qid, minute, p, f, h]))
-            .map_err(sql)?;
-        }
-        for ((qid, s), n) in self.counts {
-            if n != 0 {
-                let col = status_column(s);
-                conn.prepare_cached(&format!(
-                    "UPDATE queues SET {col} = {col} + ?1 WHERE id = ?2"
-                ))
-                .and_then(|mut st| st.execute(params![n, qid]))
-                .map_err(sql)?;
-            }
-        }
+        ctx.job.merge(self);
         Ok(())
     }
+
+    pub(super) fn merge(&mut self, other: Deltas) {
+        for (k, n) in other.counts {
+            *self.counts.entry(k).or_default() += n;
+        }
+        for (k, n) in other.open {
+            *self.open.entry(k).or_default() += n;
+        }
+        for (k, (p, f, h)) in other.stats {
+            let e = self.stats.entry(k).or_default();
+            e.0 += p;
+            e.1 += f;
+            e.2 += h;
+        }
+        for (k, (p, f)) in other.workers {
+            let e = self.workers.entry(k).or_default();
+            e.0 += p;
+            e.1 += f;
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+            && self.open.is_empty()
+            && self.stats.is_empty()
+            && self.workers.is_empty()
+    }
+
+    /// The change in a queue's counter not written yet.
+    fn pending(&self, queue_id: i64, s: Status) -> i64 {
+        self.counts.get(&(queue_id, s)).copied().unwrap_or(0)
+    }
+}
+
+/// Writes the tallies of a writer turn's jobs: counters, open-item minutes, stats and the
+/// workers seen, one statement per queue and minute rather than per job.
+pub fn settle(ctx: &mut Ctx) -> Result<()> {
+    let d = std::mem::take(&mut ctx.turn);
+    let conn = ctx.conn;
+    for ((qid, minute), n) in d.open {
+        if n != 0 {
+            conn.prepare_cached(
+                "INSERT INTO open_minutes (queue_id, minute, n) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (queue_id, minute) DO UPDATE SET n = n + excluded.n",
+            )
+            .and_then(|mut st| st.execute(params![qid, minute, n]))
+            .and_then(|_| {
+                conn.prepare_cached(
+                    "DELETE FROM open_minutes WHERE queue_id = ?1 AND minute = ?2 AND n = 0",
+                )?
+                .execute(params![qid, minute])
+            })
+            .map_err(sql)?;
+        }
+    }
+    for ((qid, minute), (p, f, h)) in d.stats {
+        conn.prepare_cached(
+            "INSERT INTO stats (queue_id, minute, processed, failed, handling_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (queue_id, minute) DO UPDATE SET processed = processed + excluded.processed,
+                failed = failed + excluded.failed, handling_ms = handling_ms + excluded.handling_ms",
+        )
+        .and_then(|mut st| st.execute(params![qid, minute, p, f, h]))
+        .map_err(sql)?;
+    }
+    for ((qid, s), n) in d.counts {
+        if n != 0 {
+            conn.prepare_cached(count_sql(s))
+                .and_then(|mut st| st.execute(params![n, qid]))
+                .map_err(sql)?;
+        }
+    }
+    for (name, (p, f)) in d.workers {
+        write_worker(ctx, &name, p, f)?;
+    }
+    Ok(())
+}
+
+/// The counter update of a status, its text built once (the statement cache is keyed by it).
+fn count_sql(s: Status) -> &'static str {
+    static SQL: std::sync::OnceLock<HashMap<Status, String>> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        Status::ALL
+            .iter()
+            .map(|&s| {
+                let col = status_column(s);
+                (
+                    s,
+                    format!("UPDATE queues SET {col} = {col} + ?1 WHERE id = ?2"),
+                )
+            })
+            .collect()
+    })[&s]
+        .as_str()
 }
 
 fn limited(conn: &Connection, queue_id: i64) -> Result<bool> {
@@ -463,7 +524,18 @@ thread_local! {
     static SEEN: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
 }
 
-fn seen_worker(ctx: &Ctx, name: &str, processed: i64, failed: i64) -> Result<()> {
+/// A worker was seen now, having processed and failed so many: written with the turn.
+fn seen_worker(ctx: &mut Ctx, name: &str, processed: i64, failed: i64) -> Result<()> {
+    let e = match ctx.job.workers.get_mut(name) {
+        Some(e) => e,
+        None => ctx.job.workers.entry(name.to_string()).or_default(),
+    };
+    e.0 += processed;
+    e.1 += failed;
+    Ok(())
+}
+
+fn write_worker(ctx: &Ctx, name: &str, processed: i64, failed: i64) -> Result<()> {
     let now = ms(ctx.now);
     let fresh = SEEN.with(|s| {
         let mut s = s.borrow_mut();
@@ -495,7 +567,7 @@ impl Queues {
     pub(super) fn get(&mut self, conn: &Connection, id: i64) -> Result<&QueueRow> {
         if let std::collections::hash_map::Entry::Vacant(e) = self.0.entry(id) {
             let q = conn
-                .prepare_cached(&format!("SELECT {QUEUE_COLS} FROM queues WHERE id = ?1"))
+                .prepare_cached(sql_once!("SELECT {QUEUE_COLS} FROM queues WHERE id = ?1"))
                 .and_then(|mut st| st.query_row([id], QueueRow::from_sql))
                 .map_err(sql)?;
             e.insert(q);
@@ -857,7 +929,10 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
             reason,
             message,
         };
-        let take = match rules::dequeue_room(&q.queue, q.counts.processing, left) {
+        // Counters of this turn's earlier jobs are not written yet: counted in.
+        let processing =
+            (q.counts.processing as i64 + ctx.turn.pending(q.id, Status::Processing)).max(0) as u64;
+        let take = match rules::dequeue_room(&q.queue, processing, left) {
             Ok(take) => take,
             Err(e) => {
                 why.push(empty(e));
@@ -1026,19 +1101,35 @@ fn apply(ctx: &Ctx, row: &mut ItemRow, t: &rules::Transition, given: &rules::Giv
     row.set_state(st);
 }
 
-pub fn heartbeat(ctx: &mut Ctx, id: &str, token: &str) -> Result<Time> {
-    let (mut row, t) = leased(ctx.conn, ItemEvent::Heartbeat, id, token)?;
-    let lease = Queues::default().get(ctx.conn, row.queue_id)?.queue.lease;
-    let given = rules::Given {
-        lease,
-        ..Default::default()
-    };
-    apply(ctx, &mut row, t, &given);
-    save(ctx, &mut row, false)?;
-    if let Some(w) = &row.worker {
+/// Extends each lease on its own: a refused one (stale token, item moved on) changes
+/// nothing and leaves the others extended. The holder is marked seen once per call.
+pub fn heartbeat(ctx: &mut Ctx, leases: &[LeaseRef]) -> Result<Vec<Result<Time>>> {
+    let mut queues = Queues::default();
+    let mut holders: Vec<String> = Vec::new();
+    let mut out = Vec::with_capacity(leases.len());
+    for l in leases {
+        let r = (|| -> Result<Time> {
+            let (mut row, t) = leased(ctx.conn, ItemEvent::Heartbeat, &l.id, &l.lease)?;
+            let lease = queues.get(ctx.conn, row.queue_id)?.queue.lease;
+            let given = rules::Given {
+                lease,
+                ..Default::default()
+            };
+            apply(ctx, &mut row, t, &given);
+            save(ctx, &mut row, false)?;
+            if let Some(w) = row.worker.take() {
+                if !holders.contains(&w) {
+                    holders.push(w);
+                }
+            }
+            Ok(from_ms(row.lease_until.unwrap_or(ms(ctx.now))))
+        })();
+        out.push(r);
+    }
+    for w in &holders {
         seen_worker(ctx, w, 0, 0)?;
     }
-    Ok(from_ms(row.lease_until.unwrap_or(ms(ctx.now))))
+    Ok(out)
 }
 
 /// A failed attempt (`Fail` or `LeaseTimeout`): the rules make it an exception, or queue

@@ -4,6 +4,7 @@
 //! so an acknowledged write is on disk.
 
 use super::schema::storage_on;
+use super::write::Deltas;
 use super::Jitter;
 use crate::backend::{Error, Result, StorageCause};
 use crate::clock::Clock;
@@ -21,10 +22,17 @@ pub struct Ctx<'a> {
     pub conn: &'a Connection,
     pub now: Time,
     pub events: Vec<Event>,
-    /// Set by a job that made work takeable; wakes long-polling dequeues after the commit.
-    pub ready: bool,
+    /// How many items jobs made takeable (`WAKE_ALL`: a queue's settings changed): after
+    /// the commit, as many long-polling dequeues are woken, not all of them.
+    pub ready: u64,
     /// Where retry backoffs get their jitter.
     pub jitter: Jitter,
+    /// The tallies of the job running (counters, open-item minutes, stats, workers seen),
+    /// kept if it succeeds, dropped if it rolls back.
+    pub(super) job: Deltas,
+    /// The tallies of the turn's jobs so far: written once, before the commit (or before a
+    /// job that reads them), not once per job.
+    pub(super) turn: Deltas,
 }
 
 /// What the writer thread works with besides its connection.
@@ -45,6 +53,21 @@ pub struct Job {
     run: JobFn,
     /// Runs in a transaction of its own (imports: long, and must not hold others' answers).
     exclusive: bool,
+    /// A worker's call (dequeue, finish, heartbeat, hand-back, add): its tallies wait for the
+    /// end of the turn. Any other job first has the turn's tallies written, so what it reads
+    /// of counters is true.
+    hot: bool,
+}
+
+/// How a job runs in the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Grouped with others; reads counters as they are.
+    Plain,
+    /// Grouped with others; its tallies are written at the end of the turn.
+    Hot,
+    /// In a transaction of its own.
+    Exclusive,
 }
 
 /// Most jobs in one transaction.
@@ -60,20 +83,33 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread. `sweep` runs when the writer is idle, once per `SWEEP_EVERY`.
-    pub fn start(conn: Connection, setup: Setup, sweep: fn(&mut Ctx) -> Result<u64>) -> Writer {
+    /// Starts the writer thread. `hooks.sweep` runs when the writer is idle, once per
+    /// `SWEEP_EVERY`.
+    pub fn start(conn: Connection, setup: Setup, hooks: Hooks) -> Writer {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4096);
         // Leases that ran out while no workq had the file open are swept before the store is
         // handed out, so the first read already shows them timed out. Without waiting for
         // the lock: a lock held elsewhere is a live process that sweeps, and a read must
         // never wait behind another process's write.
         conn.busy_handler(None).ok();
-        idle_sweep(&conn, &setup, sweep);
+        idle_sweep(&conn, &setup, hooks);
         super::schema::patient(&conn).ok();
         let at = setup.path.clone();
+        // The writer leaves checkpoints to a thread of their own, so that copying the WAL
+        // back and its fsync are off the path of every call; it does them itself only if
+        // that thread falls far behind.
+        let (alive, lives) = std::sync::mpsc::channel::<()>();
+        let checkpoints = checkpointer(&at, lives);
+        if checkpoints {
+            conn.pragma_update(None, "wal_autocheckpoint", WAL_FALLBACK)
+                .ok();
+        }
         std::thread::Builder::new()
             .name("workq-writer".into())
-            .spawn(move || run(conn, setup, rx, sweep))
+            .spawn(move || {
+                let _alive = alive;
+                run(conn, setup, rx, hooks)
+            })
             .expect("spawn writer thread");
         Writer {
             tx: Some(tx),
@@ -87,7 +123,7 @@ impl Writer {
     }
 
     /// Runs `f` in the writer and answers once its transaction is committed.
-    pub async fn write<T, F>(&self, exclusive: bool, f: F) -> Result<T>
+    pub async fn write<T, F>(&self, mode: Mode, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Ctx) -> Result<T> + Send + 'static,
@@ -111,7 +147,11 @@ impl Writer {
             });
             (ok, reply)
         });
-        let mut job = Job { run, exclusive };
+        let mut job = Job {
+            run,
+            exclusive: mode == Mode::Exclusive,
+            hot: mode == Mode::Hot,
+        };
         // A full channel means the writer is far behind: wait without blocking the runtime.
         loop {
             match writer.try_send(job) {
@@ -139,7 +179,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, setup: Setup, rx: Receiver<Job>, sweep: fn(&mut Ctx) -> Result<u64>) {
+fn run(conn: Connection, setup: Setup, rx: Receiver<Job>, hooks: Hooks) {
     let mut last_sweep = Instant::now();
     let mut pending: Option<Job> = None;
     loop {
@@ -149,7 +189,7 @@ fn run(conn: Connection, setup: Setup, rx: Receiver<Job>, sweep: fn(&mut Ctx) ->
                 Ok(j) => j,
                 Err(RecvTimeoutError::Timeout) => {
                     last_sweep = Instant::now();
-                    idle_sweep(&conn, &setup, sweep);
+                    idle_sweep(&conn, &setup, hooks);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -169,7 +209,7 @@ fn run(conn: Connection, setup: Setup, rx: Receiver<Job>, sweep: fn(&mut Ctx) ->
             }
         }
         let started = Instant::now();
-        commit_batch(&conn, &setup, batch);
+        commit_batch(&conn, &setup, hooks, batch);
         // Heartbeats that queued up behind a long job (an import, a big bulk action) are
         // let in before the next sweep, or their leases would time out for nothing.
         if started.elapsed() >= SWEEP_EVERY / 2 {
@@ -178,21 +218,57 @@ fn run(conn: Connection, setup: Setup, rx: Receiver<Job>, sweep: fn(&mut Ctx) ->
         // A busy writer still sweeps.
         if last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = Instant::now();
-            idle_sweep(&conn, &setup, sweep);
+            idle_sweep(&conn, &setup, hooks);
         }
     }
 }
 
-fn idle_sweep(conn: &Connection, setup: &Setup, sweep: fn(&mut Ctx) -> Result<u64>) {
+/// How often the checkpoint thread looks at the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// WAL pages at which the writer checkpoints by itself (SQLite's default is 1,000).
+const WAL_FALLBACK: i64 = 20_000;
+
+/// Starts the thread that copies the WAL back into the database (passive checkpoints: it
+/// never waits for, nor blocks, the writer or a reader) until `lives` is dropped with the
+/// writer. Whether it started.
+fn checkpointer(path: &std::path::Path, lives: Receiver<()>) -> bool {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let Ok(conn) = Connection::open_with_flags(path, flags) else {
+        return false;
+    };
+    conn.busy_handler(None).ok();
+    std::thread::Builder::new()
+        .name("workq-checkpoint".into())
+        .spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = lives.recv_timeout(CHECKPOINT_EVERY) {
+                // Busy or locked now: the next look tries again.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+        })
+        .is_ok()
+}
+
+/// What the store gives the writer to run: the sweep of expired leases, and the writing of
+/// a turn's tallies.
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    pub sweep: fn(&mut Ctx) -> Result<u64>,
+    pub settle: fn(&mut Ctx) -> Result<()>,
+}
+
+fn idle_sweep(conn: &Connection, setup: &Setup, hooks: Hooks) {
+    let sweep = hooks.sweep;
     let job = Job {
         // Nobody waits for a sweep; one that fails (a locked file) is tried again next time.
         run: Box::new(move |ctx| (ctx.and_then(sweep).is_ok(), Box::new(|_| {}))),
         exclusive: false,
+        hot: false,
     };
-    commit_batch(conn, setup, vec![job]);
+    commit_batch(conn, setup, hooks, vec![job]);
 }
 
-fn commit_batch(conn: &Connection, setup: &Setup, batch: Vec<Job>) {
+fn commit_batch(conn: &Connection, setup: &Setup, hooks: Hooks, batch: Vec<Job>) {
     let path = setup.path.as_path();
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let err = storage_on(conn, path, e);
@@ -206,8 +282,10 @@ fn commit_batch(conn: &Connection, setup: &Setup, batch: Vec<Job>) {
         conn,
         now: setup.clock.now(),
         events: Vec::new(),
-        ready: false,
+        ready: 0,
         jitter: setup.jitter,
+        job: Deltas::default(),
+        turn: Deltas::default(),
     };
     let mut replies = Vec::with_capacity(batch.len());
     let mut lost: Option<Error> = None;
@@ -218,6 +296,16 @@ fn commit_batch(conn: &Connection, setup: &Setup, batch: Vec<Job>) {
             let (_, reply) = (job.run)(Err(e.clone()));
             replies.push(reply);
             continue;
+        }
+        // A job that reads counters sees the turn's tallies written first (outside its own
+        // savepoint: they belong to the jobs before it).
+        if !job.hot && !ctx.turn.is_empty() {
+            if let Err(e) = (hooks.settle)(&mut ctx) {
+                lost = Some(e.clone());
+                let (_, reply) = (job.run)(Err(e));
+                replies.push(reply);
+                continue;
+            }
         }
         let mark = ctx.events.len();
         if let Err(e) = exec(conn, "SAVEPOINT job") {
@@ -232,6 +320,7 @@ fn commit_batch(conn: &Connection, setup: &Setup, batch: Vec<Job>) {
             Ok(r) => r,
             Err(_) => {
                 ctx.events.truncate(mark);
+                ctx.job = Deltas::default();
                 exec(conn, "ROLLBACK TO job").ok();
                 exec(conn, "RELEASE job").ok();
                 // The job's reply went down with it: its caller sees "stopped mid-write".
@@ -245,8 +334,12 @@ fn commit_batch(conn: &Connection, setup: &Setup, batch: Vec<Job>) {
                 continue;
             }
         };
-        if !ok {
+        if ok {
+            let d = std::mem::take(&mut ctx.job);
+            ctx.turn.merge(d);
+        } else {
             ctx.events.truncate(mark);
+            ctx.job = Deltas::default();
             exec(conn, "ROLLBACK TO job").ok();
         }
         exec(conn, "RELEASE job").ok();
@@ -262,7 +355,14 @@ fn commit_batch(conn: &Connection, setup: &Setup, batch: Vec<Job>) {
             ));
         }
     }
-    let commit = exec(conn, "COMMIT").map_err(|e| storage_on(conn, path, e));
+    // The turn's tallies, then the commit: both or neither.
+    // A lost transaction (or tallies that could not be written) commits nothing.
+    let settled = match (&lost, ctx.turn.is_empty()) {
+        (Some(e), _) => Err(e.clone()),
+        (None, false) => (hooks.settle)(&mut ctx),
+        (None, true) => Ok(()),
+    };
+    let commit = settled.and_then(|_| exec(conn, "COMMIT").map_err(|e| storage_on(conn, path, e)));
     if commit.is_err() {
         conn.execute_batch("ROLLBACK").ok();
     }
@@ -275,11 +375,29 @@ fn commit_batch(conn: &Connection, setup: &Setup, batch: Vec<Job>) {
         for e in ctx.events.drain(..) {
             let _ = setup.events.send(e);
         }
-        if ctx.ready {
-            setup.wake.notify_waiters();
-        }
+        wake(&setup.wake, ctx.ready);
     }
 }
+
+/// Wakes one waiting dequeue per item made takeable, so that one enqueue wakes one poller
+/// and not all of them (each would send a dequeue, and all but one come back empty).
+/// A poller woken for an item another took waits again; `notify_one` with nobody waiting
+/// keeps one permit, for the next poller to look at once.
+fn wake(notify: &Notify, ready: u64) {
+    if ready == WAKE_ALL {
+        notify.notify_waiters();
+        return;
+    }
+    for _ in 0..ready.min(WAKE_MAX) {
+        notify.notify_one();
+    }
+}
+
+/// `Ctx::ready` for a change that may make anything takeable (a queue resumed, a limit
+/// raised): every poller looks.
+pub const WAKE_ALL: u64 = u64::MAX;
+/// More wake-ups than this in one turn would only wake pollers that find nothing.
+const WAKE_MAX: u64 = 1024;
 
 /// Transaction control through the statement cache: parsed once, not once per job.
 fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
