@@ -433,7 +433,7 @@ impl Sent {
     }
 }
 
-/// The index of `bench-N` in an event's JSON (`{"type":"items","queue":"bench-N",…}`).
+/// The N of queue `sse-N` in an event's JSON (`{"type":"items","queue":"sse-N",…}`).
 fn queue_index(data: &str) -> Option<usize> {
     let at = data.find("\"queue\":\"sse-")? + 13;
     let rest = &data[at..];
