@@ -96,6 +96,26 @@ fn every_quick_stage_reports_its_figures() {
             "full cycle over HTTP, 2 workers, batches of 32"
         ]
     );
+    let latency = stage(dir.path(), "http-latency", &[]);
+    assert_eq!(
+        whats(&latency),
+        [
+            "dequeue latency over HTTP at half the peak, p50",
+            "dequeue latency over HTTP at half the peak, p99",
+            "enqueue to delivery to a waiting long poll, p50",
+            "enqueue to delivery to a waiting long poll, p99",
+            "SSE fan-out lag, 50 clients at 5,000 changes/s, p50",
+            "SSE fan-out lag, 50 clients at 5,000 changes/s, p99",
+            "SSE fan-out lag, first 10 % of the run, p99",
+            "SSE fan-out lag, last 10 % of the run, p99",
+        ]
+    );
+    // Every figure measured, over HTTP and in-process: a latency, not a missing one.
+    for f in &latency {
+        for v in [&f["engine"], &f["baseline"]] {
+            assert!(v.as_f64().is_some_and(|x| x > 0.0), "{f}");
+        }
+    }
 }
 
 #[test]

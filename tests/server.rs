@@ -1090,3 +1090,116 @@ fn token_commands_keep_only_hashes_and_say_what_is_wrong() {
         assert!(!wal.windows(needle.len()).any(|w| w == needle));
     }
 }
+
+/// Sends a request whose body stops half way, on a raw connection, and reads the answer
+/// the server gives while the rest never comes: status line and JSON body.
+fn stalled_request(url: &str, token: &str, path: &str, body: &str) -> (String, Value) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    // Far longer than the server's --timeout: the answer is the server's, not ours.
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(&body.as_bytes()[..body.len() / 2]).unwrap();
+    conn.flush().unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read until the answer's JSON is whole (the server may keep the socket open).
+    loop {
+        let n = conn.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if n == 0
+            || text
+                .split_once("\r\n\r\n")
+                .is_some_and(|(_, b)| serde_json::from_str::<Value>(b).is_ok())
+        {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&got).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.lines().next().unwrap_or("").to_string();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_request_past_timeout_is_503_timeout_and_changes_nothing() {
+    // A long poll gets --timeout plus its wait (capped by --max-wait), so the request
+    // that runs long is one whose body never finishes arriving: the handler waits on it
+    // inside --timeout.
+    let (s, tokens) = Server::start(&["--timeout", "300ms", "--max-wait", "200ms"]);
+    let t = tokens.admin();
+    post(&s, t, "/v1/queues", json!({"name": "q"})).await;
+    post(
+        &s,
+        t,
+        "/v1/queues/q/items",
+        json!({"items": [{"value": "{\"n\":1}"}]}),
+    )
+    .await;
+    let before = snapshot(&s, t).await;
+    let (url, token) = (s.url.clone(), t.to_string());
+    let cases = [
+        (
+            "/v1/queues/q/items",
+            json!({"items": [{"value": "{\"n\":2}"}, {"value": "{\"n\":3}"}]}),
+        ),
+        (
+            "/v1/dequeue",
+            json!({"queues": ["q"], "worker": "w", "count": 1, "wait": 0}),
+        ),
+        ("/v1/queues", json!({"name": "other"})),
+    ];
+    for (path, body) in cases {
+        let (url, token, body) = (url.clone(), token.clone(), body.to_string());
+        let (status, v) =
+            tokio::task::spawn_blocking(move || stalled_request(&url, &token, path, &body))
+                .await
+                .unwrap();
+        assert!(status.contains(" 503 "), "{path}: {status} {v}");
+        assert_eq!(kind(&v), "timeout", "{path}: {v}");
+        let after_ms = v["error"]["after_ms"].as_u64();
+        // A long poll's limit is --timeout plus --max-wait; a quick route's is --timeout.
+        let limit = if path == "/v1/dequeue" {
+            300 + 200
+        } else {
+            300
+        };
+        assert_eq!(after_ms, Some(limit), "{path}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("gave up"),
+            "{v}"
+        );
+    }
+    // The age of the oldest item grows on its own while the requests wait out --timeout.
+    let ageless = |mut v: Value| {
+        for q in v["queues"].as_array_mut().unwrap() {
+            q["oldest_queued_secs"] = Value::Null;
+        }
+        v
+    };
+    assert_eq!(
+        ageless(snapshot(&s, t).await),
+        ageless(before),
+        "a timed-out request changed something"
+    );
+    // The server still answers, and the item is still there to take.
+    let got = post(
+        &s,
+        t,
+        "/v1/dequeue",
+        json!({"queues": ["q"], "worker": "w", "count": 5, "wait": 0}),
+    )
+    .await;
+    assert_eq!(got["leases"].as_array().map(Vec::len), Some(1), "{got}");
+}

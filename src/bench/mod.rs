@@ -2,7 +2,8 @@
 //! its peak memory is its own) and measures the engine beside a baseline: the same work as
 //! bare statements in a plain loop, in the same run, on the same machine.
 //!
-//! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`, `mixed`, `http`); every stage opens
+//! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`, `mixed`, `http`,
+//! `http-latency` in `latency.rs`); every stage opens
 //! what it measures through an `Engine` (`engine.rs`), so the same stages can run against
 //! each backend. The baselines are the bare SQL of the store measured (SQLite's today).
 
@@ -12,6 +13,7 @@ mod cycle;
 pub mod engine;
 mod http;
 mod import;
+mod latency;
 mod mixed;
 mod reads;
 
@@ -67,7 +69,7 @@ pub struct Figure {
 }
 
 /// The stages of a whole run, in order, with the workers each runs with.
-const RUN: [(&str, usize); 9] = [
+const RUN: [(&str, usize); 10] = [
     ("import", 1),
     ("console", 1),
     ("reads", 1),
@@ -77,6 +79,7 @@ const RUN: [(&str, usize); 9] = [
     ("mixed", 16),
     ("http", 1),
     ("http", 16),
+    ("http-latency", 1),
 ];
 
 /// Runs the bench as `a` says and returns what goes to stdout: the results table, or (for
@@ -157,8 +160,10 @@ async fn run_stage(
             mixed::figures(dir, engine, a.items, a.rate, workers).await
         }
         "http" => http::figures(dir, engine, a.items, a.workers.unwrap_or(1).max(1)).await,
+        "http-latency" => latency::figures(dir, engine).await,
         other => Err(format!(
-            "unknown stage '{other}' (known: import, console, reads, bulk, cycle, mixed, http)"
+            "unknown stage '{other}' (known: import, console, reads, bulk, cycle, mixed, http, \
+             http-latency)"
         )),
     }
 }
