@@ -122,7 +122,10 @@ fn every_quick_stage_reports_its_figures() {
 fn the_cycle_runs_through_the_http_client_and_leaves_every_item_processed() {
     let dir = tempfile::tempdir().unwrap();
     let figs = stage(dir.path(), "cycle", &["--engine", "http", "--workers", "1"]);
-    assert_eq!(whats(&figs), ["full cycle, 1 worker, 1 producer, batches of 10"]);
+    assert_eq!(
+        whats(&figs),
+        ["full cycle, 1 worker, 1 producer, batches of 10"]
+    );
     // The server wrote the run's file: every item went round.
     let db = dir.path().join("cycle-1.db");
     let o = Command::cargo_bin("workq")

@@ -2320,7 +2320,7 @@ pub async fn one_enqueue_wakes_one_long_poll_not_all(env: Env) {
         .collect();
     assert_eq!(
         looked,
-        [names[winner].clone()],
+        [env.worker(&names[winner])],
         "only the woken poll looked again"
     );
     let waiting = polls.iter().flatten().filter(|h| !h.is_finished()).count();
