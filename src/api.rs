@@ -297,6 +297,10 @@ pub struct Heartbeat {
     pub lease: String,
 }
 
+/// The header every answer carries with the id of the server's newest event, so that a
+/// client subscribing later resumes from there and misses nothing made after that answer.
+pub const LAST_EVENT_HEADER: &str = "x-workq-last-event";
+
 /// `POST /v1/heartbeats`: several leases in one call, each answered alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

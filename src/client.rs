@@ -31,8 +31,9 @@ pub struct HttpClient {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
-    /// The id of the last event read, shared by every feed of this client: a new
-    /// subscription resumes there (the server says `refetch` when it cannot).
+    /// The newest event id the server named in an answer (every answer carries it): a new
+    /// subscription resumes there, so it misses nothing made after that answer (the server
+    /// says `refetch` when it cannot).
     last_event: Arc<Mutex<Option<String>>>,
 }
 
@@ -86,6 +87,13 @@ impl HttpClient {
     /// Sends and reads the answer as `T`, or the server's error as the engine's.
     async fn send<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
         let answer = rb.send().await.map_err(|e| unreachable(&self.base, &e))?;
+        if let Some(id) = answer
+            .headers()
+            .get(api::LAST_EVENT_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            *self.last_event.lock().expect("last event") = Some(id.to_string());
+        }
         let status = answer.status();
         let bytes = answer
             .bytes()
@@ -466,7 +474,10 @@ impl Backend for HttpClient {
             base: self.base.clone(),
             token: self.token.clone(),
             http: self.http.clone(),
-            last: self.last_event.clone(),
+            // This feed's own place: from the newest id known now, then what it reads.
+            last: Arc::new(Mutex::new(
+                self.last_event.lock().expect("last event").clone(),
+            )),
         };
         tokio::spawn(events.run(tx));
         Feed::from_stream(futures::stream::unfold(rx, |mut rx| async move {

@@ -65,6 +65,12 @@ impl Hub {
         format!("{}-{seq}", self.epoch)
     }
 
+    /// The id of the newest event so far: every answer carries it, so a client that
+    /// subscribes later can resume from there and miss nothing made after that answer.
+    pub fn latest(&self) -> String {
+        self.id(self.ring.lock().expect("event ring").next - 1)
+    }
+
     pub fn push(&self, e: Event) {
         let mut ring = self.ring.lock().expect("event ring");
         let seq = ring.next;

@@ -174,7 +174,12 @@ async fn dispatch(
         }
     }
     .await;
-    let response = result.unwrap_or_else(http::error_response);
+    let mut response = result.unwrap_or_else(http::error_response);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&state.events.latest()) {
+        response
+            .headers_mut()
+            .insert(crate::api::LAST_EVENT_HEADER, v);
+    }
     state
         .metrics
         .request(route.path, route.verb.as_str(), response.status().as_u16());

@@ -87,6 +87,9 @@ pub async fn http() -> Option<Env> {
     let server = workq::server::start(store, &args).await.unwrap();
     let url = server.url.clone();
     let client = workq::client::HttpClient::new(&url, Some(token.token)).unwrap();
+    // One answer tells the client where the server's events stand, so a feed it opens
+    // next gets every event made after that, as the in-process feed does.
+    client.queues().await.unwrap();
     Some(Env {
         store: Arc::new(client),
         clock,
