@@ -3,72 +3,11 @@
 //! terminal as it found it.
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs")
-    }
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "smoke"]).stdout)
-            .into_owned()
-    }
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            self.run(&["send-keys", "-t", "smoke", k]);
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-    /// Waits until the screen shows every one of `texts`.
-    fn wait_for(&self, texts: &[&str], what: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if texts.iter().all(|t| s.contains(t)) {
-                return s;
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                panic!("waited 30s for {what} ({texts:?}); the screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Tmux {
-    /// Waits until the screen shows one of `texts`.
-    fn wait_any(&self, texts: &[&str], what: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if texts.iter().any(|t| s.contains(t)) {
-                return s;
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                panic!("waited 30s for {what} ({texts:?}); the screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
+#[path = "common/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
 
 fn items_json(db: &Path, args: &[&str]) -> Vec<serde_json::Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_workq"))
@@ -94,12 +33,7 @@ fn demo_console_switches_views_marks_requeues_and_quits_cleanly() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
-    let socket = format!(
-        "workq-smoke-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_millis()
-    );
-    let tmux = Tmux { socket };
+    let tmux = Tmux::new("smoke", "smoke");
     // Own config and data dirs: no user key overrides, logs stay in the temp dir.
     let cmd = format!(
         "env XDG_CONFIG_HOME={d} XDG_DATA_HOME={d} HOME={d} TERM=xterm-256color {bin} demo --db {db} --items 2000; \
@@ -226,13 +160,7 @@ fn demo_with_config(tag: &str, config: &str) -> (Tmux, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("workq")).unwrap();
     std::fs::write(dir.path().join("workq/config.toml"), config).unwrap();
-    let tmux = Tmux {
-        socket: format!(
-            "workq-{tag}-{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_millis()
-        ),
-    };
+    let tmux = Tmux::new(tag, "smoke");
     let cmd = format!(
         "env XDG_CONFIG_HOME={d} XDG_DATA_HOME={d} HOME={d} TERM=xterm-256color {bin} demo --db {d}/demo.db --items 300 --no-bots; sleep 60",
         d = dir.path().display(),

@@ -326,45 +326,9 @@ fn a_named_connection_reads_the_config_file_and_refuses_a_readable_token() {
 
 // ------------------------------------------------------------------ the console
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs")
-    }
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "remote"]).stdout)
-            .into_owned()
-    }
-    fn wait_for(&self, texts: &[&str], what: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if texts.iter().all(|t| s.contains(t)) {
-                return s;
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                panic!("waited 60s for {what} ({texts:?}); the screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
+#[path = "common/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
 
 #[test]
 fn the_remote_console_names_its_server_goes_stale_when_it_stops_and_recovers() {
@@ -377,13 +341,7 @@ fn the_remote_console_names_its_server_goes_stale_when_it_stops_and_recovers() {
     let url = remote.server.url.clone();
     let listen = url.trim_start_matches("http://").to_string();
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux {
-        socket: format!(
-            "workq-remote-{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_millis()
-        ),
-    };
+    let tmux = Tmux::new("remote", "remote");
     let cmd = format!(
         "env XDG_CONFIG_HOME={d} XDG_DATA_HOME={d} HOME={d} TERM=xterm-256color WORKQ_TOKEN={t} \
          {bin} --remote {url}; sleep 60",
