@@ -1,5 +1,5 @@
 //! The config file, `config.toml` in the user's config directory, shared by the console
-//! (theme, mouse, keys: `tui::commands::parse_config`) and `connect` (named connections):
+//! (theme, mouse, refresh, keys: `tui::settings`) and `connect` (named connections):
 //!
 //! ```toml
 //! [connections.prod]
@@ -13,9 +13,35 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Where the config file is: `config.toml` in the user's config directory.
+/// Where the config file is: `$WORKQ_CONFIG`, else `config.toml` in the user's config
+/// directory.
 pub fn path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("WORKQ_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
     directories::ProjectDirs::from("", "", "workq").map(|d| d.config_dir().join("config.toml"))
+}
+
+/// What a `[connections.NAME]` table must say beyond its fields' types: an http(s) URL and
+/// at most one place for the token.
+pub fn check_connection(name: &str, c: &ConnectionTable) -> Result<(), String> {
+    if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+        return Err(format!(
+            "[connections.{name}] url '{}': give an http:// or https:// URL",
+            c.url
+        ));
+    }
+    let given = [
+        c.token.is_some(),
+        c.token_file.is_some(),
+        c.token_env.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(format!(
+            "[connections.{name}] gives more than one of token, token_file and token_env; keep one"
+        ));
+    }
+    Ok(())
 }
 
 /// A `[connections.NAME]` table.
@@ -81,17 +107,7 @@ pub fn connection(name: &str, file: Option<&Path>) -> Result<Remote, String> {
             }
         ));
     };
-    let given = [
-        c.token.is_some(),
-        c.token_file.is_some(),
-        c.token_env.is_some(),
-    ];
-    if given.iter().filter(|g| **g).count() > 1 {
-        return Err(format!(
-            "{shown}: [connections.{name}] gives more than one of token, token_file and \
-             token_env; keep one"
-        ));
-    }
+    check_connection(name, c).map_err(|e| format!("{shown}: {e}"))?;
     let token = if let Some(t) = &c.token {
         private(file, "the config file, which holds a token")?;
         Some(t.trim().to_string())

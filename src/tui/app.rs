@@ -5,7 +5,7 @@
 
 use crate::backend::Backend;
 use crate::backend::{Feed, Gap};
-use crate::tui::commands::{self, Keymap};
+use crate::tui::settings;
 use crate::tui::state::{Level, State, ThemeName};
 use crate::tui::update::{update, Effect, Msg};
 use crate::tui::value_edit::{self, EditSession};
@@ -37,7 +37,6 @@ pub struct Options {
 /// Changes from the engine are gathered for this long before the console refetches.
 const DEBOUNCE: Duration = Duration::from_millis(250);
 const TICK: Duration = Duration::from_secs(1);
-const MIN_REFRESH: Duration = Duration::from_millis(700);
 /// How long the config problems stay in the status line at start.
 const CONFIG_STATUS_SECS: i64 = 30;
 
@@ -62,7 +61,7 @@ pub fn leave() {
 /// The state a console starts with: config file, colours, read-only.
 pub fn initial_state(opts: &Options) -> State {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    initial_state_from(opts, commands::config_path(), no_color)
+    initial_state_from(opts, settings::path(), no_color)
 }
 
 /// The starting state from a given config file (tests pass their own).
@@ -78,16 +77,21 @@ pub fn initial_state_from(
     if let Some(p) = &path {
         s.config_file = p.display().to_string();
     }
-    let (cfg, mut problems) = commands::load_config(path.as_deref());
-    let (keymap, key_problems) = Keymap::with_overrides(&cfg.keys);
-    problems.extend(key_problems);
-    s.keymap = keymap;
-    if cfg.theme.as_deref() == Some("light") {
-        s.theme = ThemeName::Light;
+    let checked = settings::load(path.as_deref());
+    let (cfg, problems) = (&checked.config, checked.problems.clone());
+    s.keymap = checked.keymap.clone();
+    match cfg.theme.as_deref() {
+        Some("light") => s.theme = ThemeName::Light,
+        Some(_) if checked.user_theme.is_some() => {
+            s.theme = ThemeName::User;
+            s.user_theme = checked.user_theme.clone();
+        }
+        _ => {}
     }
     if let Some(m) = cfg.mouse {
         s.mouse = m;
     }
+    s.refresh = cfg.refresh.unwrap_or(settings::DEFAULT_REFRESH);
     if !problems.is_empty() {
         for p in &problems {
             tracing::warn!("config: {p}");
@@ -219,8 +223,8 @@ async fn run_loop(backend: Arc<dyn Backend>, s: &mut State) -> std::io::Result<(
             }
             _ = tokio::time::sleep_until(sleep_until), if debounce.is_some() => {
                 // Busy bots change something every few milliseconds: refetch at most
-                // once per MIN_REFRESH so slow filtered queries do not run back to back.
-                let ready = last_changed + MIN_REFRESH;
+                // once per `refresh` so slow filtered queries do not run back to back.
+                let ready = last_changed + s.refresh;
                 if tokio::time::Instant::now() < ready {
                     debounce = Some(ready);
                 } else {

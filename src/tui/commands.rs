@@ -199,7 +199,7 @@ pub const TABLE: &[Spec] = &[
     spec!(
         Theme,
         "theme",
-        "[dark|light]",
+        "[dark|light|NAME]",
         "switch between dark and light",
         ["T"],
         false,
@@ -810,12 +810,12 @@ impl Keymap {
 
     /// Applies `[keys]` overrides; each bad or conflicting one is refused and reported,
     /// and that command keeps its default keys.
-    pub fn with_overrides(overrides: &BTreeMap<String, KeySetting>) -> (Keymap, Vec<String>) {
+    pub fn with_overrides(overrides: &BTreeMap<String, KeySetting>) -> (Keymap, Vec<KeyProblem>) {
         let mut map = Keymap::default();
         let mut problems = Vec::new();
         for (name, setting) in overrides {
             let Some(spec) = TABLE.iter().find(|s| s.name == name) else {
-                problems.push(format!("keys.{name}: no such command"));
+                problems.push(KeyProblem::new(name, "no such command".into()));
                 continue;
             };
             let texts = match setting {
@@ -828,7 +828,7 @@ impl Keymap {
                 match Key::parse(t) {
                     Ok(k) => keys.push(k),
                     Err(e) => {
-                        problems.push(format!("keys.{name}: {e}"));
+                        problems.push(KeyProblem::new(name, e));
                         bad = true;
                     }
                 }
@@ -847,9 +847,9 @@ impl Keymap {
                 })
                 .collect();
             if !clashes.is_empty() {
-                problems.push(format!(
-                    "keys.{name}: {}; kept the default keys",
-                    clashes.join(", ")
+                problems.push(KeyProblem::new(
+                    name,
+                    format!("{}; kept the default keys", clashes.join(", ")),
                 ));
                 map.keys.insert(spec.cmd, before.unwrap_or_default());
             }
@@ -871,6 +871,29 @@ fn overlap(a: &Spec, b: &Spec) -> bool {
     a.views.is_empty() || b.views.is_empty() || a.views.iter().any(|v| b.views.contains(v))
 }
 
+/// A `[keys]` entry that was refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyProblem {
+    /// The command's name as the file wrote it.
+    pub name: String,
+    pub text: String,
+}
+
+impl KeyProblem {
+    fn new(name: &str, text: String) -> KeyProblem {
+        KeyProblem {
+            name: name.to_string(),
+            text,
+        }
+    }
+}
+
+impl fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "keys.{}: {}", self.name, self.text)
+    }
+}
+
 /// A key override: one key or several.
 #[derive(Debug, Clone, serde::Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -879,107 +902,9 @@ pub enum KeySetting {
     Many(Vec<String>),
 }
 
-/// The config file: `config.toml` in the user's config directory.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Config {
-    pub theme: Option<String>,
-    pub mouse: Option<bool>,
-    pub keys: BTreeMap<String, KeySetting>,
-}
-
-/// The key override the help shows as an example; a test runs it through
-/// `Keymap::with_overrides`, so the documented example is always valid.
+/// The key example the help shows; a test runs it through `Keymap::with_overrides`, so
+/// the documented example is always valid.
 pub const KEYS_EXAMPLE: &str = "requeue = \"alt-r\"";
-
-pub fn config_path() -> Option<std::path::PathBuf> {
-    crate::config::path()
-}
-
-/// Reads the config; a missing file is no problem, a broken one is reported.
-pub fn load_config(path: Option<&std::path::Path>) -> (Config, Vec<String>) {
-    let Some(path) = path else {
-        return (Config::default(), vec![]);
-    };
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse_config(&text, &path.display().to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Config::default(), vec![]),
-        Err(e) => (
-            Config::default(),
-            vec![format!("{}: cannot read: {e}", path.display())],
-        ),
-    }
-}
-
-/// The file as written: `[keys]` entries are checked one by one, so one bad entry (a
-/// `mouse = true` written below `[keys]`) is reported on its own and the rest still apply.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    theme: Option<String>,
-    mouse: Option<bool>,
-    #[serde(default)]
-    keys: BTreeMap<String, toml::Value>,
-    /// `[connections.NAME]`: read by `crate::config` for `--connect`.
-    #[serde(default)]
-    #[allow(dead_code)]
-    connections: Option<toml::Value>,
-}
-
-pub fn parse_config(text: &str, origin: &str) -> (Config, Vec<String>) {
-    let raw = match toml::from_str::<RawConfig>(text) {
-        Ok(c) => c,
-        Err(e) => {
-            return (
-                Config::default(),
-                vec![format!("{origin}: {}", e.to_string().trim())],
-            )
-        }
-    };
-    let mut problems = vec![];
-    if let Some(t) = &raw.theme {
-        if t != "dark" && t != "light" {
-            problems.push(format!("{origin}: theme '{t}' is not dark or light"));
-        }
-    }
-    let mut keys = BTreeMap::new();
-    for (name, v) in raw.keys {
-        let strings = |a: &Vec<toml::Value>| {
-            a.iter()
-                .map(|x| x.as_str().map(str::to_string))
-                .collect::<Option<Vec<String>>>()
-        };
-        let setting = match &v {
-            toml::Value::String(k) => Some(KeySetting::One(k.clone())),
-            toml::Value::Array(a) => strings(a).map(KeySetting::Many),
-            _ => None,
-        };
-        match setting {
-            Some(k) => {
-                keys.insert(name, k);
-            }
-            None if name == "mouse" || name == "theme" => {
-                let value = match &v {
-                    toml::Value::Boolean(b) => b.to_string(),
-                    _ => "…".into(),
-                };
-                problems.push(format!(
-                    "{origin}: keys.{name}: `{name}` is a setting, not a key: write `{name} = {value}` above the [keys] line"
-                ))
-            }
-            None => problems.push(format!(
-                "{origin}: keys.{name}: give a key or a list of keys, e.g. {name} = \"ctrl-x\""
-            )),
-        }
-    }
-    (
-        Config {
-            theme: raw.theme,
-            mouse: raw.mouse,
-            keys,
-        },
-        problems,
-    )
-}
 
 /// Completions of a partial command name in the palette.
 pub fn complete(prefix: &str, view: View, read_only: bool) -> Vec<&'static Spec> {
@@ -1037,60 +962,6 @@ mod tests {
         assert!(Key::parse("banana").is_err());
         let e = KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT);
         assert_eq!(Key::from_event(&e), Key::parse("G").unwrap());
-    }
-
-    #[test]
-    fn overrides_apply_and_bad_ones_are_reported() {
-        let (cfg, problems) = parse_config(
-            r#"
-            theme = "light"
-            [keys]
-            requeue = ["ctrl-q", "r"]
-            hold = "r"
-            frobnicate = "x"
-            note = "ctrl-"
-            "#,
-            "config.toml",
-        );
-        assert!(problems.is_empty(), "{problems:?}");
-        let (map, problems) = Keymap::with_overrides(&cfg.keys);
-        let q = Key::parse("ctrl-q").unwrap();
-        assert_eq!(map.lookup(q, View::Items, false), Some(Command::Requeue));
-        // hold = "r" clashes with requeue in the items view: refused, hold keeps 'h'.
-        assert_eq!(
-            map.lookup(Key::parse("h").unwrap(), View::Items, false),
-            Some(Command::Hold)
-        );
-        assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("frobnicate")));
-        assert!(problems
-            .iter()
-            .any(|p| p.contains("keys.hold") && p.contains("requeue")));
-        assert!(problems.iter().any(|p| p.contains("keys.note")));
-        assert_eq!(map.conflicts(), vec![]);
-    }
-
-    #[test]
-    fn the_helps_key_example_is_valid_and_takes_effect() {
-        let (cfg, problems) = parse_config(&format!("[keys]\n{KEYS_EXAMPLE}\n"), "example");
-        assert_eq!(problems, Vec::<String>::new());
-        let (map, problems) = Keymap::with_overrides(&cfg.keys);
-        assert_eq!(problems, Vec::<String>::new(), "{KEYS_EXAMPLE}");
-        let (name, key) = KEYS_EXAMPLE.split_once(" = ").unwrap();
-        let key = Key::parse(key.trim_matches('"')).unwrap();
-        let cmd = by_name(name).unwrap().cmd;
-        for v in [View::Items, View::Detail, View::Exceptions] {
-            assert_eq!(map.lookup(key, v, false), Some(cmd), "{v:?}");
-        }
-        assert_eq!(map.conflicts(), vec![]);
-    }
-
-    #[test]
-    fn broken_config_is_reported() {
-        let (_, problems) = parse_config("theme = ", "c.toml");
-        assert_eq!(problems.len(), 1);
-        let (_, problems) = parse_config("colour = 1", "c.toml");
-        assert!(problems[0].contains("colour"), "{problems:?}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod commands;
 pub mod effects;
+pub mod settings;
 pub mod state;
 pub mod theme;
 pub mod update;

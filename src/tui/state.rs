@@ -35,6 +35,8 @@ impl View {
 pub enum ThemeName {
     Dark,
     Light,
+    /// The user's theme file named in the config (`State::user_theme`).
+    User,
 }
 
 /// A request kind's bookkeeping: the latest sequence number sent, whether one is in flight,
@@ -573,8 +575,12 @@ pub struct State {
     pub source: String,
     pub read_only: bool,
     pub theme: ThemeName,
+    /// The user's own theme, by name, when the config names one.
+    pub user_theme: Option<(String, crate::tui::theme::Theme)>,
     pub no_color: bool,
     pub mouse: bool,
+    /// The most often the console refetches while the data changes (config `refresh`).
+    pub refresh: std::time::Duration,
     pub keymap: Keymap,
     pub actor: String,
     pub queues: QueuesState,
@@ -608,8 +614,10 @@ impl State {
             source: source.to_string(),
             read_only: false,
             theme: ThemeName::Dark,
+            user_theme: None,
             no_color: false,
             mouse: true,
+            refresh: crate::tui::settings::DEFAULT_REFRESH,
             keymap: Keymap::default(),
             actor: actor.to_string(),
             queues: QueuesState::default(),

@@ -1,120 +1,188 @@
-//! Colours. Dark and light palettes, and a colourless one for `NO_COLOR` that keeps
-//! meaning through bold, reverse and underline alone.
+//! Colours. The dark and light palettes are the TOML files of `assets/themes/`, built in;
+//! a user's own theme is a file of the same shape in the config directory's `themes/`,
+//! picked by name. `NO_COLOR` gets a colourless palette that keeps meaning through bold,
+//! reverse and underline alone.
 
 use crate::model::{Sla, Status};
 use crate::tui::state::{Level, State, ThemeName};
 use ratatui::style::{Color, Modifier, Style};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::OnceLock;
 
-#[derive(Debug, Clone, Copy)]
-pub struct Theme {
-    pub base: Style,
-    pub dim: Style,
-    pub title: Style,
-    pub header: Style,
-    pub border: Style,
-    pub selected: Style,
-    pub marked: Style,
-    pub tab: Style,
-    pub tab_active: Style,
-    pub key: Style,
-    pub ok: Style,
-    pub warn: Style,
-    pub bad: Style,
-    pub info: Style,
-    pub queued: Style,
-    pub processing: Style,
-    pub processed: Style,
-    pub on_hold: Style,
-    pub exception: Style,
-    pub json_key: Style,
-    pub json_string: Style,
-    pub json_number: Style,
-    pub json_literal: Style,
-    pub popup: Style,
-    pub danger: Style,
+/// The built-in themes, as shipped in `assets/themes/`.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("dark", include_str!("../../assets/themes/dark.toml")),
+    ("light", include_str!("../../assets/themes/light.toml")),
+];
+
+/// The parts a theme styles, each a field of `Theme` and a key of a theme file.
+macro_rules! parts {
+    ($($part:ident),* $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        pub struct Theme {
+            $(pub $part: Style,)*
+        }
+
+        impl Theme {
+            /// Every part's name, in the theme files' order.
+            pub const PARTS: &'static [&'static str] = &[$(stringify!($part)),*];
+
+            fn part_mut(&mut self, name: &str) -> Option<&mut Style> {
+                match name {
+                    $(stringify!($part) => Some(&mut self.$part),)*
+                    _ => None,
+                }
+            }
+
+            /// A theme with every part unstyled.
+            fn plain() -> Theme {
+                Theme { $($part: Style::new(),)* }
+            }
+        }
+    };
+}
+
+parts!(
+    base,
+    dim,
+    title,
+    header,
+    border,
+    selected,
+    marked,
+    tab,
+    tab_active,
+    key,
+    ok,
+    warn,
+    bad,
+    info,
+    queued,
+    processing,
+    processed,
+    on_hold,
+    exception,
+    json_key,
+    json_string,
+    json_number,
+    json_literal,
+    popup,
+    danger,
+);
+
+/// One part as a theme file writes it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartStyle {
+    fg: Option<String>,
+    bg: Option<String>,
+    #[serde(default)]
+    bold: bool,
+    #[serde(default)]
+    dim: bool,
+    #[serde(default)]
+    italic: bool,
+    #[serde(default)]
+    underlined: bool,
+    #[serde(default)]
+    reversed: bool,
+}
+
+/// A theme file: the parts it styles, and `extends`, the theme the others come from.
+type ThemeFile = BTreeMap<toml::Spanned<String>, toml::Spanned<toml::Value>>;
+
+/// The 1-based line of byte `at` in `text`.
+pub fn line_of(text: &str, at: usize) -> usize {
+    1 + text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
+
+fn colour(text: &str) -> Result<Color, String> {
+    // ratatui reads names, "#rrggbb" and indexes ("237").
+    Color::from_str(text).map_err(|_| {
+        format!("'{text}' is not a colour (a name like cyan, a 256-colour index like \"237\", or #rrggbb)")
+    })
 }
 
 impl Theme {
+    /// A built-in theme by name.
+    pub fn builtin(name: &str) -> Option<Theme> {
+        static PARSED: OnceLock<Vec<Theme>> = OnceLock::new();
+        let all = PARSED.get_or_init(|| {
+            BUILTIN
+                .iter()
+                .map(|(name, text)| {
+                    let (t, problems) = Theme::parse(text, name, Theme::plain());
+                    debug_assert!(problems.is_empty(), "{problems:?}");
+                    t
+                })
+                .collect()
+        });
+        BUILTIN.iter().position(|(n, _)| *n == name).map(|i| all[i])
+    }
+
     pub fn dark() -> Theme {
-        let fg = Color::Gray;
-        Theme {
-            base: Style::new().fg(fg),
-            dim: Style::new().fg(Color::DarkGray),
-            title: Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
-            header: Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
-            border: Style::new().fg(Color::DarkGray),
-            selected: Style::new()
-                .bg(Color::Indexed(237))
-                .add_modifier(Modifier::BOLD),
-            marked: Style::new()
-                .fg(Color::LightMagenta)
-                .add_modifier(Modifier::BOLD),
-            tab: Style::new().fg(Color::Gray),
-            tab_active: Style::new()
-                .fg(Color::Black)
-                .bg(Color::Cyan)
-                .add_modifier(Modifier::BOLD),
-            key: Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
-            ok: Style::new().fg(Color::Green),
-            warn: Style::new().fg(Color::Yellow),
-            bad: Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-            info: Style::new().fg(Color::Cyan),
-            queued: Style::new().fg(Color::Blue),
-            processing: Style::new().fg(Color::Cyan),
-            processed: Style::new().fg(Color::Green),
-            on_hold: Style::new().fg(Color::Yellow),
-            exception: Style::new().fg(Color::Red),
-            json_key: Style::new().fg(Color::Cyan),
-            json_string: Style::new().fg(Color::Green),
-            json_number: Style::new().fg(Color::Magenta),
-            json_literal: Style::new().fg(Color::Yellow),
-            popup: Style::new().fg(Color::White).bg(Color::Indexed(235)),
-            danger: Style::new()
-                .fg(Color::LightRed)
-                .add_modifier(Modifier::BOLD),
-        }
+        Theme::builtin("dark").expect("the dark theme is built in")
     }
 
     pub fn light() -> Theme {
-        Theme {
-            // A light theme paints its own background, so it reads on a dark terminal too.
-            base: Style::new().fg(Color::Indexed(235)).bg(Color::Indexed(231)),
-            dim: Style::new().fg(Color::Indexed(244)),
-            title: Style::new().fg(Color::Blue).add_modifier(Modifier::BOLD),
-            header: Style::new()
-                .fg(Color::Indexed(94))
-                .add_modifier(Modifier::BOLD),
-            border: Style::new().fg(Color::Indexed(250)),
-            selected: Style::new()
-                .bg(Color::Indexed(254))
-                .add_modifier(Modifier::BOLD),
-            marked: Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
-            tab: Style::new().fg(Color::Indexed(240)),
-            tab_active: Style::new()
-                .fg(Color::White)
-                .bg(Color::Blue)
-                .add_modifier(Modifier::BOLD),
-            key: Style::new().fg(Color::Blue).add_modifier(Modifier::BOLD),
-            ok: Style::new().fg(Color::Indexed(28)),
-            warn: Style::new().fg(Color::Indexed(130)),
-            bad: Style::new()
-                .fg(Color::Indexed(160))
-                .add_modifier(Modifier::BOLD),
-            info: Style::new().fg(Color::Blue),
-            queued: Style::new().fg(Color::Blue),
-            processing: Style::new().fg(Color::Indexed(30)),
-            processed: Style::new().fg(Color::Indexed(28)),
-            on_hold: Style::new().fg(Color::Indexed(130)),
-            exception: Style::new().fg(Color::Indexed(160)),
-            json_key: Style::new().fg(Color::Blue),
-            json_string: Style::new().fg(Color::Indexed(28)),
-            json_number: Style::new().fg(Color::Magenta),
-            json_literal: Style::new().fg(Color::Indexed(130)),
-            popup: Style::new().fg(Color::Indexed(235)).bg(Color::Indexed(254)),
-            danger: Style::new()
-                .fg(Color::Indexed(160))
-                .add_modifier(Modifier::BOLD),
+        Theme::builtin("light").expect("the light theme is built in")
+    }
+
+    /// A theme file's palette over `base` (the parts it leaves out), with every problem
+    /// as "origin:line: what". A bad part keeps `base`'s style.
+    pub fn parse(text: &str, origin: &str, base: Theme) -> (Theme, Vec<String>) {
+        let file: ThemeFile = match toml::from_str(text) {
+            Ok(f) => f,
+            Err(e) => {
+                let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+                return (base, vec![format!("{origin}:{line}: {}", e.message())]);
+            }
+        };
+        let mut problems = Vec::new();
+        let mut theme = base;
+        if let Some((key, ext)) = file.iter().find(|(k, _)| k.get_ref() == "extends") {
+            let line = line_of(text, key.span().start);
+            match ext.get_ref().as_str().map(|n| (n, Theme::builtin(n))) {
+                Some((_, Some(t))) => theme = t,
+                Some((n, None)) => problems.push(format!(
+                    "{origin}:{line}: extends: no built-in theme '{n}' (dark or light)"
+                )),
+                None => problems.push(format!(
+                    "{origin}:{line}: extends: give a theme's name, \"dark\" or \"light\""
+                )),
+            }
         }
+        for (name, value) in file.iter().filter(|(k, _)| k.get_ref() != "extends") {
+            let line = line_of(text, name.span().start);
+            let Some(slot) = theme.part_mut(name.get_ref()) else {
+                problems.push(format!(
+                    "{origin}:{line}: '{}' is not a part of a theme (parts: {})",
+                    name.get_ref(),
+                    Theme::PARTS.join(", ")
+                ));
+                continue;
+            };
+            let part: PartStyle = match value.get_ref().clone().try_into() {
+                Ok(p) => p,
+                Err(e) => {
+                    problems.push(format!(
+                        "{origin}:{line}: {}: {}",
+                        name.get_ref(),
+                        e.message()
+                    ));
+                    continue;
+                }
+            };
+            match part.style() {
+                Ok(st) => *slot = st,
+                Err(e) => problems.push(format!("{origin}:{line}: {}: {e}", name.get_ref())),
+            }
+        }
+        (theme, problems)
     }
 
     /// `NO_COLOR`: no colours at all, only text attributes.
@@ -155,6 +223,7 @@ impl Theme {
             (true, _) => Theme::mono(),
             (false, ThemeName::Dark) => Theme::dark(),
             (false, ThemeName::Light) => Theme::light(),
+            (false, ThemeName::User) => s.user_theme.as_ref().map_or_else(Theme::dark, |u| u.1),
         }
     }
 
@@ -183,5 +252,104 @@ impl Theme {
             Level::Warn => self.warn,
             Level::Error => self.bad,
         }
+    }
+}
+
+impl PartStyle {
+    fn style(&self) -> Result<Style, String> {
+        let mut st = Style::new();
+        if let Some(c) = &self.fg {
+            st = st.fg(colour(c).map_err(|e| format!("fg: {e}"))?);
+        }
+        if let Some(c) = &self.bg {
+            st = st.bg(colour(c).map_err(|e| format!("bg: {e}"))?);
+        }
+        for (on, m) in [
+            (self.bold, Modifier::BOLD),
+            (self.dim, Modifier::DIM),
+            (self.italic, Modifier::ITALIC),
+            (self.underlined, Modifier::UNDERLINED),
+            (self.reversed, Modifier::REVERSED),
+        ] {
+            if on {
+                st = st.add_modifier(m);
+            }
+        }
+        Ok(st)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_themes_style_every_part_without_a_problem() {
+        for (name, text) in BUILTIN {
+            let (t, problems) = Theme::parse(text, name, Theme::plain());
+            assert_eq!(problems, Vec::<String>::new(), "{name}");
+            let parsed: toml::Table = toml::from_str(text).unwrap();
+            for part in Theme::PARTS {
+                assert!(parsed.contains_key(*part), "{name}.toml lacks {part}");
+            }
+            assert_ne!(t.base, Style::new(), "{name}");
+        }
+        let dark = Theme::dark();
+        assert_eq!(
+            dark.selected,
+            Style::new()
+                .bg(Color::Indexed(237))
+                .add_modifier(Modifier::BOLD)
+        );
+        assert_eq!(
+            Theme::light().base,
+            Style::new().fg(Color::Indexed(235)).bg(Color::Indexed(231))
+        );
+    }
+
+    #[test]
+    fn a_user_theme_overrides_what_it_names_and_keeps_the_rest() {
+        let text = "extends = \"light\"\ntitle = { fg = \"#ff8800\", italic = true }\n";
+        let (t, problems) = Theme::parse(text, "sunset.toml", Theme::dark());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            t.title,
+            Style::new()
+                .fg(Color::Rgb(255, 136, 0))
+                .add_modifier(Modifier::ITALIC)
+        );
+        assert_eq!(t.base, Theme::light().base);
+    }
+
+    #[test]
+    fn a_bad_theme_names_each_problem_with_its_line_and_keeps_the_base() {
+        let text = "base = { fg = \"gray\" }\ntitel = { fg = \"red\" }\nkey = { fg = \"mauve\" }\nok = { colour = \"red\" }\nextends = \"solar\"\n";
+        let (t, problems) = Theme::parse(text, "t.toml", Theme::dark());
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("t.toml:2: 'titel' is not a part")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("t.toml:3: key: fg: 'mauve' is not a colour")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("t.toml:4: ok:") && p.contains("colour")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.starts_with("t.toml:5: extends")),
+            "{problems:?}"
+        );
+        assert_eq!(t.key, Theme::dark().key);
+        let (_, problems) = Theme::parse("base = {", "t.toml", Theme::dark());
+        assert!(problems[0].starts_with("t.toml:1: "), "{problems:?}");
     }
 }

@@ -1056,19 +1056,26 @@ pub fn run(s: &mut State, cmd: Command, args: Option<String>) -> Vec<Effect> {
         Workers => switch(s, View::Workers),
         Actions => switch(s, View::Actions),
         Theme => {
+            let user = s.user_theme.as_ref().map(|u| u.0.clone());
             s.theme = match (args.as_deref(), s.theme) {
                 (Some("dark"), _) => ThemeName::Dark,
                 (Some("light"), _) => ThemeName::Light,
+                (Some(name), _) if user.as_deref() == Some(name) => ThemeName::User,
                 (Some(other), t) => {
+                    let yours = user.map(|u| format!(", {u}")).unwrap_or_default();
                     set_status(
                         s,
                         Level::Error,
-                        format!("unknown theme '{other}' (dark or light)"),
+                        format!(
+                            "unknown theme '{}' (dark, light{})",
+                            crate::text::escape(other, false),
+                            crate::text::escape(&yours, false)
+                        ),
                     );
                     t
                 }
                 (None, ThemeName::Dark) => ThemeName::Light,
-                (None, ThemeName::Light) => ThemeName::Dark,
+                (None, ThemeName::Light | ThemeName::User) => ThemeName::Dark,
             };
             vec![]
         }

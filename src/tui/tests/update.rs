@@ -1215,12 +1215,12 @@ fn refresh_filter_keys_and_paging_back() {
 
 #[test]
 fn config_problems_are_all_reported() {
-    let (cfg, mut problems) = crate::tui::commands::parse_config(
+    let problems = crate::tui::settings::check(
         "theme = \"purple\"\n[keys]\nhold = \"r\"",
         "config.toml",
-    );
-    let (_, more) = crate::tui::commands::Keymap::with_overrides(&cfg.keys);
-    problems.extend(more);
+        None,
+    )
+    .problems;
     assert_eq!(problems.len(), 2, "{problems:?}");
 }
 
@@ -1324,7 +1324,7 @@ fn mouse_written_below_keys_is_reported_alone_and_the_first_key_press_works() {
     update(&mut s, k('3'));
     assert_eq!(s.view, View::Exceptions);
     // Written where it belongs, nothing to report.
-    let (cfg, problems) = crate::tui::commands::parse_config(
+    let (cfg, problems) = crate::tui::settings::parse(
         &format!(
             "mouse = true\n[keys]\n{}\n",
             crate::tui::commands::KEYS_EXAMPLE
@@ -1335,7 +1335,7 @@ fn mouse_written_below_keys_is_reported_alone_and_the_first_key_press_works() {
     assert_eq!(cfg.mouse, Some(true));
     // Other bad entries of [keys] say what a key setting looks like.
     let (_, problems) =
-        crate::tui::commands::parse_config("[keys]\nhold = 3\nnote = [\"n\", 4]\n", "c.toml");
+        crate::tui::settings::parse("[keys]\nhold = 3\nnote = [\"n\", 4]\n", "c.toml");
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(
         problems
