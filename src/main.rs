@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use std::sync::Arc;
-use workq::cli::{output, Cli, Command, Failure};
+use workq::cli::{output, Cli, Command, ConfigCmd, Failure};
 use workq::connect::{self, Open, Target};
 use workq::tui;
 
@@ -80,11 +80,131 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .await
                 .map_err(Failure::invalid)
         }
+        Some(Command::Config(c)) => config(c, cli.json),
+        Some(Command::Completions { shell }) => {
+            output::emit(&workq::cli::completion::script(shell))
+        }
+        Some(Command::Man) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&workq::cli::completion::man())
+                .and_then(|_| out.flush())
+                .map_err(Failure::output)
+        }
         Some(command) => {
             let open = command.opens(cli.read_only)?;
             let conn = connect::connect(&target, open)?;
             workq::cli::run(command, &*conn.backend, cli.json).await
         }
+    }
+}
+
+/// `workq config …`: the console's config file, read and checked by the console's own
+/// rules (`tui::settings`).
+fn config(cmd: ConfigCmd, json: bool) -> Result<(), Failure> {
+    use tui::settings;
+    let no_dir =
+        || Failure::invalid("there is no config directory here: set WORKQ_CONFIG to a file");
+    let shown =
+        |p: &std::path::Path| workq::text::escape(&p.display().to_string(), false).into_owned();
+    match cmd {
+        ConfigCmd::Path => {
+            let p = settings::path().ok_or_else(no_dir)?;
+            if json {
+                return output::Out { json }.json(&serde_json::json!({
+                    "path": p.display().to_string(),
+                    "exists": p.exists(),
+                }));
+            }
+            if !p.exists() {
+                output::emit_err(
+                    "(there is no file there yet: `workq config init` writes the default)\n",
+                );
+            }
+            output::emit(&format!("{}\n", shown(&p)))
+        }
+        ConfigCmd::Init { force } => {
+            let p = settings::path().ok_or_else(no_dir)?;
+            if p.exists() && !force {
+                return Err(Failure::invalid(format!(
+                    "{} is already there: nothing was written (--force replaces it; \
+                     `workq config check` reads it)",
+                    shown(&p)
+                )));
+            }
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Failure::invalid(format!("cannot create {}: {e}", shown(dir))))?;
+            }
+            std::fs::write(&p, settings::DEFAULT)
+                .map_err(|e| Failure::invalid(format!("cannot write {}: {e}", shown(&p))))?;
+            output::emit(&format!(
+                "wrote {}: every setting with its default, commented out\n",
+                shown(&p)
+            ))
+        }
+        ConfigCmd::Check { file } => {
+            let p = match file {
+                Some(f) => f,
+                None => settings::path().ok_or_else(no_dir)?,
+            };
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                Failure::invalid(if e.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "no config file at {} (`workq config init` writes one)",
+                        shown(&p)
+                    )
+                } else {
+                    format!("cannot read {}: {e}", shown(&p))
+                })
+            })?;
+            let checked = settings::check(
+                &text,
+                &p.display().to_string(),
+                Some(&settings::themes_dir(&p)),
+            );
+            if json {
+                output::Out { json }.json(&serde_json::json!({
+                    "file": p.display().to_string(),
+                    "problems": checked.problems,
+                }))?;
+            } else if checked.problems.is_empty() {
+                output::emit(&format!("{}: no problems\n", shown(&p)))?;
+            } else {
+                let mut text = String::new();
+                for problem in &checked.problems {
+                    text.push_str(&workq::text::escape(problem, false));
+                    text.push('\n');
+                }
+                output::emit(&text)?;
+            }
+            match checked.problems.len() {
+                0 => Ok(()),
+                n => Err(Failure::invalid(format!(
+                    "{n} problem{} in {} (the console keeps the defaults for those)",
+                    if n == 1 { "" } else { "s" },
+                    shown(&p)
+                ))),
+            }
+        }
+        ConfigCmd::Show => {
+            let p = settings::path();
+            let (text, problems) = settings::show(p.as_deref());
+            for problem in problems {
+                output::emit_err(&format!(
+                    "warning: {} (its default is shown)\n",
+                    workq::text::escape(&problem, false)
+                ));
+            }
+            output::emit(&text)
+        }
+        ConfigCmd::Theme { name } => match tui::theme::BUILTIN.iter().find(|(n, _)| *n == name) {
+            Some((_, text)) => output::emit(text),
+            None => Err(Failure::invalid(format!(
+                "no built-in theme '{}' (dark or light)",
+                workq::text::escape(&name, false)
+            ))),
+        },
     }
 }
 

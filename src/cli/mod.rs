@@ -1,5 +1,6 @@
 //! The `workq` command line: argument definitions and dispatch. One file per command group.
 
+pub mod completion;
 mod item;
 pub mod output;
 mod queue;
@@ -91,6 +92,38 @@ pub enum Command {
     Token(TokenCmd),
     /// The console on a fresh demo database, with simulated bots working live.
     Demo(crate::demo::DemoArgs),
+    /// The config file: where it is, its commented default, checking it, the effective
+    /// settings.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Print a shell completion script (bash, zsh, fish or powershell), e.g.
+    /// `workq completions bash > ~/.local/share/bash-completion/completions/workq`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print workq's man page (roff), e.g. `workq man > ~/.local/share/man/man1/workq.1`.
+    Man,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Print where the config file is ($WORKQ_CONFIG, else config.toml in the config
+    /// directory).
+    Path,
+    /// Write the commented default configuration there.
+    Init {
+        /// Replace a config file that is already there.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a config file (default: the config file) and print every problem with its
+    /// line, as the console reports them.
+    Check { file: Option<PathBuf> },
+    /// Print the effective configuration: the defaults, the file and the environment.
+    Show,
+    /// Print a built-in theme (dark or light): a start for your own themes/NAME.toml.
+    Theme { name: String },
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -149,7 +182,11 @@ pub enum QueueCmd {
         clear: Vec<String>,
     },
     /// List queues with counts and health.
-    Ls,
+    Ls {
+        /// Only the names, one per line (for scripts and the completion scripts).
+        #[arg(long)]
+        names: bool,
+    },
     /// Show one queue's settings and health.
     Inspect { name: String },
     /// Stop handing out items (enqueue still works).
@@ -365,7 +402,7 @@ impl Command {
                 QueueCmd::Pause { .. } => Writes("queue pause"),
                 QueueCmd::Resume { .. } => Writes("queue resume"),
                 QueueCmd::Delete { .. } => Writes("queue delete"),
-                QueueCmd::Ls | QueueCmd::Inspect { .. } => Reads,
+                QueueCmd::Ls { .. } | QueueCmd::Inspect { .. } => Reads,
             },
             Command::Item(c) => match c {
                 ItemCmd::Add(_) => Writes("item add"),
@@ -397,6 +434,8 @@ impl Command {
             // Serves every change its tokens allow.
             Command::Serve(_) => Writes("serve"),
             Command::Bench(_) | Command::Demo(_) => OwnDatabase,
+            // No database: main prints them.
+            Command::Config(_) | Command::Completions { .. } | Command::Man => OwnDatabase,
         }
     }
 
@@ -474,6 +513,11 @@ pub async fn run(command: Command, store: &dyn Backend, json: bool) -> Result<()
         Command::Undo(a) => item::undo(store, a, &out).await,
         Command::Actions(a) => item::actions(store, a, &out).await,
         Command::Token(c) => token::run(store, c, &out).await,
-        Command::Bench(_) | Command::Demo(_) | Command::Serve(_) => Err(own_database()),
+        Command::Bench(_)
+        | Command::Demo(_)
+        | Command::Serve(_)
+        | Command::Config(_)
+        | Command::Completions { .. }
+        | Command::Man => Err(own_database()),
     }
 }

@@ -39,6 +39,16 @@ fn settings(f: QueueFlags) -> Result<QueueSettings, Failure> {
     })
 }
 
+/// `workq queue ls --names`: the names, one per line, for scripts and completions.
+async fn names(store: &dyn Backend) -> Result<(), Failure> {
+    let mut text = String::new();
+    for q in store.queues().await? {
+        text.push_str(&crate::text::line(&q.queue.name));
+        text.push('\n');
+    }
+    output::emit(&text)
+}
+
 pub async fn run(store: &dyn Backend, cmd: QueueCmd, out: &Out) -> Result<(), Failure> {
     match cmd {
         QueueCmd::Create { name, flags } => {
@@ -61,7 +71,8 @@ pub async fn run(store: &dyn Backend, cmd: QueueCmd, out: &Out) -> Result<(), Fa
         }
         QueueCmd::Pause { name } => state(store, &name, QueueState::Paused, out).await?,
         QueueCmd::Resume { name } => state(store, &name, QueueState::Active, out).await?,
-        QueueCmd::Ls => {
+        QueueCmd::Ls { names: true } => names(store).await?,
+        QueueCmd::Ls { names: false } => {
             let qs = store.queues().await?;
             if out.json {
                 out.json(&qs)?;

@@ -72,9 +72,10 @@ pub struct Checked {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    theme: Option<Spanned<String>>,
-    mouse: Option<Spanned<bool>>,
-    refresh: Option<Spanned<String>>,
+    // Values, not types: one setting of the wrong type is reported alone.
+    theme: Option<Spanned<toml::Value>>,
+    mouse: Option<Spanned<toml::Value>>,
+    refresh: Option<Spanned<toml::Value>>,
     #[serde(default)]
     keys: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     /// `[connections.NAME]`: used by `crate::config` for `--connect`, checked here.
@@ -151,6 +152,15 @@ pub fn check(text: &str, origin: &str, themes: Option<&Path>) -> Checked {
             }
         }
     }
+    // Top to bottom: the file's own problems by line, then its theme file's.
+    let line = |p: &String| {
+        p.strip_prefix(origin)
+            .and_then(|r| r.strip_prefix(':'))
+            .and_then(|r| r.split(':').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(usize::MAX)
+    };
+    problems.sort_by_key(line);
     Checked {
         config,
         keymap,
@@ -182,30 +192,66 @@ pub fn parse(text: &str, origin: &str) -> (Config, Vec<String>) {
     let at = |s: std::ops::Range<usize>| Some(line_of(text, s.start));
     let mut problems = vec![];
     let mut c = Config::default();
+    let wrong = |name: &str, v: &toml::Value, want: &str| {
+        // toml's Display is a feature we do not build; JSON writes a scalar the same way.
+        let shown = serde_json::to_string(v).unwrap_or_default();
+        format!("{name}: give {want}, not {} {shown}", v.type_str())
+    };
     if let Some(t) = raw.theme {
-        c.lines
-            .insert("theme".into(), line_of(text, t.span().start));
-        c.theme = Some(t.into_inner());
+        match t.get_ref().as_str() {
+            Some(name) => {
+                c.lines
+                    .insert("theme".into(), line_of(text, t.span().start));
+                c.theme = Some(name.to_string());
+            }
+            None => problems.push(located(
+                origin,
+                at(t.span()),
+                &wrong("theme", t.get_ref(), "a theme's name in quotes"),
+            )),
+        }
     }
     if let Some(m) = raw.mouse {
-        c.lines
-            .insert("mouse".into(), line_of(text, m.span().start));
-        c.mouse = Some(m.into_inner());
+        match m.get_ref().as_bool() {
+            Some(on) => {
+                c.lines
+                    .insert("mouse".into(), line_of(text, m.span().start));
+                c.mouse = Some(on);
+            }
+            None => problems.push(located(
+                origin,
+                at(m.span()),
+                &wrong("mouse", m.get_ref(), "true or false"),
+            )),
+        }
     }
     if let Some(r) = raw.refresh {
         let line = at(r.span());
-        match crate::rules::parse_duration(r.get_ref()) {
-            Ok(d) if (MIN_REFRESH..=MAX_REFRESH).contains(&d) => {
+        match r
+            .get_ref()
+            .as_str()
+            .map(|t| (t, crate::rules::parse_duration(t)))
+        {
+            Some((_, Ok(d))) if (MIN_REFRESH..=MAX_REFRESH).contains(&d) => {
                 c.lines
                     .insert("refresh".into(), line_of(text, r.span().start));
                 c.refresh = Some(d);
             }
-            Ok(_) => problems.push(located(
+            Some((t, Ok(_))) => problems.push(located(
                 origin,
                 line,
-                &format!("refresh '{}': give 100ms to 1h", r.get_ref()),
+                &format!("refresh '{t}': give 100ms to 1h"),
             )),
-            Err(e) => problems.push(located(origin, line, &format!("refresh: {e}"))),
+            Some((_, Err(e))) => problems.push(located(origin, line, &format!("refresh: {e}"))),
+            None => problems.push(located(
+                origin,
+                line,
+                &wrong(
+                    "refresh",
+                    r.get_ref(),
+                    "a duration in quotes, like \"700ms\"",
+                ),
+            )),
         }
     }
     // In the file's order, so problems read top to bottom.
@@ -552,8 +598,29 @@ mod tests {
             "{p:?}"
         );
         // A wrong type names the setting's line.
-        let p = check("theme = \"dark\"\nmouse = \"yes\"\n", "c.toml", None).problems;
-        assert!(p[0].starts_with("c.toml:2: "), "{p:?}");
+        // A wrong type names the setting's line, and the others are still read.
+        let c = check(
+            "theme = 3\nmouse = \"yes\"\nrefresh = 5\n[keys]\nhold = \"H\"\n",
+            "c.toml",
+            None,
+        );
+        assert_eq!(c.problems.len(), 3, "{:?}", c.problems);
+        assert!(
+            c.problems[0].starts_with("c.toml:1: theme: give a theme's name"),
+            "{:?}",
+            c.problems
+        );
+        assert!(
+            c.problems[1].starts_with("c.toml:2: mouse: give true or false, not string \"yes\""),
+            "{:?}",
+            c.problems
+        );
+        assert!(
+            c.problems[2].starts_with("c.toml:3: refresh: give a duration"),
+            "{:?}",
+            c.problems
+        );
+        assert!(c.config.keys.contains_key("hold"));
         let p = check("refresh = \"10ms\"\n", "c.toml", None).problems;
         assert!(p[0].starts_with("c.toml:1: refresh '10ms'"), "{p:?}");
         let p = check("refresh = \"soon\"\n", "c.toml", None).problems;
