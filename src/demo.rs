@@ -148,65 +148,87 @@ pub async fn start(path: &Path, opts: DemoOptions) -> Result<Demo> {
 }
 
 async fn create_queues(store: &dyn Backend) -> Result<()> {
-    let lease = Some(Duration::from_secs(20));
-    store
-        .create_queue(
-            INVOICES,
-            QueueSettings {
-                description: Some("Vendor invoices from the AP mailbox, posted to SAP".into()),
-                sla: Some(Duration::from_secs(2 * 3600)),
-                sla_risk_pct: Some(80),
-                deadline: Some("23:00".into()),
-                tz: Some("Europe/Berlin".into()),
-                max_retries: Some(2),
-                lease,
-                concurrency: Some(6),
-                priority: Some(10),
-                ..Default::default()
-            },
-        )
-        .await?;
-    store
-        .create_queue(
-            ONBOARDING,
-            QueueSettings {
-                description: Some("New customers: KYC check, CRM record, welcome pack".into()),
-                sla: Some(Duration::from_secs(4 * 3600)),
-                ttl: Some(Duration::from_secs(24 * 3600)),
-                max_retries: Some(1),
-                lease,
-                concurrency: Some(3),
-                priority: Some(5),
-                ..Default::default()
-            },
-        )
-        .await?;
-    store
-        .create_queue(
-            RECONCILIATION,
-            QueueSettings {
-                description: Some("Bank statement lines matched to open items".into()),
-                sla: Some(Duration::from_secs(30 * 60)),
-                sla_risk_pct: Some(75),
-                ttl: Some(Duration::from_secs(2 * 3600)),
-                max_retries: Some(3),
-                lease,
-                ..Default::default()
-            },
-        )
-        .await?;
-    store
-        .create_queue(
-            ADDRESSES,
-            QueueSettings {
-                description: Some("Address changes from the customer portal".into()),
-                sla: Some(Duration::from_secs(8 * 3600)),
-                lease,
-                ..Default::default()
-            },
-        )
-        .await?;
+    for q in &data().queue {
+        store.create_queue(&q.name, q.settings()).await?;
+    }
     Ok(())
+}
+
+/// `assets/demo/demo.toml`: the demo's queues, names and failure notes.
+const DATA: &str = include_str!("../assets/demo/demo.toml");
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Data {
+    vendors: Vec<String>,
+    unknown_vendors: Vec<String>,
+    people: Vec<String>,
+    countries: Vec<String>,
+    notes: Notes,
+    queue: Vec<DemoQueue>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Notes {
+    unknown_vendor: String,
+    over_limit: String,
+    sap_timeout: String,
+    kyc_old_proof: String,
+    email_taken: String,
+    crm_timeout: String,
+    bank_unavailable: String,
+    no_open_item: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoQueue {
+    name: String,
+    description: String,
+    sla: Option<String>,
+    sla_risk_pct: Option<u8>,
+    deadline: Option<String>,
+    tz: Option<String>,
+    ttl: Option<String>,
+    max_retries: Option<u32>,
+    lease: Option<String>,
+    concurrency: Option<u32>,
+    priority: Option<i32>,
+}
+
+impl DemoQueue {
+    fn settings(&self) -> QueueSettings {
+        let d = |s: &Option<String>| {
+            s.as_deref()
+                .map(|t| crate::rules::parse_duration(t).expect("the demo's durations parse"))
+        };
+        QueueSettings {
+            description: Some(self.description.clone()),
+            sla: d(&self.sla),
+            sla_risk_pct: self.sla_risk_pct,
+            deadline: self.deadline.clone(),
+            tz: self.tz.clone(),
+            ttl: d(&self.ttl),
+            max_retries: self.max_retries,
+            lease: d(&self.lease),
+            concurrency: self.concurrency,
+            priority: self.priority,
+            ..Default::default()
+        }
+    }
+}
+
+fn data() -> &'static Data {
+    static DATA_PARSED: std::sync::OnceLock<Data> = std::sync::OnceLock::new();
+    DATA_PARSED.get_or_init(|| toml::from_str(DATA).expect("assets/demo/demo.toml parses"))
+}
+
+/// A note of the demo's with its `{name}`s filled in.
+fn note(template: &str, fills: &[(&str, &str)]) -> String {
+    fills.iter().fold(template.to_string(), |t, (k, v)| {
+        t.replace(&format!("{{{k}}}"), v)
+    })
 }
 
 // ---------------------------------------------------------------- generated work
@@ -240,34 +262,6 @@ impl Rng {
     }
 }
 
-const VENDORS: &[&str] = &[
-    "Fabrikam",
-    "Contoso",
-    "Northwind Traders",
-    "Adventure Works",
-    "Tailspin Toys",
-    "Litware",
-    "Proseware",
-    "Wide World Importers",
-    "Coho Winery",
-    "Alpine Ski House",
-];
-/// Vendors the simulated SAP does not know: their invoices fail as business exceptions.
-const UNKNOWN_VENDORS: &[&str] = &["Trey Research", "Blue Yonder Airlines", "Lamna Healthcare"];
-const PEOPLE: &[&str] = &[
-    "Ana Souza",
-    "Kenji Watanabe",
-    "Fatima Zahra",
-    "Lars Nilsson",
-    "Priya Raman",
-    "Tomás García",
-    "Chloé Martin",
-    "Olu Adeyemi",
-    "Mei Lin",
-    "Jonas Becker",
-];
-const COUNTRIES: &[&str] = &["DE", "FR", "BR", "JP", "IN", "NG", "SE", "ES", "US", "GB"];
-
 /// A JSON object with its keys in the order given (serde_json's `json!` sorts them), as a
 /// bot or a CSV import would write it.
 fn object(fields: &[(&str, serde_json::Value)]) -> String {
@@ -283,9 +277,9 @@ pub fn generate(queue: &str, n: u64, rng: &mut Rng) -> NewItem {
     match queue {
         INVOICES => {
             let vendor = if rng.chance(0.06) {
-                rng.pick(UNKNOWN_VENDORS)
+                rng.pick(&data().unknown_vendors)
             } else {
-                rng.pick(VENDORS)
+                rng.pick(&data().vendors)
             };
             // Most invoices are small; a few need approval (over 5,000).
             let cents = if rng.chance(0.08) {
@@ -321,7 +315,7 @@ pub fn generate(queue: &str, n: u64, rng: &mut Rng) -> NewItem {
             }
         }
         ONBOARDING => {
-            let person = rng.pick(PEOPLE);
+            let person = rng.pick(&data().people);
             let id = format!("C-{}", 20_000 + n);
             let email = format!(
                 "{}.{}@example.com",
@@ -332,7 +326,7 @@ pub fn generate(queue: &str, n: u64, rng: &mut Rng) -> NewItem {
                 ("CustomerId", id.clone().into()),
                 ("Name", person.to_string().into()),
                 ("Email", email.into()),
-                ("Country", rng.pick(COUNTRIES).to_string().into()),
+                ("Country", rng.pick(&data().countries).to_string().into()),
                 (
                     "Plan",
                     rng.pick(&["Starter", "Business", "Enterprise"])
@@ -386,7 +380,7 @@ pub fn generate(queue: &str, n: u64, rng: &mut Rng) -> NewItem {
             }
         }
         _ => {
-            let person = rng.pick(PEOPLE);
+            let person = rng.pick(&data().people);
             NewItem {
                 name: Some(format!("{person} moves")),
                 value: object(&[
@@ -500,6 +494,8 @@ pub fn decide(item: &Item, rng: &mut Rng) -> Verdict {
     if rng.chance(0.003) {
         return Verdict::Crash;
     }
+    let n = &data().notes;
+    let field = |k: &str| v[k].as_str().unwrap_or("?").to_string();
     match item.queue.as_str() {
         INVOICES => {
             let vendor = v["AccountName"].as_str().unwrap_or("");
@@ -508,51 +504,38 @@ pub fn decide(item: &Item, rng: &mut Rng) -> Verdict {
             // lease, the engine times it out, retries, and finally parks it as a timeout.
             if v["PoNumber"].as_str().is_some_and(|p| p.ends_with("66")) {
                 Verdict::Crash
-            } else if UNKNOWN_VENDORS.contains(&vendor) {
+            } else if data().unknown_vendors.iter().any(|u| u == vendor) {
                 Verdict::Fail(
                     Reason::Business,
-                    format!("Vendor '{vendor}' not found in SAP vendor master"),
+                    note(&n.unknown_vendor, &[("vendor", vendor)]),
                 )
             } else if amount > 5000.0 {
                 Verdict::Fail(
                     Reason::Business,
-                    format!(
-                        "Amount {amount:.2} EUR is over the 5000.00 approval limit: needs approval"
-                    ),
+                    note(&n.over_limit, &[("amount", &format!("{amount:.2}"))]),
                 )
             } else if rng.chance(0.04) {
-                Verdict::Fail(
-                    Reason::It,
-                    format!(
-                        "SAP GUI did not respond within 30s (session {})",
-                        rng.below(90) + 10
-                    ),
-                )
+                let session = (rng.below(90) + 10).to_string();
+                Verdict::Fail(Reason::It, note(&n.sap_timeout, &[("session", &session)]))
             } else {
                 Verdict::Done
             }
         }
         ONBOARDING => {
             if rng.chance(0.05) {
-                Verdict::Fail(
-                    Reason::Business,
-                    format!(
-                        "KYC: proof-of-address older than 3 months (dated 2026-0{}-1{})",
-                        1 + rng.below(7),
-                        rng.below(9)
-                    ),
-                )
+                let date = format!("2026-0{}-1{}", 1 + rng.below(7), rng.below(9));
+                Verdict::Fail(Reason::Business, note(&n.kyc_old_proof, &[("date", &date)]))
             } else if rng.chance(0.03) {
+                let customer = format!("C-{}", 10_000 + rng.below(9_000));
                 Verdict::Fail(
                     Reason::Business,
-                    format!(
-                        "Email {} already belongs to customer C-{}",
-                        v["Email"].as_str().unwrap_or("?"),
-                        10_000 + rng.below(9_000)
+                    note(
+                        &n.email_taken,
+                        &[("email", &field("Email")), ("customer", &customer)],
                     ),
                 )
             } else if rng.chance(0.04) {
-                Verdict::Fail(Reason::It, "CRM API timed out after 30s".into())
+                Verdict::Fail(Reason::It, n.crm_timeout.clone())
             } else {
                 Verdict::Done
             }
@@ -560,20 +543,15 @@ pub fn decide(item: &Item, rng: &mut Rng) -> Verdict {
         RECONCILIATION => {
             // The core banking system is flaky: a burst of 503s now and then.
             if rng.chance(0.06) {
+                let request = format!("{:x}", rng.next_u64() & 0xff_ffff);
                 Verdict::Fail(
                     Reason::It,
-                    format!(
-                        "Core banking returned HTTP 503 (request {:x})",
-                        rng.next_u64() & 0xff_ffff
-                    ),
+                    note(&n.bank_unavailable, &[("request", &request)]),
                 )
             } else if rng.chance(0.05) {
                 Verdict::Fail(
                     Reason::Business,
-                    format!(
-                        "No open item matches reference '{}'",
-                        v["Reference"].as_str().unwrap_or("?")
-                    ),
+                    note(&n.no_open_item, &[("reference", &field("Reference"))]),
                 )
             } else {
                 Verdict::Done
@@ -865,6 +843,22 @@ mod tests {
                 .iter()
                 .any(|g| g.signature == "Vendor * not found in SAP vendor master"),
             "{groups:?}"
+        );
+    }
+
+    #[test]
+    fn the_data_file_holds_the_demos_queues_and_every_note_fills_in() {
+        let names: Vec<&str> = data().queue.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, vec![INVOICES, ONBOARDING, RECONCILIATION, ADDRESSES]);
+        for q in &data().queue {
+            crate::rules::check_tz(q.tz.as_deref().unwrap_or("UTC")).unwrap();
+            let _ = q.settings();
+        }
+        assert!(!data().vendors.is_empty() && !data().people.is_empty());
+        let n = &data().notes;
+        assert_eq!(
+            note(&n.unknown_vendor, &[("vendor", "Trey Research")]),
+            "Vendor 'Trey Research' not found in SAP vendor master"
         );
     }
 
