@@ -4028,3 +4028,132 @@ fn pause_and_resume_on_a_locked_database_report_the_failure() {
     db.ok(&["queue", "pause", "q"]);
     assert_eq!(db.queue("q")["state"], "paused");
 }
+
+#[test]
+fn finish_applies_json_lines_of_outcomes_in_one_call() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "f", "--max-retries", "0"]);
+    let ids: Vec<String> = (0..3).map(|i| db.add("f", &format!("v{i}"), &[])).collect();
+    let l: Vec<(String, String)> = (0..3).map(|_| db.take("f")).collect();
+    let input = format!(
+        "{}\n\n{}\n{}\n",
+        json!({"id": l[0].0, "lease": l[0].1, "outcome": "processed", "note": "paid\u{1b}[31m"}),
+        json!({"id": l[1].0, "lease": l[1].1, "outcome": "exception", "reason": "business", "note": "bad"}),
+        json!({"id": l[2].0, "lease": "forged", "outcome": "processed"}),
+    );
+    // The forged one is refused, the others applied; one line each in input order.
+    let a = db.cmd_stdin(&["finish"], input.clone()).code(1);
+    let out = stdout(&a);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], format!("{}: processed", ids[0]));
+    assert_eq!(lines[1], format!("{}: exception (business)", ids[1]));
+    assert!(
+        lines[2].starts_with(&format!("{}: error: ", ids[2])),
+        "{out}"
+    );
+    assert!(
+        stderr(&a).contains("1 outcome of 3 refused"),
+        "{}",
+        stderr(&a)
+    );
+    assert_eq!(db.item(&ids[0])["notes"][0]["text"], "paid\u{1b}[31m");
+    assert_eq!(db.item(&ids[1])["status"], "exception");
+    assert_eq!(db.item(&ids[2])["status"], "processing");
+    // From a file, with --json: one JSON object a line.
+    let f = db.file(
+        "o.jsonl",
+        format!(
+            "{}\n",
+            json!({"id": l[2].0, "lease": l[2].1, "outcome": "processed"})
+        ),
+    );
+    let out = db.ok(&["--json", "finish", f.to_str().unwrap()]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["id"].as_str(), v["status"].as_str()),
+        (Some(ids[2].as_str()), Some("processed"))
+    );
+    // Refused items in --json say their error as data.
+    let again = format!(
+        "{}\n",
+        json!({"id": l[2].0, "lease": l[2].1, "outcome": "processed"})
+    );
+    let a = db.cmd_stdin(&["--json", "finish", "-"], again).code(1);
+    let v: Value = serde_json::from_str(stdout(&a).trim()).unwrap();
+    assert_eq!(v["id"], ids[2].as_str());
+    assert_eq!(v["error"]["kind"], "conflict", "{v}");
+}
+
+#[test]
+fn finish_refuses_malformed_lines_and_applies_nothing() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "f"]);
+    let id = db.add("f", "v", &[]);
+    let (_, lease) = db.take("f");
+    let good = json!({"id": id, "lease": lease, "outcome": "processed"}).to_string();
+    for (bad, needle) in [
+        ("{not json".to_string(), "line 2: "),
+        (
+            json!({"id": id, "lease": lease, "outcome": "processed", "extra": 1}).to_string(),
+            "unknown field `extra`",
+        ),
+        (
+            json!({"lease": lease, "outcome": "processed"}).to_string(),
+            "missing field `id`",
+        ),
+        (
+            json!({"id": id, "outcome": "processed"}).to_string(),
+            "missing field `lease`",
+        ),
+        (
+            json!({"id": id, "lease": lease, "outcome": "exception"}).to_string(),
+            "needs a \"reason\"",
+        ),
+        (
+            json!({"id": id, "lease": lease, "outcome": "exception", "reason": "timeout"})
+                .to_string(),
+            "timeout is for leases",
+        ),
+        (
+            json!({"id": id, "lease": lease, "outcome": "exception", "reason": "oops"}).to_string(),
+            "unknown reason 'oops'",
+        ),
+        (
+            json!({"id": id, "lease": lease, "outcome": "processed", "reason": "it"}).to_string(),
+            "not a processed outcome",
+        ),
+        (
+            json!({"id": id, "lease": lease, "outcome": "done"}).to_string(),
+            "unknown variant `done`",
+        ),
+        (
+            json!({"id": "", "lease": lease, "outcome": "processed"}).to_string(),
+            "\"id\" is empty",
+        ),
+    ] {
+        let before = db.state();
+        let a = db.cmd_stdin(&["finish"], format!("{good}\n{bad}\n"));
+        let err = check_failure(a, &["finish"], 1);
+        assert!(
+            err.contains("stdin line 2: ") && err.contains(needle),
+            "{bad}: {err}"
+        );
+        assert!(err.contains("nothing was applied"), "{err}");
+        assert_eq!(db.state(), before, "{bad} changed something");
+    }
+    // Every bad line is named, not only the first.
+    let a = db.cmd_stdin(&["finish"], "x\n{}\n");
+    let err = check_failure(a, &["finish"], 1);
+    assert!(
+        err.contains("line 1: ") && err.contains("line 2: ") && err.contains("2 lines"),
+        "{err}"
+    );
+    check_failure(db.cmd_stdin(&["finish"], "\n\n"), &["finish"], 1);
+    db.refuses(
+        &["finish", "/nonexistent/o.jsonl"],
+        1,
+        &["cannot read /nonexistent/o.jsonl"],
+    );
+    assert_eq!(db.item(&id)["status"], "processing");
+}

@@ -75,6 +75,8 @@ pub enum Command {
     Fail(FailArgs),
     /// Extend a lease.
     Heartbeat(HeartbeatArgs),
+    /// Report many leased items at once: JSON Lines of outcomes, applied in one call.
+    Finish(FinishArgs),
     /// Exceptions grouped by queue, reason and masked note signature.
     Groups(GroupsArgs),
     /// Undo a human action: restores its items that are unchanged since, keeps the others.
@@ -313,6 +315,15 @@ pub struct HeartbeatArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct FinishArgs {
+    /// JSON Lines, one outcome a line:
+    /// {"id","lease","outcome":"processed"|"exception","reason","note"}; `-` or nothing
+    /// reads stdin.
+    #[arg(value_name = "FILE")]
+    pub file: Option<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct GroupsArgs {
     pub queue: Option<String>,
 }
@@ -388,6 +399,7 @@ impl Command {
             Command::Complete(_) => Writes("complete"),
             Command::Fail(_) => Writes("fail"),
             Command::Heartbeat(_) => Writes("heartbeat"),
+            Command::Finish(_) => Writes("finish"),
             Command::Undo(a) if a.dry_run => Reads,
             Command::Undo(_) => Writes("undo"),
             Command::Groups(_) | Command::Actions(_) => Reads,
@@ -470,6 +482,7 @@ pub async fn run(command: Command, store: &dyn Backend, json: bool) -> Result<()
         Command::Complete(a) => work::complete(store, a, &out).await,
         Command::Fail(a) => work::fail(store, a, &out).await,
         Command::Heartbeat(a) => work::heartbeat(store, a, &out).await,
+        Command::Finish(a) => work::finish(store, a, &out).await,
         Command::Groups(a) => item::groups(store, a, &out).await,
         Command::Undo(a) => item::undo(store, a, &out).await,
         Command::Actions(a) => item::actions(store, a, &out).await,

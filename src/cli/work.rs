@@ -1,7 +1,7 @@
 //! `workq dequeue | complete | fail | heartbeat`: the worker's side, for scripts.
 
 use super::output::{self, say, tell, Failure, Out};
-use super::{os_user, CompleteArgs, DequeueArgs, FailArgs, HeartbeatArgs};
+use super::{os_user, CompleteArgs, DequeueArgs, FailArgs, FinishArgs, HeartbeatArgs};
 use crate::backend::{Backend, Error};
 use crate::model::*;
 use crate::rules::parse_duration;
@@ -123,15 +123,171 @@ async fn report(store: &dyn Backend, o: Outcome, out: &Out) -> Result<(), Failur
     if out.json {
         out.json(&item)?;
     } else {
-        match (item.status, item.reason) {
-            (Status::Queued, _) => say!(
-                "{}: failed, queued again for automatic retry {}",
-                item.id,
-                item.retry_count
-            ),
-            (Status::Exception, Some(r)) => say!("{}: exception ({r})", item.id),
-            (s, _) => say!("{}: {s}", item.id),
+        say!("{}", finished_text(&item));
+    }
+    Ok(())
+}
+
+/// Where an outcome left the item, for people.
+fn finished_text(item: &Finished) -> String {
+    match (item.status, item.reason) {
+        (Status::Queued, _) => format!(
+            "{}: failed, queued again for automatic retry {}",
+            item.id, item.retry_count
+        ),
+        (Status::Exception, Some(r)) => format!("{}: exception ({r})", item.id),
+        (s, _) => format!("{}: {s}", item.id),
+    }
+}
+
+/// One line of `workq finish`'s input, as a bot writes it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutcomeLine {
+    id: String,
+    lease: String,
+    outcome: OutcomeKind,
+    reason: Option<String>,
+    note: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum OutcomeKind {
+    Processed,
+    Exception,
+}
+
+/// Reads one line of outcomes; what is wrong with it otherwise.
+fn outcome_line(line: &str) -> Result<Outcome, String> {
+    let l: OutcomeLine = serde_json::from_str(line).map_err(|e| {
+        // serde counts within the line: the line number is ours, the column is its.
+        let m = e.to_string();
+        match m.rsplit_once(" at line ") {
+            Some((what, _)) => format!("{what} (column {})", e.column()),
+            None => m,
         }
+    })?;
+    if l.id.is_empty() {
+        return Err("\"id\" is empty".into());
+    }
+    if l.lease.is_empty() {
+        return Err("\"lease\" is empty".into());
+    }
+    let reason = match (l.outcome, l.reason) {
+        (OutcomeKind::Processed, None) => None,
+        (OutcomeKind::Processed, Some(_)) => {
+            return Err("\"reason\" is for an exception, not a processed outcome".into())
+        }
+        (OutcomeKind::Exception, None) => {
+            return Err("an exception needs a \"reason\": generic, it or business".into())
+        }
+        (OutcomeKind::Exception, Some(r)) => match r.parse::<Reason>() {
+            Ok(Reason::Timeout) => {
+                return Err(
+                    "reason timeout is for leases that ran out; use generic, it or business".into(),
+                )
+            }
+            Ok(r) => Some(r),
+            Err(_) => {
+                return Err(format!(
+                    "unknown reason '{r}' (expected generic, it or business)"
+                ))
+            }
+        },
+    };
+    Ok(Outcome {
+        id: l.id,
+        lease: l.lease,
+        reason,
+        note: l.note,
+    })
+}
+
+/// Every outcome in the input, or every malformed line with its number (blank lines are
+/// skipped, so a trailing newline or a spacer is no error).
+fn outcome_lines(input: &str) -> Result<Vec<Outcome>, Vec<(usize, String)>> {
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for (n, line) in input.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match outcome_line(line) {
+            Ok(o) => good.push(o),
+            Err(e) => bad.push((n + 1, e)),
+        }
+    }
+    if bad.is_empty() {
+        Ok(good)
+    } else {
+        Err(bad)
+    }
+}
+
+pub async fn finish(store: &dyn Backend, a: FinishArgs, out: &Out) -> Result<(), Failure> {
+    let (input, from) = match a.file.as_deref() {
+        None | Some("-") => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| Failure::invalid(format!("cannot read stdin: {e}")))?;
+            (s, "stdin".to_string())
+        }
+        Some(path) => {
+            let s = std::fs::read_to_string(path)
+                .map_err(|e| Failure::invalid(format!("cannot read {path}: {e}")))?;
+            (s, path.to_string())
+        }
+    };
+    let outcomes = match outcome_lines(&input) {
+        Ok(o) => o,
+        Err(bad) => {
+            // Every bad line is said, so one run fixes them all; the first ends the command.
+            for (n, e) in &bad[1..] {
+                tell!(
+                    "error: {}",
+                    text::escape(&format!("{from} line {n}: {e}"), true)
+                );
+            }
+            let (n, e) = &bad[0];
+            return Err(Failure::invalid(format!(
+                "{from} line {n}: {e}; nothing was applied ({} malformed)",
+                output::count(bad.len() as u64, "line")
+            )));
+        }
+    };
+    if outcomes.is_empty() {
+        return Err(Failure::invalid(format!(
+            "{from} has no outcomes: nothing was applied"
+        )));
+    }
+    let ids: Vec<String> = outcomes.iter().map(|o| o.id.clone()).collect();
+    let results = store
+        .finish(outcomes, &format!("cli:{}", os_user()))
+        .await?;
+    // One line an outcome, in input order; each refused one fails the command at the end.
+    let mut refused = 0u64;
+    for (id, r) in ids.iter().zip(results) {
+        match r {
+            Ok(item) if out.json => {
+                say!("{}", serde_json::to_string(&item).expect("serializable"))
+            }
+            Ok(item) => say!("{}", finished_text(&item)),
+            Err(e) => {
+                refused += 1;
+                if out.json {
+                    say!("{}", serde_json::json!({ "id": id, "error": e }))
+                } else {
+                    say!("{}: error: {}", text::line(id), text::line(&e.to_string()))
+                }
+            }
+        }
+    }
+    if refused > 0 {
+        return Err(Failure::invalid(format!(
+            "{} of {} refused (the others were applied)",
+            output::count(refused, "outcome"),
+            ids.len()
+        )));
     }
     Ok(())
 }
