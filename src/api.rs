@@ -340,6 +340,11 @@ pub struct Fail {
     pub note: Option<String>,
     #[serde(default)]
     pub worker: Option<String>,
+    /// With reason `it`: postpone the item, back to the queue after this long (ms),
+    /// without counting a retry.
+    #[serde(with = "crate::model::opt_duration_ms", default)]
+    #[schema(value_type = Option<u64>)]
+    pub retry_in: Option<std::time::Duration>,
 }
 
 /// `POST /v1/finish`: many outcomes at once, each applied or refused on its own.

@@ -4157,3 +4157,81 @@ fn finish_refuses_malformed_lines_and_applies_nothing() {
     );
     assert_eq!(db.item(&id)["status"], "processing");
 }
+
+#[test]
+fn fail_with_retry_in_postpones_without_counting_a_retry() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "p"]);
+    let id = db.add("p", "v", &[]);
+    let (_, lease) = db.take("p");
+    for (args, needle) in [
+        (
+            vec!["--reason", "business", "--retry-in", "10m"],
+            "not business",
+        ),
+        (vec!["--reason", "it", "--retry-in", "10"], "--retry-in"),
+        (vec!["--reason", "it", "--retry-in", "0s"], "more than 0"),
+        (vec!["--reason", "it", "--retry-in", "-5m"], "--retry-in"),
+    ] {
+        let mut all = vec!["fail", id.as_str(), "--lease", lease.as_str()];
+        all.extend(args);
+        db.refuses(&all, 1, &[needle]);
+    }
+    db.refuses(
+        &[
+            "fail",
+            &id,
+            "--lease",
+            "forged",
+            "--reason",
+            "it",
+            "--retry-in",
+            "10m",
+        ],
+        1,
+        &["lease"],
+    );
+    let out = db.ok(&[
+        "fail",
+        &id,
+        "--lease",
+        &lease,
+        "--reason",
+        "it",
+        "--retry-in",
+        "10m",
+        "--note",
+        "portal down",
+    ]);
+    assert_eq!(out, format!("{id}: postponed, queued again\n"));
+    let i = db.item(&id);
+    assert_eq!(
+        (i["status"].as_str(), i["retry_count"].as_u64()),
+        (Some("queued"), Some(0))
+    );
+    let wait = time(&i["delay_until"]) - chrono::Utc::now();
+    assert!(
+        wait > chrono::Duration::minutes(9) && wait <= chrono::Duration::minutes(10),
+        "{i}"
+    );
+    // Not takeable during its delay.
+    assert!(db.json(&["dequeue", "p"])["item"].is_null());
+    // In `workq finish` too, as a duration text, and only on an IT exception.
+    let id2 = db.add("p", "w", &[]);
+    let (_, l2) = db.take("p");
+    let bad = json!({"id": id2, "lease": l2, "outcome": "processed", "retry_in": "10m"});
+    let err = check_failure(
+        db.cmd_stdin(&["finish"], format!("{bad}\n")),
+        &["finish"],
+        1,
+    );
+    assert!(
+        err.contains("line 1") && err.contains("not a processed outcome"),
+        "{err}"
+    );
+    let good =
+        json!({"id": id2, "lease": l2, "outcome": "exception", "reason": "it", "retry_in": "1h"});
+    let a = db.cmd_stdin(&["finish"], format!("{good}\n")).success();
+    assert_eq!(stdout(&a), format!("{id2}: postponed, queued again\n"));
+    assert_eq!(db.item(&id2)["retry_count"], 0);
+}

@@ -3297,6 +3297,78 @@ pub async fn an_action_on_several_filters_touches_each_item_once_and_undoes_whol
     assert_eq!(counts(&env, "a").await.exception, 2);
 }
 
+/// `fail --reason it --retry-in 10m`: the worker's own postponement. The item is queued
+/// again, not takeable until the delay passes, and no retry is counted (so a queue with
+/// no retries left still takes it back); anything else with retry_in is refused whole.
+pub async fn a_worker_postpones_an_it_exception_without_counting_a_retry(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["a"]).await;
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    let id = l.item.id.clone();
+    let postpone = |l: &Lease, reason, d: u64| Outcome {
+        retry_in: Some(Duration::from_secs(d)),
+        ..l.outcome(reason, Some("portal down".into()))
+    };
+    // Refused, and nothing changes: on processed, on a business or generic exception, a
+    // zero delay, and a stale lease.
+    for (o, field) in [
+        (postpone(&l, None, 600), "processed outcome"),
+        (postpone(&l, Some(Reason::Business), 600), "not business"),
+        (postpone(&l, Some(Reason::Generic), 600), "not generic"),
+        (postpone(&l, Some(Reason::It), 0), "more than 0"),
+    ] {
+        let e = finish_one(&env, o).await.unwrap_err();
+        assert_eq!(e.kind(), "invalid", "{e}");
+        assert!(
+            e.to_string().contains(field) && e.to_string().contains(&id),
+            "{e}"
+        );
+        assert_eq!(status(&env, &id).await, Status::Processing);
+    }
+    let stale = Outcome {
+        lease: "stale".into(),
+        ..postpone(&l, Some(Reason::It), 600)
+    };
+    let e = finish_one(&env, stale).await.unwrap_err();
+    assert_eq!(conflict(&e), &Conflict::StaleLease { id: id.clone() });
+    assert_eq!(status(&env, &id).await, Status::Processing);
+
+    let now = env.clock.now_for_test();
+    let f = finish_one(&env, postpone(&l, Some(Reason::It), 600))
+        .await
+        .unwrap();
+    assert_eq!((f.status, f.retry_count), (Status::Queued, 0));
+    let d = env.store.item(&id).await.unwrap();
+    assert_eq!(
+        d.item.delay_until,
+        Some(now + chrono::Duration::minutes(10))
+    );
+    assert_eq!(
+        d.item.notes.last().map(|n| n.text.as_str()),
+        Some("portal down")
+    );
+    let last = d.history.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.reason),
+        ("postpone", Some(Reason::It))
+    );
+    // The spent lease is refused; the item waits out its delay, then comes back.
+    let e = finish_one(&env, done(&l)).await.unwrap_err();
+    assert_eq!(e.kind(), "conflict", "{e}");
+    assert!(take(&env, &["q"], 1).await.leases.is_empty());
+    env.clock.advance(Duration::from_secs(601));
+    let again = take(&env, &["q"], 1).await.leases.remove(0);
+    assert_eq!(
+        (again.item.id.as_str(), again.item.retry_count),
+        (id.as_str(), 0)
+    );
+    // Postponing again works with max_retries 0: it is no retry.
+    let f = finish_one(&env, postpone(&again, Some(Reason::It), 60))
+        .await
+        .unwrap();
+    assert_eq!((f.status, f.retry_count), (Status::Queued, 0));
+}
+
 /// A clock accessor for the tests.
 trait NowForTest {
     fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
@@ -3362,4 +3434,5 @@ contract!(
     automatic_retries_wait_for_their_backoff,
     a_backoff_delays_only_automatic_retries,
     retry_backoff_is_a_queue_setting,
+    a_worker_postpones_an_it_exception_without_counting_a_retry,
 );

@@ -302,6 +302,10 @@ pub struct FailArgs {
     pub reason: String,
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+    /// With --reason it: postpone the item, back to the queue after DUR, without counting a
+    /// retry.
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub retry_in: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -4,7 +4,7 @@ use super::output::{self, say, tell, Failure, Out};
 use super::{os_user, CompleteArgs, DequeueArgs, FailArgs, FinishArgs, HeartbeatArgs};
 use crate::backend::{Backend, Error};
 use crate::model::*;
-use crate::rules::parse_duration;
+use crate::rules::{self, parse_duration};
 use crate::text;
 use std::time::Duration;
 
@@ -118,19 +118,21 @@ async fn hand_back(store: &dyn Backend, leases: &[Lease], worker: &str) {
 }
 
 async fn report(store: &dyn Backend, o: Outcome, out: &Out) -> Result<(), Failure> {
+    let postponed = o.retry_in.is_some();
     let mut r = store.finish(vec![o], &format!("cli:{}", os_user())).await?;
     let item = r.remove(0)?;
     if out.json {
         out.json(&item)?;
     } else {
-        say!("{}", finished_text(&item));
+        say!("{}", finished_text(&item, postponed));
     }
     Ok(())
 }
 
 /// Where an outcome left the item, for people.
-fn finished_text(item: &Finished) -> String {
+fn finished_text(item: &Finished, postponed: bool) -> String {
     match (item.status, item.reason) {
+        (Status::Queued, _) if postponed => format!("{}: postponed, queued again", item.id),
         (Status::Queued, _) => format!(
             "{}: failed, queued again for automatic retry {}",
             item.id, item.retry_count
@@ -149,6 +151,8 @@ struct OutcomeLine {
     outcome: OutcomeKind,
     reason: Option<String>,
     note: Option<String>,
+    /// A duration as the CLI writes it (`10m`): postpone an IT exception.
+    retry_in: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -196,11 +200,20 @@ fn outcome_line(line: &str) -> Result<Outcome, String> {
             }
         },
     };
+    let retry_in = l
+        .retry_in
+        .map(|d| {
+            let d = parse_duration(&d).map_err(|e| format!("\"retry_in\": {e}"))?;
+            rules::check_retry_in(reason, d)?;
+            Ok::<_, String>(d)
+        })
+        .transpose()?;
     Ok(Outcome {
         id: l.id,
         lease: l.lease,
         reason,
         note: l.note,
+        retry_in,
     })
 }
 
@@ -260,18 +273,21 @@ pub async fn finish(store: &dyn Backend, a: FinishArgs, out: &Out) -> Result<(),
             "{from} has no outcomes: nothing was applied"
         )));
     }
-    let ids: Vec<String> = outcomes.iter().map(|o| o.id.clone()).collect();
+    let ids: Vec<(String, bool)> = outcomes
+        .iter()
+        .map(|o| (o.id.clone(), o.retry_in.is_some()))
+        .collect();
     let results = store
         .finish(outcomes, &format!("cli:{}", os_user()))
         .await?;
     // One line an outcome, in input order; each refused one fails the command at the end.
     let mut refused = 0u64;
-    for (id, r) in ids.iter().zip(results) {
+    for ((id, postponed), r) in ids.iter().zip(results) {
         match r {
             Ok(item) if out.json => {
                 say!("{}", serde_json::to_string(&item).expect("serializable"))
             }
-            Ok(item) => say!("{}", finished_text(&item)),
+            Ok(item) => say!("{}", finished_text(&item, *postponed)),
             Err(e) => {
                 refused += 1;
                 if out.json {
@@ -298,6 +314,7 @@ pub async fn complete(store: &dyn Backend, a: CompleteArgs, out: &Out) -> Result
         lease: a.lease,
         reason: None,
         note: a.note,
+        retry_in: None,
     };
     report(store, o, out).await
 }
@@ -315,11 +332,22 @@ pub async fn fail(store: &dyn Backend, a: FailArgs, out: &Out) -> Result<(), Fai
             "--reason: timeout is for leases that ran out; use generic, it or business",
         ));
     }
+    let retry_in = a
+        .retry_in
+        .as_deref()
+        .map(|d| {
+            let d = parse_duration(d).map_err(|e| Failure::invalid(format!("--retry-in: {e}")))?;
+            rules::check_retry_in(Some(reason), d)
+                .map_err(|e| Failure::invalid(format!("--retry-in: {e}")))?;
+            Ok::<_, Failure>(d)
+        })
+        .transpose()?;
     let o = Outcome {
         id: a.id,
         lease: a.lease,
         reason: Some(reason),
         note: a.note,
+        retry_in,
     };
     report(store, o, out).await
 }

@@ -678,6 +678,7 @@ async fn complete(c: Call) -> Result<Response, Error> {
         lease: b.lease,
         reason: None,
         note: b.note,
+        retry_in: None,
     };
     finish_one(Call::bare(state, who), o, b.worker).await
 }
@@ -696,6 +697,7 @@ async fn fail(c: Call) -> Result<Response, Error> {
         lease: b.lease,
         reason: Some(b.reason),
         note: b.note,
+        retry_in: b.retry_in,
     };
     finish_one(Call::bare(state, who), o, b.worker).await
 }
