@@ -214,6 +214,25 @@ pub struct GroupsQuery {
     pub queue: Option<String>,
 }
 
+/// `GET /v1/queues/{name}/upcoming?within_ms=&limit=`: items whose delay ends within the
+/// window, soonest first.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams,
+)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UpcomingQuery {
+    /// The window from now, in milliseconds.
+    pub within_ms: u64,
+    /// At most this many items (1 to 10,000; default 100).
+    #[serde(default = "upcoming_limit")]
+    pub limit: u32,
+}
+
+fn upcoming_limit() -> u32 {
+    100
+}
+
 /// `GET /v1/actions?queue=&limit=`.
 #[derive(
     Debug,

@@ -582,6 +582,22 @@ pub fn check_retry_in(reason: Option<Reason>, retry_in: Duration) -> Result<(), 
     check_duration("retry_in", retry_in)
 }
 
+/// What `Backend::upcoming` refuses: an empty window, one past `check_duration`'s bound, or
+/// a limit of 0 or above a page.
+pub fn check_upcoming(within: Duration, limit: u32) -> Result<(), (&'static str, String)> {
+    if within.is_zero() {
+        return Err(("within", "the window must be more than 0".into()));
+    }
+    check_duration("the window", within).map_err(|e| ("within", e))?;
+    if limit == 0 || limit > crate::model::MAX_PAGE {
+        return Err((
+            "limit",
+            format!("limit must be 1 to {}, not {limit}", crate::model::MAX_PAGE),
+        ));
+    }
+    Ok(())
+}
+
 /// The note of a lease that ran out.
 pub fn timeout_note(worker: Option<&str>, lease: Duration) -> String {
     format!(

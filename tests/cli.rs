@@ -4235,3 +4235,51 @@ fn fail_with_retry_in_postpones_without_counting_a_retry() {
     assert_eq!(stdout(&a), format!("{id2}: postponed, queued again\n"));
     assert_eq!(db.item(&id2)["retry_count"], 0);
 }
+
+#[test]
+fn queue_preview_lists_what_becomes_ready_soonest_first() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "p"]);
+    let at = |h: i64| (Utc::now() + chrono::Duration::hours(h)).to_rfc3339();
+    let later = db.add(
+        "p",
+        "in 3h",
+        &["--delay-until", &at(3), "--name", "Later\u{1b}[2J"],
+    );
+    let soon = db.add("p", "in 1h", &["--delay-until", &at(1)]);
+    db.add("p", "in 30h", &["--delay-until", &at(30)]);
+    db.add("p", "ready", &[]);
+    let v = db.json(&["queue", "preview", "p"]);
+    assert_eq!(strs(&v, "id"), [soon.clone(), later.clone()], "{v}");
+    let v = db.json(&["queue", "preview", "p", "--hours", "48"]);
+    assert_eq!(strs(&v, "value"), ["in 1h", "in 3h", "in 30h"], "{v}");
+    let v = db.json(&["queue", "preview", "p", "--hours", "2"]);
+    assert_eq!(strs(&v, "id"), [soon.clone()], "{v}");
+    let out = db.ok(&["queue", "preview", "p"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("READY AT"), "{out}");
+    assert!(
+        lines[1].contains(&soon) && lines[2].contains(&later),
+        "{out}"
+    );
+    assert!(!out.contains('\u{1b}'), "the name is escaped: {out:?}");
+    db.ok(&["queue", "create", "empty"]);
+    db.add("empty", "ready", &[]);
+    assert_eq!(
+        db.ok(&["queue", "preview", "empty", "--hours", "1"]),
+        "nothing in 'empty' becomes ready in the next 1 hour\n"
+    );
+    db.refuses(&["queue", "preview", "p", "--hours", "0"], 1, &["--hours"]);
+    db.refuses(
+        &["queue", "preview", "p", "--hours", "-3"],
+        2,
+        &["negative"],
+    );
+    db.refuses(
+        &["queue", "preview", "p", "--hours", "soon"],
+        2,
+        &["--hours"],
+    );
+    db.refuses(&["queue", "preview", "p", "--limit", "0"], 1, &["limit"]);
+    db.refuses(&["queue", "preview", "nope"], 1, &["nope"]);
+}

@@ -3369,6 +3369,74 @@ pub async fn a_worker_postpones_an_it_exception_without_counting_a_retry(env: En
     assert_eq!((f.status, f.retry_count), (Status::Queued, 0));
 }
 
+/// `queue preview`: the queued items whose delay ends within the window, soonest first;
+/// not the ready ones, not those past the window, not one that expires before it wakes.
+pub async fn upcoming_lists_delayed_items_by_when_they_become_ready(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    queue(&env, "other", Default::default()).await;
+    let now = env.clock.now_for_test();
+    let at = |mins: i64| Some(now + chrono::Duration::minutes(mins));
+    let new = |value: &str, delay_until, expires_in| NewItem {
+        value: value.into(),
+        delay_until,
+        expires_in,
+        ..Default::default()
+    };
+    let items = vec![
+        new("in 2h", at(120), None),
+        new("ready now", None, None),
+        new("in 30m", at(30), None),
+        new("in 30h", at(30 * 60), None),
+        new("expires first", at(60), Some(Duration::from_secs(600))),
+        new("in 24h exactly", at(24 * 60), None),
+    ];
+    env.store.add_items("q", items, "bot").await.unwrap();
+    env.store
+        .add_items("other", vec![new("elsewhere", at(10), None)], "bot")
+        .await
+        .unwrap();
+    let day = Duration::from_secs(24 * 3600);
+    let values = |v: Vec<Item>| v.into_iter().map(|i| i.value).collect::<Vec<_>>();
+    let got = env.store.upcoming("q", day, 100).await.unwrap();
+    assert_eq!(got[0].delay_until, at(30));
+    assert_eq!(values(got), ["in 30m", "in 2h", "in 24h exactly"]);
+    assert_eq!(
+        values(env.store.upcoming("q", day, 1).await.unwrap()),
+        ["in 30m"]
+    );
+    // Once its delay passed, an item is ready, no longer upcoming.
+    env.clock.advance(Duration::from_secs(31 * 60));
+    assert_eq!(
+        values(env.store.upcoming("q", day, 100).await.unwrap()),
+        ["in 2h", "in 24h exactly"]
+    );
+    // Refused, naming what: an unknown queue, an empty window, a limit of 0 or too many.
+    let e = env.store.upcoming("nope", day, 100).await.unwrap_err();
+    assert_eq!(e.kind(), "not_found", "{e}");
+    let e = env
+        .store
+        .upcoming("q", Duration::ZERO, 100)
+        .await
+        .unwrap_err();
+    assert!(
+        e.kind() == "invalid" && e.to_string().contains("more than 0"),
+        "{e}"
+    );
+    for limit in [0, MAX_PAGE + 1] {
+        let e = env.store.upcoming("q", day, limit).await.unwrap_err();
+        assert!(
+            e.kind() == "invalid" && e.to_string().contains("limit"),
+            "{e}"
+        );
+    }
+    let e = env
+        .store
+        .upcoming("q", Duration::from_secs(200 * 366 * 86_400), 100)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("too long"), "{e}");
+}
+
 /// A clock accessor for the tests.
 trait NowForTest {
     fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
@@ -3435,4 +3503,5 @@ contract!(
     a_backoff_delays_only_automatic_retries,
     retry_backoff_is_a_queue_setting,
     a_worker_postpones_an_it_exception_without_counting_a_retry,
+    upcoming_lists_delayed_items_by_when_they_become_ready,
 );

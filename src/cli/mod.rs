@@ -154,6 +154,16 @@ pub enum QueueCmd {
     Ls,
     /// Show one queue's settings and health.
     Inspect { name: String },
+    /// Items that become ready in the next hours (delayed ones, by when their delay ends).
+    Preview {
+        name: String,
+        /// How far ahead to look, in whole hours (default 24).
+        #[arg(long, value_name = "N", default_value_t = 24, allow_negative_numbers = true, value_parser = whole::<u32>)]
+        hours: u32,
+        /// At most this many items (default 100).
+        #[arg(long, value_name = "N", default_value_t = 100, allow_negative_numbers = true, value_parser = whole::<u32>)]
+        limit: u32,
+    },
     /// Stop handing out items (enqueue still works).
     Pause { name: String },
     /// Hand out items again.
@@ -380,7 +390,7 @@ impl Command {
                 QueueCmd::Pause { .. } => Writes("queue pause"),
                 QueueCmd::Resume { .. } => Writes("queue resume"),
                 QueueCmd::Delete { .. } => Writes("queue delete"),
-                QueueCmd::Ls | QueueCmd::Inspect { .. } => Reads,
+                QueueCmd::Ls | QueueCmd::Inspect { .. } | QueueCmd::Preview { .. } => Reads,
             },
             Command::Item(c) => match c {
                 ItemCmd::Add(_) => Writes("item add"),

@@ -167,6 +167,15 @@ pub static TABLE: &[Route] = &[
         h!(queue),
     ),
     r(
+        Get,
+        "/v1/queues/{name}/upcoming",
+        Some(Viewer),
+        "Queued items whose delay ends within a window, soonest first",
+        (s("UpcomingQuery"), N, s("ItemList")),
+        Quick,
+        h!(upcoming),
+    ),
+    r(
         Patch,
         "/v1/queues/{name}",
         Some(Admin),
@@ -455,6 +464,16 @@ async fn queue_create(c: Call) -> Result<Response, Error> {
 
 async fn queue(c: Call) -> Result<Response, Error> {
     ok(&c.state.backend.queue(&c.param("name")).await?)
+}
+
+async fn upcoming(c: Call) -> Result<Response, Error> {
+    let q: api::UpcomingQuery = c.query()?;
+    let within = std::time::Duration::from_millis(q.within_ms);
+    ok(&c
+        .state
+        .backend
+        .upcoming(&c.param("name"), within, q.limit)
+        .await?)
 }
 
 async fn queue_update(c: Call) -> Result<Response, Error> {
