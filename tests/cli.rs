@@ -4254,7 +4254,7 @@ fn queue_preview_lists_what_becomes_ready_soonest_first() {
     let v = db.json(&["queue", "preview", "p", "--hours", "48"]);
     assert_eq!(strs(&v, "value"), ["in 1h", "in 3h", "in 30h"], "{v}");
     let v = db.json(&["queue", "preview", "p", "--hours", "2"]);
-    assert_eq!(strs(&v, "id"), [soon.clone()], "{v}");
+    assert_eq!(strs(&v, "id"), std::slice::from_ref(&soon), "{v}");
     let out = db.ok(&["queue", "preview", "p"]);
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("READY AT"), "{out}");
