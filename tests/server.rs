@@ -613,6 +613,23 @@ async fn a_long_poll_wakes_when_work_arrives_and_actions_undo() {
     let lease = got["leases"][0]["lease"].as_str().unwrap();
     let hb = post(&s, &t, "/v1/heartbeat", json!({"id": id, "lease": lease})).await;
     assert_eq!(hb["id"], id);
+    // retry_in postpones only an IT exception: on a business one it is refused, 400.
+    let (st, v) = call(
+        &s,
+        Some(&t),
+        Method::POST,
+        "/v1/fail",
+        Some(json!({"id": id, "lease": lease, "reason": "business", "retry_in": 600000})),
+    )
+    .await;
+    assert_eq!((st, kind(&v)), (StatusCode::BAD_REQUEST, "invalid"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not business"),
+        "{v}"
+    );
     let f = post(
         &s,
         &t,
