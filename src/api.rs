@@ -214,6 +214,25 @@ pub struct GroupsQuery {
     pub queue: Option<String>,
 }
 
+/// `GET /v1/queues/{name}/upcoming?within_ms=&limit=`: items whose delay ends within the
+/// window, soonest first.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams,
+)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UpcomingQuery {
+    /// The window from now, in milliseconds.
+    pub within_ms: u64,
+    /// At most this many items (1 to 10,000; default 100).
+    #[serde(default = "upcoming_limit")]
+    pub limit: u32,
+}
+
+fn upcoming_limit() -> u32 {
+    100
+}
+
 /// `GET /v1/actions?queue=&limit=`.
 #[derive(
     Debug,
@@ -340,6 +359,11 @@ pub struct Fail {
     pub note: Option<String>,
     #[serde(default)]
     pub worker: Option<String>,
+    /// With reason `it`: postpone the item, back to the queue after this long (ms),
+    /// without counting a retry.
+    #[serde(with = "crate::model::opt_duration_ms", default)]
+    #[schema(value_type = Option<u64>)]
+    pub retry_in: Option<std::time::Duration>,
 }
 
 /// `POST /v1/finish`: many outcomes at once, each applied or refused on its own.

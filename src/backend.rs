@@ -42,6 +42,15 @@ pub trait Backend: Send + Sync {
     async fn items(&self, filter: Filter, page: PageRequest) -> Result<Page>;
     async fn item(&self, id: &str) -> Result<ItemDetail>;
     async fn groups(&self, queue: Option<String>) -> Result<Vec<ExceptionGroup>>;
+    /// Queued items of `queue` whose delay ends within `within` from now, soonest first,
+    /// at most `limit` (`workq queue preview`; `rules::check_upcoming` says what is
+    /// refused).
+    async fn upcoming(
+        &self,
+        queue: &str,
+        within: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Item>>;
     async fn workers(&self) -> Result<Vec<WorkerInfo>>;
 
     // Taking work.

@@ -335,6 +335,20 @@ impl Backend for HttpClient {
         self.get(&format!("/v1/items/{}", seg(id))).await
     }
 
+    async fn upcoming(
+        &self,
+        queue: &str,
+        within: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Item>> {
+        let q = api::UpcomingQuery {
+            within_ms: within.as_millis().min(u64::MAX as u128) as u64,
+            limit,
+        };
+        self.get(&format!("/v1/queues/{}/upcoming{}", seg(queue), query(&q)))
+            .await
+    }
+
     async fn groups(&self, queue: Option<String>) -> Result<Vec<ExceptionGroup>> {
         let q = api::GroupsQuery { queue };
         self.get(&format!("/v1/groups{}", query(&q))).await

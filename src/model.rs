@@ -611,6 +611,15 @@ pub struct Outcome {
     /// `None`: processed. `Some(reason)`: exception.
     pub reason: Option<Reason>,
     pub note: Option<String>,
+    /// With reason `it`: postpone the item, back to the queue after this long (ms), without
+    /// counting a retry. Absent: the queue's retry policy decides.
+    #[serde(
+        with = "opt_duration_ms",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<u64>)]
+    pub retry_in: Option<Duration>,
 }
 
 /// Where a reported outcome left the item.
@@ -630,6 +639,7 @@ impl Lease {
             lease: self.lease.clone(),
             reason,
             note,
+            retry_in: None,
         }
     }
 

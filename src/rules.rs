@@ -45,6 +45,9 @@ pub enum ItemEvent {
     Fail,
     /// The lease holder gives the item back unworked (its output was lost, it shuts down).
     HandBack,
+    /// The lease holder postpones its item after an IT exception (`fail --retry-in`): back
+    /// to the queue after the delay it asked for, without counting a retry.
+    Postpone,
     /// A lease ran out without a heartbeat: a `timeout` exception.
     LeaseTimeout,
     /// An IT exception or a timeout goes back to the queue while the queue allows retries.
@@ -61,6 +64,7 @@ impl ItemEvent {
         ItemEvent::Complete,
         ItemEvent::Fail,
         ItemEvent::HandBack,
+        ItemEvent::Postpone,
         ItemEvent::LeaseTimeout,
         ItemEvent::Retry,
         ItemEvent::Expire,
@@ -229,6 +233,25 @@ pub const TRANSITIONS: &[Transition] = &[
         },
         history: Some("hand-back"),
         appends_note: false,
+        attempt: None,
+    },
+    Transition {
+        event: ItemEvent::Postpone,
+        actor: Actor::LeaseHolder,
+        from: Status::Processing,
+        to: Status::Queued,
+        // Like a hand-back, but after the delay the worker asked for and with its note: a
+        // postponement (Power Automate's, UiPath's) is no failure, so no retry is counted
+        // and the queue's max retries do not stop it.
+        writes: Writes {
+            started_at: Put::Clear,
+            worker: Put::Clear,
+            lease: LeasePut::End,
+            delay_until: Put::Given,
+            ..Writes::NONE
+        },
+        history: Some("postpone"),
+        appends_note: true,
         attempt: None,
     },
     Transition {
@@ -539,6 +562,40 @@ pub fn fail(
         });
     }
     steps
+}
+
+/// Whether a worker may ask for `retry_in` with its outcome (`reason`: `None` processed):
+/// only on an IT exception, and a delay `check_duration` accepts.
+pub fn check_retry_in(reason: Option<Reason>, retry_in: Duration) -> Result<(), String> {
+    match reason {
+        Some(Reason::It) => {}
+        None => return Err("retry_in is for an IT exception (reason it), not a processed outcome".into()),
+        Some(r) => {
+            return Err(format!(
+                "retry_in is for an IT exception (reason it), not {r}: only an IT problem is worth trying again"
+            ))
+        }
+    }
+    if retry_in.is_zero() {
+        return Err("retry_in must be more than 0 (to retry at once, fail with reason it)".into());
+    }
+    check_duration("retry_in", retry_in)
+}
+
+/// What `Backend::upcoming` refuses: an empty window, one past `check_duration`'s bound, or
+/// a limit of 0 or above a page.
+pub fn check_upcoming(within: Duration, limit: u32) -> Result<(), (&'static str, String)> {
+    if within.is_zero() {
+        return Err(("within", "the window must be more than 0".into()));
+    }
+    check_duration("the window", within).map_err(|e| ("within", e))?;
+    if limit == 0 || limit > crate::model::MAX_PAGE {
+        return Err((
+            "limit",
+            format!("limit must be 1 to {}, not {limit}", crate::model::MAX_PAGE),
+        ));
+    }
+    Ok(())
 }
 
 /// The note of a lease that ran out.

@@ -4028,3 +4028,258 @@ fn pause_and_resume_on_a_locked_database_report_the_failure() {
     db.ok(&["queue", "pause", "q"]);
     assert_eq!(db.queue("q")["state"], "paused");
 }
+
+#[test]
+fn finish_applies_json_lines_of_outcomes_in_one_call() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "f", "--max-retries", "0"]);
+    let ids: Vec<String> = (0..3).map(|i| db.add("f", &format!("v{i}"), &[])).collect();
+    let l: Vec<(String, String)> = (0..3).map(|_| db.take("f")).collect();
+    let input = format!(
+        "{}\n\n{}\n{}\n",
+        json!({"id": l[0].0, "lease": l[0].1, "outcome": "processed", "note": "paid\u{1b}[31m"}),
+        json!({"id": l[1].0, "lease": l[1].1, "outcome": "exception", "reason": "business", "note": "bad"}),
+        json!({"id": l[2].0, "lease": "forged", "outcome": "processed"}),
+    );
+    // The forged one is refused, the others applied; one line each in input order.
+    let a = db.cmd_stdin(&["finish"], input.clone()).code(1);
+    let out = stdout(&a);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], format!("{}: processed", ids[0]));
+    assert_eq!(lines[1], format!("{}: exception (business)", ids[1]));
+    assert!(
+        lines[2].starts_with(&format!("{}: error: ", ids[2])),
+        "{out}"
+    );
+    assert!(
+        stderr(&a).contains("1 outcome of 3 refused"),
+        "{}",
+        stderr(&a)
+    );
+    assert_eq!(db.item(&ids[0])["notes"][0]["text"], "paid\u{1b}[31m");
+    assert_eq!(db.item(&ids[1])["status"], "exception");
+    assert_eq!(db.item(&ids[2])["status"], "processing");
+    // From a file, with --json: one JSON object a line.
+    let f = db.file(
+        "o.jsonl",
+        format!(
+            "{}\n",
+            json!({"id": l[2].0, "lease": l[2].1, "outcome": "processed"})
+        ),
+    );
+    let out = db.ok(&["--json", "finish", f.to_str().unwrap()]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["id"].as_str(), v["status"].as_str()),
+        (Some(ids[2].as_str()), Some("processed"))
+    );
+    // Refused items in --json say their error as data.
+    let again = format!(
+        "{}\n",
+        json!({"id": l[2].0, "lease": l[2].1, "outcome": "processed"})
+    );
+    let a = db.cmd_stdin(&["--json", "finish", "-"], again).code(1);
+    let v: Value = serde_json::from_str(stdout(&a).trim()).unwrap();
+    assert_eq!(v["id"], ids[2].as_str());
+    assert_eq!(v["error"]["kind"], "conflict", "{v}");
+}
+
+#[test]
+fn finish_refuses_malformed_lines_and_applies_nothing() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "f"]);
+    let id = db.add("f", "v", &[]);
+    let (_, lease) = db.take("f");
+    let good = json!({"id": id, "lease": lease, "outcome": "processed"}).to_string();
+    for (bad, needle) in [
+        ("{not json".to_string(), "line 2: "),
+        (
+            json!({"id": id, "lease": lease, "outcome": "processed", "extra": 1}).to_string(),
+            "unknown field `extra`",
+        ),
+        (
+            json!({"lease": lease, "outcome": "processed"}).to_string(),
+            "missing field `id`",
+        ),
+        (
+            json!({"id": id, "outcome": "processed"}).to_string(),
+            "missing field `lease`",
+        ),
+        (
+            json!({"id": id, "lease": lease, "outcome": "exception"}).to_string(),
+            "needs a \"reason\"",
+        ),
+        (
+            json!({"id": id, "lease": lease, "outcome": "exception", "reason": "timeout"})
+                .to_string(),
+            "timeout is for leases",
+        ),
+        (
+            json!({"id": id, "lease": lease, "outcome": "exception", "reason": "oops"}).to_string(),
+            "unknown reason 'oops'",
+        ),
+        (
+            json!({"id": id, "lease": lease, "outcome": "processed", "reason": "it"}).to_string(),
+            "not a processed outcome",
+        ),
+        (
+            json!({"id": id, "lease": lease, "outcome": "done"}).to_string(),
+            "unknown variant `done`",
+        ),
+        (
+            json!({"id": "", "lease": lease, "outcome": "processed"}).to_string(),
+            "\"id\" is empty",
+        ),
+    ] {
+        let before = db.state();
+        let a = db.cmd_stdin(&["finish"], format!("{good}\n{bad}\n"));
+        let err = check_failure(a, &["finish"], 1);
+        assert!(
+            err.contains("stdin line 2: ") && err.contains(needle),
+            "{bad}: {err}"
+        );
+        assert!(err.contains("nothing was applied"), "{err}");
+        assert_eq!(db.state(), before, "{bad} changed something");
+    }
+    // Every bad line is named, not only the first.
+    let a = db.cmd_stdin(&["finish"], "x\n{}\n");
+    let err = check_failure(a, &["finish"], 1);
+    assert!(
+        err.contains("line 1: ") && err.contains("line 2: ") && err.contains("2 lines"),
+        "{err}"
+    );
+    check_failure(db.cmd_stdin(&["finish"], "\n\n"), &["finish"], 1);
+    db.refuses(
+        &["finish", "/nonexistent/o.jsonl"],
+        1,
+        &["cannot read /nonexistent/o.jsonl"],
+    );
+    assert_eq!(db.item(&id)["status"], "processing");
+}
+
+#[test]
+fn fail_with_retry_in_postpones_without_counting_a_retry() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "p"]);
+    let id = db.add("p", "v", &[]);
+    let (_, lease) = db.take("p");
+    for (args, needle) in [
+        (
+            vec!["--reason", "business", "--retry-in", "10m"],
+            "not business",
+        ),
+        (vec!["--reason", "it", "--retry-in", "10"], "--retry-in"),
+        (vec!["--reason", "it", "--retry-in", "0s"], "more than 0"),
+        (vec!["--reason", "it", "--retry-in", "-5m"], "--retry-in"),
+    ] {
+        let mut all = vec!["fail", id.as_str(), "--lease", lease.as_str()];
+        all.extend(args);
+        db.refuses(&all, 1, &[needle]);
+    }
+    db.refuses(
+        &[
+            "fail",
+            &id,
+            "--lease",
+            "forged",
+            "--reason",
+            "it",
+            "--retry-in",
+            "10m",
+        ],
+        1,
+        &["lease"],
+    );
+    let out = db.ok(&[
+        "fail",
+        &id,
+        "--lease",
+        &lease,
+        "--reason",
+        "it",
+        "--retry-in",
+        "10m",
+        "--note",
+        "portal down",
+    ]);
+    assert_eq!(out, format!("{id}: postponed, queued again\n"));
+    let i = db.item(&id);
+    assert_eq!(
+        (i["status"].as_str(), i["retry_count"].as_u64()),
+        (Some("queued"), Some(0))
+    );
+    let wait = time(&i["delay_until"]) - chrono::Utc::now();
+    assert!(
+        wait > chrono::Duration::minutes(9) && wait <= chrono::Duration::minutes(10),
+        "{i}"
+    );
+    // Not takeable during its delay.
+    assert!(db.json(&["dequeue", "p"])["item"].is_null());
+    // In `workq finish` too, as a duration text, and only on an IT exception.
+    let id2 = db.add("p", "w", &[]);
+    let (_, l2) = db.take("p");
+    let bad = json!({"id": id2, "lease": l2, "outcome": "processed", "retry_in": "10m"});
+    let err = check_failure(
+        db.cmd_stdin(&["finish"], format!("{bad}\n")),
+        &["finish"],
+        1,
+    );
+    assert!(
+        err.contains("line 1") && err.contains("not a processed outcome"),
+        "{err}"
+    );
+    let good =
+        json!({"id": id2, "lease": l2, "outcome": "exception", "reason": "it", "retry_in": "1h"});
+    let a = db.cmd_stdin(&["finish"], format!("{good}\n")).success();
+    assert_eq!(stdout(&a), format!("{id2}: postponed, queued again\n"));
+    assert_eq!(db.item(&id2)["retry_count"], 0);
+}
+
+#[test]
+fn queue_preview_lists_what_becomes_ready_soonest_first() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "p"]);
+    let at = |h: i64| (Utc::now() + chrono::Duration::hours(h)).to_rfc3339();
+    let later = db.add(
+        "p",
+        "in 3h",
+        &["--delay-until", &at(3), "--name", "Later\u{1b}[2J"],
+    );
+    let soon = db.add("p", "in 1h", &["--delay-until", &at(1)]);
+    db.add("p", "in 30h", &["--delay-until", &at(30)]);
+    db.add("p", "ready", &[]);
+    let v = db.json(&["queue", "preview", "p"]);
+    assert_eq!(strs(&v, "id"), [soon.clone(), later.clone()], "{v}");
+    let v = db.json(&["queue", "preview", "p", "--hours", "48"]);
+    assert_eq!(strs(&v, "value"), ["in 1h", "in 3h", "in 30h"], "{v}");
+    let v = db.json(&["queue", "preview", "p", "--hours", "2"]);
+    assert_eq!(strs(&v, "id"), std::slice::from_ref(&soon), "{v}");
+    let out = db.ok(&["queue", "preview", "p"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("READY AT"), "{out}");
+    assert!(
+        lines[1].contains(&soon) && lines[2].contains(&later),
+        "{out}"
+    );
+    assert!(!out.contains('\u{1b}'), "the name is escaped: {out:?}");
+    db.ok(&["queue", "create", "empty"]);
+    db.add("empty", "ready", &[]);
+    assert_eq!(
+        db.ok(&["queue", "preview", "empty", "--hours", "1"]),
+        "nothing in 'empty' becomes ready in the next 1 hour\n"
+    );
+    db.refuses(&["queue", "preview", "p", "--hours", "0"], 1, &["--hours"]);
+    db.refuses(
+        &["queue", "preview", "p", "--hours", "-3"],
+        2,
+        &["negative"],
+    );
+    db.refuses(
+        &["queue", "preview", "p", "--hours", "soon"],
+        2,
+        &["--hours"],
+    );
+    db.refuses(&["queue", "preview", "p", "--limit", "0"], 1, &["limit"]);
+    db.refuses(&["queue", "preview", "nope"], 1, &["nope"]);
+}

@@ -3297,6 +3297,146 @@ pub async fn an_action_on_several_filters_touches_each_item_once_and_undoes_whol
     assert_eq!(counts(&env, "a").await.exception, 2);
 }
 
+/// `fail --reason it --retry-in 10m`: the worker's own postponement. The item is queued
+/// again, not takeable until the delay passes, and no retry is counted (so a queue with
+/// no retries left still takes it back); anything else with retry_in is refused whole.
+pub async fn a_worker_postpones_an_it_exception_without_counting_a_retry(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["a"]).await;
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    let id = l.item.id.clone();
+    let postpone = |l: &Lease, reason, d: u64| Outcome {
+        retry_in: Some(Duration::from_secs(d)),
+        ..l.outcome(reason, Some("portal down".into()))
+    };
+    // Refused, and nothing changes: on processed, on a business or generic exception, a
+    // zero delay, and a stale lease.
+    for (o, field) in [
+        (postpone(&l, None, 600), "processed outcome"),
+        (postpone(&l, Some(Reason::Business), 600), "not business"),
+        (postpone(&l, Some(Reason::Generic), 600), "not generic"),
+        (postpone(&l, Some(Reason::It), 0), "more than 0"),
+    ] {
+        let e = finish_one(&env, o).await.unwrap_err();
+        assert_eq!(e.kind(), "invalid", "{e}");
+        assert!(
+            e.to_string().contains(field) && e.to_string().contains(&id),
+            "{e}"
+        );
+        assert_eq!(status(&env, &id).await, Status::Processing);
+    }
+    let stale = Outcome {
+        lease: "stale".into(),
+        ..postpone(&l, Some(Reason::It), 600)
+    };
+    let e = finish_one(&env, stale).await.unwrap_err();
+    assert_eq!(conflict(&e), &Conflict::StaleLease { id: id.clone() });
+    assert_eq!(status(&env, &id).await, Status::Processing);
+
+    let now = env.clock.now_for_test();
+    let f = finish_one(&env, postpone(&l, Some(Reason::It), 600))
+        .await
+        .unwrap();
+    assert_eq!((f.status, f.retry_count), (Status::Queued, 0));
+    let d = env.store.item(&id).await.unwrap();
+    assert_eq!(
+        d.item.delay_until,
+        Some(now + chrono::Duration::minutes(10))
+    );
+    assert_eq!(
+        d.item.notes.last().map(|n| n.text.as_str()),
+        Some("portal down")
+    );
+    let last = d.history.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.reason),
+        ("postpone", Some(Reason::It))
+    );
+    // The spent lease is refused; the item waits out its delay, then comes back.
+    let e = finish_one(&env, done(&l)).await.unwrap_err();
+    assert_eq!(e.kind(), "conflict", "{e}");
+    assert!(take(&env, &["q"], 1).await.leases.is_empty());
+    env.clock.advance(Duration::from_secs(601));
+    let again = take(&env, &["q"], 1).await.leases.remove(0);
+    assert_eq!(
+        (again.item.id.as_str(), again.item.retry_count),
+        (id.as_str(), 0)
+    );
+    // Postponing again works with max_retries 0: it is no retry.
+    let f = finish_one(&env, postpone(&again, Some(Reason::It), 60))
+        .await
+        .unwrap();
+    assert_eq!((f.status, f.retry_count), (Status::Queued, 0));
+}
+
+/// `queue preview`: the queued items whose delay ends within the window, soonest first;
+/// not the ready ones, not those past the window, not one that expires before it wakes.
+pub async fn upcoming_lists_delayed_items_by_when_they_become_ready(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    queue(&env, "other", Default::default()).await;
+    let now = env.clock.now_for_test();
+    let at = |mins: i64| Some(now + chrono::Duration::minutes(mins));
+    let new = |value: &str, delay_until, expires_in| NewItem {
+        value: value.into(),
+        delay_until,
+        expires_in,
+        ..Default::default()
+    };
+    let items = vec![
+        new("in 2h", at(120), None),
+        new("ready now", None, None),
+        new("in 30m", at(30), None),
+        new("in 30h", at(30 * 60), None),
+        new("expires first", at(60), Some(Duration::from_secs(600))),
+        new("in 24h exactly", at(24 * 60), None),
+    ];
+    env.store.add_items("q", items, "bot").await.unwrap();
+    env.store
+        .add_items("other", vec![new("elsewhere", at(10), None)], "bot")
+        .await
+        .unwrap();
+    let day = Duration::from_secs(24 * 3600);
+    let values = |v: Vec<Item>| v.into_iter().map(|i| i.value).collect::<Vec<_>>();
+    let got = env.store.upcoming("q", day, 100).await.unwrap();
+    assert_eq!(got[0].delay_until, at(30));
+    assert_eq!(values(got), ["in 30m", "in 2h", "in 24h exactly"]);
+    assert_eq!(
+        values(env.store.upcoming("q", day, 1).await.unwrap()),
+        ["in 30m"]
+    );
+    // Once its delay passed, an item is ready, no longer upcoming.
+    env.clock.advance(Duration::from_secs(31 * 60));
+    assert_eq!(
+        values(env.store.upcoming("q", day, 100).await.unwrap()),
+        ["in 2h", "in 24h exactly"]
+    );
+    // Refused, naming what: an unknown queue, an empty window, a limit of 0 or too many.
+    let e = env.store.upcoming("nope", day, 100).await.unwrap_err();
+    assert_eq!(e.kind(), "not_found", "{e}");
+    let e = env
+        .store
+        .upcoming("q", Duration::ZERO, 100)
+        .await
+        .unwrap_err();
+    assert!(
+        e.kind() == "invalid" && e.to_string().contains("more than 0"),
+        "{e}"
+    );
+    for limit in [0, MAX_PAGE + 1] {
+        let e = env.store.upcoming("q", day, limit).await.unwrap_err();
+        assert!(
+            e.kind() == "invalid" && e.to_string().contains("limit"),
+            "{e}"
+        );
+    }
+    let e = env
+        .store
+        .upcoming("q", Duration::from_secs(200 * 366 * 86_400), 100)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("too long"), "{e}");
+}
+
 /// A clock accessor for the tests.
 trait NowForTest {
     fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
@@ -3362,4 +3502,6 @@ contract!(
     automatic_retries_wait_for_their_backoff,
     a_backoff_delays_only_automatic_retries,
     retry_backoff_is_a_queue_setting,
+    a_worker_postpones_an_it_exception_without_counting_a_retry,
+    upcoming_lists_delayed_items_by_when_they_become_ready,
 );

@@ -1049,12 +1049,14 @@ async fn workers_go_on_while_a_slow_import_waits_for_its_rows() {
                 lease: held[0].lease.clone(),
                 reason: None,
                 note: None,
+                retry_in: None,
             },
             Outcome {
                 id: held[1].item.id.clone(),
                 lease: held[1].lease.clone(),
                 reason: Some(Reason::Business),
                 note: Some("bad invoice".into()),
+                retry_in: None,
             },
         ];
         let done = answered("a completion", s.finish(outcomes, "w1"))

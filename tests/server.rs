@@ -193,8 +193,13 @@ async fn post(s: &Server, t: &str, path: &str, body: Value) -> Value {
 
 /// Everything a refused request could have changed.
 async fn snapshot(s: &Server, t: &str) -> Value {
+    // The oldest item's age grows on its own with the wall clock: no change of state.
+    let mut queues = get(s, t, "/v1/queues").await;
+    for q in queues.as_array_mut().into_iter().flatten() {
+        q["oldest_queued_secs"] = Value::Null;
+    }
     json!({
-        "queues": get(s, t, "/v1/queues").await,
+        "queues": queues,
         "items": get(s, t, "/v1/items?limit=1000").await,
         "actions": get(s, t, "/v1/actions").await,
         "tokens": get(s, t, "/v1/tokens").await,
@@ -608,6 +613,23 @@ async fn a_long_poll_wakes_when_work_arrives_and_actions_undo() {
     let lease = got["leases"][0]["lease"].as_str().unwrap();
     let hb = post(&s, &t, "/v1/heartbeat", json!({"id": id, "lease": lease})).await;
     assert_eq!(hb["id"], id);
+    // retry_in postpones only an IT exception: on a business one it is refused, 400.
+    let (st, v) = call(
+        &s,
+        Some(&t),
+        Method::POST,
+        "/v1/fail",
+        Some(json!({"id": id, "lease": lease, "reason": "business", "retry_in": 600000})),
+    )
+    .await;
+    assert_eq!((st, kind(&v)), (StatusCode::BAD_REQUEST, "invalid"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not business"),
+        "{v}"
+    );
     let f = post(
         &s,
         &t,

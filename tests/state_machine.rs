@@ -103,11 +103,12 @@ fn a_new_item_starts_queued_or_on_hold_with_its_expiry() {
 
 // ------------------------------------------------------------------ worker
 
-const WORKER_EVENTS: [ItemEvent; 4] = [
+const WORKER_EVENTS: [ItemEvent; 5] = [
     ItemEvent::Heartbeat,
     ItemEvent::Complete,
     ItemEvent::Fail,
     ItemEvent::HandBack,
+    ItemEvent::Postpone,
 ];
 
 /// What a worker's report meets: allowed only on the item it holds under the lease it
@@ -196,6 +197,23 @@ fn what_each_worker_event_changes() {
                 ..held()
             },
         ),
+        (
+            ItemEvent::Postpone,
+            Given {
+                delay: Some(std::time::Duration::from_secs(600)),
+                ..given(Some(Reason::It), Some("portal down"))
+            },
+            // Back in line after the worker's delay; no retry counted, no reason kept.
+            ItemState {
+                status: Queued,
+                started_at: None,
+                worker: None,
+                lease_token: None,
+                lease_until: None,
+                delay_until: Some(NOW + 600_000),
+                ..held()
+            },
+        ),
     ];
     for (event, g, want) in cases {
         let t = transition(event);
@@ -221,12 +239,13 @@ fn every_event_has_one_row_from_one_status() {
         Option<Attempt>,
     );
     #[rustfmt::skip]
-    let rows: [Row; 8] = [
+    let rows: [Row; 9] = [
         (Dequeue, Actor::System, Queued, Processing, None, None),
         (Heartbeat, Actor::LeaseHolder, Processing, Processing, None, None),
         (Complete, Actor::LeaseHolder, Processing, Processed, Some("complete"), Some(Attempt::Processed)),
         (Fail, Actor::LeaseHolder, Processing, Exception, Some("fail"), Some(Attempt::Failed)),
         (HandBack, Actor::LeaseHolder, Processing, Queued, Some("hand-back"), None),
+        (Postpone, Actor::LeaseHolder, Processing, Queued, Some("postpone"), None),
         (LeaseTimeout, Actor::System, Processing, Exception, Some("fail"), Some(Attempt::Failed)),
         (Retry, Actor::System, Exception, Queued, Some("retry"), None),
         (Expire, Actor::System, Queued, Queued, None, None),
@@ -820,4 +839,30 @@ fn a_refusal_is_a_transition_error_with_both_ends() {
         ("I9", Processing, Some(To::Deleted))
     );
     assert!(e.to_string().contains("hold it first"), "{e}");
+}
+
+/// Only an IT exception may be postponed, by a delay that is more than nothing.
+#[test]
+fn retry_in_is_for_an_it_exception_only() {
+    use std::time::Duration;
+    use workq::rules::check_retry_in;
+    let ten = Duration::from_secs(600);
+    assert_eq!(check_retry_in(Some(Reason::It), ten), Ok(()));
+    for (reason, needle) in [
+        (None, "not a processed outcome"),
+        (Some(Reason::Business), "not business"),
+        (Some(Reason::Generic), "not generic"),
+        (Some(Reason::Timeout), "not timeout"),
+    ] {
+        let e = check_retry_in(reason, ten).unwrap_err();
+        assert!(e.contains(needle), "{reason:?}: {e}");
+    }
+    assert!(check_retry_in(Some(Reason::It), Duration::ZERO)
+        .unwrap_err()
+        .contains("more than 0"));
+    assert!(
+        check_retry_in(Some(Reason::It), Duration::from_secs(200 * 366 * 86_400))
+            .unwrap_err()
+            .contains("too long")
+    );
 }

@@ -76,6 +76,8 @@ pub enum Command {
     Fail(FailArgs),
     /// Extend a lease.
     Heartbeat(HeartbeatArgs),
+    /// Report many leased items at once: JSON Lines of outcomes, applied in one call.
+    Finish(FinishArgs),
     /// Exceptions grouped by queue, reason and masked note signature.
     Groups(GroupsArgs),
     /// Undo a human action: restores its items that are unchanged since, keeps the others.
@@ -189,6 +191,16 @@ pub enum QueueCmd {
     },
     /// Show one queue's settings and health.
     Inspect { name: String },
+    /// Items that become ready in the next hours (delayed ones, by when their delay ends).
+    Preview {
+        name: String,
+        /// How far ahead to look, in whole hours (default 24).
+        #[arg(long, value_name = "N", default_value_t = 24, allow_negative_numbers = true, value_parser = whole::<u32>)]
+        hours: u32,
+        /// At most this many items (default 100).
+        #[arg(long, value_name = "N", default_value_t = 100, allow_negative_numbers = true, value_parser = whole::<u32>)]
+        limit: u32,
+    },
     /// Stop handing out items (enqueue still works).
     Pause { name: String },
     /// Hand out items again.
@@ -337,6 +349,10 @@ pub struct FailArgs {
     pub reason: String,
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+    /// With --reason it: postpone the item, back to the queue after DUR, without counting a
+    /// retry.
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub retry_in: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -347,6 +363,15 @@ pub struct HeartbeatArgs {
     pub ids: Vec<String>,
     #[arg(long, value_name = "TOKEN")]
     pub lease: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct FinishArgs {
+    /// JSON Lines, one outcome a line:
+    /// {"id","lease","outcome":"processed"|"exception","reason","note"}; `-` or nothing
+    /// reads stdin.
+    #[arg(value_name = "FILE")]
+    pub file: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -402,7 +427,7 @@ impl Command {
                 QueueCmd::Pause { .. } => Writes("queue pause"),
                 QueueCmd::Resume { .. } => Writes("queue resume"),
                 QueueCmd::Delete { .. } => Writes("queue delete"),
-                QueueCmd::Ls { .. } | QueueCmd::Inspect { .. } => Reads,
+                QueueCmd::Ls { .. } | QueueCmd::Inspect { .. } | QueueCmd::Preview { .. } => Reads,
             },
             Command::Item(c) => match c {
                 ItemCmd::Add(_) => Writes("item add"),
@@ -425,6 +450,7 @@ impl Command {
             Command::Complete(_) => Writes("complete"),
             Command::Fail(_) => Writes("fail"),
             Command::Heartbeat(_) => Writes("heartbeat"),
+            Command::Finish(_) => Writes("finish"),
             Command::Undo(a) if a.dry_run => Reads,
             Command::Undo(_) => Writes("undo"),
             Command::Groups(_) | Command::Actions(_) => Reads,
@@ -509,6 +535,7 @@ pub async fn run(command: Command, store: &dyn Backend, json: bool) -> Result<()
         Command::Complete(a) => work::complete(store, a, &out).await,
         Command::Fail(a) => work::fail(store, a, &out).await,
         Command::Heartbeat(a) => work::heartbeat(store, a, &out).await,
+        Command::Finish(a) => work::finish(store, a, &out).await,
         Command::Groups(a) => item::groups(store, a, &out).await,
         Command::Undo(a) => item::undo(store, a, &out).await,
         Command::Actions(a) => item::actions(store, a, &out).await,

@@ -1,10 +1,11 @@
 //! `workq queue …`
 
-use super::output::{self, age_secs, dur, say, thousands, Failure, Out};
+use super::output::{self, age_secs, dur, say, thousands, Col, Failure, Out};
 use super::{QueueCmd, QueueFlags};
 use crate::backend::Backend;
 use crate::model::*;
 use crate::rules::{check_tz, describe_backoff, parse_backoff, parse_duration, parse_hhmm};
+use crate::text;
 
 fn settings(f: QueueFlags) -> Result<QueueSettings, Failure> {
     // The engine checks these too, but without naming the flag.
@@ -88,6 +89,46 @@ pub async fn run(store: &dyn Backend, cmd: QueueCmd, out: &Out) -> Result<(), Fa
                 out.json(&s)?;
             } else {
                 inspect(&s)?;
+            }
+        }
+        QueueCmd::Preview { name, hours, limit } => {
+            if hours == 0 {
+                return Err(Failure::invalid("--hours must be at least 1"));
+            }
+            let within = std::time::Duration::from_secs(u64::from(hours) * 3600);
+            let items = store.upcoming(&name, within, limit).await?;
+            if out.json {
+                out.json(&items)?;
+            } else if items.is_empty() {
+                say!(
+                    "nothing in '{}' becomes ready in the next {}",
+                    text::line(&name),
+                    output::count(u64::from(hours), "hour")
+                );
+            } else {
+                let now = chrono::Utc::now();
+                let rows: Vec<Vec<String>> = items
+                    .iter()
+                    .map(|i| {
+                        vec![
+                            output::time_from_now(i.delay_until, now),
+                            i.id.clone(),
+                            i.name.clone().unwrap_or_else(|| "-".into()),
+                            i.priority.to_string(),
+                            i.retry_count.to_string(),
+                            output::cell(&i.value, 40),
+                        ]
+                    })
+                    .collect();
+                let cols = [
+                    Col::left("READY AT"),
+                    Col::left("ID"),
+                    Col::left("NAME"),
+                    Col::left("PRIORITY"),
+                    Col::right("RETRIES"),
+                    Col::left("VALUE"),
+                ];
+                output::table(&cols, &rows)?;
             }
         }
         QueueCmd::Delete { name, force } => {

@@ -1,10 +1,10 @@
 //! `workq dequeue | complete | fail | heartbeat`: the worker's side, for scripts.
 
 use super::output::{self, say, tell, Failure, Out};
-use super::{os_user, CompleteArgs, DequeueArgs, FailArgs, HeartbeatArgs};
+use super::{os_user, CompleteArgs, DequeueArgs, FailArgs, FinishArgs, HeartbeatArgs};
 use crate::backend::{Backend, Error};
 use crate::model::*;
-use crate::rules::parse_duration;
+use crate::rules::{self, parse_duration};
 use crate::text;
 use std::time::Duration;
 
@@ -118,20 +118,192 @@ async fn hand_back(store: &dyn Backend, leases: &[Lease], worker: &str) {
 }
 
 async fn report(store: &dyn Backend, o: Outcome, out: &Out) -> Result<(), Failure> {
+    let postponed = o.retry_in.is_some();
     let mut r = store.finish(vec![o], &format!("cli:{}", os_user())).await?;
     let item = r.remove(0)?;
     if out.json {
         out.json(&item)?;
     } else {
-        match (item.status, item.reason) {
-            (Status::Queued, _) => say!(
-                "{}: failed, queued again for automatic retry {}",
-                item.id,
-                item.retry_count
-            ),
-            (Status::Exception, Some(r)) => say!("{}: exception ({r})", item.id),
-            (s, _) => say!("{}: {s}", item.id),
+        say!("{}", finished_text(&item, postponed));
+    }
+    Ok(())
+}
+
+/// Where an outcome left the item, for people.
+fn finished_text(item: &Finished, postponed: bool) -> String {
+    match (item.status, item.reason) {
+        (Status::Queued, _) if postponed => format!("{}: postponed, queued again", item.id),
+        (Status::Queued, _) => format!(
+            "{}: failed, queued again for automatic retry {}",
+            item.id, item.retry_count
+        ),
+        (Status::Exception, Some(r)) => format!("{}: exception ({r})", item.id),
+        (s, _) => format!("{}: {s}", item.id),
+    }
+}
+
+/// One line of `workq finish`'s input, as a bot writes it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutcomeLine {
+    id: String,
+    lease: String,
+    outcome: OutcomeKind,
+    reason: Option<String>,
+    note: Option<String>,
+    /// A duration as the CLI writes it (`10m`): postpone an IT exception.
+    retry_in: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum OutcomeKind {
+    Processed,
+    Exception,
+}
+
+/// Reads one line of outcomes; what is wrong with it otherwise.
+fn outcome_line(line: &str) -> Result<Outcome, String> {
+    let l: OutcomeLine = serde_json::from_str(line).map_err(|e| {
+        // serde counts within the line: the line number is ours, the column is its.
+        let m = e.to_string();
+        match m.rsplit_once(" at line ") {
+            Some((what, _)) => format!("{what} (column {})", e.column()),
+            None => m,
         }
+    })?;
+    if l.id.is_empty() {
+        return Err("\"id\" is empty".into());
+    }
+    if l.lease.is_empty() {
+        return Err("\"lease\" is empty".into());
+    }
+    let reason = match (l.outcome, l.reason) {
+        (OutcomeKind::Processed, None) => None,
+        (OutcomeKind::Processed, Some(_)) => {
+            return Err("\"reason\" is for an exception, not a processed outcome".into())
+        }
+        (OutcomeKind::Exception, None) => {
+            return Err("an exception needs a \"reason\": generic, it or business".into())
+        }
+        (OutcomeKind::Exception, Some(r)) => match r.parse::<Reason>() {
+            Ok(Reason::Timeout) => {
+                return Err(
+                    "reason timeout is for leases that ran out; use generic, it or business".into(),
+                )
+            }
+            Ok(r) => Some(r),
+            Err(_) => {
+                return Err(format!(
+                    "unknown reason '{r}' (expected generic, it or business)"
+                ))
+            }
+        },
+    };
+    let retry_in = l
+        .retry_in
+        .map(|d| {
+            let d = parse_duration(&d).map_err(|e| format!("\"retry_in\": {e}"))?;
+            rules::check_retry_in(reason, d)?;
+            Ok::<_, String>(d)
+        })
+        .transpose()?;
+    Ok(Outcome {
+        id: l.id,
+        lease: l.lease,
+        reason,
+        note: l.note,
+        retry_in,
+    })
+}
+
+/// Every outcome in the input, or every malformed line with its number (blank lines are
+/// skipped, so a trailing newline or a spacer is no error).
+fn outcome_lines(input: &str) -> Result<Vec<Outcome>, Vec<(usize, String)>> {
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for (n, line) in input.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match outcome_line(line) {
+            Ok(o) => good.push(o),
+            Err(e) => bad.push((n + 1, e)),
+        }
+    }
+    if bad.is_empty() {
+        Ok(good)
+    } else {
+        Err(bad)
+    }
+}
+
+pub async fn finish(store: &dyn Backend, a: FinishArgs, out: &Out) -> Result<(), Failure> {
+    let (input, from) = match a.file.as_deref() {
+        None | Some("-") => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| Failure::invalid(format!("cannot read stdin: {e}")))?;
+            (s, "stdin".to_string())
+        }
+        Some(path) => {
+            let s = std::fs::read_to_string(path)
+                .map_err(|e| Failure::invalid(format!("cannot read {path}: {e}")))?;
+            (s, path.to_string())
+        }
+    };
+    let outcomes = match outcome_lines(&input) {
+        Ok(o) => o,
+        Err(bad) => {
+            // Every bad line is said, so one run fixes them all; the first ends the command.
+            for (n, e) in &bad[1..] {
+                tell!(
+                    "error: {}",
+                    text::escape(&format!("{from} line {n}: {e}"), true)
+                );
+            }
+            let (n, e) = &bad[0];
+            return Err(Failure::invalid(format!(
+                "{from} line {n}: {e}; nothing was applied ({} malformed)",
+                output::count(bad.len() as u64, "line")
+            )));
+        }
+    };
+    if outcomes.is_empty() {
+        return Err(Failure::invalid(format!(
+            "{from} has no outcomes: nothing was applied"
+        )));
+    }
+    let ids: Vec<(String, bool)> = outcomes
+        .iter()
+        .map(|o| (o.id.clone(), o.retry_in.is_some()))
+        .collect();
+    let results = store
+        .finish(outcomes, &format!("cli:{}", os_user()))
+        .await?;
+    // One line an outcome, in input order; each refused one fails the command at the end.
+    let mut refused = 0u64;
+    for ((id, postponed), r) in ids.iter().zip(results) {
+        match r {
+            Ok(item) if out.json => {
+                say!("{}", serde_json::to_string(&item).expect("serializable"))
+            }
+            Ok(item) => say!("{}", finished_text(&item, *postponed)),
+            Err(e) => {
+                refused += 1;
+                if out.json {
+                    say!("{}", serde_json::json!({ "id": id, "error": e }))
+                } else {
+                    say!("{}: error: {}", text::line(id), text::line(&e.to_string()))
+                }
+            }
+        }
+    }
+    if refused > 0 {
+        return Err(Failure::invalid(format!(
+            "{} of {} refused (the others were applied)",
+            output::count(refused, "outcome"),
+            ids.len()
+        )));
     }
     Ok(())
 }
@@ -142,6 +314,7 @@ pub async fn complete(store: &dyn Backend, a: CompleteArgs, out: &Out) -> Result
         lease: a.lease,
         reason: None,
         note: a.note,
+        retry_in: None,
     };
     report(store, o, out).await
 }
@@ -159,11 +332,22 @@ pub async fn fail(store: &dyn Backend, a: FailArgs, out: &Out) -> Result<(), Fai
             "--reason: timeout is for leases that ran out; use generic, it or business",
         ));
     }
+    let retry_in = a
+        .retry_in
+        .as_deref()
+        .map(|d| {
+            let d = parse_duration(d).map_err(|e| Failure::invalid(format!("--retry-in: {e}")))?;
+            rules::check_retry_in(Some(reason), d)
+                .map_err(|e| Failure::invalid(format!("--retry-in: {e}")))?;
+            Ok::<_, Failure>(d)
+        })
+        .transpose()?;
     let o = Outcome {
         id: a.id,
         lease: a.lease,
         reason: Some(reason),
         note: a.note,
+        retry_in,
     };
     report(store, o, out).await
 }

@@ -111,6 +111,7 @@ fn query_params(name: &str) -> Vec<utoipa::openapi::path::Parameter> {
     match name {
         "ItemsQuery" => api::ItemsQuery::into_params(q),
         "GroupsQuery" => api::GroupsQuery::into_params(q),
+        "UpcomingQuery" => api::UpcomingQuery::into_params(q),
         "ActionsQuery" => api::ActionsQuery::into_params(q),
         "ImportQuery" => api::ImportQuery::into_params(q),
         "DeleteQueue" => api::DeleteQueue::into_params(q),

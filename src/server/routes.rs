@@ -167,6 +167,15 @@ pub static TABLE: &[Route] = &[
         h!(queue),
     ),
     r(
+        Get,
+        "/v1/queues/{name}/upcoming",
+        Some(Viewer),
+        "Queued items whose delay ends within a window, soonest first",
+        (s("UpcomingQuery"), N, s("ItemList")),
+        Quick,
+        h!(upcoming),
+    ),
+    r(
         Patch,
         "/v1/queues/{name}",
         Some(Admin),
@@ -457,6 +466,16 @@ async fn queue(c: Call) -> Result<Response, Error> {
     ok(&c.state.backend.queue(&c.param("name")).await?)
 }
 
+async fn upcoming(c: Call) -> Result<Response, Error> {
+    let q: api::UpcomingQuery = c.query()?;
+    let within = std::time::Duration::from_millis(q.within_ms);
+    ok(&c
+        .state
+        .backend
+        .upcoming(&c.param("name"), within, q.limit)
+        .await?)
+}
+
 async fn queue_update(c: Call) -> Result<Response, Error> {
     let (state, name) = (c.state.clone(), c.param("name"));
     let settings: QueueSettings = c.json().await?;
@@ -678,6 +697,7 @@ async fn complete(c: Call) -> Result<Response, Error> {
         lease: b.lease,
         reason: None,
         note: b.note,
+        retry_in: None,
     };
     finish_one(Call::bare(state, who), o, b.worker).await
 }
@@ -696,6 +716,7 @@ async fn fail(c: Call) -> Result<Response, Error> {
         lease: b.lease,
         reason: Some(b.reason),
         note: b.note,
+        retry_in: b.retry_in,
     };
     finish_one(Call::bare(state, who), o, b.worker).await
 }

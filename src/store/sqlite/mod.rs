@@ -362,6 +362,17 @@ impl Backend for SqliteStore {
         self.read(move |c, now| read::item(c, &id, now)).await
     }
 
+    async fn upcoming(
+        &self,
+        queue: &str,
+        within: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Item>> {
+        let queue = queue.to_string();
+        self.read(move |c, now| read::upcoming(c, &queue, within, limit, now))
+            .await
+    }
+
     async fn groups(&self, queue: Option<String>) -> Result<Vec<ExceptionGroup>> {
         self.read(move |c, _| read::groups(c, queue.as_deref()))
             .await

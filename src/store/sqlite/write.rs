@@ -1296,7 +1296,46 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
     let mut touched: HashMap<i64, u64> = HashMap::new();
     for o in outcomes {
         let r = (|| -> Result<Finished> {
+            if let Some(d) = o.retry_in {
+                rules::check_retry_in(o.reason, d)
+                    .map_err(|m| Error::invalid("retry_in", format!("item {}: {m}", o.id)))?;
+            }
             let row = match o.reason {
+                Some(_) if o.retry_in.is_some() => {
+                    let (mut row, t) = leased(ctx.conn, ItemEvent::Postpone, &o.id, &o.lease)?;
+                    let by = row.worker.clone().unwrap_or_else(|| worker.to_string());
+                    let q = queues.get(ctx.conn, row.queue_id)?.clone();
+                    // Before the change: the row still says who held it and since when.
+                    history(
+                        ctx,
+                        &row,
+                        Hist {
+                            by: &by,
+                            action: t.history.expect("a postponement is history"),
+                            from: Some(t.from),
+                            to: Some(t.to),
+                            reason: o.reason,
+                            note: o.note.as_deref(),
+                            detail: None,
+                            action_id: None,
+                        },
+                    )?;
+                    if let Some(n) = &o.note {
+                        append_note(&mut row, ctx.now, &by, n);
+                    }
+                    let given = rules::Given {
+                        delay: o.retry_in,
+                        ..Default::default()
+                    };
+                    apply(ctx, &mut row, t, &given);
+                    deltas.moved(q.id, Some(t.from), Some(t.to), row.enqueued_at);
+                    save(ctx, &mut row, false)?;
+                    ctx.events.push(Event::Items {
+                        queue: q.queue.name.clone(),
+                        count: 1,
+                    });
+                    Done::from(row)
+                }
                 None => {
                     // The common case in one statement; a miss is explained by the rules.
                     let Some(row) = complete(ctx, o, worker)? else {
