@@ -29,7 +29,7 @@ _workq_queues() {
             dequeue) [[ $n -ge 1 ]] && want=1 ;;
             import) [[ $n -eq 1 ]] && want=1 ;;
             item) [[ $n -eq 2 && "${words[1]}" == add ]] && want=1 ;;
-            queue) [[ $n -eq 2 && "${words[1]}" =~ ^(inspect|update|pause|resume|delete)$ ]] && want=1 ;;
+            queue) [[ $n -eq 2 && "${words[1]}" =~ ^(inspect|update|pause|resume|delete|preview)$ ]] && want=1 ;;
         esac
     fi
     if [[ -n "$want" ]]; then
