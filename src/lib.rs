@@ -1,6 +1,7 @@
 //! workq: a durable work-queue engine. The library face: the model, the `Backend` seam,
 //! the rules, and the stores behind it.
 
+pub mod alert;
 pub mod api;
 pub mod backend;
 pub mod bench;
