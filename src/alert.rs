@@ -212,7 +212,7 @@ pub fn judge(rule: &Rule, f: &Facts) -> (bool, Figures) {
 }
 
 /// An alert's recorded state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     Fired,
@@ -236,6 +236,66 @@ pub fn transition(recorded: AlertState, holds: bool) -> Option<AlertState> {
         (AlertState::Fired, false) => Some(AlertState::Cleared),
         _ => None,
     }
+}
+
+/// Where an alert's transitions are sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// A command run with the body on stdin.
+    Run(String),
+    /// A URL the body is POSTed to.
+    Webhook(String),
+}
+
+/// An alert to add.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAlert {
+    pub name: String,
+    pub queue: String,
+    /// A `--when` rule, like `out>0` or `no-worker>5m`.
+    pub rule: String,
+    pub target: Target,
+}
+
+/// A stored alert and what its last check found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Alert {
+    pub name: String,
+    pub queue: String,
+    pub rule: String,
+    pub target: Target,
+    pub state: AlertState,
+    /// Counts the transitions; a checker names the one it saw when it moves the state.
+    pub generation: u64,
+    #[serde(with = "crate::model::opt_time_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub changed_at: Option<Time>,
+    #[serde(with = "crate::model::time_ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Time,
+}
+
+/// Checks a new alert before it is stored; the rule comes back in its canonical words.
+pub fn check_new(a: &NewAlert) -> Result<String, (&'static str, String)> {
+    check_name(&a.name).map_err(|e| ("name", e))?;
+    let rule = Rule::parse(&a.rule).map_err(|e| ("rule", e))?;
+    match &a.target {
+        Target::Run(c) if c.trim().is_empty() => return Err(("run", "empty command".into())),
+        Target::Webhook(u) => {
+            let ok = reqwest::Url::parse(u)
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !matches!(ok, Ok(true)) {
+                return Err((
+                    "webhook",
+                    format!("'{u}' is not an http:// or https:// URL"),
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(rule.to_string())
 }
 
 /// A few items the alert is about, so the receiver can look without a query.

@@ -2,6 +2,7 @@
 //! the rules, and the stores behind it.
 
 pub mod alert;
+pub mod alerting;
 pub mod api;
 pub mod backend;
 pub mod bench;
