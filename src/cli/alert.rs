@@ -77,8 +77,11 @@ pub async fn run(store: &dyn Backend, c: AlertCmd, out: &Out) -> Result<(), Fail
             say!("alert '{}' removed", a.name);
             Ok(())
         }
-        AlertCmd::Check => {
-            let deliveries = Deliveries::start(Retry::default());
+        AlertCmd::Check { attempts, backoff } => {
+            let deliveries = Deliveries::start(Retry {
+                attempts: attempts.max(1),
+                first: backoff,
+            });
             let now = chrono::Utc::now();
             let fired = alerting::check_and_deliver(store, now, &deliveries).await;
             // Deliver what was won even if a later alert failed to check.

@@ -263,7 +263,14 @@ pub enum AlertCmd {
     /// Remove an alert.
     Rm { name: String },
     /// Check every alert once and deliver what changed (for cron on a local file).
-    Check,
+    Check {
+        /// Tries of each delivery before it is logged as given up.
+        #[arg(long, default_value_t = 5, value_parser = whole::<u32>)]
+        attempts: u32,
+        /// The wait after the first failed try; each next wait doubles.
+        #[arg(long, default_value = "1s", value_parser = crate::rules::parse_duration)]
+        backoff: std::time::Duration,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -429,7 +436,7 @@ impl Command {
             Command::Alert(AlertCmd::Add { .. }) => Writes("alert add"),
             Command::Alert(AlertCmd::Rm { .. }) => Writes("alert rm"),
             // Records each transition it fires.
-            Command::Alert(AlertCmd::Check) => Writes("alert check"),
+            Command::Alert(AlertCmd::Check { .. }) => Writes("alert check"),
             // Serves every change its tokens allow.
             Command::Serve(_) => Writes("serve"),
             Command::Bench(_) | Command::Demo(_) => OwnDatabase,
