@@ -454,6 +454,21 @@ pub struct Swept {
     pub timed_out: u64,
 }
 
+/// `POST /v1/alerts/{name}/state`: the compare-and-set of an alert's transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetAlertState {
+    pub seen_generation: u64,
+    pub to: crate::alert::AlertState,
+}
+
+/// The answer of `POST /v1/alerts/{name}/state`: `alert` is `None` when another checker
+/// moved it first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AlertMoved {
+    pub alert: Option<crate::alert::Alert>,
+}
+
 /// `POST /v1/tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,7 @@
 //! The one seam: everything that reads or changes queues goes through `Backend`.
 //! The SQLite store implements it now; PostgreSQL and the HTTP client will too.
 
+use crate::alert::{Alert, AlertState, NewAlert};
 use crate::model::*;
 use crate::token::{NewToken, Role, TokenInfo};
 use async_trait::async_trait;
@@ -97,6 +98,23 @@ pub trait Backend: Send + Sync {
     async fn revoke_token(&self, name: &str) -> Result<TokenInfo>;
     /// The live token whose secret this is, if any (compared in constant time).
     async fn verify_token(&self, secret: &str) -> Result<Option<TokenInfo>>;
+
+    // Alerts (issue 9).
+    /// Stores an alert on an existing queue; its rule is checked and kept in canonical words.
+    async fn add_alert(&self, alert: NewAlert) -> Result<Alert>;
+    /// Every alert, by name.
+    async fn alerts(&self) -> Result<Vec<Alert>>;
+    /// Removes an alert; it is gone from the answer of `alerts` and is never checked again.
+    async fn remove_alert(&self, name: &str) -> Result<Alert>;
+    /// Moves an alert's state from what the caller saw (`seen_generation`) to `to`: a
+    /// compare-and-set, so of two checkers that saw the same transition only one wins
+    /// (`Some`, the alert as now stored) and fires it; the other gets `None`.
+    async fn set_alert_state(
+        &self,
+        name: &str,
+        seen_generation: u64,
+        to: AlertState,
+    ) -> Result<Option<Alert>>;
 
     /// Times out expired leases now (the engine also does it by itself).
     async fn sweep(&self) -> Result<u64>;

@@ -7,6 +7,7 @@
 //! Who acts is the token: the server records `token:NAME` (workers `token:NAME/WORKER`),
 //! whatever actor the caller names.
 
+use crate::alert::{Alert, AlertState, NewAlert};
 use crate::api::{self, Each};
 use crate::backend::{Backend, Error, Feed, Gap, ImportRows, Result, StorageCause, Thing};
 use crate::model::*;
@@ -440,6 +441,34 @@ impl Backend for HttpClient {
             limit: Some(q.limit),
         };
         self.get(&format!("/v1/actions{}", query(&q))).await
+    }
+
+    async fn add_alert(&self, alert: NewAlert) -> Result<Alert> {
+        self.post("/v1/alerts", &alert).await
+    }
+
+    async fn alerts(&self) -> Result<Vec<Alert>> {
+        self.get("/v1/alerts").await
+    }
+
+    async fn remove_alert(&self, name: &str) -> Result<Alert> {
+        let path = format!("/v1/alerts/{}", seg(name));
+        self.send(self.request(Method::DELETE, &path)).await
+    }
+
+    async fn set_alert_state(
+        &self,
+        name: &str,
+        seen_generation: u64,
+        to: AlertState,
+    ) -> Result<Option<Alert>> {
+        let body = api::SetAlertState {
+            seen_generation,
+            to,
+        };
+        let path = format!("/v1/alerts/{}/state", seg(name));
+        let moved: api::AlertMoved = self.post(&path, &body).await?;
+        Ok(moved.alert)
     }
 
     async fn create_token(&self, name: &str, role: Role) -> Result<NewToken> {

@@ -146,6 +146,8 @@ pub enum Thing {
     Token,
     /// A path the server has no route for.
     Route,
+    /// An alert, by name.
+    Alert,
 }
 
 impl Thing {
@@ -157,6 +159,7 @@ impl Thing {
             Thing::Database => "database",
             Thing::Token => "token",
             Thing::Route => "route",
+            Thing::Alert => "alert",
         }
     }
 }
@@ -237,6 +240,10 @@ pub enum Conflict {
     TokenExists {
         name: String,
     },
+    /// An alert already has this name.
+    AlertExists {
+        name: String,
+    },
 }
 
 impl Conflict {
@@ -291,6 +298,9 @@ impl Conflict {
             ),
             Conflict::TokenExists { name } => format!(
                 "a token named '{name}' already exists; revoke it first (workq token revoke {name})"
+            ),
+            Conflict::AlertExists { name } => format!(
+                "an alert named '{name}' already exists; remove it first (workq alert rm {name})"
             ),
         }
     }

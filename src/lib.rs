@@ -1,6 +1,8 @@
 //! workq: a durable work-queue engine. The library face: the model, the `Backend` seam,
 //! the rules, and the stores behind it.
 
+pub mod alert;
+pub mod alerting;
 pub mod api;
 pub mod backend;
 pub mod bench;

@@ -3448,6 +3448,160 @@ impl NowForTest for ManualClock {
     }
 }
 
+// ---------------------------------------------------------------- alerts (issue 9)
+
+fn new_alert(name: &str, queue: &str, rule: &str) -> workq::alert::NewAlert {
+    workq::alert::NewAlert {
+        name: name.into(),
+        queue: queue.into(),
+        rule: rule.into(),
+        target: workq::alert::Target::Webhook("http://127.0.0.1:9/hook".into()),
+    }
+}
+
+async fn alerts_are_added_listed_and_removed_and_bad_ones_change_nothing(env: Env) {
+    use workq::alert::AlertState;
+    queue(&env, "inv", QueueSettings::default()).await;
+    let a = env
+        .store
+        .add_alert(new_alert("late", "inv", " out > 0 "))
+        .await
+        .unwrap();
+    assert_eq!(a.rule, "out>0", "kept in canonical words");
+    assert_eq!((a.state, a.generation), (AlertState::Cleared, 0));
+    let bad = [
+        (new_alert("x", "inv", "out>>0"), "rule"),
+        (new_alert("x", "inv", "exceptions>5"), "rule"),
+        (new_alert("", "inv", "out>0"), "name"),
+        (
+            workq::alert::NewAlert {
+                target: workq::alert::Target::Webhook("ftp://h/x".into()),
+                ..new_alert("x", "inv", "out>0")
+            },
+            "webhook",
+        ),
+    ];
+    for (b, field) in bad {
+        match env.store.add_alert(b.clone()).await {
+            Err(Error::Invalid {
+                field: f, message, ..
+            }) => {
+                assert_eq!(f, field, "{message}");
+            }
+            other => panic!("{b:?}: {other:?}"),
+        }
+    }
+    match env.store.add_alert(new_alert("x", "nope", "out>0")).await {
+        Err(Error::NotFound {
+            what: Thing::Queue, ..
+        }) => {}
+        other => panic!("unknown queue: {other:?}"),
+    }
+    match env
+        .store
+        .add_alert(new_alert("late", "inv", "at-risk>1"))
+        .await
+    {
+        Err(e) => assert!(
+            matches!(e.conflict_of(), Some(Conflict::AlertExists { name }) if name == "late"),
+            "{e:?}"
+        ),
+        other => panic!("duplicate: {other:?}"),
+    }
+    match env.store.remove_alert("nope").await {
+        Err(Error::NotFound {
+            what: Thing::Alert, ..
+        }) => {}
+        other => panic!("rm unknown: {other:?}"),
+    }
+    let all = env.store.alerts().await.unwrap();
+    assert_eq!(all, vec![a.clone()], "the refusals changed nothing");
+    assert_eq!(env.store.remove_alert("late").await.unwrap(), a);
+    assert!(env.store.alerts().await.unwrap().is_empty());
+}
+
+async fn an_alert_transition_is_won_by_one_checker_only(env: Env) {
+    use workq::alert::AlertState;
+    queue(&env, "inv", QueueSettings::default()).await;
+    env.store
+        .add_alert(new_alert("late", "inv", "out>0"))
+        .await
+        .unwrap();
+    let won = env
+        .store
+        .set_alert_state("late", 0, AlertState::Fired)
+        .await
+        .unwrap()
+        .expect("the first checker wins");
+    assert_eq!((won.state, won.generation), (AlertState::Fired, 1));
+    // A second checker that read generation 0 too loses, and nothing moves.
+    let lost = env
+        .store
+        .set_alert_state("late", 0, AlertState::Fired)
+        .await
+        .unwrap();
+    assert_eq!(lost, None);
+    assert_eq!(env.store.alerts().await.unwrap(), vec![won.clone()]);
+    match env
+        .store
+        .set_alert_state("nope", 0, AlertState::Fired)
+        .await
+    {
+        Err(Error::NotFound {
+            what: Thing::Alert, ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn an_alert_fires_once_when_its_rule_holds_and_clears_once(env: Env) {
+    use workq::alert::AlertState;
+    queue(
+        &env,
+        "inv",
+        QueueSettings {
+            sla: Some(Duration::from_secs(60)),
+            ..QueueSettings::default()
+        },
+    )
+    .await;
+    env.store
+        .add_alert(new_alert("late", "inv", "out>0"))
+        .await
+        .unwrap();
+    let check = || workq::alerting::check(&*env.store, env.clock.now_for_test());
+    assert!(check().await.unwrap().is_empty(), "an empty queue is fine");
+    let items = add(&env, "inv", &["a", "b", "c"]).await;
+    assert!(check().await.unwrap().is_empty(), "in SLA");
+    env.clock.advance(Duration::from_secs(120));
+    let fired = check().await.unwrap();
+    assert_eq!(fired.len(), 1, "one body for three items out of SLA");
+    let body = &fired[0].1;
+    assert_eq!(
+        (body.state, body.figures.out_of_sla),
+        (AlertState::Fired, 3)
+    );
+    assert_eq!(body.examples.len(), 3);
+    assert!(body
+        .examples
+        .iter()
+        .all(|e| items.iter().any(|i| i.id == e.id)));
+    assert!(
+        check().await.unwrap().is_empty(),
+        "a second check fires nothing"
+    );
+    act(&env, ids(&items), ActionKind::Delete).await.unwrap();
+    let cleared = check().await.unwrap();
+    assert_eq!(cleared.len(), 1);
+    assert_eq!(
+        (cleared[0].1.state, cleared[0].1.figures.out_of_sla),
+        (AlertState::Cleared, 0)
+    );
+    assert!(check().await.unwrap().is_empty(), "cleared once");
+    let stored = &env.store.alerts().await.unwrap()[0];
+    assert_eq!((stored.state, stored.generation), (AlertState::Cleared, 2));
+}
+
 contract!(
     queue_lifecycle,
     dequeue_takes_priority_then_fifo,
@@ -3504,4 +3658,7 @@ contract!(
     retry_backoff_is_a_queue_setting,
     a_worker_postpones_an_it_exception_without_counting_a_retry,
     upcoming_lists_delayed_items_by_when_they_become_ready,
+    alerts_are_added_listed_and_removed_and_bad_ones_change_nothing,
+    an_alert_transition_is_won_by_one_checker_only,
+    an_alert_fires_once_when_its_rule_holds_and_clears_once,
 );

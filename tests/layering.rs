@@ -45,6 +45,15 @@ const RULES: &[(&str, &[&str])] = &[
         "import",
         &["store", "connect", "cli", "tui", "demo", "bench"],
     ),
+    // Alert rules are pure like `rules`; the checker uses only the Backend seam.
+    (
+        "alert",
+        &["store", "connect", "cli", "tui", "demo", "bench", "server"],
+    ),
+    (
+        "alerting",
+        &["store", "connect", "cli", "tui", "demo", "bench", "server"],
+    ),
     (
         "token",
         &["store", "connect", "cli", "tui", "demo", "bench", "server"],

@@ -1,5 +1,6 @@
 //! The `workq` command line: argument definitions and dispatch. One file per command group.
 
+mod alert;
 pub mod completion;
 mod item;
 pub mod output;
@@ -92,6 +93,10 @@ pub enum Command {
     /// Make, list and revoke the bearer tokens of `workq serve`.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Alerts on a queue: run a command or POST a webhook once when a rule turns true and
+    /// once when it clears.
+    #[command(subcommand)]
+    Alert(AlertCmd),
     /// The console on a fresh demo database, with simulated bots working live.
     Demo(crate::demo::DemoArgs),
     /// The config file: where it is, its commented default, checking it, the effective
@@ -284,6 +289,39 @@ pub enum TokenCmd {
     Revoke { name: String },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum AlertCmd {
+    /// Add an alert on a queue.
+    Add {
+        name: String,
+        #[arg(long)]
+        queue: String,
+        /// out>N, at-risk>=N, deadline-miss, exceptions>N/10m or no-worker>5m.
+        #[arg(long, allow_hyphen_values = true)]
+        when: String,
+        /// A shell command run with the alert's JSON on stdin (and WORKQ_ALERT_NAME,
+        /// WORKQ_ALERT_STATE in its environment).
+        #[arg(long, conflicts_with = "webhook", required_unless_present = "webhook")]
+        run: Option<String>,
+        /// A URL the alert's JSON is POSTed to.
+        #[arg(long)]
+        webhook: Option<String>,
+    },
+    /// List alerts and whether each is fired.
+    Ls,
+    /// Remove an alert.
+    Rm { name: String },
+    /// Check every alert once and deliver what changed (for cron on a local file).
+    Check {
+        /// Tries of each delivery before it is logged as given up.
+        #[arg(long, default_value_t = 5, value_parser = whole::<u32>)]
+        attempts: u32,
+        /// The wait after the first failed try; each next wait doubles.
+        #[arg(long, default_value = "1s", value_parser = crate::rules::parse_duration)]
+        backoff: std::time::Duration,
+    },
+}
+
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     pub queue: String,
@@ -457,6 +495,11 @@ impl Command {
             Command::Token(TokenCmd::Create { .. }) => Writes("token create"),
             Command::Token(TokenCmd::Revoke { .. }) => Writes("token revoke"),
             Command::Token(TokenCmd::Ls) => Reads,
+            Command::Alert(AlertCmd::Ls) => Reads,
+            Command::Alert(AlertCmd::Add { .. }) => Writes("alert add"),
+            Command::Alert(AlertCmd::Rm { .. }) => Writes("alert rm"),
+            // Records each transition it fires.
+            Command::Alert(AlertCmd::Check { .. }) => Writes("alert check"),
             // Serves every change its tokens allow.
             Command::Serve(_) => Writes("serve"),
             Command::Bench(_) | Command::Demo(_) => OwnDatabase,
@@ -540,6 +583,7 @@ pub async fn run(command: Command, store: &dyn Backend, json: bool) -> Result<()
         Command::Undo(a) => item::undo(store, a, &out).await,
         Command::Actions(a) => item::actions(store, a, &out).await,
         Command::Token(c) => token::run(store, c, &out).await,
+        Command::Alert(c) => alert::run(store, c, &out).await,
         Command::Bench(_)
         | Command::Demo(_)
         | Command::Serve(_)

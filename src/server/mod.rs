@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// Longest a dequeue may wait for work.
     #[arg(long, default_value = "60s", value_name = "DUR", value_parser = dur)]
     pub max_wait: Duration,
+    /// How often alerts are checked (0s: never; `workq alert check` then does it).
+    #[arg(long, default_value = "30s", value_name = "DUR", value_parser = dur)]
+    pub alert_every: Duration,
     /// On SIGINT/SIGTERM, how long requests under way get to finish.
     #[arg(long, default_value = "10s", value_name = "DUR", value_parser = dur)]
     pub grace: Duration,
@@ -236,6 +239,31 @@ impl Default for ServeArgs {
 }
 
 /// Starts serving `backend` as `args` say, on this runtime; answers once it listens.
+/// Checks alerts every `every` until the server stops; deliveries run on their own task,
+/// so a slow receiver never delays a check or a request. Another server checking the same
+/// store cannot fire a transition twice: the store's compare-and-set decides.
+fn check_alerts(state: Arc<State>, every: Duration) {
+    let mut stop = state.stop.clone();
+    tokio::spawn(async move {
+        let deliveries = crate::alerting::Deliveries::start(crate::alerting::Retry::default());
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => break,
+            }
+            let now = chrono::Utc::now();
+            if let Err(e) =
+                crate::alerting::check_and_deliver(&*state.backend, now, &deliveries).await
+            {
+                tracing::warn!(error = %e, "alert check failed; trying again next time");
+            }
+        }
+        deliveries.finish().await;
+    });
+}
+
 pub async fn start(backend: Arc<dyn Backend>, args: &ServeArgs) -> Result<Running, String> {
     let addr: SocketAddr = args
         .listen
@@ -283,6 +311,9 @@ pub async fn start(backend: Arc<dyn Backend>, args: &ServeArgs) -> Result<Runnin
         std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     events::follow(state.clone());
+    if !args.alert_every.is_zero() {
+        check_alerts(state.clone(), args.alert_every);
+    }
     let service = router(state).into_make_service();
     let handle = axum_server::Handle::new();
     let task = match tls_config {

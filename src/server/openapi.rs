@@ -68,6 +68,10 @@ fn schemas() -> Schemas {
     add::<NewToken>(&mut v);
     add::<api::CreateToken>(&mut v);
     add::<api::VerifyToken>(&mut v);
+    add::<crate::alert::Alert>(&mut v);
+    add::<crate::alert::NewAlert>(&mut v);
+    add::<api::SetAlertState>(&mut v);
+    add::<api::AlertMoved>(&mut v);
     add::<ErrorBody>(&mut v);
     add::<Error>(&mut v);
     v.push((
@@ -95,6 +99,7 @@ fn named(name: &str) -> RefOr<Schema> {
         "LeaseUntilList" => Some("EachLeaseUntil"),
         "ActionList" => Some("ActionInfo"),
         "TokenList" => Some("TokenInfo"),
+        "AlertList" => Some("Alert"),
         _ => None,
     };
     match list_of {

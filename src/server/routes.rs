@@ -432,6 +432,43 @@ pub static TABLE: &[Route] = &[
         Quick,
         h!(token_revoke),
     ),
+    // Alerts (issue 9).
+    r(
+        Get,
+        "/v1/alerts",
+        Some(Viewer),
+        "Every alert and what its last check found",
+        (N, N, s("AlertList")),
+        Quick,
+        h!(alerts),
+    ),
+    r(
+        Post,
+        "/v1/alerts",
+        Some(Operator),
+        "Add an alert on a queue",
+        (N, s("NewAlert"), s("Alert")),
+        Quick,
+        h!(alert_add),
+    ),
+    r(
+        Delete,
+        "/v1/alerts/{name}",
+        Some(Operator),
+        "Remove an alert",
+        (N, N, s("Alert")),
+        Quick,
+        h!(alert_remove),
+    ),
+    r(
+        Post,
+        "/v1/alerts/{name}/state",
+        Some(Operator),
+        "Move an alert's state if no other checker moved it first",
+        (N, s("SetAlertState"), s("AlertMoved")),
+        Quick,
+        h!(alert_state),
+    ),
 ];
 
 // ---------------------------------------------------------------- health
@@ -798,6 +835,33 @@ async fn sweep(c: Call) -> Result<Response, Error> {
     ok(&api::Swept {
         timed_out: c.state.backend.sweep().await?,
     })
+}
+
+// ---------------------------------------------------------------- alerts
+
+async fn alerts(c: Call) -> Result<Response, Error> {
+    ok(&c.state.backend.alerts().await?)
+}
+
+async fn alert_add(c: Call) -> Result<Response, Error> {
+    let state = c.state.clone();
+    let b: crate::alert::NewAlert = c.json().await?;
+    ok(&state.backend.add_alert(b).await?)
+}
+
+async fn alert_remove(c: Call) -> Result<Response, Error> {
+    ok(&c.state.backend.remove_alert(&c.param("name")).await?)
+}
+
+async fn alert_state(c: Call) -> Result<Response, Error> {
+    let state = c.state.clone();
+    let name = c.param("name");
+    let b: api::SetAlertState = c.json().await?;
+    let alert = state
+        .backend
+        .set_alert_state(&name, b.seen_generation, b.to)
+        .await?;
+    ok(&api::AlertMoved { alert })
 }
 
 // ---------------------------------------------------------------- tokens

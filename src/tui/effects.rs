@@ -33,6 +33,7 @@ pub fn spawn(backend: &Arc<dyn Backend>, fx: Effect, tx: &UnboundedSender<Msg>) 
 pub async fn perform(b: &dyn Backend, fx: Effect) -> Option<Msg> {
     Some(match fx {
         Effect::LoadQueues(seq) => Msg::Queues(seq, b.queues().await),
+        Effect::LoadAlerts => Msg::Alerts(b.alerts().await),
         Effect::LoadPage {
             seq,
             filter,

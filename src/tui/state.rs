@@ -63,6 +63,18 @@ pub struct QueuesState {
     pub asked_at: Option<Time>,
     /// What is in flight was asked because time passed, not because the engine changed.
     pub timed: bool,
+    /// Alerts as last read; the fired ones mark their queue.
+    pub alerts: Vec<crate::alert::Alert>,
+}
+
+impl QueuesState {
+    /// The fired alerts on a queue, by name.
+    pub fn fired_on(&self, queue: &str) -> Vec<&crate::alert::Alert> {
+        self.alerts
+            .iter()
+            .filter(|a| a.queue == queue && a.state == crate::alert::AlertState::Fired)
+            .collect()
+    }
 }
 
 impl QueuesState {

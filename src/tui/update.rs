@@ -29,6 +29,7 @@ pub enum Msg {
     /// The loop subscribed to the change feed again (as `Effect::Resubscribe` asked).
     Resubscribed,
     Queues(u64, Result<Vec<QueueSummary>, Error>),
+    Alerts(Result<Vec<crate::alert::Alert>, Error>),
     Page(u64, u64, Result<Page, Error>),
     Detail(u64, Result<ItemDetail, Error>),
     Groups(u64, Result<Vec<ExceptionGroup>, Error>),
@@ -47,6 +48,8 @@ pub enum Msg {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     LoadQueues(u64),
+    /// Alerts, read with every queue refresh (few, and cheap).
+    LoadAlerts,
     LoadPage {
         seq: u64,
         filter: Filter,
@@ -119,6 +122,13 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
             s.feed.up_since = Some(s.now);
             // Whatever changed while the feed was away is fetched now.
             refresh(s)
+        }
+        // An alert list that fails to load keeps the last one: the queues' own error says why.
+        Msg::Alerts(r) => {
+            if let Ok(list) = r {
+                s.queues.alerts = list;
+            }
+            vec![]
         }
         Msg::Queues(seq, r) => {
             let (apply, again) = landed(&mut s.queues.fetch, seq);
@@ -494,8 +504,8 @@ fn time_figures(list: &[QueueSummary]) -> Vec<(&str, u64, u64, u64)> {
 
 fn fetch_queues(s: &mut State, changed: bool) -> Vec<Effect> {
     let fx: Vec<Effect> = want(&mut s.queues.fetch, changed)
-        .map(Effect::LoadQueues)
         .into_iter()
+        .flat_map(|seq| [Effect::LoadQueues(seq), Effect::LoadAlerts])
         .collect();
     if !fx.is_empty() {
         s.queues.asked_at = Some(s.now);

@@ -82,6 +82,8 @@ pub async fn http() -> Option<Env> {
         .unwrap();
     let args = workq::server::ServeArgs {
         listen: "127.0.0.1:0".into(),
+        // The tests check alerts on the test's clock themselves.
+        alert_every: std::time::Duration::ZERO,
         ..Default::default()
     };
     let server = workq::server::start(store, &args).await.unwrap();

@@ -2,6 +2,7 @@
 //! with group commit; reads run on a small pool of reader connections.
 
 mod actions;
+mod alerts;
 mod filter;
 mod read;
 mod rows;
@@ -13,6 +14,7 @@ mod writer;
 
 pub use schema::{can_write, schema_version};
 
+use crate::alert::{Alert, AlertState, NewAlert};
 use crate::backend::{Backend, Error, Feed, ImportRows, Result, StorageCause};
 use crate::clock::Clock;
 use crate::model::*;
@@ -473,6 +475,30 @@ impl Backend for SqliteStore {
     async fn verify_token(&self, secret: &str) -> Result<Option<TokenInfo>> {
         let secret = secret.to_string();
         self.read(move |c, _| tokens::verify(c, &secret)).await
+    }
+
+    async fn add_alert(&self, alert: NewAlert) -> Result<Alert> {
+        self.write(move |ctx| alerts::add(ctx, &alert)).await
+    }
+
+    async fn alerts(&self) -> Result<Vec<Alert>> {
+        self.read(|c, _| alerts::list(c)).await
+    }
+
+    async fn remove_alert(&self, name: &str) -> Result<Alert> {
+        let name = name.to_string();
+        self.write(move |ctx| alerts::remove(ctx, &name)).await
+    }
+
+    async fn set_alert_state(
+        &self,
+        name: &str,
+        seen_generation: u64,
+        to: AlertState,
+    ) -> Result<Option<Alert>> {
+        let name = name.to_string();
+        self.write(move |ctx| alerts::set_state(ctx, &name, seen_generation, to))
+            .await
     }
 
     fn subscribe(&self) -> Feed {

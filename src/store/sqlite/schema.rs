@@ -217,6 +217,24 @@ CREATE TABLE tokens (
 );
 CREATE UNIQUE INDEX tokens_live_name ON tokens(name) WHERE revoked_at IS NULL;
 "#,
+    // 9 (assigned; the lead renumbers at merge): alerts. `state` is what the last check
+    // found; a checker moves it with a compare-and-set on (state, generation), so two
+    // checkers cannot both fire one transition.
+    r#"
+CREATE TABLE alerts (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL UNIQUE,
+    queue_id   INTEGER NOT NULL REFERENCES queues(id) ON DELETE CASCADE,
+    rule       TEXT NOT NULL,
+    run        TEXT,
+    webhook    TEXT,
+    state      TEXT NOT NULL DEFAULT 'cleared',
+    generation INTEGER NOT NULL DEFAULT 0,
+    changed_at INTEGER,
+    created_at INTEGER NOT NULL,
+    CHECK ((run IS NULL) <> (webhook IS NULL))
+);
+"#,
 ];
 
 pub fn schema_version() -> i32 {

@@ -360,6 +360,7 @@ pub fn actions() -> Vec<ActionInfo> {
 pub fn respond(fx: &Effect) -> Option<Msg> {
     Some(match fx {
         Effect::LoadQueues(seq) => Msg::Queues(*seq, Ok(queues())),
+        Effect::LoadAlerts => Msg::Alerts(Ok(vec![])),
         Effect::LoadPage {
             seq,
             filter,

@@ -579,3 +579,66 @@ fn inbox_marks_search_and_fitting_hints() {
     let text = render(&s).backend().to_string();
     assert!(text.contains("No inbox row matches"), "{text}");
 }
+
+fn fired(name: &str, queue: &str) -> crate::alert::Alert {
+    crate::alert::Alert {
+        name: name.into(),
+        queue: queue.into(),
+        rule: "out>0".into(),
+        target: crate::alert::Target::Run("true".into()),
+        state: crate::alert::AlertState::Fired,
+        generation: 1,
+        changed_at: None,
+        created_at: fixtures::now(),
+    }
+}
+
+#[test]
+fn a_fired_alert_marks_its_queue_and_is_named_escaped() {
+    let mut s = state(160, 48);
+    let before = screen(&s);
+    assert!(!before.contains('▲'), "no alert, no marker");
+    let mut cleared = fired("quiet", "vendor-invoices");
+    cleared.state = crate::alert::AlertState::Cleared;
+    settle(
+        &mut s,
+        Msg::Alerts(Ok(vec![
+            fired("late\u{1b}[2Jinvoices", "vendor-invoices"),
+            cleared,
+        ])),
+    );
+    let shown = screen(&s);
+    let row = shown
+        .lines()
+        .find(|l| l.contains("vendor-invoices") && l.contains('▲'))
+        .unwrap_or_else(|| panic!("the queue row is marked:\n{shown}"));
+    assert!(row.contains("▲ vendor-invoices"), "{row}");
+    let line = shown
+        .lines()
+        .find(|l| l.contains("fired:"))
+        .unwrap_or_else(|| panic!("the selected queue names its alerts:\n{shown}"));
+    assert!(
+        line.contains("late") && line.contains("invoices (out>0)"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("quiet"),
+        "a cleared alert is not shown: {line}"
+    );
+    assert!(!shown.contains('\u{1b}'), "escaped");
+    assert!(
+        !shown
+            .lines()
+            .any(|l| l.contains("customer-onboarding") && l.contains('▲')),
+        "only the alert's own queue is marked"
+    );
+    // A failed reload keeps what was shown.
+    settle(
+        &mut s,
+        Msg::Alerts(Err(crate::backend::Error::not_found(
+            crate::backend::Thing::Alert,
+            "x",
+        ))),
+    );
+    assert!(screen(&s).contains("fired:"));
+}

@@ -138,7 +138,13 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
         .map(|(i, q)| {
             let c = &q.counts;
             let paused = q.queue.state == QueueState::Paused;
-            let name = if paused {
+            let alerted = !s.queues.fired_on(&q.queue.name).is_empty();
+            let name = if alerted {
+                Line::from(vec![
+                    Span::styled("▲ ", t.bad),
+                    Span::raw(safe(&q.queue.name)),
+                ])
+            } else if paused {
                 Line::from(vec![
                     Span::styled("⏸ ", t.warn),
                     Span::raw(safe(&q.queue.name)),
@@ -332,6 +338,17 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
             _ => Span::styled("none", t.dim),
         },
     ]));
+    let fired = s.queues.fired_on(&qq.name);
+    if !fired.is_empty() {
+        let list: Vec<String> = fired
+            .iter()
+            .map(|a| format!("{} ({})", safe(&a.name), safe(&a.rule)))
+            .collect();
+        lines.push(Line::from(vec![
+            label("alerts"),
+            Span::styled(format!("▲ fired: {}", list.join(", ")), t.bad),
+        ]));
+    }
     lines.push(Line::from(vec![
         label("settings"),
         Span::raw(format!(
