@@ -75,6 +75,8 @@ pub enum Command {
     Fail(FailArgs),
     /// Extend a lease.
     Heartbeat(HeartbeatArgs),
+    /// Run the worker agent: take items and run COMMAND for each (value on stdin).
+    Work(work::AgentArgs),
     /// Exceptions grouped by queue, reason and masked note signature.
     Groups(GroupsArgs),
     /// Undo a human action: restores its items that are unchanged since, keeps the others.
@@ -388,6 +390,7 @@ impl Command {
             Command::Complete(_) => Writes("complete"),
             Command::Fail(_) => Writes("fail"),
             Command::Heartbeat(_) => Writes("heartbeat"),
+            Command::Work(_) => Writes("work"),
             Command::Undo(a) if a.dry_run => Reads,
             Command::Undo(_) => Writes("undo"),
             Command::Groups(_) | Command::Actions(_) => Reads,
@@ -470,6 +473,7 @@ pub async fn run(command: Command, store: &dyn Backend, json: bool) -> Result<()
         Command::Complete(a) => work::complete(store, a, &out).await,
         Command::Fail(a) => work::fail(store, a, &out).await,
         Command::Heartbeat(a) => work::heartbeat(store, a, &out).await,
+        Command::Work(a) => work::agent(store, a).await,
         Command::Groups(a) => item::groups(store, a, &out).await,
         Command::Undo(a) => item::undo(store, a, &out).await,
         Command::Actions(a) => item::actions(store, a, &out).await,
