@@ -2139,15 +2139,23 @@ pub async fn settings_can_be_cleared(env: Env) {
     assert_eq!(invalid(&e), "clear");
 }
 
-pub async fn a_worker_cannot_report_a_timeout(env: Env) {
-    queue(&env, "q", Default::default()).await;
+pub async fn a_lease_holder_may_report_a_timeout_and_it_is_retried(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            max_retries: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
     add(&env, "q", &["a"]).await;
     let l = take(&env, &["q"], 1).await.leases.remove(0);
-    let e = finish_one(&env, failed(&l, Reason::Timeout, "I timed out"))
+    let f = finish_one(&env, failed(&l, Reason::Timeout, "I timed out"))
         .await
-        .unwrap_err();
-    assert_eq!(invalid(&e), "reason");
-    assert_eq!(status(&env, &l.item.id).await, Status::Processing);
+        .unwrap();
+    assert_eq!(f.retry_count, 1);
+    assert_eq!(status(&env, &l.item.id).await, Status::Queued);
 }
 
 pub async fn workers_are_seen_with_what_they_hold(env: Env) {
@@ -3639,7 +3647,7 @@ contract!(
     the_action_log_lists_actions_and_their_undo,
     groups_follow_the_workers_failure_note,
     settings_can_be_cleared,
-    a_worker_cannot_report_a_timeout,
+    a_lease_holder_may_report_a_timeout_and_it_is_retried,
     workers_are_seen_with_what_they_hold,
     the_change_feed_reports_changes,
     a_long_poll_wakes_when_work_arrives,

@@ -79,6 +79,8 @@ pub enum Command {
     Heartbeat(HeartbeatArgs),
     /// Report many leased items at once: JSON Lines of outcomes, applied in one call.
     Finish(FinishArgs),
+    /// Run the worker agent: take items and run COMMAND for each (value on stdin).
+    Work(work::AgentArgs),
     /// Exceptions grouped by queue, reason and masked note signature.
     Groups(GroupsArgs),
     /// Undo a human action: restores its items that are unchanged since, keeps the others.
@@ -489,6 +491,7 @@ impl Command {
             Command::Fail(_) => Writes("fail"),
             Command::Heartbeat(_) => Writes("heartbeat"),
             Command::Finish(_) => Writes("finish"),
+            Command::Work(_) => Writes("work"),
             Command::Undo(a) if a.dry_run => Reads,
             Command::Undo(_) => Writes("undo"),
             Command::Groups(_) | Command::Actions(_) => Reads,
@@ -579,6 +582,7 @@ pub async fn run(command: Command, store: &dyn Backend, json: bool) -> Result<()
         Command::Fail(a) => work::fail(store, a, &out).await,
         Command::Heartbeat(a) => work::heartbeat(store, a, &out).await,
         Command::Finish(a) => work::finish(store, a, &out).await,
+        Command::Work(a) => work::agent(store, a).await,
         Command::Groups(a) => item::groups(store, a, &out).await,
         Command::Undo(a) => item::undo(store, a, &out).await,
         Command::Actions(a) => item::actions(store, a, &out).await,

@@ -425,3 +425,99 @@ fn held(a: HeartbeatArgs) -> Result<Vec<LeaseRef>, Failure> {
         })
         .collect()
 }
+
+/// `workq work`: the agent's flags (its loop is in src/worker.rs).
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// Queues to take from, in this order (repeatable). Missing ones are created.
+    #[arg(long = "queue", required = true, value_name = "QUEUE")]
+    pub queues: Vec<String>,
+    /// Commands run at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: u32,
+    /// Kill a command running longer than this (its whole process group); reason `timeout`.
+    #[arg(long, value_name = "DUR")]
+    pub timeout: Option<String>,
+    /// Take what is ready now, finish it, exit (non-zero if anything failed).
+    #[arg(long)]
+    pub run_once: bool,
+    /// The agent's name (default: agent:HOST:PID).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// On SIGINT/SIGTERM, let running commands finish within this, then hand back the rest.
+    #[arg(long, default_value = "30s", value_name = "DUR")]
+    pub grace: String,
+    /// Exit codes meaning a business exception (comma-separated).
+    #[arg(
+        long,
+        default_value = "2",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    pub business_exit: Vec<i32>,
+    /// Exit codes meaning an IT exception, retried per the queue's policy (comma-separated).
+    #[arg(
+        long,
+        default_value = "3",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    pub it_exit: Vec<i32>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+pub async fn agent(store: &dyn Backend, a: AgentArgs) -> Result<(), Failure> {
+    if a.concurrency == 0 {
+        return Err(Failure::invalid("--concurrency must be at least 1"));
+    }
+    let dur = |flag: &str, v: &str| {
+        parse_duration(v).map_err(|e| Failure::invalid(format!("{flag}: {e}")))
+    };
+    let timeout = a
+        .timeout
+        .as_deref()
+        .map(|t| dur("--timeout", t))
+        .transpose()?;
+    let grace = dur("--grace", &a.grace)?;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let worker = a
+        .name
+        .unwrap_or_else(|| format!("agent:{host}:{}", std::process::id()));
+    let cfg = crate::worker::AgentConfig {
+        queues: a.queues,
+        worker,
+        concurrency: a.concurrency,
+        timeout,
+        run_once: a.run_once,
+        grace,
+        command: a.command,
+        exits: crate::worker::ExitMap {
+            business: a.business_exit,
+            it: a.it_exit,
+        },
+    };
+    let summary = crate::worker::run(store, cfg).await.map_err(|e| match e {
+        crate::worker::AgentError::Backend(e) => Failure::from(e),
+        crate::worker::AgentError::Other(m) => Failure {
+            kind: "agent",
+            message: m,
+            code: 1,
+            error: None,
+        },
+    })?;
+    eprintln!(
+        "workq work: {} processed, {} failed, {} handed back",
+        summary.processed, summary.failed, summary.handed_back
+    );
+    if summary.failed > 0 {
+        return Err(Failure {
+            kind: "items_failed",
+            message: format!("{} item(s) failed", summary.failed),
+            code: 1,
+            error: None,
+        });
+    }
+    Ok(())
+}
