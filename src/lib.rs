@@ -21,6 +21,7 @@ pub mod store;
 pub mod text;
 pub mod token;
 pub mod tui;
+pub mod worker;
 
 pub use backend::{Backend, Error, Result};
 pub use store::sqlite::SqliteStore;

@@ -1351,15 +1351,6 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
                     done += 1;
                     row
                 }
-                Some(Reason::Timeout) => {
-                    return Err(Error::invalid(
-                        "reason",
-                        format!(
-                            "item {}: timeout is for leases that ran out; report generic, it or business",
-                            o.id
-                        ),
-                    ))
-                }
                 Some(reason) => {
                     let (mut row, _) = leased(ctx.conn, ItemEvent::Fail, &o.id, &o.lease)?;
                     let q = queues.get(ctx.conn, row.queue_id)?.clone();

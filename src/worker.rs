@@ -1,0 +1,416 @@
+//! `workq work`: the worker agent. Takes items from queues, runs a command for each (the
+//! value on stdin, the item in its environment, in a process group of its own), heartbeats
+//! every held lease in one call, and reports what the command's exit code says. Only the
+//! `Backend` trait: a local file and a remote server work alike.
+
+use crate::backend::{Backend, Error};
+use crate::model::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// How much of a command's stdout (processed) or stderr (exception) becomes the note.
+pub const TAIL: usize = 64 * 1024;
+/// How long a dequeue waits for work when nothing is ready (long poll).
+const POLL: Duration = Duration::from_secs(1);
+
+pub struct Options {
+    pub queues: Vec<String>,
+    pub concurrency: u32,
+    pub timeout: Option<Duration>,
+    pub run_once: bool,
+    pub name: String,
+    pub grace: Duration,
+    pub command: Vec<String>,
+}
+
+/// The worker id: `NAME@host:pid`, unique per running agent.
+pub fn worker_id(name: &str) -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is ours and its length is given; gethostname NUL-terminates or
+    // truncates within it.
+    let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "unknown".into()
+    };
+    format!("{name}@{host}:{}", std::process::id())
+}
+
+/// How a command's run ended.
+enum End {
+    Exit(i32),
+    /// Killed by a signal it was not sent by us.
+    Signal(i32),
+    TimedOut,
+    /// We killed it (its lease was refused, or the agent shuts down).
+    Killed,
+    SpawnFailed(String),
+}
+
+struct Ran {
+    id: String,
+    end: End,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// What becomes of a held item whose command we killed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// The lease was refused on heartbeat: someone else owns the item now; report nothing.
+    Refused,
+    /// Shutting down: give the lease back.
+    HandBack,
+}
+
+struct Held {
+    lease: LeaseRef,
+    kill: Option<oneshot::Sender<()>>,
+    fate: Option<Fate>,
+}
+
+/// Runs the agent until it is told to stop (or, with `run_once`, until what was ready is
+/// done). The exit code: 1 when `run_once` saw an item fail, else 0.
+pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String> {
+    if opts.command.is_empty() {
+        return Err("give the command to run after `--`".into());
+    }
+    if opts.concurrency == 0 {
+        return Err("--concurrency: give 1 or more".into());
+    }
+    let worker = worker_id(&opts.name);
+    ensure_queues(&*backend, &opts.queues).await?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+
+    let command = Arc::new(opts.command.clone());
+    let mut held: HashMap<String, Held> = HashMap::new();
+    let mut running: JoinSet<Ran> = JoinSet::new();
+    let mut pending: Option<tokio::task::JoinHandle<crate::backend::Result<Dequeued>>> = None;
+    let mut beat = Duration::from_secs(10);
+    let mut next_beat = Instant::now() + beat;
+    let mut retry_at: Option<Instant> = None;
+    let mut exhausted = false;
+    let mut draining = false;
+    let mut drain_until: Option<Instant> = None;
+    let mut failed = false;
+
+    loop {
+        let free = opts.concurrency as usize - held.len();
+        let taking = !draining && !exhausted && free > 0 && pending.is_none();
+        if taking && retry_at.is_none_or(|t| Instant::now() >= t) {
+            retry_at = None;
+            let b = Arc::clone(&backend);
+            let req = DequeueRequest {
+                queues: opts.queues.clone(),
+                worker: worker.clone(),
+                count: free as u32,
+                wait: if opts.run_once { Duration::ZERO } else { POLL },
+            };
+            // Spawned, never dropped midway: a dequeue cancelled after it committed would
+            // strand its leases until they time out.
+            pending = Some(tokio::spawn(async move { b.dequeue(req).await }));
+        }
+        if held.is_empty() && pending.is_none() && (draining || exhausted) {
+            break;
+        }
+        let far = Instant::now() + Duration::from_secs(3600);
+        tokio::select! {
+            got = async { pending.as_mut().unwrap().await }, if pending.is_some() => {
+                pending = None;
+                match got {
+                    Ok(Ok(d)) => {
+                        if d.leases.is_empty() && opts.run_once {
+                            exhausted = true;
+                        }
+                        let now = chrono::Utc::now();
+                        for l in d.leases {
+                            let left = (l.lease_until - now).to_std().unwrap_or_default();
+                            beat = beat.min((left / 3).max(Duration::from_millis(200)));
+                            next_beat = next_beat.min(Instant::now() + beat);
+                            if draining {
+                                hand_back(&*backend, vec![l.held()], &worker).await;
+                                continue;
+                            }
+                            let (tx, rx) = oneshot::channel();
+                            held.insert(l.item.id.clone(), Held { lease: l.held(), kill: Some(tx), fate: None });
+                            running.spawn(run_one(Arc::clone(&command), l, opts.timeout, rx));
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        eprintln!("workq work: dequeue failed: {}", one_line(&e.to_string()));
+                        retry_at = Some(Instant::now() + Duration::from_secs(1));
+                    }
+                    Err(e) => return Err(format!("dequeue task: {e}")),
+                }
+            }
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                let ran = done.map_err(|e| format!("command task: {e}"))?;
+                let Some(h) = held.remove(&ran.id) else { continue };
+                match (h.fate, &ran.end) {
+                    (Some(Fate::Refused), _) => {
+                        eprintln!("workq work: item {}: lease refused on heartbeat; its command was killed, nothing reported", ran.id);
+                    }
+                    (Some(Fate::HandBack), End::Killed) => {
+                        hand_back(&*backend, vec![h.lease], &worker).await;
+                    }
+                    _ => {
+                        let (reason, note) = outcome(&ran);
+                        failed |= reason.is_some();
+                        let o = Outcome { id: h.lease.id, lease: h.lease.lease, reason, note, retry_in: None };
+                        match backend.finish(vec![o], &worker).await {
+                            Ok(rs) => for r in rs {
+                                if let Err(e) = r {
+                                    failed = true;
+                                    eprintln!("workq work: item {}: report refused: {}", ran.id, one_line(&e.to_string()));
+                                }
+                            },
+                            Err(e) => {
+                                failed = true;
+                                eprintln!("workq work: item {}: report failed: {}", ran.id, one_line(&e.to_string()));
+                            }
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(next_beat), if !held.is_empty() => {
+                next_beat = Instant::now() + beat;
+                let ids: Vec<String> = held.iter().filter(|(_, h)| h.fate.is_none()).map(|(k, _)| k.clone()).collect();
+                let refs: Vec<LeaseRef> = ids.iter().map(|k| held[k].lease.clone()).collect();
+                if refs.is_empty() { continue; }
+                match backend.heartbeat(refs).await {
+                    Ok(rs) => for (k, r) in ids.iter().zip(rs) {
+                        if r.is_err() {
+                            let h = held.get_mut(k).unwrap();
+                            h.fate = Some(Fate::Refused);
+                            if let Some(tx) = h.kill.take() { let _ = tx.send(()); }
+                        }
+                    },
+                    Err(e) => eprintln!("workq work: heartbeat failed: {}", one_line(&e.to_string())),
+                }
+            }
+            _ = tokio::time::sleep_until(retry_at.unwrap_or(far)), if retry_at.is_some() && pending.is_none() => {}
+            _ = tokio::time::sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() => {
+                drain_until = None;
+                eprintln!("workq work: grace is over: killing {} command(s), handing their items back", held.len());
+                stop_all(&mut held);
+            }
+            _ = async { tokio::select! { _ = sigint.recv() => {}, _ = sigterm.recv() => {} } } => {
+                if draining {
+                    eprintln!("workq work: second signal: handing back {} item(s) now", held.len());
+                    drain_until = None;
+                    stop_all(&mut held);
+                } else {
+                    draining = true;
+                    drain_until = Some(Instant::now() + opts.grace);
+                    eprintln!("workq work: stopping: no new items; waiting up to {:?} for {} running", opts.grace, held.len());
+                }
+            }
+        }
+    }
+    Ok(if opts.run_once && failed { 1 } else { 0 })
+}
+
+/// Kills every running command whose fate is not yet decided; their leases go back.
+fn stop_all(held: &mut HashMap<String, Held>) {
+    for h in held.values_mut() {
+        if h.fate.is_none() {
+            h.fate = Some(Fate::HandBack);
+        }
+        if let Some(tx) = h.kill.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn hand_back(backend: &dyn Backend, leases: Vec<LeaseRef>, worker: &str) {
+    let note = "handed back by workq work: the agent is shutting down";
+    match backend.hand_back(leases, worker, note).await {
+        Ok(rs) => {
+            for r in rs {
+                if let Err(e) = r {
+                    eprintln!(
+                        "workq work: hand-back refused: {}",
+                        one_line(&e.to_string())
+                    );
+                }
+            }
+        }
+        Err(e) => eprintln!("workq work: hand-back failed: {}", one_line(&e.to_string())),
+    }
+}
+
+/// Creates each named queue that does not exist, with defaults, saying so once.
+async fn ensure_queues(backend: &dyn Backend, queues: &[String]) -> Result<(), String> {
+    for q in queues {
+        match backend.queue(q).await {
+            Ok(_) => {}
+            Err(Error::NotFound { .. }) => {
+                match backend.create_queue(q, QueueSettings::default()).await {
+                    Ok(_) => eprintln!(
+                        "workq work: queue '{}' did not exist: created it with default settings",
+                        crate::text::escape(q, false)
+                    ),
+                    // Another agent created it first.
+                    Err(Error::Conflict { .. }) => {}
+                    Err(e) => return Err(format!("cannot create queue '{q}': {e}")),
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// What the exit code says: 0 processed (stdout tail as note), 2 business, 3 IT, a timeout,
+/// anything else generic with the stderr tail.
+fn outcome(ran: &Ran) -> (Option<Reason>, Option<String>) {
+    let text = |b: &[u8]| {
+        let s = String::from_utf8_lossy(b).into_owned();
+        (!s.is_empty()).then_some(s)
+    };
+    match &ran.end {
+        End::Exit(0) => (None, text(&ran.stdout)),
+        End::Exit(2) => (Some(Reason::Business), text(&ran.stderr)),
+        End::Exit(3) => (Some(Reason::It), text(&ran.stderr)),
+        End::Exit(_) | End::Killed => (Some(Reason::Generic), text(&ran.stderr)),
+        End::Signal(s) => {
+            let mut note = format!("killed by signal {s}\n");
+            note.push_str(&String::from_utf8_lossy(&ran.stderr));
+            (Some(Reason::Generic), Some(note))
+        }
+        End::TimedOut => (
+            Some(Reason::Timeout),
+            Some("killed: ran past --timeout".into()),
+        ),
+        End::SpawnFailed(e) => (Some(Reason::Generic), Some(e.clone())),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    crate::text::escape(s, false).into_owned()
+}
+
+fn killpg(pgid: i32) {
+    // SAFETY: signals a process group we created (the child's own, by process_group(0)).
+    unsafe { libc::killpg(pgid, libc::SIGKILL) };
+}
+
+/// Runs the command for one item.
+async fn run_one(
+    command: Arc<Vec<String>>,
+    l: Lease,
+    timeout: Option<Duration>,
+    mut kill: oneshot::Receiver<()>,
+) -> Ran {
+    let id = l.item.id.clone();
+    let ran = |end, stdout, stderr| Ran {
+        id: id.clone(),
+        end,
+        stdout,
+        stderr,
+    };
+    let mut cmd = tokio::process::Command::new(&command[0]);
+    cmd.args(&command[1..])
+        .env("WORKQ_ITEM_ID", &l.item.id)
+        .env("WORKQ_ITEM_NAME", l.item.name.as_deref().unwrap_or(""))
+        .env("WORKQ_ITEM_KEY", l.item.key.as_deref().unwrap_or(""))
+        .env("WORKQ_QUEUE", &l.item.queue)
+        .env("WORKQ_ATTEMPT", (l.item.retry_count + 1).to_string())
+        .env(
+            "WORKQ_LEASE_DEADLINE",
+            l.lease_until
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return ran(
+                End::SpawnFailed(format!("cannot run {}: {e}", command[0])),
+                vec![],
+                vec![],
+            )
+        }
+    };
+    let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    let mut stdin = child.stdin.take().unwrap();
+    let value = l.item.value.clone().into_bytes();
+    // A command that does not read its stdin closes it: that is no error.
+    tokio::spawn(async move {
+        let _ = stdin.write_all(&value).await;
+        let _ = stdin.shutdown().await;
+    });
+    let out = tokio::spawn(tail(child.stdout.take().unwrap()));
+    let err = tokio::spawn(tail(child.stderr.take().unwrap()));
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let far = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
+    let end = tokio::select! {
+        s = child.wait() => match s {
+            Ok(s) => {
+                use std::os::unix::process::ExitStatusExt;
+                match (s.code(), s.signal()) {
+                    (Some(c), _) => End::Exit(c),
+                    (None, Some(sig)) => End::Signal(sig),
+                    _ => End::Exit(-1),
+                }
+            }
+            Err(e) => End::SpawnFailed(format!("waiting for the command: {e}")),
+        },
+        _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
+            killpg(pgid);
+            let _ = child.wait().await;
+            End::TimedOut
+        }
+        _ = &mut kill => {
+            killpg(pgid);
+            let _ = child.wait().await;
+            End::Killed
+        }
+    };
+    // Something the command left behind in its group may hold the pipes open: a moment to
+    // finish writing, then the group goes.
+    let grace = Instant::now() + Duration::from_secs(1);
+    let mut out = out;
+    let mut err = err;
+    let both = async { ((&mut out).await, (&mut err).await) };
+    let (o, e) = match tokio::time::timeout_at(grace, both).await {
+        Ok((o, e)) => (o.unwrap_or_default(), e.unwrap_or_default()),
+        Err(_) => {
+            killpg(pgid);
+            (out.await.unwrap_or_default(), err.await.unwrap_or_default())
+        }
+    };
+    ran(end, o, e)
+}
+
+/// The last `TAIL` bytes of a stream, read with a bounded buffer.
+async fn tail(mut r: impl AsyncRead + Unpin) -> Vec<u8> {
+    let mut kept: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&chunk[..n]);
+                if kept.len() > 2 * TAIL {
+                    kept.drain(..kept.len() - TAIL);
+                }
+            }
+        }
+    }
+    if kept.len() > TAIL {
+        kept.drain(..kept.len() - TAIL);
+    }
+    kept
+}
