@@ -2170,17 +2170,6 @@ pub async fn settings_can_be_cleared(env: Env) {
     assert_eq!(invalid(&e), "clear");
 }
 
-pub async fn a_worker_cannot_report_a_timeout(env: Env) {
-    queue(&env, "q", Default::default()).await;
-    add(&env, "q", &["a"]).await;
-    let l = take(&env, &["q"], 1).await.leases.remove(0);
-    let e = finish_one(&env, failed(&l, Reason::Timeout, "I timed out"))
-        .await
-        .unwrap_err();
-    assert_eq!(invalid(&e), "reason");
-    assert_eq!(status(&env, &l.item.id).await, Status::Processing);
-}
-
 pub async fn workers_are_seen_with_what_they_hold(env: Env) {
     queue(&env, "q", Default::default()).await;
     add(&env, "q", &["a", "b", "c"]).await;
@@ -3517,7 +3506,6 @@ contract!(
     the_action_log_lists_actions_and_their_undo,
     groups_follow_the_workers_failure_note,
     settings_can_be_cleared,
-    a_worker_cannot_report_a_timeout,
     workers_are_seen_with_what_they_hold,
     the_change_feed_reports_changes,
     a_long_poll_wakes_when_work_arrives,
