@@ -490,3 +490,59 @@ fn bad_arguments_are_refused() {
         "{out:?}"
     );
 }
+
+/// Heartbeats keep a command's lease while it runs past the queue's lease timeout; a lease
+/// taken away meanwhile (a person holds the item) kills the command, and nothing is
+/// reported over the person's action.
+#[test]
+fn heartbeats_keep_the_lease_and_a_refused_one_kills_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = On::Db(dir.path().join("w.db"));
+    on.ok(&[
+        "queue",
+        "create",
+        "q",
+        "--lease",
+        "1s",
+        "--max-retries",
+        "0",
+    ]);
+    on.ok(&["item", "add", "q", "--value", "long"]);
+    on.ok(&["item", "add", "q", "--value", "held"]);
+    let d = dir.path().display().to_string();
+    // "long" outlives three lease timeouts; "held" waits to be taken away.
+    let s = script(
+        dir.path(),
+        "beat.sh",
+        &format!(
+            "v=$(cat)\necho $$ > {d}/pid-$v.tmp && mv {d}/pid-$v.tmp {d}/pid-$v\n\
+             if [ $v = long ]; then sleep 3.5; echo finished; exit 0; fi\nexec sleep 300"
+        ),
+    );
+    let mut agent = on
+        .work(&["--queue", "q", "--concurrency", "2", "--", &s])
+        .spawn()
+        .unwrap();
+    let pid = |v: &str| -> Option<i32> {
+        std::fs::read_to_string(dir.path().join(format!("pid-{v}")))
+            .ok()
+            .map(|s| s.trim().parse().unwrap())
+    };
+    until("both started", || {
+        pid("long").is_some() && pid("held").is_some()
+    });
+    let items = by_value(&on.items("q"));
+    let held_id = items["held"]["id"].as_str().unwrap().to_string();
+    on.ok(&["item", "hold", &held_id]);
+    let held_pid = pid("held").unwrap();
+    until("the held item's command is killed", || !alive(held_pid));
+    until("the long item is processed", || {
+        by_value(&on.items("q"))["long"]["status"] == "processed"
+    });
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    assert_eq!(agent.wait().unwrap().code(), Some(0));
+    let items = by_value(&on.items("q"));
+    assert_eq!(items["long"]["retry_count"], 0, "never timed out");
+    assert_eq!(note(&items["long"]), "finished\n");
+    assert_eq!(items["held"]["status"], "on-hold");
+}
