@@ -80,6 +80,35 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .await
                 .map_err(Failure::invalid)
         }
+        Some(Command::Work(a)) => {
+            let cmd = Command::Work(a);
+            let open = cmd.opens(cli.read_only)?;
+            let Command::Work(a) = cmd else {
+                unreachable!()
+            };
+            let dur = |flag: &str, s: &str| {
+                workq::rules::parse_duration(s)
+                    .map_err(|e| Failure::invalid(format!("{flag}: {e}")))
+            };
+            let opts = workq::worker::Options {
+                timeout: a
+                    .timeout
+                    .as_deref()
+                    .map(|t| dur("--timeout", t))
+                    .transpose()?,
+                grace: dur("--grace", &a.grace)?,
+                queues: a.queues,
+                concurrency: a.concurrency,
+                run_once: a.run_once,
+                name: a.name,
+                command: a.command,
+            };
+            let conn = connect::connect(&target, open)?;
+            let code = workq::worker::run(conn.backend, opts)
+                .await
+                .map_err(|e| Failure::invalid(format!("work: {e}")))?;
+            std::process::exit(code)
+        }
         Some(Command::Config(c)) => config(c, cli.json),
         Some(Command::Completions { shell }) => {
             output::emit(&workq::cli::completion::script(shell))

@@ -1,446 +1,416 @@
-//! `workq work`: the worker agent. Takes items through the `Backend` seam (so it behaves the
-//! same on a local file and a remote server), runs a command per item, heartbeats all held
-//! leases in one call, and reports outcomes in batches.
+//! `workq work`: the worker agent. Takes items from queues, runs a command for each (the
+//! value on stdin, the item in its environment, in a process group of its own), heartbeats
+//! every held lease in one call, and reports what the command's exit code says. Only the
+//! `Backend` trait: a local file and a remote server work alike.
 
 use crate::backend::{Backend, Error};
 use crate::model::*;
 use std::collections::HashMap;
-use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
-/// How much of stdout/stderr is kept for the note (the tail).
-pub const TAIL_BYTES: usize = 64 * 1024;
+/// How much of a command's stdout (processed) or stderr (exception) becomes the note.
+pub const TAIL: usize = 64 * 1024;
+/// How long a dequeue waits for work when nothing is ready (long poll).
+const POLL: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone)]
-pub struct AgentConfig {
+pub struct Options {
     pub queues: Vec<String>,
-    pub worker: String,
     pub concurrency: u32,
     pub timeout: Option<Duration>,
     pub run_once: bool,
+    pub name: String,
     pub grace: Duration,
     pub command: Vec<String>,
-    pub exits: ExitMap,
 }
 
-/// Which exit codes mean which exception; 0 is always processed, the rest generic.
-#[derive(Debug, Clone)]
-pub struct ExitMap {
-    pub business: Vec<i32>,
-    pub it: Vec<i32>,
+/// The worker id: `NAME@host:pid`, unique per running agent.
+pub fn worker_id(name: &str) -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is ours and its length is given; gethostname NUL-terminates or
+    // truncates within it.
+    let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "unknown".into()
+    };
+    format!("{name}@{host}:{}", std::process::id())
 }
 
-impl Default for ExitMap {
-    fn default() -> Self {
-        ExitMap {
-            business: vec![2],
-            it: vec![3],
-        }
-    }
-}
-
-/// What the agent did, for its exit code.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Summary {
-    pub processed: u64,
-    pub failed: u64,
-    pub handed_back: u64,
-}
-
-/// Why the agent stopped early.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    #[error(transparent)]
-    Backend(#[from] Error),
-    #[error("{0}")]
-    Other(String),
-}
-
-/// How one command ended.
-#[derive(Debug)]
-enum Ended {
-    Exited {
-        code: Option<i32>,
-        stdout: Vec<u8>,
-        stderr: Vec<u8>,
-    },
+/// How a command's run ended.
+enum End {
+    Exit(i32),
+    /// Killed by a signal it was not sent by us.
+    Signal(i32),
     TimedOut,
-    /// Killed by the agent (lease refused, shutdown): not reported as an outcome.
+    /// We killed it (its lease was refused, or the agent shuts down).
     Killed,
     SpawnFailed(String),
+}
+
+struct Ran {
+    id: String,
+    end: End,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// What becomes of a held item whose command we killed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// The lease was refused on heartbeat: someone else owns the item now; report nothing.
+    Refused,
+    /// Shutting down: give the lease back.
+    HandBack,
 }
 
 struct Held {
     lease: LeaseRef,
     kill: Option<oneshot::Sender<()>>,
+    fate: Option<Fate>,
 }
 
-/// Creates the named queues that do not exist (default settings), saying so once each.
-pub async fn ensure_queues(store: &dyn Backend, queues: &[String]) -> Result<(), Error> {
-    for q in queues {
-        match store.queue(q).await {
-            Ok(_) => {}
-            Err(Error::NotFound { .. }) => {
-                store.create_queue(q, QueueSettings::default()).await?;
-                eprintln!(
-                    "workq work: queue {} did not exist; created it with default settings",
-                    crate::text::escape(q, true)
-                );
-            }
-            Err(e) => return Err(e),
-        }
+/// Runs the agent until it is told to stop (or, with `run_once`, until what was ready is
+/// done). The exit code: 1 when `run_once` saw an item fail, else 0.
+pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String> {
+    if opts.command.is_empty() {
+        return Err("give the command to run after `--`".into());
     }
-    Ok(())
-}
+    if opts.concurrency == 0 {
+        return Err("--concurrency: give 1 or more".into());
+    }
+    let worker = worker_id(&opts.name);
+    ensure_queues(&*backend, &opts.queues).await?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
 
-pub async fn run(store: &dyn Backend, cfg: AgentConfig) -> Result<Summary, AgentError> {
-    ensure_queues(store, &cfg.queues).await?;
-    let mut summary = Summary::default();
+    let command = Arc::new(opts.command.clone());
     let mut held: HashMap<String, Held> = HashMap::new();
-    let mut tasks: JoinSet<(String, Ended)> = JoinSet::new();
-    let mut draining = false;
-    let mut drain_deadline: Option<tokio::time::Instant> = None;
+    let mut running: JoinSet<Ran> = JoinSet::new();
+    let mut pending: Option<tokio::task::JoinHandle<crate::backend::Result<Dequeued>>> = None;
+    let mut beat = Duration::from_secs(10);
+    let mut next_beat = Instant::now() + beat;
+    let mut retry_at: Option<Instant> = None;
     let mut exhausted = false;
-    // Heartbeat at a third of the shortest lease seen; 1s until a lease is seen.
-    let mut beat_every = Duration::from_secs(1);
-    let mut next_beat = tokio::time::Instant::now() + beat_every;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| AgentError::Other(format!("cannot watch SIGTERM: {e}")))?;
+    let mut draining = false;
+    let mut drain_until: Option<Instant> = None;
+    let mut failed = false;
 
     loop {
-        // Take work while there is room.
-        if !draining && !exhausted && (held.len() as u32) < cfg.concurrency {
-            let want = cfg.concurrency - held.len() as u32;
-            let got = store
-                .dequeue(DequeueRequest {
-                    queues: cfg.queues.clone(),
-                    worker: cfg.worker.clone(),
-                    count: want,
-                    wait: Duration::ZERO,
-                })
-                .await?;
-            let now = chrono::Utc::now();
-            for l in got.leases {
-                let ttl = (l.lease_until - now).to_std().unwrap_or(Duration::ZERO);
-                let third = (ttl / 3).max(Duration::from_millis(50));
-                if third < beat_every {
-                    beat_every = third;
-                    next_beat = next_beat.min(tokio::time::Instant::now() + beat_every);
-                }
-                let (tx, rx) = oneshot::channel();
-                let id = l.item.id.clone();
-                held.insert(
-                    id.clone(),
-                    Held {
-                        lease: LeaseRef {
-                            id: id.clone(),
-                            lease: l.lease.clone(),
-                        },
-                        kill: Some(tx),
-                    },
-                );
-                let command = cfg.command.clone();
-                let timeout = cfg.timeout;
-                tasks.spawn(async move { (id, run_one(command, l, timeout, rx).await) });
-            }
-            if held.is_empty() && cfg.run_once {
-                exhausted = true;
-            }
+        let free = opts.concurrency as usize - held.len();
+        let taking = !draining && !exhausted && free > 0 && pending.is_none();
+        if taking && retry_at.is_none_or(|t| Instant::now() >= t) {
+            retry_at = None;
+            let b = Arc::clone(&backend);
+            let req = DequeueRequest {
+                queues: opts.queues.clone(),
+                worker: worker.clone(),
+                count: free as u32,
+                wait: if opts.run_once { Duration::ZERO } else { POLL },
+            };
+            // Spawned, never dropped midway: a dequeue cancelled after it committed would
+            // strand its leases until they time out.
+            pending = Some(tokio::spawn(async move { b.dequeue(req).await }));
         }
-        if held.is_empty() && (draining || exhausted) {
-            return Ok(summary);
-        }
-
-        // Idle: poll again soon; busy: wait for a command, a heartbeat or a signal.
-        let idle = held.len() as u32 >= cfg.concurrency || draining || exhausted;
-        let poll = if idle {
-            Duration::from_secs(3600)
-        } else {
-            Duration::from_millis(200)
-        };
-        let drain_at = drain_deadline.unwrap_or_else(|| tokio::time::Instant::now() + poll * 10);
-        tokio::select! {
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                let mut ready = vec![done];
-                while let Some(more) = tasks.try_join_next() {
-                    ready.push(more);
-                }
-                report(store, &cfg, &mut held, &mut summary, ready).await?;
-            }
-            _ = tokio::time::sleep_until(next_beat) => {
-                next_beat = tokio::time::Instant::now() + beat_every;
-                beat(store, &mut held).await?;
-            }
-            _ = tokio::time::sleep(poll), if !idle => {}
-            _ = tokio::signal::ctrl_c() => {
-                signalled(&mut draining, &mut drain_deadline, cfg.grace, &mut held);
-            }
-            _ = sigterm.recv() => {
-                signalled(&mut draining, &mut drain_deadline, cfg.grace, &mut held);
-            }
-            _ = tokio::time::sleep_until(drain_at), if drain_deadline.is_some() => {
-                drain_deadline = None;
-                for h in held.values_mut() {
-                    if let Some(k) = h.kill.take() { let _ = k.send(()); }
-                }
-            }
-        }
-        // Shutting down: what is killed is handed back, not reported.
-        if draining {
-            hand_back_killed(store, &cfg, &mut held, &mut tasks, &mut summary).await?;
-        }
-    }
-}
-
-/// First signal: drain within the grace; second: hand back at once.
-fn signalled(
-    draining: &mut bool,
-    deadline: &mut Option<tokio::time::Instant>,
-    grace: Duration,
-    held: &mut HashMap<String, Held>,
-) {
-    if *draining {
-        for h in held.values_mut() {
-            if let Some(k) = h.kill.take() {
-                let _ = k.send(());
-            }
-        }
-        *deadline = None;
-    } else {
-        *draining = true;
-        eprintln!("workq work: draining (a second signal hands back at once)");
-        *deadline = Some(tokio::time::Instant::now() + grace);
-    }
-}
-
-async fn hand_back_killed(
-    store: &dyn Backend,
-    cfg: &AgentConfig,
-    held: &mut HashMap<String, Held>,
-    tasks: &mut JoinSet<(String, Ended)>,
-    summary: &mut Summary,
-) -> Result<(), AgentError> {
-    // Killed commands end promptly; collect them once every kill has been sent.
-    if held.values().any(|h| h.kill.is_some()) {
-        return Ok(());
-    }
-    let mut ready = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        ready.push(done);
-    }
-    report(store, cfg, held, summary, ready).await
-}
-
-async fn beat(store: &dyn Backend, held: &mut HashMap<String, Held>) -> Result<(), Error> {
-    let leases: Vec<LeaseRef> = held
-        .values()
-        .filter(|h| h.kill.is_some())
-        .map(|h| h.lease.clone())
-        .collect();
-    if leases.is_empty() {
-        return Ok(());
-    }
-    let answers = store.heartbeat(leases.clone()).await?;
-    for (l, a) in leases.iter().zip(answers) {
-        if a.is_err() {
-            // Held by a human or stale: the item is no longer ours; stop working on it.
-            if let Some(h) = held.get_mut(&l.id) {
-                if let Some(k) = h.kill.take() {
-                    let _ = k.send(());
-                }
-                h.lease.lease.clear();
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn report(
-    store: &dyn Backend,
-    cfg: &AgentConfig,
-    held: &mut HashMap<String, Held>,
-    summary: &mut Summary,
-    ready: Vec<Result<(String, Ended), tokio::task::JoinError>>,
-) -> Result<(), AgentError> {
-    let mut outcomes = Vec::new();
-    let mut backs = Vec::new();
-    for r in ready {
-        let (id, ended) = r.map_err(|e| AgentError::Other(format!("agent task failed: {e}")))?;
-        let Some(h) = held.remove(&id) else { continue };
-        if h.lease.lease.is_empty() {
-            continue; // refused on heartbeat: not ours to report
-        }
-        let (reason, note) = match ended {
-            Ended::Killed => {
-                backs.push(h.lease);
-                continue;
-            }
-            Ended::TimedOut => (
-                Some(Reason::Timeout),
-                Some(format!(
-                    "killed after --timeout {:?}",
-                    cfg.timeout.unwrap_or_default()
-                )),
-            ),
-            Ended::SpawnFailed(e) => (Some(Reason::Generic), Some(e)),
-            Ended::Exited {
-                code: Some(0),
-                stdout,
-                ..
-            } => (None, tail_note(stdout)),
-            Ended::Exited {
-                code,
-                stdout,
-                stderr,
-            } => {
-                let reason = match code {
-                    Some(c) if cfg.exits.business.contains(&c) => Reason::Business,
-                    Some(c) if cfg.exits.it.contains(&c) => Reason::It,
-                    _ => Reason::Generic,
-                };
-                let note = if reason == Reason::Generic {
-                    tail_note(stderr).or_else(|| Some(format!("exit {code:?}")))
-                } else {
-                    tail_note(stdout).or_else(|| tail_note(stderr))
-                };
-                (Some(reason), note)
-            }
-        };
-        if reason.is_none() {
-            summary.processed += 1;
-        } else {
-            summary.failed += 1;
-        }
-        outcomes.push(Outcome {
-            id: h.lease.id,
-            lease: h.lease.lease,
-            reason,
-            note,
-            retry_in: None,
-        });
-    }
-    if !outcomes.is_empty() {
-        for (o, r) in outcomes
-            .iter()
-            .zip(store.finish(outcomes.clone(), &cfg.worker).await?)
-        {
-            if let Err(e) = r {
-                eprintln!("workq work: item {} refused its outcome: {e}", o.id);
-            }
-        }
-    }
-    if !backs.is_empty() {
-        summary.handed_back += backs.len() as u64;
-        store
-            .hand_back(
-                backs,
-                &cfg.worker,
-                "agent shut down before the command finished",
-            )
-            .await?;
-    }
-    Ok(())
-}
-
-fn tail_note(bytes: Vec<u8>) -> Option<String> {
-    if bytes.is_empty() {
-        None
-    } else {
-        Some(String::from_utf8_lossy(&bytes).into_owned())
-    }
-}
-
-/// Reads a stream to its end keeping only the last `TAIL_BYTES` (bounded memory).
-async fn tail(mut r: impl AsyncRead + Unpin) -> Vec<u8> {
-    let mut kept = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    while let Ok(n) = r.read(&mut buf).await {
-        if n == 0 {
+        if held.is_empty() && pending.is_none() && (draining || exhausted) {
             break;
         }
-        kept.extend_from_slice(&buf[..n]);
-        if kept.len() > 2 * TAIL_BYTES {
-            kept.drain(..kept.len() - TAIL_BYTES);
+        let far = Instant::now() + Duration::from_secs(3600);
+        tokio::select! {
+            got = async { pending.as_mut().unwrap().await }, if pending.is_some() => {
+                pending = None;
+                match got {
+                    Ok(Ok(d)) => {
+                        if d.leases.is_empty() && opts.run_once {
+                            exhausted = true;
+                        }
+                        let now = chrono::Utc::now();
+                        for l in d.leases {
+                            let left = (l.lease_until - now).to_std().unwrap_or_default();
+                            beat = beat.min((left / 3).max(Duration::from_millis(200)));
+                            next_beat = next_beat.min(Instant::now() + beat);
+                            if draining {
+                                hand_back(&*backend, vec![l.held()], &worker).await;
+                                continue;
+                            }
+                            let (tx, rx) = oneshot::channel();
+                            held.insert(l.item.id.clone(), Held { lease: l.held(), kill: Some(tx), fate: None });
+                            running.spawn(run_one(Arc::clone(&command), l, opts.timeout, rx));
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        eprintln!("workq work: dequeue failed: {}", one_line(&e.to_string()));
+                        retry_at = Some(Instant::now() + Duration::from_secs(1));
+                    }
+                    Err(e) => return Err(format!("dequeue task: {e}")),
+                }
+            }
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                let ran = done.map_err(|e| format!("command task: {e}"))?;
+                let Some(h) = held.remove(&ran.id) else { continue };
+                match (h.fate, &ran.end) {
+                    (Some(Fate::Refused), _) => {
+                        eprintln!("workq work: item {}: lease refused on heartbeat; its command was killed, nothing reported", ran.id);
+                    }
+                    (Some(Fate::HandBack), End::Killed) => {
+                        hand_back(&*backend, vec![h.lease], &worker).await;
+                    }
+                    _ => {
+                        let (reason, note) = outcome(&ran);
+                        failed |= reason.is_some();
+                        let o = Outcome { id: h.lease.id, lease: h.lease.lease, reason, note, retry_in: None };
+                        match backend.finish(vec![o], &worker).await {
+                            Ok(rs) => for r in rs {
+                                if let Err(e) = r {
+                                    failed = true;
+                                    eprintln!("workq work: item {}: report refused: {}", ran.id, one_line(&e.to_string()));
+                                }
+                            },
+                            Err(e) => {
+                                failed = true;
+                                eprintln!("workq work: item {}: report failed: {}", ran.id, one_line(&e.to_string()));
+                            }
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(next_beat), if !held.is_empty() => {
+                next_beat = Instant::now() + beat;
+                let ids: Vec<String> = held.iter().filter(|(_, h)| h.fate.is_none()).map(|(k, _)| k.clone()).collect();
+                let refs: Vec<LeaseRef> = ids.iter().map(|k| held[k].lease.clone()).collect();
+                if refs.is_empty() { continue; }
+                match backend.heartbeat(refs).await {
+                    Ok(rs) => for (k, r) in ids.iter().zip(rs) {
+                        if r.is_err() {
+                            let h = held.get_mut(k).unwrap();
+                            h.fate = Some(Fate::Refused);
+                            if let Some(tx) = h.kill.take() { let _ = tx.send(()); }
+                        }
+                    },
+                    Err(e) => eprintln!("workq work: heartbeat failed: {}", one_line(&e.to_string())),
+                }
+            }
+            _ = tokio::time::sleep_until(retry_at.unwrap_or(far)), if retry_at.is_some() && pending.is_none() => {}
+            _ = tokio::time::sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() => {
+                drain_until = None;
+                eprintln!("workq work: grace is over: killing {} command(s), handing their items back", held.len());
+                stop_all(&mut held);
+            }
+            _ = async { tokio::select! { _ = sigint.recv() => {}, _ = sigterm.recv() => {} } } => {
+                if draining {
+                    eprintln!("workq work: second signal: handing back {} item(s) now", held.len());
+                    drain_until = None;
+                    stop_all(&mut held);
+                } else {
+                    draining = true;
+                    drain_until = Some(Instant::now() + opts.grace);
+                    eprintln!("workq work: stopping: no new items; waiting up to {:?} for {} running", opts.grace, held.len());
+                }
+            }
         }
     }
-    if kept.len() > TAIL_BYTES {
-        kept.drain(..kept.len() - TAIL_BYTES);
-    }
-    kept
+    Ok(if opts.run_once && failed { 1 } else { 0 })
 }
 
+/// Kills every running command whose fate is not yet decided; their leases go back.
+fn stop_all(held: &mut HashMap<String, Held>) {
+    for h in held.values_mut() {
+        if h.fate.is_none() {
+            h.fate = Some(Fate::HandBack);
+        }
+        if let Some(tx) = h.kill.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn hand_back(backend: &dyn Backend, leases: Vec<LeaseRef>, worker: &str) {
+    let note = "handed back by workq work: the agent is shutting down";
+    match backend.hand_back(leases, worker, note).await {
+        Ok(rs) => {
+            for r in rs {
+                if let Err(e) = r {
+                    eprintln!(
+                        "workq work: hand-back refused: {}",
+                        one_line(&e.to_string())
+                    );
+                }
+            }
+        }
+        Err(e) => eprintln!("workq work: hand-back failed: {}", one_line(&e.to_string())),
+    }
+}
+
+/// Creates each named queue that does not exist, with defaults, saying so once.
+async fn ensure_queues(backend: &dyn Backend, queues: &[String]) -> Result<(), String> {
+    for q in queues {
+        match backend.queue(q).await {
+            Ok(_) => {}
+            Err(Error::NotFound { .. }) => {
+                match backend.create_queue(q, QueueSettings::default()).await {
+                    Ok(_) => eprintln!(
+                        "workq work: queue '{}' did not exist: created it with default settings",
+                        crate::text::escape(q, false)
+                    ),
+                    // Another agent created it first.
+                    Err(Error::Conflict { .. }) => {}
+                    Err(e) => return Err(format!("cannot create queue '{q}': {e}")),
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// What the exit code says: 0 processed (stdout tail as note), 2 business, 3 IT, a timeout,
+/// anything else generic with the stderr tail.
+fn outcome(ran: &Ran) -> (Option<Reason>, Option<String>) {
+    let text = |b: &[u8]| {
+        let s = String::from_utf8_lossy(b).into_owned();
+        (!s.is_empty()).then_some(s)
+    };
+    match &ran.end {
+        End::Exit(0) => (None, text(&ran.stdout)),
+        End::Exit(2) => (Some(Reason::Business), text(&ran.stderr)),
+        End::Exit(3) => (Some(Reason::It), text(&ran.stderr)),
+        End::Exit(_) | End::Killed => (Some(Reason::Generic), text(&ran.stderr)),
+        End::Signal(s) => {
+            let mut note = format!("killed by signal {s}\n");
+            note.push_str(&String::from_utf8_lossy(&ran.stderr));
+            (Some(Reason::Generic), Some(note))
+        }
+        End::TimedOut => (
+            Some(Reason::Timeout),
+            Some("killed: ran past --timeout".into()),
+        ),
+        End::SpawnFailed(e) => (Some(Reason::Generic), Some(e.clone())),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    crate::text::escape(s, false).into_owned()
+}
+
+fn killpg(pgid: i32) {
+    // SAFETY: signals a process group we created (the child's own, by process_group(0)).
+    unsafe { libc::killpg(pgid, libc::SIGKILL) };
+}
+
+/// Runs the command for one item.
 async fn run_one(
-    command: Vec<String>,
+    command: Arc<Vec<String>>,
     l: Lease,
     timeout: Option<Duration>,
-    kill: oneshot::Receiver<()>,
-) -> Ended {
-    let item = &l.item;
+    mut kill: oneshot::Receiver<()>,
+) -> Ran {
+    let id = l.item.id.clone();
+    let ran = |end, stdout, stderr| Ran {
+        id: id.clone(),
+        end,
+        stdout,
+        stderr,
+    };
     let mut cmd = tokio::process::Command::new(&command[0]);
     cmd.args(&command[1..])
-        .env("WORKQ_ITEM_ID", &item.id)
-        .env("WORKQ_ITEM_NAME", item.name.as_deref().unwrap_or(""))
-        .env("WORKQ_ITEM_KEY", item.key.as_deref().unwrap_or(""))
-        .env("WORKQ_QUEUE", &item.queue)
-        .env("WORKQ_ATTEMPT", (item.retry_count + 1).to_string())
-        .env("WORKQ_LEASE_DEADLINE", l.lease_until.to_rfc3339())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so a kill reaches the command's children too.
-        .process_group(0)
-        .kill_on_drop(true);
+        .env("WORKQ_ITEM_ID", &l.item.id)
+        .env("WORKQ_ITEM_NAME", l.item.name.as_deref().unwrap_or(""))
+        .env("WORKQ_ITEM_KEY", l.item.key.as_deref().unwrap_or(""))
+        .env("WORKQ_QUEUE", &l.item.queue)
+        .env("WORKQ_ATTEMPT", (l.item.retry_count + 1).to_string())
+        .env(
+            "WORKQ_LEASE_DEADLINE",
+            l.lease_until
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return Ended::SpawnFailed(format!("cannot run {}: {e}", command[0])),
-    };
-    let pid = child.id();
-    let mut stdin = child.stdin.take();
-    let value = item.value.clone().into_bytes();
-    let feed = tokio::spawn(async move {
-        if let Some(s) = stdin.as_mut() {
-            let _ = s.write_all(&value).await;
+        Err(e) => {
+            return ran(
+                End::SpawnFailed(format!("cannot run {}: {e}", command[0])),
+                vec![],
+                vec![],
+            )
         }
-        drop(stdin);
+    };
+    let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    let mut stdin = child.stdin.take().unwrap();
+    let value = l.item.value.clone().into_bytes();
+    // A command that does not read its stdin closes it: that is no error.
+    tokio::spawn(async move {
+        let _ = stdin.write_all(&value).await;
+        let _ = stdin.shutdown().await;
     });
-    let out = tokio::spawn(tail(child.stdout.take().expect("piped")));
-    let err = tokio::spawn(tail(child.stderr.take().expect("piped")));
-    let limit = async {
-        match timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => std::future::pending().await,
-        }
-    };
-    let killpg = |pid: Option<u32>| {
-        if let Some(p) = pid {
-            // SAFETY: killpg only sends a signal to the group we created.
-            unsafe { libc::killpg(p as libc::pid_t, libc::SIGKILL) };
-        }
-    };
-    let ended = tokio::select! {
-        status = child.wait() => match status {
+    let out = tokio::spawn(tail(child.stdout.take().unwrap()));
+    let err = tokio::spawn(tail(child.stderr.take().unwrap()));
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let far = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
+    let end = tokio::select! {
+        s = child.wait() => match s {
             Ok(s) => {
-                // The group may outlive its leader; the item is done, its helpers go too.
-                killpg(pid);
-                Ended::Exited { code: s.code(), stdout: Vec::new(), stderr: Vec::new() }
+                use std::os::unix::process::ExitStatusExt;
+                match (s.code(), s.signal()) {
+                    (Some(c), _) => End::Exit(c),
+                    (None, Some(sig)) => End::Signal(sig),
+                    _ => End::Exit(-1),
+                }
             }
-            Err(e) => Ended::SpawnFailed(format!("waiting for the command: {e}")),
+            Err(e) => End::SpawnFailed(format!("waiting for the command: {e}")),
         },
-        _ = limit => { killpg(pid); let _ = child.wait().await; Ended::TimedOut }
-        _ = kill => { killpg(pid); let _ = child.wait().await; Ended::Killed }
+        _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
+            killpg(pgid);
+            let _ = child.wait().await;
+            End::TimedOut
+        }
+        _ = &mut kill => {
+            killpg(pgid);
+            let _ = child.wait().await;
+            End::Killed
+        }
     };
-    feed.abort();
-    let stdout = out.await.unwrap_or_default();
-    let stderr = err.await.unwrap_or_default();
-    match ended {
-        Ended::Exited { code, .. } => Ended::Exited {
-            code,
-            stdout,
-            stderr,
-        },
-        other => other,
+    // Something the command left behind in its group may hold the pipes open: a moment to
+    // finish writing, then the group goes.
+    let grace = Instant::now() + Duration::from_secs(1);
+    let mut out = out;
+    let mut err = err;
+    let both = async { ((&mut out).await, (&mut err).await) };
+    let (o, e) = match tokio::time::timeout_at(grace, both).await {
+        Ok((o, e)) => (o.unwrap_or_default(), e.unwrap_or_default()),
+        Err(_) => {
+            killpg(pgid);
+            (out.await.unwrap_or_default(), err.await.unwrap_or_default())
+        }
+    };
+    ran(end, o, e)
+}
+
+/// The last `TAIL` bytes of a stream, read with a bounded buffer.
+async fn tail(mut r: impl AsyncRead + Unpin) -> Vec<u8> {
+    let mut kept: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&chunk[..n]);
+                if kept.len() > 2 * TAIL {
+                    kept.drain(..kept.len() - TAIL);
+                }
+            }
+        }
     }
+    if kept.len() > TAIL {
+        kept.drain(..kept.len() - TAIL);
+    }
+    kept
 }

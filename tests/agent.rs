@@ -1,113 +1,548 @@
-//! `workq work`, the worker agent, run as the real binary on a real SQLite file.
+//! `workq work`, the worker agent, as a user runs it: the real binary on a real SQLite file
+//! and against a real `workq serve` on 127.0.0.1, running real shell scripts.
 
-use assert_cmd::Command;
 use serde_json::Value;
-use std::path::Path;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-fn workq(db: &Path) -> Command {
-    let mut c = Command::cargo_bin("workq").unwrap();
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .arg("--db")
-        .arg(db);
+fn workq() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_workq"));
+    c.env_remove("WORKQ_DB")
+        .env_remove("WORKQ_REMOTE")
+        .env_remove("WORKQ_TOKEN")
+        .env("USER", "tester")
+        .env("TZ", "UTC");
     c
 }
 
-fn items(db: &Path) -> Vec<Value> {
-    let out = workq(db)
-        .args(["--json", "item", "ls", "q"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v.get("items")
-        .cloned()
-        .unwrap_or(v)
-        .as_array()
-        .unwrap()
-        .clone()
+/// Where the commands go: a file, or a server with an admin token.
+#[derive(Clone)]
+enum On {
+    Db(PathBuf),
+    Remote(String, String),
 }
 
-fn by_value<'a>(items: &'a [Value], value: &str) -> &'a Value {
-    items.iter().find(|i| i["value"] == value).unwrap()
+impl On {
+    fn cmd(&self) -> Command {
+        let mut c = workq();
+        match self {
+            On::Db(p) => {
+                c.arg("--db").arg(p);
+            }
+            On::Remote(url, token) => {
+                c.args(["--remote", url, "--token", token]);
+            }
+        }
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    fn items(&self, queue: &str) -> Vec<Value> {
+        self.json(&["item", "ls", queue, "--all"])
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn work(&self, args: &[&str]) -> Command {
+        let mut c = self.cmd();
+        c.arg("work").args(args);
+        c
+    }
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(db: &Path) -> Server {
+        let mut child = workq()
+            .arg("--db")
+            .arg(db)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find("listening on ") {
+                    let url = line[at + 13..].split_whitespace().next().unwrap();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(url.to_string());
+                    }
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server says where it listens");
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn script(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.display().to_string()
+}
+
+/// Waits (without a time-based assertion: the deadline only stops a hung test) for `ok`.
+fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(60);
+    while !ok() {
+        assert!(Instant::now() < end, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie is dead: only its parent's wait is missing.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+    }
+}
+
+fn by_value(items: &[Value]) -> std::collections::HashMap<String, Value> {
+    items
+        .iter()
+        .map(|i| (i["value"].as_str().unwrap().to_string(), i.clone()))
+        .collect()
+}
+
+fn note(i: &Value) -> String {
+    i["notes"]
+        .as_array()
+        .unwrap()
+        .last()
+        .map(|n| n["text"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// Each exit code gives its outcome, with the stdout (processed) or stderr tail as note;
+/// the item's fields reach the command; a queue named that does not exist is made, once.
+fn exit_codes_map_to_outcomes(on: &On, dir: &Path) {
+    on.ok(&["queue", "create", "q", "--max-retries", "0"]);
+    for v in ["ok", "biz", "it", "other", "big"] {
+        on.ok(&[
+            "item",
+            "add",
+            "q",
+            "--value",
+            v,
+            "--name",
+            &format!("n-{v}"),
+        ]);
+    }
+    let s = script(
+        dir,
+        "codes.sh",
+        r#"v=$(cat)
+echo "out $v $WORKQ_QUEUE $WORKQ_ITEM_NAME attempt=$WORKQ_ATTEMPT"
+echo "err $v" >&2
+case $v in
+  biz) exit 2;; it) exit 3;; other) exit 7;;
+  big) head -c 100000 /dev/zero | tr '\0' a; echo END; exit 0;;
+esac
+exit 0"#,
+    );
+    let out = on
+        .work(&[
+            "--queue",
+            "q",
+            "--queue",
+            "fresh",
+            "--run-once",
+            "--concurrency",
+            "3",
+            "--",
+            &s,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "an item failed: {out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("queue 'fresh' did not exist: created it with default settings")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("'q' did not exist"), "{err}");
+    let items = by_value(&on.items("q"));
+    let st = |v: &str| {
+        let i = &items[v];
+        (
+            i["status"].as_str().unwrap().to_string(),
+            i["reason"].as_str().map(str::to_string),
+        )
+    };
+    assert_eq!(st("ok"), ("processed".into(), None));
+    assert_eq!(note(&items["ok"]), "out ok q n-ok attempt=1\n");
+    assert_eq!(st("biz"), ("exception".into(), Some("business".into())));
+    assert_eq!(note(&items["biz"]), "err biz\n");
+    assert_eq!(st("it"), ("exception".into(), Some("it".into())));
+    assert_eq!(st("other"), ("exception".into(), Some("generic".into())));
+    assert_eq!(note(&items["other"]), "err other\n");
+    // The last 64 KiB of stdout, exactly.
+    let big = note(&items["big"]);
+    assert_eq!(big.len(), 64 * 1024);
+    assert!(big.ends_with("aaaaEND\n"), "{}", &big[big.len() - 20..]);
+    assert!(on.json(&["queue", "inspect", "fresh"]).is_object());
+    // Nothing left: a second run-once ends at once, with nothing failed, saying nothing of
+    // queues.
+    let out = on
+        .work(&["--queue", "q", "--queue", "fresh", "--run-once", "--", &s])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("did not exist"));
 }
 
 #[test]
-fn each_exit_code_maps_to_its_outcome_and_a_timeout_kills_the_whole_group() {
+fn exit_codes_on_a_local_file() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("t.db");
-    let pidfile = dir.path().join("child.pid");
-    let script = dir.path().join("s.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nv=$(cat)\ncase $v in\n ok) echo \"done $WORKQ_QUEUE $WORKQ_ATTEMPT\";;\n biz) echo biz; exit 2;;\n it) exit 3;;\n hang) sleep 600 & echo $! > {}; wait;;\n other) echo boom >&2; exit 7;;\nesac\n",
-            pidfile.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    // The queue is created by the agent, which says so once.
-    let first = workq(&db)
-        .args(["work", "--queue", "q", "--run-once", "--", "true"])
-        .output()
-        .unwrap();
-    assert!(first.status.success());
-    let err = String::from_utf8_lossy(&first.stderr);
-    assert_eq!(err.matches("did not exist").count(), 1, "{err}");
-    for v in ["ok", "biz", "it", "hang", "other"] {
-        workq(&db)
-            .args(["item", "add", "q", "--value", v])
-            .assert()
-            .success();
-    }
-    let out = workq(&db)
-        .args([
-            "work",
-            "--queue",
-            "q",
-            "--concurrency",
-            "5",
-            "--timeout",
-            "1s",
-            "--run-once",
-            "--",
-        ])
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    exit_codes_map_to_outcomes(&On::Db(dir.path().join("w.db")), dir.path());
+}
+
+#[test]
+fn exit_codes_against_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let local = On::Db(db.clone());
+    let token = local.ok(&["token", "create", "agent", "--role", "admin"]);
+    let server = Server::start(&db);
+    let on = On::Remote(server.url.clone(), token.trim().to_string());
+    exit_codes_map_to_outcomes(&on, dir.path());
+}
+
+#[test]
+fn a_timeout_kills_the_whole_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = On::Db(dir.path().join("w.db"));
+    on.ok(&["queue", "create", "q", "--max-retries", "0"]);
+    on.ok(&["item", "add", "q", "--value", "slow"]);
+    let pidfile = dir.path().join("bg.pid");
+    let s = script(
+        dir.path(),
+        "slow.sh",
+        &format!("sleep 300 &\necho $! > {}\nwait", pidfile.display()),
     );
-    let all = items(&db);
-    let ok = by_value(&all, "ok");
-    assert_eq!(ok["status"], "processed");
-    assert_eq!(ok["notes"][0]["text"], "done q 1\n");
-    assert_eq!(by_value(&all, "biz")["reason"], "business");
-    assert_eq!(by_value(&all, "it")["reason"], "it");
-    let other = by_value(&all, "other");
-    assert_eq!(other["reason"], "generic");
-    assert_eq!(other["notes"][0]["text"], "boom\n");
-    assert_eq!(by_value(&all, "hang")["reason"], "timeout");
-    // The script's child died with it: its process group was killed.
+    let out = on
+        .work(&["--queue", "q", "--run-once", "--timeout", "1s", "--", &s])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let i = &on.items("q")[0];
+    assert_eq!(i["status"], "exception");
+    assert_eq!(i["reason"], "timeout");
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    // Gone, or a zombie waiting for its new parent to reap it: either way no longer running.
-    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let running = !state.is_empty()
-        && state
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| !r.trim_start().starts_with('Z'));
-    assert!(!running, "child {pid} outlived the timeout: {state}");
+    until("the background child is gone", || !alive(pid));
+}
+
+/// SIGTERM: the running item finishes and is reported; no new item is taken; exit 0.
+#[test]
+fn sigterm_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = On::Db(dir.path().join("w.db"));
+    on.ok(&["queue", "create", "q"]);
+    on.ok(&["item", "add", "q", "--value", "first"]);
+    on.ok(&["item", "add", "q", "--value", "second"]);
+    let d = dir.path().display().to_string();
+    let s = script(
+        dir.path(),
+        "gated.sh",
+        &format!(
+            "v=$(cat)\ntouch {d}/started-$v\nwhile [ ! -e {d}/go ]; do sleep 0.05; done\necho done $v"
+        ),
+    );
+    let mut agent = on
+        .work(&["--queue", "q", "--", &s])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until("the first item started", || {
+        dir.path().join("started-first").exists()
+    });
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let mut err = BufReader::new(agent.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("stopping"), "{line}");
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let status = agent.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let items = by_value(&on.items("q"));
+    assert_eq!(items["first"]["status"], "processed");
+    assert_eq!(note(&items["first"]), "done first\n");
+    assert_eq!(items["second"]["status"], "queued");
+    assert!(!dir.path().join("started-second").exists());
+}
+
+/// A second signal, past nothing to wait for: the running command is killed and its item
+/// handed back, queued again without a retry counted.
+#[test]
+fn a_second_signal_hands_back_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = On::Db(dir.path().join("w.db"));
+    on.ok(&["queue", "create", "q"]);
+    on.ok(&["item", "add", "q", "--value", "stuck"]);
+    let d = dir.path().display().to_string();
+    let s = script(
+        dir.path(),
+        "stuck.sh",
+        &format!("touch {d}/started\nsleep 300"),
+    );
+    let mut agent = on
+        .work(&["--queue", "q", "--", &s])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until("the item started", || dir.path().join("started").exists());
+    let mut err = BufReader::new(agent.stderr.take().unwrap());
+    let mut line = String::new();
+    unsafe { libc::kill(agent.id() as i32, libc::SIGINT) };
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("stopping"), "{line}");
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    assert_eq!(agent.wait().unwrap().code(), Some(0));
+    let i = &on.items("q")[0];
+    assert_eq!(i["status"], "queued");
+    assert_eq!(i["retry_count"], 0);
+}
+
+/// SIGKILL of the agent mid-item: nothing is lost; the lease times out and the item is
+/// retried.
+#[test]
+fn a_killed_agent_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = On::Db(dir.path().join("w.db"));
+    on.ok(&[
+        "queue",
+        "create",
+        "q",
+        "--lease",
+        "1s",
+        "--max-retries",
+        "3",
+    ]);
+    on.ok(&["item", "add", "q", "--value", "x"]);
+    let d = dir.path().display().to_string();
+    let s = script(
+        dir.path(),
+        "hang.sh",
+        &format!("echo $$ > {d}/pid\nexec sleep 300"),
+    );
+    let mut agent = on.work(&["--queue", "q", "--", &s]).spawn().unwrap();
+    until("the item started", || {
+        std::fs::read_to_string(dir.path().join("pid")).is_ok_and(|s| s.ends_with('\n'))
+    });
+    unsafe { libc::kill(agent.id() as i32, libc::SIGKILL) };
+    agent.wait().unwrap();
+    // The command lives on in its own group; it is ours to clean up.
+    let pid: i32 = std::fs::read_to_string(dir.path().join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    unsafe { libc::killpg(pid, libc::SIGKILL) };
+    let mut taken: Option<Value> = None;
+    until("the item is taken again", || {
+        let v = on.json(&["dequeue", "q", "--worker", "w2"]);
+        if v["lease"].is_string() {
+            taken = Some(v);
+        }
+        taken.is_some()
+    });
+    let i = &on.items("q")[0];
+    assert_eq!(i["status"], "processing");
+    assert_eq!(i["retry_count"], 1);
+    let id = i["id"].as_str().unwrap();
+    let h = on.json(&["item", "show", id]);
+    let text = h.to_string();
+    assert!(text.contains("\"timeout\""), "{text}");
+}
+
+/// Two agents at concurrency 8 on 2,000 items: each item runs once and is processed once.
+#[test]
+fn two_agents_process_every_item_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let on = On::Db(db.clone());
+    on.ok(&["queue", "create", "q"]);
+    let mut jsonl = String::new();
+    for n in 0..2000 {
+        jsonl.push_str(&format!("{{\"value\":\"{n}\"}}\n"));
+    }
+    let file = dir.path().join("items.jsonl");
+    std::fs::write(&file, jsonl).unwrap();
+    on.ok(&["import", "q", file.to_str().unwrap()]);
+    let log = dir.path().join("ran.log");
+    let s = script(
+        dir.path(),
+        "log.sh",
+        &format!("echo \"$WORKQ_ITEM_ID\" >> {}", log.display()),
+    );
+    let agents: Vec<Child> = (0..2)
+        .map(|n| {
+            on.work(&[
+                "--queue",
+                "q",
+                "--concurrency",
+                "8",
+                "--run-once",
+                "--name",
+                &format!("a{n}"),
+                "--",
+                &s,
+            ])
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for mut a in agents {
+        assert_eq!(a.wait().unwrap().code(), Some(0));
+    }
+    let ran = std::fs::read_to_string(&log).unwrap();
+    let ids: Vec<&str> = ran.lines().collect();
+    let unique: std::collections::HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (2000, 2000),
+        "each command ran once"
+    );
+    let items = on.items("q");
+    assert_eq!(items.len(), 2000);
+    assert!(items.iter().all(|i| i["status"] == "processed"));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (done, most): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM history \
+             WHERE to_status = 'processed' GROUP BY item_seq)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((done, most), (2000, 1), "one processed entry per item");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = On::Db(dir.path().join("w.db"));
+    let out: Output = on
+        .work(&["--queue", "q", "--timeout", "soon", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--timeout"),
+        "{out:?}"
+    );
+    let out = on.work(&["--queue", "q"]).output().unwrap();
+    assert!(!out.status.success(), "no command: {out:?}");
+    let out = on
+        .work(&["--queue", "q", "--concurrency", "0", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--concurrency"),
+        "{out:?}"
+    );
+}
+
+/// Heartbeats keep a command's lease while it runs past the queue's lease timeout; a lease
+/// taken away meanwhile (a person holds the item) kills the command, and nothing is
+/// reported over the person's action.
+#[test]
+fn heartbeats_keep_the_lease_and_a_refused_one_kills_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = On::Db(dir.path().join("w.db"));
+    on.ok(&[
+        "queue",
+        "create",
+        "q",
+        "--lease",
+        "1s",
+        "--max-retries",
+        "0",
+    ]);
+    on.ok(&["item", "add", "q", "--value", "long"]);
+    on.ok(&["item", "add", "q", "--value", "held"]);
+    let d = dir.path().display().to_string();
+    // "long" outlives three lease timeouts; "held" waits to be taken away.
+    let s = script(
+        dir.path(),
+        "beat.sh",
+        &format!(
+            "v=$(cat)\necho $$ > {d}/pid-$v.tmp && mv {d}/pid-$v.tmp {d}/pid-$v\n\
+             if [ $v = long ]; then sleep 3.5; echo finished; exit 0; fi\nexec sleep 300"
+        ),
+    );
+    let mut agent = on
+        .work(&["--queue", "q", "--concurrency", "2", "--", &s])
+        .spawn()
+        .unwrap();
+    let pid = |v: &str| -> Option<i32> {
+        std::fs::read_to_string(dir.path().join(format!("pid-{v}")))
+            .ok()
+            .map(|s| s.trim().parse().unwrap())
+    };
+    until("both started", || {
+        pid("long").is_some() && pid("held").is_some()
+    });
+    let items = by_value(&on.items("q"));
+    let held_id = items["held"]["id"].as_str().unwrap().to_string();
+    on.ok(&["item", "hold", &held_id]);
+    let held_pid = pid("held").unwrap();
+    until("the held item's command is killed", || !alive(held_pid));
+    until("the long item is processed", || {
+        by_value(&on.items("q"))["long"]["status"] == "processed"
+    });
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    assert_eq!(agent.wait().unwrap().code(), Some(0));
+    let items = by_value(&on.items("q"));
+    assert_eq!(items["long"]["retry_count"], 0, "never timed out");
+    assert_eq!(note(&items["long"]), "finished\n");
+    assert_eq!(items["held"]["status"], "on-hold");
 }

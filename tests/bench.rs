@@ -170,3 +170,20 @@ fn a_bad_stage_or_engine_is_refused_by_name() {
     assert!(err.contains("bench: unknown stage 'warp'"), "{err}");
     assert!(o.stdout.is_empty());
 }
+
+#[test]
+fn the_agent_stage_measures_the_agent_beside_bare_spawns_on_both_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    for (engine, workers) in [("sqlite", "1"), ("http", "4")] {
+        let figs = stage(
+            dir.path(),
+            "agent",
+            &["--engine", engine, "--workers", workers],
+        );
+        assert_eq!(
+            whats(&figs),
+            [format!("agent, `true`, concurrency {workers} ({engine})")]
+        );
+        assert!(figs[0]["baseline"].as_f64().is_some_and(|b| b > 0.0));
+    }
+}

@@ -590,6 +590,37 @@ pub async fn a_held_item_refuses_its_workers_result(env: Env) {
 
 // ------------------------------------------------------------------ outcomes and retries
 
+/// A lease holder may report `timeout` (`workq work --timeout` killed a command that ran
+/// too long): retried like a lease that ran out, then a timeout exception.
+pub async fn a_holder_reported_timeout_retries_like_a_lease_timeout(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            max_retries: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "q", &["slow"]).await;
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    let r = finish_one(&env, failed(&l, Reason::Timeout, "ran past --timeout 5s"))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.retry_count), (Status::Queued, 1));
+    let again = take(&env, &["q"], 1).await.leases.remove(0);
+    let r = finish_one(
+        &env,
+        failed(&again, Reason::Timeout, "ran past --timeout 5s"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.status, r.reason),
+        (Status::Exception, Some(Reason::Timeout))
+    );
+}
+
 pub async fn it_exceptions_retry_and_business_ones_do_not(env: Env) {
     queue(
         &env,
@@ -2139,25 +2170,6 @@ pub async fn settings_can_be_cleared(env: Env) {
     assert_eq!(invalid(&e), "clear");
 }
 
-pub async fn a_lease_holder_may_report_a_timeout_and_it_is_retried(env: Env) {
-    queue(
-        &env,
-        "q",
-        QueueSettings {
-            max_retries: Some(1),
-            ..Default::default()
-        },
-    )
-    .await;
-    add(&env, "q", &["a"]).await;
-    let l = take(&env, &["q"], 1).await.leases.remove(0);
-    let f = finish_one(&env, failed(&l, Reason::Timeout, "I timed out"))
-        .await
-        .unwrap();
-    assert_eq!(f.retry_count, 1);
-    assert_eq!(status(&env, &l.item.id).await, Status::Queued);
-}
-
 pub async fn workers_are_seen_with_what_they_hold(env: Env) {
     queue(&env, "q", Default::default()).await;
     add(&env, "q", &["a", "b", "c"]).await;
@@ -3622,6 +3634,7 @@ contract!(
     a_timed_out_lease_without_retries_is_a_timeout_exception,
     a_held_item_refuses_its_workers_result,
     it_exceptions_retry_and_business_ones_do_not,
+    a_holder_reported_timeout_retries_like_a_lease_timeout,
     notes_are_appended_never_overwritten,
     human_actions_follow_the_transition_table,
     requeue_with_an_edited_value_keeps_the_old_one,
@@ -3647,7 +3660,6 @@ contract!(
     the_action_log_lists_actions_and_their_undo,
     groups_follow_the_workers_failure_note,
     settings_can_be_cleared,
-    a_lease_holder_may_report_a_timeout_and_it_is_retried,
     workers_are_seen_with_what_they_hold,
     the_change_feed_reports_changes,
     a_long_poll_wakes_when_work_arrives,

@@ -112,6 +112,21 @@ const RULES: &[(&str, &[&str])] = &[
     ("connect", &["cli", "tui", "demo", "bench"]),
     ("tui", &["cli", "demo", "bench", "store", "SqliteStore"]),
     ("cli", &["tui", "store", "SqliteStore"]),
+    // The agent: only the Backend trait, whichever backend connect built.
+    (
+        "worker",
+        &[
+            "tui",
+            "store",
+            "SqliteStore",
+            "cli",
+            "demo",
+            "bench",
+            "connect",
+            "server",
+            "client",
+        ],
+    ),
     ("demo", &["cli", "tui", "bench", "store", "SqliteStore"]),
     ("bench", &["cli", "demo"]),
 ];

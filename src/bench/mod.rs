@@ -3,10 +3,11 @@
 //! bare statements in a plain loop, in the same run, on the same machine.
 //!
 //! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`, `mixed`, `http`,
-//! `http-latency` in `latency.rs`); every stage opens
+//! `http-latency` in `latency.rs`, `agent`); every stage opens
 //! what it measures through an `Engine` (`engine.rs`), so the same stages can run against
 //! each backend. The baselines are the bare SQL of the store measured (SQLite's today).
 
+mod agent;
 mod bulk;
 mod console;
 mod cycle;
@@ -69,7 +70,7 @@ pub struct Figure {
 }
 
 /// The stages of a whole run, in order, with the workers each runs with.
-const RUN: [(&str, usize); 10] = [
+const RUN: [(&str, usize); 12] = [
     ("import", 1),
     ("console", 1),
     ("reads", 1),
@@ -80,6 +81,8 @@ const RUN: [(&str, usize); 10] = [
     ("http", 1),
     ("http", 16),
     ("http-latency", 1),
+    ("agent", 1),
+    ("agent", 16),
 ];
 
 /// Runs the bench as `a` says and returns what goes to stdout: the results table, or (for
@@ -161,9 +164,10 @@ async fn run_stage(
         }
         "http" => http::figures(dir, engine, a.items, a.workers.unwrap_or(1).max(1)).await,
         "http-latency" => latency::figures(dir, engine).await,
+        "agent" => agent::figures(dir, engine, a.items, a.workers.unwrap_or(1).max(1)).await,
         other => Err(format!(
             "unknown stage '{other}' (known: import, console, reads, bulk, cycle, mixed, http, \
-             http-latency)"
+             http-latency, agent)"
         )),
     }
 }

@@ -77,10 +77,11 @@ pub enum Command {
     Fail(FailArgs),
     /// Extend a lease.
     Heartbeat(HeartbeatArgs),
+    /// The worker agent: takes items and runs COMMAND for each (value on stdin, the item in
+    /// WORKQ_* variables); exit 0 processed, 2 business, 3 IT, other generic exception.
+    Work(WorkArgs),
     /// Report many leased items at once: JSON Lines of outcomes, applied in one call.
     Finish(FinishArgs),
-    /// Run the worker agent: take items and run COMMAND for each (value on stdin).
-    Work(work::AgentArgs),
     /// Exceptions grouped by queue, reason and masked note signature.
     Groups(GroupsArgs),
     /// Undo a human action: restores its items that are unchanged since, keeps the others.
@@ -371,6 +372,37 @@ pub struct DequeueArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct WorkArgs {
+    /// A queue to take from (several: in the order given); created with defaults if missing.
+    #[arg(long = "queue", required = true, value_name = "QUEUE")]
+    pub queues: Vec<String>,
+    /// Run up to N commands at once.
+    #[arg(long, default_value_t = 1, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>)]
+    pub concurrency: u32,
+    /// Kill a command (its whole process group) that runs longer; the item gets `timeout`.
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+    /// Take what is ready now, finish it, exit (1 when any item failed).
+    #[arg(long)]
+    pub run_once: bool,
+    /// The agent's name; its worker id is NAME@host:pid.
+    #[arg(long, default_value = "agent", allow_hyphen_values = true)]
+    pub name: String,
+    /// On SIGINT/SIGTERM, how long running commands may finish before they are killed and
+    /// their items handed back.
+    #[arg(
+        long,
+        default_value = "30s",
+        value_name = "DUR",
+        allow_hyphen_values = true
+    )]
+    pub grace: String,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct CompleteArgs {
     pub id: String,
     #[arg(long, value_name = "TOKEN")]
@@ -582,13 +614,13 @@ pub async fn run(command: Command, store: &dyn Backend, json: bool) -> Result<()
         Command::Fail(a) => work::fail(store, a, &out).await,
         Command::Heartbeat(a) => work::heartbeat(store, a, &out).await,
         Command::Finish(a) => work::finish(store, a, &out).await,
-        Command::Work(a) => work::agent(store, a).await,
         Command::Groups(a) => item::groups(store, a, &out).await,
         Command::Undo(a) => item::undo(store, a, &out).await,
         Command::Actions(a) => item::actions(store, a, &out).await,
         Command::Token(c) => token::run(store, c, &out).await,
         Command::Alert(c) => alert::run(store, c, &out).await,
         Command::Bench(_)
+        | Command::Work(_)
         | Command::Demo(_)
         | Command::Serve(_)
         | Command::Config(_)
