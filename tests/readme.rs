@@ -70,7 +70,8 @@ fn the_readme_walkthrough_runs_as_written() {
         "{stdout}"
     );
     assert!(stdout.contains("exception (business)"), "{stdout}");
-    assert!(stdout.contains("hold: 1 item (action 1"), "{stdout}");
+    // The agent's script sent the one invoice over 5000.00 to the inbox.
+    assert!(stdout.contains("hold: 2 items (action 1"), "{stdout}");
     assert!(dir.path().join("tutorial.db").exists());
     // The last command lists the exception back where it was: undone, not on hold.
     let db = dir.path().join("tutorial.db");
@@ -82,8 +83,10 @@ fn the_readme_walkthrough_runs_as_written() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
     let items = v.as_array().unwrap_or_else(|| panic!("{v}"));
-    assert_eq!(items.len(), 1, "{v}");
-    assert_eq!(items[0]["key"], "INV-1002");
+    let mut keys: Vec<&str> = items.iter().map(|i| i["key"].as_str().unwrap()).collect();
+    keys.sort();
+    assert_eq!(keys, vec!["INV-1002", "INV-1005"], "{v}");
+    assert!(items.iter().all(|i| i["reason"] == "business"), "{v}");
     let processed = Command::new(&bin)
         .args(["--json", "--db"])
         .arg(&db)
@@ -91,9 +94,27 @@ fn the_readme_walkthrough_runs_as_written() {
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&processed.stdout).unwrap();
-    assert_eq!(v[0]["key"], "INV-1001", "{v}");
+    // The bot's one and the agent's seven, each with its note.
+    assert_eq!(v.as_array().unwrap().len(), 8, "{v}");
+    let first = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["key"] == "INV-1001")
+        .unwrap();
+    assert_eq!(first["notes"][0]["text"], "posted to SAP as 5100001234");
+    let agent = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["key"] == "INV-1003")
+        .unwrap();
+    assert_eq!(
+        agent["notes"][0]["text"].as_str().unwrap().trim_end(),
+        "posted INV-1003 to SAP"
+    );
     // The header kept its exact spelling and the BOM did not leak into the first key.
-    assert!(v[0]["value"]
+    assert!(first["value"]
         .as_str()
         .unwrap()
         .starts_with("{\"InvoiceId\":\"INV-1001\""));
