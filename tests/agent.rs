@@ -463,6 +463,26 @@ fn two_agents_process_every_item_exactly_once() {
         )
         .unwrap();
     assert_eq!((done, most), (2000, 1), "one processed entry per item");
+    // `workq workers` lists both agents by name@host:pid, their counts adding up.
+    let workers = on.json(&["workers"]);
+    let agents: Vec<&Value> = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| {
+            let n = w["name"].as_str().unwrap();
+            n.starts_with("a0@") || n.starts_with("a1@")
+        })
+        .collect();
+    assert_eq!(agents.len(), 2, "{workers}");
+    let processed: u64 = agents
+        .iter()
+        .map(|w| w["processed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(processed, 2000, "{workers}");
+    assert!(agents.iter().all(|w| w["holding"] == 0), "{workers}");
+    let text = on.ok(&["workers"]);
+    assert!(text.starts_with("WORKER") && text.contains("a0@"), "{text}");
 }
 
 #[test]

@@ -84,6 +84,8 @@ pub enum Command {
     Finish(FinishArgs),
     /// Exceptions grouped by queue, reason and masked note signature.
     Groups(GroupsArgs),
+    /// Workers and agents seen recently: what each holds, processed and failed, last heard.
+    Workers,
     /// Undo a human action: restores its items that are unchanged since, keeps the others.
     Undo(UndoArgs),
     /// Past human actions, newest first (undo any of them with `workq undo ID`).
@@ -526,7 +528,7 @@ impl Command {
             Command::Work(_) => Writes("work"),
             Command::Undo(a) if a.dry_run => Reads,
             Command::Undo(_) => Writes("undo"),
-            Command::Groups(_) | Command::Actions(_) => Reads,
+            Command::Groups(_) | Command::Actions(_) | Command::Workers => Reads,
             Command::Token(TokenCmd::Create { .. }) => Writes("token create"),
             Command::Token(TokenCmd::Revoke { .. }) => Writes("token revoke"),
             Command::Token(TokenCmd::Ls) => Reads,
@@ -615,6 +617,7 @@ pub async fn run(command: Command, store: &dyn Backend, json: bool) -> Result<()
         Command::Heartbeat(a) => work::heartbeat(store, a, &out).await,
         Command::Finish(a) => work::finish(store, a, &out).await,
         Command::Groups(a) => item::groups(store, a, &out).await,
+        Command::Workers => work::workers(store, &out).await,
         Command::Undo(a) => item::undo(store, a, &out).await,
         Command::Actions(a) => item::actions(store, a, &out).await,
         Command::Token(c) => token::run(store, c, &out).await,

@@ -425,3 +425,38 @@ fn held(a: HeartbeatArgs) -> Result<Vec<LeaseRef>, Failure> {
         })
         .collect()
 }
+
+/// `workq workers`: who took items lately (agents are `NAME@host:pid`), newest first.
+pub async fn workers(store: &dyn Backend, out: &Out) -> Result<(), Failure> {
+    let ws = store.workers().await?;
+    if out.json {
+        return out.json(&ws);
+    }
+    if ws.is_empty() {
+        say!("no workers seen yet (`workq work --queue Q -- COMMAND` starts an agent)");
+        return Ok(());
+    }
+    let now = chrono::Utc::now();
+    let rows: Vec<Vec<String>> = ws
+        .iter()
+        .map(|w| {
+            vec![
+                text::cell(&w.name, 60),
+                text::thousands(w.holding),
+                text::thousands(w.processed),
+                text::thousands(w.failed),
+                text::relative(now, w.last_seen),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            text::Col::left("WORKER"),
+            text::Col::right("HOLDING"),
+            text::Col::right("PROCESSED"),
+            text::Col::right("FAILED"),
+            text::Col::left("LAST SEEN"),
+        ],
+        &rows,
+    )
+}
