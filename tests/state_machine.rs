@@ -691,6 +691,8 @@ fn facts(status: Status) -> Facts {
         lease_until: None,
         sla_ms: Some(100_000),
         risk_pct: 80,
+        started_at: None,
+        max_runtime_ms: None,
     }
 }
 
@@ -794,6 +796,7 @@ fn dequeue_room_by_queue_state_and_limit() {
         tz: "UTC".into(),
         max_retries: 0,
         lease: LEASE,
+        max_runtime: None,
         concurrency,
         priority: 0,
         retry_backoff: None,

@@ -217,6 +217,11 @@ CREATE TABLE tokens (
 );
 CREATE UNIQUE INDEX tokens_live_name ON tokens(name) WHERE revoked_at IS NULL;
 "#,
+    // 8: a hard deadline per queue: an item processing longer than this from its start is
+    // timed out even while heartbeating (NULL: no limit).
+    r#"
+ALTER TABLE queues ADD COLUMN max_runtime_ms INTEGER;
+"#,
 ];
 
 pub fn schema_version() -> i32 {
