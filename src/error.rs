@@ -244,6 +244,13 @@ pub enum Conflict {
     AlertExists {
         name: String,
     },
+    /// The item has run past its queue's max runtime: its lease cannot be extended, and the
+    /// sweep times it out.
+    MaxRuntime {
+        id: String,
+        #[serde(with = "crate::model::duration_ms")]
+        max_runtime: std::time::Duration,
+    },
 }
 
 impl Conflict {
@@ -295,6 +302,11 @@ impl Conflict {
             ),
             Conflict::ListingGone { id } => format!(
                 "item {id}, where the listing was to continue, no longer exists; list again"
+            ),
+            Conflict::MaxRuntime { id, max_runtime } => format!(
+                "item {id} has run past its queue's max runtime of {}: the lease cannot be \
+                 extended and the item is timed out; {NOT_RECORDED}",
+                crate::rules::format_duration(*max_runtime)
             ),
             Conflict::TokenExists { name } => format!(
                 "a token named '{name}' already exists; revoke it first (workq token revoke {name})"

@@ -203,6 +203,10 @@ pub struct QueueSettings {
     #[serde(with = "opt_duration_ms", default)]
     #[schema(value_type = Option<u64>)]
     pub lease: Option<Duration>,
+    /// The longest an item may stay processing from its start, heartbeats or not.
+    #[serde(with = "opt_duration_ms", default)]
+    #[schema(value_type = Option<u64>)]
+    pub max_runtime: Option<Duration>,
     pub concurrency: Option<u32>,
     pub priority: Option<i32>,
     /// How long automatic retries wait (see `Backoff`).
@@ -232,6 +236,10 @@ pub struct Queue {
     #[serde(with = "duration_ms")]
     #[schema(value_type = u64)]
     pub lease: Duration,
+    /// The longest an item may stay processing from its start; `None`: no limit.
+    #[serde(with = "opt_duration_ms", default)]
+    #[schema(value_type = Option<u64>)]
+    pub max_runtime: Option<Duration>,
     pub concurrency: Option<u32>,
     pub priority: i32,
     /// How long automatic retries wait; `None`: they are queued again at once.

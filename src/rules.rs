@@ -401,6 +401,34 @@ pub fn lease_until(now: i64, lease: Duration) -> i64 {
     now.saturating_add(ms_of(lease))
 }
 
+/// The lease a grant or extension at `now` hands out: the queue's lease, cut so it never
+/// runs past the attempt's hard end (`started_at + max_runtime`). `Err` with the max
+/// runtime when that end has passed (past it, not at it: as `PastMaxRuntime`).
+pub fn capped_lease(
+    now: i64,
+    lease: Duration,
+    started_at: i64,
+    max_runtime: Option<Duration>,
+) -> Result<Duration, Duration> {
+    let Some(max) = max_runtime else {
+        return Ok(lease);
+    };
+    let end = started_at.saturating_add(ms_of(max));
+    if end < now {
+        return Err(max);
+    }
+    Ok(lease.min(Duration::from_millis((end - now) as u64)))
+}
+
+/// The history note of an item timed out at its queue's max runtime.
+pub fn max_runtime_note(worker: Option<&str>, max_runtime: Duration) -> String {
+    format!(
+        "max runtime reached: {} still held it after {}",
+        worker.unwrap_or("the worker"),
+        format_duration(max_runtime)
+    )
+}
+
 /// Takes an item to `to` and writes what `w` says, in place, at `now` (ms).
 pub fn apply(s: &mut ItemState, to: Status, w: &Writes, g: &Given, now: i64) {
     fn time(put: Put, v: &mut Option<i64>, now: i64) {
@@ -891,6 +919,9 @@ pub enum Cond {
     EnqueuedBefore(Edge),
     /// Finished (or, unfinished, now) within its queue's SLA target.
     FinishedInSla,
+    /// Started longer ago than its queue's max runtime (never, without one): strictly
+    /// past `started_at + max_runtime`, as a lease is still good at its deadline.
+    PastMaxRuntime,
     Not(&'static Cond),
     All(&'static [Cond]),
     Any(&'static [Cond]),
@@ -919,6 +950,12 @@ pub const LEASE_RAN_OUT: Cond = Cond::All(&[
     Cond::Status(Status::Processing),
     Cond::Time(Col::LeaseUntil, Cmp::Passed),
 ]);
+/// Processing past its queue's max runtime, heartbeating or not: the sweep makes it a
+/// `timeout` exception, and a heartbeat is refused.
+pub const RUNTIME_RAN_OUT: Cond =
+    Cond::All(&[Cond::Status(Status::Processing), Cond::PastMaxRuntime]);
+/// What the sweep times out: a lease nobody renewed, or an item past the max runtime.
+pub const TIMED_OUT: Cond = Cond::Any(&[LEASE_RAN_OUT, RUNTIME_RAN_OUT]);
 /// A lease still good: someone is working on the item.
 pub const LEASE_LIVE: Cond = Cond::All(&[
     Cond::Status(Status::Processing),
@@ -985,6 +1022,9 @@ pub struct Facts {
     /// The queue's SLA target and at-risk share.
     pub sla_ms: Option<i64>,
     pub risk_pct: u8,
+    /// When the current attempt started, and the queue's max runtime.
+    pub started_at: Option<i64>,
+    pub max_runtime_ms: Option<i64>,
 }
 
 impl Cond {
@@ -1016,6 +1056,10 @@ impl Cond {
             Cond::FinishedInSla => f.sla_ms.is_some_and(|sla| {
                 f.finished_at.unwrap_or(now).saturating_sub(f.enqueued_at) <= sla
             }),
+            Cond::PastMaxRuntime => match (f.started_at, f.max_runtime_ms) {
+                (Some(s), Some(m)) => s.saturating_add(m) < now,
+                _ => false,
+            },
             Cond::Not(c) => !c.holds(f, now),
             Cond::All(cs) => cs.iter().all(|c| c.holds(f, now)),
             Cond::Any(cs) => cs.iter().any(|c| c.holds(f, now)),
@@ -1074,6 +1118,8 @@ pub fn item_sla(
         lease_until: None,
         sla_ms: sla.map(ms_of),
         risk_pct,
+        started_at: None,
+        max_runtime_ms: None,
     };
     sla_of(&f, now.timestamp_millis())
 }
@@ -1089,6 +1135,8 @@ pub fn is_expired(status: Status, expires_at: Option<Time>, now: Time) -> bool {
         lease_until: None,
         sla_ms: None,
         risk_pct: 0,
+        started_at: None,
+        max_runtime_ms: None,
     };
     EXPIRED.holds(&f, now.timestamp_millis())
 }
@@ -1817,7 +1865,14 @@ pub fn check_queue_name(name: &str) -> Result<(), String> {
 }
 
 /// Queue settings that can be unset ("none": never expire, no SLA, no deadline, no limit).
-pub const CLEARABLE: &[&str] = &["ttl", "sla", "deadline", "concurrency", "retry-backoff"];
+pub const CLEARABLE: &[&str] = &[
+    "ttl",
+    "sla",
+    "deadline",
+    "concurrency",
+    "retry-backoff",
+    "max-runtime",
+];
 
 /// Checks the settings of a queue create or update.
 pub fn check_settings(s: &QueueSettings) -> Result<(), String> {
@@ -1855,6 +1910,7 @@ pub fn settings_problem(s: &QueueSettings) -> Option<(&'static str, String)> {
             ("ttl", "TTL", s.ttl),
             ("sla", "SLA target", s.sla),
             ("lease", "lease timeout", s.lease),
+            ("max_runtime", "max runtime", s.max_runtime),
         ] {
             if d.is_some_and(|d| d.is_zero()) {
                 return Err((field, format!("{what} must be longer than 0")));

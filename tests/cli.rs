@@ -647,6 +647,17 @@ fn queue_bad_settings_are_refused_on_create_and_update() {
         (&["--ttl", "5parsecs"], 1, &["--ttl", "5parsecs", "30m"]),
         (&["--sla", "soon"], 1, &["--sla", "soon"]),
         (&["--lease", "forever"], 1, &["--lease", "forever"]),
+        (&["--max-runtime", "soon"], 1, &["--max-runtime", "soon"]),
+        (
+            &["--max-runtime", "0"],
+            1,
+            &["--max-runtime", "0 has no unit"],
+        ),
+        (
+            &["--max-runtime", "0s"],
+            1,
+            &["max runtime must be longer than 0"],
+        ),
         (
             &["--lease", "500ms"],
             1,
@@ -4282,4 +4293,18 @@ fn queue_preview_lists_what_becomes_ready_soonest_first() {
     );
     db.refuses(&["queue", "preview", "p", "--limit", "0"], 1, &["limit"]);
     db.refuses(&["queue", "preview", "nope"], 1, &["nope"]);
+}
+
+#[test]
+fn queue_max_runtime_is_set_shown_and_cleared() {
+    let db = Db::new();
+    db.ok(&["queue", "create", "q", "--max-runtime", "2h"]);
+    let out = db.ok(&["queue", "inspect", "q"]);
+    assert!(out.contains("max runtime") && out.contains("2h"), "{out}");
+    db.ok(&["queue", "update", "q", "--max-runtime", "90m"]);
+    let out = db.ok(&["queue", "inspect", "q", "--json"]);
+    assert!(out.contains("\"max_runtime\": 5400000"), "{out}");
+    db.ok(&["queue", "update", "q", "--clear", "max-runtime"]);
+    let out = db.ok(&["queue", "inspect", "q", "--json"]);
+    assert!(out.contains("\"max_runtime\": null"), "{out}");
 }

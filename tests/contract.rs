@@ -571,6 +571,61 @@ pub async fn a_timed_out_lease_without_retries_is_a_timeout_exception(env: Env) 
         .any(|h| h.by == "system" && h.reason == Some(Reason::Timeout)));
 }
 
+/// A hard deadline per attempt: leases are cut to it, a heartbeat past it is refused, and
+/// the sweep times the item out (retried per max_retries) even though it kept beating.
+pub async fn an_item_past_the_max_runtime_is_timed_out_while_heartbeating(env: Env) {
+    queue(
+        &env,
+        "q",
+        QueueSettings {
+            lease: Some(Duration::from_secs(60)),
+            max_runtime: Some(Duration::from_secs(90)),
+            max_retries: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    add(&env, "q", &["a"]).await;
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    let start = l.item.started_at.unwrap();
+    assert_eq!(l.lease_until, start + chrono::Duration::seconds(60));
+    env.clock.advance(Duration::from_secs(50));
+    // The lease handed out never runs past started_at + max runtime.
+    let until = beat(&env, &l.item.id, &l.lease).await.unwrap();
+    assert_eq!(until, start + chrono::Duration::seconds(90));
+    env.clock.advance(Duration::from_secs(40));
+    // At the max runtime itself the lease is still good (as at a lease's deadline).
+    let until = beat(&env, &l.item.id, &l.lease).await.unwrap();
+    assert_eq!(until, start + chrono::Duration::seconds(90));
+    env.clock.advance(Duration::from_millis(1));
+    let e = beat(&env, &l.item.id, &l.lease).await.unwrap_err();
+    assert_eq!(
+        conflict(&e),
+        &Conflict::MaxRuntime {
+            id: l.item.id.clone(),
+            max_runtime: Duration::from_secs(90)
+        }
+    );
+    assert!(e.to_string().contains("max runtime"), "{e}");
+    env.store.sweep().await.unwrap();
+    let d = env.store.item(&l.item.id).await.unwrap();
+    // Retried like a lease timeout: queued again, one retry counted.
+    assert_eq!((d.item.status, d.item.retry_count), (Status::Queued, 1));
+    assert!(d.item.notes.iter().any(|n| n.text
+        == workq::rules::max_runtime_note(Some(&env.worker("w1")), Duration::from_secs(90))));
+    // The second attempt runs out too: no retries left, a timeout exception.
+    let l = take(&env, &["q"], 1).await.leases.remove(0);
+    env.clock.advance(Duration::from_secs(50));
+    beat(&env, &l.item.id, &l.lease).await.unwrap();
+    env.clock.advance(Duration::from_secs(41));
+    env.store.sweep().await.unwrap();
+    let d = env.store.item(&l.item.id).await.unwrap();
+    assert_eq!(
+        (d.item.status, d.item.reason),
+        (Status::Exception, Some(Reason::Timeout))
+    );
+}
+
 pub async fn a_held_item_refuses_its_workers_result(env: Env) {
     queue(&env, "q", Default::default()).await;
     add(&env, "q", &["a"]).await;
@@ -3632,6 +3687,7 @@ contract!(
     ttl_gives_a_default_expiry,
     leases_are_fenced,
     a_timed_out_lease_without_retries_is_a_timeout_exception,
+    an_item_past_the_max_runtime_is_timed_out_while_heartbeating,
     a_held_item_refuses_its_workers_result,
     it_exceptions_retry_and_business_ones_do_not,
     a_holder_reported_timeout_retries_like_a_lease_timeout,

@@ -56,6 +56,26 @@ fn in_status(s: Status) -> ItemState {
 // ------------------------------------------------------------------ a new item
 
 #[test]
+fn leases_are_cut_to_the_max_runtime() {
+    let lease = Duration::from_secs(60);
+    let max = Some(Duration::from_secs(90));
+    assert_eq!(capped_lease(NOW, lease, NOW, None), Ok(lease));
+    assert_eq!(capped_lease(NOW, lease, NOW, max), Ok(lease));
+    assert_eq!(
+        capped_lease(NOW, lease, NOW - 50_000, max),
+        Ok(Duration::from_secs(40))
+    );
+    assert_eq!(
+        capped_lease(NOW, lease, NOW - 90_000, max),
+        Ok(Duration::ZERO)
+    );
+    assert_eq!(
+        capped_lease(NOW, lease, NOW - 90_001, max),
+        Err(Duration::from_secs(90))
+    );
+}
+
+#[test]
 fn a_new_item_starts_queued_or_on_hold_with_its_expiry() {
     let at = |ms: i64| Some(chrono::DateTime::from_timestamp_millis(ms).unwrap());
     let hour = Some(Duration::from_secs(3600));
@@ -691,6 +711,8 @@ fn facts(status: Status) -> Facts {
         lease_until: None,
         sla_ms: Some(100_000),
         risk_pct: 80,
+        started_at: None,
+        max_runtime_ms: None,
     }
 }
 
@@ -715,6 +737,11 @@ fn conditions_at_their_edges() {
         ("and runs out just after", LEASE_RAN_OUT, Facts { lease_until: Some(NOW - 1), ..facts(Processing) }, true),
         ("live at its deadline", LEASE_LIVE, Facts { lease_until: Some(NOW), ..facts(Processing) }, true),
         ("no lease outside processing", LEASE_LIVE, Facts { lease_until: Some(NOW + 9), ..facts(OnHold) }, false),
+        ("good at the max runtime", RUNTIME_RAN_OUT, Facts { started_at: Some(NOW - 90), max_runtime_ms: Some(90), lease_until: Some(NOW + 9), ..facts(Processing) }, false),
+        ("past it while the lease is live", RUNTIME_RAN_OUT, Facts { started_at: Some(NOW - 91), max_runtime_ms: Some(90), lease_until: Some(NOW + 9), ..facts(Processing) }, true),
+        ("the sweep takes it", TIMED_OUT, Facts { started_at: Some(NOW - 91), max_runtime_ms: Some(90), lease_until: Some(NOW + 9), ..facts(Processing) }, true),
+        ("no limit without a max runtime", TIMED_OUT, Facts { started_at: Some(0), lease_until: Some(NOW + 9), ..facts(Processing) }, false),
+        ("only processing items run out", RUNTIME_RAN_OUT, Facts { started_at: Some(0), max_runtime_ms: Some(90), ..facts(OnHold) }, false),
     ];
     for (what, c, f, want) in cases {
         assert_eq!(c.holds(&f, NOW), want, "{what}");
@@ -794,6 +821,7 @@ fn dequeue_room_by_queue_state_and_limit() {
         tz: "UTC".into(),
         max_retries: 0,
         lease: LEASE,
+        max_runtime: None,
         concurrency,
         priority: 0,
         retry_backoff: None,

@@ -167,6 +167,10 @@ pub struct QueueFlags {
     /// How long a worker may hold an item without a heartbeat (default 5m).
     #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub lease: Option<String>,
+    /// The longest an item may be processed from its start, heartbeats or not; past it the
+    /// item is timed out and retried like a lease timeout (`--clear max-runtime`: no limit).
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub max_runtime: Option<String>,
     /// Most items in processing at once.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>)]
     pub concurrency: Option<u32>,

@@ -28,6 +28,7 @@ fn settings(f: QueueFlags) -> Result<QueueSettings, Failure> {
         tz: f.tz,
         max_retries: f.max_retries,
         lease: d("lease", f.lease)?,
+        max_runtime: d("max-runtime", f.max_runtime)?,
         concurrency: f.concurrency,
         priority: f.priority,
         retry_backoff: f
@@ -252,6 +253,12 @@ fn inspect(s: &QueueSummary) -> Result<(), Failure> {
                 .unwrap_or_else(|| "none (retries are queued at once)".into()),
         ),
         ("lease timeout", dur(Some(q.lease))),
+        (
+            "max runtime",
+            q.max_runtime
+                .map(|m| dur(Some(m)))
+                .unwrap_or_else(|| "none".into()),
+        ),
         (
             "concurrency",
             q.concurrency

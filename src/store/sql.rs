@@ -50,7 +50,11 @@ pub fn cond(c: &Cond, n: &Names) -> (String, Vec<&'static str>) {
 fn needs_sla(c: &Cond, neg: bool) -> bool {
     match c {
         Cond::HasSla => !neg,
-        Cond::Status(_) | Cond::Time(..) | Cond::EnqueuedBefore(_) | Cond::FinishedInSla => false,
+        Cond::Status(_)
+        | Cond::Time(..)
+        | Cond::EnqueuedBefore(_)
+        | Cond::FinishedInSla
+        | Cond::PastMaxRuntime => false,
         Cond::Not(c) => needs_sla(c, !neg),
         // A conjunction needs it when one term does; a disjunction when every term does.
         Cond::All(cs) if !neg => cs.iter().any(|c| needs_sla(c, false)),
@@ -135,6 +139,16 @@ fn render(
                 (true, true) => format!("{took} > {q}sla_ms"),
                 (false, false) => format!("({q}sla_ms IS NOT NULL AND {took} <= {q}sla_ms)"),
                 (true, false) => format!("({q}sla_ms IS NULL OR {took} > {q}sla_ms)"),
+            });
+        }
+        Cond::PastMaxRuntime => {
+            let q = q();
+            let now = now(params);
+            let end = format!("{i}started_at + {q}max_runtime_ms");
+            out.push_str(&if neg {
+                format!("({i}started_at IS NULL OR {q}max_runtime_ms IS NULL OR {end} >= {now})")
+            } else {
+                format!("({i}started_at IS NOT NULL AND {q}max_runtime_ms IS NOT NULL AND {end} < {now})")
             });
         }
         Cond::Not(c) => render(c, !neg, has_sla, n, out, params),
@@ -236,21 +250,25 @@ mod tests {
     fn rendered_conditions_select_what_the_rules_say() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
-            "CREATE TABLE queues (id INTEGER PRIMARY KEY, sla_ms INTEGER, sla_risk_pct INTEGER NOT NULL);
+            "CREATE TABLE queues (id INTEGER PRIMARY KEY, sla_ms INTEGER, sla_risk_pct INTEGER NOT NULL,
+                max_runtime_ms INTEGER);
              CREATE TABLE items (id INTEGER PRIMARY KEY, queue_id INTEGER, status TEXT NOT NULL,
                 enqueued_at INTEGER NOT NULL, finished_at INTEGER, expires_at INTEGER,
-                delay_until INTEGER, lease_until INTEGER);",
+                delay_until INTEGER, lease_until INTEGER, started_at INTEGER);",
         )
         .unwrap();
         let now: i64 = 10_000_000;
-        let queues: [(i64, Option<i64>, u8); 3] =
-            [(1, None, 80), (2, Some(100_000), 80), (3, Some(1_001), 33)];
+        let queues: [(i64, Option<i64>, u8, Option<i64>); 3] = [
+            (1, None, 80, None),
+            (2, Some(100_000), 80, Some(5)),
+            (3, Some(1_001), 33, Some(1_001)),
+        ];
         let mut facts: Vec<(i64, Facts)> = Vec::new();
         let around = |t: i64| [t - 1, t, t + 1];
-        for (qid, sla, pct) in queues {
+        for (qid, sla, pct, max_runtime) in queues {
             conn.execute(
-                "INSERT INTO queues VALUES (?1, ?2, ?3)",
-                rusqlite::params![qid, sla, pct],
+                "INSERT INTO queues VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![qid, sla, pct, max_runtime],
             )
             .unwrap();
             let mut ages = vec![0, 5];
@@ -259,9 +277,14 @@ mod tests {
                 ages.extend(around(now - e.out));
                 ages.extend(around(now - e.risk));
             }
+            if let Some(m) = max_runtime {
+                ages.extend(around(m));
+            }
             for status in Status::ALL {
                 for age in &ages {
                     let enqueued = now - age;
+                    // An attempt started when the item was enqueued, while it is processing.
+                    let started = (*status == Status::Processing).then_some(enqueued);
                     let finished = [None, Some(enqueued + sla.unwrap_or(0)), Some(now + 1)];
                     let times = [None, Some(now - 1), Some(now), Some(now + 1)];
                     for fin in finished {
@@ -277,11 +300,13 @@ mod tests {
                                         lease_until: lease,
                                         sla_ms: sla,
                                         risk_pct: pct,
+                                        started_at: started,
+                                        max_runtime_ms: max_runtime,
                                     };
                                     conn.execute(
                                         "INSERT INTO items (queue_id, status, enqueued_at,
-                                            finished_at, expires_at, delay_until, lease_until)
-                                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                            finished_at, expires_at, delay_until, lease_until, started_at)
+                                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                                         rusqlite::params![
                                             qid,
                                             status.as_str(),
@@ -289,7 +314,8 @@ mod tests {
                                             fin,
                                             exp,
                                             delay,
-                                            lease
+                                            lease,
+                                            started
                                         ],
                                     )
                                     .unwrap();
@@ -314,6 +340,8 @@ mod tests {
             rules::DORMANT,
             rules::LEASE_RAN_OUT,
             rules::LEASE_LIVE,
+            rules::RUNTIME_RAN_OUT,
+            rules::TIMED_OUT,
         ];
         conds.extend(Sla::ALL.iter().map(|s| rules::sla_cond(*s)));
         let negated: Vec<Cond> = conds

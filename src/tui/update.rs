@@ -2158,6 +2158,12 @@ pub fn settings_line(q: &Queue) -> String {
         ),
         format!("lease={}", exact_duration(q.lease)),
         format!(
+            "max-runtime={}",
+            q.max_runtime
+                .map(exact_duration)
+                .unwrap_or_else(|| "-".into())
+        ),
+        format!(
             "concurrency={}",
             q.concurrency
                 .map(|c| c.to_string())
@@ -2170,7 +2176,7 @@ pub fn settings_line(q: &Queue) -> String {
 }
 
 /// Parses `key=value` settings; `-` leaves a setting as it is, `none` clears one that can be
-/// unset (sla, deadline, ttl, concurrency, retry-backoff).
+/// unset (sla, deadline, ttl, concurrency, retry-backoff, max-runtime).
 pub fn parse_settings(line: &str) -> Result<QueueSettings, String> {
     let mut st = QueueSettings::default();
     let dur = |k: &str, v: &str| parse_duration(v).map_err(|e| format!("{k}: {e}"));
@@ -2209,6 +2215,7 @@ pub fn parse_settings(line: &str) -> Result<QueueSettings, String> {
                     Some(u32::try_from(num(k, v)?).map_err(|_| format!("retries: {v}"))?)
             }
             "lease" => st.lease = Some(dur(k, v)?),
+            "max-runtime" => st.max_runtime = Some(dur(k, v)?),
             "retry-backoff" => {
                 st.retry_backoff = Some(
                     crate::rules::parse_backoff(v).map_err(|e| format!("retry-backoff: {e}"))?,

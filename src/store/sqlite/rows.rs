@@ -141,6 +141,8 @@ impl ItemRow {
             lease_until: self.lease_until,
             sla_ms: q.and_then(|q| q.sla).map(|d| d.as_millis() as i64),
             risk_pct: q.map_or(0, |q| q.sla_risk_pct),
+            started_at: self.started_at,
+            max_runtime_ms: q.and_then(|q| q.max_runtime).map(|d| d.as_millis() as i64),
         }
     }
 
@@ -187,7 +189,7 @@ pub struct QueueRow {
 pub const QUEUE_COLS: &str = "id, name, description, state, ttl_ms, sla_ms, sla_risk_pct, \
     deadline, tz, max_retries, lease_ms, concurrency, priority, created_at, \
     n_queued, n_processing, n_processed, n_on_hold, n_exception, \
-    retry_backoff_ms, retry_backoff_max_ms";
+    retry_backoff_ms, retry_backoff_max_ms, max_runtime_ms";
 
 fn ms(v: Option<i64>) -> Option<Duration> {
     v.map(|m| Duration::from_millis(m.max(0) as u64))
@@ -208,6 +210,7 @@ impl QueueRow {
                 tz: r.get(8)?,
                 max_retries: r.get(9)?,
                 lease: ms(Some(r.get(10)?)).unwrap_or(DEFAULT_LEASE),
+                max_runtime: ms(r.get(21)?),
                 concurrency: r.get(11)?,
                 priority: r.get(12)?,
                 retry_backoff: match (ms(r.get(19)?), ms(r.get(20)?)) {

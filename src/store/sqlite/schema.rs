@@ -217,7 +217,7 @@ CREATE TABLE tokens (
 );
 CREATE UNIQUE INDEX tokens_live_name ON tokens(name) WHERE revoked_at IS NULL;
 "#,
-    // 9 (assigned; the lead renumbers at merge): alerts. `state` is what the last check
+    // 8: alerts. `state` is what the last check
     // found; a checker moves it with a compare-and-set on (state, generation), so two
     // checkers cannot both fire one transition.
     r#"
@@ -234,6 +234,11 @@ CREATE TABLE alerts (
     created_at INTEGER NOT NULL,
     CHECK ((run IS NULL) <> (webhook IS NULL))
 );
+"#,
+    // 9: a hard deadline per queue: an item processing longer than this from its start is
+    // timed out even while heartbeating (NULL: no limit).
+    r#"
+ALTER TABLE queues ADD COLUMN max_runtime_ms INTEGER;
 "#,
 ];
 

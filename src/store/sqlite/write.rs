@@ -49,8 +49,8 @@ pub fn create_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
         .execute(
             "INSERT INTO queues (name, description, ttl_ms, sla_ms, sla_risk_pct, deadline, tz,
                 max_retries, lease_ms, concurrency, priority, created_at, retry_backoff_ms,
-                retry_backoff_max_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                retry_backoff_max_ms, max_runtime_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
                 name,
                 s.description.unwrap_or_default(),
@@ -66,6 +66,7 @@ pub fn create_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
                 ms(ctx.now),
                 dur_ms(s.retry_backoff.map(|b| b.delay)),
                 dur_ms(s.retry_backoff.map(|b| b.max)),
+                dur_ms(s.max_runtime),
             ],
         )
         .map_err(sql)?;
@@ -120,6 +121,9 @@ pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
     if let Some(v) = s.lease {
         set("lease_ms", V::Integer(v.as_millis() as i64))?;
     }
+    if let Some(v) = s.max_runtime {
+        set("max_runtime_ms", V::Integer(v.as_millis() as i64))?;
+    }
     if let Some(v) = s.concurrency {
         set("concurrency", V::Integer(v as i64))?;
     }
@@ -137,6 +141,7 @@ pub fn update_queue(ctx: &mut Ctx, name: &str, s: QueueSettings) -> Result<Queue
             "deadline" => &["deadline"],
             "concurrency" => &["concurrency"],
             "retry-backoff" => &["retry_backoff_ms", "retry_backoff_max_ms"],
+            "max-runtime" => &["max_runtime_ms"],
             other => return Err(Error::invalid("clear", format!("cannot clear '{other}'"))),
         };
         for col in cols {
@@ -939,7 +944,10 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
                 continue;
             }
         };
-        let lease_until = rules::lease_until(now, q.queue.lease);
+        // A new attempt starts now: its lease never runs past the max runtime.
+        let lease = rules::capped_lease(now, q.queue.lease, now, q.queue.max_runtime)
+            .unwrap_or(q.queue.lease);
+        let lease_until = rules::lease_until(now, lease);
         wake_due(ctx, q.id)?;
         let mut st = ctx.conn.prepare_cached(claim_sql()).map_err(sql)?;
         let mut rows = st
@@ -1110,7 +1118,20 @@ pub fn heartbeat(ctx: &mut Ctx, leases: &[LeaseRef]) -> Result<Vec<Result<Time>>
     for l in leases {
         let r = (|| -> Result<Time> {
             let (mut row, t) = leased(ctx.conn, ItemEvent::Heartbeat, &l.id, &l.lease)?;
-            let lease = queues.get(ctx.conn, row.queue_id)?.queue.lease;
+            let queue = &queues.get(ctx.conn, row.queue_id)?.queue;
+            let now = ms(ctx.now);
+            let lease = rules::capped_lease(
+                now,
+                queue.lease,
+                row.started_at.unwrap_or(now),
+                queue.max_runtime,
+            )
+            .map_err(|max_runtime| {
+                Error::conflict(Conflict::MaxRuntime {
+                    id: l.id.clone(),
+                    max_runtime,
+                })
+            })?;
             let given = rules::Given {
                 lease,
                 ..Default::default()
@@ -1457,14 +1478,37 @@ pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
             cond(&rules::LEASE_RAN_OUT, "i.")
         )
     });
-    let rows = ctx
-        .conn
-        .prepare_cached(ran_out)
-        .and_then(|mut st| {
-            st.query_map(named_params! {":now": ms(ctx.now)}, ItemRow::from_sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(sql)?;
+    // Items past their queue's max runtime, heartbeating or not: only queues with one are
+    // read, so this stays a walk of a few queues' processing items.
+    static RUNTIME_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let past_max = RUNTIME_SQL.get_or_init(|| {
+        let names = store_sql::Names {
+            item: "i.",
+            queue: Some("q."),
+            param: &store_sql::named,
+        };
+        let (c, _) = store_sql::cond(&rules::RUNTIME_RAN_OUT, &names);
+        format!(
+            "SELECT {ITEM_COLS} FROM queues q JOIN items i ON i.queue_id = q.id \
+             WHERE q.max_runtime_ms IS NOT NULL AND {c} LIMIT 1000"
+        )
+    });
+    let mut rows = Vec::new();
+    for text in [ran_out, past_max] {
+        let got = ctx
+            .conn
+            .prepare_cached(text)
+            .and_then(|mut st| {
+                st.query_map(named_params! {":now": ms(ctx.now)}, ItemRow::from_sql)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(sql)?;
+        for r in got {
+            if !rows.iter().any(|x: &ItemRow| x.id == r.id) {
+                rows.push(r);
+            }
+        }
+    }
     if rows.is_empty() {
         return Ok(0);
     }
@@ -1473,7 +1517,11 @@ pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
     let n = rows.len() as u64;
     for mut row in rows {
         let q = queues.get(ctx.conn, row.queue_id)?.clone();
-        let note = rules::timeout_note(row.worker.as_deref(), q.queue.lease);
+        let past_max = rules::RUNTIME_RAN_OUT.holds(&row.facts(Some(&q.queue)), ms(ctx.now));
+        let note = match q.queue.max_runtime {
+            Some(m) if past_max => rules::max_runtime_note(row.worker.as_deref(), m),
+            _ => rules::timeout_note(row.worker.as_deref(), q.queue.lease),
+        };
         fail(
             ctx,
             &mut deltas,

@@ -27,6 +27,7 @@ pub fn queue(name: &str) -> Queue {
         tz: "UTC".into(),
         max_retries: 2,
         lease: Duration::from_secs(20),
+        max_runtime: None,
         concurrency: None,
         priority: 0,
         retry_backoff: None,

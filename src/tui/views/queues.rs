@@ -352,8 +352,11 @@ fn panel_draw(f: &mut Frame, s: &State, t: &Theme, q: &QueueSummary, area: Rect)
     lines.push(Line::from(vec![
         label("settings"),
         Span::raw(format!(
-            "lease {} · retries {} · limit {} · ttl {} · priority {}",
+            "lease {}{} · retries {} · limit {} · ttl {} · priority {}",
             format_duration(qq.lease),
+            qq.max_runtime
+                .map(|m| format!(" · max runtime {}", format_duration(m)))
+                .unwrap_or_default(),
             qq.max_retries,
             qq.concurrency
                 .map(|c| c.to_string())
