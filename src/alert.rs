@@ -422,6 +422,7 @@ mod tests {
             concurrency: None,
             priority: 0,
             retry_backoff: None,
+            max_runtime: None,
             created_at: at(0),
         };
         let mut s = QueueSummary {
