@@ -102,6 +102,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 run_once: a.run_once,
                 name: a.name,
                 command: a.command,
+                exits: workq::worker::ExitMap {
+                    business: a.business_exit,
+                    it: a.it_exit,
+                },
             };
             let conn = connect::connect(&target, open)?;
             let code = workq::worker::run(conn.backend, opts)

@@ -27,6 +27,45 @@ pub struct Options {
     pub name: String,
     pub grace: Duration,
     pub command: Vec<String>,
+    pub exits: ExitMap,
+}
+
+/// Which exit codes mean which exception (0 is always processed; any other code generic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitMap {
+    pub business: Vec<i32>,
+    pub it: Vec<i32>,
+}
+
+impl Default for ExitMap {
+    fn default() -> Self {
+        ExitMap {
+            business: vec![2],
+            it: vec![3],
+        }
+    }
+}
+
+impl ExitMap {
+    /// Refuses a mapping that could not be meant: 0 as an exception, one code for both.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(c) = self
+            .business
+            .iter()
+            .chain(&self.it)
+            .find(|c| !(1..=255).contains(*c))
+        {
+            return Err(format!(
+                "exit code {c}: give codes 1 to 255 (0 always means processed)"
+            ));
+        }
+        if let Some(c) = self.business.iter().find(|c| self.it.contains(c)) {
+            return Err(format!(
+                "exit code {c} is given to both --business-exit and --it-exit"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The worker id: `NAME@host:pid`, unique per running agent.
@@ -82,6 +121,7 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
     if opts.command.is_empty() {
         return Err("give the command to run after `--`".into());
     }
+    opts.exits.check()?;
     if opts.concurrency == 0 {
         return Err("--concurrency: give 1 or more".into());
     }
@@ -162,7 +202,7 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
                         hand_back(&*backend, vec![h.lease], &worker).await;
                     }
                     _ => {
-                        let (reason, note) = outcome(&ran);
+                        let (reason, note) = outcome(&ran, &opts.exits);
                         failed |= reason.is_some();
                         let o = Outcome { id: h.lease.id, lease: h.lease.lease, reason, note, retry_in: None };
                         match backend.finish(vec![o], &worker).await {
@@ -269,17 +309,17 @@ async fn ensure_queues(backend: &dyn Backend, queues: &[String]) -> Result<(), S
     Ok(())
 }
 
-/// What the exit code says: 0 processed (stdout tail as note), 2 business, 3 IT, a timeout,
-/// anything else generic with the stderr tail.
-fn outcome(ran: &Ran) -> (Option<Reason>, Option<String>) {
+/// What the exit code says: 0 processed (stdout tail as note), the business codes (2) and
+/// IT codes (3) those exceptions, a timeout, anything else generic with the stderr tail.
+fn outcome(ran: &Ran, exits: &ExitMap) -> (Option<Reason>, Option<String>) {
     let text = |b: &[u8]| {
         let s = String::from_utf8_lossy(b).into_owned();
         (!s.is_empty()).then_some(s)
     };
     match &ran.end {
         End::Exit(0) => (None, text(&ran.stdout)),
-        End::Exit(2) => (Some(Reason::Business), text(&ran.stderr)),
-        End::Exit(3) => (Some(Reason::It), text(&ran.stderr)),
+        End::Exit(c) if exits.business.contains(c) => (Some(Reason::Business), text(&ran.stderr)),
+        End::Exit(c) if exits.it.contains(c) => (Some(Reason::It), text(&ran.stderr)),
         End::Exit(_) | End::Killed => (Some(Reason::Generic), text(&ran.stderr)),
         End::Signal(s) => {
             let mut note = format!("killed by signal {s}\n");

@@ -566,3 +566,50 @@ fn heartbeats_keep_the_lease_and_a_refused_one_kills_the_command() {
     assert_eq!(note(&items["long"]), "finished\n");
     assert_eq!(items["held"]["status"], "on-hold");
 }
+
+/// `--business-exit` and `--it-exit` change which codes mean which exception; a mapping
+/// that cannot be meant is refused before anything is taken.
+#[test]
+fn the_exit_code_mapping_can_be_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = On::Db(dir.path().join("w.db"));
+    on.ok(&["queue", "create", "q", "--max-retries", "0"]);
+    for v in ["10", "11", "2"] {
+        on.ok(&["item", "add", "q", "--value", v]);
+    }
+    let s = script(dir.path(), "code.sh", "exit $(cat)");
+    let bad = |args: &[&str], says: &str| {
+        let mut a = vec!["--queue", "q", "--run-once"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--", &s]);
+        let out = on.work(&a).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    };
+    bad(&["--business-exit", "0"], "exit code 0");
+    bad(&["--business-exit", "4", "--it-exit", "4"], "both");
+    bad(&["--it-exit", "x"], "--it-exit");
+    // Refused: nothing was taken.
+    assert!(on.items("q").iter().all(|i| i["status"] == "queued"));
+    let out = on
+        .work(&[
+            "--queue",
+            "q",
+            "--run-once",
+            "--business-exit",
+            "10",
+            "--it-exit",
+            "11",
+            "--",
+            &s,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let items = by_value(&on.items("q"));
+    assert_eq!(items["10"]["reason"], "business");
+    assert_eq!(items["11"]["reason"], "it");
+    // 2 is no longer business: a generic exception.
+    assert_eq!(items["2"]["reason"], "generic");
+}

@@ -46,6 +46,7 @@ pub async fn figures(
             name: "bench".into(),
             grace: Duration::from_secs(30),
             command: vec!["true".into()],
+            exits: Default::default(),
         },
     )
     .await?;

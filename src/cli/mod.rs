@@ -403,6 +403,22 @@ pub struct WorkArgs {
         allow_hyphen_values = true
     )]
     pub grace: String,
+    /// Exit codes that mean a business exception (comma-separated).
+    #[arg(
+        long,
+        value_name = "CODE[,CODE…]",
+        value_delimiter = ',',
+        default_value = "2"
+    )]
+    pub business_exit: Vec<i32>,
+    /// Exit codes that mean an IT exception, retried per the queue (comma-separated).
+    #[arg(
+        long,
+        value_name = "CODE[,CODE…]",
+        value_delimiter = ',',
+        default_value = "3"
+    )]
+    pub it_exit: Vec<i32>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
