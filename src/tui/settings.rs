@@ -4,7 +4,7 @@
 //! prints. The console and `workq config check` read a file through the same `check`, so
 //! they report the same problems.
 
-use crate::tui::commands::{KeySetting, Keymap, TABLE};
+use crate::tui::commands::{Key, KeySetting, Keymap, TABLE};
 use crate::tui::theme::{line_of, Theme};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -433,14 +433,21 @@ pub fn show(path: Option<&Path>) -> (String, Vec<String>) {
             .iter()
             .map(|k| k.to_string())
             .collect();
-        let key = format!("keys.{}", spec.name);
-        let whence = if c.keys.contains_key(spec.name)
-            && checked
-                .problems
+        // The file's binding applies when the keymap holds exactly its keys (a refused
+        // one left the default in place).
+        let applied = c.keys.get(spec.name).is_some_and(|set| {
+            let texts = match set {
+                KeySetting::One(k) => std::slice::from_ref(k),
+                KeySetting::Many(ks) => ks.as_slice(),
+            };
+            texts
                 .iter()
-                .all(|p| !p.contains(&format!("{key}:")))
-        {
-            from(&key)
+                .map(|t| Key::parse(t))
+                .collect::<Result<Vec<_>, _>>()
+                .is_ok_and(|ks| ks == checked.keymap.keys(spec.cmd))
+        });
+        let whence = if applied {
+            from(&format!("keys.{}", spec.name))
         } else {
             "default".to_string()
         };
@@ -469,7 +476,7 @@ pub fn show(path: Option<&Path>) -> (String, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::commands::{by_name, Command, Key, KEYS_EXAMPLE};
+    use crate::tui::commands::{by_name, Command, KEYS_EXAMPLE};
     use crate::tui::state::View;
 
     #[test]
