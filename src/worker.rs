@@ -165,6 +165,9 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
     if opts.concurrency == 0 {
         return Err("--concurrency: give 1 or more".into());
     }
+    // Checked before anything is taken: a typo would otherwise turn every item into an
+    // exception, one after the other.
+    runnable(&opts.command[0])?;
     let worker = worker_id(&opts.name);
     ensure_queues(&*backend, &opts.queues).await?;
     let mut report = Report {
@@ -376,6 +379,13 @@ async fn ensure_queues(backend: &dyn Backend, queues: &[String]) -> Result<(), S
                     ),
                     // Another agent created it first.
                     Err(Error::Conflict { .. }) => {}
+                    Err(Error::Forbidden { role, .. }) => {
+                        return Err(format!(
+                            "queue '{}' does not exist, and this token (role {role}) may not create queues: create it with an operator's token (`workq queue create {}`), or check the name",
+                            crate::text::escape(q, false),
+                            crate::text::escape(q, false)
+                        ))
+                    }
                     Err(e) => return Err(format!("cannot create queue '{q}': {e}")),
                 }
             }
@@ -407,6 +417,32 @@ fn outcome(ran: &Ran, exits: &ExitMap) -> (Option<Reason>, Option<String>) {
             Some("killed: ran past --timeout".into()),
         ),
         End::SpawnFailed(e) => (Some(Reason::Generic), Some(e.clone())),
+    }
+}
+
+/// Whether `program` can be started: a path to an executable file, or a name found as one
+/// on `$PATH`, as the spawn would look it up.
+fn runnable(program: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let shown = crate::text::escape(program, false);
+    if program.contains('/') {
+        let p = std::path::Path::new(program);
+        return match std::fs::metadata(p) {
+            Err(e) => Err(format!("cannot run '{shown}': {e}")),
+            Ok(_) if !executable(p) => Err(format!(
+                "cannot run '{shown}': it is not an executable file (chmod +x?)"
+            )),
+            Ok(_) => Ok(()),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| executable(&d.join(program))) {
+        Ok(())
+    } else {
+        Err(format!("cannot run '{shown}': no such command on $PATH"))
     }
 }
 

@@ -251,6 +251,76 @@ fn exit_codes_against_a_server() {
     exit_codes_map_to_outcomes(&on, dir.path());
 }
 
+/// A worker token may take from queues but not create them: the agent says so before
+/// taking anything, and an existing queue still works with it.
+#[test]
+fn a_worker_token_cannot_create_the_queue_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let local = On::Db(db.clone());
+    let token = local.ok(&["token", "create", "bot", "--role", "worker"]);
+    local.ok(&["queue", "create", "q"]);
+    local.ok(&["item", "add", "q", "--value", "x"]);
+    let server = Server::start(&db);
+    let on = On::Remote(server.url.clone(), token.trim().to_string());
+    let out = on
+        .work(&["--queue", "typo", "--run-once", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("queue 'typo' does not exist") && err.contains("may not create queues"),
+        "{err}"
+    );
+    let names = local.ok(&["queue", "ls", "--names"]);
+    assert_eq!(names.trim(), "q", "nothing was created");
+    let out = on
+        .work(&["--queue", "q", "--run-once", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(local.items("q")[0]["status"], "processed");
+}
+
+/// A command that cannot be started is refused at start: no item is taken, no queue made.
+#[test]
+fn an_unstartable_command_is_refused_before_anything_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = On::Db(dir.path().join("w.db"));
+    on.ok(&["queue", "create", "q"]);
+    on.ok(&["item", "add", "q", "--value", "x"]);
+    let plain = dir.path().join("plain.sh");
+    std::fs::write(&plain, "echo hi\n").unwrap();
+    let missing = dir.path().join("missing.sh");
+    for (cmd, says) in [
+        (missing.to_str().unwrap(), "No such file"),
+        (plain.to_str().unwrap(), "not an executable file"),
+        ("no-such-command-workq", "no such command on $PATH"),
+    ] {
+        let out = on
+            .work(&["--queue", "q", "--queue", "other", "--run-once", "--", cmd])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("cannot run") && err.contains(says),
+            "{cmd}: {err}"
+        );
+    }
+    let i = &on.items("q")[0];
+    assert_eq!(
+        (i["status"].as_str(), i["retry_count"].as_u64()),
+        (Some("queued"), Some(0))
+    );
+    assert_eq!(
+        on.ok(&["queue", "ls", "--names"]).trim(),
+        "q",
+        "'other' was not created"
+    );
+}
+
 #[test]
 fn a_timeout_kills_the_whole_process_group() {
     let dir = tempfile::tempdir().unwrap();
