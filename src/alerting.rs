@@ -19,8 +19,7 @@ pub async fn check(store: &dyn Backend, now: Time) -> Result<Vec<(Alert, Body)>>
     if alerts.is_empty() {
         return Ok(vec![]);
     }
-    // Workers carry no queue today: the freshest heartbeat anywhere counts for every queue.
-    let last_worker = store.workers().await?.iter().map(|w| w.last_seen).max();
+    let workers = store.workers().await?;
     let mut fired = vec![];
     for a in alerts {
         // A stored rule was checked when added; one that no longer parses is skipped.
@@ -33,6 +32,13 @@ pub async fn check(store: &dyn Backend, now: Time) -> Result<Vec<(Alert, Body)>>
             Some(w) => exceptions_since(store, &a.queue, now - chrono_of(w)).await?,
             None => 0,
         };
+        // Heard from on this queue: a worker busy on another queue does not count.
+        let last_worker = workers
+            .iter()
+            .flat_map(|w| &w.queues)
+            .filter(|s| s.queue == a.queue)
+            .map(|s| s.last_seen)
+            .max();
         let facts = Facts {
             summary: &summary,
             exceptions,

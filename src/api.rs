@@ -308,6 +308,21 @@ fn one() -> u32 {
     1
 }
 
+/// `POST /v1/workers`: an agent registers (`workq work`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    /// The agent's own name; the server records it as `token:NAME/WORKER`.
+    pub worker: String,
+    pub agent: crate::model::AgentInfo,
+}
+
+/// The name a registration was recorded under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Registered {
+    pub worker: String,
+}
+
 /// `POST /v1/heartbeat`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -53,6 +53,10 @@ pub trait Backend: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Item>>;
     async fn workers(&self) -> Result<Vec<WorkerInfo>>;
+    /// An agent says who it is, what it serves and how it goes (`workq work`: at start,
+    /// every `rules::REGISTER_EVERY` and when its state changes). It counts as heard from
+    /// on each of its queues, which must exist.
+    async fn register_worker(&self, name: &str, agent: AgentInfo) -> Result<()>;
 
     // Taking work.
     async fn dequeue(&self, req: DequeueRequest) -> Result<Dequeued>;

@@ -359,6 +359,15 @@ impl Backend for HttpClient {
         self.get("/v1/workers").await
     }
 
+    async fn register_worker(&self, name: &str, agent: AgentInfo) -> Result<()> {
+        let body = api::Register {
+            worker: name.to_string(),
+            agent,
+        };
+        let _: api::Registered = self.post("/v1/workers", &body).await?;
+        Ok(())
+    }
+
     async fn dequeue(&self, req: DequeueRequest) -> Result<Dequeued> {
         let body = api::Dequeue {
             queues: req.queues,

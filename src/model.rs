@@ -991,6 +991,66 @@ pub struct WorkerInfo {
     pub holding_ids: Vec<String>,
     pub processed: u64,
     pub failed: u64,
+    /// The queues it dequeued from (or, an agent, registered for) in the last hour, each
+    /// with when it was last heard from there: a queue's `no-worker` alert reads these.
+    pub queues: Vec<QueueSeen>,
+    /// Running, draining or stopped as an agent reports itself; stale when not heard from
+    /// for `rules::STALE_AFTER` (a scripted worker is running while it is heard from).
+    pub state: WorkerState,
+    /// What an agent (`workq work`) says about itself; none for a scripted worker.
+    pub agent: Option<AgentInfo>,
+}
+
+/// One queue a worker takes from, and when it was last heard from there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QueueSeen {
+    pub queue: String,
+    #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen: Time,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    Running,
+    /// Signalled to stop: finishing what it holds, taking nothing new.
+    Draining,
+    /// Stopped cleanly: it holds nothing.
+    Stopped,
+    /// Not heard from lately: killed, hung or cut off; its leases will time out.
+    Stale,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Running => "running",
+            WorkerState::Draining => "draining",
+            WorkerState::Stopped => "stopped",
+            WorkerState::Stale => "stale",
+        }
+    }
+}
+
+/// What an agent reports about itself when it registers (at start, then every few
+/// seconds and on each change of state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentInfo {
+    pub host: String,
+    pub pid: u32,
+    /// The workq version it runs.
+    pub version: String,
+    pub queues: Vec<String>,
+    pub concurrency: u32,
+    /// Running, draining or stopped (an agent never reports itself stale).
+    pub state: WorkerState,
+    /// Items it finished in the last minute, as it counts them.
+    pub per_minute: u64,
+    #[serde(with = "time_ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: Time,
 }
 
 /// Import behaviour for bad rows.

@@ -396,6 +396,26 @@ fn ms_of(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// A worker not heard from for this long is stale. Agents register every
+/// `REGISTER_EVERY` and long-poll every second, so three missed registrations mean it is
+/// gone (killed, hung or cut off), whatever state it last reported.
+pub const STALE_AFTER: Duration = Duration::from_secs(30);
+/// How often `workq work` tells the engine it is alive, what it holds and how fast it goes.
+pub const REGISTER_EVERY: Duration = Duration::from_secs(5);
+
+/// A worker's state at `now`: what an agent last reported, or running for a scripted
+/// worker, unless it has not been heard from for `STALE_AFTER`. A stopped agent stays
+/// stopped: it said goodbye, it is not missing.
+pub fn worker_state(reported: Option<WorkerState>, last_seen: Time, now: Time) -> WorkerState {
+    let quiet = (now - last_seen).num_milliseconds() > ms_of(STALE_AFTER);
+    match reported {
+        Some(WorkerState::Stopped) => WorkerState::Stopped,
+        _ if quiet => WorkerState::Stale,
+        Some(s) => s,
+        None => WorkerState::Running,
+    }
+}
+
 /// When a lease granted or extended at `now` runs out.
 pub fn lease_until(now: i64, lease: Duration) -> i64 {
     now.saturating_add(ms_of(lease))
@@ -621,6 +641,38 @@ pub fn check_upcoming(within: Duration, limit: u32) -> Result<(), (&'static str,
         return Err((
             "limit",
             format!("limit must be 1 to {}, not {limit}", crate::model::MAX_PAGE),
+        ));
+    }
+    Ok(())
+}
+
+/// What `Backend::register_worker` refuses: an empty or unprintable name, host or
+/// version, no queue, a concurrency of 0, or an agent calling itself stale.
+pub fn check_registration(name: &str, a: &AgentInfo) -> Result<(), Error> {
+    for (field, v) in [("worker", name), ("host", &a.host), ("version", &a.version)] {
+        if v.trim().is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                field,
+                format!("{field} must be 1 to 200 characters, none of them control characters"),
+            ));
+        }
+    }
+    if a.queues.is_empty() {
+        return Err(Error::invalid(
+            "queues",
+            "an agent serves at least one queue",
+        ));
+    }
+    if a.concurrency == 0 {
+        return Err(Error::invalid(
+            "concurrency",
+            "concurrency must be at least 1",
+        ));
+    }
+    if a.state == WorkerState::Stale {
+        return Err(Error::invalid(
+            "state",
+            "an agent reports running, draining or stopped; stale is the engine's word for one not heard from",
         ));
     }
     Ok(())

@@ -70,16 +70,56 @@ impl ExitMap {
 
 /// The worker id: `NAME@host:pid`, unique per running agent.
 pub fn worker_id(name: &str) -> String {
+    format!("{name}@{}:{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is ours and its length is given; gethostname NUL-terminates or
     // truncates within it.
-    let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
         let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
         String::from_utf8_lossy(&buf[..end]).into_owned()
     } else {
         "unknown".into()
-    };
-    format!("{name}@{host}:{}", std::process::id())
+    }
+}
+
+/// What the agent tells the engine about itself, and the finishes of the last minute.
+struct Report {
+    info: AgentInfo,
+    finished: std::collections::VecDeque<Instant>,
+}
+
+impl Report {
+    fn finished_one(&mut self) {
+        self.finished.push_back(Instant::now());
+    }
+
+    /// The report as of now: the finishes older than a minute dropped.
+    fn now(&mut self, state: WorkerState) -> AgentInfo {
+        let minute_ago = Instant::now() - Duration::from_secs(60);
+        while self.finished.front().is_some_and(|t| *t < minute_ago) {
+            self.finished.pop_front();
+        }
+        self.info.state = state;
+        self.info.per_minute = self.finished.len() as u64;
+        self.info.clone()
+    }
+}
+
+/// Registers in the background: the loop never waits on it, and a failure is only said
+/// (the next registration, seconds later, tries again).
+fn register(backend: &Arc<dyn Backend>, worker: &str, info: AgentInfo) {
+    let (b, w) = (Arc::clone(backend), worker.to_string());
+    tokio::spawn(async move {
+        if let Err(e) = b.register_worker(&w, info).await {
+            eprintln!(
+                "workq work: registering failed: {}",
+                one_line(&e.to_string())
+            );
+        }
+    });
 }
 
 /// How a command's run ended.
@@ -125,8 +165,30 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
     if opts.concurrency == 0 {
         return Err("--concurrency: give 1 or more".into());
     }
+    // Checked before anything is taken: a typo would otherwise turn every item into an
+    // exception, one after the other.
+    runnable(&opts.command[0])?;
     let worker = worker_id(&opts.name);
     ensure_queues(&*backend, &opts.queues).await?;
+    let mut report = Report {
+        info: AgentInfo {
+            host: hostname(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            queues: opts.queues.clone(),
+            concurrency: opts.concurrency,
+            state: WorkerState::Running,
+            per_minute: 0,
+            started_at: chrono::Utc::now(),
+        },
+        finished: Default::default(),
+    };
+    // The first registration is waited for: an engine that refuses it refuses the agent.
+    backend
+        .register_worker(&worker, report.now(WorkerState::Running))
+        .await
+        .map_err(|e| format!("cannot register with the engine: {e}"))?;
+    let mut next_register = Instant::now() + crate::rules::REGISTER_EVERY;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
 
@@ -204,6 +266,7 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
                     _ => {
                         let (reason, note) = outcome(&ran, &opts.exits);
                         failed |= reason.is_some();
+                        report.finished_one();
                         let o = Outcome { id: h.lease.id, lease: h.lease.lease, reason, note, retry_in: None };
                         match backend.finish(vec![o], &worker).await {
                             Ok(rs) => for r in rs {
@@ -236,6 +299,11 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
                     Err(e) => eprintln!("workq work: heartbeat failed: {}", one_line(&e.to_string())),
                 }
             }
+            _ = tokio::time::sleep_until(next_register) => {
+                next_register = Instant::now() + crate::rules::REGISTER_EVERY;
+                let state = if draining { WorkerState::Draining } else { WorkerState::Running };
+                register(&backend, &worker, report.now(state));
+            }
             _ = tokio::time::sleep_until(retry_at.unwrap_or(far)), if retry_at.is_some() && pending.is_none() => {}
             _ = tokio::time::sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() => {
                 drain_until = None;
@@ -249,11 +317,22 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
                     stop_all(&mut held);
                 } else {
                     draining = true;
+                    register(&backend, &worker, report.now(WorkerState::Draining));
                     drain_until = Some(Instant::now() + opts.grace);
                     eprintln!("workq work: stopping: no new items; waiting up to {:?} for {} running", opts.grace, held.len());
                 }
             }
         }
+    }
+    // Said goodbye: shown as stopped, not as stale, in `workq workers`.
+    if let Err(e) = backend
+        .register_worker(&worker, report.now(WorkerState::Stopped))
+        .await
+    {
+        eprintln!(
+            "workq work: could not say it stopped: {}",
+            one_line(&e.to_string())
+        );
     }
     Ok(if opts.run_once && failed { 1 } else { 0 })
 }
@@ -300,6 +379,13 @@ async fn ensure_queues(backend: &dyn Backend, queues: &[String]) -> Result<(), S
                     ),
                     // Another agent created it first.
                     Err(Error::Conflict { .. }) => {}
+                    Err(Error::Forbidden { role, .. }) => {
+                        return Err(format!(
+                            "queue '{}' does not exist, and this token (role {role}) may not create queues: create it with an operator's token (`workq queue create {}`), or check the name",
+                            crate::text::escape(q, false),
+                            crate::text::escape(q, false)
+                        ))
+                    }
                     Err(e) => return Err(format!("cannot create queue '{q}': {e}")),
                 }
             }
@@ -331,6 +417,32 @@ fn outcome(ran: &Ran, exits: &ExitMap) -> (Option<Reason>, Option<String>) {
             Some("killed: ran past --timeout".into()),
         ),
         End::SpawnFailed(e) => (Some(Reason::Generic), Some(e.clone())),
+    }
+}
+
+/// Whether `program` can be started: a path to an executable file, or a name found as one
+/// on `$PATH`, as the spawn would look it up.
+fn runnable(program: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let shown = crate::text::escape(program, false);
+    if program.contains('/') {
+        let p = std::path::Path::new(program);
+        return match std::fs::metadata(p) {
+            Err(e) => Err(format!("cannot run '{shown}': {e}")),
+            Ok(_) if !executable(p) => Err(format!(
+                "cannot run '{shown}': it is not an executable file (chmod +x?)"
+            )),
+            Ok(_) => Ok(()),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| executable(&d.join(program))) {
+        Ok(())
+    } else {
+        Err(format!("cannot run '{shown}': no such command on $PATH"))
     }
 }
 

@@ -251,6 +251,76 @@ fn exit_codes_against_a_server() {
     exit_codes_map_to_outcomes(&on, dir.path());
 }
 
+/// A worker token may take from queues but not create them: the agent says so before
+/// taking anything, and an existing queue still works with it.
+#[test]
+fn a_worker_token_cannot_create_the_queue_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let local = On::Db(db.clone());
+    let token = local.ok(&["token", "create", "bot", "--role", "worker"]);
+    local.ok(&["queue", "create", "q"]);
+    local.ok(&["item", "add", "q", "--value", "x"]);
+    let server = Server::start(&db);
+    let on = On::Remote(server.url.clone(), token.trim().to_string());
+    let out = on
+        .work(&["--queue", "typo", "--run-once", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("queue 'typo' does not exist") && err.contains("may not create queues"),
+        "{err}"
+    );
+    let names = local.ok(&["queue", "ls", "--names"]);
+    assert_eq!(names.trim(), "q", "nothing was created");
+    let out = on
+        .work(&["--queue", "q", "--run-once", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(local.items("q")[0]["status"], "processed");
+}
+
+/// A command that cannot be started is refused at start: no item is taken, no queue made.
+#[test]
+fn an_unstartable_command_is_refused_before_anything_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = On::Db(dir.path().join("w.db"));
+    on.ok(&["queue", "create", "q"]);
+    on.ok(&["item", "add", "q", "--value", "x"]);
+    let plain = dir.path().join("plain.sh");
+    std::fs::write(&plain, "echo hi\n").unwrap();
+    let missing = dir.path().join("missing.sh");
+    for (cmd, says) in [
+        (missing.to_str().unwrap(), "No such file"),
+        (plain.to_str().unwrap(), "not an executable file"),
+        ("no-such-command-workq", "no such command on $PATH"),
+    ] {
+        let out = on
+            .work(&["--queue", "q", "--queue", "other", "--run-once", "--", cmd])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("cannot run") && err.contains(says),
+            "{cmd}: {err}"
+        );
+    }
+    let i = &on.items("q")[0];
+    assert_eq!(
+        (i["status"].as_str(), i["retry_count"].as_u64()),
+        (Some("queued"), Some(0))
+    );
+    assert_eq!(
+        on.ok(&["queue", "ls", "--names"]).trim(),
+        "q",
+        "'other' was not created"
+    );
+}
+
 #[test]
 fn a_timeout_kills_the_whole_process_group() {
     let dir = tempfile::tempdir().unwrap();
@@ -308,9 +378,15 @@ fn sigterm_drains() {
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
     assert!(line.contains("stopping"), "{line}");
+    // Draining, as `workq workers` shows it, while the first item finishes.
+    until("the agent is shown draining", || {
+        on.json(&["workers"])[0]["state"] == "draining"
+    });
     std::fs::write(dir.path().join("go"), "").unwrap();
     let status = agent.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+    let w = &on.json(&["workers"])[0];
+    assert_eq!(w["state"], "stopped", "it said goodbye: {w}");
     let items = by_value(&on.items("q"));
     assert_eq!(items["first"]["status"], "processed");
     assert_eq!(note(&items["first"]), "done first\n");
@@ -402,7 +478,7 @@ fn a_killed_agent_loses_nothing() {
     assert!(text.contains("\"timeout\""), "{text}");
 }
 
-/// Two agents at concurrency 8 on 2,000 items: each item runs once and is processed once.
+/// Two agents at concurrency 8 on 5,000 items (as the issue asks): each item runs once and is processed once.
 #[test]
 fn two_agents_process_every_item_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -410,7 +486,7 @@ fn two_agents_process_every_item_exactly_once() {
     let on = On::Db(db.clone());
     on.ok(&["queue", "create", "q"]);
     let mut jsonl = String::new();
-    for n in 0..2000 {
+    for n in 0..5000 {
         jsonl.push_str(&format!("{{\"value\":\"{n}\"}}\n"));
     }
     let file = dir.path().join("items.jsonl");
@@ -447,11 +523,11 @@ fn two_agents_process_every_item_exactly_once() {
     let unique: std::collections::HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(
         (ids.len(), unique.len()),
-        (2000, 2000),
+        (5000, 5000),
         "each command ran once"
     );
     let items = on.items("q");
-    assert_eq!(items.len(), 2000);
+    assert_eq!(items.len(), 5000);
     assert!(items.iter().all(|i| i["status"] == "processed"));
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (done, most): (i64, i64) = conn
@@ -462,7 +538,7 @@ fn two_agents_process_every_item_exactly_once() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!((done, most), (2000, 1), "one processed entry per item");
+    assert_eq!((done, most), (5000, 1), "one processed entry per item");
     // `workq workers` lists both agents by name@host:pid, their counts adding up.
     let workers = on.json(&["workers"]);
     let agents: Vec<&Value> = workers
@@ -479,10 +555,33 @@ fn two_agents_process_every_item_exactly_once() {
         .iter()
         .map(|w| w["processed"].as_u64().unwrap())
         .sum();
-    assert_eq!(processed, 2000, "{workers}");
+    assert_eq!(processed, 5000, "{workers}");
     assert!(agents.iter().all(|w| w["holding"] == 0), "{workers}");
+    // Each registered itself: host, pid, version, queues, concurrency, and stopped now.
+    for w in &agents {
+        let a = &w["agent"];
+        let name = w["name"].as_str().unwrap();
+        assert_eq!(
+            name,
+            format!(
+                "{}@{}:{}",
+                &name[..2],
+                a["host"].as_str().unwrap(),
+                a["pid"]
+            )
+        );
+        assert_eq!(a["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(a["concurrency"], 8);
+        assert_eq!(a["queues"], serde_json::json!(["q"]));
+        assert_eq!(w["state"], "stopped", "{w}");
+        assert!(
+            a["per_minute"].as_u64().unwrap() > 0,
+            "it finished items this minute: {w}"
+        );
+    }
     let text = on.ok(&["workers"]);
     assert!(text.starts_with("WORKER") && text.contains("a0@"), "{text}");
+    assert!(text.contains("stopped"), "{text}");
 }
 
 #[test]

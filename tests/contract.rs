@@ -2265,6 +2265,125 @@ pub async fn workers_are_seen_with_what_they_hold(env: Env) {
     assert_eq!(all.total, Some(2), "held and processed");
 }
 
+fn agent(queues: &[&str], state: WorkerState) -> AgentInfo {
+    AgentInfo {
+        host: "rpa-vm-07".into(),
+        pid: 4242,
+        version: "0.1.0".into(),
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        concurrency: 4,
+        state,
+        per_minute: 12,
+        started_at: start(),
+    }
+}
+
+pub async fn agents_register_and_turn_stale_when_not_heard_from(env: Env) {
+    queue(&env, "a", Default::default()).await;
+    queue(&env, "b", Default::default()).await;
+    let me = agent(&["a", "b"], WorkerState::Running);
+    env.store.register_worker("bot", me.clone()).await.unwrap();
+    let ws = env.store.workers().await.unwrap();
+    assert_eq!(ws.len(), 1);
+    assert_eq!(ws[0].name, env.worker("bot"));
+    assert_eq!(ws[0].agent.as_ref(), Some(&me), "kept as reported");
+    assert_eq!(ws[0].state, WorkerState::Running);
+    let seen: Vec<&str> = ws[0].queues.iter().map(|q| q.queue.as_str()).collect();
+    assert_eq!(seen, ["a", "b"], "heard from on each of its queues");
+
+    // Draining as reported; then not heard from past STALE_AFTER: stale.
+    env.store
+        .register_worker("bot", agent(&["a", "b"], WorkerState::Draining))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.store.workers().await.unwrap()[0].state,
+        WorkerState::Draining
+    );
+    env.clock
+        .advance(workq::rules::STALE_AFTER + Duration::from_secs(1));
+    assert_eq!(
+        env.store.workers().await.unwrap()[0].state,
+        WorkerState::Stale
+    );
+    // Heard from again, then a goodbye: stopped stays stopped however long it is quiet.
+    env.store
+        .register_worker("bot", agent(&["a", "b"], WorkerState::Stopped))
+        .await
+        .unwrap();
+    env.clock.advance(workq::rules::STALE_AFTER * 2);
+    assert_eq!(
+        env.store.workers().await.unwrap()[0].state,
+        WorkerState::Stopped
+    );
+}
+
+pub async fn a_worker_is_heard_from_on_the_queues_it_polls(env: Env) {
+    queue(&env, "a", Default::default()).await;
+    queue(&env, "b", Default::default()).await;
+    add(&env, "a", &["x"]).await;
+    let got = take(&env, &["a"], 1).await;
+    let at = start();
+    env.clock.advance(Duration::from_secs(120));
+    // Heartbeats count on the item's queue: a worker busy on one long item is not gone.
+    beat(&env, &got.leases[0].item.id, &got.leases[0].lease)
+        .await
+        .unwrap();
+    let ws = env.store.workers().await.unwrap();
+    assert_eq!(
+        ws[0].agent, None,
+        "a scripted worker reports nothing of itself"
+    );
+    assert_eq!(ws[0].state, WorkerState::Running);
+    assert_eq!(
+        ws[0].queues,
+        [QueueSeen {
+            queue: "a".into(),
+            last_seen: at + chrono::Duration::seconds(120),
+        }],
+        "never on b, which it does not take from"
+    );
+}
+
+pub async fn a_bad_registration_is_refused_and_changes_nothing(env: Env) {
+    queue(&env, "a", Default::default()).await;
+    let cases: Vec<(&str, AgentInfo, &str)> = vec![
+        ("", agent(&["a"], WorkerState::Running), "worker"),
+        ("bot", agent(&[], WorkerState::Running), "queues"),
+        (
+            "bot",
+            AgentInfo {
+                concurrency: 0,
+                ..agent(&["a"], WorkerState::Running)
+            },
+            "concurrency",
+        ),
+        (
+            "bot",
+            AgentInfo {
+                host: "x\ny".into(),
+                ..agent(&["a"], WorkerState::Running)
+            },
+            "host",
+        ),
+        ("bot", agent(&["a"], WorkerState::Stale), "state"),
+    ];
+    for (name, a, field) in cases {
+        let e = env.store.register_worker(name, a).await.unwrap_err();
+        assert_eq!(invalid(&e), field, "{e}");
+    }
+    let e = env
+        .store
+        .register_worker("bot", agent(&["a", "nope"], WorkerState::Running))
+        .await
+        .unwrap_err();
+    assert_eq!(not_found(&e), (Thing::Queue, "nope"));
+    assert!(
+        env.store.workers().await.unwrap().is_empty(),
+        "nothing was recorded"
+    );
+}
+
 // ------------------------------------------------------------------ live
 
 pub async fn the_change_feed_reports_changes(env: Env) {
@@ -3677,6 +3796,43 @@ async fn an_alert_fires_once_when_its_rule_holds_and_clears_once(env: Env) {
     assert_eq!((stored.state, stored.generation), (AlertState::Cleared, 2));
 }
 
+async fn no_worker_counts_only_workers_heard_from_on_that_queue(env: Env) {
+    use workq::alert::AlertState;
+    queue(&env, "a", Default::default()).await;
+    queue(&env, "b", Default::default()).await;
+    for q in ["a", "b"] {
+        env.store
+            .add_alert(new_alert(&format!("{q}-quiet"), q, "no-worker>5m"))
+            .await
+            .unwrap();
+    }
+    let check = || workq::alerting::check(&*env.store, env.clock.now_for_test());
+    assert!(check().await.unwrap().is_empty(), "both queues are new");
+    // A worker polls b all along; nobody polls a.
+    for _ in 0..6 {
+        take(&env, &["b"], 1).await;
+        env.clock.advance(Duration::from_secs(60));
+    }
+    let fired = check().await.unwrap();
+    let names: Vec<(&str, AlertState)> = fired
+        .iter()
+        .map(|(a, b)| (a.name.as_str(), b.state))
+        .collect();
+    assert_eq!(names, [("a-quiet", AlertState::Fired)], "b has its worker");
+    assert!(fired[0].1.figures.no_worker_secs.unwrap() >= 360);
+    // An agent registering for a counts as heard from there.
+    env.store
+        .register_worker("bot", agent(&["a"], WorkerState::Running))
+        .await
+        .unwrap();
+    let cleared = check().await.unwrap();
+    assert_eq!(cleared.len(), 1);
+    assert_eq!(
+        (cleared[0].0.name.as_str(), cleared[0].1.state),
+        ("a-quiet", AlertState::Cleared)
+    );
+}
+
 contract!(
     queue_lifecycle,
     dequeue_takes_priority_then_fifo,
@@ -3717,6 +3873,9 @@ contract!(
     groups_follow_the_workers_failure_note,
     settings_can_be_cleared,
     workers_are_seen_with_what_they_hold,
+    agents_register_and_turn_stale_when_not_heard_from,
+    a_worker_is_heard_from_on_the_queues_it_polls,
+    a_bad_registration_is_refused_and_changes_nothing,
     the_change_feed_reports_changes,
     a_long_poll_wakes_when_work_arrives,
     one_enqueue_wakes_one_long_poll_not_all,
@@ -3737,4 +3896,5 @@ contract!(
     alerts_are_added_listed_and_removed_and_bad_ones_change_nothing,
     an_alert_transition_is_won_by_one_checker_only,
     an_alert_fires_once_when_its_rule_holds_and_clears_once,
+    no_worker_counts_only_workers_heard_from_on_that_queue,
 );

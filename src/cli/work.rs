@@ -440,11 +440,22 @@ pub async fn workers(store: &dyn Backend, out: &Out) -> Result<(), Failure> {
     let rows: Vec<Vec<String>> = ws
         .iter()
         .map(|w| {
+            let a = w.agent.as_ref();
+            let queues: Vec<&str> = match a {
+                Some(a) => a.queues.iter().map(String::as_str).collect(),
+                None => w.queues.iter().map(|q| q.queue.as_str()).collect(),
+            };
             vec![
                 text::cell(&w.name, 60),
+                w.state.as_str().into(),
+                a.map_or("-".into(), |a| text::cell(&a.host, 30)),
+                text::cell(&queues.join(","), 40),
+                a.map_or("-".into(), |a| a.concurrency.to_string()),
                 text::thousands(w.holding),
                 text::thousands(w.processed),
                 text::thousands(w.failed),
+                a.map_or("-".into(), |a| text::thousands(a.per_minute)),
+                a.map_or("-".into(), |a| text::cell(&a.version, 20)),
                 text::relative(now, w.last_seen),
             ]
         })
@@ -452,9 +463,15 @@ pub async fn workers(store: &dyn Backend, out: &Out) -> Result<(), Failure> {
     output::table(
         &[
             text::Col::left("WORKER"),
+            text::Col::left("STATE"),
+            text::Col::left("HOST"),
+            text::Col::left("QUEUES"),
+            text::Col::right("CONC"),
             text::Col::right("HOLDING"),
             text::Col::right("PROCESSED"),
             text::Col::right("FAILED"),
+            text::Col::right("PER MIN"),
+            text::Col::left("VERSION"),
             text::Col::left("LAST SEEN"),
         ],
         &rows,

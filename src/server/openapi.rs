@@ -46,6 +46,8 @@ fn schemas() -> Schemas {
     add::<ItemDetail>(&mut v);
     add::<ExceptionGroup>(&mut v);
     add::<WorkerInfo>(&mut v);
+    add::<api::Register>(&mut v);
+    add::<api::Registered>(&mut v);
     add::<api::Dequeue>(&mut v);
     add::<Dequeued>(&mut v);
     add::<api::Heartbeat>(&mut v);

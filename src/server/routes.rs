@@ -268,6 +268,15 @@ pub static TABLE: &[Route] = &[
         h!(workers),
     ),
     r(
+        Post,
+        "/v1/workers",
+        Some(Worker),
+        "An agent registers: host, version, queues, concurrency, state",
+        (N, s("Register"), s("Registered")),
+        Quick,
+        h!(register_worker),
+    ),
+    r(
         Get,
         "/v1/events",
         Some(Viewer),
@@ -651,6 +660,14 @@ async fn workers(c: Call) -> Result<Response, Error> {
 }
 
 // ---------------------------------------------------------------- taking work
+
+async fn register_worker(c: Call) -> Result<Response, Error> {
+    let (state, who) = (c.state.clone(), c.who.clone());
+    let b: api::Register = c.json().await?;
+    let worker = Call::bare(state.clone(), who).worker(Some(&b.worker))?;
+    state.backend.register_worker(&worker, b.agent).await?;
+    ok(&api::Registered { worker })
+}
 
 async fn dequeue(c: Call) -> Result<Response, Error> {
     let (state, who) = (c.state.clone(), c.who.clone());

@@ -387,6 +387,12 @@ impl Backend for SqliteStore {
         self.read(read::workers).await
     }
 
+    async fn register_worker(&self, name: &str, agent: AgentInfo) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |ctx| write::register_worker(ctx, &name, &agent))
+            .await
+    }
+
     async fn dequeue(&self, req: DequeueRequest) -> Result<Dequeued> {
         let deadline = tokio::time::Instant::now() + req.wait;
         loop {

@@ -613,29 +613,62 @@ fn example(conn: &Connection, seq: i64, signature: &str) -> Result<Option<String
         .map(|n| n.text))
 }
 
-/// Workers seen in the last hour, newest first, with what each holds now.
+/// Workers seen in the last hour, newest first, with what each holds now, the queues each
+/// was heard from on, and an agent's own report.
 pub fn workers(conn: &Connection, now: Time) -> Result<Vec<WorkerInfo>> {
     let since = now.timestamp_millis() - 3_600_000;
     let mut st = conn
         .prepare_cached(
-            "SELECT name, last_seen, processed, failed FROM workers
+            "SELECT name, last_seen, processed, failed, agent FROM workers
              WHERE last_seen >= ?1 ORDER BY last_seen DESC, name",
         )
         .map_err(sql)?;
     let mut out: Vec<WorkerInfo> = st
         .query_map([since], |r| {
+            let agent: Option<AgentInfo> = r
+                .get::<_, Option<String>>(4)?
+                .and_then(|j| serde_json::from_str(&j).ok());
+            let last_seen = from_ms(r.get(1)?);
             Ok(WorkerInfo {
                 name: r.get(0)?,
-                last_seen: from_ms(r.get(1)?),
+                last_seen,
                 holding: 0,
                 holding_ids: vec![],
                 processed: r.get::<_, i64>(2)?.max(0) as u64,
                 failed: r.get::<_, i64>(3)?.max(0) as u64,
+                queues: vec![],
+                state: rules::worker_state(agent.as_ref().map(|a| a.state), last_seen, now),
+                agent,
             })
         })
         .map_err(sql)?
         .collect::<rusqlite::Result<_>>()
         .map_err(sql)?;
+    let mut st = conn
+        .prepare_cached(
+            "SELECT w.worker, q.name, w.last_seen FROM worker_queues w
+             JOIN queues q ON q.id = w.queue_id
+             WHERE w.last_seen >= ?1 ORDER BY w.worker, q.name",
+        )
+        .map_err(sql)?;
+    let seen = st
+        .query_map([since], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(sql)?;
+    for s in seen {
+        let (w, queue, at) = s.map_err(sql)?;
+        if let Some(info) = out.iter_mut().find(|i| i.name == w) {
+            info.queues.push(QueueSeen {
+                queue,
+                last_seen: from_ms(at),
+            });
+        }
+    }
     let mut st = conn
         .prepare_cached(
             "SELECT worker, id FROM items WHERE status = 'processing' ORDER BY worker, seq",

@@ -240,6 +240,17 @@ CREATE TABLE alerts (
     r#"
 ALTER TABLE queues ADD COLUMN max_runtime_ms INTEGER;
 "#,
+    // 10: agents register (host, version, queues, state… as JSON; NULL for a scripted
+    // worker), and workers are heard from per queue, for the queue's `no-worker` alert.
+    r#"
+ALTER TABLE workers ADD COLUMN agent TEXT;
+CREATE TABLE worker_queues (
+    worker    TEXT NOT NULL,
+    queue_id  INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (worker, queue_id)
+) WITHOUT ROWID;
+"#,
 ];
 
 pub fn schema_version() -> i32 {

@@ -178,7 +178,14 @@ pub fn delete_queue(ctx: &mut Ctx, name: &str, force: bool) -> Result<u64> {
             items: n,
         }));
     }
-    for table in ["items", "history", "stats", "open_minutes", "action_queues"] {
+    for table in [
+        "items",
+        "history",
+        "stats",
+        "open_minutes",
+        "action_queues",
+        "worker_queues",
+    ] {
         ctx.conn
             .execute(&format!("DELETE FROM {table} WHERE queue_id = ?1"), [q.id])
             .map_err(sql)?;
@@ -205,6 +212,8 @@ pub(super) struct Deltas {
     stats: HashMap<(i64, i64), (i64, i64, i64)>,
     /// Worker → (processed, failed) since its row was last written; seen now.
     workers: HashMap<String, (i64, i64)>,
+    /// (worker, queue) heard from now: a queue's `no-worker` alert reads these.
+    worker_queues: std::collections::HashSet<(String, i64)>,
 }
 
 impl Deltas {
@@ -288,6 +297,7 @@ impl Deltas {
             e.0 += p;
             e.1 += f;
         }
+        self.worker_queues.extend(other.worker_queues);
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -295,6 +305,7 @@ impl Deltas {
             && self.open.is_empty()
             && self.stats.is_empty()
             && self.workers.is_empty()
+            && self.worker_queues.is_empty()
     }
 
     /// The change in a queue's counter not written yet.
@@ -343,6 +354,9 @@ pub fn settle(ctx: &mut Ctx) -> Result<()> {
     }
     for (name, (p, f)) in d.workers {
         write_worker(ctx, &name, p, f)?;
+    }
+    for (name, qid) in d.worker_queues {
+        write_worker_queue(ctx, &name, qid)?;
     }
     Ok(())
 }
@@ -524,33 +538,49 @@ pub(super) fn save(ctx: &Ctx, row: &mut ItemRow, value_changed: bool) -> Result<
 }
 
 thread_local! {
-    /// When each worker's row was last written by this writer: a polling worker is not
-    /// worth a write per poll, a second's precision is enough for "last seen".
-    static SEEN: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
+    /// When each worker's row (and its row per queue) was last written by this writer.
+    static SEEN: RefCell<HashMap<(String, Option<i64>), i64>> = RefCell::new(HashMap::new());
 }
 
-/// A worker was seen now, having processed and failed so many: written with the turn.
-fn seen_worker(ctx: &mut Ctx, name: &str, processed: i64, failed: i64) -> Result<()> {
+/// A worker was seen now, on these queues, having processed and failed so many: written
+/// with the turn.
+fn seen_worker(
+    ctx: &mut Ctx,
+    name: &str,
+    queues: impl IntoIterator<Item = i64>,
+    processed: i64,
+    failed: i64,
+) -> Result<()> {
     let e = match ctx.job.workers.get_mut(name) {
         Some(e) => e,
         None => ctx.job.workers.entry(name.to_string()).or_default(),
     };
     e.0 += processed;
     e.1 += failed;
+    for q in queues {
+        ctx.job.worker_queues.insert((name.to_string(), q));
+    }
     Ok(())
+}
+
+/// Whether this worker's row (`queue` none) or its row for a queue was written by this
+/// writer less than a second ago; if not, it counts as written now. A polling worker is
+/// not worth a write per poll: a second's precision is enough for "last seen".
+fn written_lately(name: &str, queue: Option<i64>, now: i64) -> bool {
+    SEEN.with(|s| {
+        let mut s = s.borrow_mut();
+        let key = (name.to_string(), queue);
+        let recent = s.get(&key).is_some_and(|t| now - t < 1000);
+        if !recent {
+            s.insert(key, now);
+        }
+        recent
+    })
 }
 
 fn write_worker(ctx: &Ctx, name: &str, processed: i64, failed: i64) -> Result<()> {
     let now = ms(ctx.now);
-    let fresh = SEEN.with(|s| {
-        let mut s = s.borrow_mut();
-        let recent = s.get(name).is_some_and(|t| now - t < 1000);
-        if !recent {
-            s.insert(name.to_string(), now);
-        }
-        recent
-    });
-    if fresh && processed == 0 && failed == 0 {
+    if written_lately(name, None, now) && processed == 0 && failed == 0 {
         return Ok(());
     }
     ctx.conn
@@ -559,9 +589,55 @@ fn write_worker(ctx: &Ctx, name: &str, processed: i64, failed: i64) -> Result<()
              ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen,
                 processed = processed + excluded.processed, failed = failed + excluded.failed",
         )
-        .and_then(|mut st| st.execute(params![name, ms(ctx.now), processed, failed]))
+        .and_then(|mut st| st.execute(params![name, now, processed, failed]))
         .map(|_| ())
         .map_err(sql)
+}
+
+fn write_worker_queue(ctx: &Ctx, name: &str, queue_id: i64) -> Result<()> {
+    let now = ms(ctx.now);
+    if written_lately(name, Some(queue_id), now) {
+        return Ok(());
+    }
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO worker_queues (worker, queue_id, last_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (worker, queue_id) DO UPDATE SET last_seen = excluded.last_seen",
+        )
+        .and_then(|mut st| st.execute(params![name, queue_id, now]))
+        .map(|_| ())
+        .map_err(sql)
+}
+
+/// An agent registers (`Backend::register_worker`): what it says about itself is kept as
+/// JSON beside its counts, and it is heard from on each of its queues.
+pub fn register_worker(ctx: &mut Ctx, name: &str, agent: &AgentInfo) -> Result<()> {
+    rules::check_registration(name, agent)?;
+    let ids = agent
+        .queues
+        .iter()
+        .map(|q| queue_by_name(ctx.conn, q).map(|q| q.id))
+        .collect::<Result<Vec<_>>>()?;
+    let now = ms(ctx.now);
+    let json = serde_json::to_string(agent).expect("serializable");
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO workers (name, last_seen, agent) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, agent = excluded.agent",
+        )
+        .and_then(|mut st| st.execute(params![name, now, json]))
+        .map_err(sql)?;
+    SEEN.with(|s| s.borrow_mut().insert((name.to_string(), None), now));
+    for qid in ids {
+        ctx.conn
+            .prepare_cached(
+                "INSERT INTO worker_queues (worker, queue_id, last_seen) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (worker, queue_id) DO UPDATE SET last_seen = excluded.last_seen",
+            )
+            .and_then(|mut st| st.execute(params![name, qid, now]))
+            .map_err(sql)?;
+    }
+    Ok(())
 }
 
 /// Queue rows looked up once per job.
@@ -988,7 +1064,7 @@ pub fn dequeue(ctx: &mut Ctx, req: &DequeueRequest) -> Result<Dequeued> {
         }
     }
     deltas.flush(ctx)?;
-    seen_worker(ctx, &req.worker, 0, 0)?;
+    seen_worker(ctx, &req.worker, queues.iter().map(|q| q.id), 0, 0)?;
     let why_empty = leases.is_empty().then(|| rules::why_empty(why));
     Ok(Dequeued { leases, why_empty })
 }
@@ -1113,7 +1189,7 @@ fn apply(ctx: &Ctx, row: &mut ItemRow, t: &rules::Transition, given: &rules::Giv
 /// nothing and leaves the others extended. The holder is marked seen once per call.
 pub fn heartbeat(ctx: &mut Ctx, leases: &[LeaseRef]) -> Result<Vec<Result<Time>>> {
     let mut queues = Queues::default();
-    let mut holders: Vec<String> = Vec::new();
+    let mut holders: Vec<(String, i64)> = Vec::new();
     let mut out = Vec::with_capacity(leases.len());
     for l in leases {
         let r = (|| -> Result<Time> {
@@ -1139,16 +1215,16 @@ pub fn heartbeat(ctx: &mut Ctx, leases: &[LeaseRef]) -> Result<Vec<Result<Time>>
             apply(ctx, &mut row, t, &given);
             save(ctx, &mut row, false)?;
             if let Some(w) = row.worker.take() {
-                if !holders.contains(&w) {
-                    holders.push(w);
+                if !holders.contains(&(w.clone(), row.queue_id)) {
+                    holders.push((w, row.queue_id));
                 }
             }
             Ok(from_ms(row.lease_until.unwrap_or(ms(ctx.now))))
         })();
         out.push(r);
     }
-    for w in &holders {
-        seen_worker(ctx, w, 0, 0)?;
+    for (w, qid) in &holders {
+        seen_worker(ctx, w, [*qid], 0, 0)?;
     }
     Ok(out)
 }
@@ -1404,7 +1480,7 @@ pub fn finish(ctx: &mut Ctx, outcomes: &[Outcome], worker: &str) -> Result<Vec<R
     }
     deltas.flush(ctx)?;
     hist.flush(ctx)?;
-    seen_worker(ctx, worker, done, failed)?;
+    seen_worker(ctx, worker, touched.keys().copied(), done, failed)?;
     for (qid, n) in touched {
         let name = queues.get(ctx.conn, qid)?.queue.name.clone();
         ctx.events.push(Event::Items {
@@ -1463,7 +1539,7 @@ pub fn hand_back(
         out.push(r);
     }
     deltas.flush(ctx)?;
-    seen_worker(ctx, worker, 0, 0)?;
+    seen_worker(ctx, worker, [], 0, 0)?;
     Ok(out)
 }
 

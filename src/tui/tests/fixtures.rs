@@ -302,6 +302,21 @@ pub fn workers() -> Vec<WorkerInfo> {
             holding_ids: vec![item(10).id],
             processed: 302,
             failed: 59,
+            queues: vec![QueueSeen {
+                queue: "invoices".into(),
+                last_seen: now() - chrono::Duration::seconds(2),
+            }],
+            state: WorkerState::Running,
+            agent: Some(AgentInfo {
+                host: "rpa-vm-07".into(),
+                pid: 4242,
+                version: "0.1.0".into(),
+                queues: vec!["invoices".into(), "claims".into()],
+                concurrency: 4,
+                state: WorkerState::Running,
+                per_minute: 37,
+                started_at: now() - chrono::Duration::hours(3),
+            }),
         },
         WorkerInfo {
             name: "crm-bot-02".into(),
@@ -310,6 +325,12 @@ pub fn workers() -> Vec<WorkerInfo> {
             holding_ids: vec![],
             processed: 76,
             failed: 10,
+            queues: vec![QueueSeen {
+                queue: "claims".into(),
+                last_seen: now() - chrono::Duration::seconds(4),
+            }],
+            state: WorkerState::Running,
+            agent: None,
         },
         WorkerInfo {
             name: "crm-bot-04".into(),
@@ -318,6 +339,9 @@ pub fn workers() -> Vec<WorkerInfo> {
             holding_ids: vec![],
             processed: 61,
             failed: 7,
+            queues: vec![],
+            state: WorkerState::Stale,
+            agent: None,
         },
     ]
 }

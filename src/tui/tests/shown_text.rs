@@ -172,11 +172,31 @@ fn user_text_cannot_drive_the_terminal() {
         holding_ids: vec![item.id.clone()],
         processed: 0,
         failed: 0,
+        queues: vec![QueueSeen {
+            queue: format!("Q {HOSTILE}"),
+            last_seen: fixtures::now(),
+        }],
+        state: WorkerState::Draining,
+        agent: Some(AgentInfo {
+            host: format!("H {HOSTILE}"),
+            pid: 1,
+            version: format!("V {HOSTILE}"),
+            queues: vec![format!("Q {HOSTILE}")],
+            concurrency: 2,
+            state: WorkerState::Draining,
+            per_minute: 3,
+            started_at: fixtures::now(),
+        }),
     }];
     s.workers.loaded = true;
     s.view = View::Workers;
     let shown = assert_inert(&render(&s), "workers");
     assert!(shown.contains(&format!("W {SHOWN}")), "workers:\n{shown}");
+    // The host column is narrower than the name: its escaped start is shown.
+    assert!(
+        shown.contains(&format!("H {}", &SHOWN[..20])),
+        "workers:\n{shown}"
+    );
 
     // The action log: who acted, the note, who undid it.
     s.actions.list = vec![ActionInfo {

@@ -806,6 +806,9 @@ fn workers_keep_their_order_and_the_selection_stays_on_its_worker() {
         holding_ids: vec![],
         processed: 1,
         failed: 0,
+        queues: vec![],
+        state: WorkerState::Running,
+        agent: None,
     });
     update(&mut s, Msg::Changed);
     let seq = s.workers.fetch.seq;
