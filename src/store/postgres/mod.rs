@@ -51,8 +51,9 @@ pub(crate) struct Inner {
     /// Woken after every commit of this process that made work takeable.
     wake: Arc<Notify>,
     options: Options,
-    /// When each worker's row was last written by this process (see `write::seen`).
-    seen: Mutex<HashMap<String, i64>>,
+    /// When each worker's row (and its row per queue) was last written by this process
+    /// (see `write::written_lately`).
+    seen: Mutex<HashMap<(String, Option<i64>), i64>>,
     place: schema::Place,
 }
 
@@ -261,6 +262,8 @@ pub(crate) struct Ctx<'a> {
     pub deltas: write::Deltas,
     /// Workers seen in this call: (processed, failed).
     pub workers: HashMap<String, (i64, i64)>,
+    /// (worker, queue) heard from in this call.
+    pub worker_queues: std::collections::BTreeSet<(String, i64)>,
     pub inner: &'a Inner,
 }
 
@@ -274,6 +277,7 @@ impl<'a> Ctx<'a> {
             jitter: inner.options.jitter,
             deltas: write::Deltas::default(),
             workers: HashMap::new(),
+            worker_queues: Default::default(),
             inner,
         }
     }
@@ -508,6 +512,13 @@ impl Backend for PgStore {
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>> {
         txn!(self, Kind::Read, |ctx| read::workers(ctx).await)
+    }
+
+    async fn register_worker(&self, name: &str, agent: AgentInfo) -> Result<()> {
+        txn!(self, Kind::Write, |ctx| write::register_worker(
+            ctx, name, &agent
+        )
+        .await)
     }
 
     async fn dequeue(&self, req: DequeueRequest) -> Result<Dequeued> {

@@ -527,22 +527,48 @@ pub async fn workers(ctx: &Ctx<'_>) -> Result<Vec<WorkerInfo>> {
     let since = ms(ctx.now) - 3_600_000;
     let rows = ctx
         .rows(
-            "SELECT name, last_seen, processed, failed FROM workers
+            "SELECT name, last_seen, processed, failed, agent FROM workers
              WHERE last_seen >= :since ORDER BY last_seen DESC, name COLLATE \"C\"",
             p!["since" => since],
         )
         .await?;
     let mut out: Vec<WorkerInfo> = rows
         .iter()
-        .map(|r| WorkerInfo {
-            name: r.get(0),
-            last_seen: from_ms(r.get(1)),
-            holding: 0,
-            holding_ids: vec![],
-            processed: r.get::<_, i64>(2).max(0) as u64,
-            failed: r.get::<_, i64>(3).max(0) as u64,
+        .map(|r| {
+            let agent: Option<AgentInfo> = r
+                .get::<_, Option<String>>(4)
+                .and_then(|j| serde_json::from_str(&j).ok());
+            let last_seen = from_ms(r.get(1));
+            WorkerInfo {
+                name: r.get(0),
+                last_seen,
+                holding: 0,
+                holding_ids: vec![],
+                processed: r.get::<_, i64>(2).max(0) as u64,
+                failed: r.get::<_, i64>(3).max(0) as u64,
+                queues: vec![],
+                state: rules::worker_state(agent.as_ref().map(|a| a.state), last_seen, ctx.now),
+                agent,
+            }
         })
         .collect();
+    let seen = ctx
+        .rows(
+            "SELECT w.worker, q.name, w.last_seen FROM worker_queues w
+             JOIN queues q ON q.id = w.queue_id
+             WHERE w.last_seen >= :since ORDER BY w.worker COLLATE \"C\", q.name COLLATE \"C\"",
+            p!["since" => since],
+        )
+        .await?;
+    for s in seen {
+        let (w, queue, at): (String, String, i64) = (s.get(0), s.get(1), s.get(2));
+        if let Some(info) = out.iter_mut().find(|i| i.name == w) {
+            info.queues.push(QueueSeen {
+                queue,
+                last_seen: from_ms(at),
+            });
+        }
+    }
     let held = ctx
         .rows(
             "SELECT worker, id FROM items WHERE status = 'processing'

@@ -12,7 +12,8 @@ const LOCK_KEY: i32 = 0x776b_7131;
 /// Each entry moves the schema one version up; `workq_meta.schema_version` records how far
 /// a schema is. Times are BIGINT milliseconds from the store's clock, as in the SQLite
 /// store: nothing here uses `now()`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE workq_meta (
     key   TEXT PRIMARY KEY,
     value BIGINT NOT NULL
@@ -184,7 +185,19 @@ CREATE TABLE alerts (
     created_at BIGINT NOT NULL,
     CHECK ((run IS NULL) <> (webhook IS NULL))
 );
-"#];
+"#,
+    // 2: agents register (host, version, queues, state… as JSON; NULL for a scripted
+    // worker), and workers are heard from per queue, for the queue's `no-worker` alert.
+    r#"
+ALTER TABLE workers ADD COLUMN agent TEXT;
+CREATE TABLE worker_queues (
+    worker    TEXT NOT NULL,
+    queue_id  BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    PRIMARY KEY (worker, queue_id)
+);
+"#,
+];
 
 /// The schema version this workq writes and reads.
 pub fn schema_version() -> i64 {

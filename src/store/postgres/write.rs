@@ -385,28 +385,45 @@ pub async fn settle(ctx: &mut Ctx<'_>) -> Result<()> {
     for (name, (pr, f)) in workers {
         write_worker(ctx, &name, pr, f).await?;
     }
+    for (name, qid) in std::mem::take(&mut ctx.worker_queues) {
+        write_worker_queue(ctx, &name, qid).await?;
+    }
     Ok(())
 }
 
-/// A worker was seen now, having processed and failed so many: written at the commit.
-pub(super) fn seen_worker(ctx: &mut Ctx<'_>, name: &str, processed: i64, failed: i64) {
+/// A worker was seen now, on these queues, having processed and failed so many: written
+/// at the commit.
+pub(super) fn seen_worker(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    queues: impl IntoIterator<Item = i64>,
+    processed: i64,
+    failed: i64,
+) {
     let e = ctx.workers.entry(name.to_string()).or_default();
     e.0 += processed;
     e.1 += failed;
+    for q in queues {
+        ctx.worker_queues.insert((name.to_string(), q));
+    }
 }
 
-/// A polling worker is not worth a write per poll: "last seen" is kept to the second.
+/// Whether this worker's row (`queue` none) or its row for a queue was written by this
+/// process less than a second ago; if not, it counts as written now. A polling worker is
+/// not worth a write per poll: a second's precision is enough for "last seen".
+fn written_lately(ctx: &Ctx<'_>, name: &str, queue: Option<i64>, now: i64) -> bool {
+    let mut s = ctx.inner.seen.lock().expect("workers seen");
+    let key = (name.to_string(), queue);
+    let recent = s.get(&key).is_some_and(|t| now - t < 1000 && now >= *t);
+    if !recent {
+        s.insert(key, now);
+    }
+    recent
+}
+
 async fn write_worker(ctx: &Ctx<'_>, name: &str, processed: i64, failed: i64) -> Result<()> {
     let now = ms(ctx.now);
-    let fresh = {
-        let mut s = ctx.inner.seen.lock().expect("workers seen");
-        let recent = s.get(name).is_some_and(|t| now - t < 1000 && now >= *t);
-        if !recent {
-            s.insert(name.to_string(), now);
-        }
-        recent
-    };
-    if fresh && processed == 0 && failed == 0 {
+    if written_lately(ctx, name, None, now) && processed == 0 && failed == 0 {
         return Ok(());
     }
     ctx.exec(
@@ -417,6 +434,53 @@ async fn write_worker(ctx: &Ctx<'_>, name: &str, processed: i64, failed: i64) ->
         p!["name" => name, "now" => now, "p" => processed, "f" => failed],
     )
     .await?;
+    Ok(())
+}
+
+async fn write_worker_queue(ctx: &Ctx<'_>, name: &str, queue_id: i64) -> Result<()> {
+    let now = ms(ctx.now);
+    if written_lately(ctx, name, Some(queue_id), now) {
+        return Ok(());
+    }
+    ctx.exec(
+        "INSERT INTO worker_queues (worker, queue_id, last_seen) VALUES (:w, :q, :now)
+         ON CONFLICT (worker, queue_id) DO UPDATE
+            SET last_seen = GREATEST(worker_queues.last_seen, excluded.last_seen)",
+        p!["w" => name, "q" => queue_id, "now" => now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// An agent registers (`Backend::register_worker`): what it says about itself is kept as
+/// JSON beside its counts, and it is heard from on each of its queues.
+pub async fn register_worker(ctx: &mut Ctx<'_>, name: &str, agent: &AgentInfo) -> Result<()> {
+    rules::check_registration(name, agent)?;
+    let mut ids = Vec::with_capacity(agent.queues.len());
+    for q in &agent.queues {
+        ids.push(queue_by_name(ctx, q, false).await?.id);
+    }
+    let now = ms(ctx.now);
+    let json = serde_json::to_string(agent).expect("serializable");
+    ctx.exec(
+        "INSERT INTO workers (name, last_seen, agent) VALUES (:name, :now, :agent)
+         ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, agent = excluded.agent",
+        p!["name" => name, "now" => now, "agent" => json],
+    )
+    .await?;
+    ctx.inner
+        .seen
+        .lock()
+        .expect("workers seen")
+        .insert((name.to_string(), None), now);
+    for qid in ids {
+        ctx.exec(
+            "INSERT INTO worker_queues (worker, queue_id, last_seen) VALUES (:w, :q, :now)
+             ON CONFLICT (worker, queue_id) DO UPDATE SET last_seen = excluded.last_seen",
+            p!["w" => name, "q" => qid, "now" => now],
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -855,7 +919,8 @@ pub async fn dequeue(ctx: &mut Ctx<'_>, req: &DequeueRequest) -> Result<Dequeued
             why.push(empty(rules::nothing_ready(&q.queue.name)));
         }
     }
-    seen_worker(ctx, &req.worker, 0, 0);
+    let ids: Vec<i64> = queues.iter().map(|q| q.id).collect();
+    seen_worker(ctx, &req.worker, ids, 0, 0);
     let why_empty = leases.is_empty().then(|| rules::why_empty(why));
     Ok(Dequeued { leases, why_empty })
 }
@@ -962,7 +1027,7 @@ fn apply(ctx: &Ctx<'_>, row: &mut ItemRow, t: &rules::Transition, given: &rules:
 
 pub async fn heartbeat(ctx: &mut Ctx<'_>, leases: &[LeaseRef]) -> Result<Vec<Result<Time>>> {
     let mut queues = Queues::default();
-    let mut holders: Vec<String> = Vec::new();
+    let mut holders: Vec<(String, i64)> = Vec::new();
     let mut out = Vec::with_capacity(leases.len());
     for l in leases {
         let r: Result<Time> = async {
@@ -988,8 +1053,8 @@ pub async fn heartbeat(ctx: &mut Ctx<'_>, leases: &[LeaseRef]) -> Result<Vec<Res
             apply(ctx, &mut row, t, &given);
             save(ctx, &mut row, false).await?;
             if let Some(w) = row.worker.take() {
-                if !holders.contains(&w) {
-                    holders.push(w);
+                if !holders.contains(&(w.clone(), row.queue_id)) {
+                    holders.push((w, row.queue_id));
                 }
             }
             Ok(from_ms(row.lease_until.unwrap_or(ms(ctx.now))))
@@ -997,8 +1062,8 @@ pub async fn heartbeat(ctx: &mut Ctx<'_>, leases: &[LeaseRef]) -> Result<Vec<Res
         .await;
         out.push(r);
     }
-    for w in &holders {
-        seen_worker(ctx, w, 0, 0);
+    for (w, qid) in &holders {
+        seen_worker(ctx, w, [*qid], 0, 0);
     }
     Ok(out)
 }
@@ -1175,7 +1240,8 @@ pub async fn finish(
         .await;
         out.push(r);
     }
-    seen_worker(ctx, worker, done, failed);
+    let ids: Vec<i64> = touched.keys().copied().collect();
+    seen_worker(ctx, worker, ids, done, failed);
     for (qid, n) in touched {
         let name = queues.get(ctx, qid).await?.queue.name.clone();
         ctx.events.push(Event::Items {
@@ -1232,7 +1298,7 @@ pub async fn hand_back(
         .await;
         out.push(r);
     }
-    seen_worker(ctx, worker, 0, 0);
+    seen_worker(ctx, worker, [], 0, 0);
     Ok(out)
 }
 
