@@ -127,14 +127,13 @@ impl PgStore {
         })
         .join()
         .map_err(|_| Error::storage(StorageCause::Stopped, None, "schema check failed"))??;
-        if found == schema::Found::Empty {
+        if let schema::Found::Empty(where_) = found {
             return Err(Error::NotFound {
                 what: Thing::Database,
                 name: place.url.clone(),
                 message: format!(
-                    "no workq schema in database '{}' at {} (a command that only reads does \
-                     not create one; `workq queue create NAME` does)",
-                    place.dbname, place.server
+                    "no workq schema in {where_} (a command that only reads does not create \
+                     one; `workq queue create NAME` does)"
                 ),
             });
         }

@@ -320,12 +320,12 @@ pub fn connect_error(place: &Place, e: &tokio_postgres::Error) -> Error {
 }
 
 /// What the schema check found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
     /// Up to date (after migrating, if `create`).
     Ready,
-    /// An empty schema, left empty because the caller only reads.
-    Empty,
+    /// An empty schema (where, in words), left empty because the caller only reads.
+    Empty(String),
 }
 
 /// Checks the schema the connection's search path names and, with `create`, creates or
@@ -424,7 +424,7 @@ pub async fn prepare(
     }
     if !create {
         if version == 0 {
-            return Ok(Found::Empty);
+            return Ok(Found::Empty(where_));
         }
         return Err(Error::storage(
             Cause::NeedsUpgrade,

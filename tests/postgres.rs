@@ -1,0 +1,249 @@
+//! `--db postgres://…` end to end: the real binary against a real PostgreSQL server
+//! (`WORKQ_TEST_PG_URL`), each test in a schema of its own. What works (a queue made,
+//! filled and worked on through the CLI), and that each way of being unable to use a
+//! database says so: a server that cannot be reached, a login it refuses, a schema that is
+//! not workq's, one written by a newer workq. Unset, the tests are skipped, except in CI
+//! (`CI=true`), where skipping would pass for testing.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::time::Duration;
+
+/// The server's URL, or `None` to skip (never under CI).
+fn server() -> Option<String> {
+    match std::env::var("WORKQ_TEST_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but WORKQ_TEST_PG_URL is unset: the PostgreSQL tests must run");
+            }
+            eprintln!("SKIPPED: WORKQ_TEST_PG_URL is not set");
+            None
+        }
+    }
+}
+
+/// Runs SQL on the server, on a runtime of its own.
+fn sql(url: &str, text: &str) {
+    let (url, text) = (url.to_string(), text.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            tokio::spawn(conn);
+            client.batch_execute(&text).await.unwrap();
+        })
+    })
+    .join()
+    .unwrap();
+}
+
+/// A fresh schema on the server, dropped with its contents at the end.
+struct Schema {
+    server: String,
+    name: String,
+}
+
+impl Schema {
+    fn new(server: &str) -> Schema {
+        let name = format!("wq_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+        sql(server, &format!("CREATE SCHEMA {name}"));
+        Schema {
+            server: server.to_string(),
+            name,
+        }
+    }
+
+    /// `--db` for this schema: the server's URL with it as the search path.
+    fn url(&self) -> String {
+        let sep = if self.server.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-csearch_path%3D{}", self.server, self.name)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        sql(
+            &self.server,
+            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+        );
+    }
+}
+
+fn workq(db: &str) -> Command {
+    let mut c = Command::cargo_bin("workq").unwrap();
+    c.env_remove("WORKQ_DB")
+        .env("USER", "tester")
+        .env("TZ", "UTC")
+        .arg("--db")
+        .arg(db)
+        .timeout(Duration::from_secs(60));
+    c
+}
+
+/// The `--json` error of a command that must fail with exit code 1.
+fn json_error(db: &str, args: &[&str]) -> Value {
+    let o = workq(db).arg("--json").args(args).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {o:?}");
+    serde_json::from_slice::<Value>(&o.stderr)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)))["error"]
+        .clone()
+}
+
+/// A URL like `server` with another user, host or port.
+fn with_authority(server: &str, authority: &str) -> String {
+    let (scheme, rest) = server.split_once("://").unwrap();
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+    format!("{scheme}://{authority}{path}")
+}
+
+#[test]
+fn a_queue_is_made_filled_and_worked_through_the_cli() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db).args(["queue", "create", "q"]).assert().success();
+    workq(&db)
+        .args(["item", "add", "q", "--value", "hello"])
+        .assert()
+        .success();
+    let o = workq(&db).args(["--json", "queue", "ls"]).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let ls: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ls[0]["name"], "q", "{ls}");
+    assert_eq!(ls[0]["counts"]["queued"], 1, "{ls}");
+    let o = workq(&db)
+        .args(["--json", "dequeue", "q", "--worker", "w1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let got: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(got["item"]["value"], "hello", "{got}");
+    assert_eq!(got["item"]["status"], "processing", "{got}");
+}
+
+#[test]
+fn two_processes_starting_together_on_a_new_schema_both_work() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    // Each creates (and migrates) the schema if it is first: the advisory lock lets one
+    // do it while the other waits, then finds it done.
+    let runs: Vec<_> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|q| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("workq"))
+                .env_remove("WORKQ_DB")
+                .args(["--db", &db, "queue", "create", q])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for r in runs {
+        let o = r.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = workq(&db).args(["--json", "queue", "ls"]).output().unwrap();
+    let ls: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ls.as_array().unwrap().len(), 4, "{ls}");
+}
+
+#[test]
+fn a_server_that_cannot_be_reached_says_so() {
+    let Some(server) = server() else { return };
+    // Port 1 on this machine: nothing listens there.
+    let db = with_authority(&server, "postgres@127.0.0.1:1");
+    let e = json_error(&db, &["queue", "ls"]);
+    assert_eq!(e["kind"], "storage", "{e}");
+    assert_eq!(e["cause"], "cannot_open", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("cannot reach PostgreSQL at 127.0.0.1:1"), "{m}");
+    assert!(m.contains("is the server running"), "{m}");
+}
+
+#[test]
+fn a_refused_login_says_whose() {
+    let Some(server) = server() else { return };
+    let (_, rest) = server.split_once("://").unwrap();
+    let host = rest.split('/').next().unwrap();
+    let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
+    let db = with_authority(&server, &format!("no_such_workq_user@{host}"));
+    let e = json_error(&db, &["queue", "ls"]);
+    assert_eq!(e["cause"], "cannot_open", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.contains("refused the login of user 'no_such_workq_user'"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_schema_of_something_else_is_not_taken_for_workq() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    sql(
+        &server,
+        &format!("CREATE TABLE {}.invoices (id INT PRIMARY KEY)", s.name),
+    );
+    // Neither a command that reads nor one that writes touches it.
+    for args in [&["queue", "ls"][..], &["queue", "create", "q"][..]] {
+        let e = json_error(&s.url(), args);
+        assert_eq!(e["cause"], "not_workq", "{e}");
+        let m = e["message"].as_str().unwrap();
+        assert!(m.contains("is not a workq schema"), "{m}");
+        assert!(m.contains("invoices"), "{m}");
+    }
+}
+
+#[test]
+fn a_schema_from_a_newer_workq_is_refused() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    workq(&s.url())
+        .args(["queue", "create", "q"])
+        .assert()
+        .success();
+    sql(
+        &server,
+        &format!(
+            "UPDATE {}.workq_meta SET value = 999 WHERE key = 'schema_version'",
+            s.name
+        ),
+    );
+    for args in [
+        &["queue", "ls"][..],
+        &["item", "add", "q", "--value", "v"][..],
+    ] {
+        let e = json_error(&s.url(), args);
+        assert_eq!(e["cause"], "newer_schema", "{e}");
+        let m = e["message"].as_str().unwrap();
+        assert!(
+            m.contains("schema version 999, newer than this workq"),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn a_command_that_only_reads_does_not_create_the_schema() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let e = json_error(&s.url(), &["queue", "ls"]);
+    assert_eq!(e["kind"], "not_found", "{e}");
+    assert_eq!(e["what"], "database", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("no workq schema in schema"), "{m}");
+    // Still empty: a command that writes then creates it.
+    workq(&s.url())
+        .args(["queue", "create", "q"])
+        .assert()
+        .success();
+    workq(&s.url()).args(["queue", "ls"]).assert().success();
+}
