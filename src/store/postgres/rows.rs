@@ -136,9 +136,8 @@ pub struct Queues(HashMap<i64, QueueRow>);
 
 impl Queues {
     pub async fn get(&mut self, ctx: &Ctx<'_>, id: i64) -> Result<&QueueRow> {
-        if !self.0.contains_key(&id) {
-            let q = queue_by_id(ctx, id).await?;
-            self.0.insert(id, q);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.0.entry(id) {
+            e.insert(queue_by_id(ctx, id).await?);
         }
         Ok(&self.0[&id])
     }
