@@ -247,3 +247,181 @@ fn a_command_that_only_reads_does_not_create_the_schema() {
         .success();
     workq(&s.url()).args(["queue", "ls"]).assert().success();
 }
+
+// ------------------------------------------------------------------ several processes
+
+/// Two stores on one schema, as two servers on one database are, on one clock.
+async fn two_stores(
+    s: &Schema,
+) -> (
+    workq::store::postgres::PgStore,
+    workq::store::postgres::PgStore,
+    workq::clock::ManualClock,
+) {
+    use chrono::TimeZone;
+    let clock = workq::clock::ManualClock::new(
+        chrono::Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap(),
+    );
+    let open = |clock: workq::clock::ManualClock| {
+        let url = s.url();
+        async move {
+            workq::store::postgres::PgStore::open(&url, std::sync::Arc::new(clock))
+                .await
+                .unwrap()
+        }
+    };
+    // Opened together: the first migrates, the other waits on the lock and finds it done.
+    let (a, b) = tokio::join!(open(clock.clone()), open(clock.clone()));
+    (a, b, clock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_schema_never_lease_an_item_twice() {
+    use workq::backend::Backend;
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let (a, b, _clock) = two_stores(&s).await;
+    a.create_queue("q", Default::default()).await.unwrap();
+    let items: Vec<NewItem> = (0..200)
+        .map(|i| NewItem {
+            value: format!("v{i}"),
+            ..Default::default()
+        })
+        .collect();
+    b.add_items("q", items, "bot").await.unwrap();
+    let stores: [std::sync::Arc<dyn Backend>; 2] = [std::sync::Arc::new(a), std::sync::Arc::new(b)];
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = stores[w % 2].clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let d = store
+                        .dequeue(DequeueRequest {
+                            queues: vec!["q".into()],
+                            worker: format!("w{w}"),
+                            count: 5,
+                            wait: Duration::ZERO,
+                        })
+                        .await
+                        .unwrap();
+                    if d.leases.is_empty() {
+                        return got;
+                    }
+                    let done: Vec<Outcome> =
+                        d.leases.iter().map(|l| l.outcome(None, None)).collect();
+                    for r in store.finish(done, &format!("w{w}")).await.unwrap() {
+                        got.push(r.unwrap().id);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        (n, all.len()),
+        (200, 200),
+        "each item leased and finished once"
+    );
+    let c = stores[0].queue("q").await.unwrap().counts;
+    assert_eq!((c.queued, c.processing, c.processed), (0, 0, 200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_limit_holds_across_stores() {
+    use workq::backend::Backend;
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let (a, b, _clock) = two_stores(&s).await;
+    let limited = QueueSettings {
+        concurrency: Some(3),
+        ..Default::default()
+    };
+    a.create_queue("lim", limited).await.unwrap();
+    let items: Vec<NewItem> = (0..20)
+        .map(|i| NewItem {
+            value: format!("v{i}"),
+            ..Default::default()
+        })
+        .collect();
+    a.add_items("lim", items, "bot").await.unwrap();
+    let stores: [std::sync::Arc<dyn Backend>; 2] = [std::sync::Arc::new(a), std::sync::Arc::new(b)];
+    let calls: Vec<_> = (0..12)
+        .map(|i| {
+            let store = stores[i % 2].clone();
+            tokio::spawn(async move {
+                store
+                    .dequeue(DequeueRequest {
+                        queues: vec!["lim".into()],
+                        worker: format!("w{i}"),
+                        count: 1,
+                        wait: Duration::ZERO,
+                    })
+                    .await
+                    .unwrap()
+                    .leases
+                    .len()
+            })
+        })
+        .collect();
+    let mut taken = 0;
+    for c in calls {
+        taken += c.await.unwrap();
+    }
+    assert_eq!(taken, 3, "three at a time, whichever store was asked");
+    let c = stores[1].queue("lim").await.unwrap().counts;
+    assert_eq!((c.queued, c.processing), (17, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_ran_out_is_timed_out_once_when_both_stores_sweep() {
+    use workq::backend::Backend;
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let (a, b, clock) = two_stores(&s).await;
+    a.create_queue("q", Default::default()).await.unwrap();
+    let item = a
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "v".into(),
+                ..Default::default()
+            }],
+            "bot",
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    let d = b
+        .dequeue(DequeueRequest {
+            queues: vec!["q".into()],
+            worker: "w".into(),
+            count: 1,
+            wait: Duration::ZERO,
+        })
+        .await
+        .unwrap();
+    assert_eq!(d.leases.len(), 1);
+    clock.advance(Duration::from_secs(3600));
+    let (x, y) = tokio::join!(a.sweep(), b.sweep());
+    assert_eq!(x.unwrap() + y.unwrap(), 1, "one of them timed it out");
+    let detail = a.item(&item.id).await.unwrap();
+    assert_eq!(detail.item.status, Status::Exception);
+    let timeouts = detail
+        .history
+        .iter()
+        .filter(|h| h.reason == Some(Reason::Timeout))
+        .count();
+    assert_eq!(timeouts, 1, "{:?}", detail.history);
+    let c = b.queue("q").await.unwrap().counts;
+    assert_eq!((c.processing, c.exception), (0, 1));
+}

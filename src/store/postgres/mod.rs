@@ -381,32 +381,54 @@ impl PgStore {
 }
 
 /// One call in one transaction: `txn!(self, Kind::Write, |ctx| body)`; `body` may use
-/// `ctx` (a `&mut Ctx`) and `?`.
+/// `ctx` (a `&mut Ctx`) and `?`. A transaction PostgreSQL aborted for a deadlock or a
+/// serialization failure (two calls that locked the same rows crosswise) is run again from
+/// the start, a few times, before the caller is told the database is busy.
 macro_rules! txn {
     ($self:ident, $kind:expr, |$ctx:ident| $body:expr) => {{
-        let mut client = $self.client().await?;
-        let mut c = $self.begin(&mut client, $kind).await?;
-        let out = async {
-            let $ctx = &mut c;
-            $body
+        let mut attempt = 0u32;
+        loop {
+            let out = async {
+                let mut client = $self.client().await?;
+                let mut c = $self.begin(&mut client, $kind).await?;
+                let out = async {
+                    let $ctx = &mut c;
+                    $body
+                }
+                .await;
+                $self.end(c, out).await
+            }
+            .await;
+            match out {
+                Err(Error::Busy { .. }) if attempt < RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * attempt as u64)).await;
+                }
+                out => break out,
+            }
         }
-        .await;
-        $self.end(c, out).await
     }};
 }
+
+/// How often a transaction aborted by a deadlock is tried again.
+const RETRIES: u32 = 4;
 
 #[async_trait]
 impl Backend for PgStore {
     async fn create_queue(&self, name: &str, settings: QueueSettings) -> Result<Queue> {
         txn!(self, Kind::Write, |ctx| write::create_queue(
-            ctx, name, settings
+            ctx,
+            name,
+            settings.clone()
         )
         .await)
     }
 
     async fn update_queue(&self, name: &str, settings: QueueSettings) -> Result<Queue> {
         txn!(self, Kind::Write, |ctx| write::update_queue(
-            ctx, name, settings
+            ctx,
+            name,
+            settings.clone()
         )
         .await)
     }
@@ -438,7 +460,10 @@ impl Backend for PgStore {
 
     async fn add_items(&self, queue: &str, items: Vec<NewItem>, actor: &str) -> Result<Vec<Item>> {
         txn!(self, Kind::Write, |ctx| write::add_items(
-            ctx, queue, items, actor
+            ctx,
+            queue,
+            items.clone(),
+            actor
         )
         .await)
     }
@@ -469,7 +494,11 @@ impl Backend for PgStore {
         }
         if opts.dry_run || (!opts.skip_bad && !rejected.is_empty()) {
             let report = txn!(self, Kind::Read, |ctx| write::rehearse(
-                ctx, queue, &opts, &good, rejected
+                ctx,
+                queue,
+                &opts,
+                &good,
+                rejected.clone()
             )
             .await)?;
             if opts.dry_run {
@@ -478,7 +507,12 @@ impl Backend for PgStore {
             return Err(crate::store::sqlite::refused_import(report.rejected));
         }
         txn!(self, Kind::Write, |ctx| write::import(
-            ctx, queue, &opts, good, rejected, actor
+            ctx,
+            queue,
+            &opts,
+            &good,
+            rejected.clone(),
+            actor
         )
         .await)
     }

@@ -777,7 +777,7 @@ pub async fn import(
     ctx: &mut Ctx<'_>,
     queue: &str,
     opts: &ImportOptions,
-    rows: Vec<ImportRow>,
+    rows: &[ImportRow],
     rejected: Vec<RowError>,
     actor: &str,
 ) -> Result<ImportReport> {
@@ -791,7 +791,7 @@ pub async fn import(
     let mut keyed: HashMap<String, u64> = HashMap::new();
     for r in rows {
         let line = r.line;
-        let mut row = new_row(ctx, &q, r.item, actor);
+        let mut row = new_row(ctx, &q, r.item.clone(), actor);
         if insert(ctx, &mut row).await? {
             if row.status == Status::OnHold {
                 created_on_hold(ctx, &row, actor).await?;
