@@ -425,3 +425,70 @@ async fn a_lease_that_ran_out_is_timed_out_once_when_both_stores_sweep() {
     let c = b.queue("q").await.unwrap().counts;
     assert_eq!((c.processing, c.exception), (0, 1));
 }
+
+#[test]
+fn an_older_schema_is_migrated_by_the_first_command_that_opens_it() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    workq(&s.url())
+        .args(["queue", "create", "q"])
+        .assert()
+        .success();
+    // Back to version 1: migration 2 (agents and workers per queue) undone by hand.
+    sql(
+        &server,
+        &format!(
+            "SET search_path = {0}; DROP TABLE worker_queues; ALTER TABLE workers DROP COLUMN agent;
+             UPDATE workq_meta SET value = 1 WHERE key = 'schema_version'",
+            s.name
+        ),
+    );
+    // Even a command that only reads: what it reads is then true.
+    let o = workq(&s.url())
+        .args(["--json", "workers"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    workq(&s.url())
+        .args(["dequeue", "q", "--worker", "w1"])
+        .assert()
+        .success();
+    let o = workq(&s.url())
+        .args(["--json", "workers"])
+        .output()
+        .unwrap();
+    let w: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(w[0]["name"], "w1", "{w}");
+    assert_eq!(w[0]["queues"][0]["queue"], "q", "{w}");
+}
+
+#[test]
+fn a_lease_that_ran_out_while_nothing_ran_shows_timed_out_at_once() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db)
+        .args(["queue", "create", "q", "--lease", "1s"])
+        .assert()
+        .success();
+    let o = workq(&db)
+        .args(["item", "add", "q", "--value", "v"])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    workq(&db)
+        .args(["dequeue", "q", "--worker", "w1"])
+        .assert()
+        .success();
+    std::thread::sleep(Duration::from_millis(1500));
+    // No workq ran meanwhile: the command that opens the schema next times the lease out
+    // before it reads, as with an SQLite file.
+    let o = workq(&db)
+        .args(["--json", "item", "show", &id])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let item: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(item["status"], "exception", "{item}");
+    assert_eq!(item["reason"], "timeout", "{item}");
+}

@@ -114,7 +114,7 @@ impl PgStore {
     pub fn open_blocking(url: &str, clock: Arc<dyn Clock>, create: bool) -> Result<PgStore> {
         let config = schema::config(url)?;
         let place = schema::Place::of(url, &config);
-        let (c, p) = (config.clone(), place.clone());
+        let (c, p, k) = (config.clone(), place.clone(), clock.clone());
         let found = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -122,7 +122,16 @@ impl PgStore {
                 .map_err(|e| Error::storage(StorageCause::Stopped, None, e.to_string()))?;
             rt.block_on(async {
                 let mut client = schema::connect(&c, &p).await?;
-                schema::prepare(&mut client, &p, create).await
+                let found = schema::prepare(&mut client, &p, create).await?;
+                if found == schema::Found::Ready {
+                    // Leases that ran out while no workq was running are timed out before
+                    // the store is handed out, as `open` does: a command that runs for a
+                    // moment must not show them still held. (A pool of this runtime's own,
+                    // gone with it.)
+                    let once = Self::pooled(c, p, k, Options::default())?;
+                    once.sweep().await?;
+                }
+                Ok::<_, Error>(found)
             })
         })
         .join()

@@ -328,8 +328,8 @@ pub enum Found {
     Empty(String),
 }
 
-/// Checks the schema the connection's search path names and, with `create`, creates or
-/// migrates it: all in one transaction under an advisory lock, so two processes starting
+/// Checks the schema the connection's search path names, migrates an older one and, with
+/// `create`, creates an empty one: all in one transaction under an advisory lock, so two processes starting
 /// together do not both migrate. Refuses a schema of something else and a newer one.
 pub async fn prepare(
     client: &mut tokio_postgres::Client,
@@ -422,20 +422,11 @@ pub async fn prepare(
         tx.commit().await.map_err(e)?;
         return Ok(Found::Ready);
     }
-    if !create {
-        if version == 0 {
-            return Ok(Found::Empty(where_));
-        }
-        return Err(Error::storage(
-            Cause::NeedsUpgrade,
-            None,
-            format!(
-                "{where_} was written by an older workq (schema version {version}; this one \
-                 reads {}): run a command that changes data once to upgrade it",
-                schema_version()
-            ),
-        ));
+    if !create && version == 0 {
+        return Ok(Found::Empty(where_));
     }
+    // An older schema is brought up to date by any open, as an SQLite file this user can
+    // write is: what is read is then true.
     for sql in MIGRATIONS.iter().skip(version as usize) {
         tx.batch_execute(sql).await.map_err(e)?;
     }

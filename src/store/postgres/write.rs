@@ -151,6 +151,21 @@ pub async fn update_queue(ctx: &mut Ctx<'_>, name: &str, s: QueueSettings) -> Re
         ints.push(("retry_backoff_ms", Some(int(b.delay.as_millis()))));
         ints.push(("retry_backoff_max_ms", Some(int(b.max.as_millis()))));
     }
+    // The settings given, then the clears: a clear after a set wins, as in SQLite.
+    for (col, v) in ints {
+        ctx.exec(
+            &format!("UPDATE queues SET {col} = :v WHERE id = :id"),
+            p!["v" => v, "id" => q.id],
+        )
+        .await?;
+    }
+    for (col, v) in texts {
+        ctx.exec(
+            &format!("UPDATE queues SET {col} = :v WHERE id = :id"),
+            p!["v" => v, "id" => q.id],
+        )
+        .await?;
+    }
     for field in &s.clear {
         let cols: &[&str] = match field.as_str() {
             "ttl" => &["ttl_ms"],
@@ -168,21 +183,6 @@ pub async fn update_queue(ctx: &mut Ctx<'_>, name: &str, s: QueueSettings) -> Re
             )
             .await?;
         }
-    }
-    // In the order given, then the clears: a clear after a set wins, as in SQLite.
-    for (col, v) in ints {
-        ctx.exec(
-            &format!("UPDATE queues SET {col} = :v WHERE id = :id"),
-            p!["v" => v, "id" => q.id],
-        )
-        .await?;
-    }
-    for (col, v) in texts {
-        ctx.exec(
-            &format!("UPDATE queues SET {col} = :v WHERE id = :id"),
-            p!["v" => v, "id" => q.id],
-        )
-        .await?;
     }
     ctx.events.push(Event::Queue {
         queue: name.to_string(),
