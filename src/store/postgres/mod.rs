@@ -14,6 +14,14 @@
 //! - A long poll wakes on this process's commits, and looks again every `poll_every`.
 //! - Times come from the injected clock, bound as BIGINT milliseconds; SQL never reads
 //!   `now()`, so a test's clock controls everything.
+//!
+//! Seams left for what comes next: LISTEN/NOTIFY at `Inner::publish` (send the events in
+//! the transaction) and `Backend::subscribe` (merge the listened ones), which also wakes
+//! long polls of other processes; a leader lock for `sweeper` (today every process sweeps,
+//! safely: `FOR UPDATE SKIP LOCKED`); COPY for `write::import` (today rows are held in
+//! memory and inserted one by one in the one transaction); sharded counters in
+//! `write::settle` (today one `queues` row per queue); `schema::MIGRATIONS` is the list a
+//! `migrate` command would walk.
 
 mod actions;
 mod admin;
