@@ -97,6 +97,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     .map(|t| dur("--timeout", t))
                     .transpose()?,
                 grace: dur("--grace", &a.grace)?,
+                prefetch: a
+                    .prefetch
+                    .as_deref()
+                    .map(|t| dur("--prefetch", t))
+                    .transpose()?,
                 queues: a.queues,
                 concurrency: a.concurrency,
                 run_once: a.run_once,

@@ -24,6 +24,8 @@ pub struct Options {
     pub concurrency: u32,
     pub timeout: Option<Duration>,
     pub run_once: bool,
+    /// How far ahead to look for delayed items (`--prefetch`).
+    pub prefetch: Option<Duration>,
     pub name: String,
     pub grace: Duration,
     pub command: Vec<String>,
@@ -165,6 +167,13 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
     if opts.concurrency == 0 {
         return Err("--concurrency: give 1 or more".into());
     }
+    if let Some(p) = opts.prefetch {
+        crate::rules::check_upcoming(p.max(Duration::from_millis(1)), 1)
+            .map_err(|(_, e)| format!("--prefetch: {e}"))?;
+        if p.is_zero() {
+            return Err("--prefetch: give more than 0 (or leave it out)".into());
+        }
+    }
     // Checked before anything is taken: a typo would otherwise turn every item into an
     // exception, one after the other.
     runnable(&opts.command[0])?;
@@ -203,6 +212,8 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
     let mut draining = false;
     let mut drain_until: Option<Instant> = None;
     let mut failed = false;
+    // With --prefetch: when the soonest delayed item of the queues becomes takeable.
+    let mut due: Option<chrono::DateTime<chrono::Utc>> = None;
 
     loop {
         let free = opts.concurrency as usize - held.len();
@@ -210,11 +221,22 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
         if taking && retry_at.is_none_or(|t| Instant::now() >= t) {
             retry_at = None;
             let b = Arc::clone(&backend);
+            let mut wait = if opts.run_once && due.is_none() {
+                Duration::ZERO
+            } else {
+                POLL
+            };
+            // A poll never sleeps past the next item's time; one just due waits a moment
+            // (a server's clock may run a little behind ours).
+            if let Some(d) = due {
+                let left = (d - chrono::Utc::now()).to_std().unwrap_or_default();
+                wait = wait.min(left.max(Duration::from_millis(20)));
+            }
             let req = DequeueRequest {
                 queues: opts.queues.clone(),
                 worker: worker.clone(),
                 count: free as u32,
-                wait: if opts.run_once { Duration::ZERO } else { POLL },
+                wait,
             };
             // Spawned, never dropped midway: a dequeue cancelled after it committed would
             // strand its leases until they time out.
@@ -229,7 +251,12 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
                 pending = None;
                 match got {
                     Ok(Ok(d)) => {
-                        if d.leases.is_empty() && opts.run_once {
+                        if let Some(ahead) = opts.prefetch {
+                            if d.leases.len() < free {
+                                due = soonest(&*backend, &opts.queues, ahead).await;
+                            }
+                        }
+                        if d.leases.is_empty() && opts.run_once && due.is_none() {
                             exhausted = true;
                         }
                         let now = chrono::Utc::now();
@@ -335,6 +362,33 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
         );
     }
     Ok(if opts.run_once && failed { 1 } else { 0 })
+}
+
+/// When the soonest delayed item of `queues` due within `ahead` becomes takeable, if any
+/// (a failed look is said and treated as nothing due).
+async fn soonest(
+    backend: &dyn Backend,
+    queues: &[String],
+    ahead: Duration,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let mut due: Option<chrono::DateTime<chrono::Utc>> = None;
+    for q in queues {
+        match backend.upcoming(q, ahead, 1).await {
+            Ok(items) => {
+                let at = items.first().and_then(|i| i.delay_until);
+                due = match (due, at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            Err(e) => eprintln!(
+                "workq work: looking ahead in '{}' failed: {}",
+                one_line(q),
+                one_line(&e.to_string())
+            ),
+        }
+    }
+    due
 }
 
 /// Kills every running command whose fate is not yet decided; their leases go back.

@@ -321,6 +321,62 @@ fn an_unstartable_command_is_refused_before_anything_is_taken() {
     );
 }
 
+/// `--prefetch`: with `--run-once`, an item due within the window is waited for and
+/// started at its time (not a poll later); without it, run-once leaves it queued.
+fn prefetch_starts_delayed_items_at_their_time(on: &On, dir: &Path) {
+    on.ok(&["queue", "create", "q"]);
+    let due = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let at = due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    on.ok(&["item", "add", "q", "--value", "later", "--delay-until", &at]);
+    on.ok(&["item", "add", "q", "--value", "now"]);
+    let out = on
+        .work(&["--queue", "q", "--run-once", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let items = by_value(&on.items("q"));
+    assert_eq!(items["now"]["status"], "processed");
+    assert_eq!(
+        items["later"]["status"], "queued",
+        "not due, no prefetch: left"
+    );
+    let s = script(dir, "stamp.sh", "date +%s%3N");
+    let out = on
+        .work(&["--queue", "q", "--run-once", "--prefetch", "1m", "--", &s])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let items = by_value(&on.items("q"));
+    assert_eq!(
+        items["later"]["status"], "processed",
+        "waited for and taken"
+    );
+    let started: i64 = note(&items["later"]).trim().parse().unwrap();
+    let late = started - due.timestamp_millis();
+    eprintln!("started {late} ms after its time");
+    assert!(late >= 0, "started {late} ms before its time");
+    assert!(
+        late < 900,
+        "started {late} ms after its time: a poll later, not at it"
+    );
+}
+
+#[test]
+fn prefetch_on_a_local_file() {
+    let dir = tempfile::tempdir().unwrap();
+    prefetch_starts_delayed_items_at_their_time(&On::Db(dir.path().join("w.db")), dir.path());
+}
+
+#[test]
+fn prefetch_against_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let token = On::Db(db.clone()).ok(&["token", "create", "agent", "--role", "admin"]);
+    let server = Server::start(&db);
+    let on = On::Remote(server.url.clone(), token.trim().to_string());
+    prefetch_starts_delayed_items_at_their_time(&on, dir.path());
+}
+
 #[test]
 fn a_timeout_kills_the_whole_process_group() {
     let dir = tempfile::tempdir().unwrap();
@@ -599,6 +655,17 @@ fn bad_arguments_are_refused() {
     );
     let out = on.work(&["--queue", "q"]).output().unwrap();
     assert!(!out.status.success(), "no command: {out:?}");
+    for bad in ["soon", "0s", "-1m"] {
+        let out = on
+            .work(&["--queue", "q", "--prefetch", bad, "--", "true"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--prefetch"),
+            "{bad}: {out:?}"
+        );
+    }
     let out = on
         .work(&["--queue", "q", "--concurrency", "0", "--", "true"])
         .output()

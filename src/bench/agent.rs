@@ -39,6 +39,7 @@ pub async fn figures(
     let code = crate::worker::run(
         store.clone(),
         crate::worker::Options {
+            prefetch: None,
             queues: vec!["agent".into()],
             concurrency: workers as u32,
             timeout: None,

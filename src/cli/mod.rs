@@ -391,6 +391,10 @@ pub struct WorkArgs {
     /// Take what is ready now, finish it, exit (1 when any item failed).
     #[arg(long)]
     pub run_once: bool,
+    /// Look this far ahead for delayed items and take each at its time, not up to a poll
+    /// later; with --run-once, also wait for the items due within it.
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub prefetch: Option<String>,
     /// The agent's name; its worker id is NAME@host:pid.
     #[arg(long, default_value = "agent", allow_hyphen_values = true)]
     pub name: String,
