@@ -280,6 +280,8 @@ pub(crate) struct Ctx<'a> {
     pub workers: HashMap<String, (i64, i64)>,
     /// (worker, queue) heard from in this call.
     pub worker_queues: std::collections::BTreeSet<(String, i64)>,
+    /// Items completed per queue by `write::complete_batch`.
+    pub completed: std::collections::BTreeMap<i64, u64>,
     pub inner: &'a Inner,
 }
 
@@ -294,6 +296,7 @@ impl<'a> Ctx<'a> {
             deltas: write::Deltas::default(),
             workers: HashMap::new(),
             worker_queues: Default::default(),
+            completed: Default::default(),
             inner,
         }
     }

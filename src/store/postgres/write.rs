@@ -1137,7 +1137,27 @@ pub async fn finish(
     let mut out = Vec::with_capacity(outcomes.len());
     let (mut done, mut failed) = (0i64, 0i64);
     let mut touched: BTreeMap<i64, u64> = BTreeMap::new();
+    // Plain completions of items named once in the call: all in a few statements.
+    let mut named: HashMap<&str, usize> = HashMap::new();
     for o in outcomes {
+        *named.entry(o.id.as_str()).or_default() += 1;
+    }
+    let plain: Vec<usize> = (0..outcomes.len())
+        .filter(|&i| {
+            let o = &outcomes[i];
+            o.reason.is_none() && o.retry_in.is_none() && named[o.id.as_str()] == 1
+        })
+        .collect();
+    let mut batched = complete_batch(ctx, outcomes, &plain, worker).await?;
+    done += batched.values().filter(|r| r.is_ok()).count() as i64;
+    for (qid, n) in std::mem::take(&mut ctx.completed) {
+        *touched.entry(qid).or_default() += n;
+    }
+    for (i, o) in outcomes.iter().enumerate() {
+        if let Some(r) = batched.remove(&i) {
+            out.push(r);
+            continue;
+        }
         let r: Result<Finished> = async {
             if let Some(d) = o.retry_in {
                 rules::check_retry_in(o.reason, d)
@@ -1250,6 +1270,148 @@ pub async fn finish(
         });
     }
     Ok(out)
+}
+
+/// Completes the plain outcomes at `which` (each item named once): one UPDATE over all of
+/// them, written from the rules (`Complete`'s writes as the SET, its `from` and the lease
+/// as the WHERE, the reported note appended), and one INSERT of their history rows. An
+/// outcome whose lease does not match is explained by the rules, one by one.
+async fn complete_batch(
+    ctx: &mut Ctx<'_>,
+    outcomes: &[Outcome],
+    which: &[usize],
+    worker: &str,
+) -> Result<HashMap<usize, Result<Finished>>> {
+    let mut answers = HashMap::new();
+    if which.is_empty() {
+        return Ok(answers);
+    }
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = SQL.get_or_init(|| {
+        let t = rules::transition(ItemEvent::Complete);
+        debug_assert!(t.appends_note && t.writes.lease == rules::LeasePut::End);
+        let set = store_sql::set(t.to, &t.writes, "", &store_sql::named);
+        // The note as serde writes a `Note`, appended to the stored JSON array's text.
+        let note = "'{\"at\":\"' || CAST(:at AS TEXT) || '\",\"by\":' \
+                    || to_json(COALESCE(i.worker, CAST(:worker AS TEXT)))::text \
+                    || ',\"text\":' || to_json(o.note)::text || '}'";
+        format!(
+            "UPDATE items i SET {}, version = i.version + 1,
+                notes = CASE WHEN o.note IS NULL THEN i.notes
+                    WHEN i.notes IS NULL OR i.notes = '[]' THEN '[' || {note} || ']'
+                    ELSE left(i.notes, -1) || ',' || {note} || ']' END
+             FROM unnest(CAST(:ids AS TEXT[]), CAST(:leases AS TEXT[]), CAST(:notes AS TEXT[]))
+                AS o(id, lease, note)
+             WHERE i.id = o.id AND i.status = '{}' AND i.lease_token = o.lease
+             RETURNING i.id, i.queue_id, i.worker, i.started_at, i.retry_count, i.seq,
+                i.enqueued_at",
+            set.sql, t.from
+        )
+    });
+    let ids: Vec<&str> = which.iter().map(|&i| outcomes[i].id.as_str()).collect();
+    let leases: Vec<&str> = which.iter().map(|&i| outcomes[i].lease.as_str()).collect();
+    let notes: Vec<Option<&str>> = which.iter().map(|&i| outcomes[i].note.as_deref()).collect();
+    let at = ctx.now.format(crate::model::time_ms::FORMAT).to_string();
+    let rows = ctx
+        .rows(
+            text,
+            p![
+                "now" => ms(ctx.now),
+                "at" => at,
+                "worker" => worker,
+                "ids" => ids,
+                "leases" => leases,
+                "notes" => notes,
+            ],
+        )
+        .await?;
+    struct Done {
+        queue_id: i64,
+        worker: Option<String>,
+        started_at: Option<i64>,
+        retry_count: i64,
+        seq: i64,
+        enqueued_at: i64,
+    }
+    let mut done: HashMap<String, Done> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, String>(0),
+                Done {
+                    queue_id: r.get(1),
+                    worker: r.get(2),
+                    started_at: r.get(3),
+                    retry_count: r.get(4),
+                    seq: r.get(5),
+                    enqueued_at: r.get(6),
+                },
+            )
+        })
+        .collect();
+    let t = rules::transition(ItemEvent::Complete);
+    let (mut h_seq, mut h_queue, mut h_by, mut h_note, mut h_started) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for &i in which {
+        let o = &outcomes[i];
+        let Some(d) = done.remove(&o.id) else {
+            // The rules say why (a stale lease, an item that moved on); else it changed.
+            let why = match leased(ctx, ItemEvent::Complete, &o.id, &o.lease).await {
+                Err(e) => e,
+                Ok(_) => Error::conflict(Conflict::Changed { id: o.id.clone() }),
+            };
+            answers.insert(i, Err(why));
+            continue;
+        };
+        let by = d.worker.clone().unwrap_or_else(|| worker.to_string());
+        h_seq.push(d.seq);
+        h_queue.push(d.queue_id);
+        h_by.push(by);
+        h_note.push(o.note.clone());
+        h_started.push(d.started_at);
+        let started = d.started_at.unwrap_or(ms(ctx.now));
+        ctx.deltas
+            .attempt(d.queue_id, ctx.now, true, ms(ctx.now) - started);
+        ctx.deltas
+            .moved(d.queue_id, Some(t.from), Some(t.to), d.enqueued_at);
+        *ctx.completed.entry(d.queue_id).or_default() += 1;
+        answers.insert(
+            i,
+            Ok(Finished {
+                id: o.id.clone(),
+                status: t.to,
+                reason: None,
+                retry_count: d.retry_count as u32,
+            }),
+        );
+    }
+    if !h_seq.is_empty() {
+        // In the order reported, as the SQLite store writes them.
+        ctx.exec(
+            &format!(
+                "INSERT INTO history (item_seq, queue_id, at, by, action, from_status, to_status,
+                    note, attempt_started, attempt_worker)
+                 SELECT h.s, h.q, :at, h.b, '{}', '{}', '{}', h.n, h.st, h.b
+                 FROM unnest(CAST(:seqs AS BIGINT[]), CAST(:queues AS BIGINT[]),
+                    CAST(:bys AS TEXT[]), CAST(:notes AS TEXT[]), CAST(:starts AS BIGINT[]))
+                    WITH ORDINALITY AS h(s, q, b, n, st, k)
+                 ORDER BY h.k",
+                t.history.expect("a completion is history"),
+                t.from,
+                t.to
+            ),
+            p![
+                "at" => ms(ctx.now),
+                "seqs" => h_seq,
+                "queues" => h_queue,
+                "bys" => h_by,
+                "notes" => h_note,
+                "starts" => h_started,
+            ],
+        )
+        .await?;
+    }
+    Ok(answers)
 }
 
 pub async fn hand_back(
