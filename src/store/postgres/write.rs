@@ -740,6 +740,18 @@ pub async fn rehearse(
 ) -> Result<ImportReport> {
     let q = queue_by_name(ctx, queue, false).await?;
     let column = opts.key_column.clone().unwrap_or_else(|| "key".into());
+    // The keys the queue already has among the file's, a chunk of keys per query.
+    let keys: Vec<&str> = rows.iter().filter_map(|r| r.item.key.as_deref()).collect();
+    let mut held: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for chunk in keys.chunks(IMPORT_CHUNK) {
+        let found = ctx
+            .rows(
+                "SELECT key FROM items WHERE queue_id = :q AND key = ANY(CAST(:keys AS TEXT[]))",
+                p!["q" => q.id, "keys" => chunk.to_vec()],
+            )
+            .await?;
+        held.extend(found.iter().map(|r| r.get::<_, String>(0)));
+    }
     let mut taken: HashMap<&str, u64> = HashMap::new();
     let mut imported = 0;
     for r in rows {
@@ -749,7 +761,7 @@ pub async fn rehearse(
         };
         let (message, repeats) = if let Some(&earlier) = taken.get(key) {
             (format!("'{key}' repeats line {earlier}"), Some(earlier))
-        } else if key_taken(ctx, q.id, key).await? {
+        } else if held.contains(key) {
             (crate::store::sqlite::duplicate_key(queue, key), None)
         } else {
             taken.insert(key, r.line);
@@ -789,32 +801,40 @@ pub async fn import(
     };
     let mut counts = StatusCounts::default();
     let mut keyed: HashMap<String, u64> = HashMap::new();
-    for r in rows {
-        let line = r.line;
-        let mut row = new_row(ctx, &q, r.item.clone(), actor);
-        if insert(ctx, &mut row).await? {
-            if row.status == Status::OnHold {
-                created_on_hold(ctx, &row, actor).await?;
+    for chunk in rows.chunks(IMPORT_CHUNK) {
+        let built: Vec<(ItemRow, u64)> = chunk
+            .iter()
+            .map(|r| (new_row(ctx, &q, r.item.clone(), actor), r.line))
+            .collect();
+        let landed = insert_chunk(ctx, &q, &built, actor).await?;
+        for (mut row, line) in built {
+            if let Some(seq) = landed.get(&row.id) {
+                row.seq = *seq;
+                if row.status == Status::OnHold {
+                    created_on_hold(ctx, &row, actor).await?;
+                }
+                if let Some(k) = &row.key {
+                    keyed.insert(k.clone(), line);
+                }
+                *counts.get_mut(row.status) += 1;
+                report.imported += 1;
+                continue;
             }
-            if let Some(k) = &row.key {
-                keyed.insert(k.clone(), line);
-            }
-            *counts.get_mut(row.status) += 1;
-            report.imported += 1;
-            continue;
+            // Only a row with a key is ever refused: the first row of a key lands, so one
+            // refused here repeats an earlier line of this file or a key of the queue.
+            let key = row.key.as_deref().unwrap_or("");
+            let repeats = keyed.get(key).copied();
+            let message = match repeats {
+                Some(earlier) => format!("'{key}' repeats line {earlier}"),
+                None => crate::store::sqlite::duplicate_key(queue, key),
+            };
+            report.rejected.push(RowError {
+                line,
+                column: Some(key_col.to_string()),
+                message,
+                repeats,
+            });
         }
-        let key = row.key.as_deref().unwrap_or("");
-        let repeats = keyed.get(key).copied();
-        let message = match repeats {
-            Some(earlier) => format!("'{key}' repeats line {earlier}"),
-            None => crate::store::sqlite::duplicate_key(queue, key),
-        };
-        report.rejected.push(RowError {
-            line,
-            column: Some(key_col.to_string()),
-            message,
-            repeats,
-        });
     }
     if !opts.skip_bad && !report.rejected.is_empty() {
         return Err(crate::store::sqlite::refused_import(report.rejected));
@@ -828,6 +848,68 @@ pub async fn import(
         count: report.imported,
     });
     Ok(report)
+}
+
+/// Rows per INSERT of an import: one statement (and one round trip) per chunk, not per
+/// row. (COPY comes with the next part.)
+const IMPORT_CHUNK: usize = 1000;
+
+/// Stores rows in one statement, in their order, skipping those whose key is taken in the
+/// queue (by an item or an earlier row): the seq of each that went in, by id.
+async fn insert_chunk(
+    ctx: &Ctx<'_>,
+    q: &QueueRow,
+    rows: &[(ItemRow, u64)],
+    actor: &str,
+) -> Result<HashMap<String, i64>> {
+    let col = |f: &dyn Fn(&ItemRow) -> Option<String>| -> Vec<Option<String>> {
+        rows.iter().map(|(r, _)| f(r)).collect()
+    };
+    let ids = col(&|r| Some(r.id.clone()));
+    let names = col(&|r| r.name.clone());
+    let keys = col(&|r| r.key.clone());
+    let values = col(&|r| r.value.clone());
+    let statuses = col(&|r| Some(r.status.as_str().to_string()));
+    let notes = col(&|r| r.notes.clone());
+    let priorities: Vec<i64> = rows.iter().map(|(r, _)| r.priority).collect();
+    let enqueued: Vec<i64> = rows.iter().map(|(r, _)| r.enqueued_at).collect();
+    let expires: Vec<Option<i64>> = rows.iter().map(|(r, _)| r.expires_at).collect();
+    let delays: Vec<Option<i64>> = rows.iter().map(|(r, _)| r.delay_until).collect();
+    let dormants: Vec<bool> = rows.iter().map(|(r, _)| dormant(r, ctx.now)).collect();
+    let got = ctx
+        .rows(
+            "INSERT INTO items (id, queue_id, name, key, value, priority, status, notes,
+                enqueued_at, expires_at, delay_until, created_by, dormant)
+             SELECT u.id, :queue, u.name, u.key, u.value, u.priority, u.status, u.notes,
+                u.enqueued_at, u.expires_at, u.delay_until, :by, u.dormant
+             FROM unnest(CAST(:ids AS TEXT[]), CAST(:names AS TEXT[]), CAST(:keys AS TEXT[]),
+                CAST(:values AS TEXT[]), CAST(:priorities AS BIGINT[]),
+                CAST(:statuses AS TEXT[]), CAST(:notes AS TEXT[]),
+                CAST(:enqueued AS BIGINT[]), CAST(:expires AS BIGINT[]),
+                CAST(:delays AS BIGINT[]), CAST(:dormants AS BOOLEAN[]))
+                WITH ORDINALITY AS u(id, name, key, value, priority, status, notes,
+                    enqueued_at, expires_at, delay_until, dormant, k)
+             ORDER BY u.k
+             ON CONFLICT (queue_id, key) WHERE key IS NOT NULL DO NOTHING
+             RETURNING id, seq",
+            p![
+                "queue" => q.id,
+                "by" => actor,
+                "ids" => ids,
+                "names" => names,
+                "keys" => keys,
+                "values" => values,
+                "priorities" => priorities,
+                "statuses" => statuses,
+                "notes" => notes,
+                "enqueued" => enqueued,
+                "expires" => expires,
+                "delays" => delays,
+                "dormants" => dormants,
+            ],
+        )
+        .await?;
+    Ok(got.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 // ---------------------------------------------------------------- taking work
