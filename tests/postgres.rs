@@ -492,3 +492,114 @@ fn a_lease_that_ran_out_while_nothing_ran_shows_timed_out_at_once() {
     assert_eq!(item["status"], "exception", "{item}");
     assert_eq!(item["reason"], "timeout", "{item}");
 }
+
+#[test]
+fn an_agent_works_a_postgres_queue() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db).args(["queue", "create", "q"]).assert().success();
+    for v in ["a", "b", "c"] {
+        workq(&db)
+            .args(["item", "add", "q", "--value", v])
+            .assert()
+            .success();
+    }
+    // The item's value on stdin, echoed back as the completion's note.
+    workq(&db)
+        .args([
+            "work",
+            "--queue",
+            "q",
+            "--concurrency",
+            "2",
+            "--run-once",
+            "--",
+            "sh",
+            "-c",
+            "cat",
+        ])
+        .assert()
+        .success();
+    let o = workq(&db)
+        .args(["--json", "item", "ls", "q", "--all"])
+        .output()
+        .unwrap();
+    let items: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let items = items.as_array().unwrap();
+    assert_eq!(items.len(), 3, "{items:?}");
+    for it in items {
+        assert_eq!(it["status"], "processed", "{it}");
+    }
+}
+
+#[test]
+fn a_server_serves_a_postgres_database() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db).args(["queue", "create", "q"]).assert().success();
+    let o = workq(&db)
+        .args(["--json", "token", "create", "adm", "--role", "admin"])
+        .output()
+        .unwrap();
+    let token = serde_json::from_slice::<Value>(&o.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("workq"))
+        .env_remove("WORKQ_DB")
+        .args(["--db", &db, "serve", "--listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let err = child.stderr.take().unwrap();
+    let child = Kill(child);
+    let mut first = String::new();
+    BufReader::new(err).read_line(&mut first).unwrap();
+    let url = first
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("where does it listen? {first}"))
+        .to_string();
+    // It names the database without a password, as --db would take it again.
+    assert!(first.contains(&format!("(database {db})")), "{first}");
+    // A client on the server adds an item; the database has it.
+    let o = Command::cargo_bin("workq")
+        .unwrap()
+        .env_remove("WORKQ_DB")
+        .args(["--remote", &url, "--token", &token])
+        .args(["item", "add", "q", "--value", "over http"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let o = workq(&db)
+        .args(["--json", "item", "ls", "q"])
+        .output()
+        .unwrap();
+    let items: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(items[0]["value"], "over http", "{items}");
+    // And an unauthenticated request is refused as on SQLite.
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "GET /v1/queues HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    drop(child);
+}
