@@ -61,9 +61,14 @@ impl Schema {
 
     /// `--db` for this schema: the server's URL with it as the search path.
     fn url(&self) -> String {
-        let sep = if self.server.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-csearch_path%3D{}", self.server, self.name)
+        schema_url(&self.server, &self.name)
     }
+}
+
+/// A server's URL with `schema` as the search path of its connections.
+fn schema_url(server: &str, schema: &str) -> String {
+    let sep = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{sep}options=-csearch_path%3D{schema}")
 }
 
 impl Drop for Schema {
@@ -602,4 +607,62 @@ fn a_server_serves_a_postgres_database() {
     tcp.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     drop(child);
+}
+
+#[test]
+fn a_user_who_may_not_write_the_schema_is_told_so() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    workq(&s.url())
+        .args(["queue", "create", "q"])
+        .assert()
+        .success();
+    // A role that may read the schema's tables but change nothing.
+    let role = format!("{}_ro", s.name);
+    sql(
+        &server,
+        &format!(
+            "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA {0} TO {role};
+             GRANT SELECT ON ALL TABLES IN SCHEMA {0} TO {role};",
+            s.name
+        ),
+    );
+    struct DropRole {
+        server: String,
+        schema: String,
+        role: String,
+    }
+    impl Drop for DropRole {
+        fn drop(&mut self) {
+            let (schema, role) = (&self.schema, &self.role);
+            sql(
+                &self.server,
+                &format!(
+                    "REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role};
+                     REVOKE ALL ON SCHEMA {schema} FROM {role}; DROP ROLE IF EXISTS {role}"
+                ),
+            );
+        }
+    }
+    let _role = DropRole {
+        server: server.clone(),
+        schema: s.name.clone(),
+        role: role.clone(),
+    };
+    let (_, rest) = server.split_once("://").unwrap();
+    let host = rest.split('/').next().unwrap();
+    let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
+    let ro_url = schema_url(&with_authority(&server, &format!("{role}@{host}")), &s.name);
+    let e = json_error(&ro_url, &["item", "add", "q", "--value", "v"]);
+    assert_eq!(e["cause"], "read_only", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("may not change this schema"), "{m}");
+    // Reading still works for it.
+    let o = workq(&ro_url)
+        .args(["--json", "queue", "ls"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let ls: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ls[0]["name"], "q", "{ls}");
 }

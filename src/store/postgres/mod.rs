@@ -136,8 +136,10 @@ impl PgStore {
                     // the store is handed out, as `open` does: a command that runs for a
                     // moment must not show them still held. (A pool of this runtime's own,
                     // gone with it.)
+                    // One that fails (a user who may only read) leaves them to a process
+                    // that may write.
                     let once = Self::pooled(c, p, k, Options::default())?;
-                    once.sweep().await?;
+                    once.sweep().await.ok();
                 }
                 Ok::<_, Error>(found)
             })

@@ -452,6 +452,17 @@ pub fn pg_error(e: tokio_postgres::Error) -> Error {
                 format!("PostgreSQL is out of disk space: {}", db.message()),
             );
         }
+        if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+            return Error::storage(
+                Cause::ReadOnly,
+                None,
+                format!(
+                    "PostgreSQL refused: {} (the --db user may not change this schema; \
+                     commands that only read may still work)",
+                    db.message()
+                ),
+            );
+        }
         if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
             return Error::storage(Cause::ReadOnly, None, "the database is read-only");
         }
