@@ -5,7 +5,7 @@
 
 use crate::backend::{Backend, Error};
 use crate::model::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -137,9 +137,41 @@ enum End {
 
 struct Ran {
     id: String,
+    /// From spawn to exit.
+    took: Duration,
     end: End,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+}
+
+/// How long commands run, to decide whether to take items ahead. With commands that end
+/// within `FAST`, the round trip to take the next item is a large share of each item's
+/// time: a slot's worth of items (at least 4) is taken ahead, so a freed slot starts its
+/// next command at once. An item taken ahead waits a few such commands at most, well under
+/// a second. With slower commands (or before any has ended), only what can start now is
+/// taken, so no item waits in an agent's hand while another agent sits idle.
+#[derive(Default)]
+struct Pace {
+    /// Moving average of run times.
+    average: Option<Duration>,
+}
+
+const FAST: Duration = Duration::from_millis(100);
+
+impl Pace {
+    fn ran(&mut self, took: Duration) {
+        self.average = Some(match self.average {
+            None => took,
+            Some(a) => (a * 7 + took) / 8,
+        });
+    }
+
+    fn ahead(&self, concurrency: u32) -> usize {
+        match self.average {
+            Some(a) if a < FAST => (concurrency as usize).max(4),
+            _ => 0,
+        }
+    }
 }
 
 /// What becomes of a held item whose command we killed.
@@ -203,7 +235,13 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
 
     let command = Arc::new(opts.command.clone());
     let mut held: HashMap<String, Held> = HashMap::new();
+    // Leases taken ahead, to start the moment a slot frees (see `Pace`).
+    let mut ready: VecDeque<Lease> = VecDeque::new();
+    let mut pace = Pace::default();
     let mut running: JoinSet<Ran> = JoinSet::new();
+    // One report on its way at a time; what ends meanwhile waits for it and goes together.
+    let mut reporting: JoinSet<Reported> = JoinSet::new();
+    let mut unreported: Vec<Outcome> = vec![];
     let mut pending: Option<tokio::task::JoinHandle<crate::backend::Result<Dequeued>>> = None;
     let mut beat = Duration::from_secs(10);
     let mut next_beat = Instant::now() + beat;
@@ -216,8 +254,30 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
     let mut due: Option<chrono::DateTime<chrono::Utc>> = None;
 
     loop {
-        let free = opts.concurrency as usize - held.len();
-        let taking = !draining && !exhausted && free > 0 && pending.is_none();
+        while held.len() < opts.concurrency as usize && !draining {
+            let Some(l) = ready.pop_front() else { break };
+            let (tx, rx) = oneshot::channel();
+            held.insert(
+                l.item.id.clone(),
+                Held {
+                    lease: l.held(),
+                    kill: Some(tx),
+                    fate: None,
+                },
+            );
+            running.spawn(run_one(Arc::clone(&command), l, opts.timeout, rx));
+        }
+        let ahead = pace.ahead(opts.concurrency);
+        let room = opts.concurrency as usize + ahead;
+        let free = room.saturating_sub(held.len() + ready.len());
+        // Taking ahead, the buffer is refilled half at a time (one call for several
+        // items); a slot with nothing to start is always filled at once.
+        let wanted = if ahead > 0 && held.len() + ready.len() >= opts.concurrency as usize {
+            (ahead / 2).max(1)
+        } else {
+            1
+        };
+        let taking = !draining && !exhausted && free >= wanted && pending.is_none();
         if taking && retry_at.is_none_or(|t| Instant::now() >= t) {
             retry_at = None;
             let b = Arc::clone(&backend);
@@ -242,7 +302,7 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
             // strand its leases until they time out.
             pending = Some(tokio::spawn(async move { b.dequeue(req).await }));
         }
-        if held.is_empty() && pending.is_none() && (draining || exhausted) {
+        if held.is_empty() && ready.is_empty() && pending.is_none() && (draining || exhausted) {
             break;
         }
         let far = Instant::now() + Duration::from_secs(3600);
@@ -268,9 +328,7 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
                                 hand_back(&*backend, vec![l.held()], &worker).await;
                                 continue;
                             }
-                            let (tx, rx) = oneshot::channel();
-                            held.insert(l.item.id.clone(), Held { lease: l.held(), kill: Some(tx), fate: None });
-                            running.spawn(run_one(Arc::clone(&command), l, opts.timeout, rx));
+                            ready.push_back(l);
                         }
                     }
                     Ok(Err(e)) => {
@@ -281,46 +339,57 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
                 }
             }
             Some(done) = running.join_next(), if !running.is_empty() => {
-                let ran = done.map_err(|e| format!("command task: {e}"))?;
-                let Some(h) = held.remove(&ran.id) else { continue };
-                match (h.fate, &ran.end) {
-                    (Some(Fate::Refused), _) => {
-                        eprintln!("workq work: item {}: lease refused on heartbeat; its command was killed, nothing reported", ran.id);
-                    }
-                    (Some(Fate::HandBack), End::Killed) => {
-                        hand_back(&*backend, vec![h.lease], &worker).await;
-                    }
-                    _ => {
-                        let (reason, note) = outcome(&ran, &opts.exits);
-                        failed |= reason.is_some();
-                        report.finished_one();
-                        let o = Outcome { id: h.lease.id, lease: h.lease.lease, reason, note, retry_in: None };
-                        match backend.finish(vec![o], &worker).await {
-                            Ok(rs) => for r in rs {
-                                if let Err(e) = r {
-                                    failed = true;
-                                    eprintln!("workq work: item {}: report refused: {}", ran.id, one_line(&e.to_string()));
-                                }
-                            },
-                            Err(e) => {
-                                failed = true;
-                                eprintln!("workq work: item {}: report failed: {}", ran.id, one_line(&e.to_string()));
+                // The commands that ended together are reported in one call, in the
+                // background: the loop goes on taking work while the report lands.
+                let mut outcomes = vec![];
+                let mut next = Some(done);
+                while let Some(done) = next {
+                    let ran = done.map_err(|e| format!("command task: {e}"))?;
+                    pace.ran(ran.took);
+                    if let Some(h) = held.remove(&ran.id) {
+                        match (h.fate, &ran.end) {
+                            (Some(Fate::Refused), _) => {
+                                eprintln!("workq work: item {}: lease refused on heartbeat; its command was killed, nothing reported", ran.id);
+                            }
+                            (Some(Fate::HandBack), End::Killed) => {
+                                hand_back(&*backend, vec![h.lease], &worker).await;
+                            }
+                            _ => {
+                                let (reason, note) = outcome(&ran, &opts.exits);
+                                failed |= reason.is_some();
+                                report.finished_one();
+                                outcomes.push(Outcome { id: h.lease.id, lease: h.lease.lease, reason, note, retry_in: None });
                             }
                         }
                     }
+                    next = running.try_join_next();
+                }
+                unreported.extend(outcomes);
+                if reporting.is_empty() {
+                    send_report(&mut reporting, &backend, &worker, &mut unreported);
                 }
             }
-            _ = tokio::time::sleep_until(next_beat), if !held.is_empty() => {
+            Some(done) = reporting.join_next(), if !reporting.is_empty() => {
+                failed |= !reported(done.map_err(|e| format!("report task: {e}"))?);
+                // What ended while that report was on its way goes in one call now.
+                send_report(&mut reporting, &backend, &worker, &mut unreported);
+            }
+            _ = tokio::time::sleep_until(next_beat), if !held.is_empty() || !ready.is_empty() => {
                 next_beat = Instant::now() + beat;
                 let ids: Vec<String> = held.iter().filter(|(_, h)| h.fate.is_none()).map(|(k, _)| k.clone()).collect();
-                let refs: Vec<LeaseRef> = ids.iter().map(|k| held[k].lease.clone()).collect();
+                let mut refs: Vec<LeaseRef> = ids.iter().map(|k| held[k].lease.clone()).collect();
+                refs.extend(ready.iter().map(|l| l.held()));
                 if refs.is_empty() { continue; }
-                match backend.heartbeat(refs).await {
-                    Ok(rs) => for (k, r) in ids.iter().zip(rs) {
+                match backend.heartbeat(refs.clone()).await {
+                    Ok(rs) => for (l, r) in refs.iter().zip(rs) {
                         if r.is_err() {
-                            let h = held.get_mut(k).unwrap();
-                            h.fate = Some(Fate::Refused);
-                            if let Some(tx) = h.kill.take() { let _ = tx.send(()); }
+                            if let Some(h) = held.get_mut(&l.id) {
+                                h.fate = Some(Fate::Refused);
+                                if let Some(tx) = h.kill.take() { let _ = tx.send(()); }
+                            } else {
+                                // Taken ahead and not started: someone else owns it now.
+                                ready.retain(|r| r.item.id != l.id);
+                            }
                         }
                     },
                     Err(e) => eprintln!("workq work: heartbeat failed: {}", one_line(&e.to_string())),
@@ -345,11 +414,26 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
                 } else {
                     draining = true;
                     register(&backend, &worker, report.now(WorkerState::Draining));
+                    // What was taken ahead never started: it goes back at once.
+                    let ahead: Vec<LeaseRef> = ready.drain(..).map(|l| l.held()).collect();
+                    if !ahead.is_empty() {
+                        hand_back(&*backend, ahead, &worker).await;
+                    }
                     drain_until = Some(Instant::now() + opts.grace);
                     eprintln!("workq work: stopping: no new items; waiting up to {:?} for {} running", opts.grace, held.len());
                 }
             }
         }
+    }
+    // Every report has landed before the agent says it stopped.
+    loop {
+        while let Some(done) = reporting.join_next().await {
+            failed |= !reported(done.map_err(|e| format!("report task: {e}"))?);
+        }
+        if unreported.is_empty() {
+            break;
+        }
+        send_report(&mut reporting, &backend, &worker, &mut unreported);
     }
     // Said goodbye: shown as stopped, not as stale, in `workq workers`.
     if let Err(e) = backend
@@ -389,6 +473,58 @@ async fn soonest(
         }
     }
     due
+}
+
+/// Reports `outcomes` (taken) in one call, in the background.
+fn send_report(
+    reporting: &mut JoinSet<Reported>,
+    backend: &Arc<dyn Backend>,
+    worker: &str,
+    outcomes: &mut Vec<Outcome>,
+) {
+    if outcomes.is_empty() {
+        return;
+    }
+    let outcomes = std::mem::take(outcomes);
+    let (b, w) = (Arc::clone(backend), worker.to_string());
+    reporting.spawn(async move {
+        let ids: Vec<String> = outcomes.iter().map(|o| o.id.clone()).collect();
+        (ids, b.finish(outcomes, &w).await)
+    });
+}
+
+/// The items of one report, and what the engine answered.
+type Reported = (
+    Vec<String>,
+    crate::backend::Result<Vec<crate::backend::Result<Finished>>>,
+);
+
+/// Says what of a report was refused or failed; true when all of it was applied. An item
+/// whose report failed stays leased until its lease times out, and is then retried.
+fn reported((ids, answer): Reported) -> bool {
+    match answer {
+        Ok(rs) => {
+            let mut all = true;
+            for (id, r) in ids.iter().zip(rs) {
+                if let Err(e) = r {
+                    all = false;
+                    eprintln!(
+                        "workq work: item {id}: report refused: {}",
+                        one_line(&e.to_string())
+                    );
+                }
+            }
+            all
+        }
+        Err(e) => {
+            eprintln!(
+                "workq work: report of {} item(s) failed: {}",
+                ids.len(),
+                one_line(&e.to_string())
+            );
+            false
+        }
+    }
 }
 
 /// Kills every running command whose fate is not yet decided; their leases go back.
@@ -517,8 +653,10 @@ async fn run_one(
     mut kill: oneshot::Receiver<()>,
 ) -> Ran {
     let id = l.item.id.clone();
+    let began = Instant::now();
     let ran = |end, stdout, stderr| Ran {
         id: id.clone(),
+        took: began.elapsed(),
         end,
         stdout,
         stderr,

@@ -450,6 +450,72 @@ fn sigterm_drains() {
     assert!(!dir.path().join("started-second").exists());
 }
 
+/// With fast commands the agent takes items ahead; on SIGTERM those never started go back
+/// at once, unretried, and every item ran at most once.
+#[test]
+fn items_taken_ahead_go_back_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = On::Db(dir.path().join("w.db"));
+    on.ok(&["queue", "create", "q"]);
+    let mut values: Vec<String> = (0..30).map(|n| format!("fast{n}")).collect();
+    values.insert(20, "slow".into());
+    let jsonl: String = values
+        .iter()
+        .map(|v| format!("{{\"value\":\"{v}\"}}\n"))
+        .collect();
+    let file = dir.path().join("items.jsonl");
+    std::fs::write(&file, jsonl).unwrap();
+    on.ok(&["import", "q", file.to_str().unwrap()]);
+    let d = dir.path().display().to_string();
+    let s = script(
+        dir.path(),
+        "mixed.sh",
+        &format!(
+            "v=$(cat)\necho $v >> {d}/ran\nif [ $v = slow ]; then touch {d}/slow; while [ ! -e {d}/go ]; do sleep 0.05; done; fi"
+        ),
+    );
+    let mut agent = on
+        .work(&["--queue", "q", "--", &s])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until("the slow item started", || dir.path().join("slow").exists());
+    let held = on.json(&["workers"])[0]["holding"].as_u64().unwrap();
+    assert!(
+        held > 1,
+        "fast commands: items were taken ahead ({held} held)"
+    );
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let mut err = BufReader::new(agent.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("stopping"), "{line}");
+    until("what was taken ahead is back", || {
+        on.json(&["workers"])[0]["holding"] == 1
+    });
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    assert_eq!(agent.wait().unwrap().code(), Some(0));
+    let ran = std::fs::read_to_string(dir.path().join("ran")).unwrap();
+    let ran: Vec<&str> = ran.lines().collect();
+    assert_eq!(
+        ran.len(),
+        21,
+        "the 20 before the slow one and the slow one: {ran:?}"
+    );
+    for i in on.items("q") {
+        let v = i["value"].as_str().unwrap();
+        if ran.contains(&v) {
+            assert_eq!(i["status"], "processed", "{i}");
+        } else {
+            assert_eq!(
+                (i["status"].as_str(), i["retry_count"].as_u64()),
+                (Some("queued"), Some(0)),
+                "{i}"
+            );
+        }
+    }
+}
+
 /// A second signal, past nothing to wait for: the running command is killed and its item
 /// handed back, queued again without a retry counted.
 #[test]
