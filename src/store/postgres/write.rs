@@ -1605,3 +1605,112 @@ pub async fn sweep(ctx: &mut Ctx<'_>) -> Result<u64> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::types::ToSql;
+
+    /// The statements written from the rules keep to their partial indexes on a queue of
+    /// many items: a claim walks items_ready (FOR UPDATE SKIP LOCKED), the sweep
+    /// items_lease. Needs `WORKQ_TEST_PG_URL` (skipped without it, never under CI).
+    #[tokio::test]
+    async fn statements_from_the_rules_use_their_partial_indexes() {
+        let url = match std::env::var("WORKQ_TEST_PG_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                assert!(
+                    std::env::var("CI").map_or(true, |v| v != "true"),
+                    "CI=true but WORKQ_TEST_PG_URL is unset"
+                );
+                eprintln!("SKIPPED: WORKQ_TEST_PG_URL is not set");
+                return;
+            }
+        };
+        let name = format!("wq_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+        let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let at = format!("{url}{sep}options=-csearch_path%3D{name}");
+        let config = super::super::schema::config(&at).unwrap();
+        let place = super::super::schema::Place::of(&at, &config);
+        let mut client = super::super::schema::connect(&config, &place)
+            .await
+            .unwrap();
+        super::super::schema::prepare(&mut client, &place, true)
+            .await
+            .unwrap();
+        client
+            .batch_execute(
+                "INSERT INTO queues (name, sla_risk_pct, tz, max_retries, lease_ms, priority,
+                    created_at) VALUES ('q', 80, 'UTC', 0, 60000, 0, 0), ('r', 80, 'UTC', 0, 60000, 0, 0);
+                 INSERT INTO items (id, queue_id, value, priority, status, enqueued_at,
+                    created_by, lease_until)
+                   SELECT 'i' || k, 1 + k % 2, 'v', k % 3,
+                     CASE WHEN k % 10 = 0 THEN 'queued' WHEN k % 10 = 1 THEN 'processing'
+                          ELSE 'processed' END,
+                     k, 'bot', CASE WHEN k % 10 = 1 THEN k END
+                   FROM generate_series(1, 50000) AS k;
+                 ANALYZE;",
+            )
+            .await
+            .unwrap();
+        let plan = |sql: &str, vals: Vec<(&'static str, Box<dyn ToSql + Sync + Send>)>| {
+            let (text, names) = crate::store::sql::numbered(sql);
+            let client = &client;
+            async move {
+                let bound: Vec<&(dyn ToSql + Sync)> = names
+                    .iter()
+                    .map(|n| {
+                        vals.iter()
+                            .find(|(k, _)| k == n)
+                            .map(|(_, v)| v.as_ref() as &(dyn ToSql + Sync))
+                            .unwrap_or_else(|| panic!("no :{n}"))
+                    })
+                    .collect();
+                let rows = client
+                    .query(&format!("EXPLAIN {text}"), &bound)
+                    .await
+                    .unwrap();
+                rows.iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        };
+        let claim = plan(
+            claim_sql(),
+            vec![
+                ("now", Box::new(1_000_000i64)),
+                ("worker", Box::new("w".to_string())),
+                ("token", Box::new("t".to_string())),
+                ("lease_until", Box::new(2_000_000i64)),
+                ("queue", Box::new(1i64)),
+                ("take", Box::new(10i64)),
+            ],
+        )
+        .await;
+        assert!(claim.contains("items_ready"), "{claim}");
+        assert!(claim.contains("LockRows"), "{claim}");
+        let sweep = format!(
+            "SELECT {ITEM_COLS} FROM items i WHERE i.status = 'processing' AND {}
+             ORDER BY i.seq LIMIT 1000 FOR UPDATE SKIP LOCKED",
+            cond(&rules::LEASE_RAN_OUT, "i.")
+        );
+        let swept = plan(&sweep, vec![("now", Box::new(100i64))]).await;
+        assert!(swept.contains("items_lease"), "{swept}");
+        for p in [&claim, &swept] {
+            assert!(!p.contains("Seq Scan on items"), "{p}");
+        }
+        admin
+            .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
+            .await
+            .unwrap();
+    }
+}
