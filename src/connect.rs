@@ -1,10 +1,11 @@
 //! Where the console, the CLI, the demo and the bench get their backend: the one place where
 //! what the user named (a `--db` path, a `--remote` server with its `--token`, a
-//! `--connect` name from the config file; a `postgres://` URL next) becomes an
+//! `--connect` name from the config file, a `postgres://` URL as `--db`) becomes an
 //! `Arc<dyn Backend>`. Nothing above this module knows which store it has.
 
 use crate::backend::{self, Backend, StorageCause, Thing};
 use crate::clock::{self, Clock};
+use crate::store::postgres::{self, PgStore};
 use crate::store::sqlite::{self, SqliteStore};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -162,6 +163,16 @@ pub fn connect_on(target: &Target, open: Open, clock: Arc<dyn Clock>) -> Result<
             read_only: open == Open::ReadOnly,
         });
     }
+    if let Some(url) = postgres_url(target) {
+        // A PostgreSQL schema: created and migrated on first use by a command that changes
+        // data; one that only reads refuses an empty one, as it refuses a missing file.
+        let store = PgStore::open_blocking(&url, clock, open == Open::Create)?;
+        return Ok(Connection {
+            label: store.label().to_string(),
+            backend: Arc::new(store),
+            read_only: open == Open::ReadOnly,
+        });
+    }
     let path = local_path(target)?;
     let exists = path.exists();
     if open != Open::Create && !exists {
@@ -183,6 +194,24 @@ pub fn connect_on(target: &Target, open: Open, clock: Arc<dyn Clock>) -> Result<
             .unwrap_or_default(),
         read_only: open == Open::ReadOnly,
     })
+}
+
+/// The `postgres://` URL `--db` gives, if it gives one.
+pub fn postgres_url(target: &Target) -> Option<String> {
+    if target.is_remote() {
+        return None;
+    }
+    let text = target.db.as_ref()?.to_string_lossy().to_string();
+    postgres::is_url(&text).then_some(text)
+}
+
+/// The database `target` names, as a person would give it again to `--db`: a file's path,
+/// or a PostgreSQL URL without its password.
+pub fn db_name(target: &Target) -> Result<String, Error> {
+    match postgres_url(target) {
+        Some(url) => Ok(postgres::redact(&url)),
+        None => Ok(local_path(target)?.display().to_string()),
+    }
 }
 
 /// The local database file `target` names (the default one when it names none), refusing
@@ -210,8 +239,9 @@ pub fn local_path(target: &Target) -> Result<PathBuf, Error> {
             flag: "db",
             message: if scheme == "postgres" || scheme == "postgresql" {
                 format!(
-                    "--db {text}: PostgreSQL is not available yet in this workq; \
-                     give the path of an SQLite file"
+                    "--db {}: this command works on a local database file; \
+                     give the path of an SQLite file",
+                    postgres::redact(&text)
                 )
             } else {
                 format!(

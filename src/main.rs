@@ -73,8 +73,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     "--read-only: `workq serve` serves changes too; nothing was done",
                 ));
             }
-            // A file of this machine, never a server to serve again.
-            let db = connect::local_path(&target)?.display().to_string();
+            // A file of this machine or a PostgreSQL database, never a server to serve again.
+            let db = connect::db_name(&target)?;
             let conn = connect::connect(&target, connect::Open::Create)?;
             workq::server::serve(conn.backend, args, db)
                 .await

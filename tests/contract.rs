@@ -3835,6 +3835,74 @@ async fn no_worker_counts_only_workers_heard_from_on_that_queue(env: Env) {
     );
 }
 
+/// One finish call with outcomes of every kind, a forged lease and an item reported twice
+/// among them: each is applied or refused on its own, in order, and what was applied is
+/// counted and written to history once.
+pub async fn a_batch_finish_applies_each_outcome_on_its_own(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    add(&env, "q", &["a", "b", "c", "d"]).await;
+    let ls = take(&env, &["q"], 4).await.leases;
+    let forged = Outcome {
+        lease: "forged".into(),
+        ..done(&ls[1])
+    };
+    let r = env
+        .store
+        .finish(
+            vec![
+                ls[0].outcome(None, Some("posted as 51".into())),
+                forged,
+                failed(&ls[2], Reason::Business, "vendor unknown"),
+                done(&ls[0]),
+                done(&ls[3]),
+            ],
+            "w1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 5, "one answer per outcome");
+    assert_eq!(r[0].as_ref().unwrap().status, Status::Processed);
+    assert_eq!(
+        conflict(r[1].as_ref().unwrap_err()),
+        &Conflict::StaleLease {
+            id: ls[1].item.id.clone()
+        }
+    );
+    assert_eq!(r[2].as_ref().unwrap().status, Status::Exception);
+    assert_eq!(
+        conflict(r[3].as_ref().unwrap_err()),
+        &Conflict::NotLeased {
+            id: ls[0].item.id.clone(),
+            status: Status::Processed
+        },
+        "the second report of one item finds it finished"
+    );
+    assert_eq!(r[4].as_ref().unwrap().status, Status::Processed);
+    let c = counts(&env, "q").await;
+    assert_eq!(
+        (c.processed, c.exception, c.processing, c.queued),
+        (2, 1, 1, 0)
+    );
+    let first = env.store.item(&ls[0].item.id).await.unwrap();
+    let completes = first
+        .history
+        .iter()
+        .filter(|h| h.to == Some(Status::Processed))
+        .count();
+    assert_eq!(completes, 1, "{:?}", first.history);
+    let notes: Vec<&str> = first.item.notes.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(notes, ["posted as 51"]);
+    assert_eq!(first.item.notes[0].by, env.worker("w1"));
+    let held = env.store.item(&ls[1].item.id).await.unwrap().item;
+    assert_eq!(
+        (held.status, held.worker),
+        (Status::Processing, Some(env.worker("w1")))
+    );
+    let w = env.store.workers().await.unwrap();
+    let w1 = w.iter().find(|w| w.name == env.worker("w1")).unwrap();
+    assert_eq!((w1.processed, w1.failed, w1.holding), (2, 1, 1));
+}
+
 contract!(
     queue_lifecycle,
     dequeue_takes_priority_then_fifo,
@@ -3894,6 +3962,7 @@ contract!(
     a_backoff_delays_only_automatic_retries,
     retry_backoff_is_a_queue_setting,
     a_worker_postpones_an_it_exception_without_counting_a_retry,
+    a_batch_finish_applies_each_outcome_on_its_own,
     upcoming_lists_delayed_items_by_when_they_become_ready,
     alerts_are_added_listed_and_removed_and_bad_ones_change_nothing,
     an_alert_transition_is_won_by_one_checker_only,

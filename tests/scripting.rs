@@ -650,11 +650,12 @@ fn reading_commands_refuse_a_database_that_does_not_exist() {
 }
 
 #[test]
-fn a_postgres_url_is_refused_by_name_and_makes_no_file() {
+fn a_postgres_url_is_a_database_not_a_file() {
     let dir = tempfile::tempdir().unwrap();
+    // Port 1: no server there, whichever command asks. (tests/postgres.rs has a real one.)
     for url in [
-        "postgres://localhost/workq",
-        "postgresql://u@127.0.0.1:5432/db",
+        "postgres://localhost:1/workq",
+        "postgresql://u@127.0.0.1:1/db",
     ] {
         for args in [
             &["queue", "ls"][..],
@@ -665,7 +666,7 @@ fn a_postgres_url_is_refused_by_name_and_makes_no_file() {
             let o = c.current_dir(dir.path()).args(args).output().unwrap();
             let err = String::from_utf8_lossy(&o.stderr);
             assert_eq!(o.status.code(), Some(1), "{args:?}");
-            assert!(err.contains("PostgreSQL is not available yet"), "{err}");
+            assert!(err.contains("cannot reach PostgreSQL at "), "{err}");
         }
         let o = workq(Path::new(url))
             .current_dir(dir.path())
@@ -674,8 +675,8 @@ fn a_postgres_url_is_refused_by_name_and_makes_no_file() {
             .unwrap();
         let e: Value = serde_json::from_slice(&o.stderr).unwrap();
         assert_eq!(
-            (&e["error"]["kind"], &e["error"]["field"]),
-            (&"invalid".into(), &"db".into()),
+            (&e["error"]["kind"], &e["error"]["cause"]),
+            (&"storage".into(), &"cannot_open".into()),
             "{e}"
         );
     }

@@ -1,4 +1,5 @@
 //! Storage engines behind the `Backend` trait.
 
+pub mod postgres;
 pub mod sql;
 pub mod sqlite;

@@ -33,6 +33,58 @@ pub fn positional(_: &str) -> String {
     "?".to_string()
 }
 
+/// PostgreSQL's numbered parameters for a statement written with named ones (`:now`, as
+/// `named` writes them and the SQLite store binds them): the text with each name turned
+/// into `$n` (the same `$n` each time a name comes back, numbered from `$1` in order of
+/// first use) and the names in the order of their numbers. So one statement text, with the
+/// rules rendered in it by `cond` and `set`, serves both stores. Text in single quotes and
+/// `::` casts are left as they are.
+pub fn numbered(sql: &str) -> (String, Vec<String>) {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut names: Vec<String> = Vec::new();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut i = 0;
+    let mut start = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' => {
+                // A quoted literal ('' inside is the quote itself): skipped whole.
+                i += 1;
+                while i < b.len() && b[i] != b'\'' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b':' if i + 1 < b.len() && b[i + 1] == b':' => i += 2,
+            b':' if i + 1 < b.len()
+                && (b[i + 1].is_ascii_alphabetic() || b[i + 1] == b'_')
+                && (i == 0 || b[i - 1] != b':') =>
+            {
+                out.push_str(&sql[start..i]);
+                let mut j = i + 1;
+                while j < b.len() && ident(b[j]) {
+                    j += 1;
+                }
+                let name = &sql[i + 1..j];
+                let n = match names.iter().position(|x| x == name) {
+                    Some(k) => k + 1,
+                    None => {
+                        names.push(name.to_string());
+                        names.len()
+                    }
+                };
+                out.push_str(&format!("${n}"));
+                i = j;
+                start = j;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&sql[start.min(sql.len())..]);
+    (out, names)
+}
+
 /// The SQL of a condition, two-valued (never NULL, so it can be negated and combined), and
 /// the parameters it names, in order (all `now`).
 pub fn cond(c: &Cond, n: &Names) -> (String, Vec<&'static str>) {
@@ -416,6 +468,23 @@ mod tests {
             s.sql
         );
         assert_eq!(s.params, ["now", "delay_until", "value"]);
+    }
+
+    #[test]
+    fn named_parameters_become_numbered_ones_for_postgresql() {
+        let (sql, names) = numbered(
+            "UPDATE items SET a = :now, b = ':not' || x::text WHERE c < :now AND d = :worker_1",
+        );
+        assert_eq!(
+            sql,
+            "UPDATE items SET a = $1, b = ':not' || x::text WHERE c < $1 AND d = $2"
+        );
+        assert_eq!(names, ["now", "worker_1"]);
+        let t = rules::transition(rules::ItemEvent::Dequeue);
+        let s = set(t.to, &t.writes, "''", &named);
+        let (sql, names) = numbered(&s.sql);
+        assert!(!sql.contains(':'), "{sql}");
+        assert_eq!(names, s.params);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What the contract suite runs against. Each test takes an `Env`: a fresh backend and the
 //! clock it runs on. `contract!` instantiates every test once per backend, a module each
 //! (`sqlite::queue_lifecycle`, …); a new backend is its factory below and one line in
-//! `contract!` (the client→server pair and PostgreSQL, next).
+//! `contract!`.
 
 use chrono::TimeZone;
 use std::sync::Arc;
@@ -100,11 +100,108 @@ pub async fn http() -> Option<Env> {
     })
 }
 
+/// The PostgreSQL store on the server `WORKQ_TEST_PG_URL` names, in a fresh schema of its
+/// own (dropped with the `Env`). Unset: `None`, the test is skipped; but never in CI
+/// (`CI=true`), where a skipped backend would pass for a tested one.
+pub async fn postgres() -> Option<Env> {
+    let url = match std::env::var("WORKQ_TEST_PG_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "CI=true but WORKQ_TEST_PG_URL is unset: the PostgreSQL contract tests \
+                     must run in CI, not be skipped"
+                );
+            }
+            return None;
+        }
+    };
+    let schema = fresh_schema(&url).await;
+    let clock = ManualClock::new(start());
+    // As for SQLite: a long poll re-polls only once an hour here, so every wake-up in one
+    // process must come from the write itself.
+    let options = workq::store::postgres::Options {
+        poll_every: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let store =
+        workq::store::postgres::PgStore::open_with(&schema.url(), Arc::new(clock.clone()), options)
+            .await
+            .unwrap();
+    Some(Env {
+        store: Arc::new(store),
+        clock,
+        token: None,
+        _keep: Box::new(schema),
+    })
+}
+
+/// A schema made for one test on a PostgreSQL server, dropped (with all it holds) when
+/// this is dropped.
+pub struct PgSchema {
+    pub server: String,
+    pub name: String,
+}
+
+impl PgSchema {
+    /// The server's URL with this schema as the search path of every connection.
+    pub fn url(&self) -> String {
+        let sep = if self.server.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-csearch_path%3D{}", self.server, self.name)
+    }
+}
+
+/// A new empty schema `wq_<random>` on the server at `url`.
+pub async fn fresh_schema(url: &str) -> PgSchema {
+    let name = format!("wq_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("WORKQ_TEST_PG_URL={url}: cannot connect: {e}"));
+    let conn = tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {name}"))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = conn.await;
+    PgSchema {
+        server: url.to_string(),
+        name,
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (url, name) = (self.server.clone(), self.name.clone());
+        // On a thread of its own: the test's runtime may be the one being dropped.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                else {
+                    return;
+                };
+                tokio::spawn(conn);
+                let _ = client
+                    .batch_execute(&format!(
+                        "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {name} CASCADE"
+                    ))
+                    .await;
+            })
+        })
+        .join();
+    }
+}
+
 /// `contract!(test, …)`: every test, once per backend.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         $crate::common::contract_on!(sqlite: $($name),*);
         $crate::common::contract_on!(http: $($name),*);
+        $crate::common::contract_on!(postgres: $($name),*);
     };
 }
 

@@ -5,7 +5,7 @@ mod actions;
 mod alerts;
 mod filter;
 mod read;
-mod rows;
+pub(crate) mod rows;
 mod schema;
 mod spool;
 mod tokens;
@@ -13,6 +13,9 @@ mod write;
 mod writer;
 
 pub use schema::{can_write, schema_version};
+// Shared with the PostgreSQL store: the rules' checks of import rows and the words of a
+// refused import, one text for both stores.
+pub(crate) use spool::{checked as checked_row, duplicate_key, refused as refused_import};
 
 use crate::alert::{Alert, AlertState, NewAlert};
 use crate::backend::{Backend, Error, Feed, ImportRows, Result, StorageCause};

@@ -87,7 +87,7 @@ impl Spool {
 }
 
 /// The row if the parser and the rules took it; else its error goes to `rejected`.
-fn checked(
+pub(crate) fn checked(
     r: std::result::Result<ImportRow, RowError>,
     rejected: &mut Vec<RowError>,
 ) -> Option<ImportRow> {

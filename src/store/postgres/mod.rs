@@ -1,0 +1,710 @@
+//! The PostgreSQL store (`--db postgres://user@host/dbname`): the same behaviour as the
+//! SQLite store behind the same seam, on a pool of connections (deadpool-postgres). Each
+//! call is one transaction: its counters, history and events commit with it or not at all.
+//!
+//! What differs from SQLite, and why:
+//! - Many writers at once instead of one writer thread: a dequeue claims with
+//!   `FOR UPDATE SKIP LOCKED` on the ready items' partial index; whatever a call changes
+//!   after reading it (a worker's item, a bulk action's targets) is read `FOR UPDATE`.
+//! - Per-queue counters are rows of `queues`, updated at the end of each transaction in
+//!   queue order (so two transactions never wait for each other's counters crosswise).
+//!   They are a hot row under many writers of one queue: sharded counters come later.
+//! - The change feed is this process's own commits (`events`): LISTEN/NOTIFY, for the
+//!   commits of other processes, plugs in at `Inner::publish` and `subscribe`.
+//! - A long poll wakes on this process's commits, and looks again every `poll_every`.
+//! - Times come from the injected clock, bound as BIGINT milliseconds; SQL never reads
+//!   `now()`, so a test's clock controls everything.
+//!
+//! Seams left for what comes next: LISTEN/NOTIFY at `Inner::publish` (send the events in
+//! the transaction) and `Backend::subscribe` (merge the listened ones), which also wakes
+//! long polls of other processes; a leader lock for `sweeper` (today every process sweeps,
+//! safely: `FOR UPDATE SKIP LOCKED`); COPY for `write::import` (today rows are held in
+//! memory and inserted one by one in the one transaction); sharded counters in
+//! `write::settle` (today one `queues` row per queue); `schema::MIGRATIONS` is the list a
+//! `migrate` command would walk.
+
+mod actions;
+mod admin;
+mod filter;
+mod read;
+mod rows;
+mod schema;
+mod write;
+
+pub use schema::{redact, schema_version};
+
+use crate::alert::{Alert, AlertState, NewAlert};
+use crate::backend::{Backend, Error, Feed, ImportRows, Result, StorageCause, Thing};
+use crate::clock::Clock;
+use crate::model::*;
+pub use crate::store::sqlite::Jitter;
+use crate::token::{NewToken, Role, TokenInfo};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::{broadcast, Notify};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pool: Pool,
+    clock: Arc<dyn Clock>,
+    events: broadcast::Sender<Event>,
+    /// Woken after every commit of this process that made work takeable.
+    wake: Arc<Notify>,
+    options: Options,
+    /// When each worker's row (and its row per queue) was last written by this process
+    /// (see `write::written_lately`).
+    seen: Mutex<HashMap<(String, Option<i64>), i64>>,
+    place: schema::Place,
+}
+
+/// Knobs of the store; the defaults are what `open` uses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// Other processes' commits do not wake a long poll (until LISTEN/NOTIFY): it also
+    /// looks this often.
+    pub poll_every: Duration,
+    /// Where retry backoffs get their jitter.
+    pub jitter: Jitter,
+    /// Most connections the pool opens.
+    pub pool_size: usize,
+    /// How often leases that ran out are timed out by this process.
+    pub sweep_every: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            poll_every: Duration::from_secs(1),
+            jitter: Jitter::Random,
+            pool_size: 16,
+            sweep_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Whether `text` names a PostgreSQL database rather than a file.
+pub fn is_url(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+impl PgStore {
+    /// Connects to the database at `url`, creating or migrating its workq schema.
+    pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<PgStore> {
+        Self::open_with(url, clock, Options::default()).await
+    }
+
+    /// `open` with other knobs.
+    pub async fn open_with(url: &str, clock: Arc<dyn Clock>, options: Options) -> Result<PgStore> {
+        let config = schema::config(url)?;
+        let place = schema::Place::of(url, &config);
+        let mut client = schema::connect(&config, &place).await?;
+        schema::prepare(&mut client, &place, true).await?;
+        drop(client);
+        let store = Self::pooled(config, place, clock, options)?;
+        // Leases that ran out while no workq was running are timed out before the store is
+        // handed out, as the SQLite store does.
+        store.sweep().await.ok();
+        Ok(store)
+    }
+
+    /// `open` for a caller that is not async (`connect`): the schema is checked on a
+    /// thread of its own; the pool's connections are made later, on the caller's runtime.
+    /// Without `create`, an empty schema is refused rather than created.
+    pub fn open_blocking(url: &str, clock: Arc<dyn Clock>, create: bool) -> Result<PgStore> {
+        let config = schema::config(url)?;
+        let place = schema::Place::of(url, &config);
+        let (c, p, k) = (config.clone(), place.clone(), clock.clone());
+        let found = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::storage(StorageCause::Stopped, None, e.to_string()))?;
+            rt.block_on(async {
+                let mut client = schema::connect(&c, &p).await?;
+                let found = schema::prepare(&mut client, &p, create).await?;
+                if found == schema::Found::Ready {
+                    // Leases that ran out while no workq was running are timed out before
+                    // the store is handed out, as `open` does: a command that runs for a
+                    // moment must not show them still held. (A pool of this runtime's own,
+                    // gone with it.)
+                    // One that fails (a user who may only read) leaves them to a process
+                    // that may write.
+                    let once = Self::pooled(c, p, k, Options::default())?;
+                    once.sweep().await.ok();
+                }
+                Ok::<_, Error>(found)
+            })
+        })
+        .join()
+        .map_err(|_| Error::storage(StorageCause::Stopped, None, "schema check failed"))??;
+        if let schema::Found::Empty(where_) = found {
+            return Err(Error::NotFound {
+                what: Thing::Database,
+                name: place.url.clone(),
+                message: format!(
+                    "no workq schema in {where_} (a command that only reads does not create \
+                     one; `workq queue create NAME` does)"
+                ),
+            });
+        }
+        Self::pooled(config, place, clock, Options::default())
+    }
+
+    fn pooled(
+        config: tokio_postgres::Config,
+        place: schema::Place,
+        clock: Arc<dyn Clock>,
+        options: Options,
+    ) -> Result<PgStore> {
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::storage(StorageCause::CannotOpen, None, e.to_string()))?;
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            pool,
+            clock,
+            events,
+            wake: Arc::new(Notify::new()),
+            options,
+            seen: Mutex::new(HashMap::new()),
+            place,
+        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(sweeper(Arc::downgrade(&inner)));
+        }
+        Ok(PgStore { inner })
+    }
+
+    /// Where this store is: the URL without its password.
+    pub fn label(&self) -> &str {
+        &self.inner.place.url
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.inner.client().await
+    }
+}
+
+/// Times out leases that ran out, every `sweep_every`, for as long as the store lives.
+async fn sweeper(inner: Weak<Inner>) {
+    loop {
+        let every = match inner.upgrade() {
+            Some(i) => i.options.sweep_every,
+            None => return,
+        };
+        tokio::time::sleep(every).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let store = PgStore { inner };
+        // One that fails (the server went away) is tried again next time.
+        let _ = store.sweep().await;
+    }
+}
+
+impl Inner {
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        use deadpool_postgres::PoolError;
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => schema::connect_error(&self.place, &e),
+            other => Error::storage(
+                StorageCause::CannotOpen,
+                None,
+                format!("PostgreSQL at {}: {other}", self.place.server),
+            ),
+        })
+    }
+
+    /// Sends a committed transaction's events and wakes as many long polls as it made
+    /// items takeable. The seam for LISTEN/NOTIFY: a NOTIFY sent in the transaction would
+    /// carry the same events to other processes.
+    fn publish(&self, mut events: Vec<Event>, ready: u64) {
+        events.dedup();
+        for e in events {
+            let _ = self.events.send(e);
+        }
+        if ready == WAKE_ALL {
+            self.wake.notify_waiters();
+        } else {
+            for _ in 0..ready.min(1024) {
+                self.wake.notify_one();
+            }
+        }
+    }
+}
+
+/// `Ctx::ready` for a change that may make anything takeable (a queue resumed, a limit
+/// raised): every poller looks.
+pub(crate) const WAKE_ALL: u64 = u64::MAX;
+
+/// A named parameter's value.
+pub(crate) type P<'a> = (&'a str, &'a (dyn ToSql + Sync));
+
+/// An owned parameter value (filters build their parameters).
+pub(crate) type Val = Box<dyn ToSql + Sync + Send>;
+
+/// Named parameters: `p!["now" => ms(now), "queue" => q.id]`.
+macro_rules! p {
+    ($($k:literal => $v:expr),* $(,)?) => {
+        &[$(($k, &$v as &(dyn tokio_postgres::types::ToSql + Sync))),*]
+    };
+}
+pub(crate) use p;
+
+/// What a call sees: its transaction, the time of the call, and the events, wake-ups and
+/// counter changes it causes, published or written at its commit.
+pub(crate) struct Ctx<'a> {
+    pub tx: Transaction<'a>,
+    pub now: Time,
+    pub events: Vec<Event>,
+    pub ready: u64,
+    pub jitter: Jitter,
+    pub deltas: write::Deltas,
+    /// Workers seen in this call: (processed, failed).
+    pub workers: HashMap<String, (i64, i64)>,
+    /// (worker, queue) heard from in this call.
+    pub worker_queues: std::collections::BTreeSet<(String, i64)>,
+    /// Items completed per queue by `write::complete_batch`.
+    pub completed: std::collections::BTreeMap<i64, u64>,
+    pub inner: &'a Inner,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(tx: Transaction<'a>, inner: &'a Inner) -> Ctx<'a> {
+        Ctx {
+            tx,
+            now: inner.clock.now(),
+            events: Vec::new(),
+            ready: 0,
+            jitter: inner.options.jitter,
+            deltas: write::Deltas::default(),
+            workers: HashMap::new(),
+            worker_queues: Default::default(),
+            completed: Default::default(),
+            inner,
+        }
+    }
+
+    /// Rows of a statement written with named parameters (`sql::numbered`).
+    pub async fn rows(&self, sql: &str, p: &[P<'_>]) -> Result<Vec<Row>> {
+        let (text, vals) = bind(sql, p);
+        let st = self
+            .tx
+            .prepare_cached(&text)
+            .await
+            .map_err(schema::pg_error)?;
+        self.tx.query(&st, &vals).await.map_err(schema::pg_error)
+    }
+
+    pub async fn row(&self, sql: &str, p: &[P<'_>]) -> Result<Row> {
+        let mut rows = self.rows(sql, p).await?;
+        match rows.len() {
+            0 => Err(Error::storage(
+                StorageCause::Io,
+                None,
+                format!("database error: no row from {sql}"),
+            )),
+            _ => Ok(rows.swap_remove(0)),
+        }
+    }
+
+    pub async fn opt(&self, sql: &str, p: &[P<'_>]) -> Result<Option<Row>> {
+        Ok(self.rows(sql, p).await?.into_iter().next())
+    }
+
+    pub async fn exec(&self, sql: &str, p: &[P<'_>]) -> Result<u64> {
+        let (text, vals) = bind(sql, p);
+        let st = self
+            .tx
+            .prepare_cached(&text)
+            .await
+            .map_err(schema::pg_error)?;
+        self.tx.execute(&st, &vals).await.map_err(schema::pg_error)
+    }
+}
+
+/// The statement with numbered parameters and their values in order.
+fn bind<'p>(sql: &str, p: &'p [P<'p>]) -> (String, Vec<&'p (dyn ToSql + Sync)>) {
+    let (text, names) = crate::store::sql::numbered(sql);
+    let vals = names
+        .iter()
+        .map(|n| {
+            p.iter()
+                .find(|(k, _)| k == n)
+                .unwrap_or_else(|| panic!("no value for :{n} in {sql}"))
+                .1
+        })
+        .collect();
+    (text, vals)
+}
+
+/// How a call's transaction runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+}
+
+impl PgStore {
+    async fn begin<'a>(
+        &'a self,
+        client: &'a mut deadpool_postgres::Object,
+        kind: Kind,
+    ) -> Result<Ctx<'a>> {
+        let b = client.build_transaction();
+        let b = match kind {
+            // One snapshot for everything a read looks at.
+            Kind::Read => b
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true),
+            Kind::Write => b,
+        };
+        let tx = b.start().await.map_err(schema::pg_error)?;
+        Ok(Ctx::new(tx, &self.inner))
+    }
+
+    /// Commits a call that succeeded (its counters first), then publishes what it did;
+    /// rolls back one that failed.
+    async fn end<T>(&self, mut ctx: Ctx<'_>, out: Result<T>) -> Result<T> {
+        match out {
+            Err(e) => {
+                let _ = ctx.tx.rollback().await;
+                Err(e)
+            }
+            Ok(v) => {
+                write::settle(&mut ctx).await?;
+                let Ctx {
+                    tx, events, ready, ..
+                } = ctx;
+                tx.commit().await.map_err(schema::pg_error)?;
+                self.inner.publish(events, ready);
+                Ok(v)
+            }
+        }
+    }
+}
+
+/// One call in one transaction: `txn!(self, Kind::Write, |ctx| body)`; `body` may use
+/// `ctx` (a `&mut Ctx`) and `?`. A transaction PostgreSQL aborted for a deadlock or a
+/// serialization failure (two calls that locked the same rows crosswise) is run again from
+/// the start, a few times, before the caller is told the database is busy.
+macro_rules! txn {
+    ($self:ident, $kind:expr, |$ctx:ident| $body:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            let out = async {
+                let mut client = $self.client().await?;
+                let mut c = $self.begin(&mut client, $kind).await?;
+                let out = async {
+                    let $ctx = &mut c;
+                    $body
+                }
+                .await;
+                $self.end(c, out).await
+            }
+            .await;
+            match out {
+                Err(Error::Busy { .. }) if attempt < RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * attempt as u64)).await;
+                }
+                out => break out,
+            }
+        }
+    }};
+}
+
+/// How often a transaction aborted by a deadlock is tried again.
+const RETRIES: u32 = 4;
+
+#[async_trait]
+impl Backend for PgStore {
+    async fn create_queue(&self, name: &str, settings: QueueSettings) -> Result<Queue> {
+        txn!(self, Kind::Write, |ctx| write::create_queue(
+            ctx,
+            name,
+            settings.clone()
+        )
+        .await)
+    }
+
+    async fn update_queue(&self, name: &str, settings: QueueSettings) -> Result<Queue> {
+        txn!(self, Kind::Write, |ctx| write::update_queue(
+            ctx,
+            name,
+            settings.clone()
+        )
+        .await)
+    }
+
+    async fn set_queue_state(&self, name: &str, state: QueueState) -> Result<Queue> {
+        txn!(self, Kind::Write, |ctx| write::set_queue_state(
+            ctx, name, state
+        )
+        .await)
+    }
+
+    async fn delete_queue(&self, name: &str, force: bool) -> Result<u64> {
+        txn!(self, Kind::Write, |ctx| write::delete_queue(
+            ctx, name, force
+        )
+        .await)
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueSummary>> {
+        txn!(self, Kind::Read, |ctx| read::queues(ctx).await)
+    }
+
+    async fn queue(&self, name: &str) -> Result<QueueSummary> {
+        txn!(self, Kind::Read, |ctx| {
+            let q = rows::queue_by_name(ctx, name, false).await?;
+            read::summary(ctx, q).await
+        })
+    }
+
+    async fn add_items(&self, queue: &str, items: Vec<NewItem>, actor: &str) -> Result<Vec<Item>> {
+        txn!(self, Kind::Write, |ctx| write::add_items(
+            ctx,
+            queue,
+            items.clone(),
+            actor
+        )
+        .await)
+    }
+
+    /// The rows are taken from the producer first (refusing what the rules refuse), then
+    /// stored in one transaction. (COPY, and not holding every row in memory, come later.)
+    async fn import(
+        &self,
+        queue: &str,
+        opts: ImportOptions,
+        mut rows: ImportRows,
+        actor: &str,
+    ) -> Result<ImportReport> {
+        // An unknown queue is refused before any row is waited for.
+        txn!(self, Kind::Read, |ctx| rows::queue_by_name(
+            ctx, queue, false
+        )
+        .await
+        .map(|_| ()))?;
+        let mut good = Vec::new();
+        let mut rejected = Vec::new();
+        while let Some(batch) = rows.recv().await {
+            for r in batch {
+                if let Some(r) = crate::store::sqlite::checked_row(r, &mut rejected) {
+                    good.push(r);
+                }
+            }
+        }
+        if opts.dry_run || (!opts.skip_bad && !rejected.is_empty()) {
+            let report = txn!(self, Kind::Read, |ctx| write::rehearse(
+                ctx,
+                queue,
+                &opts,
+                &good,
+                rejected.clone()
+            )
+            .await)?;
+            if opts.dry_run {
+                return Ok(report);
+            }
+            return Err(crate::store::sqlite::refused_import(report.rejected));
+        }
+        txn!(self, Kind::Write, |ctx| write::import(
+            ctx,
+            queue,
+            &opts,
+            &good,
+            rejected.clone(),
+            actor
+        )
+        .await)
+    }
+
+    async fn items(&self, filter: Filter, page: PageRequest) -> Result<Page> {
+        txn!(self, Kind::Read, |ctx| read::items(ctx, &filter, &page)
+            .await)
+    }
+
+    async fn item(&self, id: &str) -> Result<ItemDetail> {
+        txn!(self, Kind::Read, |ctx| read::item(ctx, id).await)
+    }
+
+    async fn groups(&self, queue: Option<String>) -> Result<Vec<ExceptionGroup>> {
+        txn!(self, Kind::Read, |ctx| read::groups(ctx, queue.as_deref())
+            .await)
+    }
+
+    async fn upcoming(
+        &self,
+        queue: &str,
+        within: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Item>> {
+        txn!(self, Kind::Read, |ctx| read::upcoming(
+            ctx, queue, within, limit
+        )
+        .await)
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        txn!(self, Kind::Read, |ctx| read::workers(ctx).await)
+    }
+
+    async fn register_worker(&self, name: &str, agent: AgentInfo) -> Result<()> {
+        txn!(self, Kind::Write, |ctx| write::register_worker(
+            ctx, name, &agent
+        )
+        .await)
+    }
+
+    async fn dequeue(&self, req: DequeueRequest) -> Result<Dequeued> {
+        let deadline = tokio::time::Instant::now() + req.wait;
+        loop {
+            // In the line for a wake-up before looking, so a commit in between is not missed.
+            let woken = self.inner.wake.notified();
+            let mut woken = std::pin::pin!(woken);
+            woken.as_mut().enable();
+            let got = txn!(self, Kind::Write, |ctx| write::dequeue(ctx, &req).await)?;
+            let now = tokio::time::Instant::now();
+            if !got.leases.is_empty() || now >= deadline {
+                return Ok(got);
+            }
+            let every = self.inner.options.poll_every;
+            let _ = tokio::time::timeout(every.min(deadline - now), woken).await;
+        }
+    }
+
+    async fn heartbeat(&self, leases: Vec<LeaseRef>) -> Result<Vec<Result<Time>>> {
+        txn!(self, Kind::Write, |ctx| write::heartbeat(ctx, &leases)
+            .await)
+    }
+
+    async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Finished>>> {
+        txn!(self, Kind::Write, |ctx| write::finish(
+            ctx, &outcomes, worker
+        )
+        .await)
+    }
+
+    async fn hand_back(
+        &self,
+        leases: Vec<HandBack>,
+        worker: &str,
+        note: &str,
+    ) -> Result<Vec<Result<Finished>>> {
+        txn!(self, Kind::Write, |ctx| write::hand_back(
+            ctx, &leases, worker, note
+        )
+        .await)
+    }
+
+    async fn preview(
+        &self,
+        target: Target,
+        action: Option<ActionKind>,
+        sample: u32,
+    ) -> Result<Preview> {
+        txn!(self, Kind::Read, |ctx| actions::preview(
+            ctx,
+            &target,
+            action.as_ref(),
+            sample
+        )
+        .await)
+    }
+
+    async fn act(&self, req: ActionRequest) -> Result<ActionResult> {
+        txn!(self, Kind::Write, |ctx| actions::act(ctx, &req).await)
+    }
+
+    async fn undo(&self, req: UndoRequest) -> Result<UndoResult> {
+        if req.dry_run {
+            return txn!(self, Kind::Read, |ctx| actions::undo_preview(
+                ctx,
+                req.action_id
+            )
+            .await);
+        }
+        txn!(self, Kind::Write, |ctx| actions::undo(ctx, &req).await)
+    }
+
+    async fn actions(&self, query: ActionQuery) -> Result<Vec<ActionInfo>> {
+        txn!(self, Kind::Read, |ctx| actions::list(ctx, &query).await)
+    }
+
+    async fn create_token(&self, name: &str, role: Role) -> Result<NewToken> {
+        txn!(self, Kind::Write, |ctx| admin::create_token(
+            ctx, name, role
+        )
+        .await)
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        txn!(self, Kind::Read, |ctx| admin::tokens(ctx).await)
+    }
+
+    async fn revoke_token(&self, name: &str) -> Result<TokenInfo> {
+        txn!(self, Kind::Write, |ctx| admin::revoke_token(ctx, name)
+            .await)
+    }
+
+    async fn verify_token(&self, secret: &str) -> Result<Option<TokenInfo>> {
+        txn!(self, Kind::Read, |ctx| admin::verify_token(ctx, secret)
+            .await)
+    }
+
+    async fn add_alert(&self, alert: NewAlert) -> Result<Alert> {
+        txn!(self, Kind::Write, |ctx| admin::add_alert(ctx, &alert).await)
+    }
+
+    async fn alerts(&self) -> Result<Vec<Alert>> {
+        txn!(self, Kind::Read, |ctx| admin::alerts(ctx).await)
+    }
+
+    async fn remove_alert(&self, name: &str) -> Result<Alert> {
+        txn!(self, Kind::Write, |ctx| admin::remove_alert(ctx, name)
+            .await)
+    }
+
+    async fn set_alert_state(
+        &self,
+        name: &str,
+        seen_generation: u64,
+        to: AlertState,
+    ) -> Result<Option<Alert>> {
+        txn!(self, Kind::Write, |ctx| admin::set_alert_state(
+            ctx,
+            name,
+            seen_generation,
+            to
+        )
+        .await)
+    }
+
+    async fn sweep(&self) -> Result<u64> {
+        txn!(self, Kind::Write, |ctx| write::sweep(ctx).await)
+    }
+
+    fn subscribe(&self) -> Feed {
+        Feed::from_broadcast(self.inner.events.subscribe())
+    }
+}

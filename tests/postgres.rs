@@ -1,0 +1,668 @@
+//! `--db postgres://…` end to end: the real binary against a real PostgreSQL server
+//! (`WORKQ_TEST_PG_URL`), each test in a schema of its own. What works (a queue made,
+//! filled and worked on through the CLI), and that each way of being unable to use a
+//! database says so: a server that cannot be reached, a login it refuses, a schema that is
+//! not workq's, one written by a newer workq. Unset, the tests are skipped, except in CI
+//! (`CI=true`), where skipping would pass for testing.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::time::Duration;
+
+/// The server's URL, or `None` to skip (never under CI).
+fn server() -> Option<String> {
+    match std::env::var("WORKQ_TEST_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but WORKQ_TEST_PG_URL is unset: the PostgreSQL tests must run");
+            }
+            eprintln!("SKIPPED: WORKQ_TEST_PG_URL is not set");
+            None
+        }
+    }
+}
+
+/// Runs SQL on the server, on a runtime of its own.
+fn sql(url: &str, text: &str) {
+    let (url, text) = (url.to_string(), text.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            tokio::spawn(conn);
+            client.batch_execute(&text).await.unwrap();
+        })
+    })
+    .join()
+    .unwrap();
+}
+
+/// A fresh schema on the server, dropped with its contents at the end.
+struct Schema {
+    server: String,
+    name: String,
+}
+
+impl Schema {
+    fn new(server: &str) -> Schema {
+        let name = format!("wq_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+        sql(server, &format!("CREATE SCHEMA {name}"));
+        Schema {
+            server: server.to_string(),
+            name,
+        }
+    }
+
+    /// `--db` for this schema: the server's URL with it as the search path.
+    fn url(&self) -> String {
+        schema_url(&self.server, &self.name)
+    }
+}
+
+/// A server's URL with `schema` as the search path of its connections.
+fn schema_url(server: &str, schema: &str) -> String {
+    let sep = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{sep}options=-csearch_path%3D{schema}")
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        sql(
+            &self.server,
+            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+        );
+    }
+}
+
+fn workq(db: &str) -> Command {
+    let mut c = Command::cargo_bin("workq").unwrap();
+    c.env_remove("WORKQ_DB")
+        .env("USER", "tester")
+        .env("TZ", "UTC")
+        .arg("--db")
+        .arg(db)
+        .timeout(Duration::from_secs(60));
+    c
+}
+
+/// The `--json` error of a command that must fail with exit code 1.
+fn json_error(db: &str, args: &[&str]) -> Value {
+    let o = workq(db).arg("--json").args(args).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {o:?}");
+    serde_json::from_slice::<Value>(&o.stderr)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)))["error"]
+        .clone()
+}
+
+/// A URL like `server` with another user, host or port.
+fn with_authority(server: &str, authority: &str) -> String {
+    let (scheme, rest) = server.split_once("://").unwrap();
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+    format!("{scheme}://{authority}{path}")
+}
+
+#[test]
+fn a_queue_is_made_filled_and_worked_through_the_cli() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db).args(["queue", "create", "q"]).assert().success();
+    workq(&db)
+        .args(["item", "add", "q", "--value", "hello"])
+        .assert()
+        .success();
+    let o = workq(&db).args(["--json", "queue", "ls"]).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let ls: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ls[0]["name"], "q", "{ls}");
+    assert_eq!(ls[0]["counts"]["queued"], 1, "{ls}");
+    let o = workq(&db)
+        .args(["--json", "dequeue", "q", "--worker", "w1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let got: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(got["item"]["value"], "hello", "{got}");
+    assert_eq!(got["item"]["status"], "processing", "{got}");
+}
+
+#[test]
+fn two_processes_starting_together_on_a_new_schema_both_work() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    // Each creates (and migrates) the schema if it is first: the advisory lock lets one
+    // do it while the other waits, then finds it done.
+    let runs: Vec<_> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|q| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("workq"))
+                .env_remove("WORKQ_DB")
+                .args(["--db", &db, "queue", "create", q])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for r in runs {
+        let o = r.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = workq(&db).args(["--json", "queue", "ls"]).output().unwrap();
+    let ls: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ls.as_array().unwrap().len(), 4, "{ls}");
+}
+
+#[test]
+fn a_server_that_cannot_be_reached_says_so() {
+    let Some(server) = server() else { return };
+    // Port 1 on this machine: nothing listens there.
+    let db = with_authority(&server, "postgres@127.0.0.1:1");
+    let e = json_error(&db, &["queue", "ls"]);
+    assert_eq!(e["kind"], "storage", "{e}");
+    assert_eq!(e["cause"], "cannot_open", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("cannot reach PostgreSQL at 127.0.0.1:1"), "{m}");
+    assert!(m.contains("is the server running"), "{m}");
+}
+
+#[test]
+fn a_refused_login_says_whose() {
+    let Some(server) = server() else { return };
+    let (_, rest) = server.split_once("://").unwrap();
+    let host = rest.split('/').next().unwrap();
+    let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
+    let db = with_authority(&server, &format!("no_such_workq_user@{host}"));
+    let e = json_error(&db, &["queue", "ls"]);
+    assert_eq!(e["cause"], "cannot_open", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.contains("refused the login of user 'no_such_workq_user'"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_schema_of_something_else_is_not_taken_for_workq() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    sql(
+        &server,
+        &format!("CREATE TABLE {}.invoices (id INT PRIMARY KEY)", s.name),
+    );
+    // Neither a command that reads nor one that writes touches it.
+    for args in [&["queue", "ls"][..], &["queue", "create", "q"][..]] {
+        let e = json_error(&s.url(), args);
+        assert_eq!(e["cause"], "not_workq", "{e}");
+        let m = e["message"].as_str().unwrap();
+        assert!(m.contains("is not a workq schema"), "{m}");
+        assert!(m.contains("invoices"), "{m}");
+    }
+}
+
+#[test]
+fn a_schema_from_a_newer_workq_is_refused() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    workq(&s.url())
+        .args(["queue", "create", "q"])
+        .assert()
+        .success();
+    sql(
+        &server,
+        &format!(
+            "UPDATE {}.workq_meta SET value = 999 WHERE key = 'schema_version'",
+            s.name
+        ),
+    );
+    for args in [
+        &["queue", "ls"][..],
+        &["item", "add", "q", "--value", "v"][..],
+    ] {
+        let e = json_error(&s.url(), args);
+        assert_eq!(e["cause"], "newer_schema", "{e}");
+        let m = e["message"].as_str().unwrap();
+        assert!(
+            m.contains("schema version 999, newer than this workq"),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn a_command_that_only_reads_does_not_create_the_schema() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let e = json_error(&s.url(), &["queue", "ls"]);
+    assert_eq!(e["kind"], "not_found", "{e}");
+    assert_eq!(e["what"], "database", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("no workq schema in schema"), "{m}");
+    // Still empty: a command that writes then creates it.
+    workq(&s.url())
+        .args(["queue", "create", "q"])
+        .assert()
+        .success();
+    workq(&s.url()).args(["queue", "ls"]).assert().success();
+}
+
+// ------------------------------------------------------------------ several processes
+
+/// Two stores on one schema, as two servers on one database are, on one clock.
+async fn two_stores(
+    s: &Schema,
+) -> (
+    workq::store::postgres::PgStore,
+    workq::store::postgres::PgStore,
+    workq::clock::ManualClock,
+) {
+    use chrono::TimeZone;
+    let clock = workq::clock::ManualClock::new(
+        chrono::Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap(),
+    );
+    let open = |clock: workq::clock::ManualClock| {
+        let url = s.url();
+        async move {
+            workq::store::postgres::PgStore::open(&url, std::sync::Arc::new(clock))
+                .await
+                .unwrap()
+        }
+    };
+    // Opened together: the first migrates, the other waits on the lock and finds it done.
+    let (a, b) = tokio::join!(open(clock.clone()), open(clock.clone()));
+    (a, b, clock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_schema_never_lease_an_item_twice() {
+    use workq::backend::Backend;
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let (a, b, _clock) = two_stores(&s).await;
+    a.create_queue("q", Default::default()).await.unwrap();
+    let items: Vec<NewItem> = (0..200)
+        .map(|i| NewItem {
+            value: format!("v{i}"),
+            ..Default::default()
+        })
+        .collect();
+    b.add_items("q", items, "bot").await.unwrap();
+    let stores: [std::sync::Arc<dyn Backend>; 2] = [std::sync::Arc::new(a), std::sync::Arc::new(b)];
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = stores[w % 2].clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let d = store
+                        .dequeue(DequeueRequest {
+                            queues: vec!["q".into()],
+                            worker: format!("w{w}"),
+                            count: 5,
+                            wait: Duration::ZERO,
+                        })
+                        .await
+                        .unwrap();
+                    if d.leases.is_empty() {
+                        return got;
+                    }
+                    let done: Vec<Outcome> =
+                        d.leases.iter().map(|l| l.outcome(None, None)).collect();
+                    for r in store.finish(done, &format!("w{w}")).await.unwrap() {
+                        got.push(r.unwrap().id);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        (n, all.len()),
+        (200, 200),
+        "each item leased and finished once"
+    );
+    let c = stores[0].queue("q").await.unwrap().counts;
+    assert_eq!((c.queued, c.processing, c.processed), (0, 0, 200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_limit_holds_across_stores() {
+    use workq::backend::Backend;
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let (a, b, _clock) = two_stores(&s).await;
+    let limited = QueueSettings {
+        concurrency: Some(3),
+        ..Default::default()
+    };
+    a.create_queue("lim", limited).await.unwrap();
+    let items: Vec<NewItem> = (0..20)
+        .map(|i| NewItem {
+            value: format!("v{i}"),
+            ..Default::default()
+        })
+        .collect();
+    a.add_items("lim", items, "bot").await.unwrap();
+    let stores: [std::sync::Arc<dyn Backend>; 2] = [std::sync::Arc::new(a), std::sync::Arc::new(b)];
+    let calls: Vec<_> = (0..12)
+        .map(|i| {
+            let store = stores[i % 2].clone();
+            tokio::spawn(async move {
+                store
+                    .dequeue(DequeueRequest {
+                        queues: vec!["lim".into()],
+                        worker: format!("w{i}"),
+                        count: 1,
+                        wait: Duration::ZERO,
+                    })
+                    .await
+                    .unwrap()
+                    .leases
+                    .len()
+            })
+        })
+        .collect();
+    let mut taken = 0;
+    for c in calls {
+        taken += c.await.unwrap();
+    }
+    assert_eq!(taken, 3, "three at a time, whichever store was asked");
+    let c = stores[1].queue("lim").await.unwrap().counts;
+    assert_eq!((c.queued, c.processing), (17, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_ran_out_is_timed_out_once_when_both_stores_sweep() {
+    use workq::backend::Backend;
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let (a, b, clock) = two_stores(&s).await;
+    a.create_queue("q", Default::default()).await.unwrap();
+    let item = a
+        .add_items(
+            "q",
+            vec![NewItem {
+                value: "v".into(),
+                ..Default::default()
+            }],
+            "bot",
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    let d = b
+        .dequeue(DequeueRequest {
+            queues: vec!["q".into()],
+            worker: "w".into(),
+            count: 1,
+            wait: Duration::ZERO,
+        })
+        .await
+        .unwrap();
+    assert_eq!(d.leases.len(), 1);
+    clock.advance(Duration::from_secs(3600));
+    let (x, y) = tokio::join!(a.sweep(), b.sweep());
+    assert_eq!(x.unwrap() + y.unwrap(), 1, "one of them timed it out");
+    let detail = a.item(&item.id).await.unwrap();
+    assert_eq!(detail.item.status, Status::Exception);
+    let timeouts = detail
+        .history
+        .iter()
+        .filter(|h| h.reason == Some(Reason::Timeout))
+        .count();
+    assert_eq!(timeouts, 1, "{:?}", detail.history);
+    let c = b.queue("q").await.unwrap().counts;
+    assert_eq!((c.processing, c.exception), (0, 1));
+}
+
+#[test]
+fn an_older_schema_is_migrated_by_the_first_command_that_opens_it() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    workq(&s.url())
+        .args(["queue", "create", "q"])
+        .assert()
+        .success();
+    // Back to version 1: migration 2 (agents and workers per queue) undone by hand.
+    sql(
+        &server,
+        &format!(
+            "SET search_path = {0}; DROP TABLE worker_queues; ALTER TABLE workers DROP COLUMN agent;
+             UPDATE workq_meta SET value = 1 WHERE key = 'schema_version'",
+            s.name
+        ),
+    );
+    // Even a command that only reads: what it reads is then true.
+    let o = workq(&s.url())
+        .args(["--json", "workers"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    workq(&s.url())
+        .args(["dequeue", "q", "--worker", "w1"])
+        .assert()
+        .success();
+    let o = workq(&s.url())
+        .args(["--json", "workers"])
+        .output()
+        .unwrap();
+    let w: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(w[0]["name"], "w1", "{w}");
+    assert_eq!(w[0]["queues"][0]["queue"], "q", "{w}");
+}
+
+#[test]
+fn a_lease_that_ran_out_while_nothing_ran_shows_timed_out_at_once() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db)
+        .args(["queue", "create", "q", "--lease", "1s"])
+        .assert()
+        .success();
+    let o = workq(&db)
+        .args(["item", "add", "q", "--value", "v"])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    workq(&db)
+        .args(["dequeue", "q", "--worker", "w1"])
+        .assert()
+        .success();
+    std::thread::sleep(Duration::from_millis(1500));
+    // No workq ran meanwhile: the command that opens the schema next times the lease out
+    // before it reads, as with an SQLite file.
+    let o = workq(&db)
+        .args(["--json", "item", "show", &id])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let item: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(item["status"], "exception", "{item}");
+    assert_eq!(item["reason"], "timeout", "{item}");
+}
+
+#[test]
+fn an_agent_works_a_postgres_queue() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db).args(["queue", "create", "q"]).assert().success();
+    for v in ["a", "b", "c"] {
+        workq(&db)
+            .args(["item", "add", "q", "--value", v])
+            .assert()
+            .success();
+    }
+    // The item's value on stdin, echoed back as the completion's note.
+    workq(&db)
+        .args([
+            "work",
+            "--queue",
+            "q",
+            "--concurrency",
+            "2",
+            "--run-once",
+            "--",
+            "sh",
+            "-c",
+            "cat",
+        ])
+        .assert()
+        .success();
+    let o = workq(&db)
+        .args(["--json", "item", "ls", "q", "--all"])
+        .output()
+        .unwrap();
+    let items: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let items = items.as_array().unwrap();
+    assert_eq!(items.len(), 3, "{items:?}");
+    for it in items {
+        assert_eq!(it["status"], "processed", "{it}");
+    }
+}
+
+#[test]
+fn a_server_serves_a_postgres_database() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db).args(["queue", "create", "q"]).assert().success();
+    let o = workq(&db)
+        .args(["--json", "token", "create", "adm", "--role", "admin"])
+        .output()
+        .unwrap();
+    let token = serde_json::from_slice::<Value>(&o.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("workq"))
+        .env_remove("WORKQ_DB")
+        .args(["--db", &db, "serve", "--listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let err = child.stderr.take().unwrap();
+    let child = Kill(child);
+    let mut first = String::new();
+    BufReader::new(err).read_line(&mut first).unwrap();
+    let url = first
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("where does it listen? {first}"))
+        .to_string();
+    // It names the database without a password, as --db would take it again.
+    assert!(first.contains(&format!("(database {db})")), "{first}");
+    // A client on the server adds an item; the database has it.
+    let o = Command::cargo_bin("workq")
+        .unwrap()
+        .env_remove("WORKQ_DB")
+        .args(["--remote", &url, "--token", &token])
+        .args(["item", "add", "q", "--value", "over http"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let o = workq(&db)
+        .args(["--json", "item", "ls", "q"])
+        .output()
+        .unwrap();
+    let items: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(items[0]["value"], "over http", "{items}");
+    // And an unauthenticated request is refused as on SQLite.
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "GET /v1/queues HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    drop(child);
+}
+
+#[test]
+fn a_user_who_may_not_write_the_schema_is_told_so() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    workq(&s.url())
+        .args(["queue", "create", "q"])
+        .assert()
+        .success();
+    // A role that may read the schema's tables but change nothing.
+    let role = format!("{}_ro", s.name);
+    sql(
+        &server,
+        &format!(
+            "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA {0} TO {role};
+             GRANT SELECT ON ALL TABLES IN SCHEMA {0} TO {role};",
+            s.name
+        ),
+    );
+    struct DropRole {
+        server: String,
+        schema: String,
+        role: String,
+    }
+    impl Drop for DropRole {
+        fn drop(&mut self) {
+            let (schema, role) = (&self.schema, &self.role);
+            sql(
+                &self.server,
+                &format!(
+                    "REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role};
+                     REVOKE ALL ON SCHEMA {schema} FROM {role}; DROP ROLE IF EXISTS {role}"
+                ),
+            );
+        }
+    }
+    let _role = DropRole {
+        server: server.clone(),
+        schema: s.name.clone(),
+        role: role.clone(),
+    };
+    let (_, rest) = server.split_once("://").unwrap();
+    let host = rest.split('/').next().unwrap();
+    let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
+    let ro_url = schema_url(&with_authority(&server, &format!("{role}@{host}")), &s.name);
+    let e = json_error(&ro_url, &["item", "add", "q", "--value", "v"]);
+    assert_eq!(e["cause"], "read_only", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("may not change this schema"), "{m}");
+    // Reading still works for it.
+    let o = workq(&ro_url)
+        .args(["--json", "queue", "ls"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let ls: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ls[0]["name"], "q", "{ls}");
+}
