@@ -15,6 +15,7 @@ pub mod demo;
 pub mod error;
 pub mod import;
 pub mod json_text;
+pub mod migrate;
 pub mod model;
 pub mod numbers;
 pub mod rules;

@@ -119,6 +119,36 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             std::process::exit(code)
         }
         Some(Command::Config(c)) => config(c, cli.json),
+        Some(Command::Migrate { from, to }) => {
+            if !workq::store::postgres::is_url(&to) {
+                return Err(Failure::invalid(
+                    "--to: give a PostgreSQL URL, postgres://user@host/dbname",
+                ));
+            }
+            let copied = workq::migrate::migrate(&from, &to)
+                .await
+                .map_err(|e| Failure::invalid(format!("migrate: {e}")))?;
+            if cli.json {
+                return output::emit(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&copied).expect("serializable")
+                ));
+            }
+            let mut s = String::new();
+            for c in &copied {
+                s.push_str(&format!(
+                    "{:<14} {:>12}\n",
+                    c.table,
+                    workq::text::thousands(c.rows)
+                ));
+            }
+            s.push_str(&format!(
+                "copied {} tables into {}; every count checked\n",
+                copied.len(),
+                workq::text::escape(&workq::store::postgres::redact(&to), false)
+            ));
+            output::emit(&s)
+        }
         Some(Command::Completions { shell }) => {
             output::emit(&workq::cli::completion::script(shell))
         }

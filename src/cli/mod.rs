@@ -104,6 +104,16 @@ pub enum Command {
     Alert(AlertCmd),
     /// The console on a fresh demo database, with simulated bots working live.
     Demo(crate::demo::DemoArgs),
+    /// Copy an embedded database whole into an empty PostgreSQL schema, checking every
+    /// table's rows and every queue's counts; the file is locked meanwhile, left unchanged.
+    Migrate {
+        /// The embedded database file to copy.
+        #[arg(long, value_name = "FILE")]
+        from: std::path::PathBuf,
+        /// Where to: postgres://user@host/dbname (an empty database or schema).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// The config file: where it is, its commented default, checking it, the effective
     /// settings.
     #[command(subcommand)]
@@ -563,7 +573,7 @@ impl Command {
             Command::Alert(AlertCmd::Check { .. }) => Writes("alert check"),
             // Serves every change its tokens allow.
             Command::Serve(_) => Writes("serve"),
-            Command::Bench(_) | Command::Demo(_) => OwnDatabase,
+            Command::Bench(_) | Command::Demo(_) | Command::Migrate { .. } => OwnDatabase,
             // No database: main prints them.
             Command::Config(_) | Command::Completions { .. } | Command::Man => OwnDatabase,
         }
@@ -649,6 +659,7 @@ pub async fn run(command: Command, store: &dyn Backend, json: bool) -> Result<()
         Command::Bench(_)
         | Command::Work(_)
         | Command::Demo(_)
+        | Command::Migrate { .. }
         | Command::Serve(_)
         | Command::Config(_)
         | Command::Completions { .. }
