@@ -666,3 +666,48 @@ fn a_user_who_may_not_write_the_schema_is_told_so() {
     let ls: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(ls[0]["name"], "q", "{ls}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_opened_for_reading_refuses_every_change() {
+    use workq::backend::{Backend, Error, StorageCause};
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let clock = std::sync::Arc::new(workq::clock::SystemClock);
+    let url = s.url();
+    // Nothing to read yet: a reader does not make the schema.
+    let (u, c) = (url.clone(), clock.clone());
+    let e = tokio::task::spawn_blocking(move || {
+        workq::store::postgres::PgStore::open_blocking(&u, c, false).map(|_| ())
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    workq(&url)
+        .args(["queue", "create", "q"])
+        .assert()
+        .success();
+    let (u, c) = (url.clone(), clock.clone());
+    let store = tokio::task::spawn_blocking(move || {
+        workq::store::postgres::PgStore::open_blocking(&u, c, false).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(store.is_read_only());
+    assert_eq!(store.queues().await.unwrap().len(), 1);
+    let e = store
+        .add_items("q", vec![Default::default()], "bot")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Storage {
+                cause: StorageCause::ReadOnly,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(store.queue("q").await.unwrap().counts.total(), 0);
+}
