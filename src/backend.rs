@@ -133,6 +133,10 @@ pub enum Gap {
     /// This many events were missed (the reader fell behind, or a reconnect resumed past
     /// what the source keeps): whatever the reader shows must be fetched again.
     Lagged(u64),
+    /// Something changed that the feed cannot name (another process wrote to the same
+    /// file, another server to the same database): whatever the reader shows must be
+    /// fetched again.
+    Changed,
     /// The source went away (the engine closed its feed, a server's stream dropped), and
     /// why; nothing more comes on this feed: subscribe again, with a growing delay.
     Disconnected(String),

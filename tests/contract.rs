@@ -2725,7 +2725,9 @@ pub async fn a_lease_handed_back_is_queued_again_at_once(env: Env) {
         loop {
             match feed.recv().await {
                 Ok(Event::Items { ref queue, .. }) if queue == "q" => return true,
-                Ok(_) | Err(workq::backend::Gap::Lagged(_)) => continue,
+                Ok(_) | Err(workq::backend::Gap::Lagged(_) | workq::backend::Gap::Changed) => {
+                    continue
+                }
                 Err(workq::backend::Gap::Disconnected(_)) => return false,
             }
         }

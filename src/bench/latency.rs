@@ -552,7 +552,9 @@ async fn fan_out(dir: &Path, engine: &Engine) -> Result<Vec<Figure>, String> {
                     }
                     Ok(Event::Queue { queue }) if queue == "stop" => return seen,
                     Ok(_) => {}
-                    Err(crate::backend::Gap::Lagged(_)) => seen.refetches += 1,
+                    Err(crate::backend::Gap::Lagged(_) | crate::backend::Gap::Changed) => {
+                        seen.refetches += 1
+                    }
                     Err(_) => return seen,
                 }
             }

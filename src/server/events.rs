@@ -140,6 +140,9 @@ pub fn follow(state: Arc<State>) {
                     Err(Gap::Lagged(n)) => state
                         .events
                         .gap(format!("the server fell {n} events behind the engine")),
+                    Err(Gap::Changed) => state
+                        .events
+                        .gap("the database changed outside this server".into()),
                     Err(Gap::Disconnected(why)) => {
                         state.events.gap(why);
                         return;

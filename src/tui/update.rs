@@ -421,6 +421,9 @@ fn feed_gap(s: &mut State, gap: Gap) -> Vec<Effect> {
             tracing::info!("change feed lagged by {n} events: refetching");
             refresh(s)
         }
+        // Another process wrote: the debounce in the app loop keeps this to one refetch
+        // per refresh period however busy it is.
+        Gap::Changed => refresh(s),
         Gap::Disconnected(why) => {
             let stable = s
                 .feed

@@ -40,6 +40,10 @@ struct Inner {
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
     events: broadcast::Sender<Event>,
+    /// A pulse when another process committed to the file: the feed says `Gap::Changed`.
+    outside: broadcast::Sender<()>,
+    /// Dropped with the store, which stops a read-only store's watcher thread.
+    _watching: Option<std::sync::mpsc::Sender<()>>,
     /// Woken after every commit that changed items, for long-polling dequeues.
     wake: Arc<Notify>,
     options: Options,
@@ -84,6 +88,23 @@ impl Jitter {
     }
 }
 
+/// Watches a file for other processes' commits on a connection of its own, until the
+/// returned sender is dropped (with the store).
+fn watch_outside(conn: Connection, tx: broadcast::Sender<()>) -> std::sync::mpsc::Sender<()> {
+    let (alive, lives) = std::sync::mpsc::channel::<()>();
+    let _ = std::thread::Builder::new()
+        .name("workq-watch".into())
+        .spawn(move || {
+            let mut version = writer::data_version(&conn);
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                lives.recv_timeout(writer::OUTSIDE_EVERY)
+            {
+                writer::outside_changed(&conn, &mut version, &tx);
+            }
+        });
+    alive
+}
+
 impl SqliteStore {
     /// Opens or creates the database at `path` and migrates its schema.
     pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<SqliteStore> {
@@ -99,6 +120,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let conn = schema::open(&path, true)?;
         let (events, _) = broadcast::channel(1024);
+        let (outside, _) = broadcast::channel(16);
         let wake = Arc::new(Notify::new());
         let writer = Writer::start(
             conn,
@@ -108,6 +130,7 @@ impl SqliteStore {
                 events: events.clone(),
                 wake: wake.clone(),
                 jitter: options.jitter,
+                outside: outside.clone(),
             },
             writer::Hooks {
                 sweep: write::sweep,
@@ -121,6 +144,8 @@ impl SqliteStore {
                 writer,
                 readers: Mutex::new(Vec::new()),
                 events,
+                outside,
+                _watching: None,
                 wake,
                 options,
                 read_only: false,
@@ -147,6 +172,9 @@ impl SqliteStore {
         }
         let conn = schema::open(&path, false)?;
         let wake = Arc::new(Notify::new());
+        // No writer here to notice other processes' commits: a thread of its own does.
+        let (outside, _) = broadcast::channel(16);
+        let watching = watch_outside(schema::open(&path, false)?, outside.clone());
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 writer: Writer::read_only(path.clone()),
@@ -155,6 +183,8 @@ impl SqliteStore {
                 readers: Mutex::new(vec![conn]),
                 // Nothing is written here, so nothing is ever sent.
                 events: broadcast::channel(1).0,
+                outside,
+                _watching: Some(watching),
                 wake,
                 options: Options::default(),
                 read_only: true,
@@ -511,6 +541,17 @@ impl Backend for SqliteStore {
     }
 
     fn subscribe(&self) -> Feed {
-        Feed::from_broadcast(self.inner.events.subscribe())
+        // This process's events, and a gap whenever another process wrote to the file.
+        let own = Feed::from_broadcast(self.inner.events.subscribe());
+        let outside = futures::stream::unfold(self.inner.outside.subscribe(), |mut rx| async {
+            match rx.recv().await {
+                Ok(()) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Some((Err(crate::backend::Gap::Changed), rx))
+                }
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        });
+        // After `own` says Disconnected the feed reads nothing more (see `Feed`).
+        Feed::from_stream(futures::stream::select(own, outside))
     }
 }

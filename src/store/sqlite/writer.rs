@@ -43,6 +43,8 @@ pub struct Setup {
     /// Woken after commits that made work takeable.
     pub wake: Arc<Notify>,
     pub jitter: Jitter,
+    /// Told when another process committed to the file (see `outside_changed`).
+    pub outside: broadcast::Sender<()>,
 }
 
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
@@ -182,14 +184,18 @@ impl Writer {
 fn run(conn: Connection, setup: Setup, rx: Receiver<Job>, hooks: Hooks) {
     let mut last_sweep = Instant::now();
     let mut pending: Option<Job> = None;
+    let mut version = data_version(&conn);
     loop {
+        outside_changed(&conn, &mut version, &setup.outside);
         let first = match pending.take() {
             Some(j) => j,
-            None => match rx.recv_timeout(SWEEP_EVERY) {
+            None => match rx.recv_timeout(OUTSIDE_EVERY) {
                 Ok(j) => j,
                 Err(RecvTimeoutError::Timeout) => {
-                    last_sweep = Instant::now();
-                    idle_sweep(&conn, &setup, hooks);
+                    if last_sweep.elapsed() >= SWEEP_EVERY {
+                        last_sweep = Instant::now();
+                        idle_sweep(&conn, &setup, hooks);
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -220,6 +226,25 @@ fn run(conn: Connection, setup: Setup, rx: Receiver<Job>, hooks: Hooks) {
             last_sweep = Instant::now();
             idle_sweep(&conn, &setup, hooks);
         }
+    }
+}
+
+/// How often an idle writer looks whether another process wrote to the file.
+pub const OUTSIDE_EVERY: Duration = Duration::from_millis(250);
+
+/// `PRAGMA data_version` of a connection: it moves when *another* connection commits, never
+/// for this one's own commits. On the writer's connection, then, only other processes (and
+/// this process's checkpoints, which change no data) move it.
+pub fn data_version(conn: &Connection) -> Option<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
+}
+
+/// Tells the change feed when another process committed since `version` was read.
+pub fn outside_changed(conn: &Connection, version: &mut Option<i64>, tx: &broadcast::Sender<()>) {
+    let now = data_version(conn);
+    if now.is_some() && now != *version {
+        *version = now;
+        let _ = tx.send(());
     }
 }
 
