@@ -666,3 +666,113 @@ fn a_user_who_may_not_write_the_schema_is_told_so() {
     let ls: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(ls[0]["name"], "q", "{ls}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_opened_for_reading_refuses_every_change() {
+    use workq::backend::{Backend, Error, StorageCause};
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let clock = std::sync::Arc::new(workq::clock::SystemClock);
+    let url = s.url();
+    // Nothing to read yet: a reader does not make the schema.
+    let (u, c) = (url.clone(), clock.clone());
+    let e = tokio::task::spawn_blocking(move || {
+        workq::store::postgres::PgStore::open_blocking(&u, c, false).map(|_| ())
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    workq(&url)
+        .args(["queue", "create", "q"])
+        .assert()
+        .success();
+    let (u, c) = (url.clone(), clock.clone());
+    let store = tokio::task::spawn_blocking(move || {
+        workq::store::postgres::PgStore::open_blocking(&u, c, false).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(store.is_read_only());
+    assert_eq!(store.queues().await.unwrap().len(), 1);
+    let e = store
+        .add_items("q", vec![Default::default()], "bot")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Storage {
+                cause: StorageCause::ReadOnly,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(store.queue("q").await.unwrap().counts.total(), 0);
+}
+
+#[test]
+fn two_agents_in_two_processes_process_every_item_exactly_once() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db).args(["queue", "create", "q"]).assert().success();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("items.csv");
+    let mut csv = String::from("n\n");
+    for i in 0..300 {
+        csv.push_str(&format!("{i}\n"));
+    }
+    std::fs::write(&file, csv).unwrap();
+    workq(&db)
+        .arg("import")
+        .arg("q")
+        .arg(&file)
+        .assert()
+        .success();
+    let agents: Vec<_> = ["a1", "a2"]
+        .iter()
+        .map(|name| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("workq"))
+                .env_remove("WORKQ_DB")
+                .args(["--db", &db, "work", "--queue", "q", "--name", name])
+                .args(["--concurrency", "4", "--run-once", "--", "sh", "-c", "cat"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for a in agents {
+        let o = a.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = workq(&db).args(["--json", "queue", "ls"]).output().unwrap();
+    let ls: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ls[0]["counts"]["processed"], 300, "{ls}");
+    assert_eq!(ls[0]["counts"]["queued"], 0, "{ls}");
+    // Each item taken once: one attempt in its history, whichever agent took it.
+    let o = workq(&db)
+        .args(["--json", "item", "ls", "q", "--all"])
+        .output()
+        .unwrap();
+    let items: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let items = items.as_array().unwrap();
+    assert_eq!(items.len(), 300);
+    for it in items.iter().step_by(37) {
+        let id = it["id"].as_str().unwrap();
+        let o = workq(&db)
+            .args(["--json", "item", "show", id])
+            .output()
+            .unwrap();
+        let d: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let taken = d["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["action"] == "dequeue")
+            .count();
+        assert_eq!(taken, 1, "{d}");
+    }
+}

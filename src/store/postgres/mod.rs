@@ -63,6 +63,9 @@ pub(crate) struct Inner {
     /// (see `write::written_lately`).
     seen: Mutex<HashMap<(String, Option<i64>), i64>>,
     place: schema::Place,
+    /// Opened for reading only (`open_blocking` without `create`): every change is
+    /// refused, as on an SQLite store opened read-only, and this process does not sweep.
+    read_only: bool,
 }
 
 /// Knobs of the store; the defaults are what `open` uses.
@@ -109,7 +112,7 @@ impl PgStore {
         let mut client = schema::connect(&config, &place).await?;
         schema::prepare(&mut client, &place, true).await?;
         drop(client);
-        let store = Self::pooled(config, place, clock, options)?;
+        let store = Self::pooled(config, place, clock, options, false)?;
         // Leases that ran out while no workq was running are timed out before the store is
         // handed out, as the SQLite store does.
         store.sweep().await.ok();
@@ -118,7 +121,10 @@ impl PgStore {
 
     /// `open` for a caller that is not async (`connect`): the schema is checked on a
     /// thread of its own; the pool's connections are made later, on the caller's runtime.
-    /// Without `create`, an empty schema is refused rather than created.
+    /// Without `create` (a command that only reads), an empty schema is refused rather
+    /// than created, and the store refuses every change, as an SQLite store opened
+    /// read-only does; an older schema is still migrated and run-out leases timed out
+    /// first, when this user may, so that what is read is true.
     pub fn open_blocking(url: &str, clock: Arc<dyn Clock>, create: bool) -> Result<PgStore> {
         let config = schema::config(url)?;
         let place = schema::Place::of(url, &config);
@@ -138,7 +144,7 @@ impl PgStore {
                     // gone with it.)
                     // One that fails (a user who may only read) leaves them to a process
                     // that may write.
-                    let once = Self::pooled(c, p, k, Options::default())?;
+                    let once = Self::pooled(c, p, k, Options::default(), false)?;
                     once.sweep().await.ok();
                 }
                 Ok::<_, Error>(found)
@@ -156,7 +162,7 @@ impl PgStore {
                 ),
             });
         }
-        Self::pooled(config, place, clock, Options::default())
+        Self::pooled(config, place, clock, Options::default(), !create)
     }
 
     fn pooled(
@@ -164,6 +170,7 @@ impl PgStore {
         place: schema::Place,
         clock: Arc<dyn Clock>,
         options: Options,
+        read_only: bool,
     ) -> Result<PgStore> {
         let manager = Manager::from_config(
             config,
@@ -186,11 +193,20 @@ impl PgStore {
             options,
             seen: Mutex::new(HashMap::new()),
             place,
+            read_only,
         });
+        if read_only {
+            return Ok(PgStore { inner });
+        }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(sweeper(Arc::downgrade(&inner)));
         }
         Ok(PgStore { inner })
+    }
+
+    /// Whether every change is refused (opened for reading only).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
     }
 
     /// Where this store is: the URL without its password.
@@ -364,11 +380,26 @@ enum Kind {
 }
 
 impl PgStore {
+    /// Why a change to a store opened for reading only is refused.
+    fn refused_read_only(&self) -> Error {
+        Error::storage(
+            StorageCause::ReadOnly,
+            None,
+            format!(
+                "database {} is open for reading only; nothing was changed",
+                self.inner.place.url
+            ),
+        )
+    }
+
     async fn begin<'a>(
         &'a self,
         client: &'a mut deadpool_postgres::Object,
         kind: Kind,
     ) -> Result<Ctx<'a>> {
+        if kind == Kind::Write && self.inner.read_only {
+            return Err(self.refused_read_only());
+        }
         let b = client.build_transaction();
         let b = match kind {
             // One snapshot for everything a read looks at.
@@ -499,6 +530,10 @@ impl Backend for PgStore {
         mut rows: ImportRows,
         actor: &str,
     ) -> Result<ImportReport> {
+        if self.inner.read_only && !opts.dry_run {
+            // Refused before any row is waited for.
+            return Err(self.refused_read_only());
+        }
         // An unknown queue is refused before any row is waited for.
         txn!(self, Kind::Read, |ctx| rows::queue_by_name(
             ctx, queue, false

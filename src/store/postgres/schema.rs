@@ -488,3 +488,41 @@ pub fn pg_error(e: tokio_postgres::Error) -> Error {
     }
     Error::storage(Cause::Io, None, format!("database error: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        assert_eq!(
+            redact("postgres://bot:s3cret@db.example:5433/workq?sslmode=disable"),
+            "postgres://bot:***@db.example:5433/workq?sslmode=disable"
+        );
+        assert_eq!(
+            redact("postgres://bot@127.0.0.1/workq"),
+            "postgres://bot@127.0.0.1/workq"
+        );
+        assert_eq!(redact("postgresql://host/db"), "postgresql://host/db");
+        // An @ in the path or query is not a user's.
+        assert_eq!(
+            redact("postgres://host/db?application_name=a:b@c"),
+            "postgres://host/db?application_name=a:b@c"
+        );
+    }
+
+    #[test]
+    fn a_url_says_where_it_points_and_a_bad_one_is_refused() {
+        let url = "postgres://bot:pw@db.example:6543/queues";
+        let p = Place::of(url, &config(url).unwrap());
+        assert_eq!(
+            (p.user.as_str(), p.server.as_str(), p.dbname.as_str()),
+            ("bot", "db.example:6543", "queues")
+        );
+        assert!(!p.url.contains("pw"));
+        let e = config("postgres://bot@db.example:notaport/queues").unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("not a PostgreSQL URL"), "{m}");
+        assert!(super::super::is_url("PostgreSQL://x/y") && !super::super::is_url("./pg.db"));
+    }
+}
