@@ -56,7 +56,20 @@ pub const ENGINES: &[Engine] = &[
         open: open_http,
         remove: |dir, db| super::fresh(&sqlite_file(dir, db)),
     },
+    // A PostgreSQL server (`WORKQ_BENCH_PG_URL`), each run's database a schema of its own.
+    Engine {
+        name: "postgres",
+        open: open_postgres,
+        remove: |_, db| super::pg::reset(db),
+    },
 ];
+
+fn open_postgres(_dir: &Path, db: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn Backend>, String> {
+    let url = super::pg::url(db)?;
+    crate::store::postgres::PgStore::open_blocking(&url, clock, true)
+        .map(|s| Arc::new(s) as Arc<dyn Backend>)
+        .map_err(|e| e.to_string())
+}
 
 fn open_sqlite(dir: &Path, db: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn Backend>, String> {
     connect::connect_on(

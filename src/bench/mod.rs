@@ -16,6 +16,7 @@ mod http;
 mod import;
 mod latency;
 mod mixed;
+mod pg;
 mod reads;
 
 pub use engine::Engine;
