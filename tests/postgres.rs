@@ -776,3 +776,185 @@ fn two_agents_in_two_processes_process_every_item_exactly_once() {
         assert_eq!(taken, 1, "{d}");
     }
 }
+
+// ------------------------------------------------------------------ live across processes
+
+/// A store on `s` with other knobs; the defaults otherwise.
+async fn store_with(
+    s: &Schema,
+    clock: &workq::clock::ManualClock,
+    f: impl FnOnce(&mut workq::store::postgres::Options),
+) -> workq::store::postgres::PgStore {
+    let mut options = workq::store::postgres::Options::default();
+    f(&mut options);
+    workq::store::postgres::PgStore::open_with(&s.url(), std::sync::Arc::new(clock.clone()), options)
+        .await
+        .unwrap()
+}
+
+fn a_clock() -> workq::clock::ManualClock {
+    use chrono::TimeZone;
+    workq::clock::ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap())
+}
+
+/// Waits up to `within` for `ok`, looking every 20ms.
+async fn eventually(within: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    while std::time::Instant::now() < until {
+        if ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ok()
+}
+
+/// The first of `feed`'s next events and gaps that `want` takes, within `within`; `None`
+/// if none came.
+async fn first_on(
+    feed: &mut workq::backend::Feed,
+    within: Duration,
+    want: impl Fn(&Result<workq::model::Event, workq::backend::Gap>) -> bool,
+) -> Option<Result<workq::model::Event, workq::backend::Gap>> {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let got = tokio::time::timeout_at(until, feed.recv()).await.ok()?;
+        if want(&got) {
+            return Some(got);
+        }
+    }
+}
+
+fn one_item(value: &str) -> Vec<workq::model::NewItem> {
+    vec![workq::model::NewItem {
+        value: value.into(),
+        ..Default::default()
+    }]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_store_shows_on_the_others_feed() {
+    use workq::backend::Backend;
+    use workq::model::Event;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let clock = a_clock();
+    let a = store_with(&s, &clock, |_| {}).await;
+    let b = store_with(&s, &clock, |_| {}).await;
+    assert!(eventually(Duration::from_secs(5), || b.is_listening()).await);
+    let mut feed = b.subscribe();
+    let t = std::time::Instant::now();
+    a.create_queue("q", Default::default()).await.unwrap();
+    let got = first_on(&mut feed, Duration::from_secs(2), |e| {
+        matches!(e, Ok(Event::Queue { queue }) if queue == "q")
+    })
+    .await;
+    assert!(got.is_some(), "b heard of the queue a made");
+    a.add_items("q", one_item("v"), "bot").await.unwrap();
+    let got = first_on(&mut feed, Duration::from_secs(2), |e| {
+        matches!(e, Ok(Event::Items { queue, .. }) if queue == "q")
+    })
+    .await;
+    assert_eq!(
+        got,
+        Some(Ok(Event::Items {
+            queue: "q".into(),
+            count: 1
+        }))
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Its own commits come once, not again as heard from the database.
+    let mut mine = a.subscribe();
+    a.add_items("q", one_item("w"), "bot").await.unwrap();
+    let first = first_on(&mut mine, Duration::from_secs(1), |_| true).await;
+    assert!(matches!(first, Some(Ok(Event::Items { .. }))), "{first:?}");
+    let again = first_on(&mut mine, Duration::from_millis(500), |_| true).await;
+    assert_eq!(again, None, "a's own commit is not told to a twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_on_one_store_returns_when_the_other_adds_an_item() {
+    use workq::backend::Backend;
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let clock = a_clock();
+    let a = store_with(&s, &clock, |_| {}).await;
+    // Without the notification, it would not look again for an hour.
+    let b = store_with(&s, &clock, |o| o.poll_every = Duration::from_secs(3600)).await;
+    a.create_queue("q", Default::default()).await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || b.is_listening()).await);
+    let b = std::sync::Arc::new(b);
+    let poll = tokio::spawn({
+        let b = b.clone();
+        async move {
+            let t = std::time::Instant::now();
+            let d = b
+                .dequeue(DequeueRequest {
+                    queues: vec!["q".into()],
+                    worker: "w".into(),
+                    count: 1,
+                    wait: Duration::from_secs(30),
+                })
+                .await
+                .unwrap();
+            (d, t.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let added = std::time::Instant::now();
+    a.add_items("q", one_item("v"), "bot").await.unwrap();
+    let (d, waited) = poll.await.unwrap();
+    assert_eq!(d.leases.len(), 1, "{d:?}");
+    assert!(waited >= Duration::from_millis(250), "it did wait: {waited:?}");
+    assert!(added.elapsed() < Duration::from_secs(2), "{:?}", added.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_notifications_the_fallback_still_tells_of_a_change() {
+    use workq::backend::{Backend, Gap};
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let clock = a_clock();
+    let a = store_with(&s, &clock, |_| {}).await;
+    // As through a transaction-pooling proxy: no NOTIFY arrives.
+    let b = store_with(&s, &clock, |o| {
+        o.listen = false;
+        o.poll_every = Duration::from_secs(3600);
+    })
+    .await;
+    a.create_queue("q", Default::default()).await.unwrap();
+    // Two readings, so that the queue made before is judged already.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!b.is_listening());
+    let mut feed = b.subscribe();
+    // b's own change is not taken for another's.
+    b.add_items("q", one_item("mine"), "bot").await.unwrap();
+    let mine = first_on(&mut feed, Duration::from_secs(3), |e| e.is_err()).await;
+    assert_eq!(mine, None, "b's own commit is no unknown change");
+    let take = |wait| DequeueRequest {
+        queues: vec!["q".into()],
+        worker: "w".into(),
+        count: 1,
+        wait,
+    };
+    assert_eq!(b.dequeue(take(Duration::ZERO)).await.unwrap().leases.len(), 1);
+    let b = std::sync::Arc::new(b);
+    let poll = tokio::spawn({
+        let b = b.clone();
+        async move { b.dequeue(take(Duration::from_secs(30))).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished(), "nothing to take yet");
+    let t = std::time::Instant::now();
+    a.add_items("q", one_item("theirs"), "bot").await.unwrap();
+    let got = first_on(&mut feed, Duration::from_secs(5), |e| e.is_err()).await;
+    assert_eq!(got, Some(Err(Gap::Changed)));
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    let d = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .expect("the fallback woke the long poll")
+        .unwrap();
+    assert!(!d.leases.is_empty(), "{d:?}");
+}
