@@ -787,9 +787,13 @@ async fn store_with(
 ) -> workq::store::postgres::PgStore {
     let mut options = workq::store::postgres::Options::default();
     f(&mut options);
-    workq::store::postgres::PgStore::open_with(&s.url(), std::sync::Arc::new(clock.clone()), options)
-        .await
-        .unwrap()
+    workq::store::postgres::PgStore::open_with(
+        &s.url(),
+        std::sync::Arc::new(clock.clone()),
+        options,
+    )
+    .await
+    .unwrap()
 }
 
 fn a_clock() -> workq::clock::ManualClock {
@@ -845,15 +849,19 @@ async fn a_change_through_one_store_shows_on_the_others_feed() {
     let mut feed = b.subscribe();
     let t = std::time::Instant::now();
     a.create_queue("q", Default::default()).await.unwrap();
-    let got = first_on(&mut feed, Duration::from_secs(2), |e| {
-        matches!(e, Ok(Event::Queue { queue }) if queue == "q")
-    })
+    let got = first_on(
+        &mut feed,
+        Duration::from_secs(2),
+        |e| matches!(e, Ok(Event::Queue { queue }) if queue == "q"),
+    )
     .await;
     assert!(got.is_some(), "b heard of the queue a made");
     a.add_items("q", one_item("v"), "bot").await.unwrap();
-    let got = first_on(&mut feed, Duration::from_secs(2), |e| {
-        matches!(e, Ok(Event::Items { queue, .. }) if queue == "q")
-    })
+    let got = first_on(
+        &mut feed,
+        Duration::from_secs(2),
+        |e| matches!(e, Ok(Event::Items { queue, .. }) if queue == "q"),
+    )
     .await;
     assert_eq!(
         got,
@@ -906,8 +914,15 @@ async fn a_long_poll_on_one_store_returns_when_the_other_adds_an_item() {
     a.add_items("q", one_item("v"), "bot").await.unwrap();
     let (d, waited) = poll.await.unwrap();
     assert_eq!(d.leases.len(), 1, "{d:?}");
-    assert!(waited >= Duration::from_millis(250), "it did wait: {waited:?}");
-    assert!(added.elapsed() < Duration::from_secs(2), "{:?}", added.elapsed());
+    assert!(
+        waited >= Duration::from_millis(250),
+        "it did wait: {waited:?}"
+    );
+    assert!(
+        added.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        added.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -939,7 +954,10 @@ async fn without_notifications_the_fallback_still_tells_of_a_change() {
         count: 1,
         wait,
     };
-    assert_eq!(b.dequeue(take(Duration::ZERO)).await.unwrap().leases.len(), 1);
+    assert_eq!(
+        b.dequeue(take(Duration::ZERO)).await.unwrap().leases.len(),
+        1
+    );
     let b = std::sync::Arc::new(b);
     let poll = tokio::spawn({
         let b = b.clone();
@@ -957,4 +975,124 @@ async fn without_notifications_the_fallback_still_tells_of_a_change() {
         .expect("the fallback woke the long poll")
         .unwrap();
     assert!(!d.leases.is_empty(), "{d:?}");
+}
+
+/// Ends the sessions of `s`'s schema that `which` selects from `pg_stat_activity` and
+/// `pg_locks`, as a dropped connection or a killed process would.
+fn terminate(s: &Schema, which: &str) {
+    sql(
+        &s.server,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM ({}) t",
+            which.replace("SCHEMA", &s.name)
+        ),
+    );
+}
+
+/// The session holding the leader lock of the schema named SCHEMA.
+const LEADER_SESSION: &str = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+     AND classid = 2003530060 AND objid = hashtext('SCHEMA')::oid";
+
+/// The sessions listening on the channel of the schema named SCHEMA.
+const LISTEN_SESSIONS: &str = "SELECT pid FROM pg_stat_activity
+     WHERE query = 'LISTEN \"workq_' || md5('SCHEMA') || '\"'";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_listen_connection_is_made_again_and_says_what_may_have_been_missed() {
+    use workq::backend::{Backend, Gap};
+    use workq::model::Event;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let clock = a_clock();
+    let a = store_with(&s, &clock, |_| {}).await;
+    let b = store_with(&s, &clock, |_| {}).await;
+    a.create_queue("q", Default::default()).await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || b.is_listening()).await);
+    let mut feed = b.subscribe();
+    terminate(&s, LISTEN_SESSIONS);
+    let got = first_on(&mut feed, Duration::from_secs(5), |e| e.is_err()).await;
+    assert_eq!(got, Some(Err(Gap::Changed)), "said after listening again");
+    assert!(b.is_listening());
+    a.add_items("q", one_item("v"), "bot").await.unwrap();
+    let got = first_on(&mut feed, Duration::from_secs(2), |e| e.is_ok()).await;
+    assert_eq!(
+        got,
+        Some(Ok(Event::Items {
+            queue: "q".into(),
+            count: 1
+        })),
+        "and hears again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_store_of_a_schema_sweeps_and_another_takes_over_when_it_is_gone() {
+    use workq::backend::Backend;
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let clock = a_clock();
+    let fast = |o: &mut workq::store::postgres::Options| {
+        o.sweep_every = Duration::from_millis(100);
+        o.leader_every = Duration::from_millis(200);
+    };
+    let a = store_with(&s, &clock, fast).await;
+    let b = store_with(&s, &clock, fast).await;
+    assert!(eventually(Duration::from_secs(5), || a.is_leader() || b.is_leader()).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(a.is_leader() != b.is_leader(), "exactly one leads");
+    let (leader, other) = if a.is_leader() { (a, b) } else { (b, a) };
+    assert!(leader.sweeps_run() > 3, "{}", leader.sweeps_run());
+    assert_eq!(other.sweeps_run(), 0, "only the leader sweeps");
+
+    // The leader's connection goes away: it stops leading, and one of them leads again.
+    terminate(&s, LEADER_SESSION);
+    assert!(
+        eventually(Duration::from_secs(3), || !leader.is_leader()).await,
+        "a leader whose connection failed stops leading"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || leader.is_leader()
+            != other.is_leader())
+        .await,
+        "one leads again"
+    );
+    let (leader, other) = if leader.is_leader() {
+        (leader, other)
+    } else {
+        (other, leader)
+    };
+
+    // An item leased for a minute by a worker that never reports.
+    let mut settings = QueueSettings::default();
+    settings.lease = Some(Duration::from_secs(60));
+    other.create_queue("q", settings).await.unwrap();
+    let item = other
+        .add_items("q", one_item("v"), "bot")
+        .await
+        .unwrap()
+        .remove(0);
+    let d = other
+        .dequeue(DequeueRequest {
+            queues: vec!["q".into()],
+            worker: "w".into(),
+            count: 1,
+            wait: Duration::ZERO,
+        })
+        .await
+        .unwrap();
+    assert_eq!(d.leases.len(), 1);
+    // The leader is gone; then the lease runs out: the other takes over and times it out.
+    drop(leader);
+    clock.advance(Duration::from_secs(61));
+    let t = std::time::Instant::now();
+    let mut status = Status::Processing;
+    while t.elapsed() < Duration::from_secs(5) && status == Status::Processing {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = other.item(&item.id).await.unwrap().item.status;
+    }
+    assert_eq!(status, Status::Exception, "timed out by the new leader");
+    assert!(other.is_leader());
+    assert!(other.sweeps_run() > 0);
 }

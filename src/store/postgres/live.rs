@@ -185,7 +185,11 @@ pub(crate) fn start(inner: &Arc<Inner>, config: tokio_postgres::Config) {
     if options.listen {
         spawn(Box::pin(listener(live.clone(), config.clone())));
     }
-    spawn(Box::pin(fallback(live.clone(), inner.pool.clone(), options)));
+    spawn(Box::pin(fallback(
+        live.clone(),
+        inner.pool.clone(),
+        options,
+    )));
     if !inner.read_only {
         spawn(Box::pin(leader(live.clone(), config, options)));
         spawn(Box::pin(super::sweeper(Arc::downgrade(inner))));
@@ -427,10 +431,16 @@ mod tests {
     fn a_number_no_one_told_of_is_found_one_reading_late() {
         let mut c = Covered::default();
         c.seen.insert(3);
-        assert!(!c.reading(5), "the first reading only sets where judging starts");
+        assert!(
+            !c.reading(5),
+            "the first reading only sets where judging starts"
+        );
         c.seen.insert(6);
         c.seen.insert(7);
-        assert!(!c.reading(8), "6 and 7 are not judged before the next reading");
+        assert!(
+            !c.reading(8),
+            "6 and 7 are not judged before the next reading"
+        );
         c.seen.insert(8);
         assert!(!c.reading(9), "6, 7 and 8 were all told of");
         assert!(c.reading(9), "9 was not");

@@ -297,7 +297,10 @@ impl Inner {
         });
         let head = live::payload_head(&self.live.id, events, ready);
         let st = tx.prepare_cached(sql).await.map_err(schema::pg_error)?;
-        let row = tx.query_one(&st, &[&head]).await.map_err(schema::pg_error)?;
+        let row = tx
+            .query_one(&st, &[&head])
+            .await
+            .map_err(schema::pg_error)?;
         self.live.cover(row.get(0));
         Ok(())
     }
