@@ -1096,3 +1096,152 @@ async fn one_store_of_a_schema_sweeps_and_another_takes_over_when_it_is_gone() {
     assert!(other.is_leader());
     assert!(other.sweeps_run() > 0);
 }
+
+/// A `workq serve` on `db`, killed (SIGKILL) when dropped, and where it listens.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Served {
+    fn start(db: &str) -> Served {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("workq"))
+            .env_remove("WORKQ_DB")
+            .args(["--db", db, "serve", "--listen", "127.0.0.1:0"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "the server ended");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // The rest of what it says is read and dropped, so it never waits on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        Served { child, addr }
+    }
+
+    /// `GET path`'s body.
+    fn get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(&self.addr).unwrap();
+        write!(
+            tcp,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).unwrap();
+        answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+    }
+
+    fn leads(&self) -> bool {
+        self.get("/healthz").contains("\"leader\":true")
+    }
+
+    /// A `workq` command on this server.
+    fn workq(&self, token: &str) -> Command {
+        let mut c = Command::cargo_bin("workq").unwrap();
+        c.env_remove("WORKQ_DB")
+            .args([
+                "--remote",
+                &format!("http://{}", self.addr),
+                "--token",
+                token,
+            ])
+            .timeout(Duration::from_secs(60));
+        c
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(within: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    while std::time::Instant::now() < until {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok()
+}
+
+#[test]
+fn when_the_leading_server_is_killed_another_times_out_a_lease_within_seconds() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db)
+        .args(["queue", "create", "q", "--lease", "2s"])
+        .assert()
+        .success();
+    let o = workq(&db)
+        .args(["--json", "token", "create", "adm", "--role", "admin"])
+        .output()
+        .unwrap();
+    let token = serde_json::from_slice::<Value>(&o.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut first = Served::start(&db);
+    assert!(
+        wait_for(Duration::from_secs(5), || first.leads()),
+        "the first server leads"
+    );
+    let second = Served::start(&db);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!second.leads(), "and only it");
+    // An item taken through the second server by a worker that never reports.
+    let o = second
+        .workq(&token)
+        .args(["item", "add", "q", "--value", "v"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    second
+        .workq(&token)
+        .args(["dequeue", "q", "--worker", "w1"])
+        .assert()
+        .success();
+    // The leader dies before the lease runs out.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let killed = std::time::Instant::now();
+    let show = || {
+        let o = second
+            .workq(&token)
+            .args(["--json", "item", "show", &id])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || show()["status"] == "exception"),
+        "{}",
+        show()
+    );
+    let item = show();
+    assert_eq!(item["reason"], "timeout", "{item}");
+    assert!(
+        killed.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert!(second.leads(), "the second server leads now");
+}
