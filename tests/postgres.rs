@@ -1245,3 +1245,173 @@ fn when_the_leading_server_is_killed_another_times_out_a_lease_within_seconds() 
     );
     assert!(second.leads(), "the second server leads now");
 }
+
+/// The first column of `text`'s rows, as text, on a runtime of its own.
+fn sql_column(url: &str, text: &str) -> Vec<String> {
+    let (url, text) = (url.to_string(), text.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .simple_query(&text)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some(r.get(0).unwrap_or("").to_string())
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// The issue's test, at a size CI affords (WORKQ_TEST_MANY items; 10,000 unless set): two
+/// servers on one schema, 16 workers spread over them, every item processed exactly once.
+#[test]
+fn sixteen_workers_on_two_servers_process_every_item_exactly_once() {
+    use workq::backend::Backend;
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let n: usize = std::env::var("WORKQ_TEST_MANY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db).args(["queue", "create", "q"]).assert().success();
+    let o = workq(&db)
+        .args(["--json", "token", "create", "adm", "--role", "admin"])
+        .output()
+        .unwrap();
+    let token = serde_json::from_slice::<Value>(&o.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("items.csv");
+    let mut csv = String::from("n\n");
+    for i in 0..n {
+        csv.push_str(&format!("{i}\n"));
+    }
+    std::fs::write(&file, csv).unwrap();
+    workq(&db)
+        .arg("import")
+        .arg("q")
+        .arg(&file)
+        .assert()
+        .success();
+    let servers = [Served::start(&db), Served::start(&db)];
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|s| format!("http://{}", s.addr))
+        .collect();
+    let started = std::time::Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let done: Vec<(usize, Vec<String>)> = rt.block_on(async {
+        let workers: Vec<_> = (0..16)
+            .map(|w| {
+                let url = urls[w % 2].clone();
+                let token = token.clone();
+                tokio::spawn(async move {
+                    let client = workq::client::HttpClient::new(&url, Some(token)).unwrap();
+                    let name = format!("w{w}");
+                    let mut ids = Vec::new();
+                    loop {
+                        let d = client
+                            .dequeue(DequeueRequest {
+                                queues: vec!["q".into()],
+                                worker: name.clone(),
+                                count: 20,
+                                wait: Duration::from_millis(500),
+                            })
+                            .await
+                            .unwrap();
+                        if d.leases.is_empty() {
+                            let c = client.queue("q").await.unwrap().counts;
+                            if c.queued == 0 && c.processing == 0 {
+                                break;
+                            }
+                            continue;
+                        }
+                        let outcomes: Vec<Outcome> = d
+                            .leases
+                            .iter()
+                            .map(|l| Outcome {
+                                id: l.item.id.clone(),
+                                lease: l.lease.clone(),
+                                reason: None,
+                                note: None,
+                                retry_in: None,
+                            })
+                            .collect();
+                        for r in client.finish(outcomes, &name).await.unwrap() {
+                            r.unwrap();
+                        }
+                        ids.extend(d.leases.into_iter().map(|l| l.item.id));
+                    }
+                    (w % 2, ids)
+                })
+            })
+            .collect();
+        let mut done = Vec::new();
+        for w in workers {
+            done.push(w.await.unwrap());
+        }
+        done
+    });
+    let took = started.elapsed();
+    eprintln!("{n} items by 16 workers on two servers in {took:?}");
+    let mut all: Vec<&String> = done.iter().flat_map(|(_, ids)| ids).collect();
+    assert_eq!(all.len(), n, "as many finished as there were items");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "none finished twice");
+    for side in 0..2 {
+        let by: usize = done
+            .iter()
+            .filter(|(s, _)| *s == side)
+            .map(|(_, i)| i.len())
+            .sum();
+        assert!(by > 0, "server {side}'s workers took some");
+    }
+    // The history agrees: one processed entry per item.
+    let one = |text: &str| sql_column(&db, text).remove(0);
+    // Nothing but the completions: no lease timed out or handed back, none taken again.
+    let kinds = sql_column(
+        &db,
+        "SELECT action || ' ' || coalesce(to_status, '-') || ' ' || count(*) FROM history
+         GROUP BY action, to_status ORDER BY 1",
+    );
+    assert_eq!(kinds, vec![format!("complete processed {n}")]);
+    assert_eq!(
+        one("SELECT count(DISTINCT item_seq) FROM history WHERE to_status = 'processed'"),
+        n.to_string()
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM history WHERE to_status = 'processed'"),
+        n.to_string()
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM items WHERE status = 'processed'"),
+        n.to_string()
+    );
+    let o = workq(&db).args(["--json", "queue", "ls"]).output().unwrap();
+    let ls: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ls[0]["counts"]["processed"], n, "{ls}");
+}
