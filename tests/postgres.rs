@@ -1065,8 +1065,10 @@ async fn one_store_of_a_schema_sweeps_and_another_takes_over_when_it_is_gone() {
     };
 
     // An item leased for a minute by a worker that never reports.
-    let mut settings = QueueSettings::default();
-    settings.lease = Some(Duration::from_secs(60));
+    let settings = QueueSettings {
+        lease: Some(Duration::from_secs(60)),
+        ..Default::default()
+    };
     other.create_queue("q", settings).await.unwrap();
     let item = other
         .add_items("q", one_item("v"), "bot")

@@ -393,7 +393,7 @@ async fn lead_once(live: &Live, client: &tokio_postgres::Client, every: Duration
         }
     };
     loop {
-        let Some(r) = answer(const_format_lock()).await else {
+        let Some(r) = answer(lock_sql()).await else {
             return;
         };
         if r.get::<_, bool>(0) {
@@ -411,7 +411,7 @@ async fn lead_once(live: &Live, client: &tokio_postgres::Client, every: Duration
     }
 }
 
-fn const_format_lock() -> &'static str {
+fn lock_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         format!("SELECT pg_try_advisory_lock({LEADER_KEY}, hashtext(current_schema()))")

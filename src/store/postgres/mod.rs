@@ -9,16 +9,18 @@
 //! - Per-queue counters are rows of `queues`, updated at the end of each transaction in
 //!   queue order (so two transactions never wait for each other's counters crosswise).
 //!   They are a hot row under many writers of one queue: sharded counters come later.
-//! - The change feed is this process's own commits (`events`): LISTEN/NOTIFY, for the
-//!   commits of other processes, plugs in at `Inner::publish` and `subscribe`.
-//! - A long poll wakes on this process's commits, and looks again every `poll_every`.
+//! - The change feed is this process's own commits and, by LISTEN/NOTIFY, those of the
+//!   other processes on the schema; a change none told of (no NOTIFY through a
+//!   transaction-pooling proxy, a LISTEN connection down) reads as `Gap::Changed` within
+//!   two readings of a sequence (see `live`).
+//! - A long poll wakes on this process's commits and on the others' notifications, and
+//!   looks again every `poll_every`.
+//! - Periodic work (sweeps here, alert checks in `workq serve`: `Backend::leads`) runs on
+//!   one process of the schema, the holder of a session-level advisory lock.
 //! - Times come from the injected clock, bound as BIGINT milliseconds; SQL never reads
 //!   `now()`, so a test's clock controls everything.
 //!
-//! Seams left for what comes next: LISTEN/NOTIFY at `Inner::publish` (send the events in
-//! the transaction) and `Backend::subscribe` (merge the listened ones), which also wakes
-//! long polls of other processes; a leader lock for `sweeper` (today every process sweeps,
-//! safely: `FOR UPDATE SKIP LOCKED`); COPY for `write::import` (today rows are held in
+//! Seams left for what comes next: COPY for `write::import` (today rows are held in
 //! memory and inserted one by one in the one transaction); sharded counters in
 //! `write::settle` (today one `queues` row per queue); `schema::MIGRATIONS` is the list a
 //! `migrate` command would walk.
