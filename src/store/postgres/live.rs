@@ -207,7 +207,7 @@ async fn listener(live: Arc<Live>, config: tokio_postgres::Config) {
         if heard {
             delay = Duration::from_millis(100);
             first = false;
-        } else if !first {
+        } else {
             delay = (delay * 2).min(Duration::from_secs(5));
         }
         tracing::warn!(
