@@ -49,6 +49,12 @@ impl HttpClient {
             .or_else(|| lower.strip_prefix("https://"));
         match rest {
             Some(host) if !host.is_empty() && !host.contains('/') => {}
+            None if !lower.contains("://") && !lower.is_empty() => {
+                return Err(Error::invalid(
+                    "remote",
+                    format!("--remote {url}: the URL needs its scheme: http://{trimmed}"),
+                ))
+            }
             _ => {
                 return Err(Error::invalid(
                     "remote",

@@ -224,6 +224,12 @@ pub async fn run(backend: Arc<dyn Backend>, opts: Options) -> Result<i32, String
         },
         finished: Default::default(),
     };
+    eprintln!(
+        "workq work: {} taking from {} ({} at a time)",
+        one_line(&worker),
+        one_line(&opts.queues.join(", ")),
+        opts.concurrency
+    );
     // The first registration is waited for: an engine that refuses it refuses the agent.
     backend
         .register_worker(&worker, report.now(WorkerState::Running))
@@ -569,9 +575,9 @@ async fn ensure_queues(backend: &dyn Backend, queues: &[String]) -> Result<(), S
                     ),
                     // Another agent created it first.
                     Err(Error::Conflict { .. }) => {}
-                    Err(Error::Forbidden { role, .. }) => {
+                    Err(Error::Forbidden { role, needs, .. }) => {
                         return Err(format!(
-                            "queue '{}' does not exist, and this token (role {role}) may not create queues: create it with an operator's token (`workq queue create {}`), or check the name",
+                            "queue '{}' does not exist, and this token (role {role}) may not create queues: check the name, or create it with a token of role {needs} (`workq queue create {}`)",
                             crate::text::escape(q, false),
                             crate::text::escape(q, false)
                         ))
@@ -588,9 +594,13 @@ async fn ensure_queues(backend: &dyn Backend, queues: &[String]) -> Result<(), S
 /// What the exit code says: 0 processed (stdout tail as note), the business codes (2) and
 /// IT codes (3) those exceptions, a timeout, anything else generic with the stderr tail.
 fn outcome(ran: &Ran, exits: &ExitMap) -> (Option<Reason>, Option<String>) {
+    // The output's last line ending goes, as a shell's `$(…)` drops it: the note is what
+    // the command said, not how its last line ended. Everything before stays as written.
     let text = |b: &[u8]| {
-        let s = String::from_utf8_lossy(b).into_owned();
-        (!s.is_empty()).then_some(s)
+        let s = String::from_utf8_lossy(b);
+        let s = s.strip_suffix('\n').unwrap_or(&s);
+        let s = s.strip_suffix('\r').unwrap_or(s);
+        (!s.is_empty()).then(|| s.to_string())
     };
     match &ran.end {
         End::Exit(0) => (None, text(&ran.stdout)),

@@ -125,6 +125,19 @@ fn until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Reads the agent's stderr up to the first line that says `what`.
+fn line_with(err: &mut impl BufRead, what: &str) -> String {
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            panic!("stderr ended before a line with '{what}'");
+        }
+        if line.contains(what) {
+            return line;
+        }
+    }
+}
+
 fn alive(pid: i32) -> bool {
     // A zombie is dead: only its parent's wait is missing.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -213,16 +226,16 @@ exit 0"#,
         )
     };
     assert_eq!(st("ok"), ("processed".into(), None));
-    assert_eq!(note(&items["ok"]), "out ok q n-ok attempt=1\n");
+    assert_eq!(note(&items["ok"]), "out ok q n-ok attempt=1");
     assert_eq!(st("biz"), ("exception".into(), Some("business".into())));
-    assert_eq!(note(&items["biz"]), "err biz\n");
+    assert_eq!(note(&items["biz"]), "err biz");
     assert_eq!(st("it"), ("exception".into(), Some("it".into())));
     assert_eq!(st("other"), ("exception".into(), Some("generic".into())));
-    assert_eq!(note(&items["other"]), "err other\n");
-    // The last 64 KiB of stdout, exactly.
+    assert_eq!(note(&items["other"]), "err other");
+    // The last 64 KiB of stdout, exactly, but for its last line ending.
     let big = note(&items["big"]);
-    assert_eq!(big.len(), 64 * 1024);
-    assert!(big.ends_with("aaaaEND\n"), "{}", &big[big.len() - 20..]);
+    assert_eq!(big.len(), 64 * 1024 - 1);
+    assert!(big.ends_with("aaaaEND"), "{}", &big[big.len() - 20..]);
     assert!(on.json(&["queue", "inspect", "fresh"]).is_object());
     // Nothing left: a second run-once ends at once, with nothing failed, saying nothing of
     // queues.
@@ -270,7 +283,9 @@ fn a_worker_token_cannot_create_the_queue_it_names() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("queue 'typo' does not exist") && err.contains("may not create queues"),
+        err.contains("queue 'typo' does not exist")
+            && err.contains("may not create queues")
+            && err.contains("a token of role admin"),
         "{err}"
     );
     let names = local.ok(&["queue", "ls", "--names"]);
@@ -431,9 +446,8 @@ fn sigterm_drains() {
     });
     unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
     let mut err = BufReader::new(agent.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("stopping"), "{line}");
+    let line = line_with(&mut err, "stopping");
+    assert!(line.contains("no new items; waiting up to"), "{line}");
     // Draining, as `workq workers` shows it, while the first item finishes.
     until("the agent is shown draining", || {
         on.json(&["workers"])[0]["state"] == "draining"
@@ -445,7 +459,7 @@ fn sigterm_drains() {
     assert_eq!(w["state"], "stopped", "it said goodbye: {w}");
     let items = by_value(&on.items("q"));
     assert_eq!(items["first"]["status"], "processed");
-    assert_eq!(note(&items["first"]), "done first\n");
+    assert_eq!(note(&items["first"]), "done first");
     assert_eq!(items["second"]["status"], "queued");
     assert!(!dir.path().join("started-second").exists());
 }
@@ -487,9 +501,8 @@ fn items_taken_ahead_go_back_on_sigterm() {
     );
     unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
     let mut err = BufReader::new(agent.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("stopping"), "{line}");
+    let line = line_with(&mut err, "stopping");
+    assert!(line.contains("no new items; waiting up to"), "{line}");
     until("what was taken ahead is back", || {
         on.json(&["workers"])[0]["holding"] == 1
     });
@@ -537,10 +550,9 @@ fn a_second_signal_hands_back_at_once() {
         .unwrap();
     until("the item started", || dir.path().join("started").exists());
     let mut err = BufReader::new(agent.stderr.take().unwrap());
-    let mut line = String::new();
     unsafe { libc::kill(agent.id() as i32, libc::SIGINT) };
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("stopping"), "{line}");
+    let line = line_with(&mut err, "stopping");
+    assert!(line.contains("no new items; waiting up to"), "{line}");
     unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
     assert_eq!(agent.wait().unwrap().code(), Some(0));
     let i = &on.items("q")[0];
@@ -795,7 +807,7 @@ fn heartbeats_keep_the_lease_and_a_refused_one_kills_the_command() {
     assert_eq!(agent.wait().unwrap().code(), Some(0));
     let items = by_value(&on.items("q"));
     assert_eq!(items["long"]["retry_count"], 0, "never timed out");
-    assert_eq!(note(&items["long"]), "finished\n");
+    assert_eq!(note(&items["long"]), "finished");
     assert_eq!(items["held"]["status"], "on-hold");
 }
 

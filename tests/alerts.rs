@@ -242,6 +242,11 @@ fn bad_alerts_are_refused_clearly_and_change_nothing() {
             ],
             "'out>>0'",
         ),
+        // Neither target: both are named as the choice.
+        (
+            &["alert", "add", "x", "--queue", "inv", "--when", "out>0"],
+            "<--run <RUN>|--webhook <WEBHOOK>>",
+        ),
         (
             &[
                 "alert",

@@ -66,6 +66,12 @@ const RULES: &[(&str, &[&str])] = &[
         "store",
         &["connect", "cli", "tui", "demo", "bench", "server"],
     ),
+    // `workq migrate` copies one store's tables into the other's: it knows both stores
+    // and nothing of the front ends.
+    (
+        "migrate",
+        &["connect", "cli", "tui", "demo", "bench", "server"],
+    ),
     // The server wraps whatever backend it is handed: no store, no front end.
     (
         "server",

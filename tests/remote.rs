@@ -245,7 +245,17 @@ fn bad_connections_say_what_is_wrong_and_change_nothing() {
         (e["error"]["kind"].as_str(), e["error"]["path"].as_str()),
         (Some("storage"), Some(url.as_str()))
     );
+    // No scheme: the URL it should have been; a path: what a URL looks like.
     let out = run(workq(), &["--remote", "127.0.0.1:7878", "queue", "ls"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs its scheme: http://127.0.0.1:7878"),
+        "{err}"
+    );
+    let out = run(
+        workq(),
+        &["--remote", "http://127.0.0.1:7878/api", "queue", "ls"],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("http://127.0.0.1:7878 (no path)"), "{err}");
 

@@ -311,6 +311,7 @@ pub enum TokenCmd {
 #[derive(Subcommand, Debug)]
 pub enum AlertCmd {
     /// Add an alert on a queue.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["run", "webhook"])))]
     Add {
         name: String,
         #[arg(long)]
@@ -320,7 +321,7 @@ pub enum AlertCmd {
         when: String,
         /// A shell command run with the alert's JSON on stdin (and WORKQ_ALERT_NAME,
         /// WORKQ_ALERT_STATE in its environment).
-        #[arg(long, conflicts_with = "webhook", required_unless_present = "webhook")]
+        #[arg(long)]
         run: Option<String>,
         /// A URL the alert's JSON is POSTed to.
         #[arg(long)]

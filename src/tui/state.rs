@@ -355,6 +355,9 @@ pub struct WorkersState {
     pub loaded: bool,
     pub selected: Option<String>,
     pub fetch: Fetch,
+    /// When the list was last asked for: agents report themselves without changing any
+    /// item, so the view also asks now and then (`WORKERS_REFRESH_SECS`).
+    pub asked_at: Option<Time>,
 }
 
 /// A one-line text input.

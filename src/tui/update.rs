@@ -107,12 +107,22 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
                 .queues
                 .asked_at
                 .is_none_or(|t| (now - t).num_seconds() >= TIME_REFRESH_SECS);
-            if due && !s.queues.fetch.inflight {
+            let mut fx = if due && !s.queues.fetch.inflight {
                 s.queues.timed = true;
                 fetch_queues(s, false)
             } else {
                 vec![]
+            };
+            // An agent's report (draining, its pace) and a quiet worker going stale change
+            // no item, so no event says so: the workers view asks by itself.
+            let workers_due = s
+                .workers
+                .asked_at
+                .is_none_or(|t| (now - t).num_seconds() >= WORKERS_REFRESH_SECS);
+            if s.view == View::Workers && workers_due && !s.workers.fetch.inflight {
+                fx.extend(fetch_workers(s, false));
             }
+            fx
         }
         Msg::Changed => refresh(s),
         Msg::Feed(gap) => feed_gap(s, gap),
@@ -497,6 +507,9 @@ fn landed(f: &mut Fetch, seq: u64) -> (bool, bool) {
 /// (SLA states, expiry and throughput move with time alone), and the view only when
 /// they moved.
 pub const TIME_REFRESH_SECS: i64 = 15;
+/// How often the workers view asks for the list when nothing else made it (agents report
+/// every `rules::REGISTER_EVERY`).
+pub const WORKERS_REFRESH_SECS: i64 = 2;
 
 /// What time alone changes in the summaries.
 fn time_figures(list: &[QueueSummary]) -> Vec<(&str, u64, u64, u64)> {
@@ -524,6 +537,7 @@ fn fetch_groups(s: &mut State, changed: bool) -> Vec<Effect> {
 }
 
 fn fetch_workers(s: &mut State, changed: bool) -> Vec<Effect> {
+    s.workers.asked_at = Some(s.now);
     want(&mut s.workers.fetch, changed)
         .map(Effect::LoadWorkers)
         .into_iter()

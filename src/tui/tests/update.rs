@@ -785,6 +785,24 @@ fn inbox_groups_open_and_act_as_a_whole() {
 }
 
 #[test]
+fn the_workers_view_asks_again_by_itself_since_agents_report_without_changing_items() {
+    use crate::tui::update::WORKERS_REFRESH_SECS;
+    let mut s = state(80, 24);
+    settle(&mut s, k('4'));
+    let asked = |fx: &[Effect]| fx.iter().any(|e| matches!(e, Effect::LoadWorkers(_)));
+    let later = |secs: i64| Msg::Tick(now() + chrono::Duration::seconds(secs));
+    assert!(!asked(&update(&mut s, later(WORKERS_REFRESH_SECS - 1))));
+    let fx = update(&mut s, later(WORKERS_REFRESH_SECS));
+    assert!(asked(&fx), "{fx:?}");
+    // Not while that fetch is on its way.
+    assert!(!asked(&update(&mut s, later(2 * WORKERS_REFRESH_SECS))));
+    // Another view does not ask for workers.
+    let mut s = state(80, 24);
+    settle(&mut s, k('1'));
+    assert!(!asked(&update(&mut s, later(10 * WORKERS_REFRESH_SECS))));
+}
+
+#[test]
 fn workers_keep_their_order_and_the_selection_stays_on_its_worker() {
     let mut s = state(80, 24);
     settle(&mut s, k('4'));
