@@ -1417,3 +1417,55 @@ fn sixteen_workers_on_two_servers_process_every_item_exactly_once() {
     let ls: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(ls[0]["counts"]["processed"], n, "{ls}");
 }
+
+#[test]
+fn a_change_through_one_server_shows_on_the_events_of_another() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db).args(["queue", "create", "q"]).assert().success();
+    let o = workq(&db)
+        .args(["--json", "token", "create", "adm", "--role", "admin"])
+        .output()
+        .unwrap();
+    let token = serde_json::from_slice::<Value>(&o.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (one, two) = (Served::start(&db), Served::start(&db));
+    // Listening on the second server's events…
+    let mut tcp = std::net::TcpStream::connect(&two.addr).unwrap();
+    write!(
+        tcp,
+        "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\r\n",
+        two.addr
+    )
+    .unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut lines = BufReader::new(tcp);
+    let mut line = String::new();
+    lines.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    // …while the second server's LISTEN connection is surely up.
+    std::thread::sleep(Duration::from_millis(1000));
+    // …an item added through the first shows there.
+    let t = std::time::Instant::now();
+    one.workq(&token)
+        .args(["item", "add", "q", "--value", "v"])
+        .assert()
+        .success();
+    let mut seen = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_line(&mut line) {
+            Ok(n) if n > 0 => {}
+            other => panic!("no items event on the other server: {other:?} after {seen:?}"),
+        }
+        seen.push(line.trim().to_string());
+        if line.trim() == "event: items" {
+            break;
+        }
+    }
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
