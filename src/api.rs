@@ -503,6 +503,10 @@ pub struct VerifyToken {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: String,
+    /// Whether this server runs the periodic work (lease sweeps, alert checks): on a
+    /// database several servers share, exactly one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<bool>,
 }
 
 /// The `event:` names of `GET /v1/events` besides the engine's own (`items`, `queue`).

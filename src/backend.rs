@@ -125,6 +125,12 @@ pub trait Backend: Send + Sync {
 
     /// The change feed: events as the engine commits them, and where it could not follow.
     fn subscribe(&self) -> Feed;
+
+    /// Whether this process runs the store's periodic work (lease sweeps, alert checks).
+    /// On a database several servers share, only the one holding the leader lock does.
+    fn leads(&self) -> bool {
+        true
+    }
 }
 
 /// Where a change feed could not follow its source.

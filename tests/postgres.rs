@@ -776,3 +776,710 @@ fn two_agents_in_two_processes_process_every_item_exactly_once() {
         assert_eq!(taken, 1, "{d}");
     }
 }
+
+// ------------------------------------------------------------------ live across processes
+
+/// A store on `s` with other knobs; the defaults otherwise.
+async fn store_with(
+    s: &Schema,
+    clock: &workq::clock::ManualClock,
+    f: impl FnOnce(&mut workq::store::postgres::Options),
+) -> workq::store::postgres::PgStore {
+    let mut options = workq::store::postgres::Options::default();
+    f(&mut options);
+    workq::store::postgres::PgStore::open_with(
+        &s.url(),
+        std::sync::Arc::new(clock.clone()),
+        options,
+    )
+    .await
+    .unwrap()
+}
+
+fn a_clock() -> workq::clock::ManualClock {
+    use chrono::TimeZone;
+    workq::clock::ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap())
+}
+
+/// Waits up to `within` for `ok`, looking every 20ms.
+async fn eventually(within: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    while std::time::Instant::now() < until {
+        if ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ok()
+}
+
+/// The first of `feed`'s next events and gaps that `want` takes, within `within`; `None`
+/// if none came.
+async fn first_on(
+    feed: &mut workq::backend::Feed,
+    within: Duration,
+    want: impl Fn(&Result<workq::model::Event, workq::backend::Gap>) -> bool,
+) -> Option<Result<workq::model::Event, workq::backend::Gap>> {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let got = tokio::time::timeout_at(until, feed.recv()).await.ok()?;
+        if want(&got) {
+            return Some(got);
+        }
+    }
+}
+
+fn one_item(value: &str) -> Vec<workq::model::NewItem> {
+    vec![workq::model::NewItem {
+        value: value.into(),
+        ..Default::default()
+    }]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_store_shows_on_the_others_feed() {
+    use workq::backend::Backend;
+    use workq::model::Event;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let clock = a_clock();
+    let a = store_with(&s, &clock, |_| {}).await;
+    let b = store_with(&s, &clock, |_| {}).await;
+    assert!(eventually(Duration::from_secs(5), || b.is_listening()).await);
+    let mut feed = b.subscribe();
+    let t = std::time::Instant::now();
+    a.create_queue("q", Default::default()).await.unwrap();
+    let got = first_on(
+        &mut feed,
+        Duration::from_secs(2),
+        |e| matches!(e, Ok(Event::Queue { queue }) if queue == "q"),
+    )
+    .await;
+    assert!(got.is_some(), "b heard of the queue a made");
+    a.add_items("q", one_item("v"), "bot").await.unwrap();
+    let got = first_on(
+        &mut feed,
+        Duration::from_secs(2),
+        |e| matches!(e, Ok(Event::Items { queue, .. }) if queue == "q"),
+    )
+    .await;
+    assert_eq!(
+        got,
+        Some(Ok(Event::Items {
+            queue: "q".into(),
+            count: 1
+        }))
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Its own commits come once, not again as heard from the database.
+    let mut mine = a.subscribe();
+    a.add_items("q", one_item("w"), "bot").await.unwrap();
+    let first = first_on(&mut mine, Duration::from_secs(1), |_| true).await;
+    assert!(matches!(first, Some(Ok(Event::Items { .. }))), "{first:?}");
+    let again = first_on(&mut mine, Duration::from_millis(500), |_| true).await;
+    assert_eq!(again, None, "a's own commit is not told to a twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_on_one_store_returns_when_the_other_adds_an_item() {
+    use workq::backend::Backend;
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let clock = a_clock();
+    let a = store_with(&s, &clock, |_| {}).await;
+    // Without the notification, it would not look again for an hour.
+    let b = store_with(&s, &clock, |o| o.poll_every = Duration::from_secs(3600)).await;
+    a.create_queue("q", Default::default()).await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || b.is_listening()).await);
+    let b = std::sync::Arc::new(b);
+    let poll = tokio::spawn({
+        let b = b.clone();
+        async move {
+            let t = std::time::Instant::now();
+            let d = b
+                .dequeue(DequeueRequest {
+                    queues: vec!["q".into()],
+                    worker: "w".into(),
+                    count: 1,
+                    wait: Duration::from_secs(30),
+                })
+                .await
+                .unwrap();
+            (d, t.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let added = std::time::Instant::now();
+    a.add_items("q", one_item("v"), "bot").await.unwrap();
+    let (d, waited) = poll.await.unwrap();
+    assert_eq!(d.leases.len(), 1, "{d:?}");
+    assert!(
+        waited >= Duration::from_millis(250),
+        "it did wait: {waited:?}"
+    );
+    assert!(
+        added.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        added.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_notifications_the_fallback_still_tells_of_a_change() {
+    use workq::backend::{Backend, Gap};
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let clock = a_clock();
+    let a = store_with(&s, &clock, |_| {}).await;
+    // As through a transaction-pooling proxy: no NOTIFY arrives.
+    let b = store_with(&s, &clock, |o| {
+        o.listen = false;
+        o.poll_every = Duration::from_secs(3600);
+    })
+    .await;
+    a.create_queue("q", Default::default()).await.unwrap();
+    // Two readings, so that the queue made before is judged already.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!b.is_listening());
+    let mut feed = b.subscribe();
+    // b's own change is not taken for another's.
+    b.add_items("q", one_item("mine"), "bot").await.unwrap();
+    let mine = first_on(&mut feed, Duration::from_secs(3), |e| e.is_err()).await;
+    assert_eq!(mine, None, "b's own commit is no unknown change");
+    let take = |wait| DequeueRequest {
+        queues: vec!["q".into()],
+        worker: "w".into(),
+        count: 1,
+        wait,
+    };
+    assert_eq!(
+        b.dequeue(take(Duration::ZERO)).await.unwrap().leases.len(),
+        1
+    );
+    let b = std::sync::Arc::new(b);
+    let poll = tokio::spawn({
+        let b = b.clone();
+        async move { b.dequeue(take(Duration::from_secs(30))).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished(), "nothing to take yet");
+    let t = std::time::Instant::now();
+    a.add_items("q", one_item("theirs"), "bot").await.unwrap();
+    let got = first_on(&mut feed, Duration::from_secs(6), |e| e.is_err()).await;
+    assert_eq!(got, Some(Err(Gap::Changed)));
+    // Judged one reading late: two seconds, three at most, and a margin for a busy machine.
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let d = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .expect("the fallback woke the long poll")
+        .unwrap();
+    assert!(!d.leases.is_empty(), "{d:?}");
+}
+
+/// Ends the sessions of `s`'s schema that `which` selects from `pg_stat_activity` and
+/// `pg_locks`, as a dropped connection or a killed process would.
+fn terminate(s: &Schema, which: &str) {
+    sql(
+        &s.server,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM ({}) t",
+            which.replace("SCHEMA", &s.name)
+        ),
+    );
+}
+
+/// The session holding the leader lock of the schema named SCHEMA.
+const LEADER_SESSION: &str = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+     AND classid = 2003530060 AND objid = hashtext('SCHEMA')::oid";
+
+/// The sessions listening on the channel of the schema named SCHEMA.
+const LISTEN_SESSIONS: &str = "SELECT pid FROM pg_stat_activity
+     WHERE query = 'LISTEN \"workq_' || md5('SCHEMA') || '\"'";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_listen_connection_is_made_again_and_says_what_may_have_been_missed() {
+    use workq::backend::{Backend, Gap};
+    use workq::model::Event;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let clock = a_clock();
+    let a = store_with(&s, &clock, |_| {}).await;
+    let b = store_with(&s, &clock, |_| {}).await;
+    a.create_queue("q", Default::default()).await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || b.is_listening()).await);
+    let mut feed = b.subscribe();
+    terminate(&s, LISTEN_SESSIONS);
+    let got = first_on(&mut feed, Duration::from_secs(5), |e| e.is_err()).await;
+    assert_eq!(got, Some(Err(Gap::Changed)), "said after listening again");
+    assert!(b.is_listening());
+    a.add_items("q", one_item("v"), "bot").await.unwrap();
+    let got = first_on(&mut feed, Duration::from_secs(2), |e| e.is_ok()).await;
+    assert_eq!(
+        got,
+        Some(Ok(Event::Items {
+            queue: "q".into(),
+            count: 1
+        })),
+        "and hears again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_store_of_a_schema_sweeps_and_another_takes_over_when_it_is_gone() {
+    use workq::backend::Backend;
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let clock = a_clock();
+    let fast = |o: &mut workq::store::postgres::Options| {
+        o.sweep_every = Duration::from_millis(100);
+        o.leader_every = Duration::from_millis(200);
+    };
+    let a = store_with(&s, &clock, fast).await;
+    let b = store_with(&s, &clock, fast).await;
+    assert!(eventually(Duration::from_secs(5), || a.is_leader() || b.is_leader()).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(a.is_leader() != b.is_leader(), "exactly one leads");
+    let (leader, other) = if a.is_leader() { (a, b) } else { (b, a) };
+    assert!(leader.sweeps_run() > 0, "{}", leader.sweeps_run());
+    assert_eq!(other.sweeps_run(), 0, "only the leader sweeps");
+
+    // The leader's connection goes away: it stops leading, and one of them leads again.
+    terminate(&s, LEADER_SESSION);
+    assert!(
+        eventually(Duration::from_secs(3), || !leader.is_leader()).await,
+        "a leader whose connection failed stops leading"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || leader.is_leader()
+            != other.is_leader())
+        .await,
+        "one leads again"
+    );
+    let (leader, other) = if leader.is_leader() {
+        (leader, other)
+    } else {
+        (other, leader)
+    };
+
+    // An item leased for a minute by a worker that never reports.
+    let settings = QueueSettings {
+        lease: Some(Duration::from_secs(60)),
+        ..Default::default()
+    };
+    other.create_queue("q", settings).await.unwrap();
+    let item = other
+        .add_items("q", one_item("v"), "bot")
+        .await
+        .unwrap()
+        .remove(0);
+    let d = other
+        .dequeue(DequeueRequest {
+            queues: vec!["q".into()],
+            worker: "w".into(),
+            count: 1,
+            wait: Duration::ZERO,
+        })
+        .await
+        .unwrap();
+    assert_eq!(d.leases.len(), 1);
+    // The leader is gone; then the lease runs out: the other takes over and times it out.
+    drop(leader);
+    clock.advance(Duration::from_secs(61));
+    let t = std::time::Instant::now();
+    let mut status = Status::Processing;
+    while t.elapsed() < Duration::from_secs(5) && status == Status::Processing {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = other.item(&item.id).await.unwrap().item.status;
+    }
+    assert_eq!(status, Status::Exception, "timed out by the new leader");
+    assert!(other.is_leader());
+    assert!(other.sweeps_run() > 0);
+}
+
+/// A `workq serve` on `db`, killed (SIGKILL) when dropped, and where it listens.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Served {
+    fn start(db: &str) -> Served {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("workq"))
+            .env_remove("WORKQ_DB")
+            .args(["--db", db, "serve", "--listen", "127.0.0.1:0"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "the server ended");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // The rest of what it says is read and dropped, so it never waits on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        Served { child, addr }
+    }
+
+    /// `GET path`'s body.
+    fn get(&self, path: &str) -> String {
+        self.get_with(path, "")
+    }
+
+    /// `GET path`'s body, with a token.
+    fn get_with(&self, path: &str, token: &str) -> String {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(&self.addr).unwrap();
+        let auth = if token.is_empty() {
+            String::new()
+        } else {
+            format!("Authorization: Bearer {token}\r\n")
+        };
+        write!(
+            tcp,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).unwrap();
+        answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+    }
+
+    fn leads(&self) -> bool {
+        self.get("/healthz").contains("\"leader\":true")
+    }
+
+    /// A `workq` command on this server.
+    fn workq(&self, token: &str) -> Command {
+        let mut c = Command::cargo_bin("workq").unwrap();
+        c.env_remove("WORKQ_DB")
+            .args([
+                "--remote",
+                &format!("http://{}", self.addr),
+                "--token",
+                token,
+            ])
+            .timeout(Duration::from_secs(60));
+        c
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(within: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    while std::time::Instant::now() < until {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok()
+}
+
+#[test]
+fn when_the_leading_server_is_killed_another_times_out_a_lease_within_seconds() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db)
+        .args(["queue", "create", "q", "--lease", "2s"])
+        .assert()
+        .success();
+    let o = workq(&db)
+        .args(["--json", "token", "create", "adm", "--role", "admin"])
+        .output()
+        .unwrap();
+    let token = serde_json::from_slice::<Value>(&o.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut first = Served::start(&db);
+    assert!(
+        wait_for(Duration::from_secs(5), || first.leads()),
+        "the first server leads"
+    );
+    let second = Served::start(&db);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!second.leads(), "and only it");
+    // An item taken through the second server by a worker that never reports.
+    let o = second
+        .workq(&token)
+        .args(["item", "add", "q", "--value", "v"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    second
+        .workq(&token)
+        .args(["dequeue", "q", "--worker", "w1"])
+        .assert()
+        .success();
+    // The leader dies before the lease runs out.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let killed = std::time::Instant::now();
+    let show = || {
+        let o = second
+            .workq(&token)
+            .args(["--json", "item", "show", &id])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || show()["status"] == "exception"),
+        "{}",
+        show()
+    );
+    let item = show();
+    assert_eq!(item["reason"], "timeout", "{item}");
+    // The lease (2s), a try for the lock (1s), a sweep (1s), and a margin.
+    assert!(
+        killed.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert!(second.leads(), "the second server leads now");
+    let metrics = second.get_with("/metrics", &token);
+    assert!(metrics.contains("\nworkq_leader 1\n"), "{metrics}");
+}
+
+/// The first column of `text`'s rows, as text, on a runtime of its own.
+fn sql_column(url: &str, text: &str) -> Vec<String> {
+    let (url, text) = (url.to_string(), text.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .simple_query(&text)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some(r.get(0).unwrap_or("").to_string())
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// The issue's test, at a size CI affords (WORKQ_TEST_MANY items; 10,000 unless set): two
+/// servers on one schema, 16 workers spread over them, every item processed exactly once.
+#[test]
+fn sixteen_workers_on_two_servers_process_every_item_exactly_once() {
+    use workq::backend::Backend;
+    use workq::model::*;
+    let Some(server) = server() else { return };
+    let n: usize = std::env::var("WORKQ_TEST_MANY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db).args(["queue", "create", "q"]).assert().success();
+    let o = workq(&db)
+        .args(["--json", "token", "create", "adm", "--role", "admin"])
+        .output()
+        .unwrap();
+    let token = serde_json::from_slice::<Value>(&o.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("items.csv");
+    let mut csv = String::from("n\n");
+    for i in 0..n {
+        csv.push_str(&format!("{i}\n"));
+    }
+    std::fs::write(&file, csv).unwrap();
+    workq(&db)
+        .arg("import")
+        .arg("q")
+        .arg(&file)
+        .assert()
+        .success();
+    let servers = [Served::start(&db), Served::start(&db)];
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|s| format!("http://{}", s.addr))
+        .collect();
+    let started = std::time::Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let done: Vec<(usize, Vec<String>)> = rt.block_on(async {
+        let workers: Vec<_> = (0..16)
+            .map(|w| {
+                let url = urls[w % 2].clone();
+                let token = token.clone();
+                tokio::spawn(async move {
+                    let client = workq::client::HttpClient::new(&url, Some(token)).unwrap();
+                    let name = format!("w{w}");
+                    let mut ids = Vec::new();
+                    loop {
+                        let d = client
+                            .dequeue(DequeueRequest {
+                                queues: vec!["q".into()],
+                                worker: name.clone(),
+                                count: 20,
+                                wait: Duration::from_millis(500),
+                            })
+                            .await
+                            .unwrap();
+                        if d.leases.is_empty() {
+                            let c = client.queue("q").await.unwrap().counts;
+                            if c.queued == 0 && c.processing == 0 {
+                                break;
+                            }
+                            continue;
+                        }
+                        let outcomes: Vec<Outcome> = d
+                            .leases
+                            .iter()
+                            .map(|l| Outcome {
+                                id: l.item.id.clone(),
+                                lease: l.lease.clone(),
+                                reason: None,
+                                note: None,
+                                retry_in: None,
+                            })
+                            .collect();
+                        for r in client.finish(outcomes, &name).await.unwrap() {
+                            r.unwrap();
+                        }
+                        ids.extend(d.leases.into_iter().map(|l| l.item.id));
+                    }
+                    (w % 2, ids)
+                })
+            })
+            .collect();
+        let mut done = Vec::new();
+        for w in workers {
+            done.push(w.await.unwrap());
+        }
+        done
+    });
+    let took = started.elapsed();
+    eprintln!("{n} items by 16 workers on two servers in {took:?}");
+    let mut all: Vec<&String> = done.iter().flat_map(|(_, ids)| ids).collect();
+    assert_eq!(all.len(), n, "as many finished as there were items");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "none finished twice");
+    for side in 0..2 {
+        let by: usize = done
+            .iter()
+            .filter(|(s, _)| *s == side)
+            .map(|(_, i)| i.len())
+            .sum();
+        assert!(by > 0, "server {side}'s workers took some");
+    }
+    // The history agrees: one processed entry per item.
+    let one = |text: &str| sql_column(&db, text).remove(0);
+    // Nothing but the completions: no lease timed out or handed back, none taken again.
+    let kinds = sql_column(
+        &db,
+        "SELECT action || ' ' || coalesce(to_status, '-') || ' ' || count(*) FROM history
+         GROUP BY action, to_status ORDER BY 1",
+    );
+    assert_eq!(kinds, vec![format!("complete processed {n}")]);
+    assert_eq!(
+        one("SELECT count(DISTINCT item_seq) FROM history WHERE to_status = 'processed'"),
+        n.to_string()
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM history WHERE to_status = 'processed'"),
+        n.to_string()
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM items WHERE status = 'processed'"),
+        n.to_string()
+    );
+    let o = workq(&db).args(["--json", "queue", "ls"]).output().unwrap();
+    let ls: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ls[0]["counts"]["processed"], n, "{ls}");
+}
+
+#[test]
+fn a_change_through_one_server_shows_on_the_events_of_another() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let db = s.url();
+    workq(&db).args(["queue", "create", "q"]).assert().success();
+    let o = workq(&db)
+        .args(["--json", "token", "create", "adm", "--role", "admin"])
+        .output()
+        .unwrap();
+    let token = serde_json::from_slice::<Value>(&o.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (one, two) = (Served::start(&db), Served::start(&db));
+    // Listening on the second server's events…
+    let mut tcp = std::net::TcpStream::connect(&two.addr).unwrap();
+    write!(
+        tcp,
+        "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\r\n",
+        two.addr
+    )
+    .unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut lines = BufReader::new(tcp);
+    let mut line = String::new();
+    lines.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    // …while the second server's LISTEN connection is surely up.
+    std::thread::sleep(Duration::from_millis(1000));
+    // …an item added through the first shows there.
+    let t = std::time::Instant::now();
+    one.workq(&token)
+        .args(["item", "add", "q", "--value", "v"])
+        .assert()
+        .success();
+    let mut seen = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_line(&mut line) {
+            Ok(n) if n > 0 => {}
+            other => panic!("no items event on the other server: {other:?} after {seen:?}"),
+        }
+        seen.push(line.trim().to_string());
+        if line.trim() == "event: items" {
+            break;
+        }
+    }
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}

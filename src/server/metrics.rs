@@ -191,6 +191,13 @@ pub async fn serve(c: Call) -> Result<Response, Error> {
         m.sse_clients.load(Ordering::Relaxed)
     );
 
+    let _ = writeln!(
+        w,
+        "# HELP workq_leader 1 if this server runs the periodic work (sweeps, alert checks)."
+    );
+    let _ = writeln!(w, "# TYPE workq_leader gauge");
+    let _ = writeln!(w, "workq_leader {}", u8::from(b.leads()));
+
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -253,6 +253,10 @@ fn check_alerts(state: Arc<State>, every: Duration) {
                 _ = tick.tick() => {}
                 _ = stop.changed() => break,
             }
+            // On a database several servers share, the leader checks.
+            if !state.backend.leads() {
+                continue;
+            }
             let now = chrono::Utc::now();
             if let Err(e) =
                 crate::alerting::check_and_deliver(&*state.backend, now, &deliveries).await

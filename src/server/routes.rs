@@ -482,9 +482,10 @@ pub static TABLE: &[Route] = &[
 
 // ---------------------------------------------------------------- health
 
-async fn healthz(_: Call) -> Result<Response, Error> {
+async fn healthz(c: Call) -> Result<Response, Error> {
     ok(&api::Health {
         status: "ok".into(),
+        leader: Some(c.state.backend.leads()),
     })
 }
 
@@ -493,6 +494,7 @@ async fn readyz(c: Call) -> Result<Response, Error> {
     c.state.backend.tokens().await?;
     ok(&api::Health {
         status: "ready".into(),
+        leader: Some(c.state.backend.leads()),
     })
 }
 

@@ -9,16 +9,18 @@
 //! - Per-queue counters are rows of `queues`, updated at the end of each transaction in
 //!   queue order (so two transactions never wait for each other's counters crosswise).
 //!   They are a hot row under many writers of one queue: sharded counters come later.
-//! - The change feed is this process's own commits (`events`): LISTEN/NOTIFY, for the
-//!   commits of other processes, plugs in at `Inner::publish` and `subscribe`.
-//! - A long poll wakes on this process's commits, and looks again every `poll_every`.
+//! - The change feed is this process's own commits and, by LISTEN/NOTIFY, those of the
+//!   other processes on the schema; a change none told of (no NOTIFY through a
+//!   transaction-pooling proxy, a LISTEN connection down) reads as `Gap::Changed` within
+//!   two readings of a sequence (see `live`).
+//! - A long poll wakes on this process's commits and on the others' notifications, and
+//!   looks again every `poll_every`.
+//! - Periodic work (sweeps here, alert checks in `workq serve`: `Backend::leads`) runs on
+//!   one process of the schema, the holder of a session-level advisory lock.
 //! - Times come from the injected clock, bound as BIGINT milliseconds; SQL never reads
 //!   `now()`, so a test's clock controls everything.
 //!
-//! Seams left for what comes next: LISTEN/NOTIFY at `Inner::publish` (send the events in
-//! the transaction) and `Backend::subscribe` (merge the listened ones), which also wakes
-//! long polls of other processes; a leader lock for `sweeper` (today every process sweeps,
-//! safely: `FOR UPDATE SKIP LOCKED`); COPY for `write::import` (today rows are held in
+//! Seams left for what comes next: COPY for `write::import` (today rows are held in
 //! memory and inserted one by one in the one transaction); sharded counters in
 //! `write::settle` (today one `queues` row per queue); `schema::MIGRATIONS` is the list a
 //! `migrate` command would walk.
@@ -26,6 +28,7 @@
 mod actions;
 mod admin;
 mod filter;
+mod live;
 mod read;
 mod rows;
 mod schema;
@@ -44,7 +47,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transacti
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::watch;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -55,9 +58,11 @@ pub struct PgStore {
 pub(crate) struct Inner {
     pool: Pool,
     clock: Arc<dyn Clock>,
-    events: broadcast::Sender<Event>,
-    /// Woken after every commit of this process that made work takeable.
-    wake: Arc<Notify>,
+    /// The change feed, the long polls' wake-ups, and what is shared with other processes
+    /// (see `live`).
+    live: Arc<live::Live>,
+    /// Dropped with the store: its background tasks end.
+    stop: watch::Sender<()>,
     options: Options,
     /// When each worker's row (and its row per queue) was last written by this process
     /// (see `write::written_lately`).
@@ -71,15 +76,23 @@ pub(crate) struct Inner {
 /// Knobs of the store; the defaults are what `open` uses.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
-    /// Other processes' commits do not wake a long poll (until LISTEN/NOTIFY): it also
-    /// looks this often.
+    /// A long poll wakes on commits (this process's, and others' as heard by LISTEN); it
+    /// also looks this often.
     pub poll_every: Duration,
     /// Where retry backoffs get their jitter.
     pub jitter: Jitter,
     /// Most connections the pool opens.
     pub pool_size: usize,
-    /// How often leases that ran out are timed out by this process.
+    /// How often leases that ran out are timed out, by the leader of the schema.
     pub sweep_every: Duration,
+    /// Whether other processes' commits are listened for (LISTEN/NOTIFY). Off, as through
+    /// a transaction-pooling proxy, only the fallback's readings tell of them.
+    pub listen: bool,
+    /// How often the fallback looks for changes no notification told of.
+    pub check_every: Duration,
+    /// How often a store that is not the leader tries to become it, and the leader checks
+    /// its connection.
+    pub leader_every: Duration,
 }
 
 impl Default for Options {
@@ -89,6 +102,9 @@ impl Default for Options {
             jitter: Jitter::Random,
             pool_size: 16,
             sweep_every: Duration::from_secs(1),
+            listen: true,
+            check_every: Duration::from_secs(1),
+            leader_every: Duration::from_secs(1),
         }
     }
 }
@@ -112,7 +128,7 @@ impl PgStore {
         let mut client = schema::connect(&config, &place).await?;
         schema::prepare(&mut client, &place, true).await?;
         drop(client);
-        let store = Self::pooled(config, place, clock, options, false)?;
+        let store = Self::pooled(config, place, clock, options, false, true)?;
         // Leases that ran out while no workq was running are timed out before the store is
         // handed out, as the SQLite store does.
         store.sweep().await.ok();
@@ -144,7 +160,7 @@ impl PgStore {
                     // gone with it.)
                     // One that fails (a user who may only read) leaves them to a process
                     // that may write.
-                    let once = Self::pooled(c, p, k, Options::default(), false)?;
+                    let once = Self::pooled(c, p, k, Options::default(), false, false)?;
                     once.sweep().await.ok();
                 }
                 Ok::<_, Error>(found)
@@ -162,7 +178,7 @@ impl PgStore {
                 ),
             });
         }
-        Self::pooled(config, place, clock, Options::default(), !create)
+        Self::pooled(config, place, clock, Options::default(), !create, true)
     }
 
     fn pooled(
@@ -171,9 +187,10 @@ impl PgStore {
         clock: Arc<dyn Clock>,
         options: Options,
         read_only: bool,
+        background: bool,
     ) -> Result<PgStore> {
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -184,24 +201,36 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| Error::storage(StorageCause::CannotOpen, None, e.to_string()))?;
-        let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             pool,
             clock,
-            events,
-            wake: Arc::new(Notify::new()),
+            live: Arc::new(live::Live::new()),
+            stop: watch::channel(()).0,
             options,
             seen: Mutex::new(HashMap::new()),
             place,
             read_only,
         });
-        if read_only {
-            return Ok(PgStore { inner });
-        }
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(sweeper(Arc::downgrade(&inner)));
+        if background {
+            live::start(&inner, config);
         }
         Ok(PgStore { inner })
+    }
+
+    /// Whether this store holds the schema's leader lock, and so runs the periodic work
+    /// (sweeps here; alert checks in `workq serve`).
+    pub fn is_leader(&self) -> bool {
+        self.inner.live.is_leader()
+    }
+
+    /// Whether this store's LISTEN connection is listening for other processes' commits.
+    pub fn is_listening(&self) -> bool {
+        self.inner.live.is_listening()
+    }
+
+    /// How many periodic sweeps this store has run (as the leader).
+    pub fn sweeps_run(&self) -> u64 {
+        self.inner.live.swept()
     }
 
     /// Whether every change is refused (opened for reading only).
@@ -219,7 +248,8 @@ impl PgStore {
     }
 }
 
-/// Times out leases that ran out, every `sweep_every`, for as long as the store lives.
+/// Times out leases that ran out, every `sweep_every`, for as long as the store lives, while
+/// it leads the schema.
 async fn sweeper(inner: Weak<Inner>) {
     loop {
         let every = match inner.upgrade() {
@@ -230,9 +260,13 @@ async fn sweeper(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
+        if !inner.live.is_leader() {
+            continue;
+        }
         let store = PgStore { inner };
         // One that fails (the server went away) is tried again next time.
         let _ = store.sweep().await;
+        live::swept(&store.inner.live);
     }
 }
 
@@ -249,21 +283,34 @@ impl Inner {
         })
     }
 
+    /// Tells other processes of a transaction's events, in the transaction (one NOTIFY,
+    /// delivered only if it commits); the number it takes is known here as told of.
+    async fn notify(&self, tx: &Transaction<'_>, events: &[Event], ready: u64) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT n FROM (SELECT nextval('feed_seq') AS n) s, \
+                 LATERAL (SELECT pg_notify({}, $1 || n::text || '}}')) t",
+                live::CHANNEL_SQL
+            )
+        });
+        let head = live::payload_head(&self.live.id, events, ready);
+        let st = tx.prepare_cached(sql).await.map_err(schema::pg_error)?;
+        let row = tx
+            .query_one(&st, &[&head])
+            .await
+            .map_err(schema::pg_error)?;
+        self.live.cover(row.get(0));
+        Ok(())
+    }
+
     /// Sends a committed transaction's events and wakes as many long polls as it made
-    /// items takeable. The seam for LISTEN/NOTIFY: a NOTIFY sent in the transaction would
-    /// carry the same events to other processes.
-    fn publish(&self, mut events: Vec<Event>, ready: u64) {
-        events.dedup();
-        for e in events {
-            let _ = self.events.send(e);
-        }
-        if ready == WAKE_ALL {
-            self.wake.notify_waiters();
-        } else {
-            for _ in 0..ready.min(1024) {
-                self.wake.notify_one();
-            }
-        }
+    /// items takeable; other processes hear of them by the transaction's NOTIFY.
+    fn publish(&self, events: Vec<Event>, ready: u64) {
+        self.live.send(events.into_iter().map(Ok).collect(), ready);
     }
 }
 
@@ -423,8 +470,13 @@ impl PgStore {
             Ok(v) => {
                 write::settle(&mut ctx).await?;
                 let Ctx {
-                    tx, events, ready, ..
+                    tx,
+                    mut events,
+                    ready,
+                    ..
                 } = ctx;
+                events.dedup();
+                self.inner.notify(&tx, &events, ready).await?;
                 tx.commit().await.map_err(schema::pg_error)?;
                 self.inner.publish(events, ready);
                 Ok(v)
@@ -615,7 +667,7 @@ impl Backend for PgStore {
         let deadline = tokio::time::Instant::now() + req.wait;
         loop {
             // In the line for a wake-up before looking, so a commit in between is not missed.
-            let woken = self.inner.wake.notified();
+            let woken = self.inner.live.wake.notified();
             let mut woken = std::pin::pin!(woken);
             woken.as_mut().enable();
             let got = txn!(self, Kind::Write, |ctx| write::dequeue(ctx, &req).await)?;
@@ -739,7 +791,24 @@ impl Backend for PgStore {
         txn!(self, Kind::Write, |ctx| write::sweep(ctx).await)
     }
 
+    fn leads(&self) -> bool {
+        self.is_leader()
+    }
+
     fn subscribe(&self) -> Feed {
-        Feed::from_broadcast(self.inner.events.subscribe())
+        use tokio::sync::broadcast::error::RecvError;
+        let rx = self.inner.live.events.subscribe();
+        Feed::from_stream(futures::stream::unfold(Some(rx), |rx| async move {
+            let mut rx = rx?;
+            let next = match rx.recv().await {
+                Ok(next) => next,
+                Err(RecvError::Lagged(n)) => Err(crate::backend::Gap::Lagged(n)),
+                Err(RecvError::Closed) => {
+                    let why = "the engine closed its change feed".to_string();
+                    return Some((Err(crate::backend::Gap::Disconnected(why)), None));
+                }
+            };
+            Some((next, Some(rx)))
+        }))
     }
 }

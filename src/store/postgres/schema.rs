@@ -197,6 +197,11 @@ CREATE TABLE worker_queues (
     PRIMARY KEY (worker, queue_id)
 );
 "#,
+    // One number per write transaction that has events, sent in its NOTIFY: a number no
+    // notification carried is a change another process did not tell of (see `live`).
+    r#"
+CREATE SEQUENCE IF NOT EXISTS feed_seq;
+"#,
 ];
 
 /// The schema version this workq writes and reads.
