@@ -3,20 +3,56 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use workq::backend::Backend;
 use workq::import::{self, Format, Options, Parsed};
 use workq::model::*;
 
+#[allow(dead_code, unused_macros, unused_imports)]
+mod common;
+
 struct Fixture {
     dir: tempfile::TempDir,
-    store: workq::SqliteStore,
+    store: Arc<dyn Backend>,
+    /// The PostgreSQL schema the store is in, dropped with the fixture.
+    _schema: Option<common::PgSchema>,
 }
 
+/// The embedded store on a real file in a fresh folder, with queue `q`.
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = workq::SqliteStore::open(dir.path().join("w.db"), workq::clock::system()).unwrap();
     store.create_queue("q", Default::default()).await.unwrap();
-    Fixture { dir, store }
+    Fixture {
+        dir,
+        store: Arc::new(store),
+        _schema: None,
+    }
+}
+
+/// The PostgreSQL store in a fresh schema (`WORKQ_TEST_PG_URL`), with queue `q`; `None`
+/// skips the test, except under CI=true, where that fails.
+async fn pg_fixture() -> Option<Fixture> {
+    let url = match std::env::var("WORKQ_TEST_PG_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but WORKQ_TEST_PG_URL is unset: the import tests must run on PostgreSQL");
+            }
+            eprintln!("SKIPPED: WORKQ_TEST_PG_URL is not set");
+            return None;
+        }
+    };
+    let schema = common::fresh_schema(&url).await;
+    let store = workq::store::postgres::PgStore::open(&schema.url(), workq::clock::system())
+        .await
+        .unwrap();
+    store.create_queue("q", Default::default()).await.unwrap();
+    Some(Fixture {
+        dir: tempfile::tempdir().unwrap(),
+        store: Arc::new(store),
+        _schema: Some(schema),
+    })
 }
 
 fn key_column(c: &str) -> Options {
@@ -86,9 +122,7 @@ impl Fixture {
     }
 }
 
-#[tokio::test]
-async fn csv_with_a_value_column_maps_the_reserved_columns() {
-    let f = fixture().await;
+async fn csv_with_a_value_column_maps_the_reserved_columns(f: Fixture) {
     let csv = "\u{feff}name,value,priority,key,expires_in,notes,status\n\
                Invoice 1,\"Fabrikam, Inc.\",high,INV-1,1h,\"first line\nsecond line\",\n\
                \n\
@@ -117,9 +151,7 @@ async fn csv_with_a_value_column_maps_the_reserved_columns() {
     assert_eq!(items[1].priority, Priority::Low);
 }
 
-#[tokio::test]
-async fn csv_without_a_value_column_keeps_names_order_and_text() {
-    let f = fixture().await;
+async fn csv_without_a_value_column_keeps_names_order_and_text(f: Fixture) {
     let csv = "InvoiceId,AccountName,Amount,PostCode,Big,Quote,key\n\
                I-1006,Fabrikam,4999.00,00123,12345678901234567890,\"say \"\"hi\"\"\\n\",I-1006\n\
                I-1007,Contoso,,4711,-0,,I-1007\n";
@@ -149,9 +181,7 @@ async fn csv_without_a_value_column_keeps_names_order_and_text() {
     );
 }
 
-#[tokio::test]
-async fn columns_named_like_ours_in_another_case_are_business_data() {
-    let f = fixture().await;
+async fn columns_named_like_ours_in_another_case_are_business_data(f: Fixture) {
     let csv = "InvoiceId,Name,Status,Priority,KEY,Value\nI-1,Acme,Paid,Urgent,k,v\n";
     let p = f.file("export.csv", csv);
     let (r, parsed) = f
@@ -177,9 +207,7 @@ async fn columns_named_like_ours_in_another_case_are_business_data() {
     );
 }
 
-#[tokio::test]
-async fn bad_rows_are_reported_by_line_and_column_and_nothing_lands() {
-    let f = fixture().await;
+async fn bad_rows_are_reported_by_line_and_column_and_nothing_lands(f: Fixture) {
     let csv = "name,value,priority,expires_at,key\n\
                ok,v1,normal,,K1\n\
                bad-priority,v2,urgent,,K2\n\
@@ -246,9 +274,7 @@ fn variants(lf: &str) -> Vec<(&'static str, Vec<u8>)> {
     out
 }
 
-#[tokio::test]
-async fn errors_name_the_physical_line_for_every_line_ending() {
-    let f = fixture().await;
+async fn errors_name_the_physical_line_for_every_line_ending(f: Fixture) {
     let lf = "name,value,priority,key\n\
               A,va,high,k1\n\
               B,\"two\nlines\",low,k2\n\
@@ -321,9 +347,7 @@ async fn errors_name_the_physical_line_for_every_line_ending() {
     }
 }
 
-#[tokio::test]
-async fn an_unclosed_quote_is_refused_where_it_opens_and_nothing_is_swallowed() {
-    let f = fixture().await;
+async fn an_unclosed_quote_is_refused_where_it_opens_and_nothing_is_swallowed(f: Fixture) {
     let lf = "InvoiceId,Notes,Amount\n\
               I-1,\"fine\nover two lines\",10.00\n\
               I-2,ok,20.00\n\
@@ -396,9 +420,7 @@ async fn an_unclosed_quote_is_refused_where_it_opens_and_nothing_is_swallowed() 
     assert_eq!(f.values().await, [r#"{"a":"5\" screen","b":"say \"hi\""}"#]);
 }
 
-#[tokio::test]
-async fn a_key_repeated_in_the_file_names_its_first_line() {
-    let f = fixture().await;
+async fn a_key_repeated_in_the_file_names_its_first_line(f: Fixture) {
     f.store
         .add_items(
             "q",
@@ -436,9 +458,7 @@ async fn a_key_repeated_in_the_file_names_its_first_line() {
     assert_eq!(f.all().await.len(), 1, "only the item that was there");
 }
 
-#[tokio::test]
-async fn key_and_name_columns_make_a_daily_file_importable_twice() {
-    let f = fixture().await;
+async fn key_and_name_columns_make_a_daily_file_importable_twice(f: Fixture) {
     let csv = "InvoiceId,AccountName,Amount\nI-1,Fabrikam,4999.00\nI-2,Contoso,12.50\n";
     let p = f.file("daily.csv", csv);
     let opts = Options {
@@ -482,9 +502,7 @@ async fn key_and_name_columns_make_a_daily_file_importable_twice() {
     assert_eq!(i.key.as_deref(), Some("R-1"));
 }
 
-#[tokio::test]
-async fn key_and_name_columns_that_do_not_fit_are_refused_before_anything() {
-    let f = fixture().await;
+async fn key_and_name_columns_that_do_not_fit_are_refused_before_anything(f: Fixture) {
     let p = f.file("d.csv", "InvoiceId,key,priority,Amount\nI-1,k,high,1\n");
     for (opts, want) in [
         (
@@ -515,9 +533,7 @@ async fn key_and_name_columns_that_do_not_fit_are_refused_before_anything() {
     assert!(f.all().await.is_empty());
 }
 
-#[tokio::test]
-async fn a_dry_run_checks_everything_and_writes_nothing() {
-    let f = fixture().await;
+async fn a_dry_run_checks_everything_and_writes_nothing(f: Fixture) {
     f.store
         .add_items(
             "q",
@@ -584,9 +600,7 @@ async fn a_dry_run_checks_everything_and_writes_nothing() {
     assert_eq!(f.store.queue("q").await.unwrap().counts.queued, 3);
 }
 
-#[tokio::test]
-async fn oversize_values_and_bad_utf8_are_row_errors() {
-    let f = fixture().await;
+async fn oversize_values_and_bad_utf8_are_row_errors(f: Fixture) {
     let mut csv = b"name,value\nbig,".to_vec();
     csv.extend(std::iter::repeat_n(b'x', MAX_VALUE_BYTES + 1));
     csv.extend(b"\nlatin1,caf\xe9\nfine,ok\n");
@@ -605,9 +619,7 @@ async fn oversize_values_and_bad_utf8_are_row_errors() {
     );
 }
 
-#[tokio::test]
-async fn header_problems_stop_the_import_before_it_starts() {
-    let f = fixture().await;
+async fn header_problems_stop_the_import_before_it_starts(f: Fixture) {
     for (content, want) in [
         (
             "value,prority\nx,high\n",
@@ -642,9 +654,7 @@ async fn header_problems_stop_the_import_before_it_starts() {
     assert!(f.all().await.is_empty());
 }
 
-#[tokio::test]
-async fn json_lines() {
-    let f = fixture().await;
+async fn json_lines(f: Fixture) {
     let jsonl = concat!(
         "{\"value\": {\"InvoiceId\": \"I-1\", \"Amount\": 10.00}, \"priority\": \"high\", \"key\": \"I-1\"}\n",
         "\n",
@@ -682,9 +692,7 @@ async fn json_lines() {
     );
 }
 
-#[tokio::test]
-async fn json_lines_refuse_settings_they_would_drop() {
-    let f = fixture().await;
+async fn json_lines_refuse_settings_they_would_drop(f: Fixture) {
     let jsonl = concat!(
         "\u{feff}{\"value\": \"a\", \"priorty\": \"high\"}\n",
         "{\"value\": \"b\", \"expire_at\": \"2030-01-01T00:00:00Z\"}\n",
@@ -725,9 +733,7 @@ async fn json_lines_refuse_settings_they_would_drop() {
     assert_eq!((i.priority, i.name.as_deref()), (Priority::High, None));
 }
 
-#[tokio::test]
-async fn json_lines_with_a_key_column() {
-    let f = fixture().await;
+async fn json_lines_with_a_key_column(f: Fixture) {
     let jsonl = concat!(
         "{\"InvoiceId\": \"I-1\", \"Amount\": 1}\n",
         "{\"value\": {\"InvoiceId\": 2, \"Amount\": 2}, \"priority\": \"low\"}\n",
@@ -756,9 +762,7 @@ async fn json_lines_with_a_key_column() {
     assert_eq!(keys, [Some("I-1".into()), Some("2".into())]);
 }
 
-#[tokio::test]
-async fn a_big_file_streams_in_batches() {
-    let f = fixture().await;
+async fn a_big_file_streams_in_batches(f: Fixture) {
     let mut csv = String::from("name,value,key\r\n");
     let n = import::BATCH * 3 + 17;
     for i in 0..n {
@@ -779,9 +783,7 @@ async fn a_big_file_streams_in_batches() {
 /// A key (or name) taken from a business column is needed on every row: a row with that
 /// cell empty would land without a key, and the next import of the same file would add
 /// it again. It is a bad row like any other: refused, or a reject with `--skip-bad`.
-#[tokio::test]
-async fn a_key_or_name_column_needs_text_on_every_row() {
-    let f = fixture().await;
+async fn a_key_or_name_column_needs_text_on_every_row(f: Fixture) {
     let csv = "InvoiceId,AccountName,Amount\n\
                I-1,Fabrikam,1.00\n\
                ,Contoso,2.00\n\
@@ -857,9 +859,7 @@ async fn a_key_or_name_column_needs_text_on_every_row() {
 /// The reject file holds each bad row's bytes as the file has them, its own line end
 /// included when it had one: none added to a last row without one, none swapped for
 /// the header's.
-#[tokio::test]
-async fn rejects_keep_each_rows_bytes_and_its_own_line_end() {
-    let f = fixture().await;
+async fn rejects_keep_each_rows_bytes_and_its_own_line_end(f: Fixture) {
     let cases: [(&str, &[u8], &[u8]); 6] = [
         ("last.csv", b"name,priority\na,high\nb,bogus\n", b"name,priority\nb,bogus\n"),
         ("no-eol.csv", b"name,priority\na,high\nb,bogus", b"name,priority\nb,bogus"),
@@ -909,9 +909,7 @@ async fn rejects_keep_each_rows_bytes_and_its_own_line_end() {
 /// Excel in German (and many other locales) saves "CSV" split by ';', with decimal
 /// commas. Read with commas it would be one column: refused with the way out, and read
 /// with `--delimiter ';'` (or tab) as the file means it.
-#[tokio::test]
-async fn a_semicolon_file_is_read_with_its_delimiter_and_hinted_without() {
-    let f = fixture().await;
+async fn a_semicolon_file_is_read_with_its_delimiter_and_hinted_without(f: Fixture) {
     let de =
         "\u{feff}InvoiceId;Betrag;Status\r\nI-1;4999,00;Bezahlt\r\nI-2;12;\"Offen; gemahnt\"\r\n";
     let p = f.file("de.csv", de);
@@ -1007,9 +1005,7 @@ async fn answered<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what} got no answer while an import was waiting for rows"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_go_on_while_a_slow_import_waits_for_its_rows() {
-    let f = fixture().await;
+async fn workers_go_on_while_a_slow_import_waits_for_its_rows(f: Fixture) {
     let s = &f.store;
     s.create_queue("work", Default::default()).await.unwrap();
     let work: Vec<NewItem> = (0..4)
@@ -1173,9 +1169,7 @@ async fn a_dry_run_takes_no_lock_and_reads_a_file_it_cannot_write() {
     assert_eq!(f.store.queue("q").await.unwrap().counts.queued, 1);
 }
 
-#[tokio::test]
-async fn rows_go_in_by_the_chunk_and_each_refused_one_is_named() {
-    let f = fixture().await;
+async fn rows_go_in_by_the_chunk_and_each_refused_one_is_named(f: Fixture) {
     f.store
         .add_items(
             "q",
@@ -1243,3 +1237,50 @@ async fn rows_go_in_by_the_chunk_and_each_refused_one_is_named() {
         detail.history
     );
 }
+
+/// Every test above, on the embedded store and on PostgreSQL: `sqlite::NAME`, `postgres::NAME`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::fixture().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(f) = super::pg_fixture().await else { return };
+                    super::$name(f).await
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    csv_with_a_value_column_maps_the_reserved_columns,
+    csv_without_a_value_column_keeps_names_order_and_text,
+    columns_named_like_ours_in_another_case_are_business_data,
+    bad_rows_are_reported_by_line_and_column_and_nothing_lands,
+    errors_name_the_physical_line_for_every_line_ending,
+    an_unclosed_quote_is_refused_where_it_opens_and_nothing_is_swallowed,
+    a_key_repeated_in_the_file_names_its_first_line,
+    key_and_name_columns_make_a_daily_file_importable_twice,
+    key_and_name_columns_that_do_not_fit_are_refused_before_anything,
+    a_dry_run_checks_everything_and_writes_nothing,
+    oversize_values_and_bad_utf8_are_row_errors,
+    header_problems_stop_the_import_before_it_starts,
+    json_lines,
+    json_lines_refuse_settings_they_would_drop,
+    json_lines_with_a_key_column,
+    a_big_file_streams_in_batches,
+    a_key_or_name_column_needs_text_on_every_row,
+    rejects_keep_each_rows_bytes_and_its_own_line_end,
+    a_semicolon_file_is_read_with_its_delimiter_and_hinted_without,
+    workers_go_on_while_a_slow_import_waits_for_its_rows,
+    rows_go_in_by_the_chunk_and_each_refused_one_is_named,
+);
