@@ -206,3 +206,96 @@ pub async fn cycle_baseline(
     reset(db);
     Ok(rate)
 }
+
+/// Import as bare SQL: the csv crate's records into `COPY items … FROM STDIN` on the workq
+/// schema, one transaction, then the queue's counter: what an import via COPY can reach.
+pub async fn import_baseline(csv: &std::path::Path, db: &str) -> Result<(f64, u64), String> {
+    use futures::SinkExt;
+    reset(db);
+    let url = url(db)?;
+    drop(
+        crate::store::postgres::PgStore::open(&url, crate::clock::system())
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let (mut client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let e = |e: tokio_postgres::Error| e.to_string();
+    client
+        .batch_execute(
+            "INSERT INTO queues (name, sla_risk_pct, tz, max_retries, lease_ms, priority, created_at)
+             VALUES ('invoices', 80, 'UTC', 0, 300000, 0, 0)",
+        )
+        .await
+        .map_err(e)?;
+    let started = Instant::now();
+    let tx = client.transaction().await.map_err(e)?;
+    let qid: i64 = tx
+        .query_one("SELECT id FROM queues WHERE name = 'invoices'", &[])
+        .await
+        .map_err(e)?
+        .get(0);
+    let sink = tx
+        .copy_in(
+            "COPY items (id, queue_id, name, key, value, priority, status, enqueued_at, created_by)
+             FROM STDIN",
+        )
+        .await
+        .map_err(e)?;
+    let mut sink = std::pin::pin!(sink);
+    let mut rdr = csv::Reader::from_path(csv).map_err(|e| e.to_string())?;
+    let mut rec = csv::StringRecord::new();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut n = 0u64;
+    let mut buf = String::with_capacity(1 << 20);
+    while rdr.read_record(&mut rec).map_err(|e| e.to_string())? {
+        let prio = match &rec[3] {
+            "high" => 0,
+            "low" => 2,
+            _ => 1,
+        };
+        buf.push_str(&format!(
+            "{}\t{qid}\t{}\t{}\t{}\t{prio}\tqueued\t{now}\tbench\n",
+            ulid::Ulid::new(),
+            copy_text(&rec[0]),
+            copy_text(&rec[2]),
+            copy_text(&rec[1]),
+        ));
+        n += 1;
+        if buf.len() >= 1 << 20 {
+            let chunk = bytes::Bytes::from(std::mem::take(&mut buf));
+            sink.send(chunk).await.map_err(e)?;
+        }
+    }
+    if !buf.is_empty() {
+        sink.send(bytes::Bytes::from(buf)).await.map_err(e)?;
+    }
+    sink.as_mut().finish().await.map_err(e)?;
+    tx.execute(
+        "UPDATE queues SET n_queued = $1 WHERE id = $2",
+        &[&(n as i64), &qid],
+    )
+    .await
+    .map_err(e)?;
+    tx.commit().await.map_err(e)?;
+    let secs = seconds(started.elapsed());
+    reset(db);
+    Ok((secs, n))
+}
+
+/// A field in COPY's text format: backslash, tab and line ends escaped.
+fn copy_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
