@@ -187,3 +187,58 @@ fn the_agent_stage_measures_the_agent_beside_bare_spawns_on_both_engines() {
         assert!(figs[0]["baseline"].as_f64().is_some_and(|b| b > 0.0));
     }
 }
+
+/// The PostgreSQL engine's stages (`WORKQ_TEST_PG_URL` as the bench's server; skipped
+/// without it, except under CI=true): the import beside a bare COPY, the cycle beside the
+/// bare claim and complete from as many connections.
+#[test]
+fn the_postgres_stages_report_their_figures() {
+    let Some(url) = std::env::var("WORKQ_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but WORKQ_TEST_PG_URL is unset"
+        );
+        eprintln!("SKIPPED: WORKQ_TEST_PG_URL is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    workq::bench::write_csv(&dir.path().join("bench.csv"), 300).unwrap();
+    let on_pg = |name: &str, extra: &[&str]| {
+        let mut args = vec!["--engine", "postgres"];
+        args.extend_from_slice(extra);
+        let o = Command::cargo_bin("workq")
+            .unwrap()
+            .env("WORKQ_BENCH_PG_URL", &url)
+            .args(["bench", "--stage", name, "--dir"])
+            .arg(dir.path())
+            .args(["--rows", "300", "--items", "200", "--batch", "10"])
+            .args(&args)
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "stage {name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice::<Vec<Value>>(&o.stdout).unwrap()
+    };
+    let import = on_pg("import", &[]);
+    assert_eq!(
+        whats(&import),
+        ["import 300 CSV rows", "import peak memory (process)"]
+    );
+    assert!(
+        import[0]["note"].as_str().unwrap().contains("COPY"),
+        "{import:?}"
+    );
+    let cycle = on_pg("cycle", &["--workers", "4"]);
+    assert_eq!(
+        whats(&cycle),
+        ["full cycle, 4 workers, 4 producers, batches of 10"]
+    );
+    assert!(cycle[0]["baseline"].as_f64().unwrap() > 0.0, "{cycle:?}");
+}
