@@ -8,68 +8,9 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-fn server() -> Option<String> {
-    match std::env::var("WORKQ_TEST_PG_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but WORKQ_TEST_PG_URL is unset: the PostgreSQL tests must run");
-            }
-            eprintln!("SKIPPED: WORKQ_TEST_PG_URL is not set");
-            None
-        }
-    }
-}
-
-/// A schema of its own on the server, dropped at the end.
-struct Schema {
-    server: String,
-    name: String,
-}
-
-fn sql(url: &str, text: &str) {
-    let (url, text) = (url.to_string(), text.to_string());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            client.batch_execute(&text).await.unwrap();
-        })
-    })
-    .join()
-    .unwrap();
-}
-
-impl Schema {
-    fn new(server: &str) -> Schema {
-        let name = format!("wq_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
-        sql(server, &format!("CREATE SCHEMA {name}"));
-        Schema {
-            server: server.into(),
-            name,
-        }
-    }
-
-    fn url(&self) -> String {
-        let sep = if self.server.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-csearch_path%3D{}", self.server, self.name)
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        sql(
-            &self.server,
-            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-        );
-    }
-}
+#[allow(dead_code, unused_macros, unused_imports)]
+mod common;
+use common::pg;
 
 fn workq() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_workq"));
@@ -127,7 +68,7 @@ fn seen(db: &str, ids: &[String]) -> Vec<Value> {
 
 #[test]
 fn an_embedded_database_comes_across_whole_and_works_there() {
-    let Some(url) = server() else { return };
+    let Some(url) = pg::url() else { return };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("w.db");
     let db = file.to_str().unwrap();
@@ -227,7 +168,7 @@ fn an_embedded_database_comes_across_whole_and_works_there() {
     let ids = vec![id(0), id(1), id(2), queued[0].clone(), queued[1].clone()];
     let before = seen(db, &ids);
 
-    let schema = Schema::new(&url);
+    let schema = pg::schema(&url);
     let to = schema.url();
     let out = migrate(&file, &to);
     assert!(out.status.success(), "{out:?}");
@@ -317,10 +258,10 @@ fn an_embedded_database_comes_across_whole_and_works_there() {
 
 #[test]
 fn bad_requests_are_refused_and_copy_nothing() {
-    let Some(url) = server() else { return };
+    let Some(url) = pg::url() else { return };
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.db");
-    let schema = Schema::new(&url);
+    let schema = pg::schema(&url);
     let out = migrate(&missing, &schema.url());
     assert!(!out.status.success());
     assert!(

@@ -10,47 +10,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn server() -> Option<String> {
-    match std::env::var("WORKQ_TEST_PG_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but WORKQ_TEST_PG_URL is unset: the PostgreSQL tests must run");
-            }
-            eprintln!("SKIPPED: WORKQ_TEST_PG_URL is not set");
-            None
-        }
-    }
-}
-
-/// Runs SQL on the server; the rows' first column as text.
-fn sql(url: &str, text: &str) -> Vec<String> {
-    let (url, text) = (url.to_string(), text.to_string());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            client
-                .simple_query(&text)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-                    _ => None,
-                })
-                .collect()
-        })
-    })
-    .join()
-    .unwrap()
-}
+#[allow(dead_code, unused_macros, unused_imports)]
+mod common;
+use common::pg::{self, sql};
 
 fn workq() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_workq"));
@@ -63,7 +25,7 @@ fn workq() -> Command {
 
 #[test]
 fn a_database_gone_under_a_running_server_is_said_then_reconnected_and_nothing_is_lost() {
-    let Some(base) = server() else { return };
+    let Some(base) = pg::url() else { return };
     let id = ulid::Ulid::new().to_string().to_ascii_lowercase();
     let (schema, role) = (format!("wq_{id}"), format!("wq_restart_{id}"));
     sql(

@@ -3,6 +3,9 @@
 //! (`sqlite::queue_lifecycle`, …); a new backend is its factory below and one line in
 //! `contract!`.
 
+#[allow(dead_code)]
+pub mod pg;
+
 use chrono::TimeZone;
 use std::sync::Arc;
 use std::time::Duration;
