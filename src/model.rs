@@ -348,7 +348,8 @@ pub struct QueueSummary {
     pub out_of_sla: u64,
     /// Age in seconds of the oldest queued item.
     pub oldest_queued_secs: Option<i64>,
-    /// Items finished per minute over the last `THROUGHPUT_WINDOW_MIN` minutes.
+    /// Items finished per minute over the last `THROUGHPUT_WINDOW_MIN` minutes, or since
+    /// work began within them (`rules::throughput`).
     pub throughput_per_min: f64,
     /// Processed items per minute, oldest first, for a sparkline.
     pub throughput_history: Vec<u64>,

@@ -1552,6 +1552,20 @@ pub fn next_deadline(deadline: &str, tz: &str, now: Time) -> Result<Time, String
         .ok_or_else(|| format!("deadline '{deadline}' never comes in {tz}"))
 }
 
+/// Items processed per minute over the throughput window (`THROUGHPUT_WINDOW_MIN`, the
+/// current minute counted as far as it has gone): `processed` in its minutes, the first of
+/// them with a finished attempt being `first_active`. When work began inside the window
+/// the rate counts from that minute, not from the window's start: workers started five
+/// minutes ago are not a third as fast as they are, and a deadline projection made from
+/// their rate does not turn to a miss just because they are new. At least a minute counts.
+pub fn throughput(processed: i64, first_active: Option<i64>, now_ms: i64) -> f64 {
+    let this_min = now_ms.div_euclid(60_000);
+    let window_start = this_min - THROUGHPUT_WINDOW_MIN + 1;
+    let from = first_active.map_or(window_start, |m| m.clamp(window_start, this_min));
+    let minutes = (this_min - from) as f64 + now_ms.rem_euclid(60_000) as f64 / 60_000.0;
+    processed.max(0) as f64 / minutes.max(1.0)
+}
+
 /// When the backlog empties at the current throughput, and how that stands to the deadline.
 pub fn project(deadline: Time, backlog: u64, per_min: f64, now: Time) -> Projection {
     let drains_at = if backlog == 0 {

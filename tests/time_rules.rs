@@ -292,3 +292,28 @@ fn a_search_longer_than_the_limit_is_refused() {
         "{e}"
     );
 }
+
+/// The rate counts from when work began inside the window, never less than a minute, and
+/// over the whole window once work has gone on longer than it.
+#[test]
+fn throughput_counts_from_when_work_began_within_the_window() {
+    use workq::rules::throughput;
+    let min = |m: i64| m * 60_000;
+    // 30 done in minutes 100-102, now 103:00: three minutes of work, 10 a minute.
+    assert_eq!(throughput(30, Some(100), min(103)), 10.0);
+    // Half way through minute 103: 3.5 minutes.
+    assert!((throughput(35, Some(100), min(103) + 30_000) - 10.0).abs() < 1e-9);
+    // Work began long ago: the first active minute of the window is its first minute; at
+    // 200:00 the window has run its 14 earlier minutes and none of the current one.
+    let window = workq::model::THROUGHPUT_WINDOW_MIN;
+    let whole = (window - 1) as f64;
+    assert_eq!(
+        throughput(150, Some(200 - window + 1), min(200)),
+        150.0 / whole
+    );
+    // Nothing done: 0, whatever the window; a first burst counts as a minute at least.
+    assert_eq!(throughput(0, None, min(50)), 0.0);
+    assert_eq!(throughput(12, Some(50), min(50) + 1_000), 12.0);
+    // A minute from before the window (it cannot be, but is clamped) counts from its start.
+    assert_eq!(throughput(15, Some(0), min(200)), 15.0 / whole);
+}

@@ -66,6 +66,7 @@ pub async fn summary(ctx: &Ctx<'_>, q: QueueRow) -> Result<QueueSummary> {
     let mut per_min = vec![0u64; SPARKLINE_MIN as usize];
     let (mut processed, mut failed, mut handling) = (0i64, 0i64, 0i64);
     let mut last_minute: Option<i64> = None;
+    let mut first_active: Option<i64> = None;
     let rows = ctx
         .rows(
             "SELECT minute, processed, failed, handling_ms FROM stats
@@ -83,10 +84,12 @@ pub async fn summary(ctx: &Ctx<'_>, q: QueueRow) -> Result<QueueSummary> {
             processed += pr;
             failed += f;
             handling += h;
+            if pr + f > 0 {
+                first_active = Some(first_active.map_or(minute, |m: i64| m.min(minute)));
+            }
         }
     }
-    let window_min = (THROUGHPUT_WINDOW_MIN - 1) as f64 + (now_ms % 60_000) as f64 / 60_000.0;
-    let throughput = processed as f64 / window_min.max(1.0 / 60.0);
+    let throughput = crate::rules::throughput(processed, first_active, now_ms);
     let attempts = processed + failed;
     let projection = match &q.queue.deadline {
         Some(d) => {

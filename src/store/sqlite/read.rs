@@ -101,6 +101,7 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
     let mut per_min = vec![0u64; SPARKLINE_MIN as usize];
     let (mut processed, mut failed, mut handling) = (0i64, 0i64, 0i64);
     let mut last_minute: Option<i64> = None;
+    let mut first_active: Option<i64> = None;
     {
         let mut st = conn
             .prepare_cached(
@@ -128,12 +129,13 @@ pub fn summary(conn: &Connection, q: QueueRow, now: Time) -> Result<QueueSummary
                 processed += p;
                 failed += f;
                 handling += h;
+                if p + f > 0 {
+                    first_active = Some(first_active.map_or(minute, |m: i64| m.min(minute)));
+                }
             }
         }
     }
-    // The current minute is partial: count the elapsed part of it, not a full minute.
-    let window_min = (THROUGHPUT_WINDOW_MIN - 1) as f64 + (now_ms % 60_000) as f64 / 60_000.0;
-    let throughput = processed as f64 / window_min.max(1.0 / 60.0);
+    let throughput = rules::throughput(processed, first_active, now_ms);
     let attempts = processed + failed;
     let projection = match &q.queue.deadline {
         Some(d) => {
