@@ -12,6 +12,9 @@ use crate::store::sql as store_sql;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+/// See schema version 4.
+const SHARDS: i32 = super::schema::COUNT_SHARDS;
+
 /// Monotonic ULIDs: ids made in one millisecond still sort in creation order.
 static IDS: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
 
@@ -216,8 +219,9 @@ pub async fn delete_queue(ctx: &mut Ctx<'_>, name: &str, force: bool) -> Result<
     for table in [
         "items",
         "history",
-        "stats",
+        "queue_counts",
         "open_minutes",
+        "stats",
         "action_queues",
         "alerts",
     ] {
@@ -333,22 +337,26 @@ pub async fn settle(ctx: &mut Ctx<'_>) -> Result<()> {
         let k = Status::ALL.iter().position(|x| *x == s).expect("a status");
         per_queue.entry(qid).or_default()[k] += n;
     }
+    // Each change goes to this connection's shard (see schema version 4): no row every
+    // worker of a queue writes. Rows are written in (queue, minute) order within each
+    // table, and the tables always in this order, so two calls never wait crosswise.
     for (qid, n) in per_queue {
-        let sets: Vec<String> = Status::ALL
-            .iter()
-            .zip(n)
-            .filter(|(_, n)| *n != 0)
-            .map(|(s, n)| {
-                let col = status_column(*s);
-                format!("{col} = {col} + {n}")
-            })
-            .collect();
-        if sets.is_empty() {
+        if n.iter().all(|n| *n == 0) {
             continue;
         }
         ctx.exec(
-            &format!("UPDATE queues SET {} WHERE id = :id", sets.join(", ")),
-            p!["id" => qid],
+            &format!(
+                "INSERT INTO queue_counts (queue_id, shard, n_queued, n_processing, n_processed,
+                     n_on_hold, n_exception)
+                 VALUES (:q, pg_backend_pid() % {SHARDS}, :a, :b, :c, :d, :e)
+                 ON CONFLICT (queue_id, shard) DO UPDATE SET
+                    n_queued = queue_counts.n_queued + excluded.n_queued,
+                    n_processing = queue_counts.n_processing + excluded.n_processing,
+                    n_processed = queue_counts.n_processed + excluded.n_processed,
+                    n_on_hold = queue_counts.n_on_hold + excluded.n_on_hold,
+                    n_exception = queue_counts.n_exception + excluded.n_exception"
+            ),
+            p!["q" => qid, "a" => n[0], "b" => n[1], "c" => n[2], "d" => n[3], "e" => n[4]],
         )
         .await?;
     }
@@ -356,26 +364,39 @@ pub async fn settle(ctx: &mut Ctx<'_>) -> Result<()> {
         if n == 0 {
             continue;
         }
-        ctx.exec(
-            "INSERT INTO open_minutes (queue_id, minute, n) VALUES (:q, :m, :n)
-             ON CONFLICT (queue_id, minute) DO UPDATE SET n = open_minutes.n + excluded.n",
-            p!["q" => qid, "m" => minute, "n" => n],
-        )
-        .await?;
-        ctx.exec(
-            "DELETE FROM open_minutes WHERE queue_id = :q AND minute = :m AND n = 0",
-            p!["q" => qid, "m" => minute],
-        )
-        .await?;
+        let left: Option<tokio_postgres::Row> = ctx
+            .opt(
+                &format!(
+                    "INSERT INTO open_minutes (queue_id, minute, shard, n)
+                     VALUES (:q, :m, pg_backend_pid() % {SHARDS}, :n)
+                     ON CONFLICT (queue_id, minute, shard) DO UPDATE SET n = open_minutes.n + excluded.n
+                     RETURNING n, shard"
+                ),
+                p!["q" => qid, "m" => minute, "n" => n],
+            )
+            .await?;
+        if let Some(r) = left {
+            if r.get::<_, i64>(0) == 0 {
+                let shard: i32 = r.get(1);
+                ctx.exec(
+                    "DELETE FROM open_minutes WHERE queue_id = :q AND minute = :m
+                       AND shard = :s AND n = 0",
+                    p!["q" => qid, "m" => minute, "s" => shard],
+                )
+                .await?;
+            }
+        }
     }
     for ((qid, minute), (pr, f, h)) in d.stats {
         ctx.exec(
-            "INSERT INTO stats (queue_id, minute, processed, failed, handling_ms)
-             VALUES (:q, :m, :p, :f, :h)
-             ON CONFLICT (queue_id, minute) DO UPDATE SET
-                processed = stats.processed + excluded.processed,
-                failed = stats.failed + excluded.failed,
-                handling_ms = stats.handling_ms + excluded.handling_ms",
+            &format!(
+                "INSERT INTO stats (queue_id, minute, shard, processed, failed, handling_ms)
+                 VALUES (:q, :m, pg_backend_pid() % {SHARDS}, :p, :f, :h)
+                 ON CONFLICT (queue_id, minute, shard) DO UPDATE SET
+                    processed = stats.processed + excluded.processed,
+                    failed = stats.failed + excluded.failed,
+                    handling_ms = stats.handling_ms + excluded.handling_ms"
+            ),
             p!["q" => qid, "m" => minute, "p" => pr, "f" => f, "h" => h],
         )
         .await?;
