@@ -1508,3 +1508,31 @@ fn a_change_through_one_server_shows_on_the_events_of_another() {
     }
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 }
+
+/// A past minute's open-item tally, spread over shards by the connections that wrote it,
+/// is folded into one row by the sweep (none when nothing is open): what `open_before`
+/// sums stays a few rows per minute with open items, whatever the total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_folds_past_minutes_of_open_items_into_one_row() {
+    use workq::backend::Backend;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let (a, _b, _clock) = two_stores(&s).await;
+    a.create_queue("q", Default::default()).await.unwrap();
+    let url = s.url();
+    sql(
+        &url,
+        "INSERT INTO open_minutes (queue_id, minute, shard, n)
+         SELECT id, m, sh, n FROM queues,
+           (VALUES (1000, 5, 3), (1000, 7, -3), (1001, 5, 2), (1001, 9, -1), (1001, 0, 4))
+             AS t(m, sh, n)
+         WHERE name = 'q'",
+    );
+    a.sweep().await.unwrap();
+    let rows = sql_column(
+        &url,
+        "SELECT minute || ':' || shard || ':' || n FROM open_minutes
+         WHERE minute IN (1000, 1001) ORDER BY minute, shard",
+    );
+    assert_eq!(rows, vec!["1001:0:5".to_string()]);
+}

@@ -1073,6 +1073,41 @@ async fn wake_due(ctx: &Ctx<'_>, queue_id: i64) -> Result<()> {
     Ok(())
 }
 
+/// Folds the shards of each past minute's open-item tally into shard 0, and drops the
+/// minutes with nothing open left, so `open_before` sums few rows however long a schema has
+/// run (calls add to their connection's shard, where a minute's rows would otherwise stay,
+/// one per shard, summing to zero). The current and previous minute are left to the calls.
+/// Rows are locked in key order, the order calls write them in.
+async fn compact_open_minutes(ctx: &Ctx<'_>) -> Result<()> {
+    let before = ms(ctx.now).div_euclid(60_000) - 1;
+    ctx.exec(
+        "WITH locked AS (
+            SELECT queue_id, minute, shard FROM open_minutes
+            WHERE shard <> 0 AND minute < :before
+            ORDER BY queue_id, minute, shard
+            FOR UPDATE
+         ), gone AS (
+            DELETE FROM open_minutes o USING locked l
+            WHERE o.queue_id = l.queue_id AND o.minute = l.minute AND o.shard = l.shard
+            RETURNING o.queue_id, o.minute, o.n
+         ), sums AS (
+            SELECT queue_id, minute, SUM(n)::bigint AS n FROM gone
+            GROUP BY queue_id, minute HAVING SUM(n) <> 0
+         )
+         INSERT INTO open_minutes (queue_id, minute, shard, n)
+         SELECT queue_id, minute, 0, n FROM sums ORDER BY queue_id, minute
+         ON CONFLICT (queue_id, minute, shard) DO UPDATE SET n = open_minutes.n + excluded.n",
+        p!["before" => before],
+    )
+    .await?;
+    ctx.exec(
+        "DELETE FROM open_minutes WHERE shard = 0 AND n = 0 AND minute < :before",
+        p!["before" => before],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Marks the queued items that expired since the last sweep (of any process: the bookmark
 /// is in the database) as dormant.
 async fn mark_expired(ctx: &Ctx<'_>) -> Result<()> {
@@ -1572,6 +1607,7 @@ pub async fn hand_back(
 /// process is sweeping are skipped. Also puts newly expired items out of the dequeue's way.
 pub async fn sweep(ctx: &mut Ctx<'_>) -> Result<u64> {
     mark_expired(ctx).await?;
+    compact_open_minutes(ctx).await?;
     static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
     let texts = SQL.get_or_init(|| {
         [
