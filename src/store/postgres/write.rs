@@ -338,66 +338,84 @@ pub async fn settle(ctx: &mut Ctx<'_>) -> Result<()> {
         per_queue.entry(qid).or_default()[k] += n;
     }
     // Each change goes to this connection's shard (see schema version 4): no row every
-    // worker of a queue writes. Rows are written in (queue, minute) order within each
-    // table, and the tables always in this order, so two calls never wait crosswise.
+    // worker of a queue writes. One statement (one round trip) for the three tables; rows
+    // are written in key order within each, so two calls never wait crosswise. A minute's
+    // shard left at zero stays until the sweep folds past minutes (`compact_open_minutes`).
+    let mut c: [Vec<i64>; 6] = Default::default();
     for (qid, n) in per_queue {
         if n.iter().all(|n| *n == 0) {
             continue;
         }
-        ctx.exec(
-            &format!(
-                "INSERT INTO queue_counts (queue_id, shard, n_queued, n_processing, n_processed,
-                     n_on_hold, n_exception)
-                 VALUES (:q, pg_backend_pid() % {SHARDS}, :a, :b, :c, :d, :e)
-                 ON CONFLICT (queue_id, shard) DO UPDATE SET
-                    n_queued = queue_counts.n_queued + excluded.n_queued,
-                    n_processing = queue_counts.n_processing + excluded.n_processing,
-                    n_processed = queue_counts.n_processed + excluded.n_processed,
-                    n_on_hold = queue_counts.n_on_hold + excluded.n_on_hold,
-                    n_exception = queue_counts.n_exception + excluded.n_exception"
-            ),
-            p!["q" => qid, "a" => n[0], "b" => n[1], "c" => n[2], "d" => n[3], "e" => n[4]],
-        )
-        .await?;
+        c[0].push(qid);
+        for (k, v) in n.iter().enumerate() {
+            c[k + 1].push(*v);
+        }
     }
+    let mut o: [Vec<i64>; 3] = Default::default();
     for ((qid, minute), n) in d.open {
-        if n == 0 {
-            continue;
-        }
-        let left: Option<tokio_postgres::Row> = ctx
-            .opt(
-                &format!(
-                    "INSERT INTO open_minutes (queue_id, minute, shard, n)
-                     VALUES (:q, :m, pg_backend_pid() % {SHARDS}, :n)
-                     ON CONFLICT (queue_id, minute, shard) DO UPDATE SET n = open_minutes.n + excluded.n
-                     RETURNING n, shard"
-                ),
-                p!["q" => qid, "m" => minute, "n" => n],
-            )
-            .await?;
-        if let Some(r) = left {
-            if r.get::<_, i64>(0) == 0 {
-                let shard: i32 = r.get(1);
-                ctx.exec(
-                    "DELETE FROM open_minutes WHERE queue_id = :q AND minute = :m
-                       AND shard = :s AND n = 0",
-                    p!["q" => qid, "m" => minute, "s" => shard],
-                )
-                .await?;
-            }
+        if n != 0 {
+            o[0].push(qid);
+            o[1].push(minute);
+            o[2].push(n);
         }
     }
+    let mut st: [Vec<i64>; 5] = Default::default();
     for ((qid, minute), (pr, f, h)) in d.stats {
-        ctx.exec(
-            &format!(
-                "INSERT INTO stats (queue_id, minute, shard, processed, failed, handling_ms)
-                 VALUES (:q, :m, pg_backend_pid() % {SHARDS}, :p, :f, :h)
-                 ON CONFLICT (queue_id, minute, shard) DO UPDATE SET
-                    processed = stats.processed + excluded.processed,
-                    failed = stats.failed + excluded.failed,
-                    handling_ms = stats.handling_ms + excluded.handling_ms"
-            ),
-            p!["q" => qid, "m" => minute, "p" => pr, "f" => f, "h" => h],
+        for (k, v) in [qid, minute, pr, f, h].into_iter().enumerate() {
+            st[k].push(v);
+        }
+    }
+    if c[0].is_empty() && o[0].is_empty() && st[0].is_empty() {
+        // Nothing counted.
+    } else {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let text = SQL.get_or_init(|| {
+            format!(
+                "WITH c AS (
+                    INSERT INTO queue_counts (queue_id, shard, n_queued, n_processing,
+                        n_processed, n_on_hold, n_exception)
+                    SELECT q, pg_backend_pid() % {SHARDS}, a, b, c, d, e
+                    FROM unnest(:cq::bigint[], :ca::bigint[], :cb::bigint[], :cc::bigint[],
+                                :cd::bigint[], :ce::bigint[]) AS t(q, a, b, c, d, e)
+                    ORDER BY q
+                    ON CONFLICT (queue_id, shard) DO UPDATE SET
+                       n_queued = queue_counts.n_queued + excluded.n_queued,
+                       n_processing = queue_counts.n_processing + excluded.n_processing,
+                       n_processed = queue_counts.n_processed + excluded.n_processed,
+                       n_on_hold = queue_counts.n_on_hold + excluded.n_on_hold,
+                       n_exception = queue_counts.n_exception + excluded.n_exception
+                    RETURNING 1
+                 ), o AS (
+                    INSERT INTO open_minutes (queue_id, minute, shard, n)
+                    SELECT q, m, pg_backend_pid() % {SHARDS}, n
+                    FROM unnest(:oq::bigint[], :om::bigint[], :on::bigint[]) AS t(q, m, n)
+                    ORDER BY q, m
+                    ON CONFLICT (queue_id, minute, shard) DO UPDATE
+                       SET n = open_minutes.n + excluded.n
+                    RETURNING 1
+                 ), s AS (
+                    INSERT INTO stats (queue_id, minute, shard, processed, failed, handling_ms)
+                    SELECT q, m, pg_backend_pid() % {SHARDS}, p, f, h
+                    FROM unnest(:sq::bigint[], :sm::bigint[], :sp::bigint[], :sf::bigint[],
+                                :sh::bigint[]) AS t(q, m, p, f, h)
+                    ORDER BY q, m
+                    ON CONFLICT (queue_id, minute, shard) DO UPDATE SET
+                       processed = stats.processed + excluded.processed,
+                       failed = stats.failed + excluded.failed,
+                       handling_ms = stats.handling_ms + excluded.handling_ms
+                    RETURNING 1
+                 )
+                 SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM o),
+                        (SELECT count(*) FROM s)"
+            )
+        });
+        ctx.row(
+            text,
+            p![
+                "cq" => c[0], "ca" => c[1], "cb" => c[2], "cc" => c[3], "cd" => c[4], "ce" => c[5],
+                "oq" => o[0], "om" => o[1], "on" => o[2],
+                "sq" => st[0], "sm" => st[1], "sp" => st[2], "sf" => st[3], "sh" => st[4],
+            ],
         )
         .await?;
     }
