@@ -439,11 +439,27 @@ fn an_older_schema_is_migrated_by_the_first_command_that_opens_it() {
         .args(["queue", "create", "q"])
         .assert()
         .success();
-    // Back to version 1: migration 2 (agents and workers per queue) undone by hand.
+    workq(&s.url())
+        .args(["item", "add", "q", "--value", "v"])
+        .assert()
+        .success();
+    // Back to version 1 by hand: migration 4 (sharded counters: the shards folded back
+    // into the queue's row, as version 1 kept them), 3 (a sequence) and 2 (agents and
+    // workers per queue) undone.
     sql(
         &server,
         &format!(
-            "SET search_path = {0}; DROP TABLE worker_queues; ALTER TABLE workers DROP COLUMN agent;
+            "SET search_path = {0};
+             UPDATE queues SET
+                n_queued = n_queued + COALESCE((SELECT SUM(n_queued) FROM queue_counts c WHERE c.queue_id = queues.id), 0),
+                n_processing = n_processing + COALESCE((SELECT SUM(n_processing) FROM queue_counts c WHERE c.queue_id = queues.id), 0);
+             DROP TABLE queue_counts;
+             DELETE FROM stats WHERE shard <> 0; DELETE FROM open_minutes WHERE shard <> 0;
+             ALTER TABLE stats DROP CONSTRAINT stats_pkey, DROP COLUMN shard, ADD PRIMARY KEY (queue_id, minute);
+             ALTER TABLE open_minutes DROP CONSTRAINT open_minutes_pkey, DROP COLUMN shard,
+                ADD PRIMARY KEY (queue_id, minute);
+             DROP SEQUENCE feed_seq;
+             DROP TABLE worker_queues; ALTER TABLE workers DROP COLUMN agent;
              UPDATE workq_meta SET value = 1 WHERE key = 'schema_version'",
             s.name
         ),
@@ -465,6 +481,15 @@ fn an_older_schema_is_migrated_by_the_first_command_that_opens_it() {
     let w: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(w[0]["name"], "w1", "{w}");
     assert_eq!(w[0]["queues"][0]["queue"], "q", "{w}");
+    // The item counted before the migration was taken after it: counted as processing.
+    let o = workq(&s.url())
+        .args(["--json", "queue", "inspect", "q"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let q: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(q["counts"]["processing"], 1, "{q}");
+    assert_eq!(q["counts"]["queued"], 0, "{q}");
 }
 
 #[test]
@@ -1482,4 +1507,32 @@ fn a_change_through_one_server_shows_on_the_events_of_another() {
         }
     }
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
+
+/// A past minute's open-item tally, spread over shards by the connections that wrote it,
+/// is folded into one row by the sweep (none when nothing is open): what `open_before`
+/// sums stays a few rows per minute with open items, whatever the total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_folds_past_minutes_of_open_items_into_one_row() {
+    use workq::backend::Backend;
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    let (a, _b, _clock) = two_stores(&s).await;
+    a.create_queue("q", Default::default()).await.unwrap();
+    let url = s.url();
+    sql(
+        &url,
+        "INSERT INTO open_minutes (queue_id, minute, shard, n)
+         SELECT id, m, sh, n FROM queues,
+           (VALUES (1000, 5, 3), (1000, 7, -3), (1001, 5, 2), (1001, 9, -1), (1001, 0, 4))
+             AS t(m, sh, n)
+         WHERE name = 'q'",
+    );
+    a.sweep().await.unwrap();
+    let rows = sql_column(
+        &url,
+        "SELECT minute || ':' || shard || ':' || n FROM open_minutes
+         WHERE minute IN (1000, 1001) ORDER BY minute, shard",
+    );
+    assert_eq!(rows, vec!["1001:0:5".to_string()]);
 }

@@ -178,17 +178,25 @@ pub async fn counted_total(ctx: &Ctx<'_>, w: &Where, statuses: &[Status]) -> Res
     };
     let cols: Vec<&str> = statuses.iter().map(|s| status_column(*s)).collect();
     let sum = cols.join(" + ");
+    // The base in `queues` plus the shards in `queue_counts`.
     let r = match w.queue_id {
         Some(id) => {
             ctx.row(
-                &format!("SELECT COALESCE(SUM({sum}), 0)::bigint FROM queues WHERE id = :id"),
+                &format!(
+                    "SELECT (COALESCE((SELECT SUM({sum}) FROM queues WHERE id = :id), 0)
+                     + COALESCE((SELECT SUM({sum}) FROM queue_counts WHERE queue_id = :id), 0)
+                     )::bigint"
+                ),
                 super::p!["id" => id],
             )
             .await?
         }
         None => {
             ctx.row(
-                &format!("SELECT COALESCE(SUM({sum}), 0)::bigint FROM queues"),
+                &format!(
+                    "SELECT (COALESCE((SELECT SUM({sum}) FROM queues), 0)
+                     + COALESCE((SELECT SUM({sum}) FROM queue_counts), 0))::bigint"
+                ),
                 &[],
             )
             .await?

@@ -6,9 +6,14 @@
 //! - Many writers at once instead of one writer thread: a dequeue claims with
 //!   `FOR UPDATE SKIP LOCKED` on the ready items' partial index; whatever a call changes
 //!   after reading it (a worker's item, a bulk action's targets) is read `FOR UPDATE`.
-//! - Per-queue counters are rows of `queues`, updated at the end of each transaction in
-//!   queue order (so two transactions never wait for each other's counters crosswise).
-//!   They are a hot row under many writers of one queue: sharded counters come later.
+//! - Per-queue counters, per-minute stats and open-item tallies are sharded (schema
+//!   version 4): a call adds its changes, at its end, to its connection's shard
+//!   (`pg_backend_pid() % COUNT_SHARDS`) of `queue_counts`, `stats` and `open_minutes`, in
+//!   key order (so two transactions never wait for each other crosswise); readers sum the
+//!   shards (a queue's count is `queues.n_*`, the base, plus its shards). One row per queue
+//!   that every worker updated serialised all workers on its lock, held until each
+//!   commit's WAL flush (BENCHMARKS.md, "PostgreSQL: the full cycle"). The sweep folds
+//!   past minutes' open-item shards into one row.
 //! - The change feed is this process's own commits and, by LISTEN/NOTIFY, those of the
 //!   other processes on the schema; a change none told of (no NOTIFY through a
 //!   transaction-pooling proxy, a LISTEN connection down) reads as `Gap::Changed` within
@@ -21,9 +26,9 @@
 //!   `now()`, so a test's clock controls everything.
 //!
 //! Seams left for what comes next: COPY for `write::import` (today rows are held in
-//! memory and inserted one by one in the one transaction); sharded counters in
-//! `write::settle` (today one `queues` row per queue); `schema::MIGRATIONS` is the list a
-//! `migrate` command would walk.
+//! memory and inserted one by one in the one transaction); concurrent calls' commits
+//! grouped into one transaction (each call still pays one WAL flush); `schema::MIGRATIONS`
+//! is the list a `migrate` command would walk.
 
 mod actions;
 mod admin;

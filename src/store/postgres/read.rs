@@ -69,8 +69,11 @@ pub async fn summary(ctx: &Ctx<'_>, q: QueueRow) -> Result<QueueSummary> {
     let mut first_active: Option<i64> = None;
     let rows = ctx
         .rows(
-            "SELECT minute, processed, failed, handling_ms FROM stats
-             WHERE queue_id = :q AND minute >= :since AND minute <= :until",
+            "SELECT minute, SUM(processed)::bigint, SUM(failed)::bigint,
+                    SUM(handling_ms)::bigint
+             FROM stats
+             WHERE queue_id = :q AND minute >= :since AND minute <= :until
+             GROUP BY minute",
             p!["q" => q.id, "since" => since, "until" => this_min],
         )
         .await?;

@@ -5,7 +5,8 @@ use super::{p, Ctx};
 use crate::backend::{Error, Result, Thing};
 use crate::clock::from_ms;
 use crate::model::*;
-pub use crate::store::sqlite::rows::{status_column, ItemRow, QueueRow, ITEM_COLS, QUEUE_COLS};
+use crate::store::sqlite::rows::QUEUE_COLS as SQLITE_QUEUE_COLS;
+pub use crate::store::sqlite::rows::{status_column, ItemRow, QueueRow, ITEM_COLS};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio_postgres::Row;
@@ -85,14 +86,39 @@ pub fn queue(r: &Row) -> QueueRow {
     }
 }
 
+/// A queue row's columns, as the SQLite store's but each counter the base in `queues`
+/// plus its shards' sum in `queue_counts` (schema version 4): a few small rows per queue.
+pub fn queue_cols() -> &'static str {
+    static COLS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COLS.get_or_init(|| {
+        let mut cols = SQLITE_QUEUE_COLS.replace("id, name,", "queues.id, name,");
+        for s in Status::ALL {
+            let c = status_column(*s);
+            cols = cols.replace(
+                &format!("{c},"),
+                &format!(
+                    "(queues.{c} + COALESCE((SELECT SUM(qc.{c}) FROM queue_counts qc \
+                     WHERE qc.queue_id = queues.id), 0))::bigint,"
+                ),
+            );
+        }
+        cols
+    })
+}
+
 /// The queue of this name; `lock`: held until the call commits (its counters are read to
 /// decide something: a delete, a concurrency limit).
 pub async fn queue_by_name(ctx: &Ctx<'_>, name: &str, lock: bool) -> Result<QueueRow> {
-    let sql = if lock {
-        format!("SELECT {QUEUE_COLS} FROM queues WHERE name = :name FOR UPDATE")
-    } else {
-        format!("SELECT {QUEUE_COLS} FROM queues WHERE name = :name")
-    };
+    // Locked first, read after: the counters' shards are other rows, which a statement
+    // that waited for the lock would read as of before the holder committed.
+    if lock {
+        ctx.opt(
+            "SELECT 1 FROM queues WHERE name = :name FOR UPDATE",
+            p!["name" => name],
+        )
+        .await?;
+    }
+    let sql = format!("SELECT {} FROM queues WHERE name = :name", queue_cols());
     ctx.opt(&sql, p!["name" => name])
         .await?
         .map(|r| queue(&r))
@@ -102,7 +128,7 @@ pub async fn queue_by_name(ctx: &Ctx<'_>, name: &str, lock: bool) -> Result<Queu
 pub async fn queue_by_id(ctx: &Ctx<'_>, id: i64) -> Result<QueueRow> {
     let r = ctx
         .row(
-            &format!("SELECT {QUEUE_COLS} FROM queues WHERE id = :id"),
+            &format!("SELECT {} FROM queues WHERE id = :id", queue_cols()),
             p!["id" => id],
         )
         .await?;
@@ -111,7 +137,7 @@ pub async fn queue_by_id(ctx: &Ctx<'_>, id: i64) -> Result<QueueRow> {
 
 pub async fn all_queues(ctx: &Ctx<'_>) -> Result<HashMap<i64, QueueRow>> {
     let rows = ctx
-        .rows(&format!("SELECT {QUEUE_COLS} FROM queues"), &[])
+        .rows(&format!("SELECT {} FROM queues", queue_cols()), &[])
         .await?;
     Ok(rows.iter().map(queue).map(|q| (q.id, q)).collect())
 }

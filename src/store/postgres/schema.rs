@@ -34,8 +34,8 @@ CREATE TABLE queues (
     concurrency   BIGINT,
     priority      BIGINT NOT NULL,
     created_at    BIGINT NOT NULL,
-    -- Maintained counters, updated in the transaction that moves an item (sharded
-    -- counters come later: this row is a hot spot under many writers of one queue).
+    -- Maintained counters, updated in the transaction that moves an item (from schema
+    -- version 4 the base only: calls add to the shards of queue_counts).
     n_queued      BIGINT NOT NULL DEFAULT 0,
     n_processing  BIGINT NOT NULL DEFAULT 0,
     n_processed   BIGINT NOT NULL DEFAULT 0,
@@ -202,7 +202,37 @@ CREATE TABLE worker_queues (
     r#"
 CREATE SEQUENCE IF NOT EXISTS feed_seq;
 "#,
+    // 4: counters without a hot row. A call adds its counter changes to one shard of
+    // `queue_counts` (its connection's, `pg_backend_pid() % COUNT_SHARDS`), and its stats
+    // and open-item tallies to that shard's rows of `stats` and `open_minutes`, so many
+    // workers of one queue no longer queue up behind one row lock held until each commit's
+    // WAL flush. A queue's count is its `queues.n_*` (the base: what this schema held
+    // before, and what `workq migrate` copies) plus its shards' sum; a minute's stats and
+    // open items are its shards' sums. A shard's value alone may be negative.
+    r#"
+CREATE TABLE queue_counts (
+    queue_id     BIGINT NOT NULL,
+    shard        INTEGER NOT NULL,
+    n_queued     BIGINT NOT NULL DEFAULT 0,
+    n_processing BIGINT NOT NULL DEFAULT 0,
+    n_processed  BIGINT NOT NULL DEFAULT 0,
+    n_on_hold    BIGINT NOT NULL DEFAULT 0,
+    n_exception  BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (queue_id, shard)
+);
+ALTER TABLE open_minutes ADD COLUMN shard INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE open_minutes DROP CONSTRAINT open_minutes_pkey;
+ALTER TABLE open_minutes ADD PRIMARY KEY (queue_id, minute, shard);
+ALTER TABLE stats ADD COLUMN shard INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stats DROP CONSTRAINT stats_pkey;
+ALTER TABLE stats ADD PRIMARY KEY (queue_id, minute, shard);
+"#,
 ];
+
+/// How many shards a queue's counters, stats and open-item minutes are spread over: a
+/// connection writes the shard of its backend's process id, so concurrent calls (one per
+/// connection) rarely share a row; readers sum at most this many small rows.
+pub const COUNT_SHARDS: i32 = 32;
 
 /// The schema version this workq writes and reads.
 pub fn schema_version() -> i64 {

@@ -12,6 +12,9 @@ use crate::store::sql as store_sql;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+/// See schema version 4.
+const SHARDS: i32 = super::schema::COUNT_SHARDS;
+
 /// Monotonic ULIDs: ids made in one millisecond still sort in creation order.
 static IDS: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
 
@@ -216,8 +219,9 @@ pub async fn delete_queue(ctx: &mut Ctx<'_>, name: &str, force: bool) -> Result<
     for table in [
         "items",
         "history",
-        "stats",
+        "queue_counts",
         "open_minutes",
+        "stats",
         "action_queues",
         "alerts",
     ] {
@@ -333,50 +337,85 @@ pub async fn settle(ctx: &mut Ctx<'_>) -> Result<()> {
         let k = Status::ALL.iter().position(|x| *x == s).expect("a status");
         per_queue.entry(qid).or_default()[k] += n;
     }
+    // Each change goes to this connection's shard (see schema version 4): no row every
+    // worker of a queue writes. One statement (one round trip) for the three tables; rows
+    // are written in key order within each, so two calls never wait crosswise. A minute's
+    // shard left at zero stays until the sweep folds past minutes (`compact_open_minutes`).
+    let mut c: [Vec<i64>; 6] = Default::default();
     for (qid, n) in per_queue {
-        let sets: Vec<String> = Status::ALL
-            .iter()
-            .zip(n)
-            .filter(|(_, n)| *n != 0)
-            .map(|(s, n)| {
-                let col = status_column(*s);
-                format!("{col} = {col} + {n}")
-            })
-            .collect();
-        if sets.is_empty() {
+        if n.iter().all(|n| *n == 0) {
             continue;
         }
-        ctx.exec(
-            &format!("UPDATE queues SET {} WHERE id = :id", sets.join(", ")),
-            p!["id" => qid],
-        )
-        .await?;
+        c[0].push(qid);
+        for (k, v) in n.iter().enumerate() {
+            c[k + 1].push(*v);
+        }
     }
+    let mut o: [Vec<i64>; 3] = Default::default();
     for ((qid, minute), n) in d.open {
-        if n == 0 {
-            continue;
+        if n != 0 {
+            o[0].push(qid);
+            o[1].push(minute);
+            o[2].push(n);
         }
-        ctx.exec(
-            "INSERT INTO open_minutes (queue_id, minute, n) VALUES (:q, :m, :n)
-             ON CONFLICT (queue_id, minute) DO UPDATE SET n = open_minutes.n + excluded.n",
-            p!["q" => qid, "m" => minute, "n" => n],
-        )
-        .await?;
-        ctx.exec(
-            "DELETE FROM open_minutes WHERE queue_id = :q AND minute = :m AND n = 0",
-            p!["q" => qid, "m" => minute],
-        )
-        .await?;
     }
+    let mut st: [Vec<i64>; 5] = Default::default();
     for ((qid, minute), (pr, f, h)) in d.stats {
-        ctx.exec(
-            "INSERT INTO stats (queue_id, minute, processed, failed, handling_ms)
-             VALUES (:q, :m, :p, :f, :h)
-             ON CONFLICT (queue_id, minute) DO UPDATE SET
-                processed = stats.processed + excluded.processed,
-                failed = stats.failed + excluded.failed,
-                handling_ms = stats.handling_ms + excluded.handling_ms",
-            p!["q" => qid, "m" => minute, "p" => pr, "f" => f, "h" => h],
+        for (k, v) in [qid, minute, pr, f, h].into_iter().enumerate() {
+            st[k].push(v);
+        }
+    }
+    if c[0].is_empty() && o[0].is_empty() && st[0].is_empty() {
+        // Nothing counted.
+    } else {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let text = SQL.get_or_init(|| {
+            format!(
+                "WITH c AS (
+                    INSERT INTO queue_counts (queue_id, shard, n_queued, n_processing,
+                        n_processed, n_on_hold, n_exception)
+                    SELECT q, pg_backend_pid() % {SHARDS}, a, b, c, d, e
+                    FROM unnest(:cq::bigint[], :ca::bigint[], :cb::bigint[], :cc::bigint[],
+                                :cd::bigint[], :ce::bigint[]) AS t(q, a, b, c, d, e)
+                    ORDER BY q
+                    ON CONFLICT (queue_id, shard) DO UPDATE SET
+                       n_queued = queue_counts.n_queued + excluded.n_queued,
+                       n_processing = queue_counts.n_processing + excluded.n_processing,
+                       n_processed = queue_counts.n_processed + excluded.n_processed,
+                       n_on_hold = queue_counts.n_on_hold + excluded.n_on_hold,
+                       n_exception = queue_counts.n_exception + excluded.n_exception
+                    RETURNING 1
+                 ), o AS (
+                    INSERT INTO open_minutes (queue_id, minute, shard, n)
+                    SELECT q, m, pg_backend_pid() % {SHARDS}, n
+                    FROM unnest(:oq::bigint[], :om::bigint[], :on::bigint[]) AS t(q, m, n)
+                    ORDER BY q, m
+                    ON CONFLICT (queue_id, minute, shard) DO UPDATE
+                       SET n = open_minutes.n + excluded.n
+                    RETURNING 1
+                 ), s AS (
+                    INSERT INTO stats (queue_id, minute, shard, processed, failed, handling_ms)
+                    SELECT q, m, pg_backend_pid() % {SHARDS}, p, f, h
+                    FROM unnest(:sq::bigint[], :sm::bigint[], :sp::bigint[], :sf::bigint[],
+                                :sh::bigint[]) AS t(q, m, p, f, h)
+                    ORDER BY q, m
+                    ON CONFLICT (queue_id, minute, shard) DO UPDATE SET
+                       processed = stats.processed + excluded.processed,
+                       failed = stats.failed + excluded.failed,
+                       handling_ms = stats.handling_ms + excluded.handling_ms
+                    RETURNING 1
+                 )
+                 SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM o),
+                        (SELECT count(*) FROM s)"
+            )
+        });
+        ctx.row(
+            text,
+            p![
+                "cq" => c[0], "ca" => c[1], "cb" => c[2], "cc" => c[3], "cd" => c[4], "ce" => c[5],
+                "oq" => o[0], "om" => o[1], "on" => o[2],
+                "sq" => st[0], "sm" => st[1], "sp" => st[2], "sf" => st[3], "sh" => st[4],
+            ],
         )
         .await?;
     }
@@ -1052,6 +1091,41 @@ async fn wake_due(ctx: &Ctx<'_>, queue_id: i64) -> Result<()> {
     Ok(())
 }
 
+/// Folds the shards of each past minute's open-item tally into shard 0, and drops the
+/// minutes with nothing open left, so `open_before` sums few rows however long a schema has
+/// run (calls add to their connection's shard, where a minute's rows would otherwise stay,
+/// one per shard, summing to zero). The current and previous minute are left to the calls.
+/// Rows are locked in key order, the order calls write them in.
+async fn compact_open_minutes(ctx: &Ctx<'_>) -> Result<()> {
+    let before = ms(ctx.now).div_euclid(60_000) - 1;
+    ctx.exec(
+        "WITH locked AS (
+            SELECT queue_id, minute, shard FROM open_minutes
+            WHERE shard <> 0 AND minute < :before
+            ORDER BY queue_id, minute, shard
+            FOR UPDATE
+         ), gone AS (
+            DELETE FROM open_minutes o USING locked l
+            WHERE o.queue_id = l.queue_id AND o.minute = l.minute AND o.shard = l.shard
+            RETURNING o.queue_id, o.minute, o.n
+         ), sums AS (
+            SELECT queue_id, minute, SUM(n)::bigint AS n FROM gone
+            GROUP BY queue_id, minute HAVING SUM(n) <> 0
+         )
+         INSERT INTO open_minutes (queue_id, minute, shard, n)
+         SELECT queue_id, minute, 0, n FROM sums ORDER BY queue_id, minute
+         ON CONFLICT (queue_id, minute, shard) DO UPDATE SET n = open_minutes.n + excluded.n",
+        p!["before" => before],
+    )
+    .await?;
+    ctx.exec(
+        "DELETE FROM open_minutes WHERE shard = 0 AND n = 0 AND minute < :before",
+        p!["before" => before],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Marks the queued items that expired since the last sweep (of any process: the bookmark
 /// is in the database) as dormant.
 async fn mark_expired(ctx: &Ctx<'_>) -> Result<()> {
@@ -1551,6 +1625,7 @@ pub async fn hand_back(
 /// process is sweeping are skipped. Also puts newly expired items out of the dequeue's way.
 pub async fn sweep(ctx: &mut Ctx<'_>) -> Result<u64> {
     mark_expired(ctx).await?;
+    compact_open_minutes(ctx).await?;
     static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
     let texts = SQL.get_or_init(|| {
         [
