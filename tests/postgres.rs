@@ -1536,3 +1536,40 @@ async fn the_sweep_folds_past_minutes_of_open_items_into_one_row() {
     );
     assert_eq!(rows, vec!["1001:0:5".to_string()]);
 }
+
+/// The migration sets autovacuum for a queue's tables: items vacuumed after 1 % changed,
+/// the small hot tables after a few hundred rows (the default 20 % lets dead rows pile up).
+#[test]
+fn queue_tables_get_autovacuum_settings_for_a_queue() {
+    let Some(server) = server() else { return };
+    let s = Schema::new(&server);
+    workq(&s.url())
+        .args(["queue", "create", "q"])
+        .assert()
+        .success();
+    let options = |table: &str| {
+        sql_column(
+            &server,
+            &format!(
+                "SELECT array_to_string(c.reloptions, ',') FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = '{}' AND c.relname = '{table}'",
+                s.name
+            ),
+        )
+        .join("")
+    };
+    let items = options("items");
+    assert!(
+        items.contains("autovacuum_vacuum_scale_factor=0.01"),
+        "{items}"
+    );
+    for hot in ["queue_counts", "open_minutes", "workers"] {
+        let o = options(hot);
+        assert!(
+            o.contains("autovacuum_vacuum_scale_factor=0")
+                && o.contains("autovacuum_vacuum_threshold=200"),
+            "{hot}: {o}"
+        );
+    }
+}
