@@ -156,7 +156,7 @@ fn a_bad_stage_or_engine_is_refused_by_name() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("unknown engine 'oracle' (known: sqlite, http)"),
+        err.contains("unknown engine 'oracle' (known: sqlite, http, postgres)"),
         "{err}"
     );
     let o = Command::cargo_bin("workq")
