@@ -9,75 +9,15 @@ use assert_cmd::Command;
 use serde_json::Value;
 use std::time::Duration;
 
-/// The server's URL, or `None` to skip (never under CI).
-fn server() -> Option<String> {
-    match std::env::var("WORKQ_TEST_PG_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but WORKQ_TEST_PG_URL is unset: the PostgreSQL tests must run");
-            }
-            eprintln!("SKIPPED: WORKQ_TEST_PG_URL is not set");
-            None
-        }
-    }
-}
-
-/// Runs SQL on the server, on a runtime of its own.
-fn sql(url: &str, text: &str) {
-    let (url, text) = (url.to_string(), text.to_string());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap_or_else(|e| panic!("{url}: {e}"));
-            tokio::spawn(conn);
-            client.batch_execute(&text).await.unwrap();
-        })
-    })
-    .join()
-    .unwrap();
-}
-
-/// A fresh schema on the server, dropped with its contents at the end.
-struct Schema {
-    server: String,
-    name: String,
-}
-
-impl Schema {
-    fn new(server: &str) -> Schema {
-        let name = format!("wq_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
-        sql(server, &format!("CREATE SCHEMA {name}"));
-        Schema {
-            server: server.to_string(),
-            name,
-        }
-    }
-
-    /// `--db` for this schema: the server's URL with it as the search path.
-    fn url(&self) -> String {
-        schema_url(&self.server, &self.name)
-    }
-}
+#[allow(dead_code, unused_macros, unused_imports)]
+mod common;
+use common::pg::{self, sql, url as server};
+use common::PgSchema as Schema;
 
 /// A server's URL with `schema` as the search path of its connections.
 fn schema_url(server: &str, schema: &str) -> String {
     let sep = if server.contains('?') { '&' } else { '?' };
     format!("{server}{sep}options=-csearch_path%3D{schema}")
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        sql(
-            &self.server,
-            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-        );
-    }
 }
 
 fn workq(db: &str) -> Command {
@@ -110,7 +50,7 @@ fn with_authority(server: &str, authority: &str) -> String {
 #[test]
 fn a_queue_is_made_filled_and_worked_through_the_cli() {
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let db = s.url();
     workq(&db).args(["queue", "create", "q"]).assert().success();
     workq(&db)
@@ -135,7 +75,7 @@ fn a_queue_is_made_filled_and_worked_through_the_cli() {
 #[test]
 fn two_processes_starting_together_on_a_new_schema_both_work() {
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let db = s.url();
     // Each creates (and migrates) the schema if it is first: the advisory lock lets one
     // do it while the other waits, then finds it done.
@@ -192,7 +132,7 @@ fn a_refused_login_says_whose() {
 #[test]
 fn a_schema_of_something_else_is_not_taken_for_workq() {
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     sql(
         &server,
         &format!("CREATE TABLE {}.invoices (id INT PRIMARY KEY)", s.name),
@@ -210,7 +150,7 @@ fn a_schema_of_something_else_is_not_taken_for_workq() {
 #[test]
 fn a_schema_from_a_newer_workq_is_refused() {
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     workq(&s.url())
         .args(["queue", "create", "q"])
         .assert()
@@ -239,7 +179,7 @@ fn a_schema_from_a_newer_workq_is_refused() {
 #[test]
 fn a_command_that_only_reads_does_not_create_the_schema() {
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let e = json_error(&s.url(), &["queue", "ls"]);
     assert_eq!(e["kind"], "not_found", "{e}");
     assert_eq!(e["what"], "database", "{e}");
@@ -285,7 +225,7 @@ async fn two_stores_on_one_schema_never_lease_an_item_twice() {
     use workq::backend::Backend;
     use workq::model::*;
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let (a, b, _clock) = two_stores(&s).await;
     a.create_queue("q", Default::default()).await.unwrap();
     let items: Vec<NewItem> = (0..200)
@@ -344,7 +284,7 @@ async fn a_concurrency_limit_holds_across_stores() {
     use workq::backend::Backend;
     use workq::model::*;
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let (a, b, _clock) = two_stores(&s).await;
     let limited = QueueSettings {
         concurrency: Some(3),
@@ -391,7 +331,7 @@ async fn a_lease_that_ran_out_is_timed_out_once_when_both_stores_sweep() {
     use workq::backend::Backend;
     use workq::model::*;
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let (a, b, clock) = two_stores(&s).await;
     a.create_queue("q", Default::default()).await.unwrap();
     let item = a
@@ -434,7 +374,7 @@ async fn a_lease_that_ran_out_is_timed_out_once_when_both_stores_sweep() {
 #[test]
 fn an_older_schema_is_migrated_by_the_first_command_that_opens_it() {
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     workq(&s.url())
         .args(["queue", "create", "q"])
         .assert()
@@ -495,7 +435,7 @@ fn an_older_schema_is_migrated_by_the_first_command_that_opens_it() {
 #[test]
 fn a_lease_that_ran_out_while_nothing_ran_shows_timed_out_at_once() {
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let db = s.url();
     workq(&db)
         .args(["queue", "create", "q", "--lease", "1s"])
@@ -526,7 +466,7 @@ fn a_lease_that_ran_out_while_nothing_ran_shows_timed_out_at_once() {
 #[test]
 fn an_agent_works_a_postgres_queue() {
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let db = s.url();
     workq(&db).args(["queue", "create", "q"]).assert().success();
     for v in ["a", "b", "c"] {
@@ -567,7 +507,7 @@ fn an_agent_works_a_postgres_queue() {
 fn a_server_serves_a_postgres_database() {
     use std::io::{BufRead, BufReader, Read, Write};
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let db = s.url();
     workq(&db).args(["queue", "create", "q"]).assert().success();
     let o = workq(&db)
@@ -637,7 +577,7 @@ fn a_server_serves_a_postgres_database() {
 #[test]
 fn a_user_who_may_not_write_the_schema_is_told_so() {
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     workq(&s.url())
         .args(["queue", "create", "q"])
         .assert()
@@ -696,7 +636,7 @@ fn a_user_who_may_not_write_the_schema_is_told_so() {
 async fn a_store_opened_for_reading_refuses_every_change() {
     use workq::backend::{Backend, Error, StorageCause};
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let clock = std::sync::Arc::new(workq::clock::SystemClock);
     let url = s.url();
     // Nothing to read yet: a reader does not make the schema.
@@ -740,7 +680,7 @@ async fn a_store_opened_for_reading_refuses_every_change() {
 #[test]
 fn two_agents_in_two_processes_process_every_item_exactly_once() {
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let db = s.url();
     workq(&db).args(["queue", "create", "q"]).assert().success();
     let dir = tempfile::tempdir().unwrap();
@@ -866,7 +806,7 @@ async fn a_change_through_one_store_shows_on_the_others_feed() {
     use workq::backend::Backend;
     use workq::model::Event;
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let clock = a_clock();
     let a = store_with(&s, &clock, |_| {}).await;
     let b = store_with(&s, &clock, |_| {}).await;
@@ -910,7 +850,7 @@ async fn a_long_poll_on_one_store_returns_when_the_other_adds_an_item() {
     use workq::backend::Backend;
     use workq::model::*;
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let clock = a_clock();
     let a = store_with(&s, &clock, |_| {}).await;
     // Without the notification, it would not look again for an hour.
@@ -955,7 +895,7 @@ async fn without_notifications_the_fallback_still_tells_of_a_change() {
     use workq::backend::{Backend, Gap};
     use workq::model::*;
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let clock = a_clock();
     let a = store_with(&s, &clock, |_| {}).await;
     // As through a transaction-pooling proxy: no NOTIFY arrives.
@@ -1028,7 +968,7 @@ async fn a_dropped_listen_connection_is_made_again_and_says_what_may_have_been_m
     use workq::backend::{Backend, Gap};
     use workq::model::Event;
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let clock = a_clock();
     let a = store_with(&s, &clock, |_| {}).await;
     let b = store_with(&s, &clock, |_| {}).await;
@@ -1056,7 +996,7 @@ async fn one_store_of_a_schema_sweeps_and_another_takes_over_when_it_is_gone() {
     use workq::backend::Backend;
     use workq::model::*;
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let clock = a_clock();
     let fast = |o: &mut workq::store::postgres::Options| {
         o.sweep_every = Duration::from_millis(100);
@@ -1221,7 +1161,7 @@ fn wait_for(within: Duration, mut ok: impl FnMut() -> bool) -> bool {
 #[test]
 fn when_the_leading_server_is_killed_another_times_out_a_lease_within_seconds() {
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let db = s.url();
     workq(&db)
         .args(["queue", "create", "q", "--lease", "2s"])
@@ -1287,37 +1227,6 @@ fn when_the_leading_server_is_killed_another_times_out_a_lease_within_seconds() 
     assert!(metrics.contains("\nworkq_leader 1\n"), "{metrics}");
 }
 
-/// The first column of `text`'s rows, as text, on a runtime of its own.
-fn sql_column(url: &str, text: &str) -> Vec<String> {
-    let (url, text) = (url.to_string(), text.to_string());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            client
-                .simple_query(&text)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => {
-                        Some(r.get(0).unwrap_or("").to_string())
-                    }
-                    _ => None,
-                })
-                .collect()
-        })
-    })
-    .join()
-    .unwrap()
-}
-
 /// The issue's test, at a size CI affords (WORKQ_TEST_MANY items; 10,000 unless set): two
 /// servers on one schema, 16 workers spread over them, every item processed exactly once.
 #[test]
@@ -1329,7 +1238,7 @@ fn sixteen_workers_on_two_servers_process_every_item_exactly_once() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let db = s.url();
     workq(&db).args(["queue", "create", "q"]).assert().success();
     let o = workq(&db)
@@ -1432,9 +1341,9 @@ fn sixteen_workers_on_two_servers_process_every_item_exactly_once() {
         assert!(by > 0, "server {side}'s workers took some");
     }
     // The history agrees: one processed entry per item.
-    let one = |text: &str| sql_column(&db, text).remove(0);
+    let one = |text: &str| sql(&db, text).remove(0);
     // Nothing but the completions: no lease timed out or handed back, none taken again.
-    let kinds = sql_column(
+    let kinds = sql(
         &db,
         "SELECT action || ' ' || coalesce(to_status, '-') || ' ' || count(*) FROM history
          GROUP BY action, to_status ORDER BY 1",
@@ -1461,7 +1370,7 @@ fn sixteen_workers_on_two_servers_process_every_item_exactly_once() {
 fn a_change_through_one_server_shows_on_the_events_of_another() {
     use std::io::{BufRead, BufReader, Write};
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let db = s.url();
     workq(&db).args(["queue", "create", "q"]).assert().success();
     let o = workq(&db)
@@ -1516,7 +1425,7 @@ fn a_change_through_one_server_shows_on_the_events_of_another() {
 async fn the_sweep_folds_past_minutes_of_open_items_into_one_row() {
     use workq::backend::Backend;
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     let (a, _b, _clock) = two_stores(&s).await;
     a.create_queue("q", Default::default()).await.unwrap();
     let url = s.url();
@@ -1529,7 +1438,7 @@ async fn the_sweep_folds_past_minutes_of_open_items_into_one_row() {
          WHERE name = 'q'",
     );
     a.sweep().await.unwrap();
-    let rows = sql_column(
+    let rows = sql(
         &url,
         "SELECT minute || ':' || shard || ':' || n FROM open_minutes
          WHERE minute IN (1000, 1001) ORDER BY minute, shard",
@@ -1542,13 +1451,13 @@ async fn the_sweep_folds_past_minutes_of_open_items_into_one_row() {
 #[test]
 fn queue_tables_get_autovacuum_settings_for_a_queue() {
     let Some(server) = server() else { return };
-    let s = Schema::new(&server);
+    let s = pg::schema(&server);
     workq(&s.url())
         .args(["queue", "create", "q"])
         .assert()
         .success();
     let options = |table: &str| {
-        sql_column(
+        sql(
             &server,
             &format!(
                 "SELECT array_to_string(c.reloptions, ',') FROM pg_class c

@@ -538,8 +538,9 @@ pub(super) fn save(ctx: &Ctx, row: &mut ItemRow, value_changed: bool) -> Result<
 }
 
 thread_local! {
-    /// When each worker's row (and its row per queue) was last written by this writer.
-    static SEEN: RefCell<HashMap<(String, Option<i64>), i64>> = RefCell::new(HashMap::new());
+    /// When each worker's row (`None`) and its row per queue were last written by this
+    /// writer; keyed by name first, so the hot path looks up without allocating.
+    static SEEN: RefCell<HashMap<String, HashMap<Option<i64>, i64>>> = RefCell::new(HashMap::new());
 }
 
 /// A worker was seen now, on these queues, having processed and failed so many: written
@@ -569,10 +570,13 @@ fn seen_worker(
 fn written_lately(name: &str, queue: Option<i64>, now: i64) -> bool {
     SEEN.with(|s| {
         let mut s = s.borrow_mut();
-        let key = (name.to_string(), queue);
-        let recent = s.get(&key).is_some_and(|t| now - t < 1000);
+        let rows = match s.get_mut(name) {
+            Some(rows) => rows,
+            None => s.entry(name.to_string()).or_default(),
+        };
+        let recent = rows.get(&queue).is_some_and(|t| now - t < 1000);
         if !recent {
-            s.insert(key, now);
+            rows.insert(queue, now);
         }
         recent
     })
@@ -627,7 +631,12 @@ pub fn register_worker(ctx: &mut Ctx, name: &str, agent: &AgentInfo) -> Result<(
         )
         .and_then(|mut st| st.execute(params![name, now, json]))
         .map_err(sql)?;
-    SEEN.with(|s| s.borrow_mut().insert((name.to_string(), None), now));
+    SEEN.with(|s| {
+        s.borrow_mut()
+            .entry(name.to_string())
+            .or_default()
+            .insert(None, now)
+    });
     for qid in ids {
         ctx.conn
             .prepare_cached(
