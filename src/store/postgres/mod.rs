@@ -33,6 +33,7 @@
 mod actions;
 mod admin;
 mod filter;
+mod group;
 mod live;
 mod read;
 mod rows;
@@ -48,7 +49,8 @@ use crate::model::*;
 pub use crate::store::sqlite::Jitter;
 use crate::token::{NewToken, Role, TokenInfo};
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use group::in_one;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -73,6 +75,8 @@ pub(crate) struct Inner {
     /// (see `write::written_lately`).
     seen: Mutex<HashMap<(String, Option<i64>), i64>>,
     place: schema::Place,
+    /// Concurrent adds, dequeues and reports waiting to share a transaction (see `group`).
+    lines: group::Lines,
     /// Opened for reading only (`open_blocking` without `create`): every change is
     /// refused, as on an SQLite store opened read-only, and this process does not sweep.
     read_only: bool,
@@ -214,6 +218,7 @@ impl PgStore {
             options,
             seen: Mutex::new(HashMap::new()),
             place,
+            lines: Default::default(),
             read_only,
         });
         if background {
@@ -288,33 +293,33 @@ impl Inner {
         })
     }
 
-    /// Tells other processes of a transaction's events, in the transaction (one NOTIFY,
-    /// delivered only if it commits); the number it takes is known here as told of.
-    async fn notify(&self, tx: &Transaction<'_>, events: &[Event], ready: u64) -> Result<()> {
-        if events.is_empty() {
+    /// Tells other processes of a transaction's events in the transaction (one NOTIFY,
+    /// delivered only if it commits), when this store has no notifier to hand them to
+    /// after the commit (see `live`).
+    async fn notify(&self, ctx: &Ctx<'_>, events: &[Event], ready: u64) -> Result<()> {
+        if events.is_empty() || self.live.has_notifier() {
             return Ok(());
         }
-        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let sql = SQL.get_or_init(|| {
-            format!(
-                "SELECT n FROM (SELECT nextval('feed_seq') AS n) s, \
-                 LATERAL (SELECT pg_notify({}, $1 || n::text || '}}')) t",
-                live::CHANNEL_SQL
-            )
-        });
         let head = live::payload_head(&self.live.id, events, ready);
-        let st = tx.prepare_cached(sql).await.map_err(schema::pg_error)?;
-        let row = tx
-            .query_one(&st, &[&head])
+        let st = ctx
+            .client()
+            .prepare_cached(live::notify_sql())
             .await
             .map_err(schema::pg_error)?;
-        self.live.cover(row.get(0));
+        let rows = ctx.query(&st, &[&head]).await?;
+        if let Some(row) = rows.first() {
+            self.live.cover(row.get(0));
+        }
         Ok(())
     }
 
     /// Sends a committed transaction's events and wakes as many long polls as it made
-    /// items takeable; other processes hear of them by the transaction's NOTIFY.
+    /// items takeable; other processes hear of them from the notifier (or the
+    /// transaction's own NOTIFY).
     fn publish(&self, events: Vec<Event>, ready: u64) {
+        if self.live.has_notifier() {
+            self.live.post(&events, ready);
+        }
         self.live.send(events.into_iter().map(Ok).collect(), ready);
     }
 }
@@ -339,8 +344,19 @@ pub(crate) use p;
 
 /// What a call sees: its transaction, the time of the call, and the events, wake-ups and
 /// counter changes it causes, published or written at its commit.
+///
+/// The transaction is driven by hand rather than by `tokio_postgres::Transaction`, to save
+/// round trips: its BEGIN is sent with its first statement, and its COMMIT with its last
+/// (the counters, `commit_with`), each pair pipelined on the connection. A call dropped
+/// while its transaction is open (its caller went away) closes its connection, so nothing
+/// half-done goes back to the pool; PostgreSQL rolls it back.
 pub(crate) struct Ctx<'a> {
-    pub tx: Transaction<'a>,
+    client: Option<deadpool_postgres::Object>,
+    begin: &'static str,
+    /// BEGIN sent (with the first statement).
+    begun: std::sync::atomic::AtomicBool,
+    /// COMMIT or ROLLBACK done.
+    ended: bool,
     pub now: Time,
     pub events: Vec<Event>,
     pub ready: u64,
@@ -350,15 +366,30 @@ pub(crate) struct Ctx<'a> {
     pub workers: HashMap<String, (i64, i64)>,
     /// (worker, queue) heard from in this call.
     pub worker_queues: std::collections::BTreeSet<(String, i64)>,
-    /// Items completed per queue by `write::complete_batch`.
-    pub completed: std::collections::BTreeMap<i64, u64>,
     pub inner: &'a Inner,
 }
 
+impl Drop for Ctx<'_> {
+    fn drop(&mut self) {
+        if self.is_open() {
+            if let Some(client) = self.client.take() {
+                drop(deadpool_postgres::Object::take(client));
+            }
+        }
+    }
+}
+
 impl<'a> Ctx<'a> {
-    fn new(tx: Transaction<'a>, inner: &'a Inner) -> Ctx<'a> {
+    fn new(client: deadpool_postgres::Object, kind: Kind, inner: &'a Inner) -> Ctx<'a> {
         Ctx {
-            tx,
+            client: Some(client),
+            begin: match kind {
+                // One snapshot for everything a read looks at.
+                Kind::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                Kind::Write => "BEGIN",
+            },
+            begun: Default::default(),
+            ended: false,
             now: inner.clock.now(),
             events: Vec::new(),
             ready: 0,
@@ -366,20 +397,53 @@ impl<'a> Ctx<'a> {
             deltas: write::Deltas::default(),
             workers: HashMap::new(),
             worker_queues: Default::default(),
-            completed: Default::default(),
             inner,
         }
+    }
+
+    fn client(&self) -> &deadpool_postgres::Object {
+        self.client.as_ref().expect("a call's connection")
+    }
+
+    fn is_open(&self) -> bool {
+        self.begun.load(std::sync::atomic::Ordering::SeqCst) && !self.ended
+    }
+
+    /// The BEGIN to send before this statement, if none was sent yet.
+    fn begin_first(&self) -> Option<&'static str> {
+        let sent = self.begun.swap(true, std::sync::atomic::Ordering::SeqCst);
+        (!sent).then_some(self.begin)
+    }
+
+    /// Runs a prepared statement, after the BEGIN if it is the first. (`biased`: the
+    /// futures are first polled in order, and each sends its message at its first poll.)
+    async fn query(
+        &self,
+        st: &tokio_postgres::Statement,
+        vals: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let client = self.client();
+        let rows = match self.begin_first() {
+            Some(begin) => {
+                let (b, rows) =
+                    tokio::join!(biased; client.batch_execute(begin), client.query(st, vals));
+                b.map_err(schema::pg_error)?;
+                rows
+            }
+            None => client.query(st, vals).await,
+        };
+        rows.map_err(schema::pg_error)
     }
 
     /// Rows of a statement written with named parameters (`sql::numbered`).
     pub async fn rows(&self, sql: &str, p: &[P<'_>]) -> Result<Vec<Row>> {
         let (text, vals) = bind(sql, p);
         let st = self
-            .tx
+            .client()
             .prepare_cached(&text)
             .await
             .map_err(schema::pg_error)?;
-        self.tx.query(&st, &vals).await.map_err(schema::pg_error)
+        self.query(&st, &vals).await
     }
 
     pub async fn row(&self, sql: &str, p: &[P<'_>]) -> Result<Row> {
@@ -398,14 +462,89 @@ impl<'a> Ctx<'a> {
         Ok(self.rows(sql, p).await?.into_iter().next())
     }
 
+    /// How many rows a statement changed.
     pub async fn exec(&self, sql: &str, p: &[P<'_>]) -> Result<u64> {
         let (text, vals) = bind(sql, p);
-        let st = self
-            .tx
+        let client = self.client();
+        let st = client
             .prepare_cached(&text)
             .await
             .map_err(schema::pg_error)?;
-        self.tx.execute(&st, &vals).await.map_err(schema::pg_error)
+        let n = match self.begin_first() {
+            Some(begin) => {
+                let (b, n) =
+                    tokio::join!(biased; client.batch_execute(begin), client.execute(&st, &vals));
+                b.map_err(schema::pg_error)?;
+                n
+            }
+            None => client.execute(&st, &vals).await,
+        };
+        n.map_err(schema::pg_error)
+    }
+
+    /// The transaction's last statement and its COMMIT, sent together: its one row, once
+    /// both succeeded. (A statement that fails makes PostgreSQL take the COMMIT as a
+    /// ROLLBACK.)
+    pub async fn commit_with(&mut self, sql: &str, p: &[P<'_>]) -> Result<Row> {
+        let (text, vals) = bind(sql, p);
+        let client = self.client();
+        let st = client
+            .prepare_cached(&text)
+            .await
+            .map_err(schema::pg_error)?;
+        let begin = self.begin_first();
+        let (b, rows, c) = tokio::join!(
+            biased;
+            async {
+                match begin {
+                    Some(begin) => client.batch_execute(begin).await,
+                    None => Ok(()),
+                }
+            },
+            client.query(&st, &vals),
+            client.batch_execute("COMMIT")
+        );
+        let done = b.and(rows).map_err(schema::pg_error);
+        let committed = c.map_err(schema::pg_error);
+        self.ended = true;
+        let mut rows = done?;
+        committed?;
+        match rows.len() {
+            0 => Err(Error::storage(
+                StorageCause::Io,
+                None,
+                format!("database error: no row from {sql}"),
+            )),
+            _ => Ok(rows.swap_remove(0)),
+        }
+    }
+
+    /// A `COPY … FROM STDIN` in this transaction, which an earlier statement began.
+    pub async fn copy_in(&self, sql: &str) -> Result<tokio_postgres::CopyInSink<bytes::Bytes>> {
+        assert!(
+            self.is_open(),
+            "a COPY comes after the statement that began its transaction"
+        );
+        let client = self.client();
+        let st = client.prepare_cached(sql).await.map_err(schema::pg_error)?;
+        client.copy_in(&st).await.map_err(schema::pg_error)
+    }
+
+    /// Commits, unless `commit_with` did (or nothing was ever sent).
+    async fn commit(&mut self) -> Result<()> {
+        if self.is_open() {
+            let r = self.client().batch_execute("COMMIT").await;
+            self.ended = true;
+            r.map_err(schema::pg_error)?;
+        }
+        Ok(())
+    }
+
+    async fn rollback(&mut self) {
+        if self.is_open() {
+            let r = self.client().batch_execute("ROLLBACK").await;
+            self.ended = r.is_ok();
+        }
     }
 }
 
@@ -444,46 +583,34 @@ impl PgStore {
         )
     }
 
-    async fn begin<'a>(
-        &'a self,
-        client: &'a mut deadpool_postgres::Object,
-        kind: Kind,
-    ) -> Result<Ctx<'a>> {
+    fn begin(&self, client: deadpool_postgres::Object, kind: Kind) -> Result<Ctx<'_>> {
         if kind == Kind::Write && self.inner.read_only {
             return Err(self.refused_read_only());
         }
-        let b = client.build_transaction();
-        let b = match kind {
-            // One snapshot for everything a read looks at.
-            Kind::Read => b
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true),
-            Kind::Write => b,
-        };
-        let tx = b.start().await.map_err(schema::pg_error)?;
-        Ok(Ctx::new(tx, &self.inner))
+        Ok(Ctx::new(client, kind, &self.inner))
     }
 
-    /// Commits a call that succeeded (its counters first), then publishes what it did;
-    /// rolls back one that failed.
+    /// Commits a call that succeeded (its counters with the COMMIT), then publishes what it
+    /// did; rolls back one that failed.
     async fn end<T>(&self, mut ctx: Ctx<'_>, out: Result<T>) -> Result<T> {
         match out {
             Err(e) => {
-                let _ = ctx.tx.rollback().await;
+                ctx.rollback().await;
                 Err(e)
             }
             Ok(v) => {
+                ctx.events.dedup();
+                if !self.inner.live.has_notifier() {
+                    // The events' NOTIFY in the transaction, before the counters' statement
+                    // commits it.
+                    let (events, ready) = (std::mem::take(&mut ctx.events), ctx.ready);
+                    self.inner.notify(&ctx, &events, ready).await?;
+                    ctx.events = events;
+                }
                 write::settle(&mut ctx).await?;
-                let Ctx {
-                    tx,
-                    mut events,
-                    ready,
-                    ..
-                } = ctx;
-                events.dedup();
-                self.inner.notify(&tx, &events, ready).await?;
-                tx.commit().await.map_err(schema::pg_error)?;
-                self.inner.publish(events, ready);
+                ctx.commit().await?;
+                let events = std::mem::take(&mut ctx.events);
+                self.inner.publish(events, ctx.ready);
                 Ok(v)
             }
         }
@@ -499,8 +626,8 @@ macro_rules! txn {
         let mut attempt = 0u32;
         loop {
             let out = async {
-                let mut client = $self.client().await?;
-                let mut c = $self.begin(&mut client, $kind).await?;
+                let client = $self.client().await?;
+                let mut c = $self.begin(client, $kind)?;
                 let out = async {
                     let $ctx = &mut c;
                     $body
@@ -569,13 +696,17 @@ impl Backend for PgStore {
     }
 
     async fn add_items(&self, queue: &str, items: Vec<NewItem>, actor: &str) -> Result<Vec<Item>> {
-        txn!(self, Kind::Write, |ctx| write::add_items(
-            ctx,
-            queue,
-            items.clone(),
-            actor
+        let call = (queue.to_string(), items, actor.to_string());
+        group::shared(
+            self,
+            |i| &i.lines.add,
+            call,
+            |store, calls| async move {
+                in_one!(store, calls, |ctx, calls| write::add_items(ctx, calls)
+                    .await)
+            },
         )
-        .await)
+        .await
     }
 
     /// The rows are taken from the producer first (refusing what the rules refuse), then
@@ -669,13 +800,22 @@ impl Backend for PgStore {
     }
 
     async fn dequeue(&self, req: DequeueRequest) -> Result<Dequeued> {
+        write::check_dequeue(&req)?;
         let deadline = tokio::time::Instant::now() + req.wait;
         loop {
             // In the line for a wake-up before looking, so a commit in between is not missed.
             let woken = self.inner.live.wake.notified();
             let mut woken = std::pin::pin!(woken);
             woken.as_mut().enable();
-            let got = txn!(self, Kind::Write, |ctx| write::dequeue(ctx, &req).await)?;
+            let got = group::shared(
+                self,
+                |i| &i.lines.dequeue,
+                req.clone(),
+                |store, reqs| async move {
+                    in_one!(store, reqs, |ctx, reqs| write::dequeue(ctx, reqs).await)
+                },
+            )
+            .await?;
             let now = tokio::time::Instant::now();
             if !got.leases.is_empty() || now >= deadline {
                 return Ok(got);
@@ -691,10 +831,16 @@ impl Backend for PgStore {
     }
 
     async fn finish(&self, outcomes: Vec<Outcome>, worker: &str) -> Result<Vec<Result<Finished>>> {
-        txn!(self, Kind::Write, |ctx| write::finish(
-            ctx, &outcomes, worker
+        let call = (outcomes, worker.to_string());
+        group::shared(
+            self,
+            |i| &i.lines.finish,
+            call,
+            |store, calls| async move {
+                in_one!(store, calls, |ctx, calls| write::finish(ctx, calls).await)
+            },
         )
-        .await)
+        .await
     }
 
     async fn hand_back(

@@ -86,23 +86,27 @@ pub fn queue(r: &Row) -> QueueRow {
     }
 }
 
-/// A queue row's columns, as the SQLite store's but each counter the base in `queues`
-/// plus its shards' sum in `queue_counts` (schema version 4): a few small rows per queue.
-pub fn queue_cols() -> &'static str {
-    static COLS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    COLS.get_or_init(|| {
+/// A queue row's SELECT, up to its WHERE: the SQLite store's columns, but each counter
+/// the base in `queues` plus its shards' sum in `queue_counts` (schema version 4), the
+/// shards read in one pass: a few small rows per queue.
+pub fn queue_select() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
         let mut cols = SQLITE_QUEUE_COLS.replace("id, name,", "queues.id, name,");
+        let mut sums = Vec::new();
         for s in Status::ALL {
             let c = status_column(*s);
             cols = cols.replace(
                 &format!("{c},"),
-                &format!(
-                    "(queues.{c} + COALESCE((SELECT SUM(qc.{c}) FROM queue_counts qc \
-                     WHERE qc.queue_id = queues.id), 0))::bigint,"
-                ),
+                &format!("(queues.{c} + COALESCE(qc.s_{c}, 0))::bigint,"),
             );
+            sums.push(format!("SUM({c}) AS s_{c}"));
         }
-        cols
+        format!(
+            "SELECT {cols} FROM queues LEFT JOIN LATERAL (SELECT {} FROM queue_counts \
+             WHERE queue_counts.queue_id = queues.id) qc ON true",
+            sums.join(", ")
+        )
     })
 }
 
@@ -118,7 +122,7 @@ pub async fn queue_by_name(ctx: &Ctx<'_>, name: &str, lock: bool) -> Result<Queu
         )
         .await?;
     }
-    let sql = format!("SELECT {} FROM queues WHERE name = :name", queue_cols());
+    let sql = format!("{} WHERE name = :name", queue_select());
     ctx.opt(&sql, p!["name" => name])
         .await?
         .map(|r| queue(&r))
@@ -128,7 +132,7 @@ pub async fn queue_by_name(ctx: &Ctx<'_>, name: &str, lock: bool) -> Result<Queu
 pub async fn queue_by_id(ctx: &Ctx<'_>, id: i64) -> Result<QueueRow> {
     let r = ctx
         .row(
-            &format!("SELECT {} FROM queues WHERE id = :id", queue_cols()),
+            &format!("{} WHERE queues.id = :id", queue_select()),
             p!["id" => id],
         )
         .await?;
@@ -136,9 +140,7 @@ pub async fn queue_by_id(ctx: &Ctx<'_>, id: i64) -> Result<QueueRow> {
 }
 
 pub async fn all_queues(ctx: &Ctx<'_>) -> Result<HashMap<i64, QueueRow>> {
-    let rows = ctx
-        .rows(&format!("SELECT {} FROM queues", queue_cols()), &[])
-        .await?;
+    let rows = ctx.rows(queue_select(), &[]).await?;
     Ok(rows.iter().map(queue).map(|q| (q.id, q)).collect())
 }
 

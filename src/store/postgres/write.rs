@@ -314,6 +314,7 @@ impl Deltas {
 /// queued, or a slot freed up on a queue with a concurrency limit).
 pub async fn settle(ctx: &mut Ctx<'_>) -> Result<()> {
     let d = std::mem::take(&mut ctx.deltas);
+    let mut freed: [Vec<i64>; 2] = Default::default();
     let mut per_queue: BTreeMap<i64, [i64; 5]> = BTreeMap::new();
     for (&(qid, s), &n) in &d.counts {
         if n == 0 {
@@ -323,16 +324,9 @@ pub async fn settle(ctx: &mut Ctx<'_>) -> Result<()> {
             ctx.ready = ctx.ready.saturating_add(n.unsigned_abs());
         }
         if s == Status::Processing && n < 0 {
-            let limited = ctx
-                .opt(
-                    "SELECT 1 FROM queues WHERE id = :id AND concurrency IS NOT NULL",
-                    p!["id" => qid],
-                )
-                .await?
-                .is_some();
-            if limited {
-                ctx.ready = ctx.ready.saturating_add(n.unsigned_abs());
-            }
+            // Room made on a limited queue is worth a wake-up (asked in the statement).
+            freed[0].push(qid);
+            freed[1].push(-n);
         }
         let k = Status::ALL.iter().position(|x| *x == s).expect("a status");
         per_queue.entry(qid).or_default()[k] += n;
@@ -365,68 +359,106 @@ pub async fn settle(ctx: &mut Ctx<'_>) -> Result<()> {
             st[k].push(v);
         }
     }
-    if c[0].is_empty() && o[0].is_empty() && st[0].is_empty() {
-        // Nothing counted.
-    } else {
-        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let text = SQL.get_or_init(|| {
-            format!(
-                "WITH c AS (
-                    INSERT INTO queue_counts (queue_id, shard, n_queued, n_processing,
-                        n_processed, n_on_hold, n_exception)
-                    SELECT q, pg_backend_pid() % {SHARDS}, a, b, c, d, e
-                    FROM unnest(:cq::bigint[], :ca::bigint[], :cb::bigint[], :cc::bigint[],
-                                :cd::bigint[], :ce::bigint[]) AS t(q, a, b, c, d, e)
-                    ORDER BY q
-                    ON CONFLICT (queue_id, shard) DO UPDATE SET
-                       n_queued = queue_counts.n_queued + excluded.n_queued,
-                       n_processing = queue_counts.n_processing + excluded.n_processing,
-                       n_processed = queue_counts.n_processed + excluded.n_processed,
-                       n_on_hold = queue_counts.n_on_hold + excluded.n_on_hold,
-                       n_exception = queue_counts.n_exception + excluded.n_exception
-                    RETURNING 1
-                 ), o AS (
-                    INSERT INTO open_minutes (queue_id, minute, shard, n)
-                    SELECT q, m, pg_backend_pid() % {SHARDS}, n
-                    FROM unnest(:oq::bigint[], :om::bigint[], :on::bigint[]) AS t(q, m, n)
-                    ORDER BY q, m
-                    ON CONFLICT (queue_id, minute, shard) DO UPDATE
-                       SET n = open_minutes.n + excluded.n
-                    RETURNING 1
-                 ), s AS (
-                    INSERT INTO stats (queue_id, minute, shard, processed, failed, handling_ms)
-                    SELECT q, m, pg_backend_pid() % {SHARDS}, p, f, h
-                    FROM unnest(:sq::bigint[], :sm::bigint[], :sp::bigint[], :sf::bigint[],
-                                :sh::bigint[]) AS t(q, m, p, f, h)
-                    ORDER BY q, m
-                    ON CONFLICT (queue_id, minute, shard) DO UPDATE SET
-                       processed = stats.processed + excluded.processed,
-                       failed = stats.failed + excluded.failed,
-                       handling_ms = stats.handling_ms + excluded.handling_ms
-                    RETURNING 1
-                 )
-                 SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM o),
-                        (SELECT count(*) FROM s)"
-            )
-        });
-        ctx.row(
+    // Workers seen (their row at most once a second when they only poll), and the queues
+    // they were heard from on, in name order.
+    let now = ms(ctx.now);
+    let mut w: (Vec<String>, Vec<i64>, Vec<i64>) = Default::default();
+    for (name, (pr, f)) in std::mem::take(&mut ctx.workers)
+        .into_iter()
+        .collect::<BTreeMap<_, _>>()
+    {
+        if !written_lately(ctx, &name, None, now) || pr != 0 || f != 0 {
+            w.0.push(name);
+            w.1.push(pr);
+            w.2.push(f);
+        }
+    }
+    let mut wq: (Vec<String>, Vec<i64>) = Default::default();
+    for (name, qid) in std::mem::take(&mut ctx.worker_queues) {
+        if !written_lately(ctx, &name, Some(qid), now) {
+            wq.0.push(name);
+            wq.1.push(qid);
+        }
+    }
+    if c[0].is_empty() && o[0].is_empty() && st[0].is_empty() && w.0.is_empty() && wq.0.is_empty() {
+        return Ok(());
+    }
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = SQL.get_or_init(|| {
+        format!(
+            "WITH c AS (
+                INSERT INTO queue_counts (queue_id, shard, n_queued, n_processing,
+                    n_processed, n_on_hold, n_exception)
+                SELECT q, pg_backend_pid() % {SHARDS}, a, b, c, d, e
+                FROM unnest(:cq::bigint[], :ca::bigint[], :cb::bigint[], :cc::bigint[],
+                            :cd::bigint[], :ce::bigint[]) AS t(q, a, b, c, d, e)
+                ORDER BY q
+                ON CONFLICT (queue_id, shard) DO UPDATE SET
+                   n_queued = queue_counts.n_queued + excluded.n_queued,
+                   n_processing = queue_counts.n_processing + excluded.n_processing,
+                   n_processed = queue_counts.n_processed + excluded.n_processed,
+                   n_on_hold = queue_counts.n_on_hold + excluded.n_on_hold,
+                   n_exception = queue_counts.n_exception + excluded.n_exception
+                RETURNING 1
+             ), o AS (
+                INSERT INTO open_minutes (queue_id, minute, shard, n)
+                SELECT q, m, pg_backend_pid() % {SHARDS}, n
+                FROM unnest(:oq::bigint[], :om::bigint[], :on::bigint[]) AS t(q, m, n)
+                ORDER BY q, m
+                ON CONFLICT (queue_id, minute, shard) DO UPDATE
+                   SET n = open_minutes.n + excluded.n
+                RETURNING 1
+             ), s AS (
+                INSERT INTO stats (queue_id, minute, shard, processed, failed, handling_ms)
+                SELECT q, m, pg_backend_pid() % {SHARDS}, p, f, h
+                FROM unnest(:sq::bigint[], :sm::bigint[], :sp::bigint[], :sf::bigint[],
+                            :sh::bigint[]) AS t(q, m, p, f, h)
+                ORDER BY q, m
+                ON CONFLICT (queue_id, minute, shard) DO UPDATE SET
+                   processed = stats.processed + excluded.processed,
+                   failed = stats.failed + excluded.failed,
+                   handling_ms = stats.handling_ms + excluded.handling_ms
+                RETURNING 1
+             ), w AS (
+                INSERT INTO workers (name, last_seen, processed, failed)
+                SELECT n, :now, p, f FROM unnest(:wn::text[], :wp::bigint[], :wf::bigint[])
+                    AS t(n, p, f)
+                ORDER BY n
+                ON CONFLICT (name) DO UPDATE SET
+                   last_seen = GREATEST(workers.last_seen, excluded.last_seen),
+                   processed = workers.processed + excluded.processed,
+                   failed = workers.failed + excluded.failed
+                RETURNING 1
+             ), wq AS (
+                INSERT INTO worker_queues (worker, queue_id, last_seen)
+                SELECT n, q, :now FROM unnest(:qn::text[], :qq::bigint[]) AS t(n, q)
+                ORDER BY n, q
+                ON CONFLICT (worker, queue_id) DO UPDATE
+                   SET last_seen = GREATEST(worker_queues.last_seen, excluded.last_seen)
+                RETURNING 1
+             )
+             SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM o),
+                    (SELECT count(*) FROM s), (SELECT count(*) FROM w),
+                    (SELECT count(*) FROM wq),
+                    (SELECT COALESCE(SUM(t.n), 0)::bigint
+                     FROM unnest(:fq::bigint[], :fn::bigint[]) AS t(q, n)
+                     JOIN queues ON queues.id = t.q AND queues.concurrency IS NOT NULL)"
+        )
+    });
+    let row = ctx
+        .commit_with(
             text,
             p![
                 "cq" => c[0], "ca" => c[1], "cb" => c[2], "cc" => c[3], "cd" => c[4], "ce" => c[5],
                 "oq" => o[0], "om" => o[1], "on" => o[2],
                 "sq" => st[0], "sm" => st[1], "sp" => st[2], "sf" => st[3], "sh" => st[4],
+                "now" => now, "wn" => w.0, "wp" => w.1, "wf" => w.2, "qn" => wq.0, "qq" => wq.1,
+                "fq" => freed[0], "fn" => freed[1],
             ],
         )
         .await?;
-    }
-    let workers: BTreeMap<String, (i64, i64)> =
-        std::mem::take(&mut ctx.workers).into_iter().collect();
-    for (name, (pr, f)) in workers {
-        write_worker(ctx, &name, pr, f).await?;
-    }
-    for (name, qid) in std::mem::take(&mut ctx.worker_queues) {
-        write_worker_queue(ctx, &name, qid).await?;
-    }
+    let freed_limited: i64 = row.get(5);
+    ctx.ready = ctx.ready.saturating_add(freed_limited.max(0) as u64);
     Ok(())
 }
 
@@ -458,37 +490,6 @@ fn written_lately(ctx: &Ctx<'_>, name: &str, queue: Option<i64>, now: i64) -> bo
         s.insert(key, now);
     }
     recent
-}
-
-async fn write_worker(ctx: &Ctx<'_>, name: &str, processed: i64, failed: i64) -> Result<()> {
-    let now = ms(ctx.now);
-    if written_lately(ctx, name, None, now) && processed == 0 && failed == 0 {
-        return Ok(());
-    }
-    ctx.exec(
-        "INSERT INTO workers (name, last_seen, processed, failed) VALUES (:name, :now, :p, :f)
-         ON CONFLICT (name) DO UPDATE SET last_seen = GREATEST(workers.last_seen, excluded.last_seen),
-            processed = workers.processed + excluded.processed,
-            failed = workers.failed + excluded.failed",
-        p!["name" => name, "now" => now, "p" => processed, "f" => failed],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn write_worker_queue(ctx: &Ctx<'_>, name: &str, queue_id: i64) -> Result<()> {
-    let now = ms(ctx.now);
-    if written_lately(ctx, name, Some(queue_id), now) {
-        return Ok(());
-    }
-    ctx.exec(
-        "INSERT INTO worker_queues (worker, queue_id, last_seen) VALUES (:w, :q, :now)
-         ON CONFLICT (worker, queue_id) DO UPDATE
-            SET last_seen = GREATEST(worker_queues.last_seen, excluded.last_seen)",
-        p!["w" => name, "q" => queue_id, "now" => now],
-    )
-    .await?;
-    Ok(())
 }
 
 /// An agent registers (`Backend::register_worker`): what it says about itself is kept as
@@ -702,40 +703,84 @@ pub(super) async fn insert(ctx: &Ctx<'_>, row: &mut ItemRow) -> Result<bool> {
     }
 }
 
-pub async fn add_items(
-    ctx: &mut Ctx<'_>,
-    queue: &str,
-    items: Vec<NewItem>,
-    actor: &str,
-) -> Result<Vec<Item>> {
-    let q = queue_by_name(ctx, queue, false).await?;
-    let mut out = Vec::with_capacity(items.len());
-    let many = items.len() > 1;
-    for (i, it) in items.into_iter().enumerate() {
-        let index = many.then_some(i as u64 + 1);
-        rules::check_new_item(&it).map_err(|(field, m)| match index {
-            Some(i) => Error::invalid_item(field, i, &m),
-            None => Error::invalid(field, m),
-        })?;
-        let mut row = new_row(ctx, &q, it, actor);
-        if !insert(ctx, &mut row).await? {
-            return Err(Error::conflict(Conflict::DuplicateKey {
-                queue: queue.to_string(),
-                key: row.key.clone().unwrap_or_default(),
-                index,
-            }));
+/// One producer's call: the queue, its items, and who adds them.
+pub type Adding = (String, Vec<NewItem>, String);
+
+/// Several producers' items in one transaction (see `group`), each call's in its order:
+/// one INSERT for all of a queue's from one actor. An item refused (bad input, a key
+/// already taken) fails the whole transaction, so that each call is then run alone and
+/// told of its own.
+pub async fn add_items(ctx: &mut Ctx<'_>, calls: &[Adding]) -> Result<Vec<Vec<Item>>> {
+    let mut known: HashMap<&str, QueueRow> = HashMap::new();
+    // Rows by (queue, actor), with each item's index in its call (0: a call of one), and
+    // where each call's rows are among them.
+    type Part<'c> = ((&'c str, &'c str), Vec<(ItemRow, u64)>);
+    let mut parts: Vec<Part> = Vec::new();
+    let mut places: Vec<Vec<(usize, usize)>> = Vec::with_capacity(calls.len());
+    for (queue, items, actor) in calls {
+        if !known.contains_key(queue.as_str()) {
+            known.insert(queue, queue_by_name(ctx, queue, false).await?);
         }
-        if row.status == Status::OnHold {
-            created_on_hold(ctx, &row, actor).await?;
+        let q = &known[queue.as_str()];
+        let part = match parts
+            .iter()
+            .position(|(k, _)| *k == (queue.as_str(), actor.as_str()))
+        {
+            Some(p) => p,
+            None => {
+                parts.push(((queue, actor), Vec::new()));
+                parts.len() - 1
+            }
+        };
+        let many = items.len() > 1;
+        let mut here = Vec::with_capacity(items.len());
+        for (i, it) in items.iter().enumerate() {
+            let index = many.then_some(i as u64 + 1);
+            rules::check_new_item(it).map_err(|(field, m)| match index {
+                Some(i) => Error::invalid_item(field, i, &m),
+                None => Error::invalid(field, m),
+            })?;
+            let row = new_row(ctx, q, it.clone(), actor);
+            here.push((part, parts[part].1.len()));
+            parts[part].1.push((row, index.unwrap_or(0)));
         }
-        ctx.deltas.add(q.id, row.status, 1, row.enqueued_at);
-        out.push(row.to_item(&q, ctx.now));
+        places.push(here);
     }
-    ctx.events.push(Event::Items {
-        queue: queue.to_string(),
-        count: out.len() as u64,
-    });
-    Ok(out)
+    for ((queue, actor), rows) in &mut parts {
+        let q = &known[*queue];
+        for chunk in rows.chunks_mut(IMPORT_CHUNK) {
+            let landed = insert_chunk(ctx, q, chunk, actor).await?;
+            for (row, index) in chunk.iter_mut() {
+                let Some(seq) = landed.get(&row.id) else {
+                    return Err(Error::conflict(Conflict::DuplicateKey {
+                        queue: queue.to_string(),
+                        key: row.key.clone().unwrap_or_default(),
+                        index: (*index > 0).then_some(*index),
+                    }));
+                };
+                row.seq = *seq;
+                if row.status == Status::OnHold {
+                    created_on_hold(ctx, row, actor).await?;
+                }
+                ctx.deltas.add(q.id, row.status, 1, row.enqueued_at);
+            }
+        }
+        ctx.events.push(Event::Items {
+            queue: queue.to_string(),
+            count: rows.len() as u64,
+        });
+    }
+    Ok(places
+        .iter()
+        .map(|here| {
+            here.iter()
+                .map(|&(part, i)| {
+                    let ((queue, _), rows) = &parts[part];
+                    rows[i].0.to_item(&known[*queue], ctx.now)
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// Items made on hold say so in their history.
@@ -823,7 +868,13 @@ pub async fn rehearse(
 
 /// The commit of an import: every row stored in this one transaction, all-or-nothing
 /// unless `skip_bad`. A row whose key is taken (by the queue, or by an earlier line) is
-/// reported; with all-or-nothing the call then fails and the transaction rolls back.
+/// reported; with all-or-nothing the call then fails and nothing is written.
+///
+/// The keys are checked first (the file's among themselves, then the queue's in chunks),
+/// and the rows that may go in are sent by one binary COPY into `items`, in file order, each
+/// row built as it is sent. A key another call stored after the check makes the COPY fail;
+/// the import is then run again from the start (`Busy`, as `txn!` retries), and the second
+/// check sees that key.
 pub async fn import(
     ctx: &mut Ctx<'_>,
     queue: &str,
@@ -832,51 +883,134 @@ pub async fn import(
     rejected: Vec<RowError>,
     actor: &str,
 ) -> Result<ImportReport> {
+    use tokio_postgres::types::Type;
     let q = queue_by_name(ctx, queue, false).await?;
     let key_col = opts.key_column.as_deref().unwrap_or("key");
     let mut report = ImportReport {
         imported: 0,
         rejected,
     };
-    let mut counts = StatusCounts::default();
-    let mut keyed: HashMap<String, u64> = HashMap::new();
-    for chunk in rows.chunks(IMPORT_CHUNK) {
-        let built: Vec<(ItemRow, u64)> = chunk
-            .iter()
-            .map(|r| (new_row(ctx, &q, r.item.clone(), actor), r.line))
-            .collect();
-        let landed = insert_chunk(ctx, &q, &built, actor).await?;
-        for (mut row, line) in built {
-            if let Some(seq) = landed.get(&row.id) {
-                row.seq = *seq;
-                if row.status == Status::OnHold {
-                    created_on_hold(ctx, &row, actor).await?;
-                }
-                if let Some(k) = &row.key {
-                    keyed.insert(k.clone(), line);
-                }
-                *counts.get_mut(row.status) += 1;
-                report.imported += 1;
-                continue;
-            }
-            // Only a row with a key is ever refused: the first row of a key lands, so one
-            // refused here repeats an earlier line of this file or a key of the queue.
-            let key = row.key.as_deref().unwrap_or("");
-            let repeats = keyed.get(key).copied();
-            let message = match repeats {
-                Some(earlier) => format!("'{key}' repeats line {earlier}"),
-                None => crate::store::sqlite::duplicate_key(queue, key),
-            };
+    // The first line of each key, and the keys the queue already holds.
+    let mut first: HashMap<&str, u64> = HashMap::new();
+    let mut refused = vec![false; rows.len()];
+    for (k, r) in rows.iter().enumerate() {
+        let Some(key) = r.item.key.as_deref() else {
+            continue;
+        };
+        if let Some(&earlier) = first.get(key) {
+            refused[k] = true;
             report.rejected.push(RowError {
-                line,
+                line: r.line,
                 column: Some(key_col.to_string()),
-                message,
-                repeats,
+                message: format!("'{key}' repeats line {earlier}"),
+                repeats: Some(earlier),
             });
+        } else {
+            first.insert(key, r.line);
+        }
+    }
+    let keys: Vec<&str> = first.keys().copied().collect();
+    let mut taken: std::collections::HashSet<String> = Default::default();
+    for chunk in keys.chunks(IMPORT_CHUNK * 10) {
+        let got = ctx
+            .rows(
+                "SELECT key FROM items WHERE queue_id = :q AND key = ANY(CAST(:keys AS TEXT[]))",
+                p!["q" => q.id, "keys" => chunk.to_vec()],
+            )
+            .await?;
+        taken.extend(got.iter().map(|r| r.get::<_, String>(0)));
+    }
+    if !taken.is_empty() {
+        for (k, r) in rows.iter().enumerate() {
+            match r.item.key.as_deref() {
+                Some(key) if !refused[k] && taken.contains(key) => {
+                    refused[k] = true;
+                    report.rejected.push(RowError {
+                        line: r.line,
+                        column: Some(key_col.to_string()),
+                        message: crate::store::sqlite::duplicate_key(queue, key),
+                        repeats: None,
+                    });
+                }
+                _ => {}
+            }
         }
     }
     if !opts.skip_bad && !report.rejected.is_empty() {
         return Err(crate::store::sqlite::refused_import(report.rejected));
+    }
+    let mut counts = StatusCounts::default();
+    let mut held: Vec<String> = Vec::new();
+    {
+        let sink = ctx
+            .copy_in(
+                "COPY items (id, queue_id, name, key, value, priority, status, notes,
+                    enqueued_at, expires_at, delay_until, created_by, dormant)
+                 FROM STDIN BINARY",
+            )
+            .await?;
+        let types = [
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::TEXT,
+            Type::BOOL,
+        ];
+        let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+        let mut writer = std::pin::pin!(writer);
+        for (r, _) in rows.iter().zip(&refused).filter(|(_, no)| !**no) {
+            let row = new_row(ctx, &q, r.item.clone(), actor);
+            *counts.get_mut(row.status) += 1;
+            if row.status == Status::OnHold {
+                held.push(row.id.clone());
+            }
+            writer
+                .as_mut()
+                .write(&[
+                    &row.id,
+                    &q.id,
+                    &row.name,
+                    &row.key,
+                    &row.value,
+                    &row.priority,
+                    &row.status.as_str(),
+                    &row.notes,
+                    &row.enqueued_at,
+                    &row.expires_at,
+                    &row.delay_until,
+                    &actor,
+                    &dormant(&row, ctx.now),
+                ])
+                .await
+                .map_err(copy_error)?;
+        }
+        writer.finish().await.map_err(copy_error)?;
+    }
+    report.imported = counts.total();
+    if !held.is_empty() {
+        // What `created_on_hold` records, for every such row at once.
+        ctx.exec(
+            "INSERT INTO history (item_seq, queue_id, at, by, action, from_status, to_status,
+                note)
+             SELECT i.seq, i.queue_id, :at, :by, 'hold', :from, :to, 'created on hold for review'
+             FROM items i WHERE i.id = ANY(CAST(:ids AS TEXT[])) ORDER BY i.seq",
+            p![
+                "at" => ms(ctx.now),
+                "by" => actor,
+                "from" => Status::Queued.as_str(),
+                "to" => Status::OnHold.as_str(),
+                "ids" => held,
+            ],
+        )
+        .await?;
     }
     report.rejected.sort_by_key(|e| e.line);
     for s in Status::ALL {
@@ -889,8 +1023,18 @@ pub async fn import(
     Ok(report)
 }
 
-/// Rows per INSERT of an import: one statement (and one round trip) per chunk, not per
-/// row. (COPY comes with the next part.)
+/// A failed import COPY: a key stored by another call since the check is tried again.
+fn copy_error(e: tokio_postgres::Error) -> Error {
+    match e.code() {
+        Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+            Error::busy(None, None)
+        }
+        _ => super::schema::pg_error(e),
+    }
+}
+
+/// Rows per statement where many are written or looked up at once: one round trip per
+/// chunk, not per row.
 const IMPORT_CHUNK: usize = 1000;
 
 /// Stores rows in one statement, in their order, skipping those whose key is taken in the
@@ -953,7 +1097,8 @@ async fn insert_chunk(
 
 // ---------------------------------------------------------------- taking work
 
-pub async fn dequeue(ctx: &mut Ctx<'_>, req: &DequeueRequest) -> Result<Dequeued> {
+/// What a dequeue must name, checked before it waits to share a transaction.
+pub fn check_dequeue(req: &DequeueRequest) -> Result<()> {
     if req.queues.is_empty() {
         return Err(Error::invalid(
             "queues",
@@ -966,110 +1111,196 @@ pub async fn dequeue(ctx: &mut Ctx<'_>, req: &DequeueRequest) -> Result<Dequeued
     if req.count == 0 {
         return Err(Error::invalid("count", "count must be at least 1"));
     }
-    let mut seen = std::collections::HashSet::new();
-    let mut queues = Vec::new();
-    for n in req.queues.iter().filter(|n| seen.insert(n.as_str())) {
-        queues.push(queue_by_name(ctx, n, false).await?);
-    }
-    queues.sort_by_key(|q| std::cmp::Reverse(q.queue.priority));
-    let now = ms(ctx.now);
-    let token = ulid::Ulid::new().to_string().to_ascii_lowercase();
-    let mut left = req.count as u64;
-    let mut leases = Vec::new();
-    let mut why: Vec<QueueEmpty> = Vec::new();
-    for q in &mut queues {
-        if left == 0 {
-            break;
-        }
-        // A limited queue's room is read under its row's lock, so concurrent dequeues
-        // (of this process or another) cannot both take the last slot.
-        if q.queue.concurrency.is_some() {
-            *q = queue_by_name(ctx, &q.queue.name, true).await?;
-        }
-        let q = &*q;
-        let empty = |(reason, message)| QueueEmpty {
-            queue: q.queue.name.clone(),
-            reason,
-            message,
-        };
-        let processing = q.counts.processing;
-        let take = match rules::dequeue_room(&q.queue, processing, left) {
-            Ok(take) => take,
-            Err(e) => {
-                why.push(empty(e));
-                continue;
+    Ok(())
+}
+
+/// Several workers' dequeues in one transaction (see `group`), each as if it ran alone, in
+/// the order given: those naming the same queues share one claim per queue, the items
+/// handed out in dequeue order, first to the first.
+pub async fn dequeue(ctx: &mut Ctx<'_>, reqs: &[DequeueRequest]) -> Result<Vec<Dequeued>> {
+    let mut known: HashMap<String, QueueRow> = HashMap::new();
+    // The requests by the queues they name (each once, highest priority first).
+    let mut lists: Vec<(Vec<String>, Vec<usize>)> = Vec::new();
+    for (r, req) in reqs.iter().enumerate() {
+        check_dequeue(req)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut names = Vec::new();
+        for n in req.queues.iter().filter(|n| seen.insert(n.as_str())) {
+            if !known.contains_key(n) {
+                known.insert(n.clone(), queue_by_name(ctx, n, false).await?);
             }
-        };
-        let lease = rules::capped_lease(now, q.queue.lease, now, q.queue.max_runtime)
-            .unwrap_or(q.queue.lease);
-        let lease_until = rules::lease_until(now, lease);
-        wake_due(ctx, q.id).await?;
-        let got = ctx
-            .rows(
-                claim_sql(),
-                p![
-                    "now" => now,
-                    "worker" => req.worker,
-                    "token" => token,
-                    "lease_until" => lease_until,
-                    "queue" => q.id,
-                    "take" => take as i64,
-                ],
-            )
-            .await?;
-        let mut rows = items(&got);
-        rows.sort_by_key(|r| (r.priority, r.seq));
-        let taken = rows.len() as u64;
-        let t = rules::transition(ItemEvent::Dequeue);
-        for row in rows {
-            ctx.deltas
-                .moved(q.id, Some(t.from), Some(t.to), row.enqueued_at);
-            left -= 1;
-            leases.push(Lease {
-                lease: row.lease_token.clone().unwrap_or_default(),
-                lease_until: from_ms(lease_until),
-                item: row.to_item(q, ctx.now),
-            });
+            names.push(n.clone());
         }
-        if taken > 0 {
-            ctx.events.push(Event::Items {
-                queue: q.queue.name.clone(),
-                count: taken,
-            });
-        } else {
-            why.push(empty(rules::nothing_ready(&q.queue.name)));
+        names.sort_by_key(|n| std::cmp::Reverse(known[n].queue.priority));
+        match lists.iter_mut().find(|(l, _)| *l == names) {
+            Some((_, rs)) => rs.push(r),
+            None => lists.push((names, vec![r])),
         }
     }
-    let ids: Vec<i64> = queues.iter().map(|q| q.id).collect();
-    seen_worker(ctx, &req.worker, ids, 0, 0);
-    let why_empty = leases.is_empty().then(|| rules::why_empty(why));
-    Ok(Dequeued { leases, why_empty })
+    let now = ms(ctx.now);
+    let tokens: Vec<String> = reqs
+        .iter()
+        .map(|_| ulid::Ulid::new().to_string().to_ascii_lowercase())
+        .collect();
+    let mut left: Vec<u64> = reqs.iter().map(|r| r.count as u64).collect();
+    let mut leases: Vec<Vec<Lease>> = reqs.iter().map(|_| Vec::new()).collect();
+    let mut why: Vec<Vec<QueueEmpty>> = reqs.iter().map(|_| Vec::new()).collect();
+    // Taken by this transaction, which the counters read in it do not show yet.
+    let mut taken_here: HashMap<i64, u64> = HashMap::new();
+    let mut woken = std::collections::HashSet::new();
+    let t = rules::transition(ItemEvent::Dequeue);
+    for (names, rs) in &lists {
+        for name in names {
+            let wanting: Vec<usize> = rs.iter().copied().filter(|&r| left[r] > 0).collect();
+            if wanting.is_empty() {
+                break;
+            }
+            // A limited queue's room is read under its row's lock, so concurrent dequeues
+            // (of this process or another) cannot both take the last slot.
+            if known[name].queue.concurrency.is_some() {
+                let fresh = queue_by_name(ctx, name, true).await?;
+                known.insert(name.clone(), fresh);
+            }
+            let q = &known[name];
+            let empty = |(reason, message): (EmptyReason, String)| QueueEmpty {
+                queue: q.queue.name.clone(),
+                reason,
+                message,
+            };
+            let processing = q.counts.processing + taken_here.get(&q.id).copied().unwrap_or(0);
+            let wanted: u64 = wanting.iter().map(|&r| left[r]).sum();
+            let take = match rules::dequeue_room(&q.queue, processing, wanted) {
+                Ok(take) => take,
+                Err(e) => {
+                    for &r in &wanting {
+                        why[r].push(empty(e.clone()));
+                    }
+                    continue;
+                }
+            };
+            let lease = rules::capped_lease(now, q.queue.lease, now, q.queue.max_runtime)
+                .unwrap_or(q.queue.lease);
+            let lease_until = rules::lease_until(now, lease);
+            if woken.insert(q.id) {
+                wake_due(ctx, q.id).await?;
+            }
+            // Slots in request order, as many as the room allows.
+            let (mut workers, mut toks, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+            let mut room = take;
+            for &r in &wanting {
+                let n = left[r].min(room);
+                if n == 0 {
+                    break;
+                }
+                room -= n;
+                workers.push(reqs[r].worker.as_str());
+                toks.push(tokens[r].as_str());
+                counts.push(n as i64);
+            }
+            let got = ctx
+                .rows(
+                    claim_sql(),
+                    p![
+                        "now" => now,
+                        "workers" => workers,
+                        "tokens" => toks,
+                        "counts" => counts,
+                        "lease_until" => lease_until,
+                        "queue" => q.id,
+                        "take" => take as i64,
+                    ],
+                )
+                .await?;
+            let mut rows: Vec<(ItemRow, usize)> = got
+                .iter()
+                .map(|r| {
+                    (
+                        item(r),
+                        r.get::<_, i64>(ITEM_COLS.split(',').count()) as usize,
+                    )
+                })
+                .collect();
+            rows.sort_by_key(|(r, _)| (r.priority, r.seq));
+            let taken = rows.len() as u64;
+            let mut got_here = std::collections::HashSet::new();
+            for (row, slot) in rows {
+                let r = wanting[slot - 1];
+                got_here.insert(r);
+                ctx.deltas
+                    .moved(q.id, Some(t.from), Some(t.to), row.enqueued_at);
+                left[r] -= 1;
+                leases[r].push(Lease {
+                    lease: row.lease_token.clone().unwrap_or_default(),
+                    lease_until: from_ms(lease_until),
+                    item: row.to_item(q, ctx.now),
+                });
+            }
+            *taken_here.entry(q.id).or_default() += taken;
+            if taken > 0 {
+                ctx.events.push(Event::Items {
+                    queue: q.queue.name.clone(),
+                    count: taken,
+                });
+            }
+            for &r in wanting.iter().filter(|r| !got_here.contains(r)) {
+                why[r].push(empty(rules::nothing_ready(&q.queue.name)));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(reqs.len());
+    for (r, req) in reqs.iter().enumerate() {
+        let mut seen = std::collections::HashSet::new();
+        let ids: Vec<i64> = req
+            .queues
+            .iter()
+            .filter(|n| seen.insert(n.as_str()))
+            .map(|n| known[n].id)
+            .collect();
+        seen_worker(ctx, &req.worker, ids, 0, 0);
+        let leases = std::mem::take(&mut leases[r]);
+        let why_empty = leases
+            .is_empty()
+            .then(|| rules::why_empty(std::mem::take(&mut why[r])));
+        out.push(Dequeued { leases, why_empty });
+    }
+    Ok(out)
 }
 
 /// The claim, written once from the rules: the dequeue's transition as the SET, what may be
 /// taken (`rules::TAKEABLE`) as the WHERE, in dequeue order, on the ready items' partial
-/// index; rows another transaction is claiming are skipped, not waited for.
+/// index; rows another transaction is claiming are skipped, not waited for. The rows are
+/// handed out to slots, in order: slot k (its worker, lease token and count) takes the
+/// next `counts[k]` rows; each row comes back with its slot's number (from 1).
 fn claim_sql() -> &'static str {
     static CLAIM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     CLAIM.get_or_init(|| {
         let t = rules::transition(ItemEvent::Dequeue);
         // Tokens end in the row's seq, as the SQLite store's do.
-        let set = store_sql::set(
-            t.to,
-            &t.writes,
-            "CAST(:token AS TEXT) || '.' || seq::text",
-            &store_sql::named,
-        );
+        let set = store_sql::set(t.to, &t.writes, "s.token || '.' || i.seq::text", &|n| {
+            match n {
+                "worker" => "s.worker".to_string(),
+                n => store_sql::named(n),
+            }
+        });
         format!(
-            "UPDATE items SET {}, version = version + 1
-             WHERE seq IN (SELECT seq FROM items
-                WHERE queue_id = :queue AND status = 'queued' AND NOT dormant AND {}
-                ORDER BY priority, seq LIMIT :take
-                FOR UPDATE SKIP LOCKED)
-             RETURNING {}",
-            set.sql,
+            "WITH picked AS (
+                SELECT seq, row_number() OVER (ORDER BY priority, seq) AS k FROM (
+                    SELECT seq, priority FROM items
+                    WHERE queue_id = :queue AND status = 'queued' AND NOT dormant AND {}
+                    ORDER BY priority, seq LIMIT :take
+                    FOR UPDATE SKIP LOCKED) f),
+             slots AS (
+                SELECT w.worker, w.token, w.k,
+                    SUM(w.n) OVER (ORDER BY w.k) - w.n AS after, SUM(w.n) OVER (ORDER BY w.k) AS upto
+                FROM unnest(CAST(:workers AS TEXT[]), CAST(:tokens AS TEXT[]),
+                    CAST(:counts AS BIGINT[])) WITH ORDINALITY AS w(worker, token, n, k))
+             UPDATE items i SET {}, version = i.version + 1
+             FROM picked p JOIN slots s ON p.k > s.after AND p.k <= s.upto
+             WHERE i.seq = p.seq
+             RETURNING {}, s.k",
             cond(&rules::TAKEABLE, ""),
-            ITEM_COLS.replace("i.", "")
+            set.sql,
+            ITEM_COLS
         )
     })
 }
@@ -1284,34 +1515,48 @@ async fn fail(
     save(ctx, row, false).await
 }
 
-pub async fn finish(
-    ctx: &mut Ctx<'_>,
-    outcomes: &[Outcome],
-    worker: &str,
-) -> Result<Vec<Result<Finished>>> {
+/// One worker's report: its outcomes, and its name.
+pub type Report = (Vec<Outcome>, String);
+
+/// The outcomes of several workers' reports, in one transaction (see `group`): the plain
+/// completions of all of them in one statement and their history in another, the rest one
+/// by one in the order reported.
+pub async fn finish(ctx: &mut Ctx<'_>, reports: &[Report]) -> Result<Vec<Vec<Result<Finished>>>> {
     let mut queues = Queues::default();
-    let mut out = Vec::with_capacity(outcomes.len());
-    let (mut done, mut failed) = (0i64, 0i64);
-    let mut touched: BTreeMap<i64, u64> = BTreeMap::new();
-    // Plain completions of items named once in the call: all in a few statements.
+    let flat: Vec<(usize, &Outcome, &str)> = reports
+        .iter()
+        .enumerate()
+        .flat_map(|(c, (outcomes, worker))| outcomes.iter().map(move |o| (c, o, worker.as_str())))
+        .collect();
+    let mut out: Vec<Vec<Result<Finished>>> = reports
+        .iter()
+        .map(|(o, _)| Vec::with_capacity(o.len()))
+        .collect();
+    // Per worker: items processed and failed, and the items finished per queue.
+    let mut tally: BTreeMap<&str, (i64, i64, BTreeMap<i64, u64>)> = BTreeMap::new();
+    let mut names: HashMap<i64, String> = HashMap::new();
+    // Plain completions of items named once in the group: all in a few statements.
     let mut named: HashMap<&str, usize> = HashMap::new();
-    for o in outcomes {
+    for (_, o, _) in &flat {
         *named.entry(o.id.as_str()).or_default() += 1;
     }
-    let plain: Vec<usize> = (0..outcomes.len())
+    let plain: Vec<usize> = (0..flat.len())
         .filter(|&i| {
-            let o = &outcomes[i];
+            let o = flat[i].1;
             o.reason.is_none() && o.retry_in.is_none() && named[o.id.as_str()] == 1
         })
         .collect();
-    let mut batched = complete_batch(ctx, outcomes, &plain, worker).await?;
-    done += batched.values().filter(|r| r.is_ok()).count() as i64;
-    for (qid, n) in std::mem::take(&mut ctx.completed) {
-        *touched.entry(qid).or_default() += n;
-    }
-    for (i, o) in outcomes.iter().enumerate() {
+    let mut batched = complete_batch(ctx, &flat, &plain).await?;
+    for (i, &(call, o, worker)) in flat.iter().enumerate() {
         if let Some(r) = batched.remove(&i) {
-            out.push(r);
+            let r = r.map(|(f, qid, name)| {
+                let t = tally.entry(worker).or_default();
+                t.0 += 1;
+                *t.2.entry(qid).or_default() += 1;
+                names.insert(qid, name);
+                f
+            });
+            out[call].push(r);
             continue;
         }
         let r: Result<Finished> = async {
@@ -1319,11 +1564,10 @@ pub async fn finish(
                 rules::check_retry_in(o.reason, d)
                     .map_err(|m| Error::invalid("retry_in", format!("item {}: {m}", o.id)))?;
             }
-            let row = match o.reason {
+            let (row, processed, failed) = match o.reason {
                 Some(_) if o.retry_in.is_some() => {
                     let (mut row, t) = leased(ctx, ItemEvent::Postpone, &o.id, &o.lease).await?;
                     let by = row.worker.clone().unwrap_or_else(|| worker.to_string());
-                    let q = queues.get(ctx, row.queue_id).await?.clone();
                     history(
                         ctx,
                         &row,
@@ -1348,13 +1592,9 @@ pub async fn finish(
                     };
                     apply(ctx, &mut row, t, &given);
                     ctx.deltas
-                        .moved(q.id, Some(t.from), Some(t.to), row.enqueued_at);
+                        .moved(row.queue_id, Some(t.from), Some(t.to), row.enqueued_at);
                     save(ctx, &mut row, false).await?;
-                    ctx.events.push(Event::Items {
-                        queue: q.queue.name.clone(),
-                        count: 1,
-                    });
-                    row
+                    (row, 0, 0)
                 }
                 None => {
                     let (mut row, t) = leased(ctx, ItemEvent::Complete, &o.id, &o.lease).await?;
@@ -1384,8 +1624,7 @@ pub async fn finish(
                     ctx.deltas
                         .moved(row.queue_id, Some(t.from), Some(t.to), row.enqueued_at);
                     save(ctx, &mut row, false).await?;
-                    done += 1;
-                    row
+                    (row, 1, 0)
                 }
                 Some(reason) => {
                     let (mut row, _) = leased(ctx, ItemEvent::Fail, &o.id, &o.lease).await?;
@@ -1401,11 +1640,13 @@ pub async fn finish(
                         &by,
                     )
                     .await?;
-                    failed += 1;
-                    row
+                    (row, 0, 1)
                 }
             };
-            *touched.entry(row.queue_id).or_default() += 1;
+            let t = tally.entry(worker).or_default();
+            t.0 += processed;
+            t.1 += failed;
+            *t.2.entry(row.queue_id).or_default() += 1;
             Ok(Finished {
                 id: row.id,
                 status: row.status,
@@ -1414,12 +1655,20 @@ pub async fn finish(
             })
         }
         .await;
-        out.push(r);
+        out[call].push(r);
     }
-    let ids: Vec<i64> = touched.keys().copied().collect();
-    seen_worker(ctx, worker, ids, done, failed);
-    for (qid, n) in touched {
-        let name = queues.get(ctx, qid).await?.queue.name.clone();
+    let mut finished: BTreeMap<i64, u64> = BTreeMap::new();
+    for (worker, (done, failed, per_queue)) in tally {
+        for (&qid, &n) in &per_queue {
+            *finished.entry(qid).or_default() += n;
+        }
+        seen_worker(ctx, worker, per_queue.into_keys(), done, failed);
+    }
+    for (qid, n) in finished {
+        let name = match names.remove(&qid) {
+            Some(name) => name,
+            None => queues.get(ctx, qid).await?.queue.name.clone(),
+        };
         ctx.events.push(Event::Items {
             queue: name,
             count: n,
@@ -1431,13 +1680,13 @@ pub async fn finish(
 /// Completes the plain outcomes at `which` (each item named once): one UPDATE over all of
 /// them, written from the rules (`Complete`'s writes as the SET, its `from` and the lease
 /// as the WHERE, the reported note appended), and one INSERT of their history rows. An
-/// outcome whose lease does not match is explained by the rules, one by one.
+/// outcome whose lease does not match is explained by the rules, one by one. Each that
+/// completed comes with its queue's id and name.
 async fn complete_batch(
     ctx: &mut Ctx<'_>,
-    outcomes: &[Outcome],
+    flat: &[(usize, &Outcome, &str)],
     which: &[usize],
-    worker: &str,
-) -> Result<HashMap<usize, Result<Finished>>> {
+) -> Result<HashMap<usize, Result<(Finished, i64, String)>>> {
     let mut answers = HashMap::new();
     if which.is_empty() {
         return Ok(answers);
@@ -1449,24 +1698,42 @@ async fn complete_batch(
         let set = store_sql::set(t.to, &t.writes, "", &store_sql::named);
         // The note as serde writes a `Note`, appended to the stored JSON array's text.
         let note = "'{\"at\":\"' || CAST(:at AS TEXT) || '\",\"by\":' \
-                    || to_json(COALESCE(i.worker, CAST(:worker AS TEXT)))::text \
+                    || to_json(COALESCE(i.worker, o.worker))::text \
                     || ',\"text\":' || to_json(o.note)::text || '}'";
+        // The history rows in the same statement, in the order reported, as the SQLite
+        // store writes them.
         format!(
-            "UPDATE items i SET {}, version = i.version + 1,
-                notes = CASE WHEN o.note IS NULL THEN i.notes
-                    WHEN i.notes IS NULL OR i.notes = '[]' THEN '[' || {note} || ']'
-                    ELSE left(i.notes, -1) || ',' || {note} || ']' END
-             FROM unnest(CAST(:ids AS TEXT[]), CAST(:leases AS TEXT[]), CAST(:notes AS TEXT[]))
-                AS o(id, lease, note)
-             WHERE i.id = o.id AND i.status = '{}' AND i.lease_token = o.lease
-             RETURNING i.id, i.queue_id, i.worker, i.started_at, i.retry_count, i.seq,
-                i.enqueued_at",
-            set.sql, t.from
+            "WITH u AS (
+                UPDATE items i SET {}, version = i.version + 1,
+                    notes = CASE WHEN o.note IS NULL THEN i.notes
+                        WHEN i.notes IS NULL OR i.notes = '[]' THEN '[' || {note} || ']'
+                        ELSE left(i.notes, -1) || ',' || {note} || ']' END
+                FROM unnest(CAST(:ids AS TEXT[]), CAST(:leases AS TEXT[]),
+                        CAST(:notes AS TEXT[]), CAST(:workers AS TEXT[]))
+                    WITH ORDINALITY AS o(id, lease, note, worker, k)
+                WHERE i.id = o.id AND i.status = '{from}' AND i.lease_token = o.lease
+                RETURNING i.id, i.queue_id, i.worker, i.started_at, i.retry_count, i.seq,
+                    i.enqueued_at, o.note, o.k, COALESCE(i.worker, o.worker) AS by
+             ), h AS (
+                INSERT INTO history (item_seq, queue_id, at, by, action, from_status,
+                    to_status, note, attempt_started, attempt_worker)
+                SELECT u.seq, u.queue_id, :now, u.by, '{action}', '{from}', '{to}', u.note,
+                    u.started_at, u.by
+                FROM u ORDER BY u.k
+             )
+             SELECT u.id, u.queue_id, u.started_at, u.retry_count, u.enqueued_at,
+                (SELECT name FROM queues q WHERE q.id = u.queue_id)
+             FROM u",
+            set.sql,
+            from = t.from,
+            to = t.to,
+            action = t.history.expect("a completion is history"),
         )
     });
-    let ids: Vec<&str> = which.iter().map(|&i| outcomes[i].id.as_str()).collect();
-    let leases: Vec<&str> = which.iter().map(|&i| outcomes[i].lease.as_str()).collect();
-    let notes: Vec<Option<&str>> = which.iter().map(|&i| outcomes[i].note.as_deref()).collect();
+    let ids: Vec<&str> = which.iter().map(|&i| flat[i].1.id.as_str()).collect();
+    let leases: Vec<&str> = which.iter().map(|&i| flat[i].1.lease.as_str()).collect();
+    let notes: Vec<Option<&str>> = which.iter().map(|&i| flat[i].1.note.as_deref()).collect();
+    let workers: Vec<&str> = which.iter().map(|&i| flat[i].2).collect();
     let at = ctx.now.format(crate::model::time_ms::FORMAT).to_string();
     let rows = ctx
         .rows(
@@ -1474,20 +1741,19 @@ async fn complete_batch(
             p![
                 "now" => ms(ctx.now),
                 "at" => at,
-                "worker" => worker,
                 "ids" => ids,
                 "leases" => leases,
                 "notes" => notes,
+                "workers" => workers,
             ],
         )
         .await?;
     struct Done {
         queue_id: i64,
-        worker: Option<String>,
         started_at: Option<i64>,
         retry_count: i64,
-        seq: i64,
         enqueued_at: i64,
+        queue: String,
     }
     let mut done: HashMap<String, Done> = rows
         .iter()
@@ -1496,20 +1762,17 @@ async fn complete_batch(
                 r.get::<_, String>(0),
                 Done {
                     queue_id: r.get(1),
-                    worker: r.get(2),
-                    started_at: r.get(3),
-                    retry_count: r.get(4),
-                    seq: r.get(5),
-                    enqueued_at: r.get(6),
+                    started_at: r.get(2),
+                    retry_count: r.get(3),
+                    enqueued_at: r.get(4),
+                    queue: r.get(5),
                 },
             )
         })
         .collect();
     let t = rules::transition(ItemEvent::Complete);
-    let (mut h_seq, mut h_queue, mut h_by, mut h_note, mut h_started) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for &i in which {
-        let o = &outcomes[i];
+        let (_, o, _) = flat[i];
         let Some(d) = done.remove(&o.id) else {
             // The rules say why (a stale lease, an item that moved on); else it changed.
             let why = match leased(ctx, ItemEvent::Complete, &o.id, &o.lease).await {
@@ -1519,53 +1782,24 @@ async fn complete_batch(
             answers.insert(i, Err(why));
             continue;
         };
-        let by = d.worker.clone().unwrap_or_else(|| worker.to_string());
-        h_seq.push(d.seq);
-        h_queue.push(d.queue_id);
-        h_by.push(by);
-        h_note.push(o.note.clone());
-        h_started.push(d.started_at);
         let started = d.started_at.unwrap_or(ms(ctx.now));
         ctx.deltas
             .attempt(d.queue_id, ctx.now, true, ms(ctx.now) - started);
         ctx.deltas
             .moved(d.queue_id, Some(t.from), Some(t.to), d.enqueued_at);
-        *ctx.completed.entry(d.queue_id).or_default() += 1;
         answers.insert(
             i,
-            Ok(Finished {
-                id: o.id.clone(),
-                status: t.to,
-                reason: None,
-                retry_count: d.retry_count as u32,
-            }),
+            Ok((
+                Finished {
+                    id: o.id.clone(),
+                    status: t.to,
+                    reason: None,
+                    retry_count: d.retry_count as u32,
+                },
+                d.queue_id,
+                d.queue,
+            )),
         );
-    }
-    if !h_seq.is_empty() {
-        // In the order reported, as the SQLite store writes them.
-        ctx.exec(
-            &format!(
-                "INSERT INTO history (item_seq, queue_id, at, by, action, from_status, to_status,
-                    note, attempt_started, attempt_worker)
-                 SELECT h.s, h.q, :at, h.b, '{}', '{}', '{}', h.n, h.st, h.b
-                 FROM unnest(CAST(:seqs AS BIGINT[]), CAST(:queues AS BIGINT[]),
-                    CAST(:bys AS TEXT[]), CAST(:notes AS TEXT[]), CAST(:starts AS BIGINT[]))
-                    WITH ORDINALITY AS h(s, q, b, n, st, k)
-                 ORDER BY h.k",
-                t.history.expect("a completion is history"),
-                t.from,
-                t.to
-            ),
-            p![
-                "at" => ms(ctx.now),
-                "seqs" => h_seq,
-                "queues" => h_queue,
-                "bys" => h_by,
-                "notes" => h_note,
-                "starts" => h_started,
-            ],
-        )
-        .await?;
     }
     Ok(answers)
 }
@@ -1763,8 +1997,9 @@ mod tests {
             claim_sql(),
             vec![
                 ("now", Box::new(1_000_000i64)),
-                ("worker", Box::new("w".to_string())),
-                ("token", Box::new("t".to_string())),
+                ("workers", Box::new(vec!["w".to_string()])),
+                ("tokens", Box::new(vec!["t".to_string()])),
+                ("counts", Box::new(vec![10i64])),
                 ("lease_until", Box::new(2_000_000i64)),
                 ("queue", Box::new(1i64)),
                 ("take", Box::new(10i64)),
