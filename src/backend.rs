@@ -123,6 +123,10 @@ pub trait Backend: Send + Sync {
     /// Times out expired leases now (the engine also does it by itself).
     async fn sweep(&self) -> Result<u64>;
 
+    /// Removes up to `most` processed items finished before `before`, with their history,
+    /// in one transaction (`workq serve --retain`): how many. Open items are never removed.
+    async fn prune(&self, before: Time, most: u64) -> Result<u64>;
+
     /// The change feed: events as the engine commits them, and where it could not follow.
     fn subscribe(&self) -> Feed;
 

@@ -516,6 +516,14 @@ impl Backend for HttpClient {
         }
     }
 
+    /// Retention is the server's own periodic work (`workq serve --retain`), not a request.
+    async fn prune(&self, _before: Time, _most: u64) -> Result<u64> {
+        Err(Error::invalid(
+            "retain",
+            "removing old items runs on the server: start it with `workq serve --retain DUR`",
+        ))
+    }
+
     async fn sweep(&self) -> Result<u64> {
         let swept: api::Swept = self.send(self.request(Method::POST, "/v1/sweep")).await?;
         Ok(swept.timed_out)

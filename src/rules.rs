@@ -935,6 +935,7 @@ pub enum Col {
     ExpiresAt,
     DelayUntil,
     LeaseUntil,
+    FinishedAt,
 }
 
 /// How a time column stands to now. Each needs the column set: an unset time has neither
@@ -1014,6 +1015,14 @@ pub const LEASE_LIVE: Cond = Cond::All(&[
     Cond::Not(&Cond::Time(Col::LeaseUntil, Cmp::Passed)),
 ]);
 
+/// What `serve --retain` removes, held at "now" = the oldest finish kept: a processed item
+/// finished before it. Open items (queued, processing, on hold, exceptions) are never
+/// removed, however old.
+pub const PAST_RETENTION: Cond = Cond::All(&[
+    Cond::Status(Status::Processed),
+    Cond::Time(Col::FinishedAt, Cmp::Passed),
+]);
+
 const UNFINISHED_IN_SLA: Cond = Cond::All(&[
     Cond::HasSla,
     Cond::Not(&EXPIRED),
@@ -1089,6 +1098,7 @@ impl Cond {
                     Col::ExpiresAt => f.expires_at,
                     Col::DelayUntil => f.delay_until,
                     Col::LeaseUntil => f.lease_until,
+                    Col::FinishedAt => f.finished_at,
                 };
                 t.is_some_and(|t| match cmp {
                     Cmp::Reached => t <= now,

@@ -3905,6 +3905,81 @@ pub async fn a_batch_finish_applies_each_outcome_on_its_own(env: Env) {
     assert_eq!((w1.processed, w1.failed, w1.holding), (2, 1, 1));
 }
 
+/// `serve --retain`: only processed items finished before the edge go, oldest first and at
+/// most as many as asked, with their counts; open items stay however old, and a removed
+/// item's key is free again.
+pub async fn retention_removes_only_processed_items_past_it(env: Env) {
+    queue(&env, "q", Default::default()).await;
+    let keyed = |v: &str| NewItem {
+        key: Some(format!("k-{v}")),
+        ..item(v)
+    };
+    let items = env
+        .store
+        .add_items("q", ["a", "b", "c", "d"].map(keyed).to_vec(), "bot")
+        .await
+        .unwrap();
+    let got = take(&env, &["q"], 3).await;
+    let by_value = |v: &str| got.leases.iter().find(|l| l.item.value == v).unwrap();
+    finish_one(&env, done(by_value("a"))).await.unwrap();
+    env.clock.advance(Duration::from_secs(60));
+    finish_one(&env, done(by_value("b"))).await.unwrap();
+    finish_one(&env, failed(by_value("c"), Reason::Business, "bad vendor"))
+        .await
+        .unwrap();
+    act(
+        &env,
+        Target::Ids(vec![items[3].id.clone()]),
+        ActionKind::Hold,
+    )
+    .await
+    .unwrap();
+    let edge = env.clock.now_for_test() + chrono::Duration::seconds(1);
+    env.clock.advance(Duration::from_secs(10 * 86_400));
+    add(&env, "q", &["e"]).await;
+    let e = take(&env, &["q"], 1).await.leases.remove(0);
+    finish_one(&env, done(&e)).await.unwrap();
+
+    // One at a time: the oldest finish first.
+    assert_eq!(env.store.prune(edge, 1).await.unwrap(), 1);
+    assert!(env.store.item(&items[0].id).await.is_err(), "a went first");
+    assert_eq!(status(&env, &items[1].id).await, Status::Processed);
+    assert_eq!(env.store.prune(edge, 1000).await.unwrap(), 1);
+    assert_eq!(env.store.prune(edge, 1000).await.unwrap(), 0);
+    for gone in &items[..2] {
+        let err = env.store.item(&gone.id).await.unwrap_err();
+        assert_eq!(not_found(&err), (Thing::Item, gone.id.as_str()));
+    }
+    let c = counts(&env, "q").await;
+    assert_eq!(
+        (c.processed, c.exception, c.on_hold, c.queued),
+        (1, 1, 1, 0)
+    );
+
+    // However far the edge, open items stay; the newer processed one goes.
+    let far = env.clock.now_for_test() + chrono::Duration::days(365);
+    assert_eq!(env.store.prune(far, 1000).await.unwrap(), 1);
+    assert_eq!(status(&env, &items[2].id).await, Status::Exception);
+    assert_eq!(status(&env, &items[3].id).await, Status::OnHold);
+    let c = counts(&env, "q").await;
+    assert_eq!((c.processed, c.exception, c.on_hold), (0, 1, 1));
+
+    // A removed item's key can be used again; an open item's cannot.
+    env.store
+        .add_items("q", vec![keyed("a")], "bot")
+        .await
+        .unwrap();
+    let err = env
+        .store
+        .add_items("q", vec![keyed("c")], "bot")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(conflict(&err), Conflict::DuplicateKey { .. }),
+        "{err:?}"
+    );
+}
+
 contract!(
     queue_lifecycle,
     dequeue_takes_priority_then_fifo,
@@ -3971,3 +4046,23 @@ contract!(
     an_alert_fires_once_when_its_rule_holds_and_clears_once,
     no_worker_counts_only_workers_heard_from_on_that_queue,
 );
+
+/// Retention is the server's own periodic work, not a request: on the stores only.
+mod stores_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_retention_removes_only_processed_items_past_it() {
+        let env = super::common::sqlite()
+            .await
+            .expect("sqlite is always here");
+        super::retention_removes_only_processed_items_past_it(env).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_retention_removes_only_processed_items_past_it() {
+        let Some(env) = super::common::postgres().await else {
+            eprintln!("SKIPPED: postgres is not available here");
+            return;
+        };
+        super::retention_removes_only_processed_items_past_it(env).await
+    }
+}

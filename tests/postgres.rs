@@ -400,6 +400,7 @@ fn an_older_schema_is_migrated_by_the_first_command_that_opens_it() {
                 ADD PRIMARY KEY (queue_id, minute);
              DROP SEQUENCE feed_seq;
              DROP TABLE worker_queues; ALTER TABLE workers DROP COLUMN agent;
+             DROP INDEX items_finished;
              UPDATE workq_meta SET value = 1 WHERE key = 'schema_version'",
             s.name
         ),
@@ -1073,10 +1074,16 @@ struct Served {
 
 impl Served {
     fn start(db: &str) -> Served {
+        Self::start_with(db, &[])
+    }
+
+    /// A server given `more` flags of `workq serve`.
+    fn start_with(db: &str, more: &[&str]) -> Served {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("workq"))
             .env_remove("WORKQ_DB")
             .args(["--db", db, "serve", "--listen", "127.0.0.1:0"])
+            .args(more)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -1225,6 +1232,78 @@ fn when_the_leading_server_is_killed_another_times_out_a_lease_within_seconds() 
     assert!(second.leads(), "the second server leads now");
     let metrics = second.get_with("/metrics", &token);
     assert!(metrics.contains("\nworkq_leader 1\n"), "{metrics}");
+}
+
+/// `serve --retain`: the leader of two servers removes processed items past the retention
+/// with their history, and nothing open; a bad retention is refused before serving.
+#[test]
+fn servers_with_retain_remove_processed_items_past_it_and_nothing_open() {
+    let Some(server) = server() else { return };
+    let s = pg::schema(&server);
+    let db = s.url();
+    workq(&db).args(["queue", "create", "q"]).assert().success();
+    for v in ["a", "b", "c", "d"] {
+        workq(&db)
+            .args(["item", "add", "q", "--value", v])
+            .assert()
+            .success();
+    }
+    // Two processed, one exception, one left queued.
+    for outcome in [
+        &["complete"][..],
+        &["complete"],
+        &["fail", "--reason", "business"],
+    ] {
+        let o = workq(&db)
+            .args(["--json", "dequeue", "q", "--worker", "w1"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        let got: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let id = got["item"]["id"].as_str().unwrap();
+        let lease = got["lease"].as_str().unwrap();
+        workq(&db)
+            .args([outcome[0], id, "--lease", lease])
+            .args(&outcome[1..])
+            .assert()
+            .success();
+    }
+    let count = |sql: &str| pg::sql(&db, sql)[0].parse::<i64>().unwrap();
+    let processed = "SELECT count(*) FROM items WHERE status = 'processed'";
+    assert_eq!(count(processed), 2);
+    let history_before = count("SELECT count(*) FROM history");
+    for bad in ["0s", "soon"] {
+        let o = workq(&db)
+            .args(["serve", "--listen", "127.0.0.1:0", "--retain", bad])
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--retain") && err.contains(bad), "{err}");
+    }
+    let _first = Served::start_with(&db, &["--retain", "1s"]);
+    let _second = Served::start_with(&db, &["--retain", "1s"]);
+    assert!(
+        wait_for(Duration::from_secs(15), || count(processed) == 0),
+        "the processed items are removed"
+    );
+    let left = pg::sql(
+        &db,
+        "SELECT value || ':' || status FROM items ORDER BY value",
+    );
+    assert_eq!(left, ["c:exception", "d:queued"]);
+    // The removed items' history went with them; the others' stayed.
+    let orphans = "SELECT count(*) FROM history h
+        WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.seq = h.item_seq)";
+    assert_eq!(count(orphans), 0);
+    assert!(count("SELECT count(*) FROM history") < history_before);
+    let o = workq(&db)
+        .args(["--json", "queue", "inspect", "q"])
+        .output()
+        .unwrap();
+    let q: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(q["counts"]["processed"], 0, "{q}");
+    assert_eq!(q["counts"]["exception"], 1, "{q}");
 }
 
 /// The issue's test, at a size CI affords (WORKQ_TEST_MANY items; 10,000 unless set): two

@@ -7,6 +7,7 @@ mod events;
 pub mod http;
 mod metrics;
 pub mod openapi;
+mod retention;
 pub mod routes;
 
 pub use events::EventsQuery;
@@ -67,10 +68,24 @@ pub struct ServeArgs {
     /// Events kept for clients that reconnect (Last-Event-ID).
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub events_window: usize,
+    /// Remove processed items, with their history, finished longer ago than this (e.g.
+    /// 30d); open items are always kept. Unset: nothing is removed.
+    #[arg(long, value_name = "DUR", value_parser = retain)]
+    pub retain: Option<Duration>,
 }
 
 fn dur(s: &str) -> Result<Duration, String> {
     parse_duration(s)
+}
+
+/// A retention: a duration above zero (zero would remove each item as it is processed).
+fn retain(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!(
+            "'{s}': a retention must be longer than 0 (leave --retain out to keep everything)"
+        )),
+        d => Ok(d),
+    }
 }
 
 /// A size: bytes, or with K, M or G (1024s).
@@ -317,6 +332,9 @@ pub async fn start(backend: Arc<dyn Backend>, args: &ServeArgs) -> Result<Runnin
     events::follow(state.clone());
     if !args.alert_every.is_zero() {
         check_alerts(state.clone(), args.alert_every);
+    }
+    if let Some(retain) = args.retain {
+        retention::start(state.clone(), retain);
     }
     let service = router(state).into_make_service();
     let handle = axum_server::Handle::new();

@@ -120,6 +120,7 @@ fn time_col(c: Col) -> &'static str {
         Col::ExpiresAt => "expires_at",
         Col::DelayUntil => "delay_until",
         Col::LeaseUntil => "lease_until",
+        Col::FinishedAt => "finished_at",
     }
 }
 

@@ -1,6 +1,8 @@
 //! The PostgreSQL store (`--db postgres://user@host/dbname`): the same behaviour as the
 //! SQLite store behind the same seam, on a pool of connections (deadpool-postgres). Each
-//! call is one transaction: its counters, history and events commit with it or not at all.
+//! call is in one transaction: its counters, history and events commit with it or not at
+//! all. Concurrent adds, dequeues and reports share one (`group`: one commit, and a few
+//! statements, for many bots' one-item calls).
 //!
 //! What differs from SQLite, and why:
 //! - Many writers at once instead of one writer thread: a dequeue claims with
@@ -25,10 +27,14 @@
 //! - Times come from the injected clock, bound as BIGINT milliseconds; SQL never reads
 //!   `now()`, so a test's clock controls everything.
 //!
-//! Seams left for what comes next: COPY for `write::import` (today rows are held in
-//! memory and inserted one by one in the one transaction); concurrent calls' commits
-//! grouped into one transaction (each call still pays one WAL flush); `schema::MIGRATIONS`
-//! is the list a `migrate` command would walk.
+//! - An import's rows go by one binary COPY into `items`, after their keys were checked.
+//! - `serve --retain` removes processed items past the retention (`write::prune`), a
+//!   bounded batch per transaction, oldest finish first, on the leader.
+//!
+//! Seams left for what comes next: an import still holds the file's rows in memory until
+//! its one transaction (a COPY could stream them as they are parsed); open items share
+//! the `items` table with finished ones (partial indexes, aggressive autovacuum and
+//! retention keep the hot part small instead of a table of its own).
 
 mod actions;
 mod admin;
@@ -940,6 +946,12 @@ impl Backend for PgStore {
 
     async fn sweep(&self) -> Result<u64> {
         txn!(self, Kind::Write, |ctx| write::sweep(ctx).await)
+    }
+
+    async fn prune(&self, before: Time, most: u64) -> Result<u64> {
+        let before = before.timestamp_millis();
+        txn!(self, Kind::Write, |ctx| write::prune(ctx, before, most)
+            .await)
     }
 
     fn leads(&self) -> bool {

@@ -244,6 +244,10 @@ ALTER TABLE workers SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_t
     autovacuum_vacuum_cost_delay = 0);
 ALTER TABLE worker_queues SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 200);
 "#,
+    // 6: `serve --retain` removes processed items oldest finish first, a batch at a time.
+    r#"
+CREATE INDEX items_finished ON items(finished_at) WHERE status = 'processed';
+"#,
 ];
 
 /// How many shards a queue's counters, stats and open-item minutes are spread over: a

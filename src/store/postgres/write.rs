@@ -1854,6 +1854,48 @@ pub async fn hand_back(
     Ok(out)
 }
 
+/// The items `prune` removes: up to `:most` past retention at `:now`, oldest finish first,
+/// skipping rows another call holds locked (left for the next round).
+fn prune_pick() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT i.seq FROM items i WHERE {} ORDER BY i.finished_at LIMIT :most
+             FOR UPDATE SKIP LOCKED",
+            cond(&rules::PAST_RETENTION, "i.")
+        )
+    })
+}
+
+/// `serve --retain`: removes up to `most` items past retention (`rules::PAST_RETENTION`,
+/// processed before `before`, in ms) with their history, oldest first: how many.
+pub async fn prune(ctx: &mut Ctx<'_>, before: i64, most: u64) -> Result<u64> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = SQL.get_or_init(|| {
+        format!(
+            "WITH gone AS (DELETE FROM items WHERE seq IN ({}) RETURNING seq, queue_id),
+             h AS (DELETE FROM history WHERE item_seq IN (SELECT seq FROM gone))
+             SELECT gone.queue_id, q.name, count(*) FROM gone JOIN queues q ON q.id = gone.queue_id
+             GROUP BY gone.queue_id, q.name ORDER BY q.name",
+            prune_pick()
+        )
+    });
+    let got = ctx
+        .rows(text, p!["now" => before, "most" => most as i64])
+        .await?;
+    let mut n = 0;
+    for r in &got {
+        let (qid, name, count): (i64, String, i64) = (r.get(0), r.get(1), r.get(2));
+        ctx.deltas.add(qid, Status::Processed, -count, ms(ctx.now));
+        ctx.events.push(Event::Items {
+            queue: name,
+            count: count as u64,
+        });
+        n += count as u64;
+    }
+    Ok(n)
+}
+
 /// Times out leases nobody renewed (`rules::LEASE_RAN_OUT`) and items past their queue's
 /// max runtime: each becomes a `timeout` failure (retried if allowed). Rows another
 /// process is sweeping are skipped. Also puts newly expired items out of the dequeue's way.
@@ -2015,7 +2057,13 @@ mod tests {
         );
         let swept = plan(&sweep, vec![("now", Box::new(100i64))]).await;
         assert!(swept.contains("items_lease"), "{swept}");
-        for p in [&claim, &swept] {
+        let pruned = plan(
+            prune_pick(),
+            vec![("now", Box::new(100i64)), ("most", Box::new(1000i64))],
+        )
+        .await;
+        assert!(pruned.contains("items_finished"), "{pruned}");
+        for p in [&claim, &swept, &pruned] {
             assert!(!p.contains("Seq Scan on items"), "{p}");
         }
         admin

@@ -496,6 +496,11 @@ impl Backend for SqliteStore {
         self.write(write::sweep).await
     }
 
+    async fn prune(&self, before: Time, most: u64) -> Result<u64> {
+        let before = before.timestamp_millis();
+        self.write(move |ctx| write::prune(ctx, before, most)).await
+    }
+
     async fn create_token(&self, name: &str, role: Role) -> Result<NewToken> {
         let name = name.to_string();
         self.write(move |ctx| tokens::create(ctx, &name, role))

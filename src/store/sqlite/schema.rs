@@ -251,6 +251,10 @@ CREATE TABLE worker_queues (
     PRIMARY KEY (worker, queue_id)
 ) WITHOUT ROWID;
 "#,
+    // 11: `serve --retain` removes processed items oldest finish first, a batch at a time.
+    r#"
+CREATE INDEX items_finished ON items(finished_at) WHERE status = 'processed';
+"#,
 ];
 
 pub fn schema_version() -> i32 {

@@ -1626,6 +1626,55 @@ pub fn sweep(ctx: &mut Ctx) -> Result<u64> {
     Ok(n)
 }
 
+/// `serve --retain`: removes up to `most` items past retention (`rules::PAST_RETENTION`,
+/// processed before `before`, in ms) with their history, oldest first: how many.
+pub fn prune(ctx: &mut Ctx, before: i64, most: u64) -> Result<u64> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let pick = SQL.get_or_init(|| {
+        format!(
+            "SELECT i.seq FROM items i WHERE {} ORDER BY i.finished_at LIMIT :most",
+            cond(&rules::PAST_RETENTION, "i.")
+        )
+    });
+    let args = named_params! {":now": before, ":most": most as i64};
+    let per_queue: Vec<(i64, String, i64)> = ctx
+        .conn
+        .prepare_cached(&format!(
+            "SELECT q.id, q.name, count(*) FROM items i JOIN queues q ON q.id = i.queue_id
+             WHERE i.seq IN ({pick}) GROUP BY q.id ORDER BY q.name"
+        ))
+        .and_then(|mut st| {
+            st.query_map(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .map_err(sql)?;
+    if per_queue.is_empty() {
+        return Ok(0);
+    }
+    // The same rows twice: this transaction is the only writer.
+    for table in [
+        "DELETE FROM history WHERE item_seq",
+        "DELETE FROM items WHERE seq",
+    ] {
+        ctx.conn
+            .prepare_cached(&format!("{table} IN ({pick})"))
+            .and_then(|mut st| st.execute(args))
+            .map_err(sql)?;
+    }
+    let mut deltas = Deltas::default();
+    let mut n = 0;
+    for (qid, name, count) in per_queue {
+        deltas.add(qid, Status::Processed, -count, ms(ctx.now));
+        ctx.events.push(Event::Items {
+            queue: name,
+            count: count as u64,
+        });
+        n += count as u64;
+    }
+    deltas.flush(ctx)?;
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
