@@ -241,4 +241,29 @@ fn the_postgres_stages_report_their_figures() {
         ["full cycle, 4 workers, 4 producers, batches of 10"]
     );
     assert!(cycle[0]["baseline"].as_f64().unwrap() > 0.0, "{cycle:?}");
+    // Steady load, shortened to 6 s: two windows, the last beside the first.
+    let steady = on_pg("steady", &["--minutes", "0.1", "--workers", "4"]);
+    assert_eq!(
+        whats(&steady),
+        ["steady cycle for 0.1 min, 4 workers, batches of 10: last window"]
+    );
+    assert!(steady[0]["engine"].as_f64().unwrap() > 0.0, "{steady:?}");
+    assert!(steady[0]["baseline"].as_f64().unwrap() > 0.0, "{steady:?}");
+    let note = steady[0]["note"].as_str().unwrap();
+    assert!(note.contains("first window (3 s each)"), "{note}");
+}
+
+#[test]
+fn a_steady_run_of_no_length_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::cargo_bin("workq")
+        .unwrap()
+        .env_remove("WORKQ_DB")
+        .args(["bench", "--stage", "steady", "--minutes", "0", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--minutes 0: give a length above 0"), "{err}");
 }

@@ -3,7 +3,7 @@
 //! bare statements in a plain loop, in the same run, on the same machine.
 //!
 //! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`, `mixed`, `http`,
-//! `http-latency` in `latency.rs`, `agent`); every stage opens
+//! `http-latency` in `latency.rs`, `agent`, and `steady`, run only by name); every stage opens
 //! what it measures through an `Engine` (`engine.rs`), so the same stages can run against
 //! each backend. The baselines are the bare SQL of the store measured (SQLite's today).
 
@@ -18,6 +18,7 @@ mod latency;
 mod mixed;
 mod pg;
 mod reads;
+mod steady;
 
 pub use engine::Engine;
 pub use import::write_csv;
@@ -55,6 +56,9 @@ pub struct BenchArgs {
     /// Items added per second in the mixed stage (it runs for `--items / --rate` seconds).
     #[arg(long, hide = true, default_value_t = 10_000)]
     pub rate: u64,
+    /// How long the steady stage runs (it is not part of a whole run: `--stage steady`).
+    #[arg(long, hide = true, default_value_t = 10.0)]
+    pub minutes: f64,
 }
 
 /// One line of the results table.
@@ -166,9 +170,13 @@ async fn run_stage(
         "http" => http::figures(dir, engine, a.items, a.workers.unwrap_or(1).max(1)).await,
         "http-latency" => latency::figures(dir, engine).await,
         "agent" => agent::figures(dir, engine, a.items, a.workers.unwrap_or(1).max(1)).await,
+        "steady" => {
+            let workers = a.workers.unwrap_or(mixed::WORKERS).max(1);
+            steady::figures(dir, engine, a.minutes, workers, a.batch).await
+        }
         other => Err(format!(
             "unknown stage '{other}' (known: import, console, reads, bulk, cycle, mixed, http, \
-             http-latency, agent)"
+             http-latency, agent, steady)"
         )),
     }
 }
