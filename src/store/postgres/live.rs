@@ -275,7 +275,7 @@ struct Payload {
 }
 
 /// Starts the store's background tasks on this runtime: the listener and the fallback
-/// always, the leader and the sweeper unless the store only reads. All end when the store
+/// always, the leader, the sweeper and the vacuumer unless the store only reads. All end when the store
 /// is dropped (`stop`'s sender with it).
 pub(crate) fn start(inner: &Arc<Inner>, config: tokio_postgres::Config) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
@@ -309,6 +309,7 @@ pub(crate) fn start(inner: &Arc<Inner>, config: tokio_postgres::Config) {
     if !inner.read_only {
         spawn(Box::pin(leader(live.clone(), config, options)));
         spawn(Box::pin(super::sweeper(Arc::downgrade(inner))));
+        spawn(Box::pin(super::vacuum::vacuumer(Arc::downgrade(inner))));
     }
 }
 

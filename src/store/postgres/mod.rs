@@ -44,6 +44,7 @@ mod live;
 mod read;
 mod rows;
 mod schema;
+mod vacuum;
 mod write;
 
 pub use schema::{redact, schema_version};
