@@ -1,7 +1,8 @@
-//! Many workers and a second process on one SQLite file: every item is delivered to exactly
-//! one worker at a time and processed exactly once. Sixteen threads taking batches; and 64
-//! tasks of one runtime taking one item per call with long polls (the hot path: group
-//! commit of many one-item calls, wake-ups of one poller per item).
+//! Many workers and a second process on one database, an SQLite file or a PostgreSQL
+//! schema (`WORKQ_TEST_PG_URL`): every item is delivered to exactly one worker at a time
+//! and processed exactly once. Sixteen threads taking batches; and 64 tasks of one runtime
+//! taking one item per call with long polls (the hot path: group commit of many one-item
+//! calls, wake-ups of one poller per item).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -11,9 +12,27 @@ use std::time::Duration;
 use workq::backend::Backend;
 use workq::model::*;
 
+#[allow(dead_code, unused_macros, unused_imports)]
+mod common;
+
+/// The store at `db`: a `postgres://` URL or an SQLite file.
+async fn open(db: &str) -> Arc<dyn Backend> {
+    if workq::store::postgres::is_url(db) {
+        Arc::new(
+            workq::store::postgres::PgStore::open(db, workq::clock::system())
+                .await
+                .unwrap(),
+        )
+    } else {
+        Arc::new(workq::SqliteStore::open(Path::new(db), workq::clock::system()).unwrap())
+    }
+}
+
 const ITEMS: usize = 20_000;
 const THREADS: usize = 16;
 const CHILD_ENV: &str = "WORKQ_TEST_CHILD_DB";
+/// Where the two processes leave each other word (a folder: a PostgreSQL database is no file).
+const CHILD_DIR: &str = "WORKQ_TEST_CHILD_DIR";
 /// What the child runs: `threads` (batches) or `tasks` (one item per call).
 const CHILD_MODE: &str = "WORKQ_TEST_CHILD_MODE";
 /// Items and tasks of the one-item-per-call test (a debug build: kept small).
@@ -71,10 +90,9 @@ async fn work(store: Arc<dyn Backend>, name: String, take: Take) -> Vec<String> 
 
 /// Both processes open the file first, then start together: the child says it is ready,
 /// the parent says go. Otherwise the first one up may drain the queue alone.
-async fn open_together(db: &Path, prefix: &str) -> Arc<dyn Backend> {
-    let store: Arc<dyn Backend> =
-        Arc::new(workq::SqliteStore::open(db, workq::clock::system()).unwrap());
-    let (ready, go) = (flag(db, "ready"), flag(db, "go"));
+async fn open_together(db: &str, dir: &Path, prefix: &str) -> Arc<dyn Backend> {
+    let store = open(db).await;
+    let (ready, go) = (dir.join("ready"), dir.join("go"));
     if prefix == "child" {
         std::fs::write(&ready, "").unwrap();
         wait_for(&go).await;
@@ -86,8 +104,8 @@ async fn open_together(db: &Path, prefix: &str) -> Arc<dyn Backend> {
 }
 
 /// `tasks` workers as tasks of this runtime, sharing one store, one item per call.
-async fn run_tasks(db: &Path, tasks: usize, prefix: &str) -> Vec<String> {
-    let store = open_together(db, prefix).await;
+async fn run_tasks(db: &str, dir: &Path, tasks: usize, prefix: &str) -> Vec<String> {
+    let store = open_together(db, dir, prefix).await;
     let handles: Vec<_> = (0..tasks)
         .map(|i| tokio::spawn(work(store.clone(), format!("{prefix}-{i}"), ONE_AT_A_TIME)))
         .collect();
@@ -98,8 +116,20 @@ async fn run_tasks(db: &Path, tasks: usize, prefix: &str) -> Vec<String> {
     ids
 }
 
-async fn run_workers(db: &Path, threads: usize, prefix: &str) -> Vec<String> {
-    let store = open_together(db, prefix).await;
+async fn run_workers(db: &str, dir: &Path, threads: usize, prefix: &str) -> Vec<String> {
+    let store = open_together(db, dir, prefix).await;
+    if workq::store::postgres::is_url(db) {
+        // A PostgreSQL store's connections are tasks of the runtime that opened them, so
+        // its workers are tasks of that runtime too (on its threads).
+        let handles: Vec<_> = (0..threads)
+            .map(|i| tokio::spawn(work(store.clone(), format!("{prefix}-{i}"), BATCHES)))
+            .collect();
+        let mut ids = Vec::new();
+        for h in handles {
+            ids.extend(h.await.expect("worker task"));
+        }
+        return ids;
+    }
     // Each worker is an OS thread with a runtime of its own, sharing one store.
     let handles: Vec<_> = (0..threads)
         .map(|i| {
@@ -123,10 +153,6 @@ async fn run_workers(db: &Path, threads: usize, prefix: &str) -> Vec<String> {
     .unwrap()
 }
 
-fn flag(db: &Path, name: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(format!("{}.{name}", db.display()))
-}
-
 async fn wait_for(p: &Path) {
     for _ in 0..3000 {
         if p.exists() {
@@ -141,32 +167,51 @@ async fn wait_for(p: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "runs as the child process of every_item_is_processed_exactly_once"]
 async fn child_process_worker() {
-    let Ok(db) = std::env::var(CHILD_ENV) else {
+    let (Ok(db), Ok(dir)) = (std::env::var(CHILD_ENV), std::env::var(CHILD_DIR)) else {
         return;
     };
+    let dir = Path::new(&dir);
     let ids = match std::env::var(CHILD_MODE).as_deref() {
-        Ok("tasks") => run_tasks(Path::new(&db), 16, "child").await,
-        _ => run_workers(Path::new(&db), 8, "child").await,
+        Ok("tasks") => run_tasks(&db, dir, 16, "child").await,
+        _ => run_workers(&db, dir, 8, "child").await,
     };
-    std::fs::write(format!("{db}.child-ids"), ids.join("\n")).unwrap();
+    std::fs::write(dir.join("child-ids"), ids.join("\n")).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_item_is_processed_exactly_once() {
-    exactly_once(ITEMS, "threads").await;
+    exactly_once(ITEMS, "threads", None).await;
 }
 
 /// 64 tasks taking one item per call, and a second process doing the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_item_is_processed_exactly_once_one_item_per_call() {
-    exactly_once(ONE_ITEMS, "tasks").await;
+    exactly_once(ONE_ITEMS, "tasks", None).await;
 }
 
-async fn exactly_once(items_n: usize, mode: &str) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_every_item_is_processed_exactly_once() {
+    let Some(url) = common::pg::url() else { return };
+    let schema = common::fresh_schema(&url).await;
+    exactly_once(ITEMS, "threads", Some(&schema.url())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_every_item_is_processed_exactly_once_one_item_per_call() {
+    let Some(url) = common::pg::url() else { return };
+    let schema = common::fresh_schema(&url).await;
+    exactly_once(ONE_ITEMS, "tasks", Some(&schema.url())).await;
+}
+
+/// `pg`: a PostgreSQL schema's URL; `None`, an SQLite file of a folder of its own.
+async fn exactly_once(items_n: usize, mode: &str, pg: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("c.db");
+    let db = match pg {
+        Some(url) => url.to_string(),
+        None => dir.path().join("c.db").display().to_string(),
+    };
     {
-        let store = workq::SqliteStore::open(&db, workq::clock::system()).unwrap();
+        let store = open(&db).await;
         store.create_queue("q", Default::default()).await.unwrap();
         let items: Vec<NewItem> = (0..items_n)
             .map(|i| NewItem {
@@ -184,19 +229,20 @@ async fn exactly_once(items_n: usize, mode: &str) {
             "--nocapture",
         ])
         .env(CHILD_ENV, &db)
+        .env(CHILD_DIR, dir.path())
         .env(CHILD_MODE, mode)
         .spawn()
         .expect("start the second process");
     let mine = match mode {
-        "tasks" => run_tasks(&db, TASKS, "parent").await,
-        _ => run_workers(&db, THREADS, "parent").await,
+        "tasks" => run_tasks(&db, dir.path(), TASKS, "parent").await,
+        _ => run_workers(&db, dir.path(), THREADS, "parent").await,
     };
     let status = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
     assert!(status.status.success(), "child process failed");
-    let theirs: Vec<String> = std::fs::read_to_string(format!("{}.child-ids", db.display()))
+    let theirs: Vec<String> = std::fs::read_to_string(dir.path().join("child-ids"))
         .unwrap()
         .lines()
         .filter(|l| !l.is_empty())
@@ -209,7 +255,7 @@ async fn exactly_once(items_n: usize, mode: &str) {
     assert_eq!(unique.len(), total, "no item was completed twice");
     assert_eq!(total, items_n, "every item was completed");
 
-    let store = workq::SqliteStore::open(&db, workq::clock::system()).unwrap();
+    let store = open(&db).await;
     let c = store.queue("q").await.unwrap().counts;
     assert_eq!((c.processed, c.total()), (items_n as u64, items_n as u64));
     // Each item was dequeued exactly once: one dequeue and one complete in its history.
