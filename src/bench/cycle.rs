@@ -61,6 +61,29 @@ pub async fn figures(
     }])
 }
 
+/// One worker's turn: takes up to `batch` items of `queue` (waiting up to 50 ms for work)
+/// and completes them in one call; how many.
+pub(super) async fn take_and_complete(
+    store: &dyn crate::Backend,
+    queue: &str,
+    worker: &str,
+    batch: u32,
+) -> Result<u64, crate::Error> {
+    let got = store
+        .dequeue(DequeueRequest {
+            queues: vec![queue.into()],
+            worker: worker.into(),
+            count: batch,
+            wait: Duration::from_millis(50),
+        })
+        .await?;
+    if got.leases.is_empty() {
+        return Ok(0);
+    }
+    let outcomes = got.leases.iter().map(|l| l.outcome(None, None)).collect();
+    Ok(store.finish(outcomes, worker).await?.len() as u64)
+}
+
 /// Enqueue → dequeue → complete through the engine: `producers` adding batches of `produce`
 /// (sharing out the items), `workers` workers taking up to `batch` at a time and
 /// completing them in one call.
@@ -107,20 +130,8 @@ pub(super) async fn cycle_engine(
             tokio::spawn(async move {
                 let name = format!("bench-{w}");
                 while done.load(std::sync::atomic::Ordering::Relaxed) < items {
-                    let got = store
-                        .dequeue(DequeueRequest {
-                            queues: vec!["cycle".into()],
-                            worker: name.clone(),
-                            count: batch,
-                            wait: Duration::from_millis(50),
-                        })
-                        .await?;
-                    if got.leases.is_empty() {
-                        continue;
-                    }
-                    let outcomes = got.leases.iter().map(|l| l.outcome(None, None)).collect();
-                    let r = store.finish(outcomes, &name).await?;
-                    done.fetch_add(r.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    let n = take_and_complete(&*store, "cycle", &name, batch).await?;
+                    done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 }
                 Ok::<_, crate::Error>(())
             })

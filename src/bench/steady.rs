@@ -65,20 +65,9 @@ pub async fn figures(
             tokio::spawn(async move {
                 let name = format!("steady-{w}");
                 while !stop.load(Ordering::Relaxed) {
-                    let got = store
-                        .dequeue(DequeueRequest {
-                            queues: vec!["steady".into()],
-                            worker: name.clone(),
-                            count: batch,
-                            wait: Duration::from_millis(50),
-                        })
-                        .await?;
-                    if got.leases.is_empty() {
-                        continue;
-                    }
-                    let outcomes = got.leases.iter().map(|l| l.outcome(None, None)).collect();
-                    let r = store.finish(outcomes, &name).await?;
-                    done.fetch_add(r.len() as u64, Ordering::Relaxed);
+                    let n =
+                        super::cycle::take_and_complete(&*store, "steady", &name, batch).await?;
+                    done.fetch_add(n, Ordering::Relaxed);
                 }
                 Ok::<_, crate::Error>(())
             })

@@ -253,7 +253,24 @@ impl Default for ServeArgs {
     }
 }
 
-/// Starts serving `backend` as `args` say, on this runtime; answers once it listens.
+/// Waits for the next tick on which this server leads (on a database several servers
+/// share, the leader does the periodic work); false once the server starts to stop.
+async fn next_lead(
+    state: &State,
+    tick: &mut tokio::time::Interval,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return false,
+        }
+        if state.backend.leads() {
+            return true;
+        }
+    }
+}
+
 /// Checks alerts every `every` until the server stops; deliveries run on their own task,
 /// so a slow receiver never delays a check or a request. Another server checking the same
 /// store cannot fire a transition twice: the store's compare-and-set decides.
@@ -263,15 +280,7 @@ fn check_alerts(state: Arc<State>, every: Duration) {
         let deliveries = crate::alerting::Deliveries::start(crate::alerting::Retry::default());
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => break,
-            }
-            // On a database several servers share, the leader checks.
-            if !state.backend.leads() {
-                continue;
-            }
+        while next_lead(&state, &mut tick, &mut stop).await {
             let now = chrono::Utc::now();
             if let Err(e) =
                 crate::alerting::check_and_deliver(&*state.backend, now, &deliveries).await
@@ -283,6 +292,7 @@ fn check_alerts(state: Arc<State>, every: Duration) {
     });
 }
 
+/// Starts serving `backend` as `args` say, on this runtime; answers once it listens.
 pub async fn start(backend: Arc<dyn Backend>, args: &ServeArgs) -> Result<Running, String> {
     let addr: SocketAddr = args
         .listen

@@ -22,14 +22,7 @@ pub fn start(state: Arc<State>, retain: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every(retain));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => break,
-            }
-            if !state.backend.leads() {
-                continue;
-            }
+        while super::next_lead(&state, &mut tick, &mut stop).await {
             let Ok(keep) = chrono::Duration::from_std(retain) else {
                 continue;
             };

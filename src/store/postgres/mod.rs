@@ -422,24 +422,30 @@ impl<'a> Ctx<'a> {
         (!sent).then_some(self.begin)
     }
 
-    /// Runs a prepared statement, after the BEGIN if it is the first. (`biased`: the
-    /// futures are first polled in order, and each sends its message at its first poll.)
+    /// Sends `op` (a statement not yet polled), after the BEGIN if it is the first: both
+    /// in one round trip. (`biased`: the futures are first polled in order, and each sends
+    /// its message at its first poll.)
+    async fn first<T>(
+        &self,
+        op: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        let out = match self.begin_first() {
+            Some(begin) => {
+                let (b, out) = tokio::join!(biased; self.client().batch_execute(begin), op);
+                b.map_err(schema::pg_error)?;
+                out
+            }
+            None => op.await,
+        };
+        out.map_err(schema::pg_error)
+    }
+
     async fn query(
         &self,
         st: &tokio_postgres::Statement,
         vals: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>> {
-        let client = self.client();
-        let rows = match self.begin_first() {
-            Some(begin) => {
-                let (b, rows) =
-                    tokio::join!(biased; client.batch_execute(begin), client.query(st, vals));
-                b.map_err(schema::pg_error)?;
-                rows
-            }
-            None => client.query(st, vals).await,
-        };
-        rows.map_err(schema::pg_error)
+        self.first(self.client().query(st, vals)).await
     }
 
     /// Rows of a statement written with named parameters (`sql::numbered`).
@@ -477,16 +483,7 @@ impl<'a> Ctx<'a> {
             .prepare_cached(&text)
             .await
             .map_err(schema::pg_error)?;
-        let n = match self.begin_first() {
-            Some(begin) => {
-                let (b, n) =
-                    tokio::join!(biased; client.batch_execute(begin), client.execute(&st, &vals));
-                b.map_err(schema::pg_error)?;
-                n
-            }
-            None => client.execute(&st, &vals).await,
-        };
-        n.map_err(schema::pg_error)
+        self.first(client.execute(&st, &vals)).await
     }
 
     /// The transaction's last statement and its COMMIT, sent together: its one row, once

@@ -823,11 +823,30 @@ pub async fn rehearse(
     mut rejected: Vec<RowError>,
 ) -> Result<ImportReport> {
     let q = queue_by_name(ctx, queue, false).await?;
-    let column = opts.key_column.clone().unwrap_or_else(|| "key".into());
-    // The keys the queue already has among the file's, a chunk of keys per query.
+    let (_, refused) = refused_keys(ctx, &q, queue, opts, rows).await?;
+    let mut imported = (rows.len() - refused.len()) as u64;
+    rejected.extend(refused);
+    rejected.sort_by_key(|e| e.line);
+    if !opts.skip_bad && !rejected.is_empty() {
+        imported = 0;
+    }
+    Ok(ImportReport { imported, rejected })
+}
+
+/// The rows of an import refused for their key: which (by index) and why. A key's first
+/// line lands unless the queue holds that key, so a later line repeats it; every line of a
+/// key the queue holds is refused as taken. The queue's keys are looked up a chunk per query.
+async fn refused_keys(
+    ctx: &Ctx<'_>,
+    q: &QueueRow,
+    queue: &str,
+    opts: &ImportOptions,
+    rows: &[ImportRow],
+) -> Result<(Vec<bool>, Vec<RowError>)> {
+    let column = opts.key_column.as_deref().unwrap_or("key");
     let keys: Vec<&str> = rows.iter().filter_map(|r| r.item.key.as_deref()).collect();
-    let mut held: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for chunk in keys.chunks(IMPORT_CHUNK) {
+    let mut held: std::collections::HashSet<String> = Default::default();
+    for chunk in keys.chunks(IMPORT_CHUNK * 10) {
         let found = ctx
             .rows(
                 "SELECT key FROM items WHERE queue_id = :q AND key = ANY(CAST(:keys AS TEXT[]))",
@@ -836,34 +855,30 @@ pub async fn rehearse(
             .await?;
         held.extend(found.iter().map(|r| r.get::<_, String>(0)));
     }
-    let mut taken: HashMap<&str, u64> = HashMap::new();
-    let mut imported = 0;
-    for r in rows {
+    let mut landing: HashMap<&str, u64> = HashMap::new();
+    let mut refused = vec![false; rows.len()];
+    let mut why = Vec::new();
+    for (k, r) in rows.iter().enumerate() {
         let Some(key) = r.item.key.as_deref() else {
-            imported += 1;
             continue;
         };
-        let (message, repeats) = if let Some(&earlier) = taken.get(key) {
+        let (message, repeats) = if let Some(&earlier) = landing.get(key) {
             (format!("'{key}' repeats line {earlier}"), Some(earlier))
         } else if held.contains(key) {
             (crate::store::sqlite::duplicate_key(queue, key), None)
         } else {
-            taken.insert(key, r.line);
-            imported += 1;
+            landing.insert(key, r.line);
             continue;
         };
-        rejected.push(RowError {
+        refused[k] = true;
+        why.push(RowError {
             line: r.line,
-            column: Some(column.clone()),
+            column: Some(column.to_string()),
             message,
             repeats,
         });
     }
-    rejected.sort_by_key(|e| e.line);
-    if !opts.skip_bad && !rejected.is_empty() {
-        imported = 0;
-    }
-    Ok(ImportReport { imported, rejected })
+    Ok((refused, why))
 }
 
 /// The commit of an import: every row stored in this one transaction, all-or-nothing
@@ -885,57 +900,12 @@ pub async fn import(
 ) -> Result<ImportReport> {
     use tokio_postgres::types::Type;
     let q = queue_by_name(ctx, queue, false).await?;
-    let key_col = opts.key_column.as_deref().unwrap_or("key");
+    let (refused, why) = refused_keys(ctx, &q, queue, opts, rows).await?;
     let mut report = ImportReport {
         imported: 0,
         rejected,
     };
-    // The first line of each key, and the keys the queue already holds.
-    let mut first: HashMap<&str, u64> = HashMap::new();
-    let mut refused = vec![false; rows.len()];
-    for (k, r) in rows.iter().enumerate() {
-        let Some(key) = r.item.key.as_deref() else {
-            continue;
-        };
-        if let Some(&earlier) = first.get(key) {
-            refused[k] = true;
-            report.rejected.push(RowError {
-                line: r.line,
-                column: Some(key_col.to_string()),
-                message: format!("'{key}' repeats line {earlier}"),
-                repeats: Some(earlier),
-            });
-        } else {
-            first.insert(key, r.line);
-        }
-    }
-    let keys: Vec<&str> = first.keys().copied().collect();
-    let mut taken: std::collections::HashSet<String> = Default::default();
-    for chunk in keys.chunks(IMPORT_CHUNK * 10) {
-        let got = ctx
-            .rows(
-                "SELECT key FROM items WHERE queue_id = :q AND key = ANY(CAST(:keys AS TEXT[]))",
-                p!["q" => q.id, "keys" => chunk.to_vec()],
-            )
-            .await?;
-        taken.extend(got.iter().map(|r| r.get::<_, String>(0)));
-    }
-    if !taken.is_empty() {
-        for (k, r) in rows.iter().enumerate() {
-            match r.item.key.as_deref() {
-                Some(key) if !refused[k] && taken.contains(key) => {
-                    refused[k] = true;
-                    report.rejected.push(RowError {
-                        line: r.line,
-                        column: Some(key_col.to_string()),
-                        message: crate::store::sqlite::duplicate_key(queue, key),
-                        repeats: None,
-                    });
-                }
-                _ => {}
-            }
-        }
-    }
+    report.rejected.extend(why);
     if !opts.skip_bad && !report.rejected.is_empty() {
         return Err(crate::store::sqlite::refused_import(report.rejected));
     }
