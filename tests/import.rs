@@ -1238,6 +1238,69 @@ async fn rows_go_in_by_the_chunk_and_each_refused_one_is_named(f: Fixture) {
     );
 }
 
+/// Keys another caller adds while a big import runs are stored once: whichever call comes
+/// first keeps a key and the other is told, and every other row lands once. The file spans
+/// several key-check chunks (10,000 rows), one key repeating a line of an earlier chunk. On
+/// PostgreSQL a key added after the import checked it fails its COPY, and the import is
+/// run again from its spool.
+async fn keys_added_while_a_big_import_runs_are_stored_once(f: Fixture) {
+    const N: u32 = 25_000;
+    let mut csv = String::from("key,value\n");
+    for i in 0..N {
+        let key = if i == 15_000 { 3 } else { i };
+        csv.push_str(&format!("K-{key},{{\"n\":{i}}}\n"));
+    }
+    let p = f.file("big.csv", &csv);
+    let store = f.store.clone();
+    // 40 keys of the file's end, one every 5 ms, while the import is under way.
+    let adder = tokio::spawn(async move {
+        let mut added = HashSet::new();
+        for i in (N - 40..N).rev() {
+            let key = format!("K-{i}");
+            let one = NewItem {
+                value: "added".into(),
+                key: Some(key.clone()),
+                ..Default::default()
+            };
+            if store.add_items("q", vec![one], "user:other").await.is_ok() {
+                added.insert(key);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        added
+    });
+    let report = f.import(&p, true).await.unwrap();
+    let added = adder.await.unwrap();
+    let repeat: Vec<&RowError> = report
+        .rejected
+        .iter()
+        .filter(|e| e.repeats.is_some())
+        .collect();
+    assert_eq!(
+        shown(&repeat.into_iter().cloned().collect::<Vec<_>>()),
+        ["line 15002, column 'key': 'K-3' repeats line 5"]
+    );
+    let taken: HashSet<String> = report
+        .rejected
+        .iter()
+        .filter(|e| e.repeats.is_none())
+        .map(|e| e.message.split('\'').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(
+        taken, added,
+        "the import refused exactly the keys the other call stored"
+    );
+    assert_eq!(
+        report.imported as usize + added.len(),
+        N as usize - 1,
+        "every other row landed: {} imported, {} added",
+        report.imported,
+        added.len()
+    );
+    let counts = f.store.queue("q").await.unwrap().counts;
+    assert_eq!(counts.queued, N as u64 - 1, "one item per key, none twice");
+}
+
 /// Every test above, on the embedded store and on PostgreSQL: `sqlite::NAME`, `postgres::NAME`.
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
@@ -1262,6 +1325,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    keys_added_while_a_big_import_runs_are_stored_once,
     csv_with_a_value_column_maps_the_reserved_columns,
     csv_without_a_value_column_keeps_names_order_and_text,
     columns_named_like_ours_in_another_case_are_business_data,

@@ -27,19 +27,20 @@
 //! - Times come from the injected clock, bound as BIGINT milliseconds; SQL never reads
 //!   `now()`, so a test's clock controls everything.
 //!
-//! - An import's rows go by one binary COPY into `items`, after their keys were checked.
+//! - An import's rows are spooled to a file as they are parsed, as on SQLite, then go by
+//!   one binary COPY into `items`, after their keys were checked (`import`).
 //! - `serve --retain` removes processed items past the retention (`write::prune`), a
 //!   bounded batch per transaction, oldest finish first, on the leader.
 //!
-//! Seams left for what comes next: an import still holds the file's rows in memory until
-//! its one transaction (a COPY could stream them as they are parsed); open items share
-//! the `items` table with finished ones (partial indexes, aggressive autovacuum and
-//! retention keep the hot part small instead of a table of its own).
+//! Seams left for what comes next: open items share the `items` table with finished ones
+//! (partial indexes, aggressive autovacuum and retention keep the hot part small instead
+//! of a table of its own).
 
 mod actions;
 mod admin;
 mod filter;
 mod group;
+mod import;
 mod live;
 mod read;
 mod rows;
@@ -53,6 +54,7 @@ use crate::alert::{Alert, AlertState, NewAlert};
 use crate::backend::{Backend, Error, Feed, ImportRows, Result, StorageCause, Thing};
 use crate::clock::Clock;
 use crate::model::*;
+use crate::store::spool::{self, Spool};
 pub use crate::store::sqlite::Jitter;
 use crate::token::{NewToken, Role, TokenInfo};
 use async_trait::async_trait;
@@ -713,8 +715,9 @@ impl Backend for PgStore {
         .await
     }
 
-    /// The rows are taken from the producer first (refusing what the rules refuse), then
-    /// stored in one transaction. (COPY, and not holding every row in memory, come later.)
+    /// The rows are spooled to a file as the producer sends them (refusing what the rules
+    /// refuse), then stored in one transaction (see `import`); a dry run checks each batch
+    /// as it comes, in a read transaction of its own, and keeps no rows.
     async fn import(
         &self,
         queue: &str,
@@ -727,41 +730,47 @@ impl Backend for PgStore {
             return Err(self.refused_read_only());
         }
         // An unknown queue is refused before any row is waited for.
-        txn!(self, Kind::Read, |ctx| rows::queue_by_name(
+        let q = txn!(self, Kind::Read, |ctx| rows::queue_by_name(
             ctx, queue, false
         )
-        .await
-        .map(|_| ()))?;
-        let mut good = Vec::new();
-        let mut rejected = Vec::new();
-        while let Some(batch) = rows.recv().await {
-            for r in batch {
-                if let Some(r) = crate::store::sqlite::checked_row(r, &mut rejected) {
-                    good.push(r);
+        .await)?;
+        if opts.dry_run {
+            let mut keys = import::Keys::new(&q, &opts);
+            let mut report = ImportReport::default();
+            while let Some(batch) = rows.recv().await {
+                let good: Vec<ImportRow> = batch
+                    .into_iter()
+                    .filter_map(|r| spool::checked(r, &mut report.rejected))
+                    .collect();
+                let held = txn!(self, Kind::Read, |ctx| keys.held(ctx, &good).await)?;
+                for v in keys.verdicts(&good, &held) {
+                    match v {
+                        Some(e) => report.rejected.push(e),
+                        None => report.imported += 1,
+                    }
                 }
             }
+            report.rejected.sort_by_key(|e| e.line);
+            if !opts.skip_bad && !report.rejected.is_empty() {
+                report.imported = 0;
+            }
+            return Ok(report);
         }
-        if opts.dry_run || (!opts.skip_bad && !rejected.is_empty()) {
-            let report = txn!(self, Kind::Read, |ctx| write::rehearse(
-                ctx,
-                queue,
-                &opts,
-                &good,
-                rejected.clone()
+        let beside = std::env::temp_dir().join("workq-postgres");
+        let mut sp = tokio::task::spawn_blocking(move || Spool::fill(&beside, rows))
+            .await
+            .map_err(|e| Error::storage(StorageCause::Stopped, None, e.to_string()))??;
+        if !opts.skip_bad && !sp.rejected.is_empty() {
+            // Refused whatever the keys say; they are checked so that the refusal names
+            // every bad row.
+            let rejected = txn!(self, Kind::Read, |ctx| import::refusal(
+                ctx, queue, &opts, &mut sp
             )
             .await)?;
-            if opts.dry_run {
-                return Ok(report);
-            }
-            return Err(crate::store::sqlite::refused_import(report.rejected));
+            return Err(spool::refused(rejected));
         }
-        txn!(self, Kind::Write, |ctx| write::import(
-            ctx,
-            queue,
-            &opts,
-            &good,
-            rejected.clone(),
-            actor
+        txn!(self, Kind::Write, |ctx| import::import(
+            ctx, queue, &opts, &mut sp, actor
         )
         .await)
     }

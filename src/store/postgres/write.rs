@@ -284,7 +284,7 @@ impl Deltas {
     }
 
     /// `n` new items in status `s`, enqueued at `enqueued_at`.
-    fn add(&mut self, queue_id: i64, s: Status, n: i64, enqueued_at: i64) {
+    pub(super) fn add(&mut self, queue_id: i64, s: Status, n: i64, enqueued_at: i64) {
         if n == 0 {
             return;
         }
@@ -576,7 +576,7 @@ pub(super) fn append_note(row: &mut ItemRow, now: Time, by: &str, text: &str) {
 
 /// `items.dormant`: `rules::DORMANT`, kept in a column so the ready index holds only what a
 /// dequeue may take.
-fn dormant(row: &ItemRow, now: Time) -> bool {
+pub(super) fn dormant(row: &ItemRow, now: Time) -> bool {
     rules::DORMANT.holds(&row.facts(None), ms(now))
 }
 
@@ -620,7 +620,7 @@ pub(super) async fn save(ctx: &Ctx<'_>, row: &mut ItemRow, value_changed: bool) 
 // ---------------------------------------------------------------- getting work in
 
 /// The row a new item becomes, before it is stored (`seq` is set by the insert).
-fn new_row(ctx: &Ctx<'_>, q: &QueueRow, it: NewItem, actor: &str) -> ItemRow {
+pub(super) fn new_row(ctx: &Ctx<'_>, q: &QueueRow, it: NewItem, actor: &str) -> ItemRow {
     let now = ms(ctx.now);
     let state = rules::enqueue(&it, q.queue.ttl, now);
     let notes = it.note.map(|text| {
@@ -813,199 +813,9 @@ pub(super) async fn key_taken(ctx: &Ctx<'_>, queue_id: i64, key: &str) -> Result
         .is_some())
 }
 
-/// Every check an import makes, nothing written: a key the queue already has, or one an
-/// earlier line of the file takes (`rejected`: the rows refused before any store check).
-pub async fn rehearse(
-    ctx: &mut Ctx<'_>,
-    queue: &str,
-    opts: &ImportOptions,
-    rows: &[ImportRow],
-    mut rejected: Vec<RowError>,
-) -> Result<ImportReport> {
-    let q = queue_by_name(ctx, queue, false).await?;
-    let (_, refused) = refused_keys(ctx, &q, queue, opts, rows).await?;
-    let mut imported = (rows.len() - refused.len()) as u64;
-    rejected.extend(refused);
-    rejected.sort_by_key(|e| e.line);
-    if !opts.skip_bad && !rejected.is_empty() {
-        imported = 0;
-    }
-    Ok(ImportReport { imported, rejected })
-}
-
-/// The rows of an import refused for their key: which (by index) and why. A key's first
-/// line lands unless the queue holds that key, so a later line repeats it; every line of a
-/// key the queue holds is refused as taken. The queue's keys are looked up a chunk per query.
-async fn refused_keys(
-    ctx: &Ctx<'_>,
-    q: &QueueRow,
-    queue: &str,
-    opts: &ImportOptions,
-    rows: &[ImportRow],
-) -> Result<(Vec<bool>, Vec<RowError>)> {
-    let column = opts.key_column.as_deref().unwrap_or("key");
-    let keys: Vec<&str> = rows.iter().filter_map(|r| r.item.key.as_deref()).collect();
-    let mut held: std::collections::HashSet<String> = Default::default();
-    for chunk in keys.chunks(IMPORT_CHUNK * 10) {
-        let found = ctx
-            .rows(
-                "SELECT key FROM items WHERE queue_id = :q AND key = ANY(CAST(:keys AS TEXT[]))",
-                p!["q" => q.id, "keys" => chunk.to_vec()],
-            )
-            .await?;
-        held.extend(found.iter().map(|r| r.get::<_, String>(0)));
-    }
-    let mut landing: HashMap<&str, u64> = HashMap::new();
-    let mut refused = vec![false; rows.len()];
-    let mut why = Vec::new();
-    for (k, r) in rows.iter().enumerate() {
-        let Some(key) = r.item.key.as_deref() else {
-            continue;
-        };
-        let (message, repeats) = if let Some(&earlier) = landing.get(key) {
-            (format!("'{key}' repeats line {earlier}"), Some(earlier))
-        } else if held.contains(key) {
-            (crate::store::sqlite::duplicate_key(queue, key), None)
-        } else {
-            landing.insert(key, r.line);
-            continue;
-        };
-        refused[k] = true;
-        why.push(RowError {
-            line: r.line,
-            column: Some(column.to_string()),
-            message,
-            repeats,
-        });
-    }
-    Ok((refused, why))
-}
-
-/// The commit of an import: every row stored in this one transaction, all-or-nothing
-/// unless `skip_bad`. A row whose key is taken (by the queue, or by an earlier line) is
-/// reported; with all-or-nothing the call then fails and nothing is written.
-///
-/// The keys are checked first (the file's among themselves, then the queue's in chunks),
-/// and the rows that may go in are sent by one binary COPY into `items`, in file order, each
-/// row built as it is sent. A key another call stored after the check makes the COPY fail;
-/// the import is then run again from the start (`Busy`, as `txn!` retries), and the second
-/// check sees that key.
-pub async fn import(
-    ctx: &mut Ctx<'_>,
-    queue: &str,
-    opts: &ImportOptions,
-    rows: &[ImportRow],
-    rejected: Vec<RowError>,
-    actor: &str,
-) -> Result<ImportReport> {
-    use tokio_postgres::types::Type;
-    let q = queue_by_name(ctx, queue, false).await?;
-    let (refused, why) = refused_keys(ctx, &q, queue, opts, rows).await?;
-    let mut report = ImportReport {
-        imported: 0,
-        rejected,
-    };
-    report.rejected.extend(why);
-    if !opts.skip_bad && !report.rejected.is_empty() {
-        return Err(crate::store::sqlite::refused_import(report.rejected));
-    }
-    let mut counts = StatusCounts::default();
-    let mut held: Vec<String> = Vec::new();
-    {
-        let sink = ctx
-            .copy_in(
-                "COPY items (id, queue_id, name, key, value, priority, status, notes,
-                    enqueued_at, expires_at, delay_until, created_by, dormant)
-                 FROM STDIN BINARY",
-            )
-            .await?;
-        let types = [
-            Type::TEXT,
-            Type::INT8,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::INT8,
-            Type::TEXT,
-            Type::TEXT,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::TEXT,
-            Type::BOOL,
-        ];
-        let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
-        let mut writer = std::pin::pin!(writer);
-        for (r, _) in rows.iter().zip(&refused).filter(|(_, no)| !**no) {
-            let row = new_row(ctx, &q, r.item.clone(), actor);
-            *counts.get_mut(row.status) += 1;
-            if row.status == Status::OnHold {
-                held.push(row.id.clone());
-            }
-            writer
-                .as_mut()
-                .write(&[
-                    &row.id,
-                    &q.id,
-                    &row.name,
-                    &row.key,
-                    &row.value,
-                    &row.priority,
-                    &row.status.as_str(),
-                    &row.notes,
-                    &row.enqueued_at,
-                    &row.expires_at,
-                    &row.delay_until,
-                    &actor,
-                    &dormant(&row, ctx.now),
-                ])
-                .await
-                .map_err(copy_error)?;
-        }
-        writer.finish().await.map_err(copy_error)?;
-    }
-    report.imported = counts.total();
-    if !held.is_empty() {
-        // What `created_on_hold` records, for every such row at once.
-        ctx.exec(
-            "INSERT INTO history (item_seq, queue_id, at, by, action, from_status, to_status,
-                note)
-             SELECT i.seq, i.queue_id, :at, :by, 'hold', :from, :to, 'created on hold for review'
-             FROM items i WHERE i.id = ANY(CAST(:ids AS TEXT[])) ORDER BY i.seq",
-            p![
-                "at" => ms(ctx.now),
-                "by" => actor,
-                "from" => Status::Queued.as_str(),
-                "to" => Status::OnHold.as_str(),
-                "ids" => held,
-            ],
-        )
-        .await?;
-    }
-    report.rejected.sort_by_key(|e| e.line);
-    for s in Status::ALL {
-        ctx.deltas.add(q.id, *s, counts.get(*s) as i64, ms(ctx.now));
-    }
-    ctx.events.push(Event::Items {
-        queue: queue.to_string(),
-        count: report.imported,
-    });
-    Ok(report)
-}
-
-/// A failed import COPY: a key stored by another call since the check is tried again.
-fn copy_error(e: tokio_postgres::Error) -> Error {
-    match e.code() {
-        Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
-            Error::busy(None, None)
-        }
-        _ => super::schema::pg_error(e),
-    }
-}
-
 /// Rows per statement where many are written or looked up at once: one round trip per
 /// chunk, not per row.
-const IMPORT_CHUNK: usize = 1000;
+pub(super) const IMPORT_CHUNK: usize = 1000;
 
 /// Stores rows in one statement, in their order, skipping those whose key is taken in the
 /// queue (by an item or an earlier row): the seq of each that went in, by id.

@@ -4,23 +4,21 @@
 mod actions;
 mod alerts;
 mod filter;
+mod key_check;
 mod read;
 pub(crate) mod rows;
 mod schema;
-mod spool;
 mod tokens;
 mod write;
 mod writer;
 
 pub use schema::{can_write, schema_version};
-// Shared with the PostgreSQL store: the rules' checks of import rows and the words of a
-// refused import, one text for both stores.
-pub(crate) use spool::{checked as checked_row, duplicate_key, refused as refused_import};
 
 use crate::alert::{Alert, AlertState, NewAlert};
 use crate::backend::{Backend, Error, Feed, ImportRows, Result, StorageCause};
 use crate::clock::Clock;
 use crate::model::*;
+use crate::store::spool::Spool;
 use crate::token::{NewToken, Role, TokenInfo};
 use async_trait::async_trait;
 use rusqlite::Connection;
@@ -354,7 +352,7 @@ impl Backend for SqliteStore {
         let (queue, actor) = (queue.to_string(), actor.to_string());
         if opts.dry_run {
             return self
-                .with_reader(move |c| spool::rehearse(c, &queue, &opts, rows))
+                .with_reader(move |c| key_check::rehearse(c, &queue, &opts, rows))
                 .await;
         }
         if self.inner.read_only {
@@ -370,12 +368,12 @@ impl Backend for SqliteStore {
         self.read(move |c, _| rows::queue_by_name(c, &q).map(|_| ()))
             .await?;
         let db = self.inner.path.clone();
-        let mut sp = self.blocking(move || spool::Spool::fill(&db, rows)).await?;
+        let mut sp = self.blocking(move || Spool::fill(&db, rows)).await?;
         if !opts.skip_bad && !sp.rejected.is_empty() {
             // Refused whatever the keys say: the keys are checked on a reader, so that
             // the refusal names every bad row.
             let e = self
-                .with_reader(move |c| spool::refusal(c, &queue, &opts, &mut sp))
+                .with_reader(move |c| key_check::refusal(c, &queue, &opts, &mut sp))
                 .await?;
             return Err(e);
         }

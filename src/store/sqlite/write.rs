@@ -2,12 +2,12 @@
 //! and import, dequeue, outcomes and the lease sweep. The rules come from `crate::rules`.
 
 use super::rows::*;
-use super::spool::{self, Spool};
 use super::writer::Ctx;
 use crate::backend::{Conflict, Error, Result};
 use crate::clock::from_ms;
 use crate::model::*;
 use crate::rules::{self, ItemEvent};
+use crate::store::spool::{self, Spool};
 use crate::store::sql as store_sql;
 use rusqlite::{named_params, params, Connection, OptionalExtension};
 use std::cell::RefCell;

@@ -1,16 +1,12 @@
-//! An import's rows on their way in. They are checked and spooled to a file beside the
-//! database while the producer sends them (parsing, validation, a slow upload), so the
-//! single writer is taken only for the commit, which reads them back in one transaction.
-//! A dry run (and an import already refused by a bad row) checks keys on a reader instead,
-//! without the writer and without its lock.
+//! An import's rows on their way in, for both stores. They are checked by the rules and
+//! spooled to a file while the producer sends them (parsing, validation, a slow upload), so
+//! memory stays flat however long the file, and the commit reads them back in one
+//! transaction (again, from the first, if that transaction has to be run again).
 
-use super::rows::{queue_by_name, sql};
 use crate::backend::{Conflict, Error, ImportRows, Result, StorageCause};
 use crate::model::*;
 use crate::rules;
 use chrono::DateTime;
-use rusqlite::{params, Connection};
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -27,17 +23,21 @@ pub struct Spool {
 
 impl Spool {
     /// Takes every batch the producer sends, for as long as it takes: each row is checked
-    /// by the rules and spooled, or kept as refused. The file is unlinked at once, so
+    /// by the rules and spooled, or kept as refused. The file is made beside `beside` (the
+    /// database file, or a name in the temporary directory) and unlinked at once, so
     /// nothing is left behind whatever happens to the process.
-    pub fn fill(db: &Path, mut rows: ImportRows) -> Result<Spool> {
+    pub fn fill(beside: &Path, mut rows: ImportRows) -> Result<Spool> {
         static N: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "{}.import-{}-{}",
-            db.file_name().and_then(|n| n.to_str()).unwrap_or("workq"),
+            beside
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("workq"),
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
-        let path = db.with_file_name(name);
+        let path = beside.with_file_name(name);
         let file = File::options()
             .read(true)
             .write(true)
@@ -108,113 +108,6 @@ pub(crate) fn checked(
         return None;
     }
     Some(r)
-}
-
-/// What an import would refuse for keys, found on a reader: a key the queue already has,
-/// or one an earlier line of the file takes. The same verdicts as the commit's.
-pub struct KeyCheck<'a> {
-    conn: &'a Connection,
-    queue: String,
-    queue_id: i64,
-    column: String,
-    /// Keys the import would store, with their lines.
-    taken: HashMap<String, u64>,
-}
-
-impl<'a> KeyCheck<'a> {
-    pub fn new(conn: &'a Connection, queue: &str, opts: &ImportOptions) -> Result<KeyCheck<'a>> {
-        Ok(KeyCheck {
-            conn,
-            queue: queue.to_string(),
-            queue_id: queue_by_name(conn, queue)?.id,
-            column: opts.key_column.clone().unwrap_or_else(|| "key".into()),
-            taken: HashMap::new(),
-        })
-    }
-
-    /// `None`: the row would land.
-    pub fn check(&mut self, r: &ImportRow) -> Result<Option<RowError>> {
-        let Some(key) = &r.item.key else {
-            return Ok(None);
-        };
-        let (message, repeats) = if let Some(&earlier) = self.taken.get(key) {
-            (format!("'{key}' repeats line {earlier}"), Some(earlier))
-        } else if self.in_queue(key)? {
-            (duplicate_key(&self.queue, key), None)
-        } else {
-            self.taken.insert(key.clone(), r.line);
-            return Ok(None);
-        };
-        Ok(Some(RowError {
-            line: r.line,
-            column: Some(self.column.clone()),
-            message,
-            repeats,
-        }))
-    }
-
-    fn in_queue(&self, key: &str) -> Result<bool> {
-        self.conn
-            .prepare_cached("SELECT 1 FROM items WHERE queue_id = ?1 AND key = ?2")
-            .and_then(|mut st| st.exists(params![self.queue_id, key]))
-            .map_err(sql)
-    }
-}
-
-/// A dry run: every check an import makes, on a reader, nothing written and no lock taken.
-/// Each batch is read in a read transaction of its own, so a slow producer does not pin
-/// an old snapshot of the file.
-pub fn rehearse(
-    conn: &Connection,
-    queue: &str,
-    opts: &ImportOptions,
-    mut rows: ImportRows,
-) -> Result<ImportReport> {
-    let mut keys = KeyCheck::new(conn, queue, opts)?;
-    let mut report = ImportReport::default();
-    while let Some(batch) = rows.blocking_recv() {
-        conn.execute_batch("BEGIN").map_err(sql)?;
-        let checked = batch.into_iter().try_for_each(|r| {
-            let Some(r) = checked(r, &mut report.rejected) else {
-                return Ok(());
-            };
-            match keys.check(&r)? {
-                Some(e) => report.rejected.push(e),
-                None => report.imported += 1,
-            }
-            Ok(())
-        });
-        conn.execute_batch("COMMIT").ok();
-        checked?;
-    }
-    if !opts.skip_bad && !report.rejected.is_empty() {
-        report.imported = 0;
-    }
-    Ok(report)
-}
-
-/// Every row an import refused by a bad row would also refuse for its key, so that the
-/// refusal names them all: the spooled rows checked on a reader.
-pub fn refusal(
-    conn: &Connection,
-    queue: &str,
-    opts: &ImportOptions,
-    spool: &mut Spool,
-) -> Result<Error> {
-    let mut keys = KeyCheck::new(conn, queue, opts)?;
-    let mut rejected = std::mem::take(&mut spool.rejected);
-    conn.execute_batch("BEGIN").map_err(sql)?;
-    let found = spool.read_back().and_then(|mut rows| {
-        rows.try_for_each(|r| {
-            if let Some(e) = keys.check(&r?)? {
-                rejected.push(e);
-            }
-            Ok(())
-        })
-    });
-    conn.execute_batch("COMMIT").ok();
-    found?;
-    Ok(refused(rejected))
 }
 
 /// The error of an all-or-nothing import with bad rows, listed in file order.
