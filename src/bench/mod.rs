@@ -154,7 +154,15 @@ async fn run_stage(
     engine: &Engine,
 ) -> Result<Vec<Figure>, String> {
     match stage {
-        "import" => import::figures(dir, engine).await,
+        "import" => {
+            // Run alone, the stage makes its file (--rows) unless an earlier run left one.
+            let csv = dir.join("bench.csv");
+            if !csv.exists() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                write_csv(&csv, a.rows).map_err(|e| format!("{}: {e}", csv.display()))?;
+            }
+            import::figures(dir, engine).await
+        }
         "console" => console::figures(dir, engine).await,
         "reads" => reads::figures(dir, engine).await,
         "bulk" => bulk::figures(dir, engine, a.items).await,

@@ -1,6 +1,9 @@
 //! Imports: rows spooled to a file as the producer sends them (`store::spool`), their keys
 //! checked a chunk per query, then one binary COPY into `items`, in file order. Memory
-//! holds a chunk of rows and the file's keys, not the file.
+//! holds a chunk of keys and the keys that land, never more than one row.
+//!
+//! The spool is a local file just written, in the page cache: it is read on the runtime's
+//! thread, a buffer (1 MiB) at a time.
 
 use super::rows::{queue_by_name, QueueRow};
 use super::write::{dormant, ms, new_row, IMPORT_CHUNK};
@@ -10,7 +13,10 @@ use crate::model::*;
 use crate::store::spool::{duplicate_key, Spool};
 use std::collections::{HashMap, HashSet};
 
-/// Rows read back from the spool, and key-checked, at a time.
+/// A row's line and key: what the key checks need of it.
+pub type Keyed = (u64, Option<String>);
+
+/// Keys read back from the spool, and checked, at a time.
 const CHECK_CHUNK: usize = IMPORT_CHUNK * 10;
 
 /// The key checks of one import, the same verdicts whatever the chunks: a key's first line
@@ -36,8 +42,8 @@ impl Keys {
 
     /// Which keys of `rows` the queue holds: one query, nothing changed here (so a
     /// transaction that is run again asks again).
-    pub async fn held(&self, ctx: &Ctx<'_>, rows: &[ImportRow]) -> Result<HashSet<String>> {
-        let keys: Vec<&str> = rows.iter().filter_map(|r| r.item.key.as_deref()).collect();
+    pub async fn held(&self, ctx: &Ctx<'_>, rows: &[Keyed]) -> Result<HashSet<String>> {
+        let keys: Vec<&str> = rows.iter().filter_map(|(_, k)| k.as_deref()).collect();
         if keys.is_empty() {
             return Ok(HashSet::new());
         }
@@ -52,24 +58,20 @@ impl Keys {
 
     /// The verdict on each of `rows`, in order (`None`: it would land), given the keys of
     /// theirs the queue holds (`held`).
-    pub fn verdicts(
-        &mut self,
-        rows: &[ImportRow],
-        held: &HashSet<String>,
-    ) -> Vec<Option<RowError>> {
+    pub fn verdicts(&mut self, rows: &[Keyed], held: &HashSet<String>) -> Vec<Option<RowError>> {
         rows.iter()
-            .map(|r| {
-                let key = r.item.key.as_deref()?;
+            .map(|(line, key)| {
+                let key = key.as_deref()?;
                 let (message, repeats) = if let Some(&earlier) = self.landing.get(key) {
                     (format!("'{key}' repeats line {earlier}"), Some(earlier))
                 } else if held.contains(key) {
                     (duplicate_key(&self.queue, key), None)
                 } else {
-                    self.landing.insert(key.to_string(), r.line);
+                    self.landing.insert(key.to_string(), *line);
                     return None;
                 };
                 Some(RowError {
-                    line: r.line,
+                    line: *line,
                     column: Some(self.column.clone()),
                     message,
                     repeats,
@@ -79,16 +81,18 @@ impl Keys {
     }
 
     /// `verdicts` of `rows` after asking which keys the queue holds.
-    async fn check(&mut self, ctx: &Ctx<'_>, rows: &[ImportRow]) -> Result<Vec<Option<RowError>>> {
+    async fn check(&mut self, ctx: &Ctx<'_>, rows: &[Keyed]) -> Result<Vec<Option<RowError>>> {
         let held = self.held(ctx, rows).await?;
         Ok(self.verdicts(rows, &held))
     }
 }
 
-/// The next chunk of spooled rows (empty at the end). The spool is a local file just
-/// written, in the page cache: read on the caller's thread.
-fn next_chunk(rows: &mut impl Iterator<Item = Result<ImportRow>>) -> Result<Vec<ImportRow>> {
-    rows.by_ref().take(CHECK_CHUNK).collect()
+/// The lines and keys of the next chunk of spooled rows (empty at the end).
+fn next_chunk(rows: &mut impl Iterator<Item = Result<ImportRow>>) -> Result<Vec<Keyed>> {
+    rows.by_ref()
+        .take(CHECK_CHUNK)
+        .map(|r| r.map(|r| (r.line, r.item.key)))
+        .collect()
 }
 
 /// Every spooled row the import would refuse for its key, besides those refused before the
@@ -134,7 +138,7 @@ pub async fn import(
         imported: 0,
         rejected: spool.rejected.clone(),
     };
-    // One bit per spooled row: refused for its key.
+    // For each spooled row, in order: refused for its key.
     let mut refused = Vec::with_capacity(spool.rows as usize);
     {
         let mut rows = spool.read_back()?;
@@ -180,42 +184,35 @@ pub async fn import(
         ];
         let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
         let mut writer = std::pin::pin!(writer);
-        let mut rows = spool.read_back()?;
-        let mut refused = refused.into_iter();
-        loop {
-            let chunk = next_chunk(&mut rows)?;
-            if chunk.is_empty() {
-                break;
+        for (r, refused) in spool.read_back()?.zip(refused) {
+            let r = r?;
+            if refused {
+                continue;
             }
-            for r in chunk {
-                if refused.next().unwrap_or(false) {
-                    continue;
-                }
-                let row = new_row(ctx, &q, r.item, actor);
-                *counts.get_mut(row.status) += 1;
-                if row.status == Status::OnHold {
-                    on_hold.push(row.id.clone());
-                }
-                writer
-                    .as_mut()
-                    .write(&[
-                        &row.id,
-                        &q.id,
-                        &row.name,
-                        &row.key,
-                        &row.value,
-                        &row.priority,
-                        &row.status.as_str(),
-                        &row.notes,
-                        &row.enqueued_at,
-                        &row.expires_at,
-                        &row.delay_until,
-                        &actor,
-                        &dormant(&row, ctx.now),
-                    ])
-                    .await
-                    .map_err(copy_error)?;
+            let row = new_row(ctx, &q, r.item, actor);
+            *counts.get_mut(row.status) += 1;
+            if row.status == Status::OnHold {
+                on_hold.push(row.id.clone());
             }
+            writer
+                .as_mut()
+                .write(&[
+                    &row.id,
+                    &q.id,
+                    &row.name,
+                    &row.key,
+                    &row.value,
+                    &row.priority,
+                    &row.status.as_str(),
+                    &row.notes,
+                    &row.enqueued_at,
+                    &row.expires_at,
+                    &row.delay_until,
+                    &actor,
+                    &dormant(&row, ctx.now),
+                ])
+                .await
+                .map_err(copy_error)?;
         }
         writer.finish().await.map_err(copy_error)?;
     }
@@ -248,12 +245,17 @@ pub async fn import(
     Ok(report)
 }
 
-/// A failed import COPY: a key stored by another call since the check is tried again.
+/// A failed import COPY: a key stored by another call since the check is tried again
+/// (`Busy`); if other calls keep storing keys of this file, the caller is told so.
 fn copy_error(e: tokio_postgres::Error) -> Error {
     match e.code() {
-        Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
-            Error::busy(None, None)
-        }
+        Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => Error::Busy {
+            path: None,
+            waited_ms: None,
+            message: "other calls stored keys of this file while it was imported; \
+                      nothing imported; try again"
+                .into(),
+        },
         _ => super::schema::pg_error(e),
     }
 }

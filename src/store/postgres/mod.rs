@@ -738,9 +738,10 @@ impl Backend for PgStore {
             let mut keys = import::Keys::new(&q, &opts);
             let mut report = ImportReport::default();
             while let Some(batch) = rows.recv().await {
-                let good: Vec<ImportRow> = batch
+                let good: Vec<import::Keyed> = batch
                     .into_iter()
                     .filter_map(|r| spool::checked(r, &mut report.rejected))
+                    .map(|r| (r.line, r.item.key))
                     .collect();
                 let held = txn!(self, Kind::Read, |ctx| keys.held(ctx, &good).await)?;
                 for v in keys.verdicts(&good, &held) {
@@ -759,7 +760,13 @@ impl Backend for PgStore {
         let beside = std::env::temp_dir().join("workq-postgres");
         let mut sp = tokio::task::spawn_blocking(move || Spool::fill(&beside, rows))
             .await
-            .map_err(|e| Error::storage(StorageCause::Stopped, None, e.to_string()))??;
+            .map_err(|e| {
+                Error::storage(
+                    StorageCause::Stopped,
+                    None,
+                    format!("import task failed: {e}"),
+                )
+            })??;
         if !opts.skip_bad && !sp.rejected.is_empty() {
             // Refused whatever the keys say; they are checked so that the refusal names
             // every bad row.

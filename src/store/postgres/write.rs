@@ -1,4 +1,4 @@
-//! Every change but the human side (see `actions`): queues, enqueue and import, dequeue,
+//! Every change but the human side (see `actions`): queues, enqueue (imports: `import`), dequeue,
 //! outcomes and the lease sweep, each in the call's transaction. The rules come from
 //! `crate::rules`, their SQL from `crate::store::sql`, as in the SQLite store.
 
