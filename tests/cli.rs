@@ -282,7 +282,7 @@ fn help_lists_every_command() {
         );
     }
     assert!(
-        out.contains("--db <PATH>") && out.contains("--json"),
+        out.contains("--db <PATH|URL>") && out.contains("postgres://") && out.contains("--json"),
         "{out}"
     );
     let a = workq().args(["item", "--help"]).assert().success();

@@ -30,8 +30,9 @@ pub use output::Failure;
                   YYYY-MM-DD HH:MM."
 )]
 pub struct Cli {
-    /// The database file (default: workq.db in the user's data directory).
-    #[arg(long, global = true, env = "WORKQ_DB", value_name = "PATH")]
+    /// The database: a file (default: workq.db in the user's data directory) or
+    /// postgres://user@host/dbname.
+    #[arg(long, global = true, env = "WORKQ_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
     /// A remote `workq serve` to work on instead of a file, e.g. http://127.0.0.1:7878.
     #[arg(long, global = true, env = "WORKQ_REMOTE", value_name = "URL")]
@@ -90,7 +91,7 @@ pub enum Command {
     Undo(UndoArgs),
     /// Past human actions, newest first (undo any of them with `workq undo ID`).
     Actions(ActionsArgs),
-    /// Measure the engine against a bare-SQLite baseline.
+    /// Measure the engine against a bare baseline (the same SQL in a plain loop) run beside it.
     Bench(crate::bench::BenchArgs),
     /// Serve the database over HTTP: the whole engine, with bearer tokens, live events,
     /// health, Prometheus metrics and an OpenAPI document.
