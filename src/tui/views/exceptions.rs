@@ -76,6 +76,14 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
         return;
     }
     let wide = body.width >= 120;
+    let queue_w: u16 = if wide { 24 } else { 22 };
+    // WHAT and EXAMPLE share what the other columns leave (borders, one space between
+    // columns); each text is cut to it with an ellipsis, so that WHAT never runs on into
+    // EXAMPLE looking like one sentence.
+    let free = body
+        .width
+        .saturating_sub(2 + 1 + queue_w + 6 + if wide { 8 + 5 } else { 3 }) as usize;
+    let text_w = if wide { free / 2 } else { free };
     let cursor = s.inbox_cursor(&rows);
     let visible = list_visible(s);
     let offset = list_offset(cursor, visible);
@@ -106,14 +114,14 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
                 Cell::from(Span::styled(if marked { "●" } else { " " }, t.marked)),
                 Cell::from(Span::styled(q, t.title)),
                 Cell::from(Line::styled(compact(r.count), style).right_aligned()),
-                Cell::from(Span::raw(safe(&r.what()))),
+                Cell::from(Span::raw(cut(&r.what(), text_w))),
             ];
             if wide {
                 let example = match &r.kind {
                     InboxKind::Group { example, .. } => example.clone().unwrap_or_default(),
                     _ => String::new(),
                 };
-                cells.push(Cell::from(Span::styled(cut(&example, 60), t.dim)));
+                cells.push(Cell::from(Span::styled(cut(&example, text_w), t.dim)));
                 cells.push(Cell::from(
                     Line::styled(r.newest.map(|n| age(s.now, n)).unwrap_or_default(), t.dim)
                         .right_aligned(),
@@ -130,7 +138,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, body: Rect) {
     let mut header = vec!["", "QUEUE", "COUNT", "WHAT"];
     let mut widths = vec![
         Constraint::Length(1),
-        Constraint::Length(if wide { 24 } else { 22 }),
+        Constraint::Length(queue_w),
         Constraint::Length(6),
         Constraint::Fill(1),
     ];
