@@ -63,8 +63,11 @@ pub async fn figures(dir: &Path, engine: &Engine) -> Result<Vec<Figure>, String>
 }
 
 /// A realistic CSV of vendor invoices: name, JSON value, unique key.
+/// Written beside `path` and renamed into place, so an interrupted run leaves no half file
+/// that a later stage would take for whole.
 pub fn write_csv(path: &Path, rows: u64) -> std::io::Result<()> {
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let part = path.with_extension("csv.part");
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&part)?);
     writeln!(w, "name,value,key,priority")?;
     let vendors = ["Fabrikam", "Contoso", "Northwind", "Tailspin", "Woodgrove"];
     for i in 0..rows {
@@ -77,7 +80,9 @@ pub fn write_csv(path: &Path, rows: u64) -> std::io::Result<()> {
             i % 100
         )?;
     }
-    w.flush()
+    w.flush()?;
+    drop(w);
+    std::fs::rename(&part, path)
 }
 
 /// Import through the engine: the CLI's path (parser thread + store import).

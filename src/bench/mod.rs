@@ -5,7 +5,7 @@
 //! One file per stage (`import`, `console`, `reads`, `bulk`, `cycle`, `mixed`, `http`,
 //! `http-latency` in `latency.rs`, `agent`, and `steady`, run only by name); every stage opens
 //! what it measures through an `Engine` (`engine.rs`), so the same stages can run against
-//! each backend. The baselines are the bare SQL of the store measured (SQLite's today).
+//! each backend. The baselines are the bare SQL of the store measured (SQLite's or PostgreSQL's).
 
 mod agent;
 mod bulk;

@@ -1,6 +1,7 @@
 //! Imports: rows spooled to a file as the producer sends them (`store::spool`), their keys
 //! checked a chunk per query, then one binary COPY into `items`, in file order. Memory
-//! holds a chunk of keys and the keys that land, never more than one row.
+//! holds a chunk of keys, the keys that land, a flag per row and the rows refused; of the
+//! rows themselves, one at a time.
 //!
 //! The spool is a local file just written, in the page cache: it is read on the runtime's
 //! thread, a buffer (1 MiB) at a time.
@@ -184,6 +185,7 @@ pub async fn import(
         ];
         let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
         let mut writer = std::pin::pin!(writer);
+        debug_assert_eq!(refused.len() as u64, spool.rows, "a flag per spooled row");
         for (r, refused) in spool.read_back()?.zip(refused) {
             let r = r?;
             if refused {

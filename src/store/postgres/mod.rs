@@ -764,7 +764,7 @@ impl Backend for PgStore {
                 Error::storage(
                     StorageCause::Stopped,
                     None,
-                    format!("import task failed: {e}"),
+                    format!("import task failed: {e}; nothing imported"),
                 )
             })??;
         if !opts.skip_bad && !sp.rejected.is_empty() {
